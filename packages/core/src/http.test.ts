@@ -1,0 +1,72 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkAdminToken, problemFromError, readJsonBody, sendJson, sendProblem } from './http.js';
+
+let base = '';
+const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  if (req.url === '/admin') {
+    const denied = checkAdminToken(req, 's3cret');
+    return denied ? sendProblem(res, denied) : sendJson(res, 200, { ok: true });
+  }
+  if (req.url === '/admin-off') {
+    const denied = checkAdminToken(req, undefined);
+    return denied ? sendProblem(res, denied) : sendJson(res, 200, { ok: true });
+  }
+  readJsonBody(req, { limitBytes: 1024 }).then(
+    (body) => sendJson(res, 200, { body }),
+    (error) => sendProblem(res, problemFromError(error)),
+  );
+});
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const post = (body: string | Buffer, type = 'application/json') => fetch(`${base}/json`, { method: 'POST', headers: { 'content-type': type }, body });
+
+describe('readJsonBody over real HTTP', () => {
+  it('parses a JSON body', async () => {
+    const res = await post('{"a":1}');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ body: { a: 1 } });
+  });
+
+  it('answers malformed JSON with 400 problem+json naming the body', async () => {
+    const res = await post('{"a":');
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(await res.json()).toMatchObject({ status: 400, field: 'body', code: 'INVALID_INPUT' });
+  });
+
+  it('answers a wrong content type with 415', async () => {
+    const res = await post('a=1', 'application/x-www-form-urlencoded');
+    expect(res.status).toBe(415);
+    expect(await res.json()).toMatchObject({ field: 'content-type' });
+  });
+
+  it('answers a huge body with 413 and keeps serving', async () => {
+    const res = await post(Buffer.alloc(1024 * 1024, 'a'));
+    expect(res.status).toBe(413);
+    expect((await post('{}')).status).toBe(200);
+  });
+
+  it('does not leak internal error messages', () => {
+    expect(problemFromError(new Error('db password is hunter2'))).toEqual({ status: 500, title: 'Internal server error' });
+  });
+});
+
+describe('checkAdminToken', () => {
+  it('401 without a token, 403 with a wrong one, passes with the right one', async () => {
+    expect((await fetch(`${base}/admin`)).status).toBe(401);
+    expect((await fetch(`${base}/admin`, { headers: { authorization: 'Bearer nope' } })).status).toBe(403);
+    expect((await fetch(`${base}/admin`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
+  });
+
+  it('is off (403) when no token is configured', async () => {
+    const res = await fetch(`${base}/admin-off`, { headers: { authorization: 'Bearer anything' } });
+    expect(res.status).toBe(403);
+  });
+});

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { captureSource, createSourceCapture, parseStackFrames } from './source-frames.js';
+
+function leakyFactory() {
+  return captureSource(); // the line under test
+}
+
+describe('source frames', () => {
+  it('points at the calling line of this test file', () => {
+    const frames = leakyFactory().frames();
+    expect(frames[0]).toMatch(/source-frames\.test\.ts:\d+:\d+$/);
+  });
+
+  it('skips frames above a given function', () => {
+    function wrapper() {
+      return captureSource({ skip: wrapper });
+    }
+    const line = new Error().stack!.split('\n')[1]!.match(/:(\d+):\d+\)?$/)![1];
+    const frames = wrapper().frames();
+    expect(frames[0]).toContain(`source-frames.test.ts:${Number(line) + 1}:`);
+  });
+
+  it('removes node_modules, node: internals and native frames, and converts file URLs', () => {
+    const stack = [
+      'Error',
+      '    at Object.<anonymous> (/app/node_modules/ws/lib/websocket.js:10:5)',
+      '    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)',
+      '    at new Promise (<anonymous>)',
+      '    at handler (file:///app/src/server.js:42:7)',
+      '    at /app/src/main.ts:3:1',
+      '    at async run (/app/src/run.ts:9:2)',
+    ].join('\n');
+    expect(parseStackFrames(stack)).toEqual(['/app/src/server.js:42:7', '/app/src/main.ts:3:1', '/app/src/run.ts:9:2']);
+    expect(parseStackFrames(stack, { limit: 1 })).toEqual(['/app/src/server.js:42:7']);
+    expect(parseStackFrames(stack, { ignore: [/server/] })).toEqual(['/app/src/main.ts:3:1', '/app/src/run.ts:9:2']);
+  });
+
+  it('costs nothing when disabled', () => {
+    expect(createSourceCapture(false)()).toBeUndefined();
+    expect(createSourceCapture(true)()?.frames().length).toBeGreaterThan(0);
+  });
+});

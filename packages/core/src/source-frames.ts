@@ -1,0 +1,92 @@
+import { fileURLToPath } from 'node:url';
+
+/** Options for {@link captureSource}. */
+export interface SourceOptions {
+  /** Frames at and above this function are left out (as `Error.captureStackTrace`). */
+  readonly skip?: (...args: never[]) => unknown;
+  /** Most frames kept after filtering. Default 5. */
+  readonly limit?: number;
+  /** Extra patterns of files to leave out, e.g. a wrapper library's own folder. */
+  readonly ignore?: readonly (string | RegExp)[];
+}
+
+const FRAME = /^\s*at (?:.*? \()?(.+?):(\d+):(\d+)\)?$/;
+
+function isInternal(file: string): boolean {
+  return file.startsWith('node:') || file.startsWith('internal/') || file.includes('/node_modules/') || file.includes('\\node_modules\\') || !file.includes('/') && !file.includes('\\');
+}
+
+/**
+ * Turns a V8 stack into `file:line:column` frames of user code: node_modules, `node:` internals and
+ * native frames are removed, `file://` URLs become paths.
+ *
+ * @example
+ * parseStackFrames(new Error().stack ?? ''); // ['/app/src/server.ts:42:7', ...]
+ */
+export function parseStackFrames(stack: string, options: Pick<SourceOptions, 'limit' | 'ignore'> = {}): string[] {
+  const limit = options.limit ?? 5;
+  const ignore = options.ignore ?? [];
+  const frames: string[] = [];
+  for (const line of stack.split('\n')) {
+    const match = FRAME.exec(line);
+    if (!match) continue;
+    let file = match[1]!;
+    if (file.startsWith('async ')) file = file.slice(6);
+    if (file.startsWith('file://')) file = fileURLToPath(file);
+    if (isInternal(file)) continue;
+    if (ignore.some((pattern) => (typeof pattern === 'string' ? file.includes(pattern) : pattern.test(file)))) continue;
+    frames.push(`${file}:${match[2]}:${match[3]}`);
+    if (frames.length >= limit) break;
+  }
+  return frames;
+}
+
+/**
+ * A stack captured now and formatted only when read: capturing costs one `captureStackTrace`,
+ * formatting happens on the rare path (a detection).
+ */
+export class CapturedSource {
+  readonly #holder: { stack?: string };
+  readonly #options: SourceOptions;
+  #frames?: readonly string[];
+
+  constructor(holder: { stack?: string }, options: SourceOptions) {
+    this.#holder = holder;
+    this.#options = options;
+  }
+
+  /** The filtered `file:line:column` frames, computed once. */
+  frames(): readonly string[] {
+    this.#frames ??= parseStackFrames(this.#holder.stack ?? '', this.#options);
+    return this.#frames;
+  }
+}
+
+/**
+ * Captures where a resource is being created, to report it if the resource leaks.
+ *
+ * @example
+ * const source = captureSource({ skip: trackedAcquire });
+ * // later, on a detection:
+ * detection.source = source.frames();
+ */
+export function captureSource(options: SourceOptions = {}): CapturedSource {
+  const holder: { stack?: string } = {};
+  const previous = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  Error.captureStackTrace(holder, (options.skip ?? captureSource) as (...args: unknown[]) => unknown);
+  Error.stackTraceLimit = previous;
+  return new CapturedSource(holder, options);
+}
+
+/**
+ * A capture function that costs nothing when disabled: it returns `undefined` without touching the stack.
+ *
+ * @example
+ * const capture = createSourceCapture(options.traceSources);
+ * const source = capture(); // undefined when tracing is off
+ */
+export function createSourceCapture(enabled: boolean, options: SourceOptions = {}): () => CapturedSource | undefined {
+  if (!enabled) return () => undefined;
+  return () => captureSource(options);
+}

@@ -1,0 +1,2 @@
+/** The package name, for diagnostics. Filled in by this package's own issue. */
+export const packageName = '@guard/memory';
