@@ -29,3 +29,12 @@ export { closeOnce, assertOpen, unrefInterval, unrefTimeout } from './closeable.
 export type { Closeable } from './closeable.js';
 export { sendJson, sendProblem, httpError, problemFromError, readJsonBody, checkAdminToken } from './http.js';
 export type { HttpHandler, Problem, ReadJsonBodyOptions } from './http.js';
+export type {
+  WebSocketTarget,
+  EventBusTarget,
+  DbPoolTarget,
+  CircuitTarget,
+  BatchTarget,
+  ContextTarget,
+  SanitizationScheduler,
+} from './sanitize-targets.js';
