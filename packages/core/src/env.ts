@@ -39,7 +39,7 @@ export interface EnvReader {
   number(names: EnvNames, fallback: number, bounds?: EnvNumberBounds): number;
   /** A duration in ms: `250ms`, `5s`, `10min`, `1h`, or a bare number in `unit`. */
   durationMs(names: EnvNames, fallbackMs: number, unit?: DurationUnit, bounds?: EnvNumberBounds): number;
-  oneOf<T extends string>(names: EnvNames, allowed: readonly T[], fallback: T): T;
+  oneOf<const T extends string>(names: EnvNames, allowed: readonly T[], fallback: NoInfer<T>): T;
   /** `key=value` pairs separated by commas, e.g. `ack_timeout=3,leak_threshold=1000`. */
   thresholds(names: EnvNames, allowedKeys?: readonly string[]): Readonly<Record<string, number>>;
 }
