@@ -1,0 +1,88 @@
+import { isGuardError } from '@guard/core';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { DeferredSanitizer } from './deferred-sanitizer.js';
+import { deferredSanitizerOptionsFromEnv } from './sanitizer-env.js';
+import type { Sanitizer } from './sanitizer.js';
+
+describe('deferredSanitizerOptionsFromEnv', () => {
+  it('gives the defaults on an empty environment', () => {
+    expect(deferredSanitizerOptionsFromEnv({})).toEqual({
+      delaysMs: { websocket: 5_000, eventbus: 1_000, db: 2_000, circuit: 0, batch: 1_000, context: 1_000, handles: 0 },
+      defaultDelayMs: 1_000,
+      concurrency: 4,
+      timeoutMs: 30_000,
+      maxQueued: 10_000,
+      disabledComponents: [],
+      metrics: true,
+      prefix: 'parasite',
+    });
+  });
+
+  it('reads the seed variable in seconds and the same scheme for every component', () => {
+    const options = deferredSanitizerOptionsFromEnv({
+      PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '2',
+      PARASITE_GUARD_DB_ASYNC_DELAY: '250ms',
+      PARASITE_GUARD_HANDLES_ASYNC_DELAY: '1min',
+      PARASITE_GUARD_ASYNC_DELAY: '3',
+      PARASITE_GUARD_SANITIZATION_CONCURRENCY: '8',
+      PARASITE_GUARD_SANITIZATION_TIMEOUT: '10',
+      PARASITE_GUARD_SANITIZATION_MAX_QUEUED: '50',
+      PARASITE_GUARD_BATCH_SANITIZATION: 'false',
+      PARASITE_GUARD_CONTEXT_SANITIZATION: 'off',
+      PARASITE_METRICS: 'no',
+      PARASITE_METRICS_PREFIX: 'edge_parasite',
+    });
+    expect(options.delaysMs).toMatchObject({ websocket: 2_000, db: 250, handles: 60_000, eventbus: 1_000 });
+    expect(options).toMatchObject({
+      defaultDelayMs: 3_000,
+      concurrency: 8,
+      timeoutMs: 10_000,
+      maxQueued: 50,
+      disabledComponents: ['batch', 'context'],
+      metrics: false,
+      prefix: 'edge_parasite',
+    });
+  });
+
+  it.each([
+    ['PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY', 'soon'],
+    ['PARASITE_GUARD_CIRCUIT_ASYNC_DELAY', '-1'],
+    ['PARASITE_GUARD_ASYNC_DELAY', '5 hours'],
+    ['PARASITE_GUARD_SANITIZATION_CONCURRENCY', '0'],
+    ['PARASITE_GUARD_SANITIZATION_CONCURRENCY', '2.5'],
+    ['PARASITE_GUARD_SANITIZATION_TIMEOUT', '0'],
+    ['PARASITE_GUARD_SANITIZATION_MAX_QUEUED', 'lots'],
+    ['PARASITE_GUARD_DB_SANITIZATION', 'maybe'],
+    ['PARASITE_METRICS', 'sometimes'],
+    ['PARASITE_METRICS_PREFIX', '9lives'],
+  ])('rejects %s=%s with INVALID_ENV naming the variable', (variable, value) => {
+    try {
+      deferredSanitizerOptionsFromEnv({ [variable]: value });
+      expect.unreachable();
+    } catch (error) {
+      expect(isGuardError(error, 'INVALID_ENV')).toBe(true);
+      expect((error as Error).message).toContain(variable);
+      expect((error as { details: Record<string, unknown> }).details.variable).toBe(variable);
+    }
+  });
+});
+
+describe('DeferredSanitizer.fromEnv', () => {
+  const noop: Sanitizer = { component: 'websocket', sanitize: async () => ({ outcome: 'skipped' }) };
+
+  it('uses the environment and lets options in code win', async () => {
+    const env = { PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '7', PARASITE_GUARD_DB_ASYNC_DELAY: '9', PARASITE_GUARD_WEBSOCKET_SANITIZATION: '0' };
+    await using fromEnv = DeferredSanitizer.fromEnv({ sanitizers: [noop], registry: new Registry() }, env);
+    expect(fromEnv.delayFor('websocket')).toBe(7_000);
+    expect(fromEnv.delayFor('db')).toBe(9_000);
+    expect(fromEnv.schedule({ id: 'd', component: 'websocket', pattern: 'no_ack', severity: 'critical', resourceId: 'c', message: '', details: {}, detectedAt: 0 })).toBe(false);
+    await using overridden = DeferredSanitizer.fromEnv({ sanitizers: [noop], metrics: false, delaysMs: { websocket: 100 } }, env);
+    expect(overridden.delayFor('websocket')).toBe(100);
+    expect(overridden.delayFor('db')).toBe(9_000);
+  });
+
+  it('fails on a bad variable', () => {
+    expect(() => DeferredSanitizer.fromEnv({ sanitizers: [noop] }, { PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: 'x' })).toThrow(/PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY/);
+  });
+});
