@@ -28,7 +28,12 @@ export async function waitUntil(done: () => boolean, ms: number, stepMs: number,
   while (!done()) {
     if (left <= 0) return false;
     const step = Math.min(stepMs, left);
-    await sleep(step, undefined, { signal, ref: false });
+    try {
+      await sleep(step, undefined, { signal, ref: false });
+    } catch (error) {
+      // timers/promises rejects with a generic AbortError; keep the caller's reason (e.g. a TIMEOUT GuardError).
+      throw signal.aborted ? signal.reason : error;
+    }
     left -= step;
   }
   return true;
