@@ -1,0 +1,200 @@
+import { counter, gauge, metricName, resolveRegistry } from '@guard/core';
+import type { MetricsOptions } from '@guard/core';
+
+/** A prom-client `Registry` (typed through core, so this package needs no direct prom-client dependency). */
+export type Registry = NonNullable<MetricsOptions['registry']>;
+
+/** Metric options shared by every class of this package. */
+export interface CircuitMetricsOptions {
+  /** Where metrics register; default prom-client's global `register`. */
+  readonly registry?: Registry;
+  /** Prefix of metric names; default `guard_circuit`. */
+  readonly metricsPrefix?: string;
+  /** `false` turns metrics off for this instance; default `true`. */
+  readonly metrics?: boolean;
+}
+
+/** Calls counted per outcome, in this order. */
+export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'rejected'] as const;
+
+/** @internal Reads a breaker's state code: 0 closed, 1 half_open, 2 open. */
+export const STATE_CODE: unique symbol = Symbol('@guard/circuit.stateCode');
+/** @internal Reads a breaker's cumulative call counts in {@link CALL_OUTCOMES} order. */
+export const CALL_COUNTS: unique symbol = Symbol('@guard/circuit.callCounts');
+
+/** What a breaker exposes to the metrics collector (read at scrape time, never per call). */
+export interface BreakerMetricsSource {
+  readonly name: string;
+  [STATE_CODE](): number;
+  [CALL_COUNTS](): readonly number[];
+}
+
+/** What a bulkhead exposes to the metrics collector. */
+export interface BulkheadMetricsSource {
+  readonly name: string;
+  readonly running: number;
+  readonly queued: number;
+}
+
+/** What a connection pool exposes to the metrics collector. */
+export interface PoolMetricsSource {
+  connectionCounts(): { readonly active: number; readonly idle: number; readonly connecting: number };
+}
+
+/** A registration handle; pass it back to remove the source. */
+export interface MetricsEntry<T extends object> {
+  readonly ref: WeakRef<T>;
+  readonly name: string;
+  reported: number[] | undefined;
+}
+
+/**
+ * The package's metrics on one registry. Values are read from live objects at scrape time, so a call costs
+ * only a few integer increments; transitions (rare) increment a counter directly.
+ */
+export class CircuitMetrics {
+  readonly #breakers = new Set<MetricsEntry<BreakerMetricsSource>>();
+  readonly #bulkheads = new Set<WeakRef<BulkheadMetricsSource>>();
+  readonly #pools = new Set<WeakRef<PoolMetricsSource>>();
+  readonly #transitions;
+  readonly #calls;
+
+  constructor(registry: Registry, prefix: string) {
+    const breakers = this.#breakers;
+    const bulkheads = this.#bulkheads;
+    const pools = this.#pools;
+    const flush = (entry: MetricsEntry<BreakerMetricsSource>, source: BreakerMetricsSource) => this.#flush(entry, source);
+    gauge(registry, {
+      name: metricName(prefix, 'state'),
+      help: 'Circuit breaker state: 0 closed, 1 half_open, 2 open',
+      labelNames: ['circuit'] as const,
+      collect() {
+        this.reset();
+        for (const entry of breakers) {
+          const source = entry.ref.deref();
+          if (source === undefined) breakers.delete(entry);
+          else this.set({ circuit: entry.name }, source[STATE_CODE]());
+        }
+      },
+    });
+    this.#calls = counter(registry, {
+      name: metricName(prefix, 'calls_total'),
+      help: 'Calls through circuit breakers by outcome (success, failure, timeout, rejected)',
+      labelNames: ['circuit', 'outcome'] as const,
+      collect() {
+        for (const entry of breakers) {
+          const source = entry.ref.deref();
+          if (source !== undefined) flush(entry, source);
+        }
+      },
+    });
+    this.#transitions = counter(registry, {
+      name: metricName(prefix, 'transitions_total'),
+      help: 'Circuit breaker state transitions by the state entered',
+      labelNames: ['circuit', 'state'] as const,
+    });
+    const bulkheadGauge = (name: string, help: string, read: (b: BulkheadMetricsSource) => number) =>
+      gauge(registry, {
+        name: metricName(prefix, name),
+        help,
+        labelNames: ['bulkhead'] as const,
+        collect() {
+          this.reset();
+          for (const ref of bulkheads) {
+            const source = ref.deref();
+            if (source === undefined) bulkheads.delete(ref);
+            else this.inc({ bulkhead: source.name }, read(source));
+          }
+        },
+      });
+    bulkheadGauge('bulkhead_running', 'Calls running inside a bulkhead', (b) => b.running);
+    bulkheadGauge('bulkhead_queued', 'Calls waiting in a bulkhead queue', (b) => b.queued);
+    gauge(registry, {
+      name: metricName(prefix, 'pool_connections'),
+      help: 'WebSocket connections of connection pools by state (active, idle, connecting)',
+      labelNames: ['state'] as const,
+      collect() {
+        let active = 0;
+        let idle = 0;
+        let connecting = 0;
+        for (const ref of pools) {
+          const source = ref.deref();
+          if (source === undefined) {
+            pools.delete(ref);
+            continue;
+          }
+          const counts = source.connectionCounts();
+          active += counts.active;
+          idle += counts.idle;
+          connecting += counts.connecting;
+        }
+        this.set({ state: 'active' }, active);
+        this.set({ state: 'idle' }, idle);
+        this.set({ state: 'connecting' }, connecting);
+      },
+    });
+  }
+
+  #flush(entry: MetricsEntry<BreakerMetricsSource>, source: BreakerMetricsSource): void {
+    const counts = source[CALL_COUNTS]();
+    const reported = (entry.reported ??= [0, 0, 0, 0]);
+    for (let i = 0; i < CALL_OUTCOMES.length; i++) {
+      const delta = counts[i]! - reported[i]!;
+      if (delta > 0) {
+        this.#calls.inc({ circuit: entry.name, outcome: CALL_OUTCOMES[i]! }, delta);
+        reported[i] = counts[i]!;
+      }
+    }
+  }
+
+  addBreaker(source: BreakerMetricsSource): MetricsEntry<BreakerMetricsSource> {
+    const entry: MetricsEntry<BreakerMetricsSource> = { ref: new WeakRef(source), name: source.name, reported: undefined };
+    this.#breakers.add(entry);
+    return entry;
+  }
+
+  /** Reports the last counts of a closing breaker and forgets it. */
+  removeBreaker(entry: MetricsEntry<BreakerMetricsSource>): void {
+    const source = entry.ref.deref();
+    if (source !== undefined) this.#flush(entry, source);
+    this.#breakers.delete(entry);
+  }
+
+  transition(circuit: string, state: string): void {
+    this.#transitions.inc({ circuit, state });
+  }
+
+  addBulkhead(source: BulkheadMetricsSource): WeakRef<BulkheadMetricsSource> {
+    const ref = new WeakRef(source);
+    this.#bulkheads.add(ref);
+    return ref;
+  }
+
+  removeBulkhead(ref: WeakRef<BulkheadMetricsSource>): void {
+    this.#bulkheads.delete(ref);
+  }
+
+  addPool(source: PoolMetricsSource): WeakRef<PoolMetricsSource> {
+    const ref = new WeakRef(source);
+    this.#pools.add(ref);
+    return ref;
+  }
+
+  removePool(ref: WeakRef<PoolMetricsSource>): void {
+    this.#pools.delete(ref);
+  }
+}
+
+const byRegistry = new WeakMap<Registry, Map<string, CircuitMetrics>>();
+
+/** The shared metrics for these options, created on first use; undefined when metrics are off. */
+export function circuitMetrics(options: CircuitMetricsOptions): CircuitMetrics | undefined {
+  if (options.metrics === false) return undefined;
+  const registry = resolveRegistry(options.registry);
+  const prefix = options.metricsPrefix ?? 'guard_circuit';
+  let perPrefix = byRegistry.get(registry);
+  if (perPrefix === undefined) byRegistry.set(registry, (perPrefix = new Map()));
+  let metrics = perPrefix.get(prefix);
+  if (metrics === undefined) perPrefix.set(prefix, (metrics = new CircuitMetrics(registry, prefix)));
+  return metrics;
+}

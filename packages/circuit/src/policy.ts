@@ -1,0 +1,55 @@
+/** The work a policy runs. `signal` is defined only when a timeout or a caller's signal asked for one. */
+export type Operation<T> = (signal: AbortSignal | undefined) => T | PromiseLike<T>;
+
+/** Per-call options of {@link Policy.execute}. */
+export interface ExecuteOptions {
+  /** Aborts the call's signal and rejects with `TIMEOUT` after this many ms. */
+  readonly timeoutMs?: number;
+  /** The caller's signal: aborting it aborts the call's signal and rejects with its reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** @internal The step that lets policies call each other without a closure per call. */
+export const INVOKE: unique symbol = Symbol('@guard/circuit.invoke');
+
+/**
+ * Anything that runs an operation under a rule: {@link CircuitBreaker}, {@link Bulkhead}, or a {@link wrap} of them.
+ *
+ * @example
+ * async function guarded(policy: Policy) { return policy.execute((signal) => fetch(url, { signal }), { timeoutMs: 2_000 }); }
+ */
+export interface Policy {
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T>;
+  /** @internal Runs `fn` through `chain[index..]` after this policy. */
+  [INVOKE]<T>(fn: Operation<T>, signal: AbortSignal | undefined, chain: readonly Policy[], index: number): Promise<T>;
+}
+
+/** @internal Calls the next policy of `chain`, or `fn` at the end of it. */
+export function invokeNext<T>(
+  fn: Operation<T>,
+  signal: AbortSignal | undefined,
+  chain: readonly Policy[] | undefined,
+  index: number,
+): T | PromiseLike<T> {
+  if (chain !== undefined && index < chain.length) return chain[index]![INVOKE](fn, signal, chain, index + 1);
+  return fn(signal);
+}
+
+/** @internal Settles like `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
+export function raceAbort<T>(promise: T | PromiseLike<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    Promise.resolve(promise).then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
