@@ -1,2 +1,24 @@
-/** The package name, for diagnostics. Filled in by this package's own issue. */
-export const packageName = '@guard/detectors';
+export { PARASITE_COMPONENTS } from './detector.js';
+export type { Detector, DetectorContext, Finding, ParasiteComponent } from './detector.js';
+export { DetectorChain } from './detector-chain.js';
+export type { DetectorChainOptions } from './detector-chain.js';
+export { DEFAULT_THRESHOLDS, parasiteConfigFromEnv } from './parasite-config.js';
+export type { ComponentConfig, ParasiteConfig, ParasiteThresholds } from './parasite-config.js';
+export { createParasiteMetrics } from './parasite-metrics.js';
+export type { ParasiteMetrics } from './parasite-metrics.js';
+export { WebSocketTracker } from './websocket-tracker.js';
+export type { WebSocketTrackerOptions, TrackedConnectionInfo } from './websocket-tracker.js';
+export { EventBusTracker } from './event-bus-tracker.js';
+export type { EventBusTrackerOptions, TrackEmitterOptions, TrackableEmitter } from './event-bus-tracker.js';
+export { trackDialect, DbPoolTracker } from './track-dialect.js';
+export type { TrackDialectOptions, TrackedDialect, PgPoolLike, PgClientLike } from './track-dialect.js';
+export { HalfOpenDetector } from './half-open-detector.js';
+export type { HalfOpenDetectorOptions } from './half-open-detector.js';
+export { BatchWriter } from './batch-writer.js';
+export type { BatchWriterOptions, FlushResult } from './batch-writer.js';
+export { ContextTracker } from './context-tracker.js';
+export type { ContextTrackerOptions, Span, SpanStatus } from './context-tracker.js';
+export { HandleTracker } from './handle-tracker.js';
+export type { HandleTrackerOptions } from './handle-tracker.js';
+export { createParasiteMiddleware } from './parasite-middleware.js';
+export type { ParasiteMiddlewareOptions, ParasiteRoute } from './parasite-middleware.js';

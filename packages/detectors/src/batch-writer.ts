@@ -1,0 +1,301 @@
+import { GuardError, assertNumberOption, assertOpen, closeOnce, createId } from '@guard/core';
+import type { BatchTarget } from '@guard/core';
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Detector, DetectorContext, Finding } from './detector.js';
+
+/** Options for {@link BatchWriter}. */
+export interface BatchWriterOptions<T> {
+  /** Writes one batch; throw to fail it. */
+  readonly write: (items: readonly T[]) => Promise<void>;
+  /** Where the dead-letter table lives (SQLite or Postgres). */
+  readonly db: Kysely<any>;
+  /** The writer's name: resource id of its detections and a column of its dead letters. Default `batch`. */
+  readonly name?: string;
+  /** Dead-letter table name. Default `guard_dead_letter`. */
+  readonly deadLetterTable?: string;
+  /** Flush when this many items are buffered. Default 100. */
+  readonly maxBatchSize?: number;
+  /** Flush when the oldest buffered item is this old; an item buffered for twice this long is reported. Default 5000. */
+  readonly maxAgeMs?: number;
+  /** More buffered items than this is reported (nothing is ever dropped). Default 10000. */
+  readonly maxBufferSize?: number;
+  /** Extra attempts of a failed batch before its items are retried one by one. Default 2. */
+  readonly retries?: number;
+  /** Wait between attempts (doubled each time). Default 100. */
+  readonly retryDelayMs?: number;
+}
+
+interface Buffered<T> {
+  readonly item: T;
+  readonly at: number;
+}
+
+/** What one flush did. */
+export interface FlushResult {
+  readonly flushed: number;
+  readonly deadLettered: number;
+}
+
+declare module '@guard/core' {
+  interface GuardErrorCodes {
+    /** Items failed and could not be written to the dead-letter table either; they stay buffered. */
+    DEAD_LETTER_FAILED: true;
+  }
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * C5: buffers items and writes them in batches, flushing on size or age with retries. A batch that still
+ * fails is retried item by item and the failing items go to a durable dead-letter table (kysely; create
+ * it with `ensureSchema`), never dropped. Reports `flush_loss` (resource id = name) when items stay
+ * buffered past twice `maxAgeMs` or the buffer is over `maxBufferSize` (critical), or after failed
+ * flushes (warning).
+ *
+ * @example
+ * const writer = chain.add(new BatchWriter({ db, write: (rows) => db.insertInto('events').values(rows).execute() }));
+ * await writer.ensureSchema();
+ * writer.add({ kind: 'click' });
+ */
+export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDisposable {
+  readonly component = 'batch';
+  readonly pattern = 'flush_loss';
+  readonly name: string;
+  readonly deadLetterTable: string;
+  readonly maxBatchSize: number;
+  readonly maxAgeMs: number;
+  readonly maxBufferSize: number;
+  readonly retries: number;
+  readonly retryDelayMs: number;
+  readonly #write: (items: readonly T[]) => Promise<void>;
+  readonly #db: Kysely<any>;
+  #buffer: Buffered<T>[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<FlushResult> | undefined;
+  #failedFlushes = 0;
+  #deadLettered = 0;
+  #lastError: string | undefined;
+  #trigger: (() => void) | undefined;
+  #closed = false;
+
+  constructor(options: BatchWriterOptions<T>) {
+    if (typeof options?.write !== 'function') throw new GuardError('INVALID_OPTION', 'write must be a function', { details: { field: 'write' } });
+    if (options.db === undefined) throw new GuardError('INVALID_OPTION', 'db must be a Kysely instance', { details: { field: 'db' } });
+    this.name = options.name ?? 'batch';
+    this.deadLetterTable = options.deadLetterTable ?? 'guard_dead_letter';
+    if (!NAME.test(this.deadLetterTable)) {
+      throw new GuardError('INVALID_OPTION', `deadLetterTable must be a plain SQL identifier, got ${this.deadLetterTable}`, { details: { field: 'deadLetterTable' } });
+    }
+    this.maxBatchSize = options.maxBatchSize ?? 100;
+    this.maxAgeMs = options.maxAgeMs ?? 5_000;
+    this.maxBufferSize = options.maxBufferSize ?? 10_000;
+    this.retries = options.retries ?? 2;
+    this.retryDelayMs = options.retryDelayMs ?? 100;
+    assertNumberOption('maxBatchSize', this.maxBatchSize, { min: 1, integer: true });
+    assertNumberOption('maxAgeMs', this.maxAgeMs, { min: 1 });
+    assertNumberOption('maxBufferSize', this.maxBufferSize, { min: 1, integer: true });
+    assertNumberOption('retries', this.retries, { min: 0, integer: true });
+    assertNumberOption('retryDelayMs', this.retryDelayMs, { min: 0 });
+    this.#write = options.write;
+    this.#db = options.db;
+  }
+
+  /** Creates the dead-letter table and its index if missing (idempotent, like a migration). */
+  async ensureSchema(): Promise<void> {
+    await this.#db.schema
+      .createTable(this.deadLetterTable)
+      .ifNotExists()
+      .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+      .addColumn('writer', 'varchar(255)', (c) => c.notNull())
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .addColumn('error', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('failed_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await this.#db.schema.createIndex(`${this.deadLetterTable}_writer_idx`).ifNotExists().on(this.deadLetterTable).column('writer').execute();
+  }
+
+  /** Buffers one item; flushes in the background when the batch is full or the oldest item is `maxAgeMs` old. */
+  add(item: T): void {
+    assertOpen(this.#closed, 'BatchWriter');
+    this.#buffer.push({ item, at: Date.now() });
+    if (this.#buffer.length >= this.maxBatchSize) this.#background();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#background();
+      }, this.maxAgeMs);
+      this.#timer.unref();
+    }
+    if (this.#buffer.length === this.maxBufferSize + 1) this.#trigger?.();
+  }
+
+  /** Items waiting to be written. */
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** Stats since construction. */
+  stats(): { buffered: number; failedFlushes: number; deadLettered: number; lastError: string | undefined } {
+    return { buffered: this.#buffer.length, failedFlushes: this.#failedFlushes, deadLettered: this.#deadLettered, lastError: this.#lastError };
+  }
+
+  /** Rows in the dead-letter table for this writer. */
+  async deadLetterCount(): Promise<number> {
+    const row = await this.#db
+      .selectFrom(this.deadLetterTable)
+      .select(sql<string | number>`count(*)`.as('n'))
+      .where('writer', '=', this.name)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Writes everything buffered now; items that still fail after the retries go to the dead-letter table.
+   * One flush runs at a time (a second call waits for it, then flushes what is left). If even the
+   * dead-letter insert fails, the items go back to the buffer and the error is thrown.
+   */
+  async flush(): Promise<FlushResult> {
+    while (this.#flushing) await this.#flushing.catch(() => {});
+    const run = this.#flushAll();
+    this.#flushing = run;
+    try {
+      return await run;
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  attach(context: DetectorContext): void {
+    this.#trigger = context.trigger;
+  }
+
+  scan(now: number): Finding[] {
+    const reasons: string[] = [];
+    let severity: 'warning' | 'critical' = 'warning';
+    const oldest = this.#buffer[0];
+    const ageMs = oldest ? now - oldest.at : 0;
+    if (oldest && ageMs > 2 * this.maxAgeMs) {
+      reasons.push('buffered_too_long');
+      severity = 'critical';
+    }
+    if (this.#buffer.length > this.maxBufferSize) {
+      reasons.push('buffer_over_cap');
+      severity = 'critical';
+    }
+    if (this.#failedFlushes > 0) reasons.push('failed_flushes');
+    if (reasons.length === 0) return [];
+    return [
+      {
+        pattern: 'flush_loss',
+        severity,
+        resourceId: this.name,
+        message: `batch writer ${this.name}: ${reasons.join(', ')} (${this.#buffer.length} buffered, oldest ${ageMs} ms, ${this.#failedFlushes} failed flush(es))`,
+        details: {
+          reasons,
+          buffered: this.#buffer.length,
+          oldestAgeMs: ageMs,
+          maxAgeMs: this.maxAgeMs,
+          maxBufferSize: this.maxBufferSize,
+          failedFlushes: this.#failedFlushes,
+          deadLettered: this.#deadLettered,
+          lastError: this.#lastError,
+        },
+      },
+    ];
+  }
+
+  /** Flushes what is buffered, then stops accepting items; safe to call twice. */
+  readonly close = closeOnce(async () => {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#buffer.length > 0 || this.#flushing) await this.flush();
+  });
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #background(): void {
+    if (this.#flushing) return;
+    this.flush().catch(() => {});
+  }
+
+  async #flushAll(): Promise<FlushResult> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    let flushed = 0;
+    let deadLettered = 0;
+    while (this.#buffer.length > 0) {
+      const batch = this.#buffer.splice(0, this.maxBatchSize);
+      const items = batch.map((b) => b.item);
+      const error = await this.#attempt(items, this.retries);
+      if (error === undefined) {
+        flushed += items.length;
+        continue;
+      }
+      this.#failedFlushes++;
+      this.#lastError = errorMessage(error);
+      this.#trigger?.();
+      const failed: { item: T; error: unknown }[] = [];
+      for (const item of items) {
+        const itemError = await this.#attempt([item], 0);
+        if (itemError === undefined) flushed++;
+        else failed.push({ item, error: itemError });
+      }
+      if (failed.length === 0) continue;
+      try {
+        await this.#deadLetter(failed);
+      } catch (deadLetterError) {
+        const back = batch.filter((b) => failed.some((f) => f.item === b.item));
+        this.#buffer.unshift(...back);
+        throw new GuardError('DEAD_LETTER_FAILED', `dead-letter insert into ${this.deadLetterTable} failed; ${back.length} item(s) kept in the buffer`, {
+          cause: deadLetterError,
+          details: { table: this.deadLetterTable },
+        });
+      }
+      deadLettered += failed.length;
+      this.#deadLettered += failed.length;
+    }
+    if (this.#failedFlushes > 0 && deadLettered === 0) {
+      // a clean flush after failures: the condition no longer holds
+      this.#failedFlushes = 0;
+    }
+    return { flushed, deadLettered };
+  }
+
+  async #attempt(items: readonly T[], retries: number): Promise<unknown> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      if (attempt > 0 && this.retryDelayMs > 0) await new Promise((r) => setTimeout(r, this.retryDelayMs * 2 ** (attempt - 1)).unref());
+      try {
+        await this.#write(items);
+        return undefined;
+      } catch (error) {
+        lastError = error ?? new Error('write failed');
+      }
+    }
+    return lastError;
+  }
+
+  async #deadLetter(failed: readonly { item: T; error: unknown }[]): Promise<void> {
+    const now = Date.now();
+    const rows = failed.map(({ item, error }) => ({
+      id: createId('dl'),
+      writer: this.name,
+      payload: JSON.stringify(item) ?? 'null',
+      error: errorMessage(error),
+      attempts: this.retries + 2,
+      failed_at: now,
+    }));
+    await this.#db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += 100) await trx.insertInto(this.deadLetterTable).values(rows.slice(i, i + 100)).execute();
+    });
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

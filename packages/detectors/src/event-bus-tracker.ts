@@ -1,0 +1,344 @@
+import { assertNumberOption, assertOpen, captureSource, closeOnce } from '@guard/core';
+import type { CapturedSource, EventBusTarget } from '@guard/core';
+import type { Detector, DetectorContext, Finding } from './detector.js';
+import type { ParasiteMetrics } from './parasite-metrics.js';
+
+type Listener = (...args: any[]) => unknown;
+type EventName = string | symbol;
+
+/**
+ * The emitter shape the tracker wraps: `node:events` `EventEmitter` and eventemitter3 both fit.
+ *
+ * @example
+ * const emitter: TrackableEmitter = new EventEmitter();
+ */
+export interface TrackableEmitter {
+  on(event: any, listener: Listener, ...rest: any[]): unknown;
+  off?(event: any, listener?: Listener, ...rest: any[]): unknown;
+  removeListener(event: any, listener?: Listener, ...rest: any[]): unknown;
+  listenerCount(event: any): number;
+  eventNames(): EventName[];
+}
+
+/** Options for {@link EventBusTracker}. */
+export interface EventBusTrackerOptions {
+  /** An emitter holding more listeners than this (all events together) is leaking. Default 1000. */
+  readonly leakThreshold?: number;
+  /** How many top registering call sites a detection reports. Default 5. */
+  readonly topSites?: number;
+  /** Capture each registration's stack (lazy) to report call sites. Default true. */
+  readonly traceSources?: boolean;
+}
+
+/** Options for {@link EventBusTracker.track}. */
+export interface TrackEmitterOptions {
+  /** A readable name, used in resource ids. Default `emitter_<n>`. */
+  readonly name?: string;
+}
+
+interface Registration {
+  readonly event: EventName;
+  readonly listener: Listener;
+  readonly source: CapturedSource | undefined;
+  readonly owner: WeakRef<object> | undefined;
+}
+
+interface Tracked {
+  readonly name: string;
+  readonly emitter: TrackableEmitter;
+  readonly byEvent: Map<EventName, Registration[]>;
+  readonly restore: () => void;
+  owned: number;
+}
+
+const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
+const REMOVE = ['off', 'removeListener'] as const;
+const STALE = '#stale';
+
+/**
+ * C2: wraps `node:events` and eventemitter3 emitters and counts their listeners. Reports
+ * `subscription_leak` when an emitter holds more than `leakThreshold` listeners (critical, with the top
+ * call sites that registered them) or when listeners' owners (held by `WeakRef`) were collected
+ * (resource `<name>#stale`).
+ *
+ * @example
+ * const tracker = chain.add(new EventBusTracker({ leakThreshold: 1_000 }));
+ * tracker.track(bus, { name: 'orders' });
+ * tracker.on(bus, 'order', (o) => view.render(o), { owner: view }); // removable once `view` is collected
+ */
+export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposable {
+  readonly component = 'eventbus';
+  readonly pattern = 'subscription_leak';
+  readonly leakThreshold: number;
+  readonly topSites: number;
+  readonly #traceSources: boolean;
+  readonly #tracked = new Map<string, Tracked>();
+  readonly #byEmitter = new WeakMap<object, Tracked>();
+  #metrics: ParasiteMetrics | undefined;
+  #trigger: (() => void) | undefined;
+  #nextName = 0;
+  #pendingOwner: WeakRef<object> | undefined;
+  #lastGauge = new Map<string, number>();
+  #depth = 0;
+  #closed = false;
+
+  constructor(options: EventBusTrackerOptions = {}) {
+    this.leakThreshold = options.leakThreshold ?? 1_000;
+    this.topSites = options.topSites ?? 5;
+    assertNumberOption('leakThreshold', this.leakThreshold, { min: 1, integer: true });
+    assertNumberOption('topSites', this.topSites, { min: 1, integer: true });
+    this.#traceSources = options.traceSources ?? true;
+  }
+
+  /**
+   * Wraps `emitter` in place (its add/remove methods are patched on the instance) and returns its name.
+   * Listeners added before tracking are counted but have no call site.
+   */
+  track(emitter: TrackableEmitter, options: TrackEmitterOptions = {}): string {
+    assertOpen(this.#closed, 'EventBusTracker');
+    const known = this.#byEmitter.get(emitter);
+    if (known) return known.name;
+    const name = options.name ?? `emitter_${++this.#nextName}`;
+    const target = emitter as unknown as Record<string, unknown>;
+    const originals = new Map<string, { own: boolean; value: unknown }>();
+    const tracked: Tracked = {
+      name,
+      emitter,
+      byEvent: new Map(),
+      owned: 0,
+      restore: () => {
+        for (const [method, original] of originals) {
+          if (original.own) target[method] = original.value;
+          else delete target[method];
+        }
+      },
+    };
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const tracker = this;
+    for (const method of ADD) {
+      const original = target[method];
+      if (typeof original !== 'function') continue;
+      originals.set(method, { own: Object.prototype.hasOwnProperty.call(target, method), value: original });
+      const patched = function (this: unknown, event: EventName, listener: Listener, ...rest: unknown[]) {
+        // node's `once` calls `this.on` with a wrapper: record only the outermost call.
+        if (tracker.#depth > 0) return (original as Listener).call(this, event, listener, ...rest);
+        tracker.#depth++;
+        let result: unknown;
+        try {
+          result = (original as Listener).call(this, event, listener, ...rest);
+        } finally {
+          tracker.#depth--;
+        }
+        tracker.#record(tracked, event, listener, patched);
+        return result;
+      };
+      target[method] = patched;
+    }
+    for (const method of REMOVE) {
+      const original = target[method];
+      if (typeof original !== 'function') continue;
+      originals.set(method, { own: Object.prototype.hasOwnProperty.call(target, method), value: original });
+      target[method] = function (this: unknown, event: EventName, listener?: Listener, ...rest: unknown[]) {
+        const result = (original as Listener).call(this, event, listener, ...rest);
+        if (listener !== undefined) tracker.#unrecord(tracked, event, listener);
+        return result;
+      };
+    }
+    const removeAll = target.removeAllListeners;
+    if (typeof removeAll === 'function') {
+      originals.set('removeAllListeners', { own: Object.prototype.hasOwnProperty.call(target, 'removeAllListeners'), value: removeAll });
+      target.removeAllListeners = function (this: unknown, event?: EventName) {
+        const result = (removeAll as Listener).apply(this, event === undefined ? [] : [event]);
+        if (event === undefined) {
+          for (const list of tracked.byEvent.values()) tracked.owned -= list.filter((r) => r.owner).length;
+          tracked.byEvent.clear();
+        } else {
+          tracked.owned -= (tracked.byEvent.get(event) ?? []).filter((r) => r.owner).length;
+          tracked.byEvent.delete(event);
+        }
+        return result;
+      };
+    }
+    this.#tracked.set(name, tracked);
+    this.#byEmitter.set(emitter, tracked);
+    return name;
+  }
+
+  /** Stops tracking `emitter` and restores its methods. */
+  untrack(emitter: TrackableEmitter): boolean {
+    const tracked = this.#byEmitter.get(emitter);
+    if (!tracked) return false;
+    tracked.restore();
+    this.#byEmitter.delete(emitter);
+    this.#tracked.delete(tracked.name);
+    return true;
+  }
+
+  /**
+   * Adds a listener whose lifetime is tied to `owner`: once `owner` is garbage-collected the listener
+   * is stale, reported, and removable by `removeStale`. The emitter is tracked on first use.
+   */
+  on(emitter: TrackableEmitter, event: EventName, listener: Listener, options: { owner?: object } = {}): () => void {
+    assertOpen(this.#closed, 'EventBusTracker');
+    this.track(emitter);
+    this.#pendingOwner = options.owner ? new WeakRef(options.owner) : undefined;
+    try {
+      emitter.on(event, listener);
+    } finally {
+      this.#pendingOwner = undefined;
+    }
+    return () => {
+      emitter.removeListener(event, listener);
+    };
+  }
+
+  listenerCount(): number {
+    let total = 0;
+    for (const tracked of this.#tracked.values()) total += countAll(tracked.emitter);
+    return total;
+  }
+
+  attach(context: DetectorContext): void {
+    this.#trigger = context.trigger;
+    this.#metrics = context.metrics;
+  }
+
+  scan(_now: number): Finding[] {
+    const findings: Finding[] = [];
+    const gauge = new Map<string, number>();
+    for (const tracked of this.#tracked.values()) {
+      const counts: Record<string, number> = {};
+      let total = 0;
+      for (const event of tracked.emitter.eventNames()) {
+        const n = tracked.emitter.listenerCount(event);
+        total += n;
+        const label = String(event);
+        counts[label] = n;
+        gauge.set(label, (gauge.get(label) ?? 0) + n);
+      }
+      if (total > this.leakThreshold) {
+        const sites = this.#topSites(tracked);
+        findings.push({
+          pattern: 'subscription_leak',
+          severity: 'critical',
+          resourceId: tracked.name,
+          message: `${total} listeners on ${tracked.name} (leakThreshold ${this.leakThreshold})${sites[0] ? `, most from ${sites[0].site}` : ''}`,
+          details: { total, leakThreshold: this.leakThreshold, byEvent: topCounts(counts, 10), topSites: sites },
+          source: sites.map((s) => s.site),
+        });
+      }
+      if (tracked.owned > 0) {
+        const stale = this.#stale(tracked);
+        if (stale.length > 0) {
+          findings.push({
+            pattern: 'subscription_leak',
+            severity: 'critical',
+            resourceId: tracked.name + STALE,
+            message: `${stale.length} listener(s) on ${tracked.name} outlived their collected owner`,
+            details: { stale: stale.length, events: [...new Set(stale.map((r) => String(r.event)))] },
+            source: stale[0]?.source?.frames(),
+          });
+        }
+      }
+    }
+    if (this.#metrics) {
+      for (const label of this.#lastGauge.keys()) if (!gauge.has(label)) this.#metrics.eventbusSubscriptions.set({ event_type: label }, 0);
+      for (const [label, n] of gauge) this.#metrics.eventbusSubscriptions.set({ event_type: label }, n);
+      this.#lastGauge = gauge;
+    }
+    return findings;
+  }
+
+  /**
+   * Removes the listeners behind a detection: for `<name>#stale`, those whose owner was collected; for
+   * `<name>`, those registered at the top call site except its oldest registration. Returns how many.
+   */
+  removeStale(resourceId: string): number {
+    const isStale = resourceId.endsWith(STALE);
+    const tracked = this.#tracked.get(isStale ? resourceId.slice(0, -STALE.length) : resourceId);
+    if (!tracked) return 0;
+    let victims: Registration[];
+    if (isStale) victims = this.#stale(tracked);
+    else {
+      const top = this.#topSites(tracked)[0];
+      if (!top) return 0;
+      victims = [];
+      for (const list of tracked.byEvent.values()) for (const r of list) if (r.source?.frames()[0] === top.site) victims.push(r);
+      victims.shift();
+    }
+    for (const r of victims) tracked.emitter.removeListener(r.event, r.listener);
+    this.#trigger?.();
+    return victims.length;
+  }
+
+  /** Stops tracking every emitter and restores their methods; safe to call twice. */
+  readonly close = closeOnce(() => {
+    this.#closed = true;
+    for (const tracked of this.#tracked.values()) tracked.restore();
+    this.#tracked.clear();
+  });
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #record(tracked: Tracked, event: EventName, listener: Listener, skip: Listener): void {
+    const owner = this.#pendingOwner;
+    this.#pendingOwner = undefined;
+    const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3 }) : undefined;
+    let list = tracked.byEvent.get(event);
+    if (!list) tracked.byEvent.set(event, (list = []));
+    list.push({ event, listener, source, owner });
+    if (owner) tracked.owned++;
+    if (list.length === this.leakThreshold + 1) this.#trigger?.();
+  }
+
+  #unrecord(tracked: Tracked, event: EventName, listener: Listener): void {
+    const list = tracked.byEvent.get(event);
+    if (!list) return;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const r = list[i]!;
+      if (r.listener === listener || (listener as { listener?: Listener }).listener === r.listener) {
+        if (r.owner) tracked.owned--;
+        list.splice(i, 1);
+        break;
+      }
+    }
+    if (list.length === 0) tracked.byEvent.delete(event);
+  }
+
+  #stale(tracked: Tracked): Registration[] {
+    const stale: Registration[] = [];
+    for (const list of tracked.byEvent.values()) for (const r of list) if (r.owner && r.owner.deref() === undefined) stale.push(r);
+    return stale;
+  }
+
+  /** Groups the newest registrations (at most 1000 per event: a leaking site keeps adding) by first frame. */
+  #topSites(tracked: Tracked): { site: string; count: number }[] {
+    const bySite = new Map<string, number>();
+    for (const list of tracked.byEvent.values()) {
+      for (let i = Math.max(0, list.length - 1_000); i < list.length; i++) {
+        const site = list[i]!.source?.frames()[0];
+        if (site) bySite.set(site, (bySite.get(site) ?? 0) + 1);
+      }
+    }
+    return [...bySite]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, this.topSites)
+      .map(([site, count]) => ({ site, count }));
+  }
+}
+
+function countAll(emitter: TrackableEmitter): number {
+  let total = 0;
+  for (const event of emitter.eventNames()) total += emitter.listenerCount(event);
+  return total;
+}
+
+function topCounts(counts: Record<string, number>, n: number): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(counts)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n),
+  );
+}

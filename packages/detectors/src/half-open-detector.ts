@@ -1,0 +1,82 @@
+import { assertNumberOption, closeOnce } from '@guard/core';
+import type { BreakerStateChange, GuardBus, Subscription } from '@guard/core';
+import type { Detector, DetectorContext, Finding } from './detector.js';
+
+/** Options for {@link HalfOpenDetector}. */
+export interface HalfOpenDetectorOptions {
+  /** The bus the breakers publish `breakerStateChange` on. */
+  readonly bus: GuardBus;
+  /** Used when an event carries no `probeTimeoutMs`. Default 30000. */
+  readonly probeTimeoutMs?: number;
+}
+
+interface HalfOpen {
+  readonly since: number;
+  readonly probeTimeoutMs: number;
+}
+
+/**
+ * C4: finds breakers stuck half-open longer than their probe timeout (`half_open_orphan`, critical,
+ * resource id = circuit name), from `breakerStateChange` events on the `GuardBus`. It imports nothing
+ * from `@guard/circuit`.
+ *
+ * @example
+ * await using detector = chain.add(new HalfOpenDetector({ bus: chain.bus, probeTimeoutMs: 10_000 }));
+ */
+export class HalfOpenDetector implements Detector, AsyncDisposable {
+  readonly component = 'circuit';
+  readonly pattern = 'half_open_orphan';
+  readonly probeTimeoutMs: number;
+  readonly #halfOpen = new Map<string, HalfOpen>();
+  readonly #subscription: Subscription;
+  #trigger: (() => void) | undefined;
+
+  constructor(options: HalfOpenDetectorOptions) {
+    this.probeTimeoutMs = options.probeTimeoutMs ?? 30_000;
+    assertNumberOption('probeTimeoutMs', this.probeTimeoutMs, { min: 1 });
+    this.#subscription = options.bus.subscribe('breakerStateChange', (change) => this.#onChange(change));
+  }
+
+  /** Circuits half-open now, with when they entered it. */
+  halfOpen(): { circuit: string; since: number; probeTimeoutMs: number }[] {
+    return [...this.#halfOpen].map(([circuit, h]) => ({ circuit, ...h }));
+  }
+
+  attach(context: DetectorContext): void {
+    this.#trigger = context.trigger;
+  }
+
+  scan(now: number): Finding[] {
+    const findings: Finding[] = [];
+    for (const [circuit, h] of this.#halfOpen) {
+      const ageMs = now - h.since;
+      if (ageMs <= h.probeTimeoutMs) continue;
+      findings.push({
+        pattern: 'half_open_orphan',
+        severity: 'critical',
+        resourceId: circuit,
+        message: `circuit ${circuit} half-open for ${ageMs} ms (probe timeout ${h.probeTimeoutMs} ms)`,
+        details: { circuit, halfOpenSince: h.since, ageMs, probeTimeoutMs: h.probeTimeoutMs },
+      });
+    }
+    return findings;
+  }
+
+  /** Unsubscribes from the bus; safe to call twice. */
+  readonly close = closeOnce(() => {
+    this.#subscription();
+    this.#halfOpen.clear();
+  });
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #onChange(change: BreakerStateChange): void {
+    if (change.to === 'half_open') {
+      this.#halfOpen.set(change.circuit, { since: change.at, probeTimeoutMs: change.probeTimeoutMs ?? this.probeTimeoutMs });
+    } else if (this.#halfOpen.delete(change.circuit)) {
+      this.#trigger?.();
+    }
+  }
+}

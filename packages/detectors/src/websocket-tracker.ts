@@ -1,0 +1,285 @@
+import { assertNumberOption, assertOpen, captureSource, closeOnce, unrefInterval } from '@guard/core';
+import type { CapturedSource, WebSocketTarget } from '@guard/core';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Detector, DetectorContext, Finding } from './detector.js';
+
+/** Options for {@link WebSocketTracker}. */
+export interface WebSocketTrackerOptions {
+  /** A message sent with an id and not acked within this long is `no_ack` (critical). Default 3000. */
+  readonly ackTimeoutMs?: number;
+  /** Ping every connection this often; a connection that missed a pong is `missed_pong`. 0 turns pings off. Default 30000. */
+  readonly pingIntervalMs?: number;
+  /** `bufferedAmount` above this is `slow_consumer` (critical). Default 1 MiB. */
+  readonly maxBufferedBytes?: number;
+  /** Capture the stack of each `send` so a detection points at the code that sent it. Default true. */
+  readonly traceSources?: boolean;
+  /** Closed connections that still held unacked messages are kept this long for `forget` to count them. Default 60000. */
+  readonly closedRetentionMs?: number;
+}
+
+interface Pending {
+  readonly sentAt: number;
+  readonly source: CapturedSource | undefined;
+}
+
+interface Connection {
+  readonly id: string;
+  readonly ws: WebSocket;
+  readonly pending: Map<string, Pending>;
+  awaitingPong: boolean;
+  missedPongs: number;
+  closedAt: number | undefined;
+}
+
+/** A snapshot of one tracked connection. */
+export interface TrackedConnectionInfo {
+  readonly id: string;
+  readonly pending: number;
+  readonly missedPongs: number;
+  readonly bufferedAmount: number;
+  readonly open: boolean;
+}
+
+const OPEN = 1;
+const CLOSED = 3;
+
+/**
+ * C1: tracks the connections of a `ws` server. `send` adds an `id` to each JSON message and expects
+ * `{ "type": "ack", "id": ... }` back; pings find dead peers; `bufferedAmount` finds slow consumers.
+ * Patterns (component `websocket`): `no_ack`, `missed_pong`, `slow_consumer`. The resource id is the
+ * connection id the tracker assigns (`connectionId(ws)`).
+ *
+ * @example
+ * const wss = new WebSocketServer({ port: 8080 });
+ * await using tracker = chain.add(new WebSocketTracker(wss, { ackTimeoutMs: 3_000 }));
+ * wss.on('connection', (ws) => tracker.send(ws, { type: 'hello' }));
+ */
+export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposable {
+  readonly component = 'websocket';
+  readonly pattern = 'no_ack';
+  readonly ackTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly maxBufferedBytes: number;
+  readonly #traceSources: boolean;
+  readonly #closedRetentionMs: number;
+  readonly #connections = new Map<string, Connection>();
+  readonly #byWs = new WeakMap<WebSocket, Connection>();
+  readonly #server: WebSocketServer | undefined;
+  readonly #onConnection = (ws: WebSocket) => {
+    this.track(ws);
+  };
+  readonly #pingTimer: NodeJS.Timeout | undefined;
+  #trigger: (() => void) | undefined;
+  #nextConnection = 0;
+  #nextMessage = 0;
+  #closed = false;
+
+  constructor(server?: WebSocketServer, options: WebSocketTrackerOptions = {}) {
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 3_000;
+    this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 1_048_576;
+    this.#closedRetentionMs = options.closedRetentionMs ?? 60_000;
+    assertNumberOption('ackTimeoutMs', this.ackTimeoutMs, { min: 1 });
+    assertNumberOption('pingIntervalMs', this.pingIntervalMs, { min: 0 });
+    assertNumberOption('maxBufferedBytes', this.maxBufferedBytes, { min: 0 });
+    assertNumberOption('closedRetentionMs', this.#closedRetentionMs, { min: 0 });
+    this.#traceSources = options.traceSources ?? true;
+    this.#server = server;
+    if (server) {
+      for (const ws of server.clients) this.track(ws);
+      server.on('connection', this.#onConnection);
+    }
+    if (this.pingIntervalMs > 0) this.#pingTimer = unrefInterval(() => this.#pingAll(), this.pingIntervalMs);
+  }
+
+  /** Starts tracking a socket (done for you for the server's connections); returns its connection id. */
+  track(ws: WebSocket): string {
+    assertOpen(this.#closed, 'WebSocketTracker');
+    const known = this.#byWs.get(ws);
+    if (known) return known.id;
+    const connection: Connection = { id: `ws_${++this.#nextConnection}`, ws, pending: new Map(), awaitingPong: false, missedPongs: 0, closedAt: undefined };
+    this.#connections.set(connection.id, connection);
+    this.#byWs.set(ws, connection);
+    ws.on('message', (data: unknown, isBinary: boolean) => {
+      if (!isBinary) this.#onMessage(connection, data);
+    });
+    ws.on('pong', () => {
+      connection.awaitingPong = false;
+      connection.missedPongs = 0;
+    });
+    ws.on('close', () => {
+      connection.closedAt = Date.now();
+      if (connection.pending.size === 0) this.#drop(connection);
+    });
+    return connection.id;
+  }
+
+  /** The tracker's id for `ws`, or undefined when it is not tracked. */
+  connectionId(ws: WebSocket): string | undefined {
+    return this.#byWs.get(ws)?.id;
+  }
+
+  /**
+   * Sends `message` as JSON with a fresh `id` added and waits for `{ type: 'ack', id }`; returns the id.
+   * The socket is tracked on first use.
+   *
+   * @example
+   * const id = tracker.send(ws, { type: 'price', value: 42 });
+   */
+  send(ws: WebSocket, message: Readonly<Record<string, unknown>>, callback?: (error?: Error) => void): string {
+    assertOpen(this.#closed, 'WebSocketTracker');
+    const connection = this.#byWs.get(ws) ?? this.#connections.get(this.track(ws))!;
+    const id = `m${++this.#nextMessage}`;
+    const source = this.#traceSources ? captureSource({ skip: WebSocketTracker.prototype.send }) : undefined;
+    connection.pending.set(id, { sentAt: Date.now(), source });
+    ws.send(JSON.stringify({ ...message, id }), callback);
+    if (ws.bufferedAmount > this.maxBufferedBytes) this.#trigger?.();
+    return id;
+  }
+
+  /** Unacked messages of a connection (0 when unknown). */
+  pendingCount(resourceId: string): number {
+    return this.#connections.get(resourceId)?.pending.size ?? 0;
+  }
+
+  /** Snapshots of every tracked connection. */
+  connections(): TrackedConnectionInfo[] {
+    return [...this.#connections.values()].map((c) => ({
+      id: c.id,
+      pending: c.pending.size,
+      missedPongs: c.missedPongs,
+      bufferedAmount: c.ws.bufferedAmount,
+      open: c.ws.readyState === OPEN,
+    }));
+  }
+
+  /** How many connections are tracked. */
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  attach(context: DetectorContext): void {
+    this.#trigger = context.trigger;
+  }
+
+  scan(now: number): Finding[] {
+    const findings: Finding[] = [];
+    for (const connection of this.#connections.values()) {
+      if (connection.closedAt !== undefined) {
+        if (now - connection.closedAt >= this.#closedRetentionMs) this.#drop(connection);
+        continue;
+      }
+      const oldest = connection.pending.values().next().value;
+      if (oldest !== undefined && now - oldest.sentAt >= this.ackTimeoutMs) {
+        const ageMs = now - oldest.sentAt;
+        findings.push({
+          pattern: 'no_ack',
+          severity: 'critical',
+          resourceId: connection.id,
+          message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
+          details: { pending: connection.pending.size, oldestAgeMs: ageMs, ackTimeoutMs: this.ackTimeoutMs },
+          source: oldest.source?.frames(),
+        });
+      }
+      if (connection.missedPongs > 0) {
+        findings.push({
+          pattern: 'missed_pong',
+          severity: connection.missedPongs >= 2 ? 'critical' : 'warning',
+          resourceId: connection.id,
+          message: `${connection.missedPongs} ping(s) without a pong`,
+          details: { missedPongs: connection.missedPongs, pingIntervalMs: this.pingIntervalMs },
+        });
+      }
+      const buffered = connection.ws.bufferedAmount;
+      if (buffered > this.maxBufferedBytes) {
+        findings.push({
+          pattern: 'slow_consumer',
+          severity: 'critical',
+          resourceId: connection.id,
+          message: `${buffered} bytes buffered (cap ${this.maxBufferedBytes})`,
+          details: { bufferedAmount: buffered, maxBufferedBytes: this.maxBufferedBytes, pending: connection.pending.size },
+        });
+      }
+    }
+    return findings;
+  }
+
+  close(resourceId: string, code: number, reason: string): boolean;
+  close(): Promise<void>;
+  /**
+   * With arguments (the `WebSocketTarget` contract): sends a close frame to one connection; false when unknown.
+   * Without: stops tracking (pings, listeners) and resolves; safe to call twice.
+   */
+  close(resourceId?: string, code?: number, reason?: string): boolean | Promise<void> {
+    if (resourceId === undefined) return this.#closeTracker();
+    const connection = this.#connections.get(resourceId);
+    if (connection === undefined || connection.ws.readyState === CLOSED) return false;
+    connection.ws.close(code, reason);
+    return true;
+  }
+
+  terminate(resourceId: string): boolean {
+    const connection = this.#connections.get(resourceId);
+    if (connection === undefined) return false;
+    connection.ws.terminate();
+    return true;
+  }
+
+  isAlive(resourceId: string): boolean {
+    const connection = this.#connections.get(resourceId);
+    return connection !== undefined && connection.ws.readyState !== CLOSED;
+  }
+
+  forget(resourceId: string): number {
+    const connection = this.#connections.get(resourceId);
+    if (connection === undefined) return 0;
+    const dropped = connection.pending.size;
+    this.#drop(connection);
+    return dropped;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#closeTracker();
+  }
+
+  readonly #closeTracker = closeOnce(() => {
+    this.#closed = true;
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#server?.off('connection', this.#onConnection);
+  });
+
+  #drop(connection: Connection): void {
+    connection.pending.clear();
+    this.#connections.delete(connection.id);
+  }
+
+  #onMessage(connection: Connection, data: unknown): void {
+    if (connection.pending.size === 0) return;
+    const text = typeof data === 'string' ? data : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    if (text.length > 512 || !text.includes('"ack"')) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof parsed === 'object' && parsed !== null && (parsed as { type?: unknown }).type === 'ack') {
+      const id = (parsed as { id?: unknown }).id;
+      if (connection.pending.delete(String(id)) && connection.pending.size === 0) this.#trigger?.();
+    }
+  }
+
+  #pingAll(): void {
+    for (const connection of this.#connections.values()) {
+      if (connection.closedAt !== undefined || connection.ws.readyState !== OPEN) continue;
+      if (connection.awaitingPong) {
+        connection.missedPongs++;
+        this.#trigger?.();
+      }
+      connection.awaitingPong = true;
+      try {
+        connection.ws.ping();
+      } catch {}
+    }
+  }
+}
