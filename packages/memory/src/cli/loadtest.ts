@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isGuardError } from '@guard/core';
+import { formatLoadTestReport, parseDurationMs, runLoadTest } from '../load-test.js';
+
+const USAGE = `Usage: guard-loadtest --url <url> [options]
+
+Holds a fixed request rate (open-loop) against a URL, reads RSS from /self-check/baseline
+before and after, and prints PASS or FAIL (RSS growth < 50 MB, p95 < 200 ms, >= 99 % ok).
+
+Options:
+  --url <url>               target URL (required)
+  --rate <n>                requests per second (default 5)
+  --duration <d>            e.g. 30s, 10m, 1h; a bare number is seconds (default 10m)
+  --baseline-url <url>      where RSS is read (default <origin>/self-check/baseline)
+  --no-baseline             skip the RSS growth check
+  --method <m>              HTTP method (default GET)
+  --header <k:v>            request header, repeatable
+  --body <json>             request body (content-type defaults to application/json)
+  --timeout <d>             per-request timeout (default 5s)
+  --max-in-flight <n>       in-flight cap; requests over it count as dropped (default 1000)
+  --max-growth-mb <n>       RSS growth limit (default 50)
+  --max-p95-ms <n>          p95 latency limit (default 200)
+  --min-success-ratio <r>   success ratio floor (default 0.99)
+  --json <file>             also write the full result as JSON
+  -h, --help                show this help
+
+Exit code: 0 PASS, 1 FAIL, 2 bad usage.`;
+
+function numberArg(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        url: { type: 'string' },
+        rate: { type: 'string', default: '5' },
+        duration: { type: 'string', default: '10m' },
+        'baseline-url': { type: 'string' },
+        'no-baseline': { type: 'boolean', default: false },
+        method: { type: 'string' },
+        header: { type: 'string', multiple: true },
+        body: { type: 'string' },
+        timeout: { type: 'string', default: '5s' },
+        'max-in-flight': { type: 'string' },
+        'max-growth-mb': { type: 'string' },
+        'max-p95-ms': { type: 'string' },
+        'min-success-ratio': { type: 'string' },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    if (!values.url) throw new UsageError('--url is required');
+    const headers: Record<string, string> = {};
+    for (const header of values.header ?? []) {
+      const at = header.indexOf(':');
+      if (at <= 0) throw new UsageError(`--header must look like "name: value", got ${JSON.stringify(header)}`);
+      headers[header.slice(0, at).trim()] = header.slice(at + 1).trim();
+    }
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const maxInFlight = numberArg('max-in-flight', values['max-in-flight']);
+    const maxRssGrowthMb = numberArg('max-growth-mb', values['max-growth-mb']);
+    const maxP95Ms = numberArg('max-p95-ms', values['max-p95-ms']);
+    const minSuccessRatio = numberArg('min-success-ratio', values['min-success-ratio']);
+    const result = await runLoadTest({
+      url: values.url,
+      ratePerSec: numberArg('rate', values.rate)!,
+      durationMs: parseDurationMs(values.duration, 'duration'),
+      timeoutMs: parseDurationMs(values.timeout, 'timeout'),
+      baselineUrl: values['no-baseline'] ? false : values['baseline-url'],
+      headers,
+      signal: controller.signal,
+      ...(values.method === undefined ? {} : { method: values.method }),
+      ...(values.body === undefined ? {} : { body: values.body }),
+      ...(maxInFlight === undefined ? {} : { maxInFlight }),
+      criteria: {
+        ...(maxRssGrowthMb === undefined ? {} : { maxRssGrowthMb }),
+        ...(maxP95Ms === undefined ? {} : { maxP95Ms }),
+        ...(minSuccessRatio === undefined ? {} : { minSuccessRatio }),
+      },
+    });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.stdout.write(`${formatLoadTestReport(result)}\n`);
+    if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
+    return result.pass ? 0 : 1;
+  } catch (error) {
+    if (error instanceof UsageError || isGuardError(error, 'INVALID_OPTION')) {
+      process.stderr.write(`guard-loadtest: ${(error as Error).message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`guard-loadtest: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,748 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
+import { assertNumberOption, assertOpen, GuardError, silentLogger, unrefInterval } from '@guard/core';
+import type { Env, GuardBus, Logger, MemoryAlarm, MetricsOptions } from '@guard/core';
+import { memoryOptionsFromEnv } from './from-env.js';
+import { createMemoryMetrics } from './memory-metrics.js';
+import type { MemoryMetrics } from './memory-metrics.js';
+import { processMemorySampler } from './memory-sampler.js';
+import type { CacheProbe, Clock, MemorySampler } from './memory-sampler.js';
+import { fitLine } from './regression.js';
+import { RestartBudget } from './restart-budget.js';
+import type { RestartReason, RestartRecord } from './restart-budget.js';
+import { SnapshotRing } from './snapshot-ring.js';
+
+declare module '@guard/core' {
+  interface GuardErrorCodes {
+    /** The restart state file could not be written, so the restart was not started. */
+    RESTART_STATE_ERROR: true;
+  }
+  interface GuardEvents {
+    /** The guardrail started a restart, or the restart budget refused one. */
+    memoryRestart: [MemoryRestartNotice];
+  }
+}
+
+/** Bytes per MB as this package counts them (MiB, 1024 x 1024, like `ps` and most dashboards). */
+export const BYTES_PER_MB = 1024 * 1024;
+
+/** The guardrail's overall verdict. */
+export type MemoryStatus = MemoryAlarm['status'];
+
+const STATUS_LEVEL: Record<MemoryStatus, number> = { healthy: 0, warning: 1, critical: 2 };
+
+/** One reading kept in the series. */
+export interface MemorySnapshot {
+  /** Epoch milliseconds. */
+  readonly at: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  readonly externalBytes: number;
+  readonly arrayBuffersBytes: number;
+  /** Entries per cache probe; a probe that threw is left out. */
+  readonly caches: Readonly<Record<string, number>>;
+}
+
+/** The least-squares RSS line over the leak window: `rssMb(t) = interceptMb + slopeMbPerMin * (t - originAt) / 60000`. */
+export interface GrowthEstimate {
+  readonly slopeMbPerMin: number;
+  /** Fitted RSS in MB at `originAt`. */
+  readonly interceptMb: number;
+  /** Epoch ms of the newest point (x = 0 of the line). */
+  readonly originAt: number;
+  /** Goodness of fit (R squared, 0-1); a spike or a step fits a line badly. */
+  readonly r2: number;
+  /** Points in the window. */
+  readonly samples: number;
+  /** Time between the oldest and the newest point in the window. */
+  readonly spanMs: number;
+  /** Growth at or over the limit, with a good fit and enough samples. */
+  readonly leakDetected: boolean;
+}
+
+/** The baseline: mean RSS of the first `baselineSamples` checks. */
+export interface MemoryBaseline {
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  /** Samples averaged so far. */
+  readonly samples: number;
+  /** True once `baselineSamples` samples were taken. */
+  readonly complete: boolean;
+  /** Epoch ms of the first sample. */
+  readonly startedAt: number;
+}
+
+/** One cache probe's verdict. */
+export interface CacheStatus {
+  readonly name: string;
+  readonly entries: number;
+  readonly threshold: number;
+  readonly status: MemoryStatus;
+}
+
+/** The result of one check (or a live assessment). */
+export interface MemoryAssessment {
+  readonly status: MemoryStatus;
+  /** Human-readable reasons for a non-healthy status, most severe first. */
+  readonly reasons: readonly string[];
+  readonly snapshot: MemorySnapshot;
+  readonly growth: GrowthEstimate;
+  /** Predicted time until RSS reaches the threshold at the current growth, or null when it is not growing. */
+  readonly timeToThresholdMs: number | null;
+  readonly caches: readonly CacheStatus[];
+  readonly baseline: MemoryBaseline | null;
+  /** Set when a restart is advised: hard RSS or cache threshold, or a predicted breach within `predictedBreachMs`. */
+  readonly restartReason: Exclude<RestartReason, 'manual'> | null;
+}
+
+/** Payload of the `memoryRestart` bus event. */
+export interface MemoryRestartNotice {
+  readonly name: string;
+  readonly reason: RestartReason;
+  readonly outcome: 'started' | 'skipped';
+  /** With `skipped`: how long until the restart budget allows one again. */
+  readonly retryAfterMs?: number;
+  readonly at: number;
+}
+
+/** What {@link MemoryGuardrail.requestRestart} decided. */
+export type RestartDecision =
+  | { readonly restarted: true; readonly reason: RestartReason; readonly at: number }
+  | {
+      readonly restarted: false;
+      readonly reason: RestartReason;
+      readonly skipped: 'cooldown' | 'in_progress';
+      readonly retryAfterMs: number;
+      readonly lastRestartAt?: number;
+    };
+
+/** A shutdown hook: close servers, flush buffers. It gets a signal that aborts at the shutdown deadline. */
+export type ShutdownHook = (signal: AbortSignal) => void | Promise<void>;
+
+/** Everything a dashboard needs to draw the RSS chart with its regression line and threshold. */
+export interface MemoryReport {
+  readonly name: string;
+  readonly status: MemoryStatus;
+  /** The last check, or null before the first one. */
+  readonly latest: MemoryAssessment | null;
+  /** Snapshots kept (at most `retentionMs` old), oldest first. */
+  readonly series: readonly MemorySnapshot[];
+  /** The regression line of the latest check, with the window it covers. */
+  readonly regression: (GrowthEstimate & { readonly windowStartAt: number }) | null;
+  readonly thresholds: {
+    readonly rssBytes: number;
+    readonly rssMb: number;
+    readonly warningRatio: number;
+    readonly cacheEntries: number;
+    readonly leakRateMbPerMin: number;
+    readonly minFitR2: number;
+    readonly baselineAcceptanceMb: number;
+  };
+  readonly baseline: MemoryBaseline | null;
+  readonly restart: {
+    readonly autoRestart: boolean;
+    readonly inProgress: boolean;
+    readonly last: RestartRecord | null;
+    /** 0 when a restart is allowed now. */
+    readonly retryAfterMs: number;
+  };
+  readonly lastHeapSnapshot: { readonly path: string; readonly at: number } | null;
+  readonly checkIntervalMs: number;
+  readonly leakWindowMs: number;
+}
+
+/** Options for {@link MemoryGuardrail}. Units are in the names; defaults follow the WAL-609 guide. */
+export interface MemoryGuardrailOptions extends MetricsOptions {
+  /** Label on the metrics and in events. Default `'default'`. */
+  readonly name?: string;
+  /** Hard RSS threshold (critical). Default 700. */
+  readonly rssThresholdMb?: number;
+  /** Hard threshold of entries per cache probe (critical). Default 2200. */
+  readonly cacheEntriesThreshold?: number;
+  /** Share of a threshold at which the status becomes warning. Default 0.8. */
+  readonly warningRatio?: number;
+  /** Time between checks. Default 60 000. */
+  readonly checkIntervalMs?: number;
+  /** How long snapshots are kept. Default 3 600 000 (one hour). */
+  readonly retentionMs?: number;
+  /** Number of first checks averaged into the baseline. Default 10. */
+  readonly baselineSamples?: number;
+  /** Growth acceptance against the baseline for `/self-check/baseline`. Default 50. */
+  readonly baselineAcceptanceMb?: number;
+  /** Window of the growth regression. Default 600 000 (10 min). */
+  readonly leakWindowMs?: number;
+  /** Growth at or above which a good fit is a leak. Default 5. */
+  readonly leakRateMbPerMin?: number;
+  /** Minimum R squared for growth to count as a leak. Default 0.8 (a pure step fits at most ~0.78). */
+  readonly minFitR2?: number;
+  /** Minimum points in the window before a leak can be flagged. Default 5. */
+  readonly minLeakSamples?: number;
+  /** A leak predicted to breach the RSS threshold within this time is critical. Default 300 000. */
+  readonly predictedBreachMs?: number;
+  /** Restart the process (graceful SIGTERM) when a restart is advised. Default false. */
+  readonly autoRestart?: boolean;
+  /** At most one restart per this time, also across process restarts. Default 300 000. */
+  readonly restartCooldownMs?: number;
+  /** File that remembers the last restart time across restarts. Without it the budget lives in memory only. */
+  readonly restartStateFile?: string;
+  /** Deadline for the shutdown hooks. Default 10 000. */
+  readonly shutdownTimeoutMs?: number;
+  /** Ends the process after the hooks ran. Default: `process.kill(process.pid, 'SIGTERM')`. */
+  readonly terminate?: () => void;
+  /** Folder for `v8.writeHeapSnapshot` files when a leak is detected. Off without one. */
+  readonly heapSnapshotDir?: string;
+  /** At most one heap snapshot per this time. Default: `leakWindowMs`. */
+  readonly heapSnapshotIntervalMs?: number;
+  /** Cache probes by name, e.g. `{ sessions: () => sessions.size }`. More via `addCacheProbe`. */
+  readonly cacheProbes?: Readonly<Record<string, CacheProbe>>;
+  /** Reads memory. Default `process.memoryUsage()`. */
+  readonly sampler?: MemorySampler;
+  /** Epoch-ms clock. Default `Date.now`. */
+  readonly clock?: Clock;
+  /** Receives `memoryAlarm` on every status change and `memoryRestart`. */
+  readonly bus?: GuardBus;
+  readonly logger?: Logger;
+  /** Start the check timer (and run the first check) at construction. Default true. */
+  readonly autoStart?: boolean;
+}
+
+const EMPTY_CACHES: Readonly<Record<string, number>> = Object.freeze({});
+const MS_PER_MIN = 60_000;
+
+function checkName(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new GuardError('INVALID_OPTION', `${field} must be a non-empty string`, { details: { field, value } });
+  }
+  return value;
+}
+
+const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+
+/**
+ * The memory-leak guardrail: samples memory on a timer, keeps an hour of snapshots, fits a least-squares line
+ * over the leak window to measure the growth rate (MB/min) with its goodness of fit, predicts the time to the RSS
+ * threshold, and maps it all to `healthy | warning | critical` with reasons. Optionally restarts the process
+ * gracefully (at most once per cooldown, remembered across restarts) and writes heap snapshots on a leak.
+ *
+ * @example
+ * await using guardrail = new MemoryGuardrail({
+ *   rssThresholdMb: 700,
+ *   cacheProbes: { sessions: () => sessions.size },
+ *   bus,
+ * });
+ * guardrail.report(); // series, regression line, thresholds, status
+ */
+export class MemoryGuardrail implements AsyncDisposable {
+  readonly name: string;
+  readonly #rssThresholdMb: number;
+  readonly #cacheThreshold: number;
+  readonly #warningRatio: number;
+  readonly #checkIntervalMs: number;
+  readonly #retentionMs: number;
+  readonly #baselineSamples: number;
+  readonly #baselineAcceptanceMb: number;
+  readonly #leakWindowMs: number;
+  readonly #leakRate: number;
+  readonly #minFitR2: number;
+  readonly #minLeakSamples: number;
+  readonly #predictedBreachMs: number;
+  readonly #autoRestart: boolean;
+  readonly #shutdownTimeoutMs: number;
+  readonly #terminate: () => void;
+  readonly #heapSnapshotDir: string | undefined;
+  readonly #heapSnapshotIntervalMs: number;
+  readonly #sampler: MemorySampler;
+  readonly #clock: Clock;
+  readonly #bus: GuardBus | undefined;
+  readonly #logger: Logger;
+  readonly #metrics: MemoryMetrics;
+  readonly #budget: RestartBudget;
+  readonly #ring: SnapshotRing<MemorySnapshot>;
+  readonly #probes = new Map<string, CacheProbe>();
+  readonly #hooks = new Set<ShutdownHook>();
+  readonly #xs: Float64Array;
+  readonly #ys: Float64Array;
+  #baselineSum = { rss: 0, heapUsed: 0, count: 0, startedAt: 0 };
+  #latest: MemoryAssessment | null = null;
+  #status: MemoryStatus = 'healthy';
+  #timer: NodeJS.Timeout | undefined;
+  #restarting: Promise<void> | undefined;
+  #lastHeapSnapshot: { path: string; at: number } | null = null;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: MemoryGuardrailOptions = {}) {
+    this.name = checkName('name', options.name ?? 'default');
+    const num = (field: keyof MemoryGuardrailOptions, fallback: number, bounds: { min?: number; max?: number; integer?: boolean }) => {
+      const value = options[field] ?? fallback;
+      assertNumberOption(field, value, bounds);
+      return value;
+    };
+    this.#rssThresholdMb = num('rssThresholdMb', 700, { min: 1 });
+    this.#cacheThreshold = num('cacheEntriesThreshold', 2200, { min: 1 });
+    this.#warningRatio = num('warningRatio', 0.8, { min: 0.01, max: 1 });
+    this.#checkIntervalMs = num('checkIntervalMs', 60_000, { min: 1, max: 2 ** 31 - 1 });
+    this.#retentionMs = num('retentionMs', 3_600_000, { min: 1 });
+    this.#baselineSamples = num('baselineSamples', 10, { min: 1, integer: true });
+    this.#baselineAcceptanceMb = num('baselineAcceptanceMb', 50, { min: 0 });
+    this.#leakWindowMs = num('leakWindowMs', 600_000, { min: 1 });
+    this.#leakRate = num('leakRateMbPerMin', 5, { min: 0 });
+    this.#minFitR2 = num('minFitR2', 0.8, { min: 0, max: 1 });
+    this.#minLeakSamples = num('minLeakSamples', 5, { min: 2, integer: true });
+    this.#predictedBreachMs = num('predictedBreachMs', 300_000, { min: 0 });
+    const restartCooldownMs = num('restartCooldownMs', 300_000, { min: 0 });
+    this.#shutdownTimeoutMs = num('shutdownTimeoutMs', 10_000, { min: 0 });
+    this.#heapSnapshotIntervalMs = num('heapSnapshotIntervalMs', this.#leakWindowMs, { min: 0 });
+    if (this.#leakWindowMs > this.#retentionMs) {
+      throw new GuardError('INVALID_OPTION', `leakWindowMs (${this.#leakWindowMs}) must not exceed retentionMs (${this.#retentionMs})`, {
+        details: { field: 'leakWindowMs' },
+      });
+    }
+    for (const field of ['sampler', 'clock', 'terminate'] as const) {
+      if (options[field] !== undefined && typeof options[field] !== 'function') {
+        throw new GuardError('INVALID_OPTION', `${field} must be a function`, { details: { field } });
+      }
+    }
+    if (options.restartStateFile !== undefined) checkName('restartStateFile', options.restartStateFile);
+    if (options.heapSnapshotDir !== undefined) checkName('heapSnapshotDir', options.heapSnapshotDir);
+    this.#autoRestart = options.autoRestart ?? false;
+    this.#terminate = options.terminate ?? (() => process.kill(process.pid, 'SIGTERM'));
+    this.#heapSnapshotDir = options.heapSnapshotDir;
+    this.#sampler = options.sampler ?? processMemorySampler;
+    this.#clock = options.clock ?? Date.now;
+    this.#bus = options.bus;
+    this.#logger = options.logger ?? silentLogger;
+    this.#budget = new RestartBudget({ file: options.restartStateFile, cooldownMs: restartCooldownMs, logger: this.#logger });
+    const capacity = Math.min(100_000, Math.max(2, Math.ceil(this.#retentionMs / this.#checkIntervalMs) + 1));
+    this.#ring = new SnapshotRing(capacity);
+    this.#xs = new Float64Array(capacity + 1);
+    this.#ys = new Float64Array(capacity + 1);
+    for (const [name, probe] of Object.entries(options.cacheProbes ?? {})) this.addCacheProbe(name, probe);
+    this.#metrics = createMemoryMetrics(options);
+    if (options.autoStart ?? true) this.start();
+  }
+
+  /**
+   * Creates a guardrail from the environment (see `memoryOptionsFromEnv`); variables that are set override `defaults`.
+   *
+   * @example
+   * await using guardrail = MemoryGuardrail.fromEnv(process.env, { bus, logger });
+   */
+  static fromEnv(env: Env = process.env, defaults: MemoryGuardrailOptions = {}): MemoryGuardrail {
+    return new MemoryGuardrail({ ...defaults, ...memoryOptionsFromEnv(env) });
+  }
+
+  /** The status of the last check (`healthy` before the first one). */
+  get status(): MemoryStatus {
+    return this.#status;
+  }
+
+  /** Starts the check timer (unref'ed) and runs a first check. Idempotent. */
+  start(): void {
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    if (this.#timer) return;
+    this.#timer = unrefInterval(() => this.#tick(), this.#checkIntervalMs);
+    this.#tick();
+  }
+
+  /**
+   * Adds a cache probe (entries are checked against `cacheEntriesThreshold`).
+   *
+   * @returns a function that removes the probe.
+   * @example
+   * const remove = guardrail.addCacheProbe('sessions', () => sessions.size);
+   */
+  addCacheProbe(name: string, probe: CacheProbe): () => void {
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    checkName('cache probe name', name);
+    if (typeof probe !== 'function') throw new GuardError('INVALID_OPTION', `cache probe ${name} must be a function`, { details: { field: 'cacheProbes' } });
+    if (this.#probes.has(name)) throw new GuardError('INVALID_OPTION', `cache probe ${name} already exists`, { details: { field: 'cacheProbes', name } });
+    this.#probes.set(name, probe);
+    return () => {
+      if (this.#probes.get(name) === probe) this.#probes.delete(name);
+    };
+  }
+
+  /**
+   * Registers a hook that runs before a restart (with a deadline of `shutdownTimeoutMs`).
+   *
+   * @returns a function that removes the hook.
+   * @example
+   * guardrail.onShutdown(() => new Promise((resolve) => server.close(() => resolve())));
+   */
+  onShutdown(hook: ShutdownHook): () => void {
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    this.#hooks.add(hook);
+    return () => {
+      this.#hooks.delete(hook);
+    };
+  }
+
+  /**
+   * Takes a snapshot, stores it, and evaluates the series: updates metrics, emits `memoryAlarm` when the status
+   * changes, writes a heap snapshot on a leak (when configured) and starts an auto-restart when advised (when enabled).
+   *
+   * @example
+   * const { status, reasons, growth } = guardrail.check();
+   */
+  check(): MemoryAssessment {
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    const snapshot = this.#snapshot();
+    this.#ring.push(snapshot);
+    if (this.#baselineSum.count < this.#baselineSamples) {
+      if (this.#baselineSum.count === 0) this.#baselineSum.startedAt = snapshot.at;
+      this.#baselineSum.rss += snapshot.rssBytes;
+      this.#baselineSum.heapUsed += snapshot.heapUsedBytes;
+      this.#baselineSum.count++;
+    }
+    const assessment = this.#evaluate(snapshot, false);
+    this.#latest = assessment;
+    this.#publish(assessment);
+    if (assessment.growth.leakDetected) this.#maybeHeapSnapshot(snapshot.at);
+    if (this.#autoRestart && assessment.restartReason !== null && this.#restarting === undefined) {
+      this.requestRestart(assessment.restartReason).catch((error: unknown) => {
+        this.#logger.error({ err: error, guardrail: this.name }, 'memory guardrail auto-restart failed');
+      });
+    }
+    return assessment;
+  }
+
+  /**
+   * Evaluates a fresh sample against the stored series without storing it or acting on it
+   * (no metrics, events or restarts). `/self-check` uses this.
+   *
+   * @example
+   * if (guardrail.assess().status === 'critical') shedLoad();
+   */
+  assess(): MemoryAssessment {
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    return this.#evaluate(this.#snapshot(), true);
+  }
+
+  /** The last check's result, or null before the first check. */
+  latest(): MemoryAssessment | null {
+    return this.#latest;
+  }
+
+  /** The baseline so far, or null before the first check. */
+  baseline(): MemoryBaseline | null {
+    const { rss, heapUsed, count, startedAt } = this.#baselineSum;
+    if (count === 0) return null;
+    return { rssBytes: rss / count, heapUsedBytes: heapUsed / count, samples: count, complete: count >= this.#baselineSamples, startedAt };
+  }
+
+  /** Stored snapshots not older than `retentionMs`, oldest first. */
+  snapshots(): MemorySnapshot[] {
+    return this.#ring.since(this.#clock() - this.#retentionMs);
+  }
+
+  /**
+   * Everything a dashboard needs: the series, the regression line of the latest check, thresholds, baseline, restart state.
+   *
+   * @example
+   * const { series, regression, thresholds } = guardrail.report();
+   * // line: rssMb(t) = regression.interceptMb + regression.slopeMbPerMin * (t - regression.originAt) / 60000
+   */
+  report(): MemoryReport {
+    const latest = this.#latest;
+    const allowance = this.#budget.check(this.#clock());
+    return {
+      name: this.name,
+      status: this.#status,
+      latest,
+      series: this.snapshots(),
+      regression: latest ? { ...latest.growth, windowStartAt: latest.growth.originAt - latest.growth.spanMs } : null,
+      thresholds: {
+        rssBytes: this.#rssThresholdMb * BYTES_PER_MB,
+        rssMb: this.#rssThresholdMb,
+        warningRatio: this.#warningRatio,
+        cacheEntries: this.#cacheThreshold,
+        leakRateMbPerMin: this.#leakRate,
+        minFitR2: this.#minFitR2,
+        baselineAcceptanceMb: this.#baselineAcceptanceMb,
+      },
+      baseline: this.baseline(),
+      restart: {
+        autoRestart: this.#autoRestart,
+        inProgress: this.#restarting !== undefined,
+        last: allowance.last ?? null,
+        retryAfterMs: allowance.retryAfterMs,
+      },
+      lastHeapSnapshot: this.#lastHeapSnapshot,
+      checkIntervalMs: this.#checkIntervalMs,
+      leakWindowMs: this.#leakWindowMs,
+    };
+  }
+
+  /**
+   * Restarts the process gracefully unless the restart budget refuses (one per `restartCooldownMs`, persisted):
+   * records the restart time, then (on the next turn of the event loop) runs the shutdown hooks with a deadline,
+   * logs the final state and calls `terminate` (SIGTERM to itself by default) so the supervisor starts it again.
+   * Resolves with the decision as soon as it is made. Works whether or not `autoRestart` is on.
+   *
+   * @example
+   * const decision = await guardrail.requestRestart('manual');
+   * if (!decision.restarted) console.log('retry in', decision.retryAfterMs, 'ms');
+   */
+  async requestRestart(reason: RestartReason, options: { signal?: AbortSignal } = {}): Promise<RestartDecision> {
+    options.signal?.throwIfAborted();
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    const now = this.#clock();
+    if (this.#restarting !== undefined) return { restarted: false, reason, skipped: 'in_progress', retryAfterMs: 0 };
+    const allowance = this.#budget.check(now);
+    if (!allowance.allowed) {
+      this.#metrics.restartsSkipped.inc({ name: this.name });
+      this.#logger.warn(
+        { guardrail: this.name, reason, retryAfterMs: allowance.retryAfterMs, lastRestartAt: allowance.last?.lastRestartAt },
+        'memory guardrail restart skipped: restart budget used',
+      );
+      this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', retryAfterMs: allowance.retryAfterMs, at: now });
+      return {
+        restarted: false,
+        reason,
+        skipped: 'cooldown',
+        retryAfterMs: allowance.retryAfterMs,
+        ...(allowance.last ? { lastRestartAt: allowance.last.lastRestartAt } : {}),
+      };
+    }
+    try {
+      this.#budget.record(now, reason);
+    } catch (error) {
+      throw new GuardError('RESTART_STATE_ERROR', `cannot persist the restart time, restart not started: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    this.#metrics.restarts.inc({ name: this.name, reason });
+    this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'started', at: now });
+    this.#restarting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#shutdown(reason));
+    return { restarted: true, reason, at: now };
+  }
+
+  /** Stops the timer; waits for a restart in progress. Idempotent; later calls reject with `CLOSED`. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      if (this.#timer) clearInterval(this.#timer);
+      this.#timer = undefined;
+      await this.#restarting;
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #tick(): void {
+    try {
+      this.check();
+    } catch (error) {
+      this.#logger.error({ err: error, guardrail: this.name }, 'memory check failed');
+    }
+  }
+
+  #snapshot(): MemorySnapshot {
+    const usage = this.#sampler();
+    let caches = EMPTY_CACHES;
+    if (this.#probes.size > 0) {
+      const entries: Record<string, number> = {};
+      for (const [name, probe] of this.#probes) {
+        try {
+          const value = probe();
+          if (typeof value === 'number' && Number.isFinite(value)) entries[name] = value;
+          else this.#logger.warn({ cache: name, value }, 'cache probe returned a non-number');
+        } catch (error) {
+          this.#logger.warn({ err: error, cache: name }, 'cache probe threw');
+        }
+      }
+      caches = entries;
+    }
+    return {
+      at: this.#clock(),
+      rssBytes: usage.rss,
+      heapUsedBytes: usage.heapUsed,
+      heapTotalBytes: usage.heapTotal,
+      externalBytes: usage.external,
+      arrayBuffersBytes: usage.arrayBuffers,
+      caches,
+    };
+  }
+
+  #growth(snapshot: MemorySnapshot, live: boolean): GrowthEstimate {
+    const xs = this.#xs;
+    const ys = this.#ys;
+    const origin = snapshot.at;
+    const minAt = origin - this.#leakWindowMs;
+    let n = 0;
+    let oldest = origin;
+    if (live) {
+      xs[0] = 0;
+      ys[0] = snapshot.rssBytes / BYTES_PER_MB;
+      n = 1;
+    }
+    this.#ring.forEachNewest((item) => {
+      if (item.at < minAt || n >= xs.length) return false;
+      if (item.at > origin) return true;
+      xs[n] = (item.at - origin) / MS_PER_MIN;
+      ys[n] = item.rssBytes / BYTES_PER_MB;
+      oldest = item.at;
+      n++;
+      return true;
+    });
+    // Points run newest first; the fit does not depend on order.
+    const fit = fitLine(xs, ys, n);
+    const leakDetected =
+      fit.n >= this.#minLeakSamples && fit.slope >= this.#leakRate * (1 - 1e-9) && fit.slope > 0 && fit.r2 >= this.#minFitR2;
+    return {
+      slopeMbPerMin: fit.slope,
+      interceptMb: fit.n >= 2 ? fit.intercept : snapshot.rssBytes / BYTES_PER_MB,
+      originAt: origin,
+      r2: fit.r2,
+      samples: fit.n,
+      spanMs: origin - oldest,
+      leakDetected,
+    };
+  }
+
+  #evaluate(snapshot: MemorySnapshot, live: boolean): MemoryAssessment {
+    const growth = this.#growth(snapshot, live);
+    const rssMb = snapshot.rssBytes / BYTES_PER_MB;
+    const found: { level: number; text: string }[] = [];
+    let level = 0;
+    let restartReason: MemoryAssessment['restartReason'] = null;
+    const raise = (to: number, text: string) => {
+      if (to > level) level = to;
+      found.push({ level: to, text });
+    };
+
+    if (rssMb >= this.#rssThresholdMb) {
+      raise(2, `rss ${round(rssMb, 1)} MB is at or above the ${this.#rssThresholdMb} MB threshold`);
+      restartReason = 'rss_threshold';
+    } else if (rssMb >= this.#rssThresholdMb * this.#warningRatio) {
+      raise(1, `rss ${round(rssMb, 1)} MB is above ${round(this.#warningRatio * 100, 0)}% of the ${this.#rssThresholdMb} MB threshold`);
+    }
+
+    const caches: CacheStatus[] = [];
+    for (const name in snapshot.caches) {
+      const entries = snapshot.caches[name]!;
+      let status: MemoryStatus = 'healthy';
+      if (entries >= this.#cacheThreshold) {
+        status = 'critical';
+        raise(2, `cache ${name} holds ${entries} entries, at or above the ${this.#cacheThreshold} threshold`);
+        restartReason ??= 'cache_threshold';
+      } else if (entries >= this.#cacheThreshold * this.#warningRatio) {
+        status = 'warning';
+        raise(1, `cache ${name} holds ${entries} entries, above ${round(this.#warningRatio * 100, 0)}% of the ${this.#cacheThreshold} threshold`);
+      }
+      caches.push({ name, entries, threshold: this.#cacheThreshold, status });
+    }
+
+    let timeToThresholdMs: number | null = null;
+    if (growth.samples >= this.#minLeakSamples && growth.slopeMbPerMin > 0) {
+      timeToThresholdMs = Math.max(0, ((this.#rssThresholdMb - rssMb) / growth.slopeMbPerMin) * MS_PER_MIN);
+    }
+    if (growth.leakDetected) {
+      const leak = `rss growing ${round(growth.slopeMbPerMin)} MB/min (R² ${round(growth.r2)} over ${growth.samples} samples), at or above the ${this.#leakRate} MB/min leak limit`;
+      if (timeToThresholdMs !== null && timeToThresholdMs <= this.#predictedBreachMs && rssMb < this.#rssThresholdMb) {
+        raise(2, `${leak}; predicted to reach ${this.#rssThresholdMb} MB in ${Math.round(timeToThresholdMs / 1000)} s`);
+        restartReason ??= 'predicted_breach';
+      } else {
+        raise(1, leak);
+      }
+    }
+
+    const status: MemoryStatus = level === 2 ? 'critical' : level === 1 ? 'warning' : 'healthy';
+    if (found.length > 1) found.sort((a, b) => b.level - a.level);
+    const reasons = found.map((reason) => reason.text);
+    return { status, reasons, snapshot, growth, timeToThresholdMs, caches, baseline: this.baseline(), restartReason };
+  }
+
+  #publish(assessment: MemoryAssessment): void {
+    const m = this.#metrics;
+    const label = { name: this.name };
+    const { snapshot, growth } = assessment;
+    m.rssBytes.set(label, snapshot.rssBytes);
+    m.heapUsedBytes.set(label, snapshot.heapUsedBytes);
+    m.heapTotalBytes.set(label, snapshot.heapTotalBytes);
+    m.externalBytes.set(label, snapshot.externalBytes);
+    m.arrayBuffersBytes.set(label, snapshot.arrayBuffersBytes);
+    if (assessment.baseline) m.baselineRssBytes.set(label, assessment.baseline.rssBytes);
+    m.growthRate.set(label, (growth.slopeMbPerMin * BYTES_PER_MB) / 60);
+    m.growthFit.set(label, growth.r2);
+    m.leakDetected.set(label, growth.leakDetected ? 1 : 0);
+    m.status.set(label, STATUS_LEVEL[assessment.status]);
+    m.timeToThreshold.set(label, assessment.timeToThresholdMs === null ? Infinity : assessment.timeToThresholdMs / 1000);
+    for (const cache of assessment.caches) m.cacheEntries.set({ name: this.name, cache: cache.name }, cache.entries);
+
+    const previous = this.#status;
+    if (assessment.status === previous) return;
+    this.#status = assessment.status;
+    const log = { guardrail: this.name, from: previous, to: assessment.status, reasons: assessment.reasons, rssBytes: snapshot.rssBytes };
+    if (assessment.status === 'critical') this.#logger.error(log, 'memory guardrail critical');
+    else if (assessment.status === 'warning') this.#logger.warn(log, 'memory guardrail warning');
+    else this.#logger.info(log, 'memory guardrail healthy again');
+    this.#bus?.emit('memoryAlarm', {
+      status: assessment.status,
+      reasons: assessment.reasons,
+      rssBytes: snapshot.rssBytes,
+      growthMbPerMin: growth.slopeMbPerMin,
+      at: snapshot.at,
+    });
+  }
+
+  #maybeHeapSnapshot(now: number): void {
+    const dir = this.#heapSnapshotDir;
+    if (dir === undefined) return;
+    if (this.#lastHeapSnapshot !== null && now - this.#lastHeapSnapshot.at < this.#heapSnapshotIntervalMs) return;
+    try {
+      mkdirSync(dir, { recursive: true });
+      const path = writeHeapSnapshot(join(dir, `heap-${process.pid}-${now}.heapsnapshot`));
+      this.#lastHeapSnapshot = { path, at: now };
+      this.#metrics.heapSnapshots.inc({ name: this.name });
+      this.#logger.warn({ guardrail: this.name, path }, 'memory leak detected: heap snapshot written');
+    } catch (error) {
+      // Remember the attempt so a failing disk is not retried on every check.
+      this.#lastHeapSnapshot = { path: '', at: now };
+      this.#logger.error({ err: error, guardrail: this.name, dir }, 'heap snapshot failed');
+    }
+  }
+
+  async #shutdown(reason: RestartReason): Promise<void> {
+    const deadline = AbortSignal.timeout(this.#shutdownTimeoutMs);
+    const hooks = [...this.#hooks].map((hook) => Promise.resolve().then(() => hook(deadline)));
+    let onAbort: (() => void) | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      onAbort = () => resolve('timeout');
+      if (deadline.aborted) onAbort();
+      else deadline.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const outcome = await Promise.race([Promise.allSettled(hooks), timedOut]);
+      if (outcome === 'timeout') this.#logger.warn({ guardrail: this.name, timeoutMs: this.#shutdownTimeoutMs }, 'shutdown hooks timed out');
+      else {
+        for (const result of outcome) {
+          if (result.status === 'rejected') this.#logger.error({ err: result.reason, guardrail: this.name }, 'shutdown hook failed');
+        }
+      }
+    } finally {
+      if (onAbort) deadline.removeEventListener('abort', onAbort);
+    }
+    const latest = this.#latest;
+    const finalState = {
+      guardrail: this.name,
+      reason,
+      status: this.#status,
+      reasons: latest?.reasons ?? [],
+      rssBytes: latest?.snapshot.rssBytes,
+      heapUsedBytes: latest?.snapshot.heapUsedBytes,
+      growthMbPerMin: latest ? round(latest.growth.slopeMbPerMin, 3) : undefined,
+      baselineRssBytes: this.baseline()?.rssBytes,
+      caches: latest?.snapshot.caches,
+      pid: process.pid,
+    };
+    (this.#logger.fatal ?? this.#logger.error)(finalState, 'memory guardrail restarting the process');
+    this.#terminate();
+  }
+}
