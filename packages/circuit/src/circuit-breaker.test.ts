@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { GuardBus, isGuardError, resolveRegistry } from '@guard/core';
 import type { BreakerStateChange } from '@guard/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -194,9 +195,8 @@ describe('CircuitBreaker signals', () => {
   it('removes its listener from the caller signal after each call', async () => {
     await using breaker = new CircuitBreaker({ metrics: false });
     const controller = new AbortController();
-    const { getEventListeners } = await import('node:events');
     for (let i = 0; i < 50; i++) await breaker.execute(ok, { signal: controller.signal, timeoutMs: 1_000 });
-    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    expect(EventEmitter.getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });
 

@@ -1,5 +1,11 @@
 export { CircuitBreaker } from './circuit-breaker.js';
 export type { CircuitBreakerOptions, CircuitBreakerMode, CircuitBreakerSnapshot, StateChangeListener } from './circuit-breaker.js';
+export { BreakerRegistry } from './breaker-registry.js';
+export type { BreakerRegistryOptions } from './breaker-registry.js';
+export { Bulkhead } from './bulkhead.js';
+export type { BulkheadOptions } from './bulkhead.js';
+export { wrap } from './wrap.js';
+export { SingleFlight } from './single-flight.js';
 export { CircuitOpenError, BulkheadRejectedError, TaskCancelledError } from './errors.js';
 export type { ExecuteOptions, Operation, Policy } from './policy.js';
 export type { CircuitMetricsOptions, Registry } from './metrics.js';

@@ -1,3 +1,5 @@
+import { GuardError, assertNumberOption } from '@guard/core';
+
 /** The work a policy runs. `signal` is defined only when a timeout or a caller's signal asked for one. */
 export type Operation<T> = (signal: AbortSignal | undefined) => T | PromiseLike<T>;
 
@@ -52,4 +54,31 @@ export function raceAbort<T>(promise: T | PromiseLike<T>, signal: AbortSignal): 
       },
     );
   });
+}
+
+/**
+ * @internal Runs `run` with a signal built from `options`: the caller's signal and/or a `timeoutMs` that aborts with
+ * `TIMEOUT`. Rejects as soon as that signal aborts. Used only when options ask for it.
+ */
+export async function runWithOptions<T>(
+  run: (signal: AbortSignal | undefined) => Promise<T>,
+  options: ExecuteOptions,
+  what: string,
+): Promise<T> {
+  const { timeoutMs, signal: callerSignal } = options;
+  if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: 2_147_483_647 });
+  callerSignal?.throwIfAborted();
+  if (timeoutMs === undefined) return callerSignal === undefined ? run(undefined) : raceAbort(run(callerSignal), callerSignal);
+  const controller = new AbortController();
+  const timer = setTimeout(() => {
+    controller.abort(new GuardError('TIMEOUT', `${what} call timed out after ${timeoutMs} ms`, { details: { timeoutMs } }));
+  }, timeoutMs);
+  const onAbort = () => controller.abort(callerSignal!.reason);
+  callerSignal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await raceAbort(run(controller.signal), controller.signal);
+  } finally {
+    clearTimeout(timer);
+    callerSignal?.removeEventListener('abort', onAbort);
+  }
 }

@@ -1,0 +1,61 @@
+import { describe, expect, it, vi } from 'vitest';
+import { Bulkhead } from './bulkhead.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { wrap } from './wrap.js';
+
+describe('wrap', () => {
+  it('breaker outside, bulkhead inside: an open breaker rejects before taking a slot', async () => {
+    await using breaker = new CircuitBreaker({ failureThreshold: 2, metrics: false });
+    await using bulkhead = new Bulkhead({ maxConcurrent: 2, metrics: false });
+    const policy = wrap(breaker, bulkhead);
+    await expect(policy.execute(() => 1)).resolves.toBe(1);
+    for (let i = 0; i < 2; i++) await expect(policy.execute(() => Promise.reject(new Error('x')))).rejects.toThrow('x');
+    const fn = vi.fn(() => 1);
+    await expect(policy.execute(fn)).rejects.toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(fn).not.toHaveBeenCalled();
+    expect(bulkhead.running).toBe(0);
+  });
+
+  it('bulkhead outside, breaker inside: limits concurrency and counts failures', async () => {
+    await using breaker = new CircuitBreaker({ failureThreshold: 3, metrics: false });
+    await using bulkhead = new Bulkhead({ maxConcurrent: 5, metrics: false });
+    const policy = wrap(bulkhead, breaker);
+    let running = 0;
+    let peak = 0;
+    await Promise.all(
+      Array.from({ length: 100 }, () =>
+        policy.execute(async () => {
+          peak = Math.max(peak, ++running);
+          await new Promise((resolve) => setImmediate(resolve));
+          running--;
+        }),
+      ),
+    );
+    expect(peak).toBe(5);
+    for (let i = 0; i < 3; i++) await expect(policy.execute(() => Promise.reject(new Error('x')))).rejects.toThrow('x');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a chain timeout aborts the signal and counts as a failure for the inner breaker', async () => {
+    await using breaker = new CircuitBreaker({ failureThreshold: 1, metrics: false });
+    await using bulkhead = new Bulkhead({ metrics: false });
+    const policy = wrap(wrap(bulkhead), breaker);
+    let seen: AbortSignal | undefined;
+    await expect(
+      policy.execute(
+        (signal) => {
+          seen = signal;
+          return new Promise(() => {});
+        },
+        { timeoutMs: 20 },
+      ),
+    ).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(seen?.aborted).toBe(true);
+    expect(breaker.state).toBe('open');
+  });
+
+  it('rejects what is not a policy', () => {
+    expect(() => wrap()).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => wrap({} as never)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+});
