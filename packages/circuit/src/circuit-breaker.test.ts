@@ -376,7 +376,7 @@ describe('CircuitBreaker metrics', () => {
   it('two breakers share the metrics of one registry, and a closed breaker leaves the state gauge', async () => {
     const registry = newRegistry();
     const a = new CircuitBreaker({ name: 'a', registry });
-    await using b = new CircuitBreaker({ name: 'b', registry, metricsPrefix: 'guard_circuit' });
+    await using _b = new CircuitBreaker({ name: 'b', registry, metricsPrefix: 'guard_circuit' });
     await a.execute(ok);
     await a.close();
     const text = await registry.metrics();
