@@ -313,11 +313,19 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     return stale;
   }
 
-  /** Groups the newest registrations (at most 1000 per event: a leaking site keeps adding) by first frame. */
+  /**
+   * Groups recent registrations by their first frame: the newest (at most 256 per event, 1000 in all,
+   * biggest events first) since a leaking site keeps adding. Frames are formatted once per registration.
+   */
   #topSites(tracked: Tracked): { site: string; count: number }[] {
     const bySite = new Map<string, number>();
-    for (const list of tracked.byEvent.values()) {
-      for (let i = Math.max(0, list.length - 1_000); i < list.length; i++) {
+    let budget = 1_000;
+    const lists = [...tracked.byEvent.values()].sort((a, b) => b.length - a.length);
+    for (const list of lists) {
+      if (budget <= 0) break;
+      const take = Math.min(256, budget, list.length);
+      budget -= take;
+      for (let i = list.length - take; i < list.length; i++) {
         const site = list[i]!.source?.frames()[0];
         if (site) bySite.set(site, (bySite.get(site) ?? 0) + 1);
       }

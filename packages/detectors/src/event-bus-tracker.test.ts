@@ -1,0 +1,149 @@
+import { GuardBus, isGuardError } from '@guard/core';
+import { EventEmitter as EE3 } from 'eventemitter3';
+import { EventEmitter } from 'node:events';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { DetectorChain } from './detector-chain.js';
+import { EventBusTracker } from './event-bus-tracker.js';
+import { fileLine, forceGc, lineHere, recordingScheduler } from './test-support.js';
+
+function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
+  const scheduler = recordingScheduler();
+  const registry = new Registry();
+  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry, scheduler });
+  return { chain, scheduler, registry };
+}
+
+const kinds = [
+  ['node:events', () => new EventEmitter().setMaxListeners(0)],
+  ['eventemitter3', () => new EE3()],
+] as const;
+
+describe.each(kinds)('EventBusTracker (C2) on %s', (_kind, make) => {
+  it('counts listeners through on/once/off/removeAllListeners and does not flag a healthy emitter', () => {
+    const { chain } = chainFor();
+    const tracker = chain.add(new EventBusTracker({ leakThreshold: 10 }));
+    const emitter = make();
+    tracker.track(emitter, { name: 'orders' });
+    const a = () => {};
+    const b = () => {};
+    emitter.on('order', a);
+    emitter.once('order', b);
+    emitter.on('refund', a);
+    expect(tracker.listenerCount()).toBe(3);
+    emitter.emit('order');
+    expect(tracker.listenerCount()).toBe(2);
+    emitter.off('order', a);
+    emitter.removeAllListeners('refund');
+    expect(tracker.listenerCount()).toBe(0);
+    for (let i = 0; i < 10; i++) emitter.on('order', () => {});
+    expect(chain.scan()).toEqual([]);
+  });
+
+  it('flags more than leakThreshold listeners with the top call site at the leaking line', () => {
+    const { chain, scheduler } = chainFor('detect');
+    const tracker = chain.add(new EventBusTracker({ leakThreshold: 1_000 }));
+    const emitter = make();
+    tracker.track(emitter, { name: 'bus' });
+    emitter.on('ok', () => {});
+    let here = '';
+    for (let i = 0; i < 1_001; i++) {
+      here = lineHere(); emitter.on('price', () => {});
+    }
+    const [detection] = chain.scan();
+    expect(detection).toMatchObject({ component: 'eventbus', pattern: 'subscription_leak', severity: 'critical', resourceId: 'bus', details: { total: 1_002 } });
+    expect((detection!.details.topSites as { site: string; count: number }[])[0]).toMatchObject({ count: 256 });
+    expect(fileLine(detection!.source![0])).toBe(here);
+    expect(scheduler.scheduled).toEqual([]);
+    expect(tracker.listenerCount()).toBe(1_002);
+  });
+
+  it('full: the scheduler gets it; removeStale drops the leaking site and the emitter still works', () => {
+    const { chain, scheduler } = chainFor('full');
+    const tracker = chain.add(new EventBusTracker({ leakThreshold: 100 }));
+    const emitter = make();
+    tracker.track(emitter, { name: 'bus' });
+    let kept = 0;
+    emitter.on('price', () => kept++);
+    for (let i = 0; i < 150; i++) emitter.on('price', () => {});
+    chain.scan();
+    expect(scheduler.scheduled).toEqual([expect.objectContaining({ resourceId: 'bus', component: 'eventbus' })]);
+    expect(tracker.removeStale('bus')).toBe(149);
+    expect(tracker.listenerCount()).toBe(2);
+    emitter.emit('price');
+    expect(kept).toBe(1);
+    chain.scan();
+    expect(chain.active()).toEqual([]);
+    expect(tracker.removeStale('unknown')).toBe(0);
+  });
+
+  it('flags listeners whose owner was collected, and removes exactly those', async () => {
+    const { chain } = chainFor('detect');
+    const tracker = chain.add(new EventBusTracker());
+    const emitter = make();
+    const live = { name: 'live view' };
+    tracker.on(emitter, 'tick', () => {}, { owner: live });
+    (() => {
+      for (let i = 0; i < 3; i++) tracker.on(emitter, 'tick', () => {}, { owner: { name: `gone ${i}` } });
+    })();
+    await new Promise((r) => setImmediate(r));
+    forceGc();
+    const [detection] = chain.scan();
+    expect(detection).toMatchObject({ pattern: 'subscription_leak', resourceId: 'emitter_1#stale', details: { stale: 3 } });
+    expect(tracker.removeStale('emitter_1#stale')).toBe(3);
+    expect(tracker.listenerCount()).toBe(1);
+    expect(chain.scan()).toEqual([]);
+    expect(live.name).toBe('live view');
+  });
+});
+
+describe('EventBusTracker', () => {
+  it('dry_run and detect never remove listeners', () => {
+    for (const mode of ['dry_run', 'detect'] as const) {
+      const { chain } = chainFor(mode);
+      const tracker = chain.add(new EventBusTracker({ leakThreshold: 5 }));
+      const emitter = new EventEmitter();
+      tracker.track(emitter);
+      for (let i = 0; i < 10; i++) emitter.on('x', () => {});
+      expect(chain.scan()).toHaveLength(1);
+      expect(emitter.listenerCount('x')).toBe(10);
+    }
+  });
+
+  it('sets parasite_eventbus_subscriptions{event_type} and triggers a scan when crossing the threshold', async () => {
+    const { chain, registry } = chainFor();
+    const tracker = chain.add(new EventBusTracker({ leakThreshold: 3 }));
+    const bus = new GuardBus();
+    tracker.track(bus);
+    for (let i = 0; i < 4; i++) bus.on('detection', () => {});
+    await new Promise((r) => setImmediate(r));
+    expect(chain.active()).toHaveLength(1);
+    expect(await registry.metrics()).toContain('parasite_eventbus_subscriptions{event_type="detection"} 4');
+    bus.removeAllListeners();
+    chain.scan();
+    expect(await registry.metrics()).toContain('parasite_eventbus_subscriptions{event_type="detection"} 0');
+  });
+
+  it('untracks and restores emitters; validates options; refuses use after close', async () => {
+    const tracker = new EventBusTracker();
+    const emitter = new EventEmitter();
+    const original = emitter.on;
+    tracker.track(emitter);
+    expect(emitter.on).not.toBe(original);
+    expect(tracker.untrack(emitter)).toBe(true);
+    expect(emitter.on).toBe(original);
+    expect(Object.prototype.hasOwnProperty.call(emitter, 'on')).toBe(false);
+    expect(tracker.untrack(emitter)).toBe(false);
+    expect(() => new EventBusTracker({ leakThreshold: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    tracker.track(emitter);
+    await tracker.close();
+    await tracker.close();
+    expect(emitter.on).toBe(original);
+    try {
+      tracker.track(new EventEmitter());
+      expect.unreachable();
+    } catch (error) {
+      expect(isGuardError(error, 'CLOSED')).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,177 @@
+import { GuardBus, isGuardError } from '@guard/core';
+import Database from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DetectorChain } from './detector-chain.js';
+import { trackDialect } from './track-dialect.js';
+import { fileLine, lineHere, recordingScheduler } from './test-support.js';
+
+const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-db-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
+  const scheduler = recordingScheduler();
+  const registry = new Registry();
+  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry, scheduler });
+  return { chain, scheduler, registry };
+}
+
+const one = (db: Kysely<any>) => db.selectNoFrom(sql<number>`1`.as('one')).executeTakeFirstOrThrow();
+
+describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
+  it('does not flag short checkouts and counts connections', async () => {
+    const { chain, registry } = chainFor();
+    const dialect = trackDialect(new SqliteDialect({ database: new Database(join(dir, 'healthy.db')) }), { leakThresholdMs: 1_000 });
+    chain.add(dialect.tracker);
+    const db = new Kysely<any>({ dialect });
+    await one(db);
+    await db.transaction().execute(async (trx) => one(trx));
+    expect(dialect.tracker.activeCount()).toBe(0);
+    expect(chain.scan(Date.now() + 60_000)).toEqual([]);
+    expect(await registry.metrics()).toContain('parasite_db_connections_active 0');
+    await db.destroy();
+  });
+
+  it('flags a transaction never finished with its acquiring stack; release rolls it back and the pool serves again', async () => {
+    const { chain, scheduler } = chainFor('full');
+    const file = join(dir, 'leak.db');
+    const dialect = trackDialect(new SqliteDialect({ database: new Database(file) }), { leakThresholdMs: 5_000 });
+    chain.add(dialect.tracker);
+    const db = new Kysely<any>({ dialect });
+    const table = 't_leak';
+    await db.schema.createTable(table).addColumn('n', 'integer').execute();
+    const here = lineHere(); const trx = await db.startTransaction().execute();
+    await trx.insertInto(table).values({ n: 1 }).execute();
+    expect(chain.scan(Date.now() + 1_000)).toEqual([]);
+    const [detection] = chain.scan(Date.now() + 5_100);
+    expect(detection).toMatchObject({ component: 'db', pattern: 'connection_orphan', severity: 'critical', details: { inTransaction: true } });
+    expect(fileLine(detection!.source![0])).toBe(here);
+    expect(scheduler.scheduled.map((d) => d.id)).toEqual([detection!.id]);
+
+    // SQLite has one connection: every other query now waits behind the orphan.
+    let served = false;
+    const waiting = one(db).then(() => (served = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(served).toBe(false);
+
+    expect(await dialect.tracker.release(detection!.resourceId)).toBe(true);
+    expect(await dialect.tracker.release(detection!.resourceId)).toBe(false);
+    await waiting;
+    expect(served).toBe(true);
+    expect(await db.selectFrom(table).selectAll().execute()).toEqual([]); // rolled back
+    await expect(trx.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'));
+    expect(dialect.tracker.activeCount()).toBe(0);
+    chain.scan(Date.now() + 60_000);
+    expect(chain.active()).toEqual([]);
+    await db.destroy();
+  });
+
+  it('dry_run and detect leave the orphan held', async () => {
+    for (const mode of ['dry_run', 'detect'] as const) {
+      const { chain, scheduler } = chainFor(mode);
+      const dialect = trackDialect(new SqliteDialect({ database: new Database(':memory:') }), { leakThresholdMs: 10 });
+      chain.add(dialect.tracker);
+      const db = new Kysely<any>({ dialect });
+      await one(db);
+      const trx = await db.startTransaction().execute();
+      expect(chain.scan(Date.now() + 1_000)).toHaveLength(1);
+      expect(scheduler.scheduled).toEqual([]);
+      expect(dialect.tracker.activeCount()).toBe(1);
+      await one(trx);
+      await trx.rollback().execute();
+      await db.destroy();
+    }
+  });
+
+  it('dispose re-creates a SQLite pool built from a factory and it serves again', async () => {
+    const file = join(dir, 'dispose.db');
+    let created = 0;
+    const dialect = trackDialect(() => {
+      created++;
+      return new SqliteDialect({ database: new Database(file) });
+    });
+    const db = new Kysely<any>({ dialect });
+    await one(db);
+    await db.startTransaction().execute();
+    expect(dialect.tracker.activeCount()).toBe(1);
+    await dialect.tracker.dispose();
+    expect(dialect.tracker.activeCount()).toBe(0);
+    expect(created).toBe(2);
+    expect(await one(db)).toEqual({ one: 1 });
+    await db.destroy();
+  });
+
+  it('validates options', () => {
+    const dialect = new SqliteDialect({ database: new Database(':memory:') });
+    expect(() => trackDialect(dialect, { maxPoolSize: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => trackDialect(dialect, { leakThresholdMs: -5 })).toThrow(/leakThresholdMs/);
+  });
+});
+
+describe('trackDialect (C3) on the real local Postgres', () => {
+  it('detects a transaction never finished with the stack of the line that opened it; release destroys the client', async () => {
+    const { chain, scheduler, registry } = chainFor('full');
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 5 });
+    const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 2_000, name: 'pg' });
+    chain.add(dialect.tracker);
+    const db = new Kysely<any>({ dialect });
+    await one(db);
+    const here = lineHere(); const trx = await db.startTransaction().execute();
+    const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
+    expect(await registry.metrics()).toContain('parasite_db_connections_active 1');
+    const [detection] = chain.scan(Date.now() + 2_100);
+    expect(detection).toMatchObject({ component: 'db', pattern: 'connection_orphan', severity: 'critical', details: { pool: 'pg', inTransaction: true } });
+    expect(fileLine(detection!.source![0])).toBe(here);
+    expect(scheduler.scheduled).toHaveLength(1);
+
+    expect(await dialect.tracker.release(detection!.resourceId)).toBe(true);
+    expect(dialect.tracker.activeCount()).toBe(0);
+    expect(pool.totalCount).toBe(0); // destroyed, not returned to the pool
+    // the server session is gone (its transaction rolled back)
+    for (let i = 0; i < 50; i++) {
+      const alive = await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db);
+      if (Number(alive.rows[0]!.n) === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const gone = await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db);
+    expect(Number(gone.rows[0]!.n)).toBe(0);
+    expect(await one(db)).toEqual({ one: 1 });
+    await expect(trx.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'));
+    await db.destroy();
+  });
+
+  it('flags a pool over maxPoolSize with the pg counts; dispose drains it to 0 and it serves again', async () => {
+    const { chain } = chainFor('detect');
+    let pool!: pg.Pool;
+    const dialect = trackDialect(() => new PostgresDialect({ pool: (pool = new pg.Pool({ connectionString: PG_URL, max: 6 })) }), {
+      pgPool: () => pool,
+      maxPoolSize: 2,
+      name: 'pg-overflow',
+    });
+    chain.add(dialect.tracker);
+    const db = new Kysely<any>({ dialect });
+    const table = `dt_${process.pid}_${Date.now().toString(36)}`;
+    await db.schema.createTable(table).addColumn('n', 'integer').execute();
+    const trxs = await Promise.all([1, 2, 3].map(() => db.startTransaction().execute()));
+    const found = chain.scan().find((d) => d.pattern === 'pool_overflow');
+    expect(found).toMatchObject({ component: 'db', severity: 'critical', resourceId: 'pg-overflow', details: { active: 3, maxPoolSize: 2, pg: { total: 3 } } });
+    const first = pool;
+    await dialect.tracker.dispose();
+    expect(first.totalCount).toBe(0);
+    expect(dialect.tracker.activeCount()).toBe(0);
+    expect(pool).not.toBe(first);
+    await db.insertInto(table).values({ n: 7 }).execute();
+    expect(await db.selectFrom(table).select('n').execute()).toEqual([{ n: 7 }]);
+    chain.scan();
+    expect(chain.active()).toEqual([]);
+    await Promise.all(trxs.map((t) => expect(t.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'))));
+    await db.schema.dropTable(table).execute();
+    await db.destroy();
+  });
+});
