@@ -1,7 +1,12 @@
 import type { ContextTarget } from '@guard/core';
 import type { Sanitizer } from './sanitizer.js';
 
-/** The status orphaned contexts are closed with. */
+/**
+ * The status orphaned contexts are closed with.
+ *
+ * @example
+ * span.status === ORPHAN_CLOSE_STATUS; // 'error' once the context sanitizer closed it
+ */
 export const ORPHAN_CLOSE_STATUS = 'error';
 
 /**

@@ -31,7 +31,12 @@ import type { SanitizeReport, Sanitizer } from './sanitizer.js';
 
 const OUTCOMES: readonly SanitizeOutcome[] = ['success', 'partial', 'failed', 'skipped', 'timeout'];
 
-/** Options for {@link DeferredSanitizer}. */
+/**
+ * Options for {@link DeferredSanitizer}.
+ *
+ * @example
+ * const options: DeferredSanitizerOptions = { sanitizers: [createHandleSanitizer()], concurrency: 2, timeoutMs: 10_000 };
+ */
 export interface DeferredSanitizerOptions extends MetricsOptions {
   /** One sanitizer per component; detections of other components are not accepted. */
   readonly sanitizers: readonly Sanitizer[];
@@ -54,7 +59,12 @@ export interface DeferredSanitizerOptions extends MetricsOptions {
   readonly logger?: Logger;
 }
 
-/** A snapshot of the queue. */
+/**
+ * A snapshot of the queue.
+ *
+ * @example
+ * const { delayed, queued, running } = sanitizer.stats();
+ */
 export interface DeferredSanitizerStats {
   /** Waiting for their component's delay. */
   readonly delayed: number;

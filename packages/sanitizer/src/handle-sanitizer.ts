@@ -1,7 +1,12 @@
 import type { Detection } from '@guard/core';
 import type { Sanitizer } from './sanitizer.js';
 
-/** The handle types a C7 detection names: `details.types` (array or type→count record), else the keys of `details.growth`. */
+/**
+ * The handle types a C7 detection names: `details.types` (array or type→count record), else the keys of `details.growth`.
+ *
+ * @example
+ * handleTypesOf({ ...detection, details: { growth: { Timeout: 40 } } }); // ['Timeout']
+ */
 export function handleTypesOf(detection: Detection): string[] {
   const { types, growth } = detection.details;
   if (Array.isArray(types)) return types.filter((t): t is string => typeof t === 'string');

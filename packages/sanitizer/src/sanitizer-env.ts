@@ -3,7 +3,12 @@ import type { ComponentName, Env } from '@guard/core';
 import { DEFAULT_DELAYS_MS, SANITIZER_COMPONENTS } from './components.js';
 import type { DeferredSanitizerOptions } from './deferred-sanitizer.js';
 
-/** The options {@link deferredSanitizerOptionsFromEnv} can read. */
+/**
+ * The options {@link deferredSanitizerOptionsFromEnv} can read.
+ *
+ * @example
+ * const fromEnv: DeferredSanitizerEnvOptions = deferredSanitizerOptionsFromEnv(process.env);
+ */
 export type DeferredSanitizerEnvOptions = Pick<
   DeferredSanitizerOptions,
   'delaysMs' | 'defaultDelayMs' | 'concurrency' | 'timeoutMs' | 'maxQueued' | 'disabledComponents' | 'metrics' | 'prefix'

@@ -1,6 +1,11 @@
 import type { ComponentName, Detection, SanitizeResult } from '@guard/core';
 
-/** What a {@link Sanitizer} gets besides the detection. */
+/**
+ * What a {@link Sanitizer} gets besides the detection.
+ *
+ * @example
+ * await sanitizer.sanitize(detection, { signal: AbortSignal.timeout(5_000) });
+ */
 export interface SanitizeContext {
   /** Aborted when the job runs out of time or the scheduler closes; pass it to every await that takes one. */
   readonly signal: AbortSignal;

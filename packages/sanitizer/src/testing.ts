@@ -14,7 +14,12 @@ import type { SanitizeReport, Sanitizer } from './sanitizer.js';
  * without sockets or databases. Shipped as `@guard/sanitizer/testing`. State is plain data you can assert on.
  */
 
-/** One fake connection of {@link MemoryWebSocketTarget}. */
+/**
+ * One fake connection of {@link MemoryWebSocketTarget}.
+ *
+ * @example
+ * target.get('conn-1')?.closeCode; // 1008 after the sanitizer ran
+ */
 export interface MemoryConnection {
   state: 'open' | 'closing' | 'closed';
   pending: number;
@@ -208,7 +213,12 @@ export class MemoryContextTarget implements ContextTarget {
   }
 }
 
-/** A {@link Sanitizer} that records what it was asked to heal. */
+/**
+ * A {@link Sanitizer} that records what it was asked to heal.
+ *
+ * @example
+ * const recording: RecordingSanitizer = createRecordingSanitizer('db');
+ */
 export interface RecordingSanitizer extends Sanitizer {
   readonly calls: Array<{ readonly detectionId: string; readonly resourceId: string }>;
 }

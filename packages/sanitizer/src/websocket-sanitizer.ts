@@ -3,14 +3,29 @@ import type { Detection, WebSocketTarget } from '@guard/core';
 import { waitUntil } from './abort.js';
 import type { Sanitizer } from './sanitizer.js';
 
-/** WebSocket close code 1008: the peer violated a policy (no acks, slow consumer). */
+/**
+ * WebSocket close code 1008: the peer violated a policy (no acks, slow consumer).
+ *
+ * @example
+ * createWebSocketSanitizer(wsTracker, { code: CLOSE_POLICY_VIOLATION }); // always 1008
+ */
 export const CLOSE_POLICY_VIOLATION = 1008;
-/** WebSocket close code 1011: the server hit an unexpected condition (e.g. a dead peer). */
+/**
+ * WebSocket close code 1011: the server hit an unexpected condition (e.g. a dead peer).
+ *
+ * @example
+ * createWebSocketSanitizer(wsTracker, { code: CLOSE_INTERNAL_ERROR }); // always 1011
+ */
 export const CLOSE_INTERNAL_ERROR = 1011;
 
 const POLICY_KINDS = new Set(['no_ack', 'slow_consumer', 'buffered_amount']);
 
-/** Options for {@link createWebSocketSanitizer}. */
+/**
+ * Options for {@link createWebSocketSanitizer}.
+ *
+ * @example
+ * const options: WebSocketSanitizerOptions = { graceMs: 2_000, code: (d) => (d.severity === 'critical' ? 1011 : 1008) };
+ */
 export interface WebSocketSanitizerOptions {
   /** How long the peer gets to finish the closing handshake before the socket is terminated. Default 1000. */
   readonly graceMs?: number;
@@ -23,7 +38,12 @@ export interface WebSocketSanitizerOptions {
   readonly pollMs?: number;
 }
 
-/** The close code the default policy picks for a detection (1008 policy, 1011 otherwise). */
+/**
+ * The close code the default policy picks for a detection (1008 policy, 1011 otherwise).
+ *
+ * @example
+ * defaultCloseCode({ ...detection, pattern: 'no_ack', details: { kind: 'slow_consumer' } }); // 1008
+ */
 export function defaultCloseCode(detection: Detection): number {
   const kind = detection.details.kind ?? detection.details.reason ?? detection.pattern;
   return typeof kind === 'string' && POLICY_KINDS.has(kind) ? CLOSE_POLICY_VIOLATION : CLOSE_INTERNAL_ERROR;
