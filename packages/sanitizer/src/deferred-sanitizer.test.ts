@@ -294,6 +294,24 @@ describe('DeferredSanitizer queue', () => {
   });
 });
 
+describe('DeferredSanitizer and the event loop', () => {
+  const timeouts = () => process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
+
+  it('keeps the process alive only while someone waits for a drain (delayed jobs alone do not)', async () => {
+    const work = timedSanitizer('db', 0);
+    const sanitizer = new DeferredSanitizer({ sanitizers: [work.sanitizer], delaysMs: { db: 60_000 }, metrics: false });
+    const before = timeouts();
+    sanitizer.schedule(detection('db'));
+    expect(timeouts()).toBe(before);
+    const waiting = sanitizer.waitForSanitization(60_000, { flush: true });
+    expect(timeouts()).toBe(before + 1);
+    await expect(waiting).resolves.toBe(true);
+    expect(timeouts()).toBe(before);
+    expect(work.state.started).toHaveLength(1);
+    await sanitizer.close();
+  });
+});
+
 describe('DeferredSanitizer options', () => {
   const noop: Sanitizer = { component: 'db', sanitize: async () => ({ outcome: 'skipped' }) };
 

@@ -259,7 +259,8 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
   }
 
   /**
-   * Waits until no job is delayed, queued or running (graceful shutdown).
+   * Waits until no job is delayed, queued or running (graceful shutdown). While it waits, it keeps the process
+   * alive (at most `timeoutMs`), so delayed jobs still run during a shutdown.
    * @param options.flush run delayed jobs now instead of waiting for their delay.
    * @returns true when drained, false when `timeoutMs` passed first (or `close()` cancelled work).
    */
@@ -277,7 +278,8 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
     return new Promise<boolean>((resolve) => {
       const waiter: Waiter = {
         resolve,
-        timer: unrefTimeout(() => {
+        // Not unref'ed on purpose: a process shutting down stays alive until the work drained or the time is up.
+        timer: setTimeout(() => {
           this.#waiters.delete(waiter);
           resolve(false);
         }, timeoutMs),
