@@ -1,2 +1,57 @@
-/** The package name, for diagnostics. Filled in by this package's own issue. */
-export const packageName = '@guard/playbooks';
+export { MessageBus, ACL_VIOLATION_TOPIC } from './message-bus.js';
+export type {
+  MessageBusOptions,
+  AclRule,
+  AclViolation,
+  PublishOutcome,
+  MessageHandler,
+  MessageBusHealth,
+  MessageBusStats,
+  TopicRateLimit,
+} from './message-bus.js';
+export { topicMatcher } from './topic-pattern.js';
+export { SlidingWindow } from './sliding-window.js';
+export { AclViolationMonitor, ACL_ALARM_EVENT } from './acl-violation-monitor.js';
+export type { AclViolationMonitorOptions, AclAlarm, AclAlarmReason } from './acl-violation-monitor.js';
+export { ResourcePressureMonitor, PRESSURE_RESOURCES } from './resource-pressure-monitor.js';
+export type { ResourcePressureMonitorOptions, PressureResource, PressureChange, PressureLevel } from './resource-pressure-monitor.js';
+export { createSystemSampler } from './system-sampler.js';
+export type { PressureReading, PressureDetails, PressureSampler, SystemSampler, SystemSamplerOptions } from './system-sampler.js';
+export { HeartbeatWatchdog } from './heartbeat-watchdog.js';
+export type {
+  HeartbeatWatchdogOptions,
+  WatchedComponentOptions,
+  ComponentState,
+  ComponentStatus,
+  HeartbeatEvent,
+  RecoveryRecord,
+} from './heartbeat-watchdog.js';
+export { RateLimiter } from './rate-limiter.js';
+export type { RateLimiterOptions, RateLimitEntry } from './rate-limiter.js';
+export { TaskGate } from './task-gate.js';
+export { ProcessRegistry } from './process-registry.js';
+export type { GuardedProcess, ProcessUsage } from './process-registry.js';
+export { ActionRegistry, ProbeRegistry } from './action-registry.js';
+export type { ActionContext, ActionHandler, ProbeHandler } from './action-registry.js';
+export { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
+export type { BuiltinActionDeps, BuiltinProbeDeps, ComponentRestarter, FollowUpTask } from './builtin-actions.js';
+export { PlaybookEngine, formatPlan } from './playbook-engine.js';
+export type {
+  PlaybookEngineOptions,
+  PlaybookRunResult,
+  StepResult,
+  StepOutcome,
+  RunStatus,
+  RunOptions,
+  SkipReason,
+  CheckResult,
+  VerificationResult,
+} from './playbook-engine.js';
+export type { Playbook, PlaybookStep, PlaybookCheck, Condition, ConditionOp, PlaybookTrigger } from './playbook-types.js';
+export { evaluateCondition, getPath, resolveParams } from './conditions.js';
+export { parsePlaybook, loadPlaybookFile, loadPlaybooks, builtinPlaybooksDir } from './load-playbooks.js';
+export type { ParsePlaybookOptions } from './load-playbooks.js';
+export { parseDurationMs } from './playbook-schema.js';
+export { createLocalFleetLock } from './fleet-lock.js';
+export type { FleetLock, FleetLockResult } from './fleet-lock.js';
+export { DEFAULT_METRICS_PREFIX } from './metrics.js';

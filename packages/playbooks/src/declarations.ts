@@ -1,0 +1,33 @@
+/**
+ * Error codes and bus events this package adds to `@guard/core` by declaration merging.
+ * Importing any module of the package brings these into scope for TypeScript.
+ */
+import type { AclViolation } from './message-bus.js';
+import type { PressureChange } from './resource-pressure-monitor.js';
+import type { HeartbeatEvent } from './heartbeat-watchdog.js';
+import type { AclAlarm } from './acl-violation-monitor.js';
+
+declare module '@guard/core' {
+  interface GuardErrorCodes {
+    /** A playbook file or object failed validation (YAML syntax, schema, size, aliases). */
+    INVALID_PLAYBOOK: true;
+    /** A playbook names an action (or a check names a probe) that no registry knows. */
+    UNKNOWN_ACTION: true;
+    /** `run()` named a playbook the engine does not have. */
+    UNKNOWN_PLAYBOOK: true;
+    /** `restart()` named a component nobody registered. */
+    UNKNOWN_COMPONENT: true;
+    /** `kill_process` targeted a process the guard did not start. */
+    NOT_OWNED: true;
+    /** An action was registered twice, or a component/playbook name is taken. */
+    DUPLICATE: true;
+  }
+  interface GuardEvents {
+    aclViolation: [AclViolation];
+    aclAlarm: [AclAlarm];
+    resourcePressure: [PressureChange];
+    heartbeat: [HeartbeatEvent];
+  }
+}
+
+export {};

@@ -1,0 +1,569 @@
+import { assertNumberOption, createId, GuardError, isGuardError, silentLogger } from '@guard/core';
+import type { GuardBus, Logger, MetricsOptions, PlaybookStepNotice } from '@guard/core';
+import type { ActionContext } from './action-registry.js';
+import { ActionRegistry, ProbeRegistry } from './action-registry.js';
+import { createActionRegistry } from './builtin-actions.js';
+import { compare, conditionReads, evaluateCondition, resolveParams } from './conditions.js';
+import type { FleetLock } from './fleet-lock.js';
+import { playbooksCounter, playbooksHistogram } from './metrics.js';
+import type { Playbook, PlaybookStep, PlaybookTrigger } from './playbook-types.js';
+import './declarations.js';
+
+/** How a step ended. `planned` is a dry-run step. */
+export type StepOutcome = PlaybookStepNotice['outcome'];
+
+/** How a run ended. `rolled_back`: a step failed or verification failed, and the rollback steps ran. */
+export type RunStatus = 'succeeded' | 'failed' | 'rolled_back' | 'skipped';
+
+/** Why a run was skipped. */
+export type SkipReason = 'cooldown' | 'running' | 'conditions';
+
+/** The result of one step. */
+export interface StepResult {
+  readonly id: string;
+  readonly action: string;
+  readonly outcome: StepOutcome;
+  readonly durationMs: number;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly output?: unknown;
+  readonly error?: string;
+  /** For fleet steps: ran here, or skipped because another instance holds or already ran it. */
+  readonly fleet?: 'ran' | 'held' | 'done';
+  /** Dry run: the `when` condition depends on earlier steps' outputs, so it is decided at run time. */
+  readonly conditional?: boolean;
+}
+
+/** One verification check's last evaluation. */
+export interface CheckResult {
+  readonly id: string;
+  readonly probe: string;
+  readonly op: string;
+  readonly expected?: unknown;
+  readonly value: unknown;
+  readonly passed: boolean;
+  readonly error?: string;
+}
+
+/** The verification phase of a run. */
+export interface VerificationResult {
+  readonly passed: boolean;
+  readonly attempts: number;
+  readonly checks: readonly CheckResult[];
+}
+
+/** Everything that happened in one run (also kept in {@link PlaybookEngine.runs}). */
+export interface PlaybookRunResult {
+  readonly runId: string;
+  readonly playbook: string;
+  readonly status: RunStatus;
+  readonly dryRun: boolean;
+  readonly reason?: string;
+  readonly skipReason?: SkipReason;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly durationMs: number;
+  readonly steps: readonly StepResult[];
+  readonly verification?: VerificationResult;
+  readonly rollback: readonly StepResult[];
+  readonly error?: string;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  /** Why the run started (kept in notices and results). */
+  readonly reason?: string;
+  /** Plan only: evaluate conditions and params, change nothing. Default: the engine's `dryRun`. */
+  readonly dryRun?: boolean;
+  /** Ignore the cooldown (still one run at a time). */
+  readonly force?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** Options for {@link PlaybookEngine}. */
+export interface PlaybookEngineOptions extends MetricsOptions {
+  /** The actions playbooks may use. Default: {@link createActionRegistry} with no objects (notify, assess, wait, ...). */
+  readonly actions?: ActionRegistry;
+  /** The probes verification checks may use. Default: none. */
+  readonly probes?: ProbeRegistry;
+  /** Playbooks to register at once. */
+  readonly playbooks?: readonly Playbook[];
+  /** Every run is a dry run (plans are logged, nothing changes). Default false. */
+  readonly dryRun?: boolean;
+  /** Runs `fleet: true` steps on exactly one instance; without it, fleet steps run locally. */
+  readonly fleetLock?: FleetLock;
+  /** How many runs {@link PlaybookEngine.runs} keeps. Default 100. */
+  readonly historySize?: number;
+  /** Where `playbookRun` and `playbookStep` notices go (the immune bridge records them). */
+  readonly bus?: GuardBus;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+/**
+ * Runs YAML playbooks: a trigger, ordered steps with declarative `when` conditions and timeouts,
+ * verification checks with retries and a deadline, and rollback when verification fails. One run at a
+ * time per playbook, a cooldown between runs, dry-run plans, and a `playbookRun`/`playbookStep` notice
+ * on the `GuardBus` for every run and step.
+ *
+ * @example
+ * await using engine = new PlaybookEngine({ actions, probes, bus, playbooks: await loadPlaybooks(builtinPlaybooksDir()) });
+ * const [run] = await engine.trigger('message_bus.acl_violation', { actor: 'bot', topic: 'control.x', violations: 25 });
+ * console.log(run?.status);
+ */
+export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
+  readonly #actions: ActionRegistry;
+  readonly #probes: ProbeRegistry;
+  readonly #playbooks = new Map<string, Playbook>();
+  readonly #running = new Map<string, Promise<PlaybookRunResult>>();
+  readonly #lastFinished = new Map<string, number>();
+  readonly #history: PlaybookRunResult[] = [];
+  readonly #historySize: number;
+  readonly #dryRun: boolean;
+  readonly #fleetLock: FleetLock | undefined;
+  readonly #bus: GuardBus | undefined;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #abort = new AbortController();
+  readonly #runsMetric;
+  readonly #stepMetric;
+  readonly #runMetric;
+  #closed = false;
+
+  constructor(options: PlaybookEngineOptions = {}) {
+    this.#actions = options.actions ?? createActionRegistry();
+    this.#probes = options.probes ?? new ProbeRegistry();
+    if (!(this.#actions instanceof ActionRegistry)) throw new GuardError('INVALID_OPTION', 'actions must be an ActionRegistry', { details: { field: 'actions' } });
+    this.#historySize = options.historySize ?? 100;
+    assertNumberOption('historySize', this.#historySize, { min: 1, integer: true });
+    this.#dryRun = options.dryRun ?? false;
+    this.#fleetLock = options.fleetLock;
+    this.#bus = options.bus;
+    this.#logger = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.#runsMetric = playbooksCounter(options, 'runs_total', 'Playbook runs by status', ['playbook', 'status']);
+    this.#stepMetric = playbooksHistogram(options, 'step_duration_seconds', 'Playbook step duration by outcome', ['playbook', 'action', 'outcome']);
+    this.#runMetric = playbooksHistogram(options, 'run_duration_seconds', 'Playbook run duration by status', ['playbook', 'status']);
+    for (const playbook of options.playbooks ?? []) this.register(playbook);
+  }
+
+  /** Adds a playbook. Throws `UNKNOWN_ACTION` for actions/probes not in the registries, `DUPLICATE` for a taken name. */
+  register(playbook: Playbook): void {
+    if (this.#closed) throw new GuardError('CLOSED', 'PlaybookEngine is closed');
+    if (this.#playbooks.has(playbook.name)) throw new GuardError('DUPLICATE', `playbook "${playbook.name}" is already registered`, { details: { name: playbook.name } });
+    const where = playbook.source ? ` (${playbook.source})` : '';
+    for (const step of [...playbook.steps, ...playbook.rollback]) {
+      if (!this.#actions.has(step.action)) {
+        throw new GuardError('UNKNOWN_ACTION', `playbook "${playbook.name}"${where} step "${step.id}" uses unknown action "${step.action}"; known: ${this.#actions.names().join(', ')}`, {
+          details: { playbook: playbook.name, step: step.id, action: step.action, file: playbook.source },
+        });
+      }
+    }
+    for (const check of playbook.verify?.checks ?? []) {
+      if (!this.#probes.has(check.probe)) {
+        throw new GuardError('UNKNOWN_ACTION', `playbook "${playbook.name}"${where} check "${check.id}" uses unknown probe "${check.probe}"; known: ${this.#probes.names().join(', ') || '(none)'}`, {
+          details: { playbook: playbook.name, check: check.id, probe: check.probe, file: playbook.source },
+        });
+      }
+    }
+    this.#playbooks.set(playbook.name, playbook);
+  }
+
+  /** Removes a playbook. @returns true when it was registered. */
+  unregister(name: string): boolean {
+    return this.#playbooks.delete(name);
+  }
+
+  /** Registered playbooks. */
+  playbooks(): Playbook[] {
+    return [...this.#playbooks.values()];
+  }
+
+  /** The action registry (to check names or add actions). */
+  get actions(): ActionRegistry {
+    return this.#actions;
+  }
+
+  /** The probe registry. */
+  get probes(): ProbeRegistry {
+    return this.#probes;
+  }
+
+  /** True while a run of `name` is in progress. */
+  isRunning(name: string): boolean {
+    return this.#running.has(name);
+  }
+
+  /** Recent runs, newest last. */
+  runs(): readonly PlaybookRunResult[] {
+    return [...this.#history];
+  }
+
+  /**
+   * Starts every playbook whose trigger matches `event` and whose conditions hold for `data`
+   * (conditions read `event.<field>`). Resolves with their results (skipped ones included).
+   */
+  async trigger(event: string, data: Readonly<Record<string, unknown>> = {}, options: RunOptions = {}): Promise<PlaybookRunResult[]> {
+    if (this.#closed) throw new GuardError('CLOSED', 'PlaybookEngine is closed');
+    options.signal?.throwIfAborted();
+    const matching = [...this.#playbooks.values()].filter((p) => p.trigger.event === event && evaluateCondition(p.trigger.conditions, { event: data }));
+    return Promise.all(matching.map((p) => this.#start(p, data, options)));
+  }
+
+  /** Runs one playbook by name, bypassing its trigger conditions. Throws `UNKNOWN_PLAYBOOK`. */
+  async run(name: string, data: Readonly<Record<string, unknown>> = {}, options: RunOptions = {}): Promise<PlaybookRunResult> {
+    if (this.#closed) throw new GuardError('CLOSED', 'PlaybookEngine is closed');
+    options.signal?.throwIfAborted();
+    const playbook = this.#playbooks.get(name);
+    if (!playbook) throw new GuardError('UNKNOWN_PLAYBOOK', `no playbook named "${name}"`, { details: { playbook: name } });
+    return this.#start(playbook, data, options);
+  }
+
+  /** A dry run of `name`: the plan, with nothing changed. */
+  plan(name: string, data: Readonly<Record<string, unknown>> = {}): Promise<PlaybookRunResult> {
+    return this.run(name, data, { dryRun: true });
+  }
+
+  /** Aborts runs in flight (their rollbacks are skipped) and waits for them. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort(new GuardError('CLOSED', 'PlaybookEngine is closed'));
+    await Promise.allSettled([...this.#running.values()]);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #start(playbook: Playbook, data: Readonly<Record<string, unknown>>, options: RunOptions): Promise<PlaybookRunResult> {
+    const dryRun = options.dryRun ?? this.#dryRun;
+    const runId = createId('run');
+    const now = this.#now();
+    if (!dryRun) {
+      if (this.#running.has(playbook.name)) return Promise.resolve(this.#skip(playbook, runId, 'running', options.reason, now));
+      const last = this.#lastFinished.get(playbook.name);
+      if (!options.force && last !== undefined && now - last < playbook.cooldownMs) {
+        return Promise.resolve(this.#skip(playbook, runId, 'cooldown', options.reason, now));
+      }
+    }
+    const promise = this.#execute(playbook, runId, data, dryRun, options).finally(() => {
+      if (!dryRun) {
+        this.#running.delete(playbook.name);
+        this.#lastFinished.set(playbook.name, this.#now());
+      }
+    });
+    if (!dryRun) this.#running.set(playbook.name, promise);
+    return promise;
+  }
+
+  #skip(playbook: Playbook, runId: string, skipReason: SkipReason, reason: string | undefined, at: number): PlaybookRunResult {
+    const result: PlaybookRunResult = {
+      runId,
+      playbook: playbook.name,
+      status: 'skipped',
+      dryRun: false,
+      ...(reason === undefined ? {} : { reason }),
+      skipReason,
+      startedAt: at,
+      finishedAt: at,
+      durationMs: 0,
+      steps: [],
+      rollback: [],
+    };
+    this.#runsMetric.inc({ playbook: playbook.name, status: 'skipped' });
+    this.#bus?.emit('playbookRun', {
+      runId,
+      playbook: playbook.name,
+      status: 'skipped',
+      dryRun: false,
+      reason: reason ? `${reason} (skipped: ${skipReason})` : `skipped: ${skipReason}`,
+      startedAt: at,
+      finishedAt: at,
+    });
+    this.#remember(result);
+    return result;
+  }
+
+  async #execute(playbook: Playbook, runId: string, data: Readonly<Record<string, unknown>>, dryRun: boolean, options: RunOptions): Promise<PlaybookRunResult> {
+    const startedAt = this.#now();
+    const t0 = performance.now();
+    const reason = options.reason;
+    this.#bus?.emit('playbookRun', { runId, playbook: playbook.name, status: 'started', dryRun, ...(reason === undefined ? {} : { reason }), startedAt });
+    this.#logger.info({ runId, playbook: playbook.name, dryRun, reason }, 'playbook run started');
+
+    const controller = new AbortController();
+    const signals = [this.#abort.signal, ...(options.signal ? [options.signal] : [])];
+    const onAbort = (): void => controller.abort(signals.find((s) => s.aborted)?.reason);
+    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
+    if (signals.some((s) => s.aborted)) onAbort();
+    const runTimer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `playbook ${playbook.name} exceeded ${playbook.timeoutMs} ms`)), playbook.timeoutMs);
+    const signal = controller.signal;
+
+    const context: { event: Readonly<Record<string, unknown>>; steps: Record<string, { outcome: StepOutcome; output?: unknown }>; playbook: { name: string }; run: { id: string; reason?: string } } = {
+      event: data,
+      steps: {},
+      playbook: { name: playbook.name },
+      run: { id: runId, ...(reason === undefined ? {} : { reason }) },
+    };
+    const steps: StepResult[] = [];
+    const rollback: StepResult[] = [];
+    let verification: VerificationResult | undefined;
+    let error: string | undefined;
+    let failed = false;
+
+    try {
+      for (const step of playbook.steps) {
+        if (signal.aborted) {
+          failed = true;
+          error = reasonText(signal.reason);
+          break;
+        }
+        const result = await this.#step(playbook, runId, step, context, dryRun, signal);
+        steps.push(result);
+        context.steps[step.id] = { outcome: result.outcome, ...(result.output === undefined ? {} : { output: result.output }) };
+        if ((result.outcome === 'failed' || result.outcome === 'timeout') && !step.continueOnError) {
+          failed = true;
+          error = `step ${step.id} ${result.outcome}: ${result.error ?? ''}`.trim();
+          break;
+        }
+      }
+      if (!failed && !dryRun && playbook.verify) {
+        verification = await this.#verify(playbook, runId, signal);
+        if (!verification.passed) {
+          failed = true;
+          error = signal.aborted ? reasonText(signal.reason) : `verification failed after ${verification.attempts} attempts`;
+        }
+      }
+      if (failed && !dryRun && playbook.rollback.length > 0 && !this.#abort.signal.aborted) {
+        // Rollback gets its own budget: the run's signal may already be aborted by its timeout.
+        const rollbackController = new AbortController();
+        const onClose = (): void => rollbackController.abort(this.#abort.signal.reason);
+        this.#abort.signal.addEventListener('abort', onClose, { once: true });
+        try {
+          for (const step of playbook.rollback) {
+            const result = await this.#step(playbook, runId, step, context, false, rollbackController.signal);
+            rollback.push(result);
+            context.steps[step.id] = { outcome: result.outcome, ...(result.output === undefined ? {} : { output: result.output }) };
+          }
+        } finally {
+          this.#abort.signal.removeEventListener('abort', onClose);
+        }
+      }
+    } finally {
+      clearTimeout(runTimer);
+      for (const s of signals) s.removeEventListener('abort', onAbort);
+    }
+
+    const status: RunStatus = !failed ? 'succeeded' : rollback.length > 0 && rollback.every((r) => r.outcome === 'succeeded' || r.outcome === 'skipped') ? 'rolled_back' : 'failed';
+    const finishedAt = this.#now();
+    const result: PlaybookRunResult = {
+      runId,
+      playbook: playbook.name,
+      status,
+      dryRun,
+      ...(reason === undefined ? {} : { reason }),
+      startedAt,
+      finishedAt,
+      durationMs: performance.now() - t0,
+      steps,
+      ...(verification ? { verification } : {}),
+      rollback,
+      ...(error === undefined ? {} : { error }),
+    };
+    this.#runsMetric.inc({ playbook: playbook.name, status });
+    this.#runMetric.observe({ playbook: playbook.name, status }, result.durationMs / 1000);
+    this.#bus?.emit('playbookRun', {
+      runId,
+      playbook: playbook.name,
+      status,
+      dryRun,
+      ...(reason === undefined ? {} : { reason }),
+      startedAt,
+      finishedAt,
+      ...(error === undefined ? {} : { error }),
+    });
+    if (dryRun) this.#logger.info({ runId, playbook: playbook.name }, formatPlan(result));
+    else this.#logger.info({ runId, playbook: playbook.name, status, error }, `playbook run ${status}`);
+    this.#remember(result);
+    return result;
+  }
+
+  async #step(
+    playbook: Playbook,
+    runId: string,
+    step: PlaybookStep,
+    context: object,
+    dryRun: boolean,
+    runSignal: AbortSignal,
+  ): Promise<StepResult> {
+    const t0 = performance.now();
+    const params = resolveParams(step.params, context) as Record<string, unknown>;
+    const base = { id: step.id, action: step.action, params };
+    let result: StepResult;
+    const conditional = dryRun && conditionReads(step.when, 'steps');
+    if (!conditional && !evaluateCondition(step.when, context)) {
+      result = { ...base, outcome: 'skipped', durationMs: 0 };
+    } else if (dryRun) {
+      result = { ...base, outcome: 'planned', durationMs: 0, ...(conditional ? { conditional } : {}), ...(step.fleet ? { fleet: 'ran' as const } : {}) };
+    } else if (step.fleet && this.#fleetLock) {
+      const lock = await this.#fleetLock
+        .tryRun(`${playbook.name}:${step.id}`, () => this.#invoke(playbook, runId, step, params, context, runSignal, t0))
+        .catch((error: unknown): { acquired: true; value: StepResult } => ({
+          acquired: true,
+          value: { ...base, outcome: 'failed', durationMs: performance.now() - t0, error: `fleet lock: ${reasonText(error)}` },
+        }));
+      result = lock.acquired ? { ...lock.value, fleet: 'ran' } : { ...base, outcome: 'skipped', durationMs: performance.now() - t0, fleet: lock.reason };
+    } else {
+      result = await this.#invoke(playbook, runId, step, params, context, runSignal, t0);
+    }
+    this.#stepMetric.observe({ playbook: playbook.name, action: step.action, outcome: result.outcome }, result.durationMs / 1000);
+    this.#bus?.emit('playbookStep', {
+      runId,
+      playbook: playbook.name,
+      step: step.id,
+      action: step.action,
+      outcome: result.outcome,
+      durationMs: result.durationMs,
+      ...(result.error === undefined ? {} : { error: result.error }),
+    });
+    return result;
+  }
+
+  async #invoke(
+    playbook: Playbook,
+    runId: string,
+    step: PlaybookStep,
+    params: Record<string, unknown>,
+    context: object,
+    runSignal: AbortSignal,
+    t0: number,
+  ): Promise<StepResult> {
+    const base = { id: step.id, action: step.action, params };
+    const controller = new AbortController();
+    const onRunAbort = (): void => controller.abort(runSignal.reason);
+    runSignal.addEventListener('abort', onRunAbort, { once: true });
+    if (runSignal.aborted) onRunAbort();
+    const timer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `step ${step.id} exceeded ${step.timeoutMs} ms`)), step.timeoutMs);
+    const actionContext: ActionContext = {
+      runId,
+      playbook: playbook.name,
+      step: step.id,
+      event: (context as { event: Readonly<Record<string, unknown>> }).event,
+      signal: controller.signal,
+      logger: this.#logger,
+      probe: (name, p = {}) => this.#probe(name, p, controller.signal),
+    };
+    try {
+      const handler = this.#actions.get(step.action);
+      const output = await abortable(Promise.resolve().then(() => handler(params, actionContext)), controller.signal);
+      return { ...base, outcome: 'succeeded', durationMs: performance.now() - t0, ...(output === undefined ? {} : { output }) };
+    } catch (error) {
+      const timedOut = isGuardError(error, 'TIMEOUT');
+      this.#logger.warn({ err: error, runId, playbook: playbook.name, step: step.id }, `playbook step ${timedOut ? 'timed out' : 'failed'}`);
+      return { ...base, outcome: timedOut ? 'timeout' : 'failed', durationMs: performance.now() - t0, error: reasonText(error) };
+    } finally {
+      clearTimeout(timer);
+      runSignal.removeEventListener('abort', onRunAbort);
+    }
+  }
+
+  async #probe(name: string, params: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<unknown> {
+    const handler = this.#probes.get(name);
+    return abortable(Promise.resolve().then(() => handler(params, { signal })), signal);
+  }
+
+  async #verify(playbook: Playbook, runId: string, signal: AbortSignal): Promise<VerificationResult> {
+    const verify = playbook.verify!;
+    const t0 = performance.now();
+    const deadline = t0 + verify.deadlineMs;
+    let attempts = 0;
+    let checks: CheckResult[] = [];
+    let passed = false;
+    while (!signal.aborted) {
+      attempts++;
+      checks = [];
+      for (const check of verify.checks) {
+        try {
+          const value = await this.#probe(check.probe, check.params, signal);
+          checks.push({ id: check.id, probe: check.probe, op: check.op, ...(check.value === undefined ? {} : { expected: check.value }), value, passed: compare(value, check.op, check.value) });
+        } catch (error) {
+          checks.push({ id: check.id, probe: check.probe, op: check.op, ...(check.value === undefined ? {} : { expected: check.value }), value: undefined, passed: false, error: reasonText(error) });
+        }
+      }
+      passed = checks.every((c) => c.passed);
+      if (passed || attempts > verify.retries || performance.now() + verify.intervalMs > deadline) break;
+      await sleep(verify.intervalMs, signal).catch(() => undefined);
+    }
+    const durationMs = performance.now() - t0;
+    this.#stepMetric.observe({ playbook: playbook.name, action: 'verify', outcome: passed ? 'succeeded' : 'failed' }, durationMs / 1000);
+    this.#bus?.emit('playbookStep', {
+      runId,
+      playbook: playbook.name,
+      step: 'verify',
+      action: 'verify',
+      outcome: passed ? 'succeeded' : 'failed',
+      durationMs,
+      ...(passed ? {} : { error: checks.filter((c) => !c.passed).map((c) => `${c.id}: ${c.probe}=${JSON.stringify(c.value)}`).join('; ') }),
+    });
+    return { passed, attempts, checks };
+  }
+
+  #remember(result: PlaybookRunResult): void {
+    this.#history.push(result);
+    if (this.#history.length > this.#historySize) this.#history.shift();
+  }
+}
+
+/**
+ * Formats a run (usually a dry run) as a readable plan.
+ *
+ * @example
+ * console.log(formatPlan(await engine.plan('resource_pressure_cpu', { level: 93 })));
+ */
+export function formatPlan(result: PlaybookRunResult): string {
+  const lines = [`playbook ${result.playbook}${result.dryRun ? ' (dry run)' : ''}: ${result.status}`];
+  result.steps.forEach((s, i) => {
+    const note = s.outcome === 'skipped' ? ' [skipped: condition false]' : s.conditional ? ' [if condition holds]' : '';
+    lines.push(`  ${i + 1}. ${s.id}: ${s.action} ${JSON.stringify(s.params)}${note}`);
+  });
+  if (result.verification) lines.push(`  verify: ${result.verification.passed ? 'passed' : 'failed'} after ${result.verification.attempts} attempts`);
+  for (const r of result.rollback) lines.push(`  rollback ${r.id}: ${r.action} ${r.outcome}`);
+  return lines.join('\n');
+}
+
+function reasonText(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  return String(reason);
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,171 @@
+import { readFile, statfs } from 'node:fs/promises';
+import { cpus, freemem, totalmem } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { EventLoopUtilization, IntervalHistogram } from 'node:perf_hooks';
+
+/** One reading of the resource levels, in percent (0-100). Missing levels are not evaluated. */
+export interface PressureReading {
+  /** The CPU level that is compared with the threshold (see `cpuSource`). */
+  readonly cpuPercent?: number;
+  readonly memoryPercent?: number;
+  /** The fullest of the configured disk paths. */
+  readonly diskPercent?: number;
+  /** Event-loop utilization over the last interval, in percent. */
+  readonly eventLoopPercent?: number;
+  readonly details?: PressureDetails;
+}
+
+/** The raw measurements behind a reading (for dashboards). */
+export interface PressureDetails {
+  /** Process CPU over the interval, percent of one core (can exceed 100 with worker threads). */
+  readonly processCpuPercent?: number;
+  /** Whole-machine CPU over the interval, percent of all cores. */
+  readonly systemCpuPercent?: number;
+  readonly memoryUsedBytes?: number;
+  readonly memoryLimitBytes?: number;
+  readonly memorySource?: 'cgroup_v2' | 'cgroup_v1' | 'host';
+  readonly disks?: readonly { path: string; percent: number }[];
+  /** p99 event-loop delay over the interval. */
+  readonly eventLoopDelayMs?: number;
+}
+
+/** Produces readings; injectable so tests feed synthetic series. */
+export type PressureSampler = () => PressureReading | Promise<PressureReading>;
+
+/** Options for {@link createSystemSampler}. */
+export interface SystemSamplerOptions {
+  /** Paths whose file systems are checked with `fs.statfs`. Default `[]` (no disk level). */
+  readonly diskPaths?: readonly string[];
+  /** Which CPU figure is the level: this process (default; per core, capped at 100), the machine, or the larger. */
+  readonly cpuSource?: 'process' | 'system' | 'max';
+  /** Root of the cgroup file system. Default `/sys/fs/cgroup`. */
+  readonly cgroupRoot?: string;
+}
+
+/** A sampler of this process and machine, plus `close()` to stop the event-loop histogram. */
+export interface SystemSampler {
+  readonly sample: () => Promise<PressureReading>;
+  close(): void;
+}
+
+type MemoryProbe = () => Promise<{ used: number; limit: number; source: 'cgroup_v2' | 'cgroup_v1' | 'host' }>;
+
+const UNLIMITED = 2 ** 60;
+
+async function readNumber(path: string): Promise<number | undefined> {
+  try {
+    const text = (await readFile(path, 'utf8')).trim();
+    if (text === 'max') return Infinity;
+    const n = Number(text);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function detectMemory(root: string): Promise<MemoryProbe> {
+  const host: MemoryProbe = async () => ({ used: totalmem() - freemem(), limit: totalmem(), source: 'host' });
+  const v2Max = await readNumber(`${root}/memory.max`);
+  if (v2Max !== undefined && Number.isFinite(v2Max) && v2Max < UNLIMITED) {
+    return async () => {
+      const used = await readNumber(`${root}/memory.current`);
+      return used === undefined ? host() : { used, limit: v2Max, source: 'cgroup_v2' };
+    };
+  }
+  const v1Max = await readNumber(`${root}/memory/memory.limit_in_bytes`);
+  if (v1Max !== undefined && Number.isFinite(v1Max) && v1Max < Math.min(UNLIMITED, totalmem())) {
+    return async () => {
+      const used = await readNumber(`${root}/memory/memory.usage_in_bytes`);
+      return used === undefined ? host() : { used, limit: v1Max, source: 'cgroup_v1' };
+    };
+  }
+  return host;
+}
+
+function cpuTimes(): { idle: number; total: number } {
+  let idle = 0;
+  let total = 0;
+  for (const cpu of cpus()) {
+    const t = cpu.times;
+    idle += t.idle;
+    total += t.user + t.nice + t.sys + t.idle + t.irq;
+  }
+  return { idle, total };
+}
+
+/**
+ * Samples process and system CPU, memory against the cgroup v2/v1 limit (else the host), disk usage of
+ * the configured paths and the event loop, each measured over the interval since the previous sample
+ * (event-loop utilization is a per-interval delta, not the cumulative figure).
+ *
+ * @example
+ * const sampler = createSystemSampler({ diskPaths: ['/'] });
+ * const reading = await sampler.sample();
+ * sampler.close();
+ */
+export function createSystemSampler(options: SystemSamplerOptions = {}): SystemSampler {
+  const diskPaths = options.diskPaths ?? [];
+  const cpuSource = options.cpuSource ?? 'process';
+  const root = options.cgroupRoot ?? '/sys/fs/cgroup';
+  let memory: Promise<MemoryProbe> | undefined;
+  let lastCpu = process.cpuUsage();
+  let lastWall = performance.now();
+  let lastSystem = cpuTimes();
+  let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  let histogram: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: 20 });
+  histogram.enable();
+
+  return {
+    async sample() {
+      const now = performance.now();
+      const cpu = process.cpuUsage();
+      const wallUs = Math.max(1, (now - lastWall) * 1000);
+      const processCpuPercent = ((cpu.user - lastCpu.user + (cpu.system - lastCpu.system)) / wallUs) * 100;
+      const system = cpuTimes();
+      const totalDelta = system.total - lastSystem.total;
+      const systemCpuPercent = totalDelta > 0 ? (1 - (system.idle - lastSystem.idle) / totalDelta) * 100 : 0;
+      const elu = performance.eventLoopUtilization();
+      const eventLoopPercent = performance.eventLoopUtilization(elu, lastElu).utilization * 100;
+      lastCpu = cpu;
+      lastWall = now;
+      lastSystem = system;
+      lastElu = elu;
+      let eventLoopDelayMs: number | undefined;
+      if (histogram) {
+        eventLoopDelayMs = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
+        histogram.reset();
+      }
+      memory ??= detectMemory(root);
+      const mem = await (await memory)();
+      const disks: { path: string; percent: number }[] = [];
+      for (const path of diskPaths) {
+        try {
+          const s = await statfs(path);
+          const used = s.blocks - s.bfree;
+          const denominator = used + s.bavail;
+          disks.push({ path, percent: denominator > 0 ? (used / denominator) * 100 : 0 });
+        } catch {}
+      }
+      const cpuLevel = cpuSource === 'process' ? processCpuPercent : cpuSource === 'system' ? systemCpuPercent : Math.max(processCpuPercent, systemCpuPercent);
+      return {
+        cpuPercent: Math.min(100, cpuLevel),
+        memoryPercent: mem.limit > 0 ? (mem.used / mem.limit) * 100 : 0,
+        ...(disks.length > 0 ? { diskPercent: Math.max(...disks.map((d) => d.percent)) } : {}),
+        eventLoopPercent,
+        details: {
+          processCpuPercent,
+          systemCpuPercent,
+          memoryUsedBytes: mem.used,
+          memoryLimitBytes: mem.limit,
+          memorySource: mem.source,
+          disks,
+          ...(eventLoopDelayMs === undefined ? {} : { eventLoopDelayMs }),
+        },
+      };
+    },
+    close() {
+      histogram?.disable();
+      histogram = undefined;
+    },
+  };
+}
