@@ -67,6 +67,15 @@ describe('@guard/sanitizer/testing targets', () => {
     expect(target.forgotten.get('c1')).toMatchObject({ state: 'closed', terminated: true, closeCode: 1011 });
   });
 
+  it('MemoryWebSocketTarget: a connection already closed is only forgotten, with its pending messages', async () => {
+    const target = new MemoryWebSocketTarget();
+    target.add('c2', { pending: 2 });
+    target.terminate('c2');
+    const report = await createWebSocketSanitizer(target).sanitize(detection('websocket', 'c2'), { signal: live() });
+    expect(report).toEqual({ outcome: 'skipped', actions: ['forget'], details: { alreadyClosed: true, droppedMessages: 2, terminated: false } });
+    expect(target.get('c2')).toBeUndefined();
+  });
+
   it('MemoryDbPoolTarget: escalation, and a pool that fails to drain', async () => {
     const drains = new MemoryDbPoolTarget({ maxPoolSize: 2, checkedOut: ['a', 'b', 'c', 'd'] });
     await expect(createDbSanitizer(drains).sanitize(detection('db', 'a'), { signal: live() })).resolves.toMatchObject({ outcome: 'success', details: { disposed: true, active: 0 } });

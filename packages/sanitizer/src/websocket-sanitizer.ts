@@ -86,7 +86,9 @@ export function createWebSocketSanitizer(target: WebSocketTarget, options: WebSo
       const closeCode = typeof code === 'number' ? code : code(detection);
       assertCloseCode(closeCode);
       const actions: string[] = [];
-      if (!target.isAlive(id)) {
+      const reason = `parasite guard: ${detection.pattern}`.slice(0, 123);
+      // Unknown or already closed: nothing to close, but the tracker must not keep it (or its pending messages).
+      if (!target.isAlive(id) || !target.close(id, closeCode, reason)) {
         const droppedMessages = target.forget(id);
         return {
           outcome: 'skipped',
@@ -94,8 +96,6 @@ export function createWebSocketSanitizer(target: WebSocketTarget, options: WebSo
           details: { alreadyClosed: true, droppedMessages, terminated: false },
         };
       }
-      const reason = `parasite guard: ${detection.pattern}`.slice(0, 123);
-      target.close(id, closeCode, reason);
       actions.push(`close(${closeCode})`);
       let terminated = false;
       let droppedMessages: number;
