@@ -14,10 +14,23 @@ function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
   return { chain, scheduler, registry };
 }
 
-const kinds = [
-  ['node:events', () => new EventEmitter().setMaxListeners(0)],
-  ['eventemitter3', () => new EE3()],
-] as const;
+type Fn = (...args: any[]) => void;
+/** What both emitter kinds offer, so the same tests drive both. */
+interface TestEmitter {
+  on(event: string, fn: Fn): unknown;
+  once(event: string, fn: Fn): unknown;
+  off(event: string, fn: Fn): unknown;
+  removeListener(event: string, fn?: Fn): unknown;
+  removeAllListeners(event?: string): unknown;
+  emit(event: string, ...args: unknown[]): boolean;
+  listenerCount(event: string): number;
+  eventNames(): (string | symbol)[];
+}
+
+const kinds: [string, () => TestEmitter][] = [
+  ['node:events', () => new EventEmitter().setMaxListeners(0) as TestEmitter],
+  ['eventemitter3', () => new EE3() as TestEmitter],
+];
 
 describe.each(kinds)('EventBusTracker (C2) on %s', (_kind, make) => {
   it('counts listeners through on/once/off/removeAllListeners and does not flag a healthy emitter', () => {
