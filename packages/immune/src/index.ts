@@ -1,2 +1,39 @@
-/** The package name, for diagnostics. Filled in by this package's own issue. */
-export const packageName = '@guard/immune';
+import type {} from './errors.js';
+
+export {
+  IMMUNE_SEVERITIES,
+  IMMUNE_EVENT_TYPES,
+  EVENT_LIMITS,
+  immuneEventInputSchema,
+  immuneEventWireInputSchema,
+  parseEventInput,
+  parseWireEventInput,
+  toWireEvent,
+  createEventId,
+} from './event.js';
+export type { ImmuneSeverity, ImmuneEventType, ImmuneEventInput, ImmuneEvent, ImmuneEventWire } from './event.js';
+export { emptyCounters } from './event-store.js';
+export type { EventStore, EventQuery, EventCounts } from './event-store.js';
+export { MemoryEventStore, createMemoryStore, newestFirst } from './memory-store.js';
+export type { MemoryEventStoreOptions } from './memory-store.js';
+export { GroupCommitter } from './group-commit.js';
+export type { GroupCommitterOptions } from './group-commit.js';
+export { KyselyEventStore, createKyselyEventStore } from './kysely-store.js';
+export type { KyselyEventStoreOptions, EventStoreDialect, SqliteHandle } from './kysely-store.js';
+export { ImmuneService } from './immune-service.js';
+export type {
+  ImmuneServiceOptions,
+  RecentEventsOptions,
+  ImmuneHealthStatus,
+  ImmuneHealthSummary,
+  ImmuneStreamEvents,
+  ImmuneStreamEnvelope,
+  ImmuneStreamPayload,
+  ImmuneStreamEventName,
+} from './immune-service.js';
+export { bridgeGuardBus, classifyDetection } from './bridge.js';
+export type { GuardBridge, GuardBridgeOptions } from './bridge.js';
+export { createImmuneHandler } from './http-handler.js';
+export type { ImmuneHandler, ImmuneHandlerOptions } from './http-handler.js';
+export { immuneConfigFromEnv } from './env.js';
+export type { ImmuneEnvConfig } from './env.js';

@@ -1,0 +1,406 @@
+import type {} from './errors.js';
+import { EventEmitter } from 'eventemitter3';
+import type { GuardBus, ImmuneEventNotice, Logger, MetricsOptions } from '@guard/core';
+import { assertNumberOption, counter, GuardError, isGuardError, metricName, resolveRegistry, silentLogger } from '@guard/core';
+import type { ImmuneEvent, ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
+import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput } from './event.js';
+import type { EventStore } from './event-store.js';
+import { MemoryEventStore } from './memory-store.js';
+
+/** The seed's stream payload (snake_case), shared by both stream events. */
+export interface ImmuneStreamPayload {
+  readonly event_id: string;
+  readonly severity: ImmuneSeverity;
+  readonly type: ImmuneEventType;
+  readonly message: string;
+  readonly agent_id?: string;
+  readonly module?: string;
+  readonly meta: Readonly<Record<string, unknown>>;
+  /** ISO 8601; set on `immune.event_published`. */
+  readonly published_at?: string;
+  /** ISO 8601; set on `immune.critical_event`. */
+  readonly critical_at?: string;
+}
+
+/** Names of the service's stream events. */
+export type ImmuneStreamEventName = 'immune.event_published' | 'immune.critical_event';
+
+/**
+ * The seed's envelope around every stream event.
+ *
+ * @example
+ * service.on('immune.critical_event', (e: ImmuneStreamEnvelope) => page(e.payload.message));
+ */
+export interface ImmuneStreamEnvelope {
+  readonly type: ImmuneStreamEventName;
+  readonly source: 'immune_service';
+  readonly target: string;
+  readonly payload: ImmuneStreamPayload;
+}
+
+/** The stream: `immune.event_published` for every stored event, `immune.critical_event` for CRITICAL ones. */
+export interface ImmuneStreamEvents {
+  'immune.event_published': [ImmuneStreamEnvelope];
+  'immune.critical_event': [ImmuneStreamEnvelope];
+}
+
+/** Options for {@link ImmuneService}. */
+export interface ImmuneServiceOptions {
+  /** Where events are kept. Default: a {@link MemoryEventStore} of 10,000 events. */
+  readonly store?: EventStore;
+  /** Close the store when the service closes. Default true. */
+  readonly closeStore?: boolean;
+  /** Also announce every stored event as `immuneEvent` on this bus. */
+  readonly bus?: GuardBus;
+  /** The envelope's `target`. Default `'all'`. */
+  readonly target?: string;
+  /** Window of `getRecentEvents`/`healthSummary` when none is given. Default 1 hour. */
+  readonly defaultWindowMs?: number;
+  /** Largest accepted window. Default 30 days. */
+  readonly maxWindowMs?: number;
+  /** `limit` of `getRecentEvents` when none is given. Default 100. */
+  readonly defaultLimit?: number;
+  /** Larger limits are capped to this. Default 1,000. */
+  readonly maxLimit?: number;
+  readonly logger?: Logger;
+  /** prom-client registry (default global). */
+  readonly registry?: MetricsOptions['registry'];
+  /** Metric name prefix. Default `guard_immune`. */
+  readonly metricsPrefix?: string;
+  /** Clock (epoch ms); injectable for tests. */
+  readonly now?: () => number;
+}
+
+/** Options of {@link ImmuneService.getRecentEvents}. */
+export interface RecentEventsOptions {
+  /** Events of the last `windowMs`; ignored when `since` is given. */
+  readonly windowMs?: number;
+  /** Events created at or after this epoch ms. */
+  readonly since?: number;
+  readonly severity?: ImmuneSeverity;
+  readonly type?: ImmuneEventType;
+  /** Capped to `maxLimit`. */
+  readonly limit?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Overall status of a window: `critical` with any CRITICAL event, `warning` with any WARNING, else `healthy`. */
+export type ImmuneHealthStatus = 'healthy' | 'warning' | 'critical';
+
+/** The answer of {@link ImmuneService.healthSummary}. */
+export interface ImmuneHealthSummary {
+  readonly status: ImmuneHealthStatus;
+  readonly windowMs: number;
+  /** Start of the window, epoch ms. */
+  readonly since: number;
+  readonly total: number;
+  readonly bySeverity: Readonly<Record<ImmuneSeverity, number>>;
+  readonly byType: Readonly<Record<ImmuneEventType, number>>;
+  readonly latestCritical: ImmuneEvent | undefined;
+  /** When the summary was computed, epoch ms. */
+  readonly generatedAt: number;
+}
+
+function inputError(field: string, message: string): GuardError {
+  return new GuardError('INVALID_INPUT', message, { details: { field } });
+}
+
+/**
+ * The immune event log: validates, stores (durably, with group commit in the database stores) and streams events.
+ * `publishEvent` resolves with the id once the event is durable. Stream listeners run after that, on a later turn
+ * of the event loop, isolated from each other: a listener that throws or is slow never fails or delays a publish.
+ *
+ * @example
+ * await using service = new ImmuneService({ store: await createSqliteStore({ path: 'immune.db' }) });
+ * service.on('immune.critical_event', (e) => console.log('CRITICAL', e.payload.message));
+ * const id = await service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: '5xx > 20%' });
+ * const health = await service.healthSummary({ windowMs: 15 * 60_000 });
+ */
+export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
+  readonly store: EventStore;
+  readonly defaultWindowMs: number;
+  readonly maxWindowMs: number;
+  readonly defaultLimit: number;
+  readonly maxLimit: number;
+  readonly #closeStore: boolean;
+  readonly #bus: GuardBus | undefined;
+  readonly #target: string;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #events: ReturnType<typeof counter<'severity' | 'type'>>;
+  readonly #rejected: ReturnType<typeof counter<'reason'>>;
+  readonly #listenerErrors: ReturnType<typeof counter<'event'>>;
+  readonly #eventCounters = new Map<string, { inc(): void }>();
+  #outbox: ImmuneEvent[] = [];
+  #dispatchScheduled = false;
+  #inFlight = 0;
+  #idle: Array<() => void> = [];
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ImmuneServiceOptions = {}) {
+    super();
+    const defaultWindowMs = options.defaultWindowMs ?? 3_600_000;
+    const maxWindowMs = options.maxWindowMs ?? 30 * 86_400_000;
+    const defaultLimit = options.defaultLimit ?? 100;
+    const maxLimit = options.maxLimit ?? 1_000;
+    assertNumberOption('maxWindowMs', maxWindowMs, { min: 1 });
+    assertNumberOption('defaultWindowMs', defaultWindowMs, { min: 1, max: maxWindowMs });
+    assertNumberOption('maxLimit', maxLimit, { min: 1, max: 100_000, integer: true });
+    assertNumberOption('defaultLimit', defaultLimit, { min: 1, max: maxLimit, integer: true });
+    if (options.store !== undefined && (typeof options.store.insert !== 'function' || typeof options.store.counts !== 'function')) {
+      throw new GuardError('INVALID_OPTION', 'store must implement EventStore', { details: { field: 'store' } });
+    }
+    if (options.target !== undefined && (typeof options.target !== 'string' || options.target === '')) {
+      throw new GuardError('INVALID_OPTION', 'target must be a non-empty string', { details: { field: 'target' } });
+    }
+    this.store = options.store ?? new MemoryEventStore();
+    this.#closeStore = options.closeStore ?? true;
+    this.#bus = options.bus;
+    this.#target = options.target ?? 'all';
+    this.#logger = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.defaultWindowMs = defaultWindowMs;
+    this.maxWindowMs = maxWindowMs;
+    this.defaultLimit = defaultLimit;
+    this.maxLimit = maxLimit;
+    const registry = resolveRegistry(options.registry);
+    const prefix = options.metricsPrefix ?? 'guard_immune';
+    this.#events = counter(registry, { name: metricName(prefix, 'events_total'), help: 'Immune events stored', labelNames: ['severity', 'type'] });
+    this.#rejected = counter(registry, {
+      name: metricName(prefix, 'publish_rejected_total'),
+      help: 'Events not stored, by reason (invalid, queue_full, store_error, closed)',
+      labelNames: ['reason'],
+    });
+    this.#listenerErrors = counter(registry, {
+      name: metricName(prefix, 'listener_errors_total'),
+      help: 'Stream or bus listeners that threw',
+      labelNames: ['event'],
+    });
+  }
+
+  /**
+   * Validates and stores an event; resolves with its id once it is durable in the store.
+   * Rejects with `INVALID_INPUT` (naming `details.field`), `QUEUE_FULL`, `STORE_ERROR`, `ABORTED` or `CLOSED`.
+   */
+  async publishEvent(input: ImmuneEventInput, options: { signal?: AbortSignal } = {}): Promise<string> {
+    if (this.#closed) {
+      this.#rejected.inc({ reason: 'closed' });
+      throw new GuardError('CLOSED', 'ImmuneService is closed');
+    }
+    if (options.signal?.aborted) throw new GuardError('ABORTED', 'publishEvent was aborted', { cause: options.signal.reason });
+    let parsed: ImmuneEventInput;
+    try {
+      parsed = parseEventInput(input);
+    } catch (error) {
+      this.#rejected.inc({ reason: 'invalid' });
+      throw error;
+    }
+    const createdAt = this.#now();
+    const event: ImmuneEvent = {
+      id: createEventId(createdAt),
+      ...(parsed.agentId === undefined ? {} : { agentId: parsed.agentId }),
+      ...(parsed.module === undefined ? {} : { module: parsed.module }),
+      severity: parsed.severity,
+      type: parsed.type,
+      message: parsed.message,
+      meta: parsed.meta ?? {},
+      createdAt,
+    };
+    this.#inFlight++;
+    try {
+      await this.store.insert(event);
+    } catch (error) {
+      this.#rejected.inc({ reason: isGuardError(error, 'QUEUE_FULL') ? 'queue_full' : isGuardError(error, 'CLOSED') ? 'closed' : 'store_error' });
+      throw isGuardError(error) ? error : new GuardError('STORE_ERROR', `storing the event failed: ${(error as Error)?.message}`, { cause: error });
+    } finally {
+      if (--this.#inFlight === 0 && this.#idle.length > 0) {
+        const idle = this.#idle;
+        this.#idle = [];
+        for (const wake of idle) wake();
+      }
+    }
+    const key = `${event.severity}|${event.type}`;
+    let child = this.#eventCounters.get(key);
+    if (!child) {
+      child = this.#events.labels({ severity: event.severity, type: event.type });
+      this.#eventCounters.set(key, child);
+    }
+    child.inc();
+    this.#announce(event);
+    return event.id;
+  }
+
+  #announce(event: ImmuneEvent): void {
+    this.#outbox.push(event);
+    if (this.#dispatchScheduled) return;
+    this.#dispatchScheduled = true;
+    // Listeners run on a later turn, after the publishers' continuations: never in their way.
+    setImmediate(() => this.#dispatch());
+  }
+
+  #dispatch(): void {
+    this.#dispatchScheduled = false;
+    const events = this.#outbox;
+    this.#outbox = [];
+    for (const event of events) {
+      const wantsAll = this.listenerCount('immune.event_published') > 0;
+      const wantsCritical = event.severity === 'CRITICAL' && this.listenerCount('immune.critical_event') > 0;
+      if (wantsAll || wantsCritical) {
+        const at = new Date(event.createdAt).toISOString();
+        const payload = {
+          event_id: event.id,
+          severity: event.severity,
+          type: event.type,
+          message: event.message,
+          ...(event.agentId === undefined ? {} : { agent_id: event.agentId }),
+          ...(event.module === undefined ? {} : { module: event.module }),
+          meta: event.meta,
+        };
+        if (wantsAll) {
+          this.emit('immune.event_published', {
+            type: 'immune.event_published',
+            source: 'immune_service',
+            target: this.#target,
+            payload: { ...payload, published_at: at },
+          });
+        }
+        if (wantsCritical) {
+          this.emit('immune.critical_event', {
+            type: 'immune.critical_event',
+            source: 'immune_service',
+            target: this.#target,
+            payload: { ...payload, critical_at: at },
+          });
+        }
+      }
+      if (this.#bus) {
+        const notice: ImmuneEventNotice = {
+          id: event.id,
+          severity: event.severity,
+          type: event.type,
+          message: event.message,
+          ...(event.module === undefined ? {} : { module: event.module }),
+          ...(event.agentId === undefined ? {} : { agentId: event.agentId }),
+          meta: event.meta,
+          createdAt: event.createdAt,
+        };
+        try {
+          this.#bus.emit('immuneEvent', notice);
+        } catch (error) {
+          this.#listenerErrors.inc({ event: 'immuneEvent' });
+          this.#logger.error({ err: error }, 'GuardBus immuneEvent listener threw');
+        }
+      }
+    }
+  }
+
+  /** Calls every listener, isolated: a throwing (or rejecting) listener is logged and counted, never rethrown. */
+  override emit<K extends keyof ImmuneStreamEvents>(event: K, ...args: ImmuneStreamEvents[K]): boolean {
+    const listeners = this.listeners(event);
+    if (listeners.length === 0) return false;
+    for (const listener of listeners) {
+      try {
+        const result = (listener as (...a: unknown[]) => unknown)(...args);
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, (error: unknown) => this.#listenerFailed(event, error));
+        }
+      } catch (error) {
+        this.#listenerFailed(event, error);
+      }
+    }
+    return true;
+  }
+
+  #listenerFailed(event: string, error: unknown): void {
+    this.#listenerErrors.inc({ event });
+    this.#logger.error({ err: error, event }, 'immune stream listener threw');
+  }
+
+  #window(windowMs: number | undefined): number {
+    const value = windowMs ?? this.defaultWindowMs;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > this.maxWindowMs) {
+      throw inputError('windowMs', `windowMs must be a number > 0 and <= ${this.maxWindowMs}, got ${String(value)}`);
+    }
+    return value;
+  }
+
+  /**
+   * The newest events of a window (default `defaultWindowMs`), optionally filtered; `limit` is capped to `maxLimit`.
+   * Rejects with `INVALID_INPUT` naming the bad option.
+   *
+   * @example
+   * const critical = await service.getRecentEvents({ windowMs: 3_600_000, severity: 'CRITICAL', limit: 20 });
+   */
+  async getRecentEvents(options: RecentEventsOptions = {}): Promise<ImmuneEvent[]> {
+    if (this.#closed) throw new GuardError('CLOSED', 'ImmuneService is closed');
+    options.signal?.throwIfAborted();
+    let since: number;
+    if (options.since !== undefined) {
+      if (typeof options.since !== 'number' || !Number.isFinite(options.since)) throw inputError('since', 'since must be epoch milliseconds');
+      since = options.since;
+    } else {
+      since = this.#now() - this.#window(options.windowMs);
+    }
+    if (options.severity !== undefined && !IMMUNE_SEVERITIES.includes(options.severity)) {
+      throw inputError('severity', `severity must be one of ${IMMUNE_SEVERITIES.join(', ')}`);
+    }
+    if (options.type !== undefined && !IMMUNE_EVENT_TYPES.includes(options.type)) {
+      throw inputError('type', `type must be one of ${IMMUNE_EVENT_TYPES.join(', ')}`);
+    }
+    const limit = options.limit ?? this.defaultLimit;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw inputError('limit', 'limit must be an integer >= 1');
+    return this.store.query({
+      since,
+      ...(options.severity === undefined ? {} : { severity: options.severity }),
+      ...(options.type === undefined ? {} : { type: options.type }),
+      limit: Math.min(limit, this.maxLimit),
+    });
+  }
+
+  /**
+   * Counts by severity and type over a window, the latest critical event and an overall status.
+   *
+   * @example
+   * const { status, bySeverity } = await service.healthSummary({ windowMs: 15 * 60_000 });
+   */
+  async healthSummary(options: { windowMs?: number; signal?: AbortSignal } = {}): Promise<ImmuneHealthSummary> {
+    if (this.#closed) throw new GuardError('CLOSED', 'ImmuneService is closed');
+    options.signal?.throwIfAborted();
+    const windowMs = this.#window(options.windowMs);
+    const now = this.#now();
+    const since = now - windowMs;
+    const counts = await this.store.counts(since);
+    const status: ImmuneHealthStatus = counts.bySeverity.CRITICAL > 0 ? 'critical' : counts.bySeverity.WARNING > 0 ? 'warning' : 'healthy';
+    return {
+      status,
+      windowMs,
+      since,
+      total: counts.total,
+      bySeverity: counts.bySeverity,
+      byType: counts.byType,
+      latestCritical: counts.latestCritical,
+      generatedAt: now,
+    };
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops accepting events, waits for in-flight publishes, delivers pending stream events, closes the store (unless `closeStore: false`). */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= (async () => {
+      if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      if (this.#outbox.length > 0) this.#dispatch();
+      if (this.#closeStore) await this.store.close();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

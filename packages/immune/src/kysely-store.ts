@@ -1,0 +1,468 @@
+import type {} from './errors.js';
+import type { Logger, MetricsOptions } from '@guard/core';
+import { assertNumberOption, GuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
+import type { EventCounts, EventQuery, EventStore } from './event-store.js';
+import { emptyCounters } from './event-store.js';
+import { GroupCommitter } from './group-commit.js';
+
+/** The SQL dialects the store speaks. */
+export type EventStoreDialect = 'sqlite' | 'postgres';
+
+/**
+ * The few calls of a better-sqlite3 `Database` the SQLite fast path uses (a structural type, so the main entry
+ * never imports better-sqlite3).
+ */
+export interface SqliteHandle {
+  prepare(source: string): { run(...params: unknown[]): unknown };
+  transaction(fn: (...args: any[]) => void): (...args: any[]) => unknown;
+  readonly inTransaction: boolean;
+}
+
+/** Options for {@link KyselyEventStore} and {@link createKyselyEventStore}. */
+export interface KyselyEventStoreOptions {
+  /** An existing kysely instance (may be shared with the rest of the app). */
+  readonly db: Kysely<any>;
+  readonly dialect: EventStoreDialect;
+  /** Events table; the store also owns `<table>_rollup`, `<table>_migrations` and `<table>_migrations_lock`. Default `immune_events`. */
+  readonly tableName?: string;
+  /** Most events per commit (group commit). Default 1,000. */
+  readonly maxBatchSize?: number;
+  /** Most events waiting for a commit before `insert` rejects with `QUEUE_FULL`. Default 100,000. */
+  readonly maxPending?: number;
+  /** Events older than this are pruned; `Infinity` keeps everything. Default 7 days. */
+  readonly retentionMs?: number;
+  /** How often pruning runs. Default 60 s. */
+  readonly pruneIntervalMs?: number;
+  /** Width of the count rollup buckets that make summaries O(buckets). Default 60 s. */
+  readonly rollupBucketMs?: number;
+  /** Destroy `db` on close (set when the store created it). Default false. */
+  readonly destroyOnClose?: boolean;
+  /**
+   * The better-sqlite3 `Database` under `db`: inserts then run as one prepared statement per row inside one
+   * synchronous transaction per batch, bypassing kysely's per-query overhead. Queries and migrations stay in kysely.
+   */
+  readonly sqliteHandle?: SqliteHandle;
+  readonly logger?: Logger;
+  /** prom-client registry (default global) and metric prefix (default `guard_immune`). */
+  readonly registry?: MetricsOptions['registry'];
+  readonly metricsPrefix?: string;
+}
+
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
+const SQLITE_ROWS_PER_STATEMENT = 500;
+const PRUNE_CHUNK = 5_000;
+const FAST_CHUNK = 50;
+
+interface EventRow {
+  id: string;
+  agent_id: string | null;
+  module: string | null;
+  severity: string;
+  type: string;
+  message: string;
+  meta: string;
+  created_at: number | string;
+}
+
+function migrations(table: string): Record<string, Migration> {
+  return {
+    '001_create_events': {
+      async up(db) {
+        await db.schema
+          .createTable(table)
+          .ifNotExists()
+          .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('agent_id', 'text')
+          .addColumn('module', 'text')
+          .addColumn('severity', 'varchar(16)', (c) => c.notNull())
+          .addColumn('type', 'varchar(32)', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('meta', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex(`${table}_created_idx`).ifNotExists().on(table).columns(['created_at', 'severity', 'type']).execute();
+        // Only CRITICAL rows pay for this one (partial index): it serves "latest critical" and severity=CRITICAL queries.
+        await db.schema
+          .createIndex(`${table}_critical_idx`)
+          .ifNotExists()
+          .on(table)
+          .columns(['created_at'])
+          .where(sql.ref('severity'), '=', sql.lit('CRITICAL'))
+          .execute();
+        await db.schema
+          .createTable(`${table}_rollup`)
+          .ifNotExists()
+          .addColumn('bucket', 'bigint', (c) => c.notNull())
+          .addColumn('severity', 'varchar(16)', (c) => c.notNull())
+          .addColumn('type', 'varchar(32)', (c) => c.notNull())
+          .addColumn('count', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint(`${table}_rollup_pk`, ['bucket', 'severity', 'type'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable(`${table}_rollup`).ifExists().execute();
+        await db.schema.dropTable(table).ifExists().execute();
+      },
+    },
+  };
+}
+
+function toRow(e: ImmuneEvent): EventRow {
+  return {
+    id: e.id,
+    agent_id: e.agentId ?? null,
+    module: e.module ?? null,
+    severity: e.severity,
+    type: e.type,
+    message: e.message,
+    meta: JSON.stringify(e.meta),
+    created_at: e.createdAt,
+  };
+}
+
+function fromRow(r: EventRow): ImmuneEvent {
+  return {
+    id: r.id,
+    ...(r.agent_id === null ? {} : { agentId: r.agent_id }),
+    ...(r.module === null ? {} : { module: r.module }),
+    severity: r.severity as ImmuneSeverity,
+    type: r.type as ImmuneEventType,
+    message: r.message,
+    meta: JSON.parse(r.meta) as Record<string, unknown>,
+    createdAt: Number(r.created_at),
+  };
+}
+
+interface Delta {
+  bucket: number;
+  severity: string;
+  type: string;
+  count: number;
+}
+
+function deltasOf(events: readonly ImmuneEvent[], bucketMs: number): Delta[] {
+  const map = new Map<string, Delta>();
+  for (const e of events) {
+    const bucket = Math.floor(e.createdAt / bucketMs) * bucketMs;
+    const key = `${bucket}|${e.severity}|${e.type}`;
+    const d = map.get(key);
+    if (d) d.count++;
+    else map.set(key, { bucket, severity: e.severity, type: e.type, count: 1 });
+  }
+  // A fixed order keeps row locks ordered across fleet instances (no deadlocks on Postgres).
+  return [...map.values()].sort((a, b) => a.bucket - b.bucket || (a.severity < b.severity ? -1 : a.severity > b.severity ? 1 : a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+}
+
+/**
+ * The durable event store on kysely: SQLite (better-sqlite3, WAL) or Postgres (fleet mode: many services, one
+ * table). Runs its own migrations into `<table>_migrations`, indexes the queries, keeps a per-bucket count rollup
+ * updated in the same transaction as the events (so summaries over millions of rows stay fast), prunes by
+ * retention, and groups concurrent inserts into one transaction per batch.
+ *
+ * @example
+ * const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+ * const store = await createKyselyEventStore({ db, dialect: 'postgres', tableName: 'immune_events' });
+ */
+export class KyselyEventStore implements EventStore {
+  readonly kind: EventStoreDialect;
+  readonly tableName: string;
+  readonly rollupBucketMs: number;
+  readonly retentionMs: number;
+  /** Resolves once migrations ran; rejects with `STORE_ERROR` if they failed. */
+  readonly ready: Promise<this>;
+  readonly #db: Kysely<any>;
+  readonly #rollup: string;
+  readonly #options: KyselyEventStoreOptions;
+  readonly #logger: Logger;
+  readonly #committer: GroupCommitter<ImmuneEvent>;
+  readonly #pruned: ReturnType<typeof counter<'store'>>;
+  #fastCommit: ((events: readonly ImmuneEvent[]) => void) | undefined;
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #pruning: Promise<number> | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: KyselyEventStoreOptions) {
+    const tableName = options.tableName ?? 'immune_events';
+    if (!TABLE_NAME.test(tableName)) {
+      throw new GuardError('INVALID_OPTION', `tableName must match ${TABLE_NAME}, got ${JSON.stringify(tableName)}`, { details: { field: 'tableName' } });
+    }
+    if (options.dialect !== 'sqlite' && options.dialect !== 'postgres') {
+      throw new GuardError('INVALID_OPTION', `dialect must be sqlite or postgres, got ${String(options.dialect)}`, { details: { field: 'dialect' } });
+    }
+    if (!options.db || typeof options.db.selectFrom !== 'function') {
+      throw new GuardError('INVALID_OPTION', 'db must be a Kysely instance', { details: { field: 'db' } });
+    }
+    const retentionMs = options.retentionMs ?? 7 * 24 * 3_600_000;
+    const pruneIntervalMs = options.pruneIntervalMs ?? 60_000;
+    const rollupBucketMs = options.rollupBucketMs ?? 60_000;
+    assertNumberOption('retentionMs', retentionMs, { min: 1_000 });
+    assertNumberOption('pruneIntervalMs', pruneIntervalMs, { min: 10, max: 2 ** 31 - 1 });
+    assertNumberOption('rollupBucketMs', rollupBucketMs, { min: 1_000, max: 86_400_000, integer: true });
+    this.kind = options.dialect;
+    this.tableName = tableName;
+    this.rollupBucketMs = rollupBucketMs;
+    this.retentionMs = retentionMs;
+    this.#db = options.db;
+    this.#rollup = `${tableName}_rollup`;
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+
+    const registry = resolveRegistry(options.registry);
+    const prefix = options.metricsPrefix ?? 'guard_immune';
+    const batchSize = histogram(registry, {
+      name: metricName(prefix, 'store_commit_batch_size'),
+      help: 'Events per group commit',
+      labelNames: ['store'],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+    });
+    const commitSeconds = histogram(registry, {
+      name: metricName(prefix, 'store_commit_duration_seconds'),
+      help: 'Duration of one group commit',
+      labelNames: ['store'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    });
+    this.#pruned = counter(registry, { name: metricName(prefix, 'store_pruned_total'), help: 'Events removed by retention', labelNames: ['store'] });
+    const kind = this.kind;
+    this.#committer = new GroupCommitter<ImmuneEvent>({
+      maxBatchSize: options.maxBatchSize ?? 1_000,
+      maxPending: options.maxPending ?? 100_000,
+      commit: (events) => {
+        // The fast path is synchronous: the batch is committed when this returns.
+        if (this.#fastCommit && !options.sqliteHandle!.inTransaction) return this.#fastCommit(events);
+        return this.ready.then(() => (this.#fastCommit && !options.sqliteHandle!.inTransaction ? this.#fastCommit(events) : this.#kyselyCommit(events)));
+      },
+      onCommit: (size, seconds) => {
+        batchSize.observe({ store: kind }, size);
+        commitSeconds.observe({ store: kind }, seconds);
+      },
+    });
+
+    this.ready = this.#migrate().then(() => this);
+    this.ready.catch(() => {}); // surfaced by every call that awaits it
+    if (Number.isFinite(retentionMs)) {
+      this.#pruneTimer = unrefInterval(() => {
+        if (this.#pruning || this.#closed) return;
+        this.prune(Date.now() - retentionMs).catch((error: unknown) => this.#logger.error({ err: error }, 'immune store prune failed'));
+      }, pruneIntervalMs);
+    }
+  }
+
+  async #migrate(): Promise<void> {
+    const migrator = new Migrator({
+      db: this.#db,
+      provider: { getMigrations: async () => migrations(this.tableName) },
+      migrationTableName: `${this.tableName}_migrations`,
+      migrationLockTableName: `${this.tableName}_migrations_lock`,
+    });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw new GuardError('STORE_ERROR', `migrating ${this.tableName} failed: ${(error as Error).message}`, { cause: error });
+    const handle = this.#options.sqliteHandle;
+    if (handle && this.kind === 'sqlite') {
+      const columns = `INSERT INTO "${this.tableName}" (id, agent_id, module, severity, type, message, meta, created_at) VALUES `;
+      const one = '(?, ?, ?, ?, ?, ?, ?, ?)';
+      const insertOne = handle.prepare(columns + one);
+      // One statement per FAST_CHUNK rows: far fewer native calls per batch than a row-at-a-time loop.
+      const insertChunk = handle.prepare(columns + Array.from({ length: FAST_CHUNK }, () => one).join(', '));
+      const upsert = handle.prepare(
+        `INSERT INTO "${this.#rollup}" (bucket, severity, type, count) VALUES (?, ?, ?, ?) ON CONFLICT (bucket, severity, type) DO UPDATE SET count = count + excluded.count`,
+      );
+      const params = new Array<unknown>(FAST_CHUNK * 8);
+      const write = handle.transaction((events: readonly ImmuneEvent[], deltas: readonly Delta[]) => {
+        let i = 0;
+        for (; i + FAST_CHUNK <= events.length; i += FAST_CHUNK) {
+          for (let j = 0; j < FAST_CHUNK; j++) {
+            const e = events[i + j]!;
+            const k = j * 8;
+            params[k] = e.id;
+            params[k + 1] = e.agentId ?? null;
+            params[k + 2] = e.module ?? null;
+            params[k + 3] = e.severity;
+            params[k + 4] = e.type;
+            params[k + 5] = e.message;
+            params[k + 6] = JSON.stringify(e.meta);
+            params[k + 7] = e.createdAt;
+          }
+          insertChunk.run(params);
+        }
+        for (; i < events.length; i++) {
+          const e = events[i]!;
+          insertOne.run(e.id, e.agentId ?? null, e.module ?? null, e.severity, e.type, e.message, JSON.stringify(e.meta), e.createdAt);
+        }
+        for (const d of deltas) upsert.run(d.bucket, d.severity, d.type, d.count);
+      });
+      this.#fastCommit = (events) => {
+        write(events, deltasOf(events, this.rollupBucketMs));
+      };
+    }
+  }
+
+  async #kyselyCommit(events: readonly ImmuneEvent[]): Promise<void> {
+    const rows = events.map(toRow);
+    const deltas = deltasOf(events, this.rollupBucketMs);
+    const chunk = this.kind === 'sqlite' ? SQLITE_ROWS_PER_STATEMENT : 2_000;
+    await this.#db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += chunk) await trx.insertInto(this.tableName).values(rows.slice(i, i + chunk)).execute();
+      for (let i = 0; i < deltas.length; i += chunk) {
+        await trx
+          .insertInto(this.#rollup)
+          .values(deltas.slice(i, i + chunk))
+          .onConflict((oc) => oc.columns(['bucket', 'severity', 'type']).doUpdateSet({ count: sql`${sql.ref(`${this.#rollup}.count`)} + excluded.count` }))
+          .execute();
+      }
+    });
+  }
+
+  async #open(): Promise<void> {
+    if (this.#closed) throw new GuardError('CLOSED', 'the event store is closed');
+    try {
+      await this.ready;
+    } catch (error) {
+      throw isStoreError(error) ? error : new GuardError('STORE_ERROR', 'the event store failed to open', { cause: error });
+    }
+  }
+
+  insert(event: ImmuneEvent): Promise<void> {
+    if (this.#closed) return Promise.reject(new GuardError('CLOSED', 'the event store is closed'));
+    return this.#committer.submit(event);
+  }
+
+  async query(query: EventQuery): Promise<ImmuneEvent[]> {
+    await this.#open();
+    if (query.limit <= 0) return [];
+    let q = this.#db.selectFrom(this.tableName).selectAll().where('created_at', '>=', query.since);
+    if (query.severity !== undefined) q = q.where('severity', '=', query.severity);
+    if (query.type !== undefined) q = q.where('type', '=', query.type);
+    const rows = await guarded(() => q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(Math.floor(query.limit)).execute());
+    return (rows as EventRow[]).map(fromRow);
+  }
+
+  async counts(since: number): Promise<EventCounts> {
+    await this.#open();
+    const firstFull = Math.ceil(since / this.rollupBucketMs) * this.rollupBucketMs;
+    const [rolled, edge, latest] = await guarded(() =>
+      Promise.all([
+        this.#db
+          .selectFrom(this.#rollup)
+          .select(['severity', 'type', sql<string>`sum(count)`.as('n')])
+          .where('bucket', '>=', firstFull)
+          .groupBy(['severity', 'type'])
+          .execute(),
+        firstFull > since
+          ? this.#db
+              .selectFrom(this.tableName)
+              .select(['severity', 'type', sql<string>`count(*)`.as('n')])
+              .where('created_at', '>=', since)
+              .where('created_at', '<', firstFull)
+              .groupBy(['severity', 'type'])
+              .execute()
+          : Promise.resolve([]),
+        this.#db
+          .selectFrom(this.tableName)
+          .selectAll()
+          .where('severity', '=', 'CRITICAL')
+          .where('created_at', '>=', since)
+          .orderBy('created_at', 'desc')
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirst(),
+      ]),
+    );
+    const { bySeverity, byType } = emptyCounters();
+    let total = 0;
+    for (const r of [...rolled, ...edge] as Array<{ severity: ImmuneSeverity; type: ImmuneEventType; n: string | number }>) {
+      const n = Number(r.n);
+      if (r.severity in bySeverity) bySeverity[r.severity] += n;
+      if (r.type in byType) byType[r.type] += n;
+      total += n;
+    }
+    return { total, bySeverity, byType, latestCritical: latest ? fromRow(latest as EventRow) : undefined };
+  }
+
+  /**
+   * Deletes events created before `before`, rounded down to a rollup bucket so counts stay exact; deletes in
+   * chunks so a large backlog never holds the database for long.
+   */
+  prune(before: number): Promise<number> {
+    if (this.#pruning) return this.#pruning;
+    const run = (async () => {
+      await this.#open();
+      const cutoff = Math.floor(before / this.rollupBucketMs) * this.rollupBucketMs;
+      let removed = 0;
+      for (;;) {
+        const result = await guarded(() =>
+          this.#db
+            .deleteFrom(this.tableName)
+            .where('id', 'in', this.#db.selectFrom(this.tableName).select('id').where('created_at', '<', cutoff).limit(PRUNE_CHUNK))
+            .executeTakeFirst(),
+        );
+        const n = Number(result.numDeletedRows);
+        removed += n;
+        if (n < PRUNE_CHUNK || this.#closed) break;
+      }
+      await guarded(() => this.#db.deleteFrom(this.#rollup).where('bucket', '<', cutoff).execute());
+      if (removed > 0) this.#pruned.inc({ store: this.kind }, removed);
+      return removed;
+    })();
+    this.#pruning = run;
+    const clear = () => {
+      this.#pruning = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  /** Waits until every queued insert has been committed. */
+  flush(): Promise<void> {
+    return this.#committer.drain();
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= (async () => {
+      if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+      await this.#committer.close();
+      await this.#pruning?.catch(() => {});
+      await this.ready.catch(() => {});
+      if (this.#options.destroyOnClose) await this.#db.destroy();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function isStoreError(error: unknown): boolean {
+  return error instanceof GuardError;
+}
+
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof GuardError) throw error;
+    throw new GuardError('STORE_ERROR', `event store query failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Creates a {@link KyselyEventStore} on an existing kysely instance and waits for its migrations.
+ *
+ * @example
+ * const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database('app.db') }) });
+ * await using store = await createKyselyEventStore({ db, dialect: 'sqlite' });
+ */
+export async function createKyselyEventStore(options: KyselyEventStoreOptions): Promise<KyselyEventStore> {
+  const store = new KyselyEventStore(options);
+  try {
+    return await store.ready;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}

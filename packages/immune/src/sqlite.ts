@@ -1,0 +1,78 @@
+import Database from 'better-sqlite3';
+import { GuardError } from '@guard/core';
+import { Kysely, SqliteDialect } from 'kysely';
+import { KyselyEventStore } from './kysely-store.js';
+import type { KyselyEventStoreOptions } from './kysely-store.js';
+
+/** Options for {@link createSqliteStore}. */
+export interface SqliteEventStoreOptions extends Omit<KyselyEventStoreOptions, 'db' | 'dialect' | 'sqliteHandle' | 'destroyOnClose'> {
+  /** Database file (created if missing); `:memory:` for a throwaway database. */
+  readonly path: string;
+  /**
+   * `normal` (default) commits to the WAL without fsync: every committed event survives a process crash or
+   * SIGKILL, the last commits may be lost on power loss. `full` fsyncs every commit (also power-loss safe, slower).
+   */
+  readonly synchronous?: 'normal' | 'full';
+  /** How long a writer waits for a lock held by another process. Default 5,000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * The embedded default store: a SQLite file in WAL mode through better-sqlite3 and kysely, with group commit.
+ * It owns its database and closes it on `close()`.
+ *
+ * @example
+ * await using store = await createSqliteStore({ path: './data/immune.db' });
+ * await using service = new ImmuneService({ store });
+ */
+export class SqliteEventStore extends KyselyEventStore {
+  /** The better-sqlite3 database (for inspection; the store owns it). */
+  readonly database: Database.Database;
+
+  constructor(options: SqliteEventStoreOptions) {
+    if (typeof options?.path !== 'string' || options.path === '') {
+      throw new GuardError('INVALID_OPTION', 'path must be a non-empty string', { details: { field: 'path' } });
+    }
+    const synchronous = options.synchronous ?? 'normal';
+    if (synchronous !== 'normal' && synchronous !== 'full') {
+      throw new GuardError('INVALID_OPTION', `synchronous must be normal or full, got ${String(synchronous)}`, { details: { field: 'synchronous' } });
+    }
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new GuardError('INVALID_OPTION', `busyTimeoutMs must be an integer >= 0, got ${String(busyTimeoutMs)}`, { details: { field: 'busyTimeoutMs' } });
+    }
+    let database: Database.Database;
+    try {
+      database = new Database(options.path, { timeout: busyTimeoutMs });
+      database.pragma('journal_mode = WAL');
+      database.pragma(`synchronous = ${synchronous.toUpperCase()}`);
+    } catch (error) {
+      throw new GuardError('STORE_ERROR', `cannot open SQLite database ${options.path}: ${(error as Error).message}`, { cause: error });
+    }
+    const { path: _path, synchronous: _sync, busyTimeoutMs: _busy, ...rest } = options;
+    super({
+      ...rest,
+      db: new Kysely<any>({ dialect: new SqliteDialect({ database }) }),
+      dialect: 'sqlite',
+      sqliteHandle: database as never,
+      destroyOnClose: true,
+    });
+    this.database = database;
+  }
+}
+
+/**
+ * Opens (creating if needed) a SQLite event store at `path` and waits for its migrations.
+ *
+ * @example
+ * await using store = await createSqliteStore({ path: 'immune.db', retentionMs: 86_400_000 });
+ */
+export async function createSqliteStore(options: SqliteEventStoreOptions): Promise<SqliteEventStore> {
+  const store = new SqliteEventStore(options);
+  try {
+    return await store.ready;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
