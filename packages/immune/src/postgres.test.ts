@@ -1,0 +1,97 @@
+import pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isGuardError } from '@guard/core';
+import { createKyselyEventStore } from './kysely-store.js';
+import { createPostgresStore, PostgresEventStore } from './postgres.js';
+import { ImmuneService } from './immune-service.js';
+import { describeEventStoreContract } from './testing.js';
+import { pgUrl, uniqueTable } from './test-helpers.js';
+
+const admin = new pg.Pool({ connectionString: pgUrl(), max: 2 });
+const created = new Set<string>();
+const table = (label: string) => {
+  const name = uniqueTable(label);
+  created.add(name);
+  return name;
+};
+
+async function dropTables(): Promise<void> {
+  for (const name of created) {
+    for (const t of [name, `${name}_rollup`, `${name}_migrations`, `${name}_migrations_lock`]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
+  }
+  created.clear();
+}
+
+afterAll(async () => {
+  await dropTables();
+  await admin.end();
+});
+
+describeEventStoreContract('postgres', () => createPostgresStore({ connectionString: pgUrl(), tableName: table('c') }), { cleanup: dropTables });
+
+describeEventStoreContract(
+  'postgres (shared kysely instance)',
+  async () => {
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl(), max: 2 }) }) });
+    return createKyselyEventStore({ db, dialect: 'postgres', tableName: table('k'), destroyOnClose: true });
+  },
+  { cleanup: dropTables },
+);
+
+describe('PostgresEventStore (fleet mode)', () => {
+  it('two services on one database see each other’s events in summaries and queries', async () => {
+    const tableName = table('fleet');
+    await using a = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl(), tableName }) });
+    await using b = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl(), tableName }) });
+    await Promise.all([
+      ...Array.from({ length: 50 }, (_, i) => a.publishEvent({ agentId: 'a', severity: 'INFO', type: 'SELF_HEALING_ACTION', message: `a${i}` })),
+      ...Array.from({ length: 30 }, (_, i) => b.publishEvent({ agentId: 'b', severity: 'WARNING', type: 'ERROR_SPIKE', message: `b${i}` })),
+    ]);
+    const critical = await b.publishEvent({ agentId: 'b', severity: 'CRITICAL', type: 'POLICY_VIOLATION', message: 'acl breach' });
+    for (const service of [a, b]) {
+      const summary = await service.healthSummary({ windowMs: 60_000 });
+      expect(summary.total).toBe(81);
+      expect(summary.bySeverity).toEqual({ INFO: 50, WARNING: 30, CRITICAL: 1 });
+      expect(summary.latestCritical?.id).toBe(critical);
+      expect(summary.status).toBe('critical');
+    }
+    const fromB = await a.getRecentEvents({ windowMs: 60_000, type: 'ERROR_SPIKE', limit: 1_000 });
+    expect(fromB).toHaveLength(30);
+    expect(fromB.every((e) => e.agentId === 'b')).toBe(true);
+  });
+
+  it('starts two stores on a fresh table at once (migrations are locked)', async () => {
+    const tableName = table('race');
+    const [x, y] = await Promise.all([
+      createPostgresStore({ connectionString: pgUrl(), tableName }),
+      createPostgresStore({ connectionString: pgUrl(), tableName }),
+    ]);
+    await x.close();
+    await y.close();
+  });
+
+  it('uses a caller-owned pool without ending it', async () => {
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 2 });
+    const store = await createPostgresStore({ pool, tableName: table('pool') });
+    await store.close();
+    const { rows } = await pool.query('select 1 as one');
+    expect(rows[0].one).toBe(1);
+    await pool.end();
+  });
+
+  it('validates options and reports an unreachable server as STORE_ERROR', async () => {
+    let error: unknown;
+    try {
+      new PostgresEventStore({});
+    } catch (e) {
+      error = e;
+    }
+    expect(isGuardError(error, 'INVALID_OPTION')).toBe(true);
+    const failed = await createPostgresStore({ connectionString: 'postgres://postgres@127.0.0.1:1/none', tableName: table('down') }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isGuardError(failed, 'STORE_ERROR')).toBe(true);
+  });
+});
