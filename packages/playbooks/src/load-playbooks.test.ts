@@ -1,0 +1,163 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isGuardError } from '@guard/core';
+import { describe, expect, it } from 'vitest';
+import { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
+import { evaluateCondition, resolveParams } from './conditions.js';
+import { builtinPlaybooksDir, loadPlaybookFile, loadPlaybooks, parsePlaybook } from './load-playbooks.js';
+import { parseDurationMs } from './playbook-schema.js';
+
+const MINIMAL = `name: demo
+trigger:
+  event: demo.event
+steps:
+  - action: notify
+    params: { message: hi }
+`;
+
+function errorOf(fn: () => unknown): { code: string; message: string; details: Record<string, any> } {
+  try {
+    fn();
+  } catch (error) {
+    if (isGuardError(error)) return error as never;
+    throw error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('parsePlaybook', () => {
+  it('parses the shipped seed playbooks with their defaults and durations', async () => {
+    const [acl, cpu] = await loadPlaybooks(builtinPlaybooksDir());
+    expect(acl!.name).toBe('message_bus_acl_violation_fix');
+    expect(acl!.steps.map((s) => s.action)).toEqual(['assess', 'blacklist_actor', 'rate_limit_topic', 'restart_message_bus', 'notify', 'create_followup']);
+    expect(acl!.steps[2]!.params).toEqual({ topic: '{{ event.topic }}', rate_per_sec: 10, duration: '5min' });
+    expect(acl!.steps[3]!.when).toEqual({ field: 'event.violations', op: '>', value: 200 });
+    expect(acl!.verify).toMatchObject({ retries: 40, intervalMs: 250, deadlineMs: 10_000 });
+    expect(acl!.cooldownMs).toBe(30_000);
+    expect(acl!.source).toContain('message_bus_acl_violation_fix.yaml');
+    expect(cpu!.name).toBe('resource_pressure_cpu');
+    expect(cpu!.steps.map((s) => s.id)).toEqual(['identify_hogs', 'throttle_non_critical', 'pause_heavy_tasks', 'api_throttling', 'notify', 'route_to_scheduler']);
+    expect(cpu!.verify!.checks.map((c) => [c.probe, c.op, c.value])).toEqual([
+      ['pressure.cpu_percent', '<', 60],
+      ['http.status', '==', 200],
+    ]);
+    expect(cpu!.rollback.map((s) => s.action)).toEqual(['resume_tasks', 'disable_rate_limit', 'notify']);
+  });
+
+  it('fills defaults and generated step ids', () => {
+    const p = parsePlaybook(MINIMAL);
+    expect(p).toMatchObject({ cooldownMs: 60_000, timeoutMs: 300_000, rollback: [] });
+    expect(p.steps[0]).toEqual({ id: 'notify_1', action: 'notify', params: { message: 'hi' }, timeoutMs: 30_000, continueOnError: false, fleet: false });
+  });
+
+  it('reports YAML syntax errors with file and line', () => {
+    const e = errorOf(() => parsePlaybook('name: x\nsteps: [\n  - a\n', { file: 'broken.yaml' }));
+    expect(e.code).toBe('INVALID_PLAYBOOK');
+    expect(e.message).toMatch(/broken\.yaml:\d+:\d+/);
+    expect(e.details.file).toBe('broken.yaml');
+  });
+
+  it('reports schema errors with the path and the line of the offending node', () => {
+    const text = `name: demo
+trigger:
+  event: demo.event
+steps:
+  - action: notify
+    timeout: soon
+`;
+    const e = errorOf(() => parsePlaybook(text, { file: 'bad.yaml' }));
+    expect(e.code).toBe('INVALID_PLAYBOOK');
+    expect(e.details).toMatchObject({ file: 'bad.yaml', path: 'steps.0.timeout', line: 6 });
+    expect(e.message).toContain('bad.yaml:6:');
+    expect(e.message).toContain('duration');
+  });
+
+  it('refuses unknown fields, bad names, bad operators and duplicate step ids', () => {
+    expect(errorOf(() => parsePlaybook(`${MINIMAL}extra: 1\n`)).message).toMatch(/extra|Unrecognized/i);
+    expect(errorOf(() => parsePlaybook(MINIMAL.replace('name: demo', 'name: Demo Book'))).details.path).toBe('name');
+    const badOp = MINIMAL.replace('    params', "    when: { field: event.x, op: '=~', value: 1 }\n    params");
+    expect(errorOf(() => parsePlaybook(badOp)).details.path).toMatch(/^steps\.0\.when/);
+    const dup = `${MINIMAL}  - id: notify_1\n    action: notify\n`;
+    expect(errorOf(() => parsePlaybook(dup)).message).toContain('duplicate step id');
+    const code = MINIMAL.replace('    params', '    when: "event.x > 1 && process.exit()"\n    params');
+    expect(errorOf(() => parsePlaybook(code)).code).toBe('INVALID_PLAYBOOK');
+  });
+
+  it('refuses duplicate keys, custom tags, alias bombs and huge documents', () => {
+    expect(errorOf(() => parsePlaybook(`${MINIMAL}name: again\n`)).code).toBe('INVALID_PLAYBOOK');
+    expect(errorOf(() => parsePlaybook(MINIMAL.replace('{ message: hi }', '!!js/function "return 1"'))).code).toBe('INVALID_PLAYBOOK');
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x"]',
+      'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'e: [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+    ].join('\n');
+    const e = errorOf(() => parsePlaybook(bomb, { file: 'bomb.yaml' }));
+    expect(e.code).toBe('INVALID_PLAYBOOK');
+    expect(e.message).toContain('alias');
+    const huge = `${MINIMAL}description: "${'x'.repeat(300_000)}"\n`;
+    expect(errorOf(() => parsePlaybook(huge)).message).toContain('larger than');
+    expect(errorOf(() => parsePlaybook('- just\n- a list\n')).code).toBe('INVALID_PLAYBOOK');
+  });
+
+  it('refuses unknown actions and probes with UNKNOWN_ACTION when the registries are given', () => {
+    const actions = createActionRegistry();
+    const text = MINIMAL.replace('action: notify', 'action: format_disk');
+    const e = errorOf(() => parsePlaybook(text, { file: 'x.yaml', knownActions: actions.names() }));
+    expect(e.code).toBe('UNKNOWN_ACTION');
+    expect(e.details).toMatchObject({ path: 'steps.0.action', line: 5 });
+    const withCheck = `${MINIMAL}verify:\n  checks:\n    - { probe: nothing.here, op: '==', value: 1 }\n`;
+    expect(errorOf(() => parsePlaybook(withCheck, { knownActions: actions.names(), knownProbes: createProbeRegistry().names() })).message).toContain('unknown probe');
+  });
+
+  it('loads a folder, refusing invalid files and duplicate names', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'guard-playbooks-'));
+    try {
+      await writeFile(join(dir, 'a.yaml'), MINIMAL);
+      await writeFile(join(dir, 'notes.txt'), 'ignored');
+      expect((await loadPlaybooks(dir)).map((p) => p.name)).toEqual(['demo']);
+      await writeFile(join(dir, 'b.yml'), MINIMAL);
+      await expect(loadPlaybooks(dir)).rejects.toMatchObject({ code: 'DUPLICATE' });
+      await writeFile(join(dir, 'b.yml'), 'name: [');
+      await expect(loadPlaybooks(dir)).rejects.toMatchObject({ code: 'INVALID_PLAYBOOK', details: { file: join(dir, 'b.yml') } });
+      await writeFile(join(dir, 'big.yaml'), 'x'.repeat(2_000));
+      await expect(loadPlaybookFile(join(dir, 'big.yaml'), { maxBytes: 1_000 })).rejects.toMatchObject({ code: 'INVALID_PLAYBOOK' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('conditions and params', () => {
+  it('evaluates declarative conditions without evaluating code', () => {
+    const ctx = { event: { violations: 250, reason: 'spam', tags: ['a'], name: 'x' } };
+    expect(evaluateCondition({ field: 'event.violations', op: '>', value: 200 }, ctx)).toBe(true);
+    expect(evaluateCondition({ field: 'event.violations', op: '<=', value: 200 }, ctx)).toBe(false);
+    expect(evaluateCondition({ field: 'event.reason', op: 'in', value: ['spam', 'blacklist'] }, ctx)).toBe(true);
+    expect(evaluateCondition({ field: 'event.reason', op: 'not_in', value: ['spam'] }, ctx)).toBe(false);
+    expect(evaluateCondition({ field: 'event.tags', op: 'contains', value: 'a' }, ctx)).toBe(true);
+    expect(evaluateCondition({ field: 'event.missing', op: 'exists' }, ctx)).toBe(false);
+    expect(evaluateCondition({ field: 'event.missing', op: 'not_exists' }, ctx)).toBe(true);
+    expect(evaluateCondition({ field: 'event.name', op: '>', value: 3 }, ctx)).toBe(false);
+    expect(evaluateCondition({ all: [{ field: 'event.violations', op: '==', value: '250' }, { not: { field: 'event.reason', op: '==', value: 'x' } }] }, ctx)).toBe(true);
+    expect(evaluateCondition({ any: [{ field: 'event.violations', op: '<', value: 1 }, { field: 'event.__proto__', op: 'exists' }] }, ctx)).toBe(false);
+    expect(evaluateCondition({ field: 'event.constructor', op: 'exists' }, ctx)).toBe(false);
+  });
+
+  it('fills {{ path }} templates, keeping the type of whole placeholders', () => {
+    const ctx = { event: { actor: 'bot', count: 3, obj: { a: 1 } } };
+    expect(resolveParams({ actor: '{{ event.actor }}', n: '{{event.count}}', text: 'n={{ event.count }} {{ event.nope }}!', list: ['{{ event.obj }}'] }, ctx)).toEqual({
+      actor: 'bot',
+      n: 3,
+      text: 'n=3 !',
+      list: [{ a: 1 }],
+    });
+  });
+
+  it('parses durations', () => {
+    expect([parseDurationMs('250ms'), parseDurationMs('5s'), parseDurationMs('10min'), parseDurationMs('1h'), parseDurationMs(42)]).toEqual([250, 5_000, 600_000, 3_600_000, 42]);
+    expect([parseDurationMs('5 parsecs'), parseDurationMs(-1), parseDurationMs(null)]).toEqual([undefined, undefined, undefined]);
+  });
+});

@@ -1,0 +1,182 @@
+import { GuardBus, isGuardError } from '@guard/core';
+import type { AclViolation } from './message-bus.js';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { ACL_VIOLATION_TOPIC, MessageBus } from './message-bus.js';
+import { topicMatcher } from './topic-pattern.js';
+
+function clock(start = 1_000_000): { now: () => number; advance(ms: number): void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => void (t += ms) };
+}
+
+describe('topicMatcher', () => {
+  it('matches literal, single-segment and multi-segment wildcards', () => {
+    expect(topicMatcher('orders.created')('orders.created')).toBe(true);
+    expect(topicMatcher('orders.created')('orders.updated')).toBe(false);
+    expect(topicMatcher('orders.*')('orders.created')).toBe(true);
+    expect(topicMatcher('orders.*')('orders.a.b')).toBe(false);
+    expect(topicMatcher('orders.**')('orders.a.b')).toBe(true);
+    expect(topicMatcher('orders.**')('orders')).toBe(false);
+    expect(topicMatcher('**')('anything.at.all')).toBe(true);
+  });
+
+  it('rejects bad patterns with INVALID_OPTION', () => {
+    for (const bad of ['', 'a..b', 'a.b c', 'x'.repeat(300)]) {
+      expect(() => topicMatcher(bad)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    }
+  });
+});
+
+describe('MessageBus', () => {
+  it('delivers allowed publishes and drops denied ones with a violation', async () => {
+    const guardBus = new GuardBus();
+    const notices: AclViolation[] = [];
+    guardBus.on('aclViolation', (v) => notices.push(v));
+    await using bus = new MessageBus({ registry: new Registry(), acl: { orders: ['orders.*'] }, bus: guardBus, name: 'main' });
+    const got: unknown[] = [];
+    bus.subscribe('orders.created', (payload, actor, topic) => got.push([payload, actor, topic]));
+    bus.subscribe('billing.charge', (payload) => got.push(payload));
+    const violations: AclViolation[] = [];
+    bus.onViolation((v) => violations.push(v));
+
+    expect(bus.publish('orders', 'orders.created', { id: 1 })).toBe('delivered');
+    expect(bus.publish('orders', 'orders.deleted', { id: 2 })).toBe('no_subscribers');
+    expect(bus.publish('orders', 'billing.charge', { amount: 5 })).toBe('denied');
+    expect(bus.publish('stranger', 'orders.created', { id: 3 })).toBe('denied');
+    expect(got).toEqual([[{ id: 1 }, 'orders', 'orders.created']]);
+    expect(violations.map((v) => [v.actor, v.topic, v.control, v.bus])).toEqual([
+      ['orders', 'billing.charge', false, 'main'],
+      ['stranger', 'orders.created', false, 'main'],
+    ]);
+    expect(notices).toHaveLength(2);
+    expect(bus.stats()).toMatchObject({ delivered: 1, noSubscribers: 1, denied: 2, violations: 2 });
+  });
+
+  it('publishes violations on the message_bus.acl_violation topic, which nobody may publish to', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { '*': ['**'] } });
+    const seen: unknown[] = [];
+    bus.subscribe(ACL_VIOLATION_TOPIC, (v) => seen.push(v));
+    expect(bus.publish('anyone', 'message_bus.acl_violation', { fake: true })).toBe('denied');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ actor: 'anyone', topic: 'message_bus.acl_violation' });
+  });
+
+  it('grants control topics only through rules naming the actor', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { '*': ['**'], admin: ['control.**'] } });
+    bus.subscribe('control.restart', () => undefined);
+    expect(bus.isControlTopic('control.restart')).toBe(true);
+    expect(bus.publish('someone', 'control.restart')).toBe('denied');
+    expect(bus.publish('admin', 'control.restart')).toBe('delivered');
+    expect(bus.publish('someone', 'orders.x')).toBe('no_subscribers');
+  });
+
+  it('caches decisions but refreshes them when rules change', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: [{ actor: 'a', topics: ['t.one'] }] });
+    expect(bus.publish('a', 't.two')).toBe('denied');
+    bus.allow('a', ['t.two']);
+    expect(bus.publish('a', 't.two')).toBe('no_subscribers');
+    bus.revoke('a');
+    expect(bus.publish('a', 't.one')).toBe('denied');
+    expect(bus.isAllowed('a', 't.one')).toBe(false);
+  });
+
+  it('refuses blacklisted actors until the entry expires, without counting violations', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] }, now: c.now });
+    bus.blacklist('a', { durationMs: 1_000 });
+    expect(bus.isBlacklisted('a')).toBe(true);
+    expect(bus.publish('a', 't')).toBe('blacklisted');
+    expect(bus.health().blacklisted).toEqual([{ actor: 'a', expiresAt: c.now() + 1_000 }]);
+    c.advance(1_000);
+    expect(bus.publish('a', 't')).toBe('no_subscribers');
+    expect(bus.stats()).toMatchObject({ blacklisted: 1, violations: 0 });
+    bus.blacklist('a');
+    expect(bus.unblacklist('a')).toBe(true);
+    expect(bus.unblacklist('a')).toBe(false);
+  });
+
+  it('rate-limits topics with a token bucket that refills and expires', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t.*'] }, now: c.now });
+    bus.setRateLimit('t.*', 2, { durationMs: 10_000 });
+    expect([bus.publish('a', 't.x'), bus.publish('a', 't.y'), bus.publish('a', 't.x')]).toEqual(['no_subscribers', 'no_subscribers', 'rate_limited']);
+    c.advance(500);
+    expect(bus.publish('a', 't.x')).toBe('no_subscribers');
+    expect(bus.publish('a', 't.x')).toBe('rate_limited');
+    expect(bus.health().rateLimits).toEqual([{ topic: 't.*', ratePerSec: 2, expiresAt: 1_010_000 }]);
+    c.advance(10_000);
+    for (let i = 0; i < 5; i++) expect(bus.publish('a', 't.x')).toBe('no_subscribers');
+    bus.setRateLimit('t.x', 0);
+    expect(bus.publish('a', 't.x')).toBe('rate_limited');
+    expect(bus.clearRateLimit('t.x')).toBe(true);
+    expect(bus.stats().rateLimited).toBe(3);
+  });
+
+  it('isolates throwing handlers and counts them', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    const got: number[] = [];
+    bus.subscribe('t', () => {
+      throw new Error('boom');
+    });
+    bus.subscribe('t', (n: number) => got.push(n));
+    expect(bus.publish('a', 't', 7)).toBe('delivered');
+    expect(got).toEqual([7]);
+    expect(bus.health().listenerErrors).toBe(1);
+    bus.restart();
+    expect(bus.health()).toMatchObject({ listenerErrors: 0, restarts: 1, healthy: true, subscribers: 2 });
+  });
+
+  it('unsubscribes through the returned function or using', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    const off = bus.subscribe('t', () => undefined);
+    {
+      using _s = bus.subscribe('t', () => undefined);
+      expect(bus.health().subscribers).toBe(2);
+    }
+    off();
+    off();
+    expect(bus.health().subscribers).toBe(0);
+    expect(bus.publish('a', 't')).toBe('no_subscribers');
+  });
+
+  it('exports message and violation metrics', async () => {
+    const registry = new Registry();
+    await using bus = new MessageBus({ registry, acl: { a: ['t'] }, name: 'm' });
+    bus.subscribe('t', () => undefined);
+    for (let i = 0; i < 3; i++) bus.publish('a', 't');
+    bus.publish('b', 't');
+    const text = await registry.metrics();
+    expect(text).toContain('guard_playbooks_bus_messages_total{bus="m",outcome="delivered"} 3');
+    expect(text).toContain('guard_playbooks_bus_messages_total{bus="m",outcome="denied"} 1');
+    expect(text).toContain('guard_playbooks_bus_violations_total{bus="m",kind="topic"} 1');
+    bus.publish('a', 't');
+    expect(await registry.metrics()).toContain('guard_playbooks_bus_messages_total{bus="m",outcome="delivered"} 4');
+  });
+
+  it('validates options and rejects use after close', async () => {
+    expect(() => new MessageBus({ registry: new Registry(), acl: { '': ['t'] } })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => new MessageBus({ registry: new Registry(), acl: { a: 'orders.*' as never } })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => new MessageBus({ registry: new Registry(), maxCachedTopicsPerActor: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    const bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    expect(() => bus.subscribe('', () => undefined)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+    expect(() => bus.blacklist('a', { durationMs: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    await bus.close();
+    await bus.close();
+    let error: unknown;
+    try {
+      bus.publish('a', 't');
+    } catch (e) {
+      error = e;
+    }
+    expect(isGuardError(error, 'CLOSED')).toBe(true);
+    expect(() => bus.subscribe('t', () => undefined)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    expect(bus.health().healthy).toBe(false);
+  });
+
+  it('bounds the decision cache per actor', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t.*'] }, maxCachedTopicsPerActor: 10 });
+    for (let i = 0; i < 100; i++) expect(bus.publish('a', `t.${i}`)).toBe('no_subscribers');
+    expect(bus.publish('a', 'u.1')).toBe('denied');
+  });
+});

@@ -1,0 +1,265 @@
+import { GuardBus } from '@guard/core';
+import type { PlaybookRunNotice, PlaybookStepNotice } from '@guard/core';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { ProbeRegistry } from './action-registry.js';
+import { createActionRegistry } from './builtin-actions.js';
+import { createLocalFleetLock } from './fleet-lock.js';
+import { parsePlaybook } from './load-playbooks.js';
+import { formatPlan, PlaybookEngine } from './playbook-engine.js';
+
+function setup(options: { dryRun?: boolean } = {}) {
+  const bus = new GuardBus();
+  const runs: PlaybookRunNotice[] = [];
+  const steps: PlaybookStepNotice[] = [];
+  bus.on('playbookRun', (n) => runs.push(n));
+  bus.on('playbookStep', (n) => steps.push(n));
+  const calls: [string, Record<string, unknown>][] = [];
+  const state = { value: 0 };
+  const actions = createActionRegistry();
+  const record = (name: string) => (p: Readonly<Record<string, unknown>>) => {
+    calls.push([name, { ...p }]);
+    return { done: name };
+  };
+  actions.register('set_value', (p) => {
+    calls.push(['set_value', { ...p }]);
+    state.value = Number(p.value);
+    return { value: state.value };
+  });
+  actions.register('record', record('record'));
+  actions.register('undo', record('undo'));
+  actions.register('explode', () => {
+    throw new Error('kaboom');
+  });
+  actions.register('hang', (_p, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))));
+  actions.register('slow', () => new Promise((r) => setTimeout(() => r('slow done'), 150)));
+  const probes = new ProbeRegistry().register('state.value', () => state.value).register('broken', () => {
+    throw new Error('probe down');
+  });
+  const registry = new Registry();
+  const engine = new PlaybookEngine({ actions, probes, bus, registry, ...options });
+  return { engine, bus, runs, steps, calls, state, registry };
+}
+
+const BOOK = `name: fix_value
+trigger:
+  event: value.bad
+  conditions:
+    - { field: event.level, op: ">=", value: 5 }
+cooldown: 1min
+steps:
+  - id: first
+    action: record
+    params: { who: "{{ event.who }}", level: "{{ event.level }}", text: "level {{ event.level }}" }
+  - id: only_when_high
+    action: record
+    when: { field: event.level, op: ">", value: 100 }
+  - id: fix
+    action: set_value
+    params: { value: "{{ event.target }}" }
+  - id: uses_output
+    action: record
+    when: { field: steps.fix.output.value, op: "==", value: 0 }
+verify:
+  checks:
+    - { id: value_zero, probe: state.value, op: "==", value: 0 }
+  retries: 3
+  interval: 10ms
+  deadline: 2s
+rollback:
+  - id: undo
+    action: undo
+    params: { who: "{{ event.who }}" }
+`;
+
+describe('PlaybookEngine', () => {
+  it('runs matching playbooks step by step with templated params, conditions and verification', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(BOOK));
+    const [run] = await s.engine.trigger('value.bad', { level: 7, who: 'ops', target: 0 }, { reason: 'test' });
+    expect(run).toMatchObject({ playbook: 'fix_value', status: 'succeeded', dryRun: false, reason: 'test', rollback: [] });
+    expect(run!.steps.map((x) => [x.id, x.outcome])).toEqual([
+      ['first', 'succeeded'],
+      ['only_when_high', 'skipped'],
+      ['fix', 'succeeded'],
+      ['uses_output', 'succeeded'],
+    ]);
+    expect(s.calls[0]).toEqual(['record', { who: 'ops', level: 7, text: 'level 7' }]);
+    expect(run!.verification).toMatchObject({ passed: true, attempts: 1 });
+    expect(s.runs.map((r) => r.status)).toEqual(['started', 'succeeded']);
+    expect(s.steps.map((x) => [x.step, x.outcome])).toEqual([
+      ['first', 'succeeded'],
+      ['only_when_high', 'skipped'],
+      ['fix', 'succeeded'],
+      ['uses_output', 'succeeded'],
+      ['verify', 'succeeded'],
+    ]);
+    expect(s.runs[1]!.runId).toBe(run!.runId);
+    expect(await s.engine.trigger('value.bad', { level: 1 })).toEqual([]);
+    expect(await s.engine.trigger('other.event', { level: 9 })).toEqual([]);
+    const text = await s.registry.metrics();
+    expect(text).toContain('guard_playbooks_runs_total{playbook="fix_value",status="succeeded"} 1');
+    expect(text).toContain('guard_playbooks_step_duration_seconds_count{playbook="fix_value",action="set_value",outcome="succeeded"} 1');
+  });
+
+  it('retries verification and rolls back when it keeps failing', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(BOOK));
+    const [run] = await s.engine.trigger('value.bad', { level: 7, who: 'ops', target: 3 });
+    expect(run!.status).toBe('rolled_back');
+    expect(run!.verification).toMatchObject({ passed: false, attempts: 4, checks: [{ id: 'value_zero', value: 3, passed: false, expected: 0 }] });
+    expect(run!.rollback.map((r) => [r.id, r.outcome, r.params])).toEqual([['undo', 'succeeded', { who: 'ops' }]]);
+    expect(run!.error).toContain('verification failed');
+    expect(s.runs.at(-1)).toMatchObject({ status: 'rolled_back', error: expect.stringContaining('verification failed') });
+  });
+
+  it('passes verification once the probe recovers within the deadline', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(BOOK));
+    setTimeout(() => (s.state.value = 0), 15);
+    const [run] = await s.engine.trigger('value.bad', { level: 7, target: 9 });
+    expect(run!.status).toBe('succeeded');
+    expect(run!.verification!.attempts).toBeGreaterThan(1);
+  });
+
+  it('stops at a failing step, unless continue_on_error, and times out hung steps', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(
+      parsePlaybook(`name: failing
+trigger: { event: go }
+steps:
+  - { id: soft, action: explode, continue_on_error: true }
+  - { id: hung, action: hang, timeout: 30ms }
+  - { id: never, action: record }
+rollback:
+  - { id: undo, action: undo }
+`),
+    );
+    const run = await s.engine.run('failing');
+    expect(run.steps.map((x) => [x.id, x.outcome, x.error])).toEqual([
+      ['soft', 'failed', 'kaboom'],
+      ['hung', 'timeout', 'step hung exceeded 30 ms'],
+    ]);
+    expect(run.status).toBe('rolled_back');
+    expect(s.calls.map((c) => c[0])).toEqual(['undo']);
+    expect(s.steps.map((x) => x.outcome)).toEqual(['failed', 'timeout', 'succeeded']);
+  });
+
+  it('fails without rollback steps and when the run exceeds its own timeout', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(`name: slowpoke\ntrigger: { event: go }\ntimeout: 50ms\nsteps:\n  - { action: slow }\n  - { action: record }\n`));
+    const run = await s.engine.run('slowpoke');
+    expect(run.status).toBe('failed');
+    expect(run.steps[0]).toMatchObject({ outcome: 'timeout' });
+    expect(run.error).toContain('exceeded 50 ms');
+  });
+
+  it('dry-run plans without acting, and says which conditions depend on earlier steps', async () => {
+    const s = setup({ dryRun: true });
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(BOOK));
+    const [run] = await s.engine.trigger('value.bad', { level: 7, who: 'ops', target: 3 });
+    expect(s.calls).toEqual([]);
+    expect(s.state.value).toBe(0);
+    expect(run).toMatchObject({ status: 'succeeded', dryRun: true });
+    expect(run!.steps.map((x) => [x.id, x.outcome, x.conditional ?? false])).toEqual([
+      ['first', 'planned', false],
+      ['only_when_high', 'skipped', false],
+      ['fix', 'planned', false],
+      ['uses_output', 'planned', true],
+    ]);
+    expect(run!.verification).toBeUndefined();
+    expect(s.steps.every((x) => x.outcome === 'planned' || x.outcome === 'skipped')).toBe(true);
+    const plan = formatPlan(run!);
+    expect(plan).toContain('fix_value (dry run)');
+    expect(plan).toContain('3. fix: set_value {"value":3}');
+    expect(plan).toContain('[if condition holds]');
+    // Dry runs take no cooldown and no run slot.
+    const [again] = await s.engine.trigger('value.bad', { level: 7, target: 3 });
+    expect(again!.status).toBe('succeeded');
+    expect((await s.engine.plan('fix_value', { level: 7 })).dryRun).toBe(true);
+  });
+
+  it('allows one run at a time per playbook and honours the cooldown', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(`name: slow_book\ntrigger: { event: go }\ncooldown: 10min\nsteps:\n  - { action: slow }\n`));
+    const first = s.engine.trigger('go');
+    expect(s.engine.isRunning('slow_book')).toBe(true);
+    const [second] = await s.engine.trigger('go', {}, { reason: 'again' });
+    expect(second).toMatchObject({ status: 'skipped', skipReason: 'running' });
+    expect((await first)[0]!.status).toBe('succeeded');
+    const [third] = await s.engine.trigger('go');
+    expect(third).toMatchObject({ status: 'skipped', skipReason: 'cooldown' });
+    const forced = await s.engine.run('slow_book', {}, { force: true });
+    expect(forced.status).toBe('succeeded');
+    expect(s.runs.filter((r) => r.status === 'skipped').map((r) => r.reason)).toEqual(['again (skipped: running)', 'skipped: cooldown']);
+    expect(s.engine.runs().map((r) => r.status)).toEqual(['skipped', 'succeeded', 'skipped', 'succeeded']);
+  });
+
+  it('records probe errors as failed checks', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(`name: probing\ntrigger: { event: go }\nsteps:\n  - { action: record }\nverify:\n  checks:\n    - { probe: broken, op: exists }\n  retries: 0\n`));
+    const run = await s.engine.run('probing');
+    expect(run.status).toBe('failed');
+    expect(run.verification!.checks[0]).toMatchObject({ passed: false, error: 'probe down' });
+  });
+
+  it('refuses unknown actions, probes, duplicate and unknown playbooks', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    const unknown = parsePlaybook(`name: bad\ntrigger: { event: go }\nsteps:\n  - { action: launch_missiles }\n`, { file: 'bad.yaml' });
+    expect(() => s.engine.register(unknown)).toThrow(expect.objectContaining({ code: 'UNKNOWN_ACTION', message: expect.stringContaining('launch_missiles') }));
+    const badProbe = parsePlaybook(`name: bad2\ntrigger: { event: go }\nsteps:\n  - { action: record }\nverify:\n  checks:\n    - { probe: nope, op: exists }\n`);
+    expect(() => s.engine.register(badProbe)).toThrow(expect.objectContaining({ code: 'UNKNOWN_ACTION', message: expect.stringContaining('unknown probe') }));
+    s.engine.register(parsePlaybook(BOOK));
+    expect(() => s.engine.register(parsePlaybook(BOOK))).toThrow(expect.objectContaining({ code: 'DUPLICATE' }));
+    await expect(s.engine.run('missing')).rejects.toMatchObject({ code: 'UNKNOWN_PLAYBOOK' });
+    expect(s.engine.unregister('fix_value')).toBe(true);
+    expect(s.engine.playbooks()).toEqual([]);
+    expect(() => new PlaybookEngine({ actions: {} as never })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => createActionRegistry().register('notify', () => 1)).toThrow(expect.objectContaining({ code: 'DUPLICATE' }));
+    expect(() => createActionRegistry().register('Bad Name', () => 1)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+
+  it('runs a fleet step on one engine only when two share a lock', async () => {
+    const lock = createLocalFleetLock({ dedupeWindowMs: 60_000 });
+    const a = setup();
+    const b = setup();
+    await using _a = a.engine;
+    await using _b = b.engine;
+    const book = `name: fleet_book\ntrigger: { event: go }\nsteps:\n  - { id: local, action: record }\n  - { id: global, action: slow, fleet: true }\n`;
+    const ea = new PlaybookEngine({ actions: a.engine.actions, registry: a.registry, fleetLock: lock, playbooks: [parsePlaybook(book)] });
+    const eb = new PlaybookEngine({ actions: b.engine.actions, registry: b.registry, fleetLock: lock, playbooks: [parsePlaybook(book)] });
+    await using _ea = ea;
+    await using _eb = eb;
+    const [[ra], [rb]] = await Promise.all([ea.trigger('go'), eb.trigger('go')]);
+    const fleet = [ra!.steps[1]!, rb!.steps[1]!];
+    expect(fleet.map((x) => x.fleet).sort()).toEqual(['held', 'ran']);
+    expect(fleet.filter((x) => x.outcome === 'succeeded')).toHaveLength(1);
+    expect([ra!.status, rb!.status]).toEqual(['succeeded', 'succeeded']);
+    const later = await ea.run('fleet_book', {}, { force: true });
+    expect(later.steps[1]).toMatchObject({ outcome: 'skipped', fleet: 'done' });
+  });
+
+  it('aborts runs on close and rejects new work', async () => {
+    const s = setup();
+    s.engine.register(parsePlaybook(`name: hanging\ntrigger: { event: go }\nsteps:\n  - { action: hang, timeout: 1h }\n`));
+    const pending = s.engine.run('hanging');
+    await new Promise((r) => setTimeout(r, 10));
+    await s.engine.close();
+    await s.engine.close();
+    const run = await pending;
+    expect(run.status).toBe('failed');
+    expect(run.steps[0]).toMatchObject({ outcome: 'failed', error: 'PlaybookEngine is closed' });
+    await expect(s.engine.trigger('go')).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(s.engine.run('hanging')).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(() => s.engine.register(parsePlaybook(BOOK))).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+  });
+});

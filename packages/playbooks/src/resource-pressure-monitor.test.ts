@@ -1,0 +1,187 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GuardBus } from '@guard/core';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { PlaybookTrigger } from './playbook-types.js';
+import type { PressureChange } from './resource-pressure-monitor.js';
+import { ResourcePressureMonitor } from './resource-pressure-monitor.js';
+import { createSystemSampler } from './system-sampler.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function monitor(options: ConstructorParameters<typeof ResourcePressureMonitor>[0] = {}) {
+  const changes: PressureChange[] = [];
+  const m = new ResourcePressureMonitor({ registry: new Registry(), sampler: () => ({}), autoStart: false, ...options });
+  m.onChange((c) => changes.push(c));
+  return { m, changes };
+}
+
+describe('ResourcePressureMonitor', () => {
+  it('alarms only after the level holds over the threshold for 10 s', async () => {
+    const { m, changes } = monitor();
+    await using _m = m;
+    for (let s = 0; s < 10; s++) m.evaluate({ cpuPercent: 95 }, s * 1_000);
+    expect(m.isUnderPressure()).toBe(false);
+    expect(m.levels().find((l) => l.resource === 'cpu')).toMatchObject({ percent: 95, alarm: false, overSince: 0 });
+    m.evaluate({ cpuPercent: 90 }, 10_000);
+    expect(m.isUnderPressure()).toBe(true);
+    expect(changes).toEqual([{ resource: 'cpu', state: 'alarm', level: 90, thresholdPercent: 80, sustainedMs: 10_000, at: 10_000 }]);
+  });
+
+  it('restarts the streak when the level dips below the threshold', async () => {
+    const { m, changes } = monitor();
+    await using _m = m;
+    for (let s = 0; s <= 8; s++) m.evaluate({ memoryPercent: 90 }, s * 1_000);
+    m.evaluate({ memoryPercent: 84 }, 9_000);
+    for (let s = 10; s <= 19; s++) m.evaluate({ memoryPercent: 90 }, s * 1_000);
+    expect(changes).toHaveLength(0);
+    m.evaluate({ memoryPercent: 90 }, 20_000);
+    expect(changes.map((c) => [c.resource, c.state])).toEqual([['memory', 'alarm']]);
+  });
+
+  it('clears with hysteresis: only below 60 % held for clearSustainMs', async () => {
+    const { m, changes } = monitor({ sustainMs: 0, clearSustainMs: 2_000 });
+    await using _m = m;
+    m.evaluate({ diskPercent: 95 }, 0);
+    expect(m.isUnderPressure()).toBe(true);
+    m.evaluate({ diskPercent: 70 }, 1_000);
+    m.evaluate({ diskPercent: 61 }, 2_000);
+    m.evaluate({ diskPercent: 50 }, 3_000);
+    m.evaluate({ diskPercent: 65 }, 4_000);
+    m.evaluate({ diskPercent: 50 }, 5_000);
+    m.evaluate({ diskPercent: 50 }, 6_000);
+    expect(m.isUnderPressure()).toBe(true);
+    m.evaluate({ diskPercent: 40 }, 7_000);
+    expect(m.isUnderPressure()).toBe(false);
+    expect(changes.map((c) => [c.state, c.at])).toEqual([
+      ['alarm', 0],
+      ['cleared', 7_000],
+    ]);
+  });
+
+  it('samples at 1 Hz from the injected sampler and triggers the playbook with the levels', async () => {
+    vi.useFakeTimers();
+    const series = [20, ...Array<number>(15).fill(92), ...Array<number>(10).fill(10)];
+    let i = 0;
+    const triggered: [string, Readonly<Record<string, unknown>>][] = [];
+    const engine: PlaybookTrigger = {
+      async trigger(event, data) {
+        triggered.push([event, data]);
+        return [];
+      },
+    };
+    const bus = new GuardBus();
+    const notices: PressureChange[] = [];
+    bus.on('resourcePressure', (c) => notices.push(c));
+    const { m, changes } = monitor({ sampler: () => ({ cpuPercent: series[Math.min(i++, series.length - 1)]!, memoryPercent: 30 }), autoStart: true, engine, bus });
+    await using _m = m;
+    await vi.advanceTimersByTimeAsync(11_000);
+    expect(m.isUnderPressure()).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(m.isUnderPressure()).toBe(true);
+    expect(triggered).toEqual([['resource_pressure.cpu', expect.objectContaining({ resource: 'cpu', state: 'alarm', levels: expect.objectContaining({ cpu: 92, memory: 30 }) })]]);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(m.isUnderPressure()).toBe(false);
+    expect(changes.map((c) => c.state)).toEqual(['alarm', 'cleared']);
+    expect(notices).toHaveLength(2);
+  });
+
+  it('sheds load over HTTP with 503 problem+json while under pressure', async () => {
+    const { m } = monitor({ sustainMs: 0 });
+    await using _m = m;
+    const shed = m.loadShedding({ retryAfterSec: 7 });
+    const server = createServer((req, res) => shed(req, res, () => res.end('ok')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      expect(await (await fetch(url)).text()).toBe('ok');
+      m.evaluate({ eventLoopPercent: 99 });
+      const res = await fetch(url);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(res.headers.get('retry-after')).toBe('7');
+      expect(await res.json()).toMatchObject({ status: 503, resources: ['event_loop'] });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('exports level and alarm gauges', async () => {
+    const registry = new Registry();
+    const m = new ResourcePressureMonitor({ registry, sampler: () => ({}), autoStart: false, sustainMs: 0 });
+    await using _m = m;
+    m.evaluate({ cpuPercent: 85, details: { eventLoopDelayMs: 12 } });
+    const text = await registry.metrics();
+    expect(text).toContain('guard_playbooks_pressure_level_ratio{resource="cpu"} 0.85');
+    expect(text).toContain('guard_playbooks_pressure_alarm{resource="cpu"} 1');
+    expect(text).toContain('guard_playbooks_event_loop_delay_seconds 0.012');
+  });
+
+  it('validates options and env', async () => {
+    const bad = [{ intervalMs: 0 }, { sustainMs: -1 }, { clearPercent: 101 }, { thresholds: { cpu: 50 } }, { sampler: 42 as never }];
+    for (const options of bad) expect(() => new ResourcePressureMonitor({ registry: new Registry(), autoStart: false, ...options })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(
+      ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_THRESHOLDS: 'cpu=70,clear=50', GUARD_PRESSURE_SUSTAIN: '5s', GUARD_PRESSURE_DISK_PATHS: '/,/tmp', GUARD_PRESSURE_CPU_SOURCE: 'max' }),
+    ).toMatchObject({ thresholds: { cpu: 70 }, clearPercent: 50, sustainMs: 5_000, intervalMs: 1_000, system: { cpuSource: 'max', diskPaths: ['/', '/tmp'] } });
+    expect(() => ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_THRESHOLDS: 'cpu=170' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV' }));
+    expect(() => ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_CPU_SOURCE: 'gpu' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV' }));
+  });
+
+  it('rejects sampling after close', async () => {
+    const { m } = monitor();
+    await m.close();
+    await m.close();
+    await expect(m.sampleNow()).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(() => m.start()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+  });
+});
+
+describe('createSystemSampler', () => {
+  it('measures this process, the machine, memory, disk and the event loop per interval', async () => {
+    const sampler = createSystemSampler({ diskPaths: ['/', '/definitely/missing/path'] });
+    try {
+      await sampler.sample();
+      const end = Date.now() + 150;
+      while (Date.now() < end) {
+        // keep the CPU busy so the interval has measurable process CPU
+      }
+      const reading = await sampler.sample();
+      expect(reading.cpuPercent).toBeGreaterThan(10);
+      expect(reading.cpuPercent).toBeLessThanOrEqual(100);
+      expect(reading.memoryPercent).toBeGreaterThan(0);
+      expect(reading.memoryPercent).toBeLessThanOrEqual(100);
+      expect(reading.diskPercent).toBeGreaterThan(0);
+      expect(reading.details?.disks).toHaveLength(1);
+      expect(['cgroup_v2', 'cgroup_v1', 'host']).toContain(reading.details?.memorySource);
+      expect(reading.details?.memoryLimitBytes).toBeGreaterThan(0);
+      expect(reading.eventLoopPercent).toBeGreaterThan(50);
+      // Per-interval utilization: an idle interval right after reads low again (cumulative ELU would stay high).
+      await new Promise((r) => setTimeout(r, 200));
+      const idle = await sampler.sample();
+      expect(idle.eventLoopPercent).toBeLessThan(50);
+    } finally {
+      sampler.close();
+    }
+  });
+
+  it('reads the memory limit from a cgroup v2 tree when there is one', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const root = await mkdtemp(join(tmpdir(), 'guard-cgroup-'));
+    try {
+      await writeFile(join(root, 'memory.max'), '1000000\n');
+      await writeFile(join(root, 'memory.current'), '250000\n');
+      const sampler = createSystemSampler({ cgroupRoot: root });
+      const reading = await sampler.sample();
+      sampler.close();
+      expect(reading.memoryPercent).toBe(25);
+      expect(reading.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 1_000_000, memoryUsedBytes: 250_000 });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
