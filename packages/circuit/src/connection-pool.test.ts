@@ -1,0 +1,271 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { GuardBus, resolveRegistry } from '@guard/core';
+import type { BreakerStateChange } from '@guard/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
+import { ConnectionPool } from './connection-pool.js';
+import type { ConnectionPoolOptions } from './connection-pool.js';
+import type { Registry } from './metrics.js';
+import { attachStreamingServer } from './streaming-server.js';
+import type { StreamingHandler } from './streaming-server.js';
+import type { StreamMessage } from './stream-message.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface TestServer {
+  url: string;
+  wss: WebSocketServer;
+  /** Connections the server saw in total, and the most open at once. */
+  counts: { total: number; open: number; peak: number };
+  received: StreamMessage[];
+}
+
+/** A real ws server on 127.0.0.1:0; `onMessage` answers each request on the same socket (kept open). */
+async function keepOpenServer(onMessage: (ws: WebSocket, message: StreamMessage) => void): Promise<TestServer> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  const counts = { total: 0, open: 0, peak: 0 };
+  const received: StreamMessage[] = [];
+  wss.on('connection', (ws) => {
+    counts.total++;
+    counts.peak = Math.max(counts.peak, ++counts.open);
+    ws.on('close', () => counts.open--);
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as StreamMessage;
+      received.push(message);
+      onMessage(ws, message);
+    });
+  });
+  cleanups.push(() => closeServer(wss));
+  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, wss, counts, received };
+}
+
+function closeServer(wss: WebSocketServer): Promise<void> {
+  for (const ws of wss.clients) ws.terminate();
+  return new Promise((resolve) => wss.close(() => resolve()));
+}
+
+/** The package's own streaming helper: closes each connection (1000) after the terminal message. */
+async function streamingServer(handler: StreamingHandler) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  let connections = 0;
+  wss.on('connection', () => connections++);
+  const streaming = attachStreamingServer(wss, handler);
+  cleanups.push(async () => {
+    await streaming.close();
+    await closeServer(wss);
+  });
+  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, connections: () => connections };
+}
+
+function pool(options: ConnectionPoolOptions = {}): ConnectionPool {
+  const created = new ConnectionPool({ metrics: false, ...options });
+  cleanups.push(() => created.close());
+  return created;
+}
+
+const echo = (ws: WebSocket, message: StreamMessage) => {
+  if (message.type === 'cancel') return;
+  ws.send(JSON.stringify({ type: 'result', echo: message.n, taskId: message.taskId }));
+};
+
+describe('ConnectionPool', () => {
+  it('streams progress_update messages to onProgress and returns the terminal message', async () => {
+    const server = await streamingServer(async (request, { progress }) => {
+      for (let step = 1; step <= 3; step++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        progress({ step });
+      }
+      return { type: 'result', total: request.n };
+    });
+    const connections = pool();
+    const progress: StreamMessage[] = [];
+    const reply = await connections.request(server.url, { type: 'analyze', n: 3 }, { taskId: 'job-1', onProgress: (m) => progress.push(m) });
+    expect(reply).toEqual({ type: 'result', total: 3, taskId: 'job-1' });
+    expect(progress.map((m) => m.step)).toEqual([1, 2, 3]);
+    expect(connections.stats().activeTasks).toBe(0);
+  });
+
+  it('reuses a socket per URL for sequential requests', async () => {
+    const server = await keepOpenServer(echo);
+    const connections = pool();
+    for (let n = 0; n < 5; n++) expect(await connections.request(server.url, { type: 'q', n })).toMatchObject({ type: 'result', echo: n });
+    expect(server.counts.total).toBe(1);
+    expect(connections.stats()).toMatchObject({ pooledConnections: 1, activeConnections: 0, openConnections: 1 });
+  });
+
+  it('works against a server that closes after each terminal message (retries a reused socket the server closed)', async () => {
+    const server = await streamingServer((request) => ({ type: 'result', n: request.n }));
+    const connections = pool();
+    for (let n = 0; n < 5; n++) expect(await connections.request(server.url, { type: 'q', n })).toMatchObject({ type: 'result', n });
+    expect(server.connections()).toBeGreaterThanOrEqual(5);
+    expect(connections.breakerFor(server.url).state).toBe('closed');
+  });
+
+  it('never holds more than its limit of sockets under 500 concurrent requests', async () => {
+    const server = await keepOpenServer((ws, message) => {
+      setTimeout(() => echo(ws, message), 1);
+    });
+    const connections = pool({ maxConcurrentConnections: 8 });
+    let peakOpen = 0;
+    const replies = await Promise.all(
+      Array.from({ length: 500 }, (_, n) =>
+        connections.request(server.url, { type: 'q', n }).then((reply) => {
+          peakOpen = Math.max(peakOpen, connections.stats().openConnections);
+          return reply;
+        }),
+      ),
+    );
+    expect(replies.every((reply, n) => reply.type === 'result' && reply.echo === n)).toBe(true);
+    expect(server.counts.peak).toBeLessThanOrEqual(8);
+    expect(server.counts.peak).toBeGreaterThan(1);
+    expect(peakOpen).toBeLessThanOrEqual(8);
+    expect(server.counts.total).toBeLessThanOrEqual(8);
+    expect(connections.stats()).toMatchObject({ waitingRequests: 0, activeConnections: 0 });
+  });
+
+  it('evicts idle sockets of other URLs when the limit is reached', async () => {
+    const a = await keepOpenServer(echo);
+    const b = await keepOpenServer(echo);
+    const connections = pool({ maxConcurrentConnections: 1 });
+    expect(await connections.request(a.url, { type: 'q', n: 1 })).toMatchObject({ echo: 1 });
+    expect(await connections.request(b.url, { type: 'q', n: 2 })).toMatchObject({ echo: 2 });
+    expect(a.counts.peak + b.counts.peak).toBe(2);
+    expect(connections.stats().openConnections).toBe(1);
+  });
+
+  it('a dead server trips the breaker; later requests return circuit_open in under 5 ms without connecting', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(wss, 'listening');
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+    await closeServer(wss);
+    const bus = new GuardBus();
+    const changes: BreakerStateChange[] = [];
+    using _sub = bus.subscribe('breakerStateChange', (change) => changes.push(change));
+    const connections = pool({ bus });
+    for (let i = 0; i < 5; i++) {
+      const reply = await connections.request(url, { type: 'q' });
+      expect(reply).toMatchObject({ type: 'error', status: 'error' });
+    }
+    expect(changes).toEqual([expect.objectContaining({ circuit: new URL(url).host, from: 'closed', to: 'open' })]);
+    const durations: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const started = performance.now();
+      const reply = await connections.request(url, { type: 'q' }, { taskId: `t${i}` });
+      durations.push(performance.now() - started);
+      expect(reply).toMatchObject({ type: 'error', status: 'circuit_open', circuit: new URL(url).host, taskId: `t${i}` });
+    }
+    durations.sort((x, y) => x - y);
+    expect(durations[10]).toBeLessThan(5);
+    expect(connections.stats()).toMatchObject({ openConnections: 0, openCircuits: [{ circuit: new URL(url).host, state: 'open' }] });
+  });
+
+  it('returns timeout when no terminal message arrives in time, and tells the server to cancel', async () => {
+    const server = await keepOpenServer((ws, message) => {
+      if (message.type !== 'cancel') ws.send(JSON.stringify({ type: 'progress_update', taskId: message.taskId }));
+    });
+    const connections = pool();
+    const reply = await connections.request(server.url, { type: 'slow' }, { timeoutMs: 50, taskId: 'slow-1' });
+    expect(reply).toMatchObject({ type: 'error', status: 'timeout', taskId: 'slow-1' });
+    while (!server.received.some((m) => m.type === 'cancel')) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(server.received.find((m) => m.type === 'cancel')).toEqual({ type: 'cancel', taskId: 'slow-1' });
+  });
+
+  it('cancel(taskId) and a caller signal end the request with status cancelled, not counted by the breaker', async () => {
+    const server = await keepOpenServer((ws, message) => {
+      if (message.type !== 'cancel') ws.send(JSON.stringify({ type: 'progress_update' }));
+    });
+    const connections = pool({ breaker: { failureThreshold: 1 } });
+    const pending = connections.request(server.url, { type: 'long' }, { taskId: 'job-9', onProgress: () => void connections.cancel('job-9', 'user pressed stop') });
+    expect(await pending).toMatchObject({ type: 'error', status: 'cancelled', taskId: 'job-9' });
+    const controller = new AbortController();
+    const second = connections.request(server.url, { type: 'long' }, { signal: controller.signal, onProgress: () => controller.abort(new Error('navigated away')) });
+    expect(await second).toMatchObject({ status: 'cancelled', error: 'navigated away' });
+    expect(connections.breakerFor(server.url).state).toBe('closed');
+    expect(await connections.cancel('unknown')).toBe(false);
+  });
+
+  it('returns timeout when the server never completes the upgrade (connection timeout)', async () => {
+    const sockets = new Set<Socket>();
+    const tcp = createServer((socket) => sockets.add(socket));
+    tcp.listen(0, '127.0.0.1');
+    await once(tcp, 'listening');
+    cleanups.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => tcp.close(resolve));
+    });
+    const connections = pool({ connectionTimeoutMs: 50 });
+    const reply = await connections.request(`ws://127.0.0.1:${(tcp.address() as AddressInfo).port}`, { type: 'q' });
+    expect(reply).toMatchObject({ type: 'error', status: 'timeout' });
+    expect(reply).toHaveProperty('error', expect.stringContaining('connecting'));
+  });
+
+  it('closes idle sockets after idleTimeoutMs', async () => {
+    const server = await keepOpenServer(echo);
+    const connections = pool({ idleTimeoutMs: 30 });
+    await connections.request(server.url, { type: 'q', n: 1 });
+    expect(connections.stats().pooledConnections).toBe(1);
+    while (server.counts.open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(connections.stats()).toMatchObject({ pooledConnections: 0, openConnections: 0 });
+  });
+
+  it('deduplicate() shares one execution and shows in stats', async () => {
+    const server = await keepOpenServer((ws, message) => setTimeout(() => echo(ws, message), 20));
+    const connections = pool();
+    const run = () => connections.request(server.url, { type: 'q', n: 1 });
+    const all = Promise.all(Array.from({ length: 20 }, () => connections.deduplicate('same', run)));
+    expect(connections.stats().pendingDeduplicated).toBe(1);
+    const replies = await all;
+    expect(new Set(replies).size).toBe(1);
+    expect(server.received).toHaveLength(1);
+  });
+
+  it('close() cancels in-flight requests, rejects new ones with CLOSED and is idempotent', async () => {
+    const server = await keepOpenServer(() => {});
+    const connections = pool();
+    const pending = connections.request(server.url, { type: 'hang' });
+    while (connections.stats().activeConnections === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await connections.close();
+    await connections.close();
+    expect(await pending).toMatchObject({ type: 'error', status: 'cancelled' });
+    await expect(connections.request(server.url, { type: 'q' })).rejects.toMatchObject({ code: 'CLOSED' });
+    await expect(connections.deduplicate('k', () => 1)).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(connections.stats().openConnections).toBe(0);
+  });
+
+  it('reports connections by state as metrics', async () => {
+    const registry = new (resolveRegistry().constructor as new () => Registry)();
+    const server = await keepOpenServer(echo);
+    const connections = pool({ registry, metrics: true });
+    await connections.request(server.url, { type: 'q', n: 1 });
+    const text = await registry.metrics();
+    expect(text).toContain('guard_circuit_pool_connections{state="idle"} 1');
+    expect(text).toContain('guard_circuit_pool_connections{state="active"} 0');
+    expect(text).toMatch(/guard_circuit_calls_total\{circuit="127\.0\.0\.1:\d+",outcome="success"\} 1/);
+  });
+
+  it('rejects bad options and arguments with typed errors', async () => {
+    expect(() => new ConnectionPool({ maxConcurrentConnections: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => new ConnectionPool({ connectionTimeoutMs: Number.NaN })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => new ConnectionPool({ idleTimeoutMs: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => new ConnectionPool({ metrics: false, breaker: { failureThreshold: -1 } })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', details: expect.objectContaining({ field: 'failureThreshold' }) }),
+    );
+    const connections = pool();
+    await expect(connections.request('http://example.com', { type: 'q' })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(connections.request('ws://127.0.0.1:1', 42 as never)).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(connections.request('ws://127.0.0.1:1', { type: 'q' }, { timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    const server = await keepOpenServer(() => {});
+    const first = connections.request(server.url, { type: 'q' }, { taskId: 'dup', timeoutMs: 200 });
+    await expect(connections.request(server.url, { type: 'q' }, { taskId: 'dup' })).rejects.toMatchObject({ code: 'TASK_EXISTS' });
+    expect(await first).toMatchObject({ status: 'timeout' });
+  });
+});
