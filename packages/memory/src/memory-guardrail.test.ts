@@ -448,7 +448,12 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     expect(state).toMatchObject({ lastRestartAt: clock(), reason: 'rss_threshold', pid: process.pid });
     const final = lines.find((l) => l.msg === 'memory guardrail restarting the process')!;
     expect(final.level).toBe('fatal');
-    expect(final.obj).toMatchObject({ reason: 'rss_threshold', status: 'critical', rssBytes: 800 * BYTES_PER_MB });
+    expect(final.obj).toMatchObject({
+      reason: 'rss_threshold',
+      trigger: { status: 'critical', rssBytes: 800 * BYTES_PER_MB },
+      status: 'critical',
+      rssBytes: 800 * BYTES_PER_MB,
+    });
     // Further checks while the restart is under way do not start another one.
     guardrail.check();
     await guardrail.close();

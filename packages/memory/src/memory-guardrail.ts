@@ -516,7 +516,8 @@ export class MemoryGuardrail implements AsyncDisposable {
     }
     this.#metrics.restarts.inc({ name: this.name, reason });
     this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'started', at: now });
-    this.#restarting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#shutdown(reason));
+    const trigger = this.#latest;
+    this.#restarting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#shutdown(reason, trigger));
     return { restarted: true, reason, at: now };
   }
 
@@ -709,7 +710,7 @@ export class MemoryGuardrail implements AsyncDisposable {
     }
   }
 
-  async #shutdown(reason: RestartReason): Promise<void> {
+  async #shutdown(reason: RestartReason, trigger: MemoryAssessment | null): Promise<void> {
     const deadline = AbortSignal.timeout(this.#shutdownTimeoutMs);
     const hooks = [...this.#hooks].map((hook) => Promise.resolve().then(() => hook(deadline)));
     let onAbort: (() => void) | undefined;
@@ -733,6 +734,8 @@ export class MemoryGuardrail implements AsyncDisposable {
     const finalState = {
       guardrail: this.name,
       reason,
+      // The check that led to the restart; the fields after it are the latest check, as the process exits.
+      trigger: trigger ? { status: trigger.status, reasons: trigger.reasons, rssBytes: trigger.snapshot.rssBytes, at: trigger.snapshot.at } : null,
       status: this.#status,
       reasons: latest?.reasons ?? [],
       rssBytes: latest?.snapshot.rssBytes,
