@@ -65,7 +65,7 @@ describe('auto-restart in a real supervised child process', () => {
     expect(msgs).toContain('shutdown hook ran');
     const final = first.lines.find((l) => l.msg === 'memory guardrail restarting the process');
     expect(final).toMatchObject({ reason: 'predicted_breach', trigger: { status: 'critical' }, guardrail: 'child', pid: first.child.pid });
-    expect(final.trigger.reasons[0]).toMatch(/predicted to reach 700 MB/);
+    expect(final!.trigger.reasons[0]).toMatch(/predicted to reach 700 MB/);
     expect(msgs.indexOf('shutdown hook ran')).toBeLessThan(msgs.indexOf('memory guardrail restarting the process'));
     const state = JSON.parse(readFileSync(env.RESTART_STATE_FILE, 'utf8'));
     expect(state).toMatchObject({ reason: 'predicted_breach', pid: first.child.pid });
