@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { EventBusTracker } from './event-bus-tracker.js';
-import { fileLine, forceGc, lineHere, recordingScheduler } from './test-support.js';
+import { fileLine, forceGc, lineHere, recordingScheduler, until } from './test-support.js';
 
 function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
   const scheduler = recordingScheduler();
@@ -100,8 +100,12 @@ describe.each(kinds)('EventBusTracker (C2) on %s', (_kind, make) => {
       for (let i = 0; i < 3; i++) tracker.on(emitter, 'tick', () => {}, { owner: { name: `gone ${i}` } });
     })();
     await new Promise((r) => setImmediate(r));
-    forceGc();
-    const [detection] = chain.scan();
+    // collected owners are reported through a FinalizationRegistry, which runs after a GC in a later task
+    await until(() => {
+      forceGc();
+      return chain.scan().length > 0 || chain.active().length > 0;
+    });
+    const [detection] = chain.active();
     expect(detection).toMatchObject({ pattern: 'subscription_leak', resourceId: 'emitter_1#stale', details: { stale: 3 } });
     expect(tracker.removeStale('emitter_1#stale')).toBe(3);
     expect(tracker.listenerCount()).toBe(1);

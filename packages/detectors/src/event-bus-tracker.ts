@@ -48,7 +48,10 @@ interface Tracked {
   readonly emitter: TrackableEmitter;
   readonly byEvent: Map<EventName, Registration[]>;
   readonly restore: () => void;
-  owned: number;
+  /** Registrations with an owner still registered. */
+  readonly owned: Set<Registration>;
+  /** Owned registrations whose owner was collected (filled by a FinalizationRegistry, so scans stay O(1)). */
+  readonly stale: Set<Registration>;
 }
 
 const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
@@ -80,6 +83,11 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   #pendingOwner: WeakRef<object> | undefined;
   #lastGauge = new Map<string, number>();
   #depth = 0;
+  readonly #finalizer = new FinalizationRegistry<{ tracked: Tracked; registration: Registration }>(({ tracked, registration }) => {
+    if (!tracked.owned.has(registration)) return;
+    tracked.stale.add(registration);
+    if (tracked.stale.size === 1) this.#trigger?.();
+  });
   #closed = false;
 
   constructor(options: EventBusTrackerOptions = {}) {
@@ -105,7 +113,8 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       name,
       emitter,
       byEvent: new Map(),
-      owned: 0,
+      owned: new Set(),
+      stale: new Set(),
       restore: () => {
         for (const [method, original] of originals) {
           if (original.own) target[method] = original.value;
@@ -149,13 +158,10 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       originals.set('removeAllListeners', { own: Object.prototype.hasOwnProperty.call(target, 'removeAllListeners'), value: removeAll });
       target.removeAllListeners = function (this: unknown, event?: EventName) {
         const result = (removeAll as Listener).apply(this, event === undefined ? [] : [event]);
-        if (event === undefined) {
-          for (const list of tracked.byEvent.values()) tracked.owned -= list.filter((r) => r.owner).length;
-          tracked.byEvent.clear();
-        } else {
-          tracked.owned -= (tracked.byEvent.get(event) ?? []).filter((r) => r.owner).length;
-          tracked.byEvent.delete(event);
-        }
+        const removed = event === undefined ? [...tracked.byEvent.values()].flat() : (tracked.byEvent.get(event) ?? []);
+        for (const r of removed) tracker.#forgetOwner(tracked, r);
+        if (event === undefined) tracked.byEvent.clear();
+        else tracked.byEvent.delete(event);
         return result;
       };
     }
@@ -227,7 +233,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
           source: sites.map((s) => s.site),
         });
       }
-      if (tracked.owned > 0) {
+      if (tracked.stale.size > 0) {
         const stale = this.#stale(tracked);
         if (stale.length > 0) {
           findings.push({
@@ -288,8 +294,13 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3 }) : undefined;
     let list = tracked.byEvent.get(event);
     if (!list) tracked.byEvent.set(event, (list = []));
-    list.push({ event, listener, source, owner });
-    if (owner) tracked.owned++;
+    const registration: Registration = { event, listener, source, owner };
+    list.push(registration);
+    if (owner) {
+      tracked.owned.add(registration);
+      const target = owner.deref();
+      if (target !== undefined) this.#finalizer.register(target, { tracked, registration }, registration);
+    }
     if (list.length === this.leakThreshold + 1) this.#trigger?.();
   }
 
@@ -299,7 +310,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     for (let i = list.length - 1; i >= 0; i--) {
       const r = list[i]!;
       if (r.listener === listener || (listener as { listener?: Listener }).listener === r.listener) {
-        if (r.owner) tracked.owned--;
+        this.#forgetOwner(tracked, r);
         list.splice(i, 1);
         break;
       }
@@ -309,8 +320,15 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
 
   #stale(tracked: Tracked): Registration[] {
     const stale: Registration[] = [];
-    for (const list of tracked.byEvent.values()) for (const r of list) if (r.owner && r.owner.deref() === undefined) stale.push(r);
+    for (const r of tracked.stale) if (r.owner!.deref() === undefined) stale.push(r);
     return stale;
+  }
+
+  #forgetOwner(tracked: Tracked, r: Registration): void {
+    if (!r.owner) return;
+    tracked.owned.delete(r);
+    tracked.stale.delete(r);
+    this.#finalizer.unregister(r);
   }
 
   /**

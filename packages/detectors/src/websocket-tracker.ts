@@ -26,6 +26,11 @@ interface Connection {
   readonly id: string;
   readonly ws: WebSocket;
   readonly pending: Map<string, Pending>;
+  /** The oldest pending message (Map order = send order), kept so a healthy scan allocates nothing. */
+  oldest: Pending | undefined;
+  oldestId: string | undefined;
+  /** The last no_ack finding, reused while the backlog is unchanged. */
+  finding: Finding | undefined;
   awaitingPong: boolean;
   missedPongs: number;
   closedAt: number | undefined;
@@ -97,7 +102,17 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     assertOpen(this.#closed, 'WebSocketTracker');
     const known = this.#byWs.get(ws);
     if (known) return known.id;
-    const connection: Connection = { id: `ws_${++this.#nextConnection}`, ws, pending: new Map(), awaitingPong: false, missedPongs: 0, closedAt: undefined };
+    const connection: Connection = {
+      id: `ws_${++this.#nextConnection}`,
+      ws,
+      pending: new Map(),
+      oldest: undefined,
+      oldestId: undefined,
+      finding: undefined,
+      awaitingPong: false,
+      missedPongs: 0,
+      closedAt: undefined,
+    };
     this.#connections.set(connection.id, connection);
     this.#byWs.set(ws, connection);
     ws.on('message', (data: unknown, isBinary: boolean) => {
@@ -131,7 +146,12 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     const connection = this.#byWs.get(ws) ?? this.#connections.get(this.track(ws))!;
     const id = `m${++this.#nextMessage}`;
     const source = this.#traceSources ? captureSource({ skip: WebSocketTracker.prototype.send }) : undefined;
-    connection.pending.set(id, { sentAt: Date.now(), source });
+    const pending: Pending = { sentAt: Date.now(), source };
+    connection.pending.set(id, pending);
+    if (connection.oldest === undefined) {
+      connection.oldest = pending;
+      connection.oldestId = id;
+    }
     ws.send(JSON.stringify({ ...message, id }), callback);
     if (ws.bufferedAmount > this.maxBufferedBytes) this.#trigger?.();
     return id;
@@ -169,17 +189,21 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
         if (now - connection.closedAt >= this.#closedRetentionMs) this.#drop(connection);
         continue;
       }
-      const oldest = connection.pending.values().next().value;
+      const oldest = connection.oldest;
       if (oldest !== undefined && now - oldest.sentAt >= this.ackTimeoutMs) {
-        const ageMs = now - oldest.sentAt;
-        findings.push({
-          pattern: 'no_ack',
-          severity: 'critical',
-          resourceId: connection.id,
-          message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
-          details: { pending: connection.pending.size, oldestAgeMs: ageMs, ackTimeoutMs: this.ackTimeoutMs },
-          source: oldest.source?.frames(),
-        });
+        let finding = connection.finding;
+        if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
+          const ageMs = now - oldest.sentAt;
+          finding = connection.finding = {
+            pattern: 'no_ack',
+            severity: 'critical',
+            resourceId: connection.id,
+            message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
+            details: { pending: connection.pending.size, oldestAgeMs: ageMs, oldestSentAt: oldest.sentAt, ackTimeoutMs: this.ackTimeoutMs },
+            source: oldest.source?.frames(),
+          };
+        }
+        findings.push(finding);
       }
       if (connection.missedPongs > 0) {
         findings.push({
@@ -250,6 +274,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
 
   #drop(connection: Connection): void {
     connection.pending.clear();
+    connection.oldest = connection.oldestId = connection.finding = undefined;
     this.#connections.delete(connection.id);
   }
 
@@ -264,8 +289,14 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       return;
     }
     if (typeof parsed === 'object' && parsed !== null && (parsed as { type?: unknown }).type === 'ack') {
-      const id = (parsed as { id?: unknown }).id;
-      if (connection.pending.delete(String(id)) && connection.pending.size === 0) this.#trigger?.();
+      const id = String((parsed as { id?: unknown }).id);
+      if (!connection.pending.delete(id)) return;
+      if (id === connection.oldestId) {
+        const next = connection.pending.entries().next();
+        connection.oldestId = next.done ? undefined : next.value[0];
+        connection.oldest = next.done ? undefined : next.value[1];
+      }
+      if (connection.pending.size === 0) this.#trigger?.();
     }
   }
 
