@@ -1,8 +1,8 @@
 import { GuardError, assertNumberOption, isGuardError, silentLogger } from '@guard/core';
 import type { BreakerStateChange, CircuitState, GuardBus, Logger, Subscription } from '@guard/core';
 import { CircuitOpenError } from './errors.js';
-import { CALL_COUNTS, STATE_CODE, circuitMetrics } from './metrics.js';
-import type { BreakerMetricsSource, CircuitMetrics, CircuitMetricsOptions, MetricsEntry } from './metrics.js';
+import { CALL_DELTAS, STATE_CODE, circuitMetrics } from './metrics.js';
+import type { BreakerMetricsSource, CircuitMetrics, CircuitMetricsOptions } from './metrics.js';
 import { INVOKE, invokeNext, raceAbort } from './policy.js';
 import type { ExecuteOptions, Operation, Policy } from './policy.js';
 
@@ -72,6 +72,8 @@ const STATE_CODES: Readonly<Record<string, number>> = { closed: CLOSED, half_ope
 
 /** Rolling failure-rate window: counts per time bucket, O(buckets) memory, no timer. */
 class RateWindow {
+  readonly failureRate: number;
+  readonly minimumThroughput: number;
   readonly #bucketMs: number;
   readonly #ok: Uint32Array;
   readonly #failed: Uint32Array;
@@ -79,7 +81,9 @@ class RateWindow {
   calls = 0;
   failures = 0;
 
-  constructor(windowMs: number, buckets: number) {
+  constructor(windowMs: number, buckets: number, failureRate: number, minimumThroughput: number) {
+    this.failureRate = failureRate;
+    this.minimumThroughput = minimumThroughput;
     this.#bucketMs = windowMs / buckets;
     this.#ok = new Uint32Array(buckets);
     this.#failed = new Uint32Array(buckets);
@@ -144,7 +148,6 @@ class RateWindow {
  */
 export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDisposable {
   readonly name: string;
-  readonly mode: CircuitBreakerMode;
   readonly probeTimeoutMs: number;
   #state = CLOSED;
   #disposed = false;
@@ -161,8 +164,6 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   #timedOut = 0;
   #rejected = 0;
   readonly #failureThreshold: number;
-  readonly #failureRate: number;
-  readonly #minimumThroughput: number;
   readonly #resetTimeoutMs: number;
   readonly #halfOpenMax: number;
   readonly #halfOpenSuccesses: number;
@@ -171,7 +172,8 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
   readonly #metrics: CircuitMetrics | undefined;
-  readonly #metricsEntry: MetricsEntry<BreakerMetricsSource> | undefined;
+  readonly #metricsRef: WeakRef<BreakerMetricsSource> | undefined;
+  #reported: number[] | undefined;
   #listeners: StateChangeListener[] | undefined;
   #probes: Set<AbortController> | undefined;
 
@@ -209,21 +211,18 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       throw new GuardError('INVALID_OPTION', 'shouldCount must be a function', { details: { field: 'shouldCount' } });
     }
     this.name = name;
-    this.mode = mode;
     this.probeTimeoutMs = probeTimeoutMs;
     this.#failureThreshold = failureThreshold;
-    this.#failureRate = failureRateThreshold;
-    this.#minimumThroughput = minimumThroughput;
     this.#resetTimeoutMs = resetTimeoutMs;
     this.#halfOpenMax = halfOpenMaxConcurrent;
     this.#halfOpenSuccesses = halfOpenSuccesses;
     this.#shouldCount = shouldCount;
-    this.#window = mode === 'rate' ? new RateWindow(windowMs, windowBuckets) : undefined;
+    this.#window = mode === 'rate' ? new RateWindow(windowMs, windowBuckets, failureRateThreshold, minimumThroughput) : undefined;
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
     if (options.initialState !== undefined) this.#hydrate(options.initialState);
     this.#metrics = circuitMetrics(options);
-    this.#metricsEntry = this.#metrics?.addBreaker(this);
+    this.#metricsRef = this.#metrics?.addBreaker(this);
   }
 
   #hydrate(initial: NonNullable<CircuitBreakerOptions['initialState']>): void {
@@ -255,6 +254,11 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   /** The current state. An open breaker whose reset time has passed reports `open` until the next call probes it. */
   get state(): CircuitState {
     return STATE_NAMES[this.#state]!;
+  }
+
+  /** `consecutive` or `rate`. */
+  get mode(): CircuitBreakerMode {
+    return this.#window === undefined ? 'consecutive' : 'rate';
   }
 
   /** True once `close()` was called. */
@@ -409,7 +413,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     } else {
       const window = this.#window;
       window.record(Date.now(), true);
-      if (window.calls >= this.#minimumThroughput && window.failures / window.calls >= this.#failureRate) this.#transition(OPEN);
+      if (window.calls >= window.minimumThroughput && window.failures / window.calls >= window.failureRate) this.#transition(OPEN);
     }
   }
 
@@ -569,8 +573,11 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   }
 
   /** @internal */
-  [CALL_COUNTS](): readonly number[] {
-    return [this.#ok, this.#failed, this.#timedOut, this.#rejected];
+  [CALL_DELTAS](): readonly number[] {
+    const counts = [this.#ok, this.#failed, this.#timedOut, this.#rejected];
+    const reported = this.#reported ?? [0, 0, 0, 0];
+    this.#reported = counts;
+    return counts.map((count, i) => count - reported[i]!);
   }
 
   /**
@@ -583,7 +590,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     if (this.#disposed) return Promise.resolve();
     this.#disposed = true;
     this.#abortProbes('breaker closed');
-    if (this.#metricsEntry !== undefined) this.#metrics!.removeBreaker(this.#metricsEntry);
+    if (this.#metricsRef !== undefined) this.#metrics!.removeBreaker(this.#metricsRef);
     this.#listeners = undefined;
     return Promise.resolve();
   }

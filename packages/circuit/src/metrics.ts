@@ -19,14 +19,14 @@ export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'rejected'] as co
 
 /** @internal Reads a breaker's state code: 0 closed, 1 half_open, 2 open. */
 export const STATE_CODE: unique symbol = Symbol('@guard/circuit.stateCode');
-/** @internal Reads a breaker's cumulative call counts in {@link CALL_OUTCOMES} order. */
-export const CALL_COUNTS: unique symbol = Symbol('@guard/circuit.callCounts');
+/** @internal Takes a breaker's call counts since the last take, in {@link CALL_OUTCOMES} order. */
+export const CALL_DELTAS: unique symbol = Symbol('@guard/circuit.callDeltas');
 
 /** What a breaker exposes to the metrics collector (read at scrape time, never per call). */
 export interface BreakerMetricsSource {
   readonly name: string;
   [STATE_CODE](): number;
-  [CALL_COUNTS](): readonly number[];
+  [CALL_DELTAS](): readonly number[];
 }
 
 /** What a bulkhead exposes to the metrics collector. */
@@ -41,19 +41,12 @@ export interface PoolMetricsSource {
   connectionCounts(): { readonly active: number; readonly idle: number; readonly connecting: number };
 }
 
-/** A registration handle; pass it back to remove the source. */
-export interface MetricsEntry<T extends object> {
-  readonly ref: WeakRef<T>;
-  readonly name: string;
-  reported: number[] | undefined;
-}
-
 /**
  * The package's metrics on one registry. Values are read from live objects at scrape time, so a call costs
  * only a few integer increments; transitions (rare) increment a counter directly.
  */
 export class CircuitMetrics {
-  readonly #breakers = new Set<MetricsEntry<BreakerMetricsSource>>();
+  readonly #breakers = new Set<WeakRef<BreakerMetricsSource>>();
   readonly #bulkheads = new Set<WeakRef<BulkheadMetricsSource>>();
   readonly #pools = new Set<WeakRef<PoolMetricsSource>>();
   readonly #transitions;
@@ -63,17 +56,17 @@ export class CircuitMetrics {
     const breakers = this.#breakers;
     const bulkheads = this.#bulkheads;
     const pools = this.#pools;
-    const flush = (entry: MetricsEntry<BreakerMetricsSource>, source: BreakerMetricsSource) => this.#flush(entry, source);
+    const flush = (source: BreakerMetricsSource) => this.#flush(source);
     gauge(registry, {
       name: metricName(prefix, 'state'),
       help: 'Circuit breaker state: 0 closed, 1 half_open, 2 open',
       labelNames: ['circuit'] as const,
       collect() {
         this.reset();
-        for (const entry of breakers) {
-          const source = entry.ref.deref();
-          if (source === undefined) breakers.delete(entry);
-          else this.set({ circuit: entry.name }, source[STATE_CODE]());
+        for (const ref of breakers) {
+          const source = ref.deref();
+          if (source === undefined) breakers.delete(ref);
+          else this.set({ circuit: source.name }, source[STATE_CODE]());
         }
       },
     });
@@ -82,9 +75,9 @@ export class CircuitMetrics {
       help: 'Calls through circuit breakers by outcome (success, failure, timeout, rejected)',
       labelNames: ['circuit', 'outcome'] as const,
       collect() {
-        for (const entry of breakers) {
-          const source = entry.ref.deref();
-          if (source !== undefined) flush(entry, source);
+        for (const ref of breakers) {
+          const source = ref.deref();
+          if (source !== undefined) flush(source);
         }
       },
     });
@@ -135,29 +128,24 @@ export class CircuitMetrics {
     });
   }
 
-  #flush(entry: MetricsEntry<BreakerMetricsSource>, source: BreakerMetricsSource): void {
-    const counts = source[CALL_COUNTS]();
-    const reported = (entry.reported ??= [0, 0, 0, 0]);
+  #flush(source: BreakerMetricsSource): void {
+    const deltas = source[CALL_DELTAS]();
     for (let i = 0; i < CALL_OUTCOMES.length; i++) {
-      const delta = counts[i]! - reported[i]!;
-      if (delta > 0) {
-        this.#calls.inc({ circuit: entry.name, outcome: CALL_OUTCOMES[i]! }, delta);
-        reported[i] = counts[i]!;
-      }
+      if (deltas[i]! > 0) this.#calls.inc({ circuit: source.name, outcome: CALL_OUTCOMES[i]! }, deltas[i]!);
     }
   }
 
-  addBreaker(source: BreakerMetricsSource): MetricsEntry<BreakerMetricsSource> {
-    const entry: MetricsEntry<BreakerMetricsSource> = { ref: new WeakRef(source), name: source.name, reported: undefined };
-    this.#breakers.add(entry);
-    return entry;
+  addBreaker(source: BreakerMetricsSource): WeakRef<BreakerMetricsSource> {
+    const ref = new WeakRef(source);
+    this.#breakers.add(ref);
+    return ref;
   }
 
   /** Reports the last counts of a closing breaker and forgets it. */
-  removeBreaker(entry: MetricsEntry<BreakerMetricsSource>): void {
-    const source = entry.ref.deref();
-    if (source !== undefined) this.#flush(entry, source);
-    this.#breakers.delete(entry);
+  removeBreaker(ref: WeakRef<BreakerMetricsSource>): void {
+    const source = ref.deref();
+    if (source !== undefined) this.#flush(source);
+    this.#breakers.delete(ref);
   }
 
   transition(circuit: string, state: string): void {
