@@ -8,7 +8,6 @@ import { DummyDriver, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } f
 import { EventBusTracker, WebSocketTracker, trackDialect } from '../dist/index.js';
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
-const rows = [];
 const fmtMs = (ms) => (ms >= 1 ? `${ms.toFixed(2)} ms` : ms >= 0.001 ? `${(ms * 1000).toFixed(2)} µs` : `${(ms * 1e6).toFixed(0)} ns`);
 
 // ---------- HTTP throughput: bare node:http vs node:http + middleware (servers in child processes) ----------
@@ -93,7 +92,10 @@ let n = 0;
 const ackEvery = (tracker, socket) => {
   // keep the pending map small, as acks would
   const id = tracker.connectionId(socket);
-  if (tracker.pendingCount(id) > 1_000) tracker.forget(id), tracker.track(socket);
+  if (tracker.pendingCount(id) > 1_000) {
+    tracker.forget(id);
+    tracker.track(socket);
+  }
 };
 const plainEmitter = new EventEmitter();
 const trackedEmitter = new EventEmitter();

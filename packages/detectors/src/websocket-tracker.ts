@@ -276,6 +276,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     connection.pending.clear();
     connection.oldest = connection.oldestId = connection.finding = undefined;
     this.#connections.delete(connection.id);
+    if (this.#byWs.get(connection.ws) === connection) this.#byWs.delete(connection.ws);
   }
 
   #onMessage(connection: Connection, data: unknown): void {
