@@ -385,3 +385,17 @@ describe('CircuitBreaker metrics', () => {
     expect(text).not.toContain('guard_circuit_state{circuit="a"}');
   });
 });
+
+describe('CircuitBreaker metrics after registry.clear()', () => {
+  it('registers its metrics again', async () => {
+    const registry = newRegistry();
+    await using first = new CircuitBreaker({ name: 'before', registry });
+    registry.clear();
+    await using second = new CircuitBreaker({ name: 'after', registry });
+    await second.execute(ok);
+    await first.execute(ok);
+    const text = await registry.metrics();
+    expect(text).toContain('guard_circuit_calls_total{circuit="after",outcome="success"} 1');
+    expect(text).toContain('guard_circuit_state{circuit="after"} 0');
+  });
+});

@@ -183,6 +183,9 @@ export function circuitMetrics(options: CircuitMetricsOptions): CircuitMetrics |
   let perPrefix = byRegistry.get(registry);
   if (perPrefix === undefined) byRegistry.set(registry, (perPrefix = new Map()));
   let metrics = perPrefix.get(prefix);
-  if (metrics === undefined) perPrefix.set(prefix, (metrics = new CircuitMetrics(registry, prefix)));
+  // Recreate after `registry.clear()` (common between tests): the cached metrics would no longer be exported.
+  if (metrics === undefined || registry.getSingleMetric(metricName(prefix, 'state')) === undefined) {
+    perPrefix.set(prefix, (metrics = new CircuitMetrics(registry, prefix)));
+  }
   return metrics;
 }
