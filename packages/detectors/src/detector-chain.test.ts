@@ -126,6 +126,22 @@ describe('DetectorChain', () => {
     expect(full.scheduler.scheduled.map((d) => d.resourceId)).toEqual(['ws_1']);
   });
 
+  it('offers a critical detection that still holds to the scheduler again after rescheduleIntervalMs', () => {
+    const scheduled: string[] = [];
+    const { chain } = setup({ mode: 'full', rescheduleIntervalMs: 5_000, scheduler: { schedule: (d) => (scheduled.push(d.id), true) } });
+    chain.add(listDetector()).findings = [critical];
+    const now = Date.now();
+    const [detection] = chain.scan(now);
+    chain.scan(now + 1_000);
+    expect(scheduled).toEqual([detection!.id]);
+    chain.scan(now + 5_000);
+    expect(scheduled).toEqual([detection!.id, detection!.id]);
+    chain.setMode('detect');
+    chain.scan(now + 20_000);
+    expect(scheduled).toHaveLength(2);
+    expect(() => setup({ rescheduleIntervalMs: -1 })).toThrow(/rescheduleIntervalMs/);
+  });
+
   it('changes modes at run time, globally and per component, and emits modeChange', () => {
     const { chain, bus, detections, cleared } = setup({ mode: 'detect' });
     const changes: ModeChange[] = [];

@@ -38,6 +38,11 @@ export interface DetectorChainOptions {
   readonly registry?: MetricsOptions['registry'];
   /** Metric name prefix. Default `parasite`. */
   readonly metricsPrefix?: string;
+  /**
+   * In `full` mode, a critical detection that still holds is offered to the scheduler again after this
+   * long (the scheduler declines duplicates), so a failed or declined sanitization is retried. Default 30000.
+   */
+  readonly rescheduleIntervalMs?: number;
   /** Thresholds handed to trackers built from this chain's config. Default {@link DEFAULT_THRESHOLDS}. */
   readonly thresholds?: ParasiteThresholds;
 }
@@ -89,6 +94,8 @@ export class DetectorChain implements AsyncDisposable {
   readonly #effective = new Map<string, GuardMode>();
   readonly #critical = new Map<string, Map<string, Detection>>();
   readonly #timer: NodeJS.Timeout | undefined;
+  readonly #rescheduleIntervalMs: number;
+  readonly #offeredAt = new WeakMap<Detection, number>();
   #mode: GuardMode;
   #closed = false;
 
@@ -98,6 +105,8 @@ export class DetectorChain implements AsyncDisposable {
     this.#mode = mode;
     const scanIntervalMs = options.scanIntervalMs ?? 1_000;
     assertNumberOption('scanIntervalMs', scanIntervalMs, { min: 0 });
+    this.#rescheduleIntervalMs = options.rescheduleIntervalMs ?? 30_000;
+    assertNumberOption('rescheduleIntervalMs', this.#rescheduleIntervalMs, { min: 0 });
     for (const [component, config] of Object.entries(options.components ?? {})) {
       if (config.mode !== undefined && !isGuardMode(config.mode)) {
         throw new GuardError('INVALID_OPTION', `components.${component}.mode must be a mode, got ${String(config.mode)}`, { details: { field: `components.${component}.mode` } });
@@ -287,7 +296,12 @@ export class DetectorChain implements AsyncDisposable {
       seen.add(key);
       const existing = entry.active.get(key);
       if (existing !== undefined) {
-        if (existing.severity === finding.severity) continue;
+        if (existing.severity === finding.severity) {
+          if (mode === 'full' && existing.severity === 'critical' && now - (this.#offeredAt.get(existing) ?? 0) >= this.#rescheduleIntervalMs) {
+            this.#offer(existing, now);
+          }
+          continue;
+        }
         this.#clear(entry, key, existing, now, mode);
       }
       const detection: Detection = {
@@ -331,7 +345,12 @@ export class DetectorChain implements AsyncDisposable {
     else this.#logger.warn(line, 'Parasite detected');
     if (mode === 'dry_run') return;
     this.bus.emit('detection', detection);
-    if (mode === 'full' && detection.severity === 'critical') this.requestSanitization(detection);
+    if (mode === 'full' && detection.severity === 'critical') this.#offer(detection, detection.detectedAt);
+  }
+
+  #offer(detection: Detection, now: number): void {
+    this.#offeredAt.set(detection, now);
+    this.requestSanitization(detection);
   }
 
   #clear(entry: Entry, key: string, detection: Detection, now: number, mode: GuardMode): void {

@@ -64,9 +64,8 @@ export function createParasiteMiddleware(chain: DetectorChain, options: Parasite
           res,
           {
             status: 503,
-            title: 'Service temporarily unavailable',
+            title: 'Service Unavailable',
             detail: `${component} is being healed: ${detection.pattern} on ${detection.resourceId}`,
-            type: 'https://guard.dev/problems/parasite-detected',
             component,
             pattern: detection.pattern,
             detectionId: detection.id,
