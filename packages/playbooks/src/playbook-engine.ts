@@ -270,6 +270,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       steps: [],
       rollback: [],
     };
+    this.#remember(result);
     this.#runsMetric.inc({ playbook: playbook.name, status: 'skipped' });
     this.#bus?.emit('playbookRun', {
       runId,
@@ -280,7 +281,6 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       startedAt: at,
       finishedAt: at,
     });
-    this.#remember(result);
     return result;
   }
 
@@ -370,6 +370,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       rollback,
       ...(error === undefined ? {} : { error }),
     };
+    this.#remember(result);
     this.#runsMetric.inc({ playbook: playbook.name, status });
     this.#runMetric.observe({ playbook: playbook.name, status }, result.durationMs / 1000);
     this.#bus?.emit('playbookRun', {
@@ -384,7 +385,6 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     });
     if (dryRun) this.#logger.info({ runId, playbook: playbook.name }, formatPlan(result));
     else this.#logger.info({ runId, playbook: playbook.name, status, error }, `playbook run ${status}`);
-    this.#remember(result);
     return result;
   }
 
@@ -408,11 +408,13 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     } else if (step.fleet && this.#fleetLock) {
       const lock = await this.#fleetLock
         .tryRun(`${playbook.name}:${step.id}`, () => this.#invoke(playbook, runId, step, params, context, runSignal, t0))
-        .catch((error: unknown): { acquired: true; value: StepResult } => ({
+        .catch((error: unknown): { acquired: true; value: StepResult; lockError: true } => ({
           acquired: true,
           value: { ...base, outcome: 'failed', durationMs: performance.now() - t0, error: `fleet lock: ${reasonText(error)}` },
+          lockError: true,
         }));
-      result = lock.acquired ? { ...lock.value, fleet: 'ran' } : { ...base, outcome: 'skipped', durationMs: performance.now() - t0, fleet: lock.reason };
+      if (!lock.acquired) result = { ...base, outcome: 'skipped', durationMs: performance.now() - t0, fleet: lock.reason };
+      else result = 'lockError' in lock ? lock.value : { ...lock.value, fleet: 'ran' };
     } else {
       result = await this.#invoke(playbook, runId, step, params, context, runSignal, t0);
     }

@@ -51,6 +51,9 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
       .execute(db)
       .then(() => undefined)
       .catch((error: unknown) => {
+        // Two instances creating the table at once: one loses with a duplicate error, and the table exists.
+        const code = (error as { code?: string }).code;
+        if (code === '23505' || code === '42P07') return;
         ready = undefined;
         throw error;
       }));

@@ -167,6 +167,24 @@ describe('createSystemSampler', () => {
     }
   });
 
+  it.runIf(process.platform === 'linux')('measures CPU demand (run + run-queue wait) of all threads with cpuSource demand', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const sampler = createSystemSampler({ cpuSource: 'demand' });
+    try {
+      await sampler.sample();
+      // A thread's time counts while it is alive, so sample while the worker still burns.
+      const worker = new Worker('const end = Date.now() + 5000; while (Date.now() < end) {}', { eval: true });
+      await new Promise((r) => worker.once('online', r));
+      await new Promise((r) => setTimeout(r, 400));
+      const reading = await sampler.sample();
+      await worker.terminate();
+      expect(reading.details?.demandCpuPercent).toBeGreaterThan(20);
+      expect(reading.cpuPercent).toBe(Math.min(100, reading.details!.demandCpuPercent!));
+    } finally {
+      sampler.close();
+    }
+  });
+
   it('reads the memory limit from a cgroup v2 tree when there is one', async () => {
     const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');

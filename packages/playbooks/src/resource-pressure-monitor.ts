@@ -149,7 +149,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
   /**
    * Reads `GUARD_PRESSURE_INTERVAL` (1s), `GUARD_PRESSURE_SUSTAIN` (10s), `GUARD_PRESSURE_CLEAR_SUSTAIN` (3s),
    * `GUARD_PRESSURE_THRESHOLDS` (`cpu=80,memory=85,disk=90,event_loop=90,clear=60`), `GUARD_PRESSURE_DISK_PATHS`
-   * (comma-separated) and `GUARD_PRESSURE_CPU_SOURCE` (process|system|max).
+   * (comma-separated) and `GUARD_PRESSURE_CPU_SOURCE` (process|system|max|demand).
    *
    * @example
    * new ResourcePressureMonitor({ ...ResourcePressureMonitor.optionsFromEnv(), engine });
@@ -171,7 +171,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
       thresholds: thresholds as Partial<Record<PressureResource, number>>,
       ...(clear === undefined ? {} : { clearPercent: clear }),
       system: {
-        cpuSource: r.oneOf('GUARD_PRESSURE_CPU_SOURCE', ['process', 'system', 'max'] as const, 'process'),
+        cpuSource: r.oneOf('GUARD_PRESSURE_CPU_SOURCE', ['process', 'system', 'max', 'demand'] as const, 'process'),
         ...(paths ? { diskPaths: paths.split(',').map((p) => p.trim()).filter(Boolean) } : {}),
       },
     };

@@ -239,6 +239,11 @@ export interface S03Options extends MetricsOptions {
   readonly sampler?: (spiking: boolean) => ReturnType<PressureSampler>;
   /** Folder holding `resource_pressure_cpu.yaml`. Default: the package's built-in playbooks. */
   readonly playbooksDir?: string;
+  /**
+   * CPU figure of the real sampler. Default `demand` (CPU time plus run-queue wait), so the spike reads
+   * as pressure even on a machine where neighbours keep the workers from getting a full core.
+   */
+  readonly cpuSource?: 'process' | 'system' | 'max' | 'demand';
 }
 
 const BUSY = `const { workerData, parentPort } = require('node:worker_threads');
@@ -273,7 +278,7 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
     intervalMs: options.intervalMs ?? 1_000,
     sustainMs: options.sustainMs ?? 10_000,
     clearSustainMs: options.clearSustainMs ?? 3_000,
-    ...(injected ? { sampler: () => injected(spiking) } : { system: { cpuSource: 'process' as const } }),
+    ...(injected ? { sampler: () => injected(spiking) } : { system: { cpuSource: options.cpuSource ?? ('demand' as const) } }),
     bus,
     autoStart: false,
   });
@@ -348,7 +353,7 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
         steps: run?.steps.map((s) => `${s.id}:${s.outcome}`),
         apiLimited: limiter.isLimited('api'),
         heavyPaused: tasks.isPaused('heavy'),
-        source: injected ? 'injected sampler' : `${options.workers ?? 2} busy worker threads`,
+        source: injected ? 'injected sampler' : `${options.workers ?? 2} busy worker threads, cpuSource ${options.cpuSource ?? 'demand'}`,
       },
     );
   } finally {

@@ -1,4 +1,4 @@
-import { readFile, statfs } from 'node:fs/promises';
+import { readdir, readFile, statfs } from 'node:fs/promises';
 import { cpus, freemem, totalmem } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization, IntervalHistogram } from 'node:perf_hooks';
@@ -21,6 +21,11 @@ export interface PressureDetails {
   readonly processCpuPercent?: number;
   /** Whole-machine CPU over the interval, percent of all cores. */
   readonly systemCpuPercent?: number;
+  /**
+   * CPU this process wanted over the interval: time on a CPU plus time runnable but waiting in the run
+   * queue (Linux schedstat), percent of one core. Only with `cpuSource: 'demand'`.
+   */
+  readonly demandCpuPercent?: number;
   readonly memoryUsedBytes?: number;
   readonly memoryLimitBytes?: number;
   readonly memorySource?: 'cgroup_v2' | 'cgroup_v1' | 'host';
@@ -36,8 +41,12 @@ export type PressureSampler = () => PressureReading | Promise<PressureReading>;
 export interface SystemSamplerOptions {
   /** Paths whose file systems are checked with `fs.statfs`. Default `[]` (no disk level). */
   readonly diskPaths?: readonly string[];
-  /** Which CPU figure is the level: this process (default; per core, capped at 100), the machine, or the larger. */
-  readonly cpuSource?: 'process' | 'system' | 'max';
+  /**
+   * Which CPU figure is the level: this process (default; percent of one core, capped at 100), the
+   * machine, the larger of the two, or `demand` (process CPU plus run-queue wait from Linux schedstat, so a
+   * process starved by noisy neighbours still reads as under pressure; falls back to `process` elsewhere).
+   */
+  readonly cpuSource?: 'process' | 'system' | 'max' | 'demand';
   /** Root of the cgroup file system. Default `/sys/fs/cgroup`. */
   readonly cgroupRoot?: string;
 }
@@ -82,6 +91,24 @@ async function detectMemory(root: string): Promise<MemoryProbe> {
   return host;
 }
 
+/** Per-thread (run + run-queue wait) nanoseconds from /proc/self/task/<tid>/schedstat; undefined off Linux. */
+async function threadSchedstat(): Promise<Map<string, number> | undefined> {
+  let tids: string[];
+  try {
+    tids = await readdir('/proc/self/task');
+  } catch {
+    return undefined;
+  }
+  const out = new Map<string, number>();
+  for (const tid of tids) {
+    try {
+      const [run, wait] = (await readFile(`/proc/self/task/${tid}/schedstat`, 'utf8')).split(' ');
+      out.set(tid, Number(run) + Number(wait));
+    } catch {}
+  }
+  return out;
+}
+
 function cpuTimes(): { idle: number; total: number } {
   let idle = 0;
   let total = 0;
@@ -114,6 +141,12 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
   let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   let histogram: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: 20 });
   histogram.enable();
+  let lastSched: Map<string, number> | undefined;
+  let lastSchedAt = 0;
+  if (cpuSource === 'demand') {
+    lastSchedAt = performance.now();
+    void threadSchedstat().then((m) => (lastSched ??= m));
+  }
 
   return {
     async sample() {
@@ -135,6 +168,18 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
         eventLoopDelayMs = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
         histogram.reset();
       }
+      let demandCpuPercent: number | undefined;
+      if (cpuSource === 'demand') {
+        const sched = await threadSchedstat();
+        const at = performance.now();
+        if (sched && lastSched) {
+          let ns = 0;
+          for (const [tid, value] of sched) ns += value - (lastSched.get(tid) ?? 0);
+          demandCpuPercent = (Math.max(0, ns) / Math.max(1, (at - lastSchedAt) * 1e6)) * 100;
+        }
+        lastSched = sched;
+        lastSchedAt = at;
+      }
       memory ??= detectMemory(root);
       const mem = await (await memory)();
       const disks: { path: string; percent: number }[] = [];
@@ -146,7 +191,14 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
           disks.push({ path, percent: denominator > 0 ? (used / denominator) * 100 : 0 });
         } catch {}
       }
-      const cpuLevel = cpuSource === 'process' ? processCpuPercent : cpuSource === 'system' ? systemCpuPercent : Math.max(processCpuPercent, systemCpuPercent);
+      const cpuLevel =
+        cpuSource === 'system'
+          ? systemCpuPercent
+          : cpuSource === 'max'
+            ? Math.max(processCpuPercent, systemCpuPercent)
+            : cpuSource === 'demand'
+              ? (demandCpuPercent ?? processCpuPercent)
+              : processCpuPercent;
       return {
         cpuPercent: Math.min(100, cpuLevel),
         memoryPercent: mem.limit > 0 ? (mem.used / mem.limit) * 100 : 0,
@@ -155,6 +207,7 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
         details: {
           processCpuPercent,
           systemCpuPercent,
+          ...(demandCpuPercent === undefined ? {} : { demandCpuPercent }),
           memoryUsedBytes: mem.used,
           memoryLimitBytes: mem.limit,
           memorySource: mem.source,

@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ActionRegistry } from './action-registry.js';
+import { parsePlaybook } from './load-playbooks.js';
+import { PlaybookEngine } from './playbook-engine.js';
+import { createPostgresFleetLock } from './postgres.js';
+
+const url = process.env.GUARD_TEST_PG_URL;
+if (!url) throw new Error('GUARD_TEST_PG_URL must point at a Postgres for these tests (e.g. postgres://postgres@127.0.0.1:5432/test)');
+
+const table = `guard_pb_fleet_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
+
+afterAll(async () => {
+  await sql`drop table if exists ${sql.table(table)}`.execute(admin);
+  await admin.destroy();
+});
+
+const BOOK = `name: fleet_cleanup
+trigger: { event: disk.full }
+steps:
+  - { id: local_cache, action: work }
+  - { id: purge_shared_bucket, action: work, fleet: true }
+`;
+
+function instance(id: string, ran: string[], fleetOptions: { dedupeWindowMs?: number; key?: string } = {}) {
+  const actions = new ActionRegistry().register('work', async (_p, ctx) => {
+    ran.push(`${id}:${ctx.step}`);
+    await new Promise((r) => setTimeout(r, 300));
+    return { by: id };
+  });
+  const fleetLock = createPostgresFleetLock({ connectionString: url, table, instanceId: id, ...fleetOptions });
+  const engine = new PlaybookEngine({ actions, fleetLock, registry: new Registry(), playbooks: [parsePlaybook(BOOK.replace('fleet_cleanup', `fleet_cleanup_${fleetOptions.key ?? 'a'}`))] });
+  return {
+    engine,
+    fleetLock,
+    async [Symbol.asyncDispose]() {
+      await engine.close();
+      await fleetLock.close();
+      await fleetLock.close();
+    },
+  };
+}
+
+describe('createPostgresFleetLock', () => {
+  it('runs a fleet-wide step on exactly one of two instances, and each local step on both', async () => {
+    const ran: string[] = [];
+    await using a = instance('a', ran);
+    await using b = instance('b', ran);
+    const [[ra], [rb]] = await Promise.all([a.engine.trigger('disk.full'), b.engine.trigger('disk.full')]);
+    expect(ran.filter((r) => r.endsWith(':local_cache')).sort()).toEqual(['a:local_cache', 'b:local_cache']);
+    expect(ran.filter((r) => r.endsWith(':purge_shared_bucket'))).toHaveLength(1);
+    const fleetSteps = [ra!.steps[1]!, rb!.steps[1]!];
+    expect(fleetSteps.map((s) => s.fleet).sort()).toEqual(['held', 'ran']);
+    expect([ra!.status, rb!.status]).toEqual(['succeeded', 'succeeded']);
+    const rows = await sql<{ key: string; instance: string }>`select key, instance from ${sql.table(table)} where key = 'fleet_cleanup_a:purge_shared_bucket'`.execute(admin);
+    expect(rows.rows).toHaveLength(1);
+    expect(ran).toContain(`${rows.rows[0]!.instance}:purge_shared_bucket`);
+  });
+
+  it('does not run the step again within the dedupe window, even when instances come one after another', async () => {
+    const ran: string[] = [];
+    await using a = instance('a', ran, { key: 'seq' });
+    await using b = instance('b', ran, { key: 'seq' });
+    const first = await a.engine.trigger('disk.full');
+    const second = await b.engine.trigger('disk.full');
+    expect(first[0]!.steps[1]).toMatchObject({ fleet: 'ran', outcome: 'succeeded' });
+    expect(second[0]!.steps[1]).toMatchObject({ fleet: 'done', outcome: 'skipped' });
+    expect(ran.filter((r) => r.endsWith(':purge_shared_bucket'))).toEqual(['a:purge_shared_bucket']);
+  });
+
+  it('without a dedupe window, sequential instances each run the step', async () => {
+    const ran: string[] = [];
+    await using a = instance('a', ran, { key: 'nodedupe', dedupeWindowMs: 0 });
+    await using b = instance('b', ran, { key: 'nodedupe', dedupeWindowMs: 0 });
+    await a.engine.trigger('disk.full');
+    await b.engine.trigger('disk.full');
+    expect(ran.filter((r) => r.endsWith(':purge_shared_bucket'))).toEqual(['a:purge_shared_bucket', 'b:purge_shared_bucket']);
+  });
+
+  it('accepts a Kysely instance it does not own, and validates options', async () => {
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
+    const lock = createPostgresFleetLock({ db, table, dedupeWindowMs: 0 });
+    expect(await lock.tryRun('k', async () => 42)).toEqual({ acquired: true, value: 42 });
+    await lock.close();
+    await expect(lock.tryRun('k', async () => 1)).rejects.toMatchObject({ code: 'CLOSED' });
+    expect((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]!.one).toBe(1);
+    await db.destroy();
+    expect(() => createPostgresFleetLock({})).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => createPostgresFleetLock({ connectionString: url, table: 'x; drop table y' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    expect(() => createPostgresFleetLock({ connectionString: url, dedupeWindowMs: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+
+  it('a failing fleet step releases the lock so the next attempt can run', async () => {
+    const lock = createPostgresFleetLock({ connectionString: url, table, dedupeWindowMs: 0 });
+    try {
+      await expect(lock.tryRun('boom', async () => Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
+      expect(await lock.tryRun('boom', async () => 'ok')).toEqual({ acquired: true, value: 'ok' });
+    } finally {
+      await lock.close();
+    }
+  });
+});
