@@ -88,6 +88,8 @@ function metaProblem(value: unknown): string | undefined {
     const [node, depth] = stack.pop()!;
     if (++visited > 100_000) return 'meta has too many values';
     if (typeof node === 'object' && node !== null) {
+      const kind = Object.getPrototypeOf(node);
+      if (!Array.isArray(node) && kind !== Object.prototype && kind !== null) return 'meta may hold only JSON values (plain objects, arrays, strings, numbers, booleans, null)';
       if (depth > EVENT_LIMITS.maxMetaDepth) return `meta is nested deeper than ${EVENT_LIMITS.maxMetaDepth} levels`;
       for (const child of Object.values(node)) stack.push([child, depth + 1]);
     } else if (typeof node === 'number' && !Number.isFinite(node)) {
@@ -216,12 +218,18 @@ export function toWireEvent(event: ImmuneEvent): ImmuneEventWire {
 export function createEventId(at: number = Date.now()): string {
   if (at !== lastIdMs) {
     lastIdMs = at;
+    lastIdSeq = 0;
     const ts = Math.max(0, Math.floor(at)).toString(16).padStart(12, '0').slice(-12);
     lastIdPrefix = `${ts.slice(0, 8)}-${ts.slice(8)}-7`;
+  } else {
+    lastIdSeq++;
   }
-  // randomUUID() is 'xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx' (V already the RFC variant); keep its last 74 random bits.
-  return lastIdPrefix + randomUUID().slice(15);
+  // rand_a holds a per-millisecond sequence (RFC 9562 method 1), so ids of one process sort in creation order.
+  // randomUUID() is 'xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx': its variant and last 62 random bits follow.
+  const seq = lastIdSeq < 0x1000 ? lastIdSeq.toString(16).padStart(3, '0') : (lastIdSeq & 0xfff).toString(16).padStart(3, '0');
+  return lastIdPrefix + seq + randomUUID().slice(18);
 }
 
 let lastIdMs = -1;
+let lastIdSeq = 0;
 let lastIdPrefix = '';

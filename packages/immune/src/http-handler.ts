@@ -232,7 +232,9 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
         return;
       }
       const problem = statusOf(error);
-      sendProblem(res, problem, problem.status === 503 ? { 'retry-after': '1' } : {});
+      // 413/415 leave the request body unread: close the connection rather than let a client reuse a dirty socket.
+      const headers: Record<string, string> = problem.status === 503 ? { 'retry-after': '1' } : problem.status === 413 || problem.status === 415 ? { connection: 'close' } : {};
+      sendProblem(res, problem, headers);
     };
     try {
       const result = run(req, res, url);

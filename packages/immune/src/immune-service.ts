@@ -58,7 +58,7 @@ export interface ImmuneServiceOptions {
   readonly defaultWindowMs?: number;
   /** Largest accepted window. Default 30 days. */
   readonly maxWindowMs?: number;
-  /** `limit` of `getRecentEvents` when none is given. Default 100. */
+  /** `limit` of `getRecentEvents` when none is given. Default 100 (or `maxLimit` if smaller). */
   readonly defaultLimit?: number;
   /** Larger limits are capped to this. Default 1,000. */
   readonly maxLimit?: number;
@@ -142,8 +142,8 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     super();
     const defaultWindowMs = options.defaultWindowMs ?? 3_600_000;
     const maxWindowMs = options.maxWindowMs ?? 30 * 86_400_000;
-    const defaultLimit = options.defaultLimit ?? 100;
     const maxLimit = options.maxLimit ?? 1_000;
+    const defaultLimit = options.defaultLimit ?? Math.min(100, typeof maxLimit === 'number' && maxLimit >= 1 ? maxLimit : 100);
     assertNumberOption('maxWindowMs', maxWindowMs, { min: 1 });
     assertNumberOption('defaultWindowMs', defaultWindowMs, { min: 1, max: maxWindowMs });
     assertNumberOption('maxLimit', maxLimit, { min: 1, max: 100_000, integer: true });

@@ -56,8 +56,8 @@ describe('SqliteEventStore', () => {
     const events = Array.from({ length: 2_000 }, (_, i) => makeEvent({ createdAt: 1_700_000_000_000 + i }));
     await Promise.all(events.map((e) => store.insert(e)));
     const metric = await registry.getSingleMetric('guard_immune_store_commit_batch_size')!.get();
-    const commits = metric.values.find((v) => v.metricName === 'guard_immune_store_commit_batch_size_count')!.value;
-    const committed = metric.values.find((v) => v.metricName === 'guard_immune_store_commit_batch_size_sum')!.value;
+    const commits = metric.values.find((v) => (v as { metricName?: string }).metricName === 'guard_immune_store_commit_batch_size_count')!.value;
+    const committed = metric.values.find((v) => (v as { metricName?: string }).metricName === 'guard_immune_store_commit_batch_size_sum')!.value;
     expect(committed).toBe(2_000);
     expect(commits).toBeGreaterThanOrEqual(4); // never more than maxBatchSize per transaction
     expect(commits).toBeLessThanOrEqual(20);

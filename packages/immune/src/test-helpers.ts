@@ -1,4 +1,5 @@
 import { resolveRegistry } from '@guard/core';
+import type { MetricsOptions } from '@guard/core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ export function pgUrl(): string {
 }
 
 /** A private prom-client registry (prom-client is core's dependency, so build one from the global's class). */
-export function freshRegistry() {
+export function freshRegistry(): NonNullable<MetricsOptions['registry']> {
   const global = resolveRegistry();
   return new (global.constructor as new () => typeof global)();
 }
