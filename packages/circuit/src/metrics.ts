@@ -51,6 +51,7 @@ export class CircuitMetrics {
   readonly #pools = new Set<WeakRef<PoolMetricsSource>>();
   readonly #transitions;
   readonly #calls;
+  readonly #pruneAt = new Map<Set<WeakRef<object>>, number>();
 
   constructor(registry: Registry, prefix: string) {
     const breakers = this.#breakers;
@@ -135,10 +136,20 @@ export class CircuitMetrics {
     }
   }
 
-  addBreaker(source: BreakerMetricsSource): WeakRef<BreakerMetricsSource> {
+  #add<T extends object>(set: Set<WeakRef<T>>, source: T): WeakRef<T> {
     const ref = new WeakRef(source);
-    this.#breakers.add(ref);
+    set.add(ref);
+    // Dead refs are dropped at scrape time; also here, amortized O(1), in case nobody scrapes.
+    const pruneAt = this.#pruneAt.get(set) ?? 1024;
+    if (set.size >= pruneAt) {
+      for (const entry of set) if (entry.deref() === undefined) set.delete(entry);
+      this.#pruneAt.set(set, Math.max(1024, set.size * 2));
+    }
     return ref;
+  }
+
+  addBreaker(source: BreakerMetricsSource): WeakRef<BreakerMetricsSource> {
+    return this.#add(this.#breakers, source);
   }
 
   /** Reports the last counts of a closing breaker and forgets it. */
@@ -153,9 +164,7 @@ export class CircuitMetrics {
   }
 
   addBulkhead(source: BulkheadMetricsSource): WeakRef<BulkheadMetricsSource> {
-    const ref = new WeakRef(source);
-    this.#bulkheads.add(ref);
-    return ref;
+    return this.#add(this.#bulkheads, source);
   }
 
   removeBulkhead(ref: WeakRef<BulkheadMetricsSource>): void {
@@ -163,9 +172,7 @@ export class CircuitMetrics {
   }
 
   addPool(source: PoolMetricsSource): WeakRef<PoolMetricsSource> {
-    const ref = new WeakRef(source);
-    this.#pools.add(ref);
-    return ref;
+    return this.#add(this.#pools, source);
   }
 
   removePool(ref: WeakRef<PoolMetricsSource>): void {

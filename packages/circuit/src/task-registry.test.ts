@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { isGuardError } from '@guard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskRegistry } from './task-registry.js';
@@ -25,8 +26,23 @@ function pidGone(pid: number): boolean {
   }
 }
 
+/** Not running: gone, or a zombie waiting for its (dead) parent's reaper. Linux /proc. */
+function notRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 afterEach(() => {
-  for (const proc of spawned.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  for (const proc of spawned.splice(0)) {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL'); // detached ones: the whole group
+    } catch {}
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  }
 });
 
 describe('TaskRegistry', () => {
@@ -127,5 +143,22 @@ describe('TaskRegistry', () => {
     await tasks.close();
     expect(pidGone(proc.pid!)).toBe(true);
     await expect(task.promise).rejects.toMatchObject({ code: 'TASK_CANCELLED' });
+  });
+
+  it('attach(child, { group: true }) kills the whole process group, grandchildren included', async () => {
+    await using tasks = new TaskRegistry({ killGraceMs: 200 });
+    const task = tasks.register({ taskId: 'tree' });
+    // sh ignores SIGTERM, and so does its grandchild (an ignored signal survives exec).
+    const shell = spawn('sh', ['-c', 'trap "" TERM; sleep 30 & echo $!; wait'], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    spawned.push(shell);
+    const [chunk] = (await once(shell.stdout!, 'data')) as [Buffer];
+    const grandchild = Number(String(chunk).trim());
+    expect(grandchild).toBeGreaterThan(0);
+    expect(notRunning(grandchild)).toBe(false);
+    task.attach(shell, { group: true });
+    await task.cancel('tree');
+    expect(shell.signalCode).toBe('SIGKILL');
+    expect(pidGone(shell.pid!)).toBe(true);
+    expect(notRunning(grandchild)).toBe(true);
   });
 });

@@ -80,11 +80,12 @@ export class ManagedTask<T = unknown> {
   start(options: RegisterTaskOptions<T>): void {
     const parent = options.signal;
     if (parent !== undefined) {
+      const why = () => (parent.reason instanceof Error ? parent.reason.message : 'parent aborted');
       if (parent.aborted) {
-        void this.cancel(String(parent.reason ?? 'parent aborted'));
+        void this.cancel(why());
         return;
       }
-      const onAbort = () => void this.cancel(parent.reason instanceof Error ? parent.reason.message : 'parent aborted');
+      const onAbort = () => void this.cancel(why());
       parent.addEventListener('abort', onAbort, { once: true });
       this.promise.then(
         () => parent.removeEventListener('abort', onAbort),
