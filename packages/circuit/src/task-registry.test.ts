@@ -159,6 +159,9 @@ describe('TaskRegistry', () => {
     await task.cancel('tree');
     expect(shell.signalCode).toBe('SIGKILL');
     expect(pidGone(shell.pid!)).toBe(true);
+    // The group's SIGKILL reaches the grandchild at once, but it may take the kernel a moment to finish it off.
+    const deadline = Date.now() + 2_000;
+    while (!notRunning(grandchild) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(notRunning(grandchild)).toBe(true);
   });
 });
