@@ -52,6 +52,8 @@ interface Checkout {
   readonly source: CapturedSource | undefined;
   inTransaction: boolean;
   released: boolean;
+  /** The orphan finding, built once (the chain keeps the first detection while it holds). */
+  finding?: Finding;
 }
 
 /** A kysely `Dialect` whose driver reports to {@link DbPoolTracker}. */
@@ -153,14 +155,15 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     for (const c of this.#checkouts.values()) {
       const heldMs = now - c.acquiredAt;
       if (heldMs < this.leakThresholdMs) break; // oldest first: the rest are younger
-      findings.push({
+      c.finding ??= {
         pattern: 'connection_orphan',
         severity: 'critical',
         resourceId: c.id,
         message: `connection ${c.id} held for ${heldMs} ms${c.inTransaction ? ' in an open transaction' : ''} (leakThresholdMs ${this.leakThresholdMs})`,
-        details: { pool: this.name, heldMs, inTransaction: c.inTransaction, leakThresholdMs: this.leakThresholdMs },
+        details: { pool: this.name, heldMs, acquiredAt: c.acquiredAt, inTransaction: c.inTransaction, leakThresholdMs: this.leakThresholdMs },
         source: c.source?.frames(),
-      });
+      };
+      findings.push(c.finding);
     }
     const counts = this.poolCounts();
     const size = Math.max(this.#checkouts.size, counts ? counts.total - counts.idle : 0);
