@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BYTES_PER_MB, MemoryGuardrail } from './memory-guardrail.js';
 import type { MemoryAssessment, MemoryGuardrailOptions, MemoryRestartNotice } from './memory-guardrail.js';
+import { fitLine } from './regression.js';
 import { createManualClock, createSyntheticSampler, linearRssMb } from './testing.js';
 import type { ManualClock } from './testing.js';
 
@@ -140,6 +141,39 @@ describe('MemoryGuardrail leak-rate regression (synthetic series)', () => {
     expect(last.status).toBe('critical');
     expect(last.restartReason).toBe('predicted_breach');
     expect(last.reasons[0]).toMatch(/predicted to reach 700 MB/);
+    await guardrail.close();
+  });
+
+  it('keeps its running window sums equal to a fresh fit, through ring wrap-around, rebuilds and irregular checks', async () => {
+    let seed = 42;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
+    let rss = 300;
+    const { guardrail, clock } = rig(() => rss, { checkIntervalMs: 60_000, retentionMs: 10 * MINUTE, leakWindowMs: 5 * MINUTE, minLeakSamples: 2 });
+    for (let i = 0; i < 400; i++) {
+      clock.advance(Math.floor(5_000 + random() * 85_000));
+      rss += (random() - 0.3) * 8;
+      const { growth, snapshot } = guardrail.check();
+      const points = guardrail.snapshots().filter((p) => p.at >= snapshot.at - 5 * MINUTE);
+      const reference = fitLine(
+        points.map((p) => (p.at - snapshot.at) / MINUTE),
+        points.map((p) => p.rssBytes / BYTES_PER_MB),
+      );
+      expect(growth.samples).toBe(points.length);
+      expect(growth.spanMs).toBe(snapshot.at - points[0]!.at);
+      expect(growth.slopeMbPerMin).toBeCloseTo(reference.slope, 6);
+      expect(growth.r2).toBeCloseTo(reference.r2, 6);
+      if (points.length >= 2) expect(growth.interceptMb).toBeCloseTo(reference.intercept, 6);
+    }
+    await guardrail.close();
+  });
+
+  it('restarts the window when the clock moves backwards', async () => {
+    const { guardrail, run, clock } = rig(linearRssMb(200, 10));
+    expect(run(8).at(-1)!.growth.samples).toBe(8);
+    clock.advance(-30 * MINUTE);
+    const after = guardrail.check();
+    expect(after.growth.samples).toBe(1);
+    expect(after.growth.leakDetected).toBe(false);
     await guardrail.close();
   });
 

@@ -5,10 +5,10 @@ import { assertNumberOption, assertOpen, GuardError, silentLogger, unrefInterval
 import type { Env, GuardBus, Logger, MemoryAlarm, MetricsOptions } from '@guard/core';
 import { memoryOptionsFromEnv } from './from-env.js';
 import { createMemoryMetrics } from './memory-metrics.js';
-import type { MemoryMetrics } from './memory-metrics.js';
+import type { GaugeSource, MemoryMetrics } from './memory-metrics.js';
 import { processMemorySampler } from './memory-sampler.js';
 import type { CacheProbe, Clock, MemorySampler } from './memory-sampler.js';
-import { fitLine } from './regression.js';
+import { fitFromSums } from './regression.js';
 import { RestartBudget } from './restart-budget.js';
 import type { RestartReason, RestartRecord } from './restart-budget.js';
 import { SnapshotRing } from './snapshot-ring.js';
@@ -262,8 +262,6 @@ export class MemoryGuardrail implements AsyncDisposable {
   readonly #ring: SnapshotRing<MemorySnapshot>;
   readonly #probes = new Map<string, CacheProbe>();
   readonly #hooks = new Set<ShutdownHook>();
-  readonly #xs: Float64Array;
-  readonly #ys: Float64Array;
   #baselineSum = { rss: 0, heapUsed: 0, count: 0, startedAt: 0 };
   #latest: MemoryAssessment | null = null;
   #status: MemoryStatus = 'healthy';
@@ -272,6 +270,14 @@ export class MemoryGuardrail implements AsyncDisposable {
   #lastHeapSnapshot: { path: string; at: number } | null = null;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #detachMetrics: () => void = () => {};
+  /**
+   * Running least-squares sums over the newest `count` stored points (the leak window), relative to (`base` ms, `y0` MB),
+   * so a check costs O(1) amortized instead of a scan of the window. Rebuilt from the ring every `capacity` stores
+   * (which bounds rounding drift) and when the clock moves backwards (which restarts the window).
+   */
+  readonly #win = { base: 0, y0: 0, count: 0, sx: 0, sy: 0, sxx: 0, sxy: 0, syy: 0, lastAt: -Infinity, stores: 0 };
+  #cacheLabels = new Set<string>();
 
   constructor(options: MemoryGuardrailOptions = {}) {
     this.name = checkName('name', options.name ?? 'default');
@@ -317,10 +323,9 @@ export class MemoryGuardrail implements AsyncDisposable {
     this.#budget = new RestartBudget({ file: options.restartStateFile, cooldownMs: restartCooldownMs, logger: this.#logger });
     const capacity = Math.min(100_000, Math.max(2, Math.ceil(this.#retentionMs / this.#checkIntervalMs) + 1));
     this.#ring = new SnapshotRing(capacity);
-    this.#xs = new Float64Array(capacity + 1);
-    this.#ys = new Float64Array(capacity + 1);
     for (const [name, probe] of Object.entries(options.cacheProbes ?? {})) this.addCacheProbe(name, probe);
     this.#metrics = createMemoryMetrics(options);
+    this.#detachMetrics = this.#metrics.attach(this.name, this.#gaugeSource);
     if (options.autoStart ?? true) this.start();
   }
 
@@ -361,7 +366,10 @@ export class MemoryGuardrail implements AsyncDisposable {
     if (this.#probes.has(name)) throw new GuardError('INVALID_OPTION', `cache probe ${name} already exists`, { details: { field: 'cacheProbes', name } });
     this.#probes.set(name, probe);
     return () => {
-      if (this.#probes.get(name) === probe) this.#probes.delete(name);
+      if (this.#probes.get(name) !== probe) return;
+      this.#probes.delete(name);
+      this.#cacheLabels.delete(name);
+      this.#metrics.gauges.cacheEntries.remove({ name: this.name, cache: name });
     };
   }
 
@@ -390,7 +398,7 @@ export class MemoryGuardrail implements AsyncDisposable {
   check(): MemoryAssessment {
     assertOpen(this.#closed, 'MemoryGuardrail');
     const snapshot = this.#snapshot();
-    this.#ring.push(snapshot);
+    this.#store(snapshot);
     if (this.#baselineSum.count < this.#baselineSamples) {
       if (this.#baselineSum.count === 0) this.#baselineSum.startedAt = snapshot.at;
       this.#baselineSum.rss += snapshot.rssBytes;
@@ -527,6 +535,8 @@ export class MemoryGuardrail implements AsyncDisposable {
       this.#closed = true;
       if (this.#timer) clearInterval(this.#timer);
       this.#timer = undefined;
+      this.#detachMetrics();
+      for (const cache of this.#cacheLabels) this.#metrics.gauges.cacheEntries.remove({ name: this.name, cache });
       await this.#restarting;
     })();
     return this.#closing;
@@ -571,34 +581,108 @@ export class MemoryGuardrail implements AsyncDisposable {
     };
   }
 
-  #growth(snapshot: MemorySnapshot, live: boolean): GrowthEstimate {
-    const xs = this.#xs;
-    const ys = this.#ys;
-    const origin = snapshot.at;
-    const minAt = origin - this.#leakWindowMs;
-    let n = 0;
-    let oldest = origin;
-    if (live) {
-      xs[0] = 0;
-      ys[0] = snapshot.rssBytes / BYTES_PER_MB;
-      n = 1;
+  #accumulate(at: number, yMb: number, sign: 1 | -1): void {
+    const w = this.#win;
+    const x = (at - w.base) / MS_PER_MIN;
+    const y = yMb - w.y0;
+    w.sx += sign * x;
+    w.sy += sign * y;
+    w.sxx += sign * x * x;
+    w.sxy += sign * x * y;
+    w.syy += sign * y * y;
+  }
+
+  /** Stores a snapshot and moves the window's running sums along. */
+  #store(snapshot: MemorySnapshot): void {
+    const ring = this.#ring;
+    const w = this.#win;
+    const yMb = snapshot.rssBytes / BYTES_PER_MB;
+    const rebuild = w.count === 0 || snapshot.at < w.lastAt || w.stores >= ring.capacity;
+    if (!rebuild && ring.size === ring.capacity && w.count === ring.capacity) {
+      // The slot about to be overwritten is still in the window: take it out first.
+      const oldest = ring.indexBack(ring.capacity - 1);
+      this.#accumulate(ring.ats[oldest]!, ring.values[oldest]!, -1);
+      w.count--;
     }
-    this.#ring.forEachNewest((item) => {
-      if (item.at < minAt || n >= xs.length) return false;
-      if (item.at > origin) return true;
-      xs[n] = (item.at - origin) / MS_PER_MIN;
-      ys[n] = item.rssBytes / BYTES_PER_MB;
-      oldest = item.at;
-      n++;
-      return true;
-    });
-    // Points run newest first; the fit does not depend on order.
-    const fit = fitLine(xs, ys, n);
+    ring.push(snapshot, yMb);
+    w.lastAt = snapshot.at;
+    if (rebuild) {
+      this.#rebuildWindow(snapshot.at);
+      return;
+    }
+    this.#accumulate(snapshot.at, yMb, 1);
+    w.count++;
+    w.stores++;
+    const minAt = snapshot.at - this.#leakWindowMs;
+    while (w.count > 1) {
+      const oldest = ring.indexBack(w.count - 1);
+      if (ring.ats[oldest]! >= minAt) break;
+      this.#accumulate(ring.ats[oldest]!, ring.values[oldest]!, -1);
+      w.count--;
+    }
+  }
+
+  #rebuildWindow(origin: number): void {
+    const ring = this.#ring;
+    const w = this.#win;
+    w.base = origin;
+    w.y0 = ring.values[ring.newestIndex]!;
+    w.sx = w.sy = w.sxx = w.sxy = w.syy = 0;
+    w.count = 0;
+    w.stores = 0;
+    const minAt = origin - this.#leakWindowMs;
+    for (let back = 0; back < ring.size; back++) {
+      const index = ring.indexBack(back);
+      const at = ring.ats[index]!;
+      if (at < minAt || at > origin) break;
+      this.#accumulate(at, ring.values[index]!, 1);
+      w.count++;
+    }
+  }
+
+  #growth(snapshot: MemorySnapshot, live: boolean): GrowthEstimate {
+    const origin = snapshot.at;
+    const currentMb = snapshot.rssBytes / BYTES_PER_MB;
+    const ring = this.#ring;
+    let fit;
+    let oldest: number;
+    if (!live) {
+      // check(): the running sums already cover the window ending at this snapshot.
+      const w = this.#win;
+      fit = fitFromSums(w.count, w.sx, w.sy, w.sxx, w.sxy, w.syy, 0, w.y0);
+      oldest = w.count > 0 ? ring.ats[ring.indexBack(w.count - 1)]! : origin;
+      if (fit.n >= 2) fit = { ...fit, intercept: fit.intercept + (fit.slope * (origin - w.base)) / MS_PER_MIN };
+    } else {
+      // assess(): a scan of the window ending at the live sample, which is the point (0, 0).
+      const minAt = origin - this.#leakWindowMs;
+      let n = 1;
+      let sx = 0;
+      let sy = 0;
+      let sxx = 0;
+      let sxy = 0;
+      let syy = 0;
+      oldest = origin;
+      for (let back = 0; back < ring.size; back++) {
+        const index = ring.indexBack(back);
+        const at = ring.ats[index]!;
+        if (at < minAt || at > origin) break;
+        const x = (at - origin) / MS_PER_MIN;
+        const y = ring.values[index]! - currentMb;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+        syy += y * y;
+        oldest = at;
+        n++;
+      }
+      fit = fitFromSums(n, sx, sy, sxx, sxy, syy, 0, currentMb);
+    }
     const leakDetected =
       fit.n >= this.#minLeakSamples && fit.slope >= this.#leakRate * (1 - 1e-9) && fit.slope > 0 && fit.r2 >= this.#minFitR2;
     return {
       slopeMbPerMin: fit.slope,
-      interceptMb: fit.n >= 2 ? fit.intercept : snapshot.rssBytes / BYTES_PER_MB,
+      interceptMb: fit.n >= 2 ? fit.intercept : currentMb,
       originAt: origin,
       r2: fit.r2,
       samples: fit.n,
@@ -660,23 +744,47 @@ export class MemoryGuardrail implements AsyncDisposable {
     return { status, reasons, snapshot, growth, timeToThresholdMs, caches, baseline: this.baseline(), restartReason };
   }
 
-  #publish(assessment: MemoryAssessment): void {
-    const m = this.#metrics;
+  /** Fills the gauges from the last check when the registry is scraped. */
+  readonly #gaugeSource: GaugeSource = (metric, key) => {
+    const a = this.#latest;
+    if (a === null) return;
     const label = { name: this.name };
-    const { snapshot, growth } = assessment;
-    m.rssBytes.set(label, snapshot.rssBytes);
-    m.heapUsedBytes.set(label, snapshot.heapUsedBytes);
-    m.heapTotalBytes.set(label, snapshot.heapTotalBytes);
-    m.externalBytes.set(label, snapshot.externalBytes);
-    m.arrayBuffersBytes.set(label, snapshot.arrayBuffersBytes);
-    if (assessment.baseline) m.baselineRssBytes.set(label, assessment.baseline.rssBytes);
-    m.growthRate.set(label, (growth.slopeMbPerMin * BYTES_PER_MB) / 60);
-    m.growthFit.set(label, growth.r2);
-    m.leakDetected.set(label, growth.leakDetected ? 1 : 0);
-    m.status.set(label, STATUS_LEVEL[assessment.status]);
-    m.timeToThreshold.set(label, assessment.timeToThresholdMs === null ? Infinity : assessment.timeToThresholdMs / 1000);
-    for (const cache of assessment.caches) m.cacheEntries.set({ name: this.name, cache: cache.name }, cache.entries);
+    const { snapshot, growth } = a;
+    switch (key) {
+      case 'rssBytes':
+        return metric.set(label, snapshot.rssBytes);
+      case 'heapUsedBytes':
+        return metric.set(label, snapshot.heapUsedBytes);
+      case 'heapTotalBytes':
+        return metric.set(label, snapshot.heapTotalBytes);
+      case 'externalBytes':
+        return metric.set(label, snapshot.externalBytes);
+      case 'arrayBuffersBytes':
+        return metric.set(label, snapshot.arrayBuffersBytes);
+      case 'baselineRssBytes':
+        if (a.baseline) metric.set(label, a.baseline.rssBytes);
+        return;
+      case 'growthRate':
+        return metric.set(label, (growth.slopeMbPerMin * BYTES_PER_MB) / 60);
+      case 'growthFit':
+        return metric.set(label, growth.r2);
+      case 'leakDetected':
+        return metric.set(label, growth.leakDetected ? 1 : 0);
+      case 'status':
+        return metric.set(label, STATUS_LEVEL[a.status]);
+      case 'timeToThreshold':
+        return metric.set(label, a.timeToThresholdMs === null ? Infinity : a.timeToThresholdMs / 1000);
+      case 'cacheEntries':
+        for (const cache of a.caches) {
+          this.#cacheLabels.add(cache.name);
+          metric.set({ name: this.name, cache: cache.name }, cache.entries);
+        }
+        return;
+    }
+  };
 
+  #publish(assessment: MemoryAssessment): void {
+    const { snapshot, growth } = assessment;
     const previous = this.#status;
     if (assessment.status === previous) return;
     this.#status = assessment.status;

@@ -42,6 +42,15 @@ export function fitLine(xs: ArrayLike<number>, ys: ArrayLike<number>, length = M
     sxy += x * y;
     syy += y * y;
   }
+  return fitFromSums(n, sx, sy, sxx, sxy, syy, x0, y0);
+}
+
+/**
+ * The least-squares line from running sums of points shifted by `(x0, y0)` (internal; not exported from the package).
+ * Shifting by a point near the data keeps the sums small, so the variances do not lose precision.
+ */
+export function fitFromSums(n: number, sx: number, sy: number, sxx: number, sxy: number, syy: number, x0 = 0, y0 = 0): LinearFit {
+  if (n === 0) return { slope: 0, intercept: 0, r2: 0, n: 0 };
   const varX = sxx - (sx * sx) / n;
   const meanY = sy / n + y0;
   if (n < 2 || varX <= 0) return { slope: 0, intercept: meanY, r2: 0, n };

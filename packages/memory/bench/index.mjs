@@ -1,0 +1,130 @@
+// Benchmark of @guard/memory: cost of one snapshot + check, and CPU overhead of the guardrail at 1 Hz on a busy process.
+// Run: pnpm --filter @guard/memory bench   (reads the build in ../dist)
+import { Bench } from 'tinybench';
+import { Registry } from 'prom-client';
+import { MemoryGuardrail } from '../dist/index.js';
+import { createManualClock } from '../dist/testing.js';
+
+const BATCH = 100; // calls per sample, so timer overhead is spread thin
+
+/** A guardrail on the real sampler whose clock advances one interval per check, so its leak window holds as many points as in production. */
+function guardrailAt(checkIntervalMs, extra = {}) {
+  const clock = createManualClock(Date.now());
+  const guardrail = new MemoryGuardrail({ checkIntervalMs, clock, autoStart: false, registry: new Registry(), ...extra });
+  // Fill the window first.
+  for (let i = 0; i < 4_000; i++) {
+    clock.advance(checkIntervalMs);
+    guardrail.check();
+  }
+  return { guardrail, clock, step: checkIntervalMs };
+}
+
+const at60s = guardrailAt(60_000);
+const at1Hz = guardrailAt(1_000);
+const sessions = new Map(Array.from({ length: 500 }, (_, i) => [i, i]));
+const withProbes = guardrailAt(60_000, { cacheProbes: { sessions: () => sessions.size, tokens: () => 42, users: () => 7 } });
+
+const tasks = {
+  'process.memoryUsage() (baseline)': () => {
+    for (let i = 0; i < BATCH; i++) process.memoryUsage();
+  },
+  'check() at 60 s (11-point window)': () => {
+    for (let i = 0; i < BATCH; i++) {
+      at60s.clock.advance(at60s.step);
+      at60s.guardrail.check();
+    }
+  },
+  'check() at 1 Hz (601-point window)': () => {
+    for (let i = 0; i < BATCH; i++) {
+      at1Hz.clock.advance(at1Hz.step);
+      at1Hz.guardrail.check();
+    }
+  },
+  'check() at 60 s + 3 cache probes': () => {
+    for (let i = 0; i < BATCH; i++) {
+      withProbes.clock.advance(withProbes.step);
+      withProbes.guardrail.check();
+    }
+  },
+  'assess() at 1 Hz (live, not stored)': () => {
+    for (let i = 0; i < BATCH; i++) at1Hz.guardrail.assess();
+  },
+  'report() at 1 Hz (3601 snapshots)': () => {
+    at1Hz.guardrail.report();
+  },
+};
+
+const bench = new Bench({ name: 'per-check cost', time: 1_500, warmup: true, warmupTime: 300 });
+for (const [name, task] of Object.entries(tasks)) bench.add(name, task);
+await bench.run();
+
+const usPer = {};
+for (const task of bench.tasks) usPer[task.name] = (task.result.latency.p50 * 1e3) / (task.name.startsWith('report') ? 1 : BATCH);
+const base = usPer['process.memoryUsage() (baseline)'];
+console.log(`\n@guard/memory benchmark (Node ${process.version}, ${new Date().toISOString()})\n`);
+console.table(
+  Object.keys(tasks).map((name) => ({ task: name, 'us/op (p50)': usPer[name].toFixed(2), 'x memoryUsage()': (usPer[name] / base).toFixed(2) })),
+);
+
+// --- CPU overhead at 1 Hz on a busy process ------------------------------------------------------------------------
+// A busy event loop (JSON work over a ~150 MB live heap) runs for DURATION_MS twice: alone, then with a guardrail
+// checking at 1 Hz on the real clock and sampler. The time spent inside check() over the wall time is the overhead;
+// the throughput difference between the runs is printed too, but on a shared machine it is mostly noise.
+const DURATION_MS = 8_000;
+const live = Array.from({ length: 600_000 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b'], n: i * 1.5 }));
+const doc = JSON.stringify(live.slice(0, 200));
+
+function busyRun(withGuardrail) {
+  return new Promise((resolve) => {
+    let ops = 0;
+    let inCheckMs = 0;
+    let checks = 0;
+    let timer;
+    let guardrail;
+    if (withGuardrail) {
+      guardrail = new MemoryGuardrail({ checkIntervalMs: 1_000, autoStart: false, registry: new Registry() });
+      timer = setInterval(() => {
+        const t0 = performance.now();
+        guardrail.check();
+        inCheckMs += performance.now() - t0;
+        checks++;
+      }, 1_000);
+    }
+    const cpu0 = process.cpuUsage();
+    const start = performance.now();
+    const chunk = () => {
+      for (let i = 0; i < 50; i++) {
+        JSON.parse(doc);
+        ops++;
+      }
+      if (performance.now() - start < DURATION_MS) setImmediate(chunk);
+      else {
+        const wallMs = performance.now() - start;
+        const cpu = process.cpuUsage(cpu0);
+        if (timer) clearInterval(timer);
+        void guardrail?.close();
+        resolve({ ops, wallMs, cpuMs: (cpu.user + cpu.system) / 1000, inCheckMs, checks });
+      }
+    };
+    chunk();
+  });
+}
+
+const alone = await busyRun(false);
+const guarded = await busyRun(true);
+const overheadPct = (guarded.inCheckMs / guarded.wallMs) * 100;
+console.log(`\nBusy process (${live.length} live objects, heapUsed ${(process.memoryUsage().heapUsed / 1048576).toFixed(0)} MB), ${DURATION_MS / 1000} s per run:`);
+console.table([
+  { run: 'alone', 'ops/s': Math.round((alone.ops * 1000) / alone.wallMs), 'cpu ms': alone.cpuMs.toFixed(0), checks: 0, 'us/check': '-', 'overhead %': '-' },
+  {
+    run: 'with guardrail at 1 Hz',
+    'ops/s': Math.round((guarded.ops * 1000) / guarded.wallMs),
+    'cpu ms': guarded.cpuMs.toFixed(0),
+    checks: guarded.checks,
+    'us/check': ((guarded.inCheckMs * 1000) / guarded.checks).toFixed(1),
+    'overhead %': overheadPct.toFixed(5),
+  },
+]);
+console.log(`throughput difference (noise on a shared machine): ${(((alone.ops / alone.wallMs - guarded.ops / guarded.wallMs) / (alone.ops / alone.wallMs)) * 100).toFixed(2)} %`);
+console.log(`targets: check < 10 us -> ${usPer['check() at 60 s (11-point window)'] < 10 ? 'met' : 'MISSED'} (60 s), ${usPer['check() at 1 Hz (601-point window)'] < 10 ? 'met' : 'MISSED'} (1 Hz); overhead at 1 Hz < 0.1 % -> ${overheadPct < 0.1 ? 'met' : 'MISSED'}`);
+live.length = 0;
