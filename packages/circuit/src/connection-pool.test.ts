@@ -110,6 +110,21 @@ describe('ConnectionPool', () => {
     expect(connections.breakerFor(server.url).state).toBe('closed');
   });
 
+  it('serves concurrent requests against a server that closes after each terminal message, each run once', async () => {
+    let runs = 0;
+    const server = await streamingServer(async (request, { progress }) => {
+      runs++;
+      progress({ n: request.n });
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return { type: 'result', n: request.n };
+    });
+    const connections = pool({ maxConcurrentConnections: 4 });
+    const replies = await Promise.all(Array.from({ length: 60 }, (_, n) => connections.request(server.url, { type: 'q', n })));
+    expect(replies.map((reply) => reply.n)).toEqual(Array.from({ length: 60 }, (_, n) => n));
+    expect(runs).toBe(60);
+    expect(connections.breakerFor(server.url).state).toBe('closed');
+  });
+
   it('never holds more than its limit of sockets under 500 concurrent requests', async () => {
     const server = await keepOpenServer((ws, message) => {
       setTimeout(() => echo(ws, message), 1);

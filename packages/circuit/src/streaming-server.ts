@@ -93,6 +93,7 @@ export function attachStreamingServer(
       for (const controller of running.values()) controller.abort(new GuardError('ABORTED', 'client disconnected'));
     });
     ws.on('message', (data: RawData) => {
+      if (ws.readyState !== ws.OPEN) return; // closing after a terminal message: the client retries elsewhere
       const message = parseStreamMessage(data);
       if (message === undefined) {
         send(ws, { type: 'error', status: 'error', error: 'expected a JSON object with a string "type"' }, () => {
