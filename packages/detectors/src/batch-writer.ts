@@ -4,7 +4,12 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 
-/** Options for {@link BatchWriter}. */
+/**
+ * Options for {@link BatchWriter}.
+ *
+ * @example
+ * new BatchWriter({ db, write: (rows) => sink(rows), maxBatchSize: 100, maxAgeMs: 5_000, retries: 2 });
+ */
 export interface BatchWriterOptions<T> {
   /** Writes one batch; throw to fail it. */
   readonly write: (items: readonly T[]) => Promise<void>;
@@ -31,7 +36,12 @@ interface Buffered<T> {
   readonly at: number;
 }
 
-/** What one flush did. */
+/**
+ * What one flush did.
+ *
+ * @example
+ * const { flushed, deadLettered } = await writer.flush();
+ */
 export interface FlushResult {
   readonly flushed: number;
   readonly deadLettered: number;

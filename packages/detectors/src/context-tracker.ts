@@ -3,7 +3,12 @@ import { assertNumberOption, assertOpen, captureSource } from '@guard/core';
 import type { CapturedSource, ContextTarget } from '@guard/core';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 
-/** Options for {@link ContextTracker}. */
+/**
+ * Options for {@link ContextTracker}.
+ *
+ * @example
+ * new ContextTracker({ maxAgeMs: 60_000, maxDepth: 50 });
+ */
 export interface ContextTrackerOptions {
   /** A span open longer than this is orphaned (critical). Default 60000. */
   readonly maxAgeMs?: number;
@@ -13,10 +18,22 @@ export interface ContextTrackerOptions {
   readonly traceSources?: boolean;
 }
 
-/** How a span ended. */
+/**
+ * How a span ended.
+ *
+ * @example
+ * span.close('error');
+ */
 export type SpanStatus = 'ok' | 'error' | (string & {});
 
-/** One open or closed unit of async context. */
+/**
+ * One open or closed unit of async context.
+ *
+ * @example
+ * const span = contexts.open('job');
+ * await span.run(() => work());
+ * span.close('ok');
+ */
 export interface Span {
   readonly id: string;
   readonly name: string;

@@ -17,7 +17,12 @@ import type { ComponentConfig, ParasiteThresholds } from './parasite-config.js';
 import { createParasiteMetrics } from './parasite-metrics.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 
-/** Options for {@link DetectorChain}. */
+/**
+ * Options for {@link DetectorChain}.
+ *
+ * @example
+ * new DetectorChain({ mode: 'full', scanIntervalMs: 1_000, scheduler, logger, registry });
+ */
 export interface DetectorChainOptions {
   /** Global mode. Default `detect`. */
   readonly mode?: GuardMode;

@@ -1,10 +1,20 @@
 import type { ComponentName, Severity } from '@guard/core';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 
-/** The seven Parasite Guard components (C1-C7), in order. */
+/**
+ * The seven Parasite Guard components (C1-C7), in order.
+ *
+ * @example
+ * for (const c of PARASITE_COMPONENTS) chain.setMode('detect', c);
+ */
 export const PARASITE_COMPONENTS = ['websocket', 'eventbus', 'db', 'circuit', 'batch', 'context', 'handles'] as const;
 
-/** One of {@link PARASITE_COMPONENTS}. */
+/**
+ * One of {@link PARASITE_COMPONENTS}.
+ *
+ * @example
+ * const component: ParasiteComponent = 'websocket';
+ */
 export type ParasiteComponent = (typeof PARASITE_COMPONENTS)[number];
 
 /**

@@ -20,7 +20,12 @@ export interface TrackableEmitter {
   eventNames(): EventName[];
 }
 
-/** Options for {@link EventBusTracker}. */
+/**
+ * Options for {@link EventBusTracker}.
+ *
+ * @example
+ * new EventBusTracker({ leakThreshold: 1_000, topSites: 5 });
+ */
 export interface EventBusTrackerOptions {
   /** An emitter holding more listeners than this (all events together) is leaking. Default 1000. */
   readonly leakThreshold?: number;
@@ -30,7 +35,12 @@ export interface EventBusTrackerOptions {
   readonly traceSources?: boolean;
 }
 
-/** Options for {@link EventBusTracker.track}. */
+/**
+ * Options for {@link EventBusTracker.track}.
+ *
+ * @example
+ * tracker.track(bus, { name: 'orders' });
+ */
 export interface TrackEmitterOptions {
   /** A readable name, used in resource ids. Default `emitter_<n>`. */
   readonly name?: string;

@@ -2,7 +2,12 @@ import { assertNumberOption, closeOnce } from '@guard/core';
 import type { BreakerStateChange, GuardBus, Subscription } from '@guard/core';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 
-/** Options for {@link HalfOpenDetector}. */
+/**
+ * Options for {@link HalfOpenDetector}.
+ *
+ * @example
+ * new HalfOpenDetector({ bus: chain.bus, probeTimeoutMs: 10_000 });
+ */
 export interface HalfOpenDetectorOptions {
   /** The bus the breakers publish `breakerStateChange` on. */
   readonly bus: GuardBus;

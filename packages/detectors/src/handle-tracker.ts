@@ -1,7 +1,12 @@
 import { assertNumberOption } from '@guard/core';
 import type { Detector, Finding } from './detector.js';
 
-/** Options for {@link HandleTracker}. */
+/**
+ * Options for {@link HandleTracker}.
+ *
+ * @example
+ * new HandleTracker({ windowMs: 60_000, growthThreshold: 100 });
+ */
 export interface HandleTrackerOptions {
   /** Growth is measured against the oldest sample within this window. Default 60000. */
   readonly windowMs?: number;

@@ -3,7 +3,12 @@ import type { Env, GuardMode, LogLevel } from '@guard/core';
 import { PARASITE_COMPONENTS } from './detector.js';
 import type { ParasiteComponent } from './detector.js';
 
-/** Per-component thresholds, in the units the trackers take. */
+/**
+ * Per-component thresholds, in the units the trackers take.
+ *
+ * @example
+ * new WebSocketTracker(wss, chain.thresholds.websocket);
+ */
 export interface ParasiteThresholds {
   readonly websocket: { readonly ackTimeoutMs: number; readonly pingIntervalMs: number; readonly maxBufferedBytes: number };
   readonly eventbus: { readonly leakThreshold: number; readonly topSites: number };
@@ -14,7 +19,12 @@ export interface ParasiteThresholds {
   readonly handles: { readonly windowMs: number; readonly growthThreshold: number };
 }
 
-/** The defaults of {@link ParasiteThresholds} (DESIGN.md: ack 3 s, 1000 listeners, pool 30). */
+/**
+ * The defaults of {@link ParasiteThresholds} (DESIGN.md: ack 3 s, 1000 listeners, pool 30).
+ *
+ * @example
+ * DEFAULT_THRESHOLDS.db.maxPoolSize; // 30
+ */
 export const DEFAULT_THRESHOLDS: ParasiteThresholds = {
   websocket: { ackTimeoutMs: 3_000, pingIntervalMs: 30_000, maxBufferedBytes: 1_048_576 },
   eventbus: { leakThreshold: 1_000, topSites: 5 },
@@ -25,7 +35,12 @@ export const DEFAULT_THRESHOLDS: ParasiteThresholds = {
   handles: { windowMs: 60_000, growthThreshold: 100 },
 };
 
-/** Settings of one component. */
+/**
+ * Settings of one component.
+ *
+ * @example
+ * new DetectorChain({ components: { db: { mode: 'full', sanitization: false } } });
+ */
 export interface ComponentConfig {
   /** The component's own mode; unset means "follow the global mode". */
   readonly mode?: GuardMode;
@@ -33,7 +48,12 @@ export interface ComponentConfig {
   readonly sanitization?: boolean;
 }
 
-/** Everything {@link parasiteConfigFromEnv} reads. */
+/**
+ * Everything {@link parasiteConfigFromEnv} reads.
+ *
+ * @example
+ * const { mode, thresholds } = parasiteConfigFromEnv(process.env);
+ */
 export interface ParasiteConfig {
   readonly mode: GuardMode;
   readonly components: Readonly<Record<ParasiteComponent, ComponentConfig>>;

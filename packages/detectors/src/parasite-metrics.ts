@@ -1,7 +1,12 @@
 import { counter, gauge, histogram, metricName, resolveRegistry } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 
-/** The seed's Parasite Guard detection metrics (names fixed by DESIGN.md; the prefix is configurable). */
+/**
+ * The seed's Parasite Guard detection metrics (names fixed by DESIGN.md; the prefix is configurable).
+ *
+ * @example
+ * attach(context) { context.metrics?.dbConnectionsActive.inc(); }
+ */
 export interface ParasiteMetrics {
   /** `parasite_detected_total{component,pattern,severity}`. */
   readonly detected: ReturnType<typeof counter<'component' | 'pattern' | 'severity'>>;

@@ -3,14 +3,24 @@ import type { HttpHandler } from '@guard/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DetectorChain } from './detector-chain.js';
 
-/** One route → component mapping: a URL path prefix or a RegExp tested against the URL. */
+/**
+ * One route → component mapping: a URL path prefix or a RegExp tested against the URL.
+ *
+ * @example
+ * const route: ParasiteRoute = { pattern: /^\/orders\b/, component: 'db' };
+ */
 export interface ParasiteRoute {
   readonly prefix?: string;
   readonly pattern?: RegExp;
   readonly component: string;
 }
 
-/** Options for {@link createParasiteMiddleware}. */
+/**
+ * Options for {@link createParasiteMiddleware}.
+ *
+ * @example
+ * createParasiteMiddleware(chain, { routes: [{ prefix: '/live', component: 'websocket' }], retryAfterSeconds: 5 });
+ */
 export interface ParasiteMiddlewareOptions {
   /** Which requests depend on which component; the first match wins. */
   readonly routes: readonly ParasiteRoute[];

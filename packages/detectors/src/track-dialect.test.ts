@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { trackDialect } from './track-dialect.js';
 import { fileLine, lineHere, recordingScheduler } from './test-support.js';
@@ -24,7 +24,28 @@ function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
 
 const one = (db: Kysely<any>) => db.selectNoFrom(sql<number>`1`.as('one')).executeTakeFirstOrThrow();
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
+  it('on the scan loop, a checkout is flagged after leakThresholdMs plus at most one scan interval, not before', async () => {
+    const dialect = trackDialect(new SqliteDialect({ database: new Database(':memory:') }), { leakThresholdMs: 10_000 });
+    const db = new Kysely<any>({ dialect });
+    await one(db);
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+    const chain = new DetectorChain({ scanIntervalMs: 1_000, bus: new GuardBus(), registry: new Registry() });
+    chain.add(dialect.tracker);
+    const trx = await db.startTransaction().execute();
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(chain.active()).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_001);
+    expect(chain.active()).toEqual([expect.objectContaining({ pattern: 'connection_orphan', severity: 'critical' })]);
+    await chain.close();
+    await trx.rollback().execute();
+    await db.destroy();
+  });
+
   it('does not flag short checkouts and counts connections', async () => {
     const { chain, registry } = chainFor();
     const dialect = trackDialect(new SqliteDialect({ database: new Database(join(dir, 'healthy.db')) }), { leakThresholdMs: 1_000 });

@@ -11,7 +11,12 @@ declare module '@guard/core' {
   }
 }
 
-/** The part of a `pg` `Pool` the tracker reads (counts) and uses (destroying an orphaned client). */
+/**
+ * The part of a `pg` `Pool` the tracker reads (counts) and uses (destroying an orphaned client).
+ *
+ * @example
+ * trackDialect(new PostgresDialect({ pool }), { pgPool: pool });
+ */
 export interface PgPoolLike {
   readonly totalCount: number;
   readonly idleCount: number;
@@ -20,12 +25,22 @@ export interface PgPoolLike {
   removeListener(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
 }
 
-/** A `pg` pool client: `release(error)` destroys it instead of returning it to the pool. */
+/**
+ * A `pg` pool client: `release(error)` destroys it instead of returning it to the pool.
+ *
+ * @example
+ * client.release(new Error('orphan')); // destroys instead of returning to the pool
+ */
 export interface PgClientLike {
   release(destroy?: Error | boolean): void;
 }
 
-/** Options for {@link trackDialect}. */
+/**
+ * Options for {@link trackDialect}.
+ *
+ * @example
+ * trackDialect(dialect, { name: 'main', maxPoolSize: 30, leakThresholdMs: 30_000, pgPool: pool });
+ */
 export interface TrackDialectOptions {
   /** The pool's name, used as the resource id of `pool_overflow`. Default `db`. */
   readonly name?: string;
@@ -56,7 +71,13 @@ interface Checkout {
   finding?: Finding;
 }
 
-/** A kysely `Dialect` whose driver reports to {@link DbPoolTracker}. */
+/**
+ * A kysely `Dialect` whose driver reports to {@link DbPoolTracker}.
+ *
+ * @example
+ * const dialect: TrackedDialect = trackDialect(new SqliteDialect({ database }));
+ * chain.add(dialect.tracker);
+ */
 export interface TrackedDialect extends Dialect {
   readonly tracker: DbPoolTracker;
 }

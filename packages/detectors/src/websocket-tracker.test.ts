@@ -1,6 +1,6 @@
 import { GuardBus, isGuardError } from '@guard/core';
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebSocket } from 'ws';
 import { DetectorChain } from './detector-chain.js';
 import { fileLine, lineHere, recordingScheduler, until, wsFixture } from './test-support.js';
@@ -22,7 +22,26 @@ function autoAck(client: WebSocket): string[] {
   return seen;
 }
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe('WebSocketTracker (C1) on a real ws server', () => {
+  it('on the scan loop, an unacked message is flagged after ackTimeoutMs plus at most one scan interval, not before', async () => {
+    await using fx = await wsFixture();
+    const { client, server } = await fx.connect();
+    client.on('message', () => {}); // reads, never acks
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+    await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 3_000, pingIntervalMs: 0 });
+    await using chain = new DetectorChain({ scanIntervalMs: 1_000, bus: new GuardBus(), registry: new Registry() });
+    chain.add(tracker);
+    tracker.send(server, { type: 'price' });
+    await vi.advanceTimersByTimeAsync(2_999);
+    expect(chain.active()).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_001);
+    expect(chain.active()).toEqual([expect.objectContaining({ pattern: 'no_ack', resourceId: tracker.connectionId(server) })]);
+  });
+
   it('does not flag a client that acks every message', async () => {
     await using fx = await wsFixture();
     await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 50 });

@@ -3,7 +3,12 @@ import type { CapturedSource, WebSocketTarget } from '@guard/core';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 
-/** Options for {@link WebSocketTracker}. */
+/**
+ * Options for {@link WebSocketTracker}.
+ *
+ * @example
+ * new WebSocketTracker(wss, { ackTimeoutMs: 3_000, pingIntervalMs: 30_000, maxBufferedBytes: 1_048_576 });
+ */
 export interface WebSocketTrackerOptions {
   /** A message sent with an id and not acked within this long is `no_ack` (critical). Default 3000. */
   readonly ackTimeoutMs?: number;
@@ -36,7 +41,12 @@ interface Connection {
   closedAt: number | undefined;
 }
 
-/** A snapshot of one tracked connection. */
+/**
+ * A snapshot of one tracked connection.
+ *
+ * @example
+ * tracker.connections().filter((c) => c.pending > 0);
+ */
 export interface TrackedConnectionInfo {
   readonly id: string;
   readonly pending: number;
