@@ -57,4 +57,37 @@ describe('BreakerRegistry', () => {
     expect(breakers.list()).toEqual([]);
     expect(() => breakers.getOrCreate('b')).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
+
+  it('supports a C4-style watchdog: half_open longer than probeTimeoutMs gets reopened through the bus contract', async () => {
+    vi.useFakeTimers();
+    try {
+      const bus = new GuardBus();
+      await using breakers = new BreakerRegistry({ defaults: { bus, metrics: false, failureThreshold: 1, probeTimeoutMs: 30_000 } });
+      const target: CircuitTarget = breakers;
+      const timers = new Map<string, ReturnType<typeof setTimeout>>();
+      using _watch = bus.subscribe('breakerStateChange', (change) => {
+        clearTimeout(timers.get(change.circuit));
+        if (change.to === 'half_open') {
+          timers.set(change.circuit, setTimeout(() => target.reopen(change.circuit, 'half_open_orphan'), change.probeTimeoutMs));
+        }
+      });
+      const breaker = breakers.getOrCreate('stuck');
+      await expect(breaker.execute(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
+      await vi.advanceTimersByTimeAsync(60_000);
+      const orphan = breaker.execute(() => new Promise(() => {})); // a probe that never settles
+      const outcome = orphan.catch((e: unknown) => e);
+      expect(breaker.state).toBe('half_open');
+      await vi.advanceTimersByTimeAsync(29_999);
+      expect(breaker.state).toBe('half_open');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(breaker.state).toBe('open');
+      expect(await outcome).toMatchObject({ code: 'ABORTED', details: { circuit: 'stuck', reason: 'half_open_orphan' } });
+      expect(breaker.probesInFlight).toBe(0);
+      await vi.advanceTimersByTimeAsync(60_000);
+      await expect(breaker.execute(async () => 'recovered')).resolves.toBe('recovered');
+      for (const timer of timers.values()) clearTimeout(timer);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
