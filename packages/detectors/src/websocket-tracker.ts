@@ -156,13 +156,13 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     const connection = this.#byWs.get(ws) ?? this.#connections.get(this.track(ws))!;
     const id = `m${++this.#nextMessage}`;
     const source = this.#traceSources ? captureSource({ skip: WebSocketTracker.prototype.send }) : undefined;
+    ws.send(JSON.stringify({ ...message, id }), callback); // throws while CONNECTING: nothing is recorded then
     const pending: Pending = { sentAt: Date.now(), source };
     connection.pending.set(id, pending);
     if (connection.oldest === undefined) {
       connection.oldest = pending;
       connection.oldestId = id;
     }
-    ws.send(JSON.stringify({ ...message, id }), callback);
     if (ws.bufferedAmount > this.maxBufferedBytes) this.#trigger?.();
     return id;
   }
