@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
 import type { GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
-import { playbooksCounter, playbooksGauge, pulledCounter } from './metrics.js';
+import { playbooksGauge, pulledCounter } from './metrics.js';
 import { topicMatcher } from './topic-pattern.js';
 import './declarations.js';
 
@@ -86,6 +86,14 @@ interface Limiter {
   last: number;
 }
 
+/** A cached publish decision: the topic's handlers (shared with subscribe/unsubscribe), or denied. */
+interface Route {
+  handlers: readonly ((payload: any, actor: string, topic: string) => void)[];
+}
+
+const DENIED: Route = Object.freeze({ handlers: [] });
+const NO_SUBSCRIBERS: Route = Object.freeze({ handlers: [] });
+
 interface CompiledRule {
   readonly actor: string;
   readonly matches: (topic: string) => boolean;
@@ -110,14 +118,22 @@ export class MessageBus implements AsyncDisposable {
   readonly #ee = new EventEmitter();
   readonly #rules: CompiledRule[] = [];
   readonly #control: ((topic: string) => boolean)[];
-  readonly #decisions = new Map<string, Map<string, boolean>>();
+  /** actor -> topic -> route (a topic's handlers, or DENIED). */
+  readonly #routes = new Map<string, Map<string, Route>>();
+  /** Topics with at least one subscriber. */
+  readonly #topics = new Map<string, Route>();
+  #lastActor: string | undefined;
+  #lastTopic: string | undefined;
+  #lastRoute: Route | undefined;
   readonly #blacklist = new Map<string, number>();
   readonly #limits = new Map<string, Limiter>();
   readonly #maxCached: number;
   readonly #now: () => number;
   readonly #guardBus: GuardBus | undefined;
   readonly #logger: Logger;
-  readonly #violationsMetric;
+  readonly #detachViolations: () => void;
+  readonly #violationCounts = { topic: 0, control: 0 };
+  readonly #violationsFlushed = { topic: 0, control: 0 };
   readonly #blacklistGauge;
   readonly #detachMessages: () => void;
   #closed = false;
@@ -150,7 +166,14 @@ export class MessageBus implements AsyncDisposable {
 
     const messages = pulledCounter(options, 'bus_messages_total', 'Publishes on the message bus by outcome', ['bus', 'outcome']);
     this.#detachMessages = messages.attach(() => this.#flushMessages(messages.metric));
-    this.#violationsMetric = playbooksCounter(options, 'bus_violations_total', 'ACL violations on the message bus', ['bus', 'kind']);
+    const violations = pulledCounter(options, 'bus_violations_total', 'ACL violations on the message bus', ['bus', 'kind']);
+    this.#detachViolations = violations.attach(() => {
+      for (const kind of ['topic', 'control'] as const) {
+        const delta = this.#violationCounts[kind] - this.#violationsFlushed[kind];
+        if (delta > 0) violations.metric.inc({ bus: this.name, kind }, delta);
+        this.#violationsFlushed[kind] = this.#violationCounts[kind];
+      }
+    });
     this.#blacklistGauge = playbooksGauge(options, 'bus_blacklisted_actors', 'Actors currently blacklisted on the bus', ['bus']);
     this.#blacklistGauge.set({ bus: this.name }, 0);
   }
@@ -165,18 +188,16 @@ export class MessageBus implements AsyncDisposable {
       this.#refused++;
       return 'blacklisted';
     }
-    let topics = this.#decisions.get(actor);
-    if (topics === undefined) {
-      topics = new Map();
-      this.#decisions.set(actor, topics);
+    let route: Route;
+    if (actor === this.#lastActor && topic === this.#lastTopic) {
+      route = this.#lastRoute!;
+    } else {
+      route = this.#route(actor, topic);
+      this.#lastActor = actor;
+      this.#lastTopic = topic;
+      this.#lastRoute = route;
     }
-    let allowed = topics.get(topic);
-    if (allowed === undefined) {
-      allowed = this.#decide(actor, topic);
-      if (topics.size >= this.#maxCached) topics.clear();
-      topics.set(topic, allowed);
-    }
-    if (!allowed) {
+    if (route === DENIED) {
       this.#violation(actor, topic);
       return 'denied';
     }
@@ -184,12 +205,21 @@ export class MessageBus implements AsyncDisposable {
       this.#rateLimited++;
       return 'rate_limited';
     }
-    if (this.#ee.emit(topic, payload, actor)) {
-      this.#delivered++;
-      return 'delivered';
+    const handlers = route.handlers;
+    const n = handlers.length;
+    if (n === 0) {
+      this.#noSubscribers++;
+      return 'no_subscribers';
     }
-    this.#noSubscribers++;
-    return 'no_subscribers';
+    for (let i = 0; i < n; i++) {
+      try {
+        handlers[i]!(payload, actor, topic);
+      } catch (error) {
+        this.#handlerError(error, topic);
+      }
+    }
+    this.#delivered++;
+    return 'delivered';
   }
 
   /** Subscribes to one exact topic. Returns a function (also `Disposable`) that unsubscribes. */
@@ -198,23 +228,19 @@ export class MessageBus implements AsyncDisposable {
     if (typeof topic !== 'string' || topic.length === 0) {
       throw new GuardError('INVALID_INPUT', 'topic must be a non-empty string', { details: { field: 'topic' } });
     }
-    const logger = this.#logger;
-    const wrapped = (payload: T, actor: string): void => {
-      try {
-        handler(payload, actor, topic);
-      } catch (error) {
-        this.#listenerErrors++;
-        logger.error({ err: error, topic }, 'MessageBus handler threw');
-      }
-    };
-    this.#ee.on(topic, wrapped);
+    // eventemitter3 holds the subscriptions (a unique context per subscription, so the same function can
+    // subscribe twice); publish reads the topic's listener array, cached in a route and refreshed here.
+    const token = {};
+    this.#ee.on(topic, handler as never, token);
     this.#subscribers++;
+    this.#refreshTopic(topic);
     let active = true;
     const off = (() => {
       if (!active) return;
       active = false;
       this.#subscribers--;
-      this.#ee.off(topic, wrapped);
+      this.#ee.off(topic, handler as never, token);
+      this.#refreshTopic(topic);
     }) as Subscription;
     off[Symbol.dispose] = off;
     return off;
@@ -234,13 +260,13 @@ export class MessageBus implements AsyncDisposable {
       throw new GuardError('INVALID_OPTION', `ACL topics of "${actor}" must be an array of patterns`, { details: { field: 'acl' } });
     }
     for (const pattern of topics) this.#rules.push({ actor, matches: topicMatcher(pattern) });
-    this.#decisions.clear();
+    this.#clearRoutes();
   }
 
   /** Removes every rule naming `actor`. */
   revoke(actor: string): void {
     for (let i = this.#rules.length - 1; i >= 0; i--) if (this.#rules[i]!.actor === actor) this.#rules.splice(i, 1);
-    this.#decisions.clear();
+    this.#clearRoutes();
   }
 
   /** True when `actor` may publish to `topic` (ignores blacklist and rate limits). */
@@ -292,7 +318,7 @@ export class MessageBus implements AsyncDisposable {
   /** Resets the bus's transient state (ACL cache, expired entries, counters of errors) without dropping subscribers. */
   restart(): void {
     this.#assertOpen();
-    this.#decisions.clear();
+    this.#clearRoutes();
     const now = this.#now();
     for (const [actor, expiresAt] of this.#blacklist) if (expiresAt <= now) this.#blacklist.delete(actor);
     for (const [topic, limit] of this.#limits) if (limit.expiresAt <= now) this.#limits.delete(topic);
@@ -339,7 +365,10 @@ export class MessageBus implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#detachMessages();
+    this.#detachViolations();
     this.#ee.removeAllListeners();
+    this.#topics.clear();
+    this.#clearRoutes();
     this.#subscribers = 0;
   }
 
@@ -349,6 +378,52 @@ export class MessageBus implements AsyncDisposable {
 
   #assertOpen(): void {
     if (this.#closed) throw new GuardError('CLOSED', 'MessageBus is closed');
+  }
+
+  #route(actor: string, topic: string): Route {
+    let routes = this.#routes.get(actor);
+    if (routes === undefined) {
+      if (this.#routes.size >= this.#maxCached) this.#routes.clear();
+      routes = new Map();
+      this.#routes.set(actor, routes);
+    }
+    let route = routes.get(topic);
+    if (route === undefined) {
+      route = this.#decide(actor, topic) ? (this.#topics.get(topic) ?? NO_SUBSCRIBERS) : DENIED;
+      if (routes.size >= this.#maxCached) routes.clear();
+      routes.set(topic, route);
+    }
+    return route;
+  }
+
+  #refreshTopic(topic: string): void {
+    const handlers = this.#ee.listeners(topic) as Route['handlers'];
+    const existing = this.#topics.get(topic);
+    if (handlers.length === 0) {
+      if (existing) {
+        this.#topics.delete(topic);
+        existing.handlers = handlers;
+        this.#clearRoutes();
+      }
+    } else if (existing) {
+      existing.handlers = handlers;
+    } else {
+      this.#topics.set(topic, { handlers });
+      // Cached routes point at NO_SUBSCRIBERS for this topic; rebuild them lazily.
+      this.#clearRoutes();
+    }
+  }
+
+  #clearRoutes(): void {
+    this.#routes.clear();
+    this.#lastActor = undefined;
+    this.#lastTopic = undefined;
+    this.#lastRoute = undefined;
+  }
+
+  #handlerError(error: unknown, topic: string): void {
+    this.#listenerErrors++;
+    this.#logger.error({ err: error, topic }, 'MessageBus handler threw');
   }
 
   #decide(actor: string, topic: string): boolean {
@@ -390,9 +465,18 @@ export class MessageBus implements AsyncDisposable {
   #violation(actor: string, topic: string): void {
     this.#denied++;
     const control = this.isControlTopic(topic);
-    this.#violationsMetric.inc({ bus: this.name, kind: control ? 'control' : 'topic' });
+    this.#violationCounts[control ? 'control' : 'topic']++;
     const violation: AclViolation = { bus: this.name, actor, topic, control, at: this.#now() };
-    this.#ee.emit(ACL_VIOLATION_TOPIC, violation, 'message_bus');
+    const route = this.#topics.get(ACL_VIOLATION_TOPIC);
+    if (route) {
+      for (const handler of route.handlers) {
+        try {
+          handler(violation, 'message_bus', ACL_VIOLATION_TOPIC);
+        } catch (error) {
+          this.#handlerError(error, ACL_VIOLATION_TOPIC);
+        }
+      }
+    }
     this.#guardBus?.emit('aclViolation', violation);
   }
 
