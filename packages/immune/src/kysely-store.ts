@@ -36,7 +36,10 @@ export interface KyselyEventStoreOptions {
   readonly retentionMs?: number;
   /** How often pruning runs. Default 60 s. */
   readonly pruneIntervalMs?: number;
-  /** Width of the count rollup buckets that make summaries O(buckets). Default 60 s. */
+  /**
+   * Width of the fine count-rollup buckets. Counts are kept per fine bucket and per coarse bucket (60x wider), so a
+   * summary reads at most ~60 fine rows, the coarse rows and the raw rows of one partial fine bucket. Default 60 s.
+   */
   readonly rollupBucketMs?: number;
   /** Destroy `db` on close (set when the store created it). Default false. */
   readonly destroyOnClose?: boolean;
@@ -95,11 +98,12 @@ function migrations(table: string): Record<string, Migration> {
         await db.schema
           .createTable(`${table}_rollup`)
           .ifNotExists()
+          .addColumn('width', 'bigint', (c) => c.notNull())
           .addColumn('bucket', 'bigint', (c) => c.notNull())
           .addColumn('severity', 'varchar(16)', (c) => c.notNull())
           .addColumn('type', 'varchar(32)', (c) => c.notNull())
           .addColumn('count', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint(`${table}_rollup_pk`, ['bucket', 'severity', 'type'])
+          .addPrimaryKeyConstraint(`${table}_rollup_pk`, ['width', 'bucket', 'severity', 'type'])
           .execute();
       },
       async down(db) {
@@ -137,23 +141,31 @@ function fromRow(r: EventRow): ImmuneEvent {
 }
 
 interface Delta {
+  width: number;
   bucket: number;
   severity: string;
   type: string;
   count: number;
 }
 
-function deltasOf(events: readonly ImmuneEvent[], bucketMs: number): Delta[] {
+function deltasOf(events: readonly ImmuneEvent[], fineMs: number, coarseMs: number): Delta[] {
   const map = new Map<string, Delta>();
   for (const e of events) {
-    const bucket = Math.floor(e.createdAt / bucketMs) * bucketMs;
-    const key = `${bucket}|${e.severity}|${e.type}`;
-    const d = map.get(key);
-    if (d) d.count++;
-    else map.set(key, { bucket, severity: e.severity, type: e.type, count: 1 });
+    for (const width of [fineMs, coarseMs]) {
+      const bucket = Math.floor(e.createdAt / width) * width;
+      const key = `${width}|${bucket}|${e.severity}|${e.type}`;
+      const d = map.get(key);
+      if (d) d.count++;
+      else map.set(key, { width, bucket, severity: e.severity, type: e.type, count: 1 });
+    }
   }
   // A fixed order keeps row locks ordered across fleet instances (no deadlocks on Postgres).
-  return [...map.values()].sort((a, b) => a.bucket - b.bucket || (a.severity < b.severity ? -1 : a.severity > b.severity ? 1 : a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+  return [...map.values()].sort(
+    (a, b) =>
+      a.width - b.width ||
+      a.bucket - b.bucket ||
+      (a.severity < b.severity ? -1 : a.severity > b.severity ? 1 : a.type < b.type ? -1 : a.type > b.type ? 1 : 0),
+  );
 }
 
 /**
@@ -170,6 +182,8 @@ export class KyselyEventStore implements EventStore {
   readonly kind: EventStoreDialect;
   readonly tableName: string;
   readonly rollupBucketMs: number;
+  /** Width of the coarse rollup buckets (60 x `rollupBucketMs`). */
+  readonly coarseBucketMs: number;
   readonly retentionMs: number;
   /** Resolves once migrations ran; rejects with `STORE_ERROR` if they failed. */
   readonly ready: Promise<this>;
@@ -205,6 +219,7 @@ export class KyselyEventStore implements EventStore {
     this.kind = options.dialect;
     this.tableName = tableName;
     this.rollupBucketMs = rollupBucketMs;
+    this.coarseBucketMs = rollupBucketMs * 60;
     this.retentionMs = retentionMs;
     this.#db = options.db;
     this.#rollup = `${tableName}_rollup`;
@@ -268,7 +283,7 @@ export class KyselyEventStore implements EventStore {
       // One statement per FAST_CHUNK rows: far fewer native calls per batch than a row-at-a-time loop.
       const insertChunk = handle.prepare(columns + Array.from({ length: FAST_CHUNK }, () => one).join(', '));
       const upsert = handle.prepare(
-        `INSERT INTO "${this.#rollup}" (bucket, severity, type, count) VALUES (?, ?, ?, ?) ON CONFLICT (bucket, severity, type) DO UPDATE SET count = count + excluded.count`,
+        `INSERT INTO "${this.#rollup}" (width, bucket, severity, type, count) VALUES (?, ?, ?, ?, ?) ON CONFLICT (width, bucket, severity, type) DO UPDATE SET count = count + excluded.count`,
       );
       const params = new Array<unknown>(FAST_CHUNK * 8);
       const write = handle.transaction((events: readonly ImmuneEvent[], deltas: readonly Delta[]) => {
@@ -292,17 +307,17 @@ export class KyselyEventStore implements EventStore {
           const e = events[i]!;
           insertOne.run(e.id, e.agentId ?? null, e.module ?? null, e.severity, e.type, e.message, JSON.stringify(e.meta), e.createdAt);
         }
-        for (const d of deltas) upsert.run(d.bucket, d.severity, d.type, d.count);
+        for (const d of deltas) upsert.run(d.width, d.bucket, d.severity, d.type, d.count);
       });
       this.#fastCommit = (events) => {
-        write(events, deltasOf(events, this.rollupBucketMs));
+        write(events, deltasOf(events, this.rollupBucketMs, this.coarseBucketMs));
       };
     }
   }
 
   async #kyselyCommit(events: readonly ImmuneEvent[]): Promise<void> {
     const rows = events.map(toRow);
-    const deltas = deltasOf(events, this.rollupBucketMs);
+    const deltas = deltasOf(events, this.rollupBucketMs, this.coarseBucketMs);
     const chunk = this.kind === 'sqlite' ? SQLITE_ROWS_PER_STATEMENT : 2_000;
     await this.#db.transaction().execute(async (trx) => {
       for (let i = 0; i < rows.length; i += chunk) await trx.insertInto(this.tableName).values(rows.slice(i, i + chunk)).execute();
@@ -310,7 +325,7 @@ export class KyselyEventStore implements EventStore {
         await trx
           .insertInto(this.#rollup)
           .values(deltas.slice(i, i + chunk))
-          .onConflict((oc) => oc.columns(['bucket', 'severity', 'type']).doUpdateSet({ count: sql`${sql.ref(`${this.#rollup}.count`)} + excluded.count` }))
+          .onConflict((oc) => oc.columns(['width', 'bucket', 'severity', 'type']).doUpdateSet({ count: sql`${sql.ref(`${this.#rollup}.count`)} + excluded.count` }))
           .execute();
       }
     });
@@ -342,21 +357,28 @@ export class KyselyEventStore implements EventStore {
 
   async counts(since: number): Promise<EventCounts> {
     await this.#open();
-    const firstFull = Math.ceil(since / this.rollupBucketMs) * this.rollupBucketMs;
+    // [since, fineStart): raw rows; [fineStart, coarseStart): fine buckets; [coarseStart, ...): coarse buckets.
+    const fineStart = Math.ceil(since / this.rollupBucketMs) * this.rollupBucketMs;
+    const coarseStart = Math.ceil(since / this.coarseBucketMs) * this.coarseBucketMs;
     const [rolled, edge, latest] = await guarded(() =>
       Promise.all([
         this.#db
           .selectFrom(this.#rollup)
           .select(['severity', 'type', sql<string>`sum(count)`.as('n')])
-          .where('bucket', '>=', firstFull)
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('width', '=', this.rollupBucketMs), eb('bucket', '>=', fineStart), eb('bucket', '<', coarseStart)]),
+              eb.and([eb('width', '=', this.coarseBucketMs), eb('bucket', '>=', coarseStart)]),
+            ]),
+          )
           .groupBy(['severity', 'type'])
           .execute(),
-        firstFull > since
+        fineStart > since
           ? this.#db
               .selectFrom(this.tableName)
               .select(['severity', 'type', sql<string>`count(*)`.as('n')])
               .where('created_at', '>=', since)
-              .where('created_at', '<', firstFull)
+              .where('created_at', '<', fineStart)
               .groupBy(['severity', 'type'])
               .execute()
           : Promise.resolve([]),
@@ -383,14 +405,14 @@ export class KyselyEventStore implements EventStore {
   }
 
   /**
-   * Deletes events created before `before`, rounded down to a rollup bucket so counts stay exact; deletes in
+   * Deletes events created before `before`, rounded down to a coarse rollup bucket so counts stay exact; deletes in
    * chunks so a large backlog never holds the database for long.
    */
   prune(before: number): Promise<number> {
     if (this.#pruning) return this.#pruning;
     const run = (async () => {
       await this.#open();
-      const cutoff = Math.floor(before / this.rollupBucketMs) * this.rollupBucketMs;
+      const cutoff = Math.floor(before / this.coarseBucketMs) * this.coarseBucketMs;
       let removed = 0;
       for (;;) {
         const result = await guarded(() =>

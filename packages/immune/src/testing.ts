@@ -140,6 +140,24 @@ export function describeEventStoreContract(
       expect(late.latestCritical).toBeUndefined();
     });
 
+    it('counts exactly across hours, minutes and a partial minute', async () => {
+      const store = await fresh();
+      const hour = 3_600_000;
+      const h0 = Math.floor(Date.now() / hour) * hour - 5 * hour;
+      const offsets = [10 * minute, hour + 30 * minute + 15_000, 2 * hour + 5_000, 3 * hour - 1, 3 * hour + 10 * minute, 4 * hour];
+      const events = offsets.map((o, i) => makeEvent({ severity: i % 2 === 0 ? 'CRITICAL' : 'WARNING', type: 'ERROR_SPIKE', createdAt: h0 + o }));
+      await Promise.all(events.map((e) => store.insert(e)));
+      const mid = await store.counts(h0 + hour + 30 * minute + 10_000);
+      expect(mid.total).toBe(5);
+      expect(mid.bySeverity).toEqual({ INFO: 0, WARNING: 3, CRITICAL: 2 });
+      expect(mid.latestCritical?.id).toBe(events[4]!.id);
+      expect((await store.counts(h0 + 2 * hour)).total).toBe(4);
+      expect((await store.counts(h0 + 2 * hour + 5_001)).total).toBe(3);
+      expect((await store.counts(h0 + 3 * hour - 1)).total).toBe(3);
+      expect((await store.counts(h0 + 3 * hour)).total).toBe(2);
+      expect((await store.counts(h0)).byType.ERROR_SPIKE).toBe(6);
+    });
+
     it('counts nothing in an empty store', async () => {
       const store = await fresh();
       const counts = await store.counts(0);
