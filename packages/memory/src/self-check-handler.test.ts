@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isGuardError } from '@guard/core';
@@ -242,6 +242,21 @@ describe('self-check restart endpoint and options', () => {
         expect(res.body).toMatchObject({ status: 429, title: 'Restart budget used' });
         expect(s.terminated).toHaveLength(0);
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('POST /self-check/restart is 500 and does not restart when the restart time cannot be persisted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'guard-memory-http-'));
+    try {
+      writeFileSync(join(dir, 'file'), 'x');
+      await using s = await startServer({ adminToken: TOKEN }, { restartStateFile: join(dir, 'file', 'restart.json') });
+      const res = await call(`${s.url}/self-check/restart`, { method: 'POST', token: TOKEN, ...json({ confirm: true }) });
+      expect(res.status).toBe(500);
+      expect(res.body).toMatchObject({ status: 500, title: 'Restart not started' });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(s.terminated).toHaveLength(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
