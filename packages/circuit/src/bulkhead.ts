@@ -5,7 +5,12 @@ import type { BulkheadMetricsSource, CircuitMetrics, CircuitMetricsOptions } fro
 import { INVOKE, invokeNext, runWithOptions } from './policy.js';
 import type { ExecuteOptions, Operation, Policy } from './policy.js';
 
-/** Options of {@link Bulkhead}. */
+/**
+ * Options of {@link Bulkhead}.
+ *
+ * @example
+ * const options: BulkheadOptions = { name: 'reports', maxConcurrent: 4, maxQueued: 100, queueTimeoutMs: 5_000 };
+ */
 export interface BulkheadOptions extends CircuitMetricsOptions {
   /** Names the bulkhead in errors and metric labels; default `'default'`. */
   readonly name?: string;

@@ -9,7 +9,12 @@ import type { ExecuteOptions, Operation, Policy } from './policy.js';
 /** How a breaker decides to open. */
 export type CircuitBreakerMode = 'consecutive' | 'rate';
 
-/** A breaker's state as plain data: what `toJSON()` returns and `initialState` accepts. */
+/**
+ * A breaker's state as plain data: what `toJSON()` returns and `initialState` accepts.
+ *
+ * @example
+ * const snapshot: CircuitBreakerSnapshot = breaker.toJSON();
+ */
 export interface CircuitBreakerSnapshot {
   readonly name: string;
   readonly mode: CircuitBreakerMode;
@@ -24,7 +29,12 @@ export interface CircuitBreakerSnapshot {
   readonly window?: { readonly calls: number; readonly failures: number };
 }
 
-/** Options of {@link CircuitBreaker}. */
+/**
+ * Options of {@link CircuitBreaker}.
+ *
+ * @example
+ * const options: CircuitBreakerOptions = { name: 'search', mode: 'rate', failureRateThreshold: 0.5, minimumThroughput: 20 };
+ */
 export interface CircuitBreakerOptions extends CircuitMetricsOptions {
   /** Names the breaker in events, errors and metric labels (keep the set small and fixed); default `'default'`. */
   readonly name?: string;
@@ -61,7 +71,12 @@ export interface CircuitBreakerOptions extends CircuitMetricsOptions {
   readonly logger?: Logger;
 }
 
-/** A state listener: gets the new state and the full change. */
+/**
+ * A state listener: gets the new state and the full change.
+ *
+ * @example
+ * const log: StateChangeListener = (state, change) => console.log(change.circuit, change.from, '->', state);
+ */
 export type StateChangeListener = (state: CircuitState, change: BreakerStateChange) => void;
 
 const CLOSED = 0;

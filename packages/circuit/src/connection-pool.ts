@@ -12,7 +12,12 @@ import { NON_TERMINAL_TYPES, parseStreamMessage } from './stream-message.js';
 import type { StreamMessage } from './stream-message.js';
 import { TaskRegistry } from './task-registry.js';
 
-/** Options of {@link ConnectionPool}. */
+/**
+ * Options of {@link ConnectionPool}.
+ *
+ * @example
+ * const options: ConnectionPoolOptions = { maxConcurrentConnections: 20, breaker: { failureThreshold: 3 } };
+ */
 export interface ConnectionPoolOptions extends CircuitMetricsOptions {
   /** Open sockets at most (connecting, busy and idle together), across URLs; default 50. */
   readonly maxConcurrentConnections?: number;
@@ -46,7 +51,12 @@ export interface PoolRequestOptions {
   readonly signal?: AbortSignal;
 }
 
-/** A request that did not get a terminal message from the server. */
+/**
+ * A request that did not get a terminal message from the server.
+ *
+ * @example
+ * if (reply.type === 'error' && reply.status === 'circuit_open') return cached;
+ */
 export interface PoolErrorResult {
   readonly type: 'error';
   readonly status: 'circuit_open' | 'timeout' | 'cancelled' | 'error';

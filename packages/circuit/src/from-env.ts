@@ -16,7 +16,12 @@ export interface ConnectionPoolEnvOptions {
   readonly breaker: CircuitBreakerEnvOptions;
 }
 
-/** The variables {@link fromEnv} reads: the `GUARD_*` name first, then the seed's `ANALYZER_*` alias. */
+/**
+ * The variables {@link fromEnv} reads: the `GUARD_*` name first, then the seed's `ANALYZER_*` alias.
+ *
+ * @example
+ * console.log(CIRCUIT_ENV.failureThreshold); // ['GUARD_CIRCUIT_THRESHOLD', 'ANALYZER_CIRCUIT_THRESHOLD']
+ */
 export const CIRCUIT_ENV = {
   maxConcurrentConnections: ['GUARD_MAX_CONNECTIONS', 'ANALYZER_MAX_CONNECTIONS'],
   connectionTimeoutMs: ['GUARD_CONNECTION_TIMEOUT', 'ANALYZER_CONNECTION_TIMEOUT'],

@@ -4,7 +4,12 @@ import type { MetricsOptions } from '@guard/core';
 /** A prom-client `Registry` (typed through core, so this package needs no direct prom-client dependency). */
 export type Registry = NonNullable<MetricsOptions['registry']>;
 
-/** Metric options shared by every class of this package. */
+/**
+ * Metric options shared by every class of this package.
+ *
+ * @example
+ * new CircuitBreaker({ name: 'db', registry: myRegistry, metricsPrefix: 'guard_circuit' });
+ */
 export interface CircuitMetricsOptions {
   /** Where metrics register; default prom-client's global `register`. */
   readonly registry?: Registry;

@@ -1,9 +1,19 @@
 import { GuardError, assertNumberOption } from '@guard/core';
 
-/** The work a policy runs. `signal` is defined only when a timeout or a caller's signal asked for one. */
+/**
+ * The work a policy runs. `signal` is defined only when a timeout, a caller's signal or a half-open probe asked for one.
+ *
+ * @example
+ * const load: Operation<Response> = (signal) => fetch(url, { signal });
+ */
 export type Operation<T> = (signal: AbortSignal | undefined) => T | PromiseLike<T>;
 
-/** Per-call options of {@link Policy.execute}. */
+/**
+ * Per-call options of {@link Policy.execute}.
+ *
+ * @example
+ * await breaker.execute(load, { timeoutMs: 2_000, signal: req.signal });
+ */
 export interface ExecuteOptions {
   /** Aborts the call's signal and rejects with `TIMEOUT` after this many ms. */
   readonly timeoutMs?: number;

@@ -1,4 +1,9 @@
-/** A JSON message of the streaming protocol: an object with a string `type`. */
+/**
+ * A JSON message of the streaming protocol: an object with a string `type`.
+ *
+ * @example
+ * const update: StreamMessage = { type: 'progress_update', taskId: 'job-1', percent: 40 };
+ */
 export interface StreamMessage {
   readonly type: string;
   readonly taskId?: string;
@@ -8,6 +13,9 @@ export interface StreamMessage {
 /**
  * Message types that keep a stream open. Any other type (`result`, `complete`, `error`, ...) is terminal: it ends
  * the request, and the server closes the connection (1000) after it.
+ *
+ * @example
+ * if (NON_TERMINAL_TYPES.has(message.type)) keepListening();
  */
 export const NON_TERMINAL_TYPES: ReadonlySet<string> = new Set(['ping', 'pong', 'health_check', 'progress_update', 'ack']);
 
@@ -22,7 +30,13 @@ export function isTerminalMessage(message: unknown): boolean {
   return isStreamMessage(message) && !NON_TERMINAL_TYPES.has(message.type);
 }
 
-/** True for an object with a string `type`. */
+/**
+ * True for an object with a string `type`.
+ *
+ * @example
+ * isStreamMessage({ type: 'result' }); // true
+ * isStreamMessage('result'); // false
+ */
 export function isStreamMessage(value: unknown): value is StreamMessage {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { type?: unknown }).type === 'string';
 }

@@ -22,7 +22,12 @@ export interface StreamingContext {
  */
 export type StreamingHandler = (request: StreamMessage, context: StreamingContext) => unknown;
 
-/** Options of {@link attachStreamingServer}. */
+/**
+ * Options of {@link attachStreamingServer}.
+ *
+ * @example
+ * attachStreamingServer(wss, handler, { heartbeatMs: 15_000 });
+ */
 export interface StreamingServerOptions {
   /** Close the connection with 1000 after the terminal message (when no other request runs on it); default true. */
   readonly closeAfterTerminal?: boolean;

@@ -5,7 +5,12 @@ import { TaskCancelledError } from './errors.js';
 /** Where a task is in its life. */
 export type TaskStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-/** Options of {@link TaskRegistry}. */
+/**
+ * Options of {@link TaskRegistry}.
+ *
+ * @example
+ * const tasks = new TaskRegistry({ killGraceMs: 2_000 } satisfies TaskRegistryOptions);
+ */
 export interface TaskRegistryOptions {
   /** How long cancelled tasks' children get after SIGTERM before SIGKILL; default 5 000 ms. */
   readonly killGraceMs?: number;
