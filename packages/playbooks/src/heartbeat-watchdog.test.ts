@@ -109,4 +109,10 @@ describe('HeartbeatWatchdog', () => {
     expect(text).toContain('guard_playbooks_component_restarts_total{component="w",outcome="success"} 1');
     expect(text).toContain('guard_playbooks_component_recovery_seconds_count{component="w"} 1');
   });
+
+  it('reads the restart timeout from the environment', () => {
+    expect(HeartbeatWatchdog.optionsFromEnv({ GUARD_WATCHDOG_RESTART_TIMEOUT: '3s' })).toEqual({ restartTimeoutMs: 3_000 });
+    expect(HeartbeatWatchdog.optionsFromEnv({})).toEqual({ restartTimeoutMs: 10_000 });
+    expect(() => HeartbeatWatchdog.optionsFromEnv({ GUARD_WATCHDOG_RESTART_TIMEOUT: 'soon' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV' }));
+  });
 });

@@ -1,5 +1,5 @@
-import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
-import type { GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
+import { assertNumberOption, envReader, GuardError, silentLogger } from '@guard/core';
+import type { Env, GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksCounter, playbooksHistogram } from './metrics.js';
 import './declarations.js';
 
@@ -107,6 +107,16 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     this.#now = options.now ?? Date.now;
     this.#restartsMetric = playbooksCounter(options, 'component_restarts_total', 'Component restarts by outcome', ['component', 'outcome']);
     this.#recoveryMetric = playbooksHistogram(options, 'component_recovery_seconds', 'Time from a missed heartbeat to a restarted component', ['component']);
+  }
+
+  /**
+   * Reads `GUARD_WATCHDOG_RESTART_TIMEOUT` (duration, default 10s).
+   *
+   * @example
+   * const watchdog = new HeartbeatWatchdog({ ...HeartbeatWatchdog.optionsFromEnv(), bus });
+   */
+  static optionsFromEnv(env: Env = process.env): Pick<HeartbeatWatchdogOptions, 'restartTimeoutMs'> {
+    return { restartTimeoutMs: envReader(env).durationMs('GUARD_WATCHDOG_RESTART_TIMEOUT', 10_000, 'ms', { min: 1 }) };
   }
 
   /** Registers a component; its deadline starts now. @returns a function that unregisters it. */

@@ -262,4 +262,28 @@ rollback:
     await expect(s.engine.run('hanging')).rejects.toMatchObject({ code: 'CLOSED' });
     expect(() => s.engine.register(parsePlaybook(BOOK))).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
+
+  it('reads its options from the environment', () => {
+    expect(PlaybookEngine.optionsFromEnv({})).toEqual({ dryRun: false, historySize: 100 });
+    expect(PlaybookEngine.optionsFromEnv({ GUARD_PLAYBOOKS_DRY_RUN: 'yes', GUARD_PLAYBOOKS_HISTORY: '10' })).toEqual({ dryRun: true, historySize: 10 });
+    expect(() => PlaybookEngine.optionsFromEnv({ GUARD_PLAYBOOKS_DRY_RUN: 'maybe' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV', message: expect.stringContaining('GUARD_PLAYBOOKS_DRY_RUN') }));
+    expect(() => PlaybookEngine.optionsFromEnv({ GUARD_PLAYBOOKS_HISTORY: '0' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV' }));
+  });
+
+  it('fails a fleet step whose lock cannot be taken, without claiming it ran', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    const engine = new PlaybookEngine({
+      actions: s.engine.actions,
+      registry: s.registry,
+      fleetLock: { tryRun: () => Promise.reject(new Error('database down')) },
+      playbooks: [parsePlaybook(`name: fleet_down\ntrigger: { event: go }\nsteps:\n  - { id: global, action: record, fleet: true }\n`)],
+    });
+    await using _f = engine;
+    const run = await engine.run('fleet_down');
+    expect(run.status).toBe('failed');
+    expect(run.steps[0]).toMatchObject({ outcome: 'failed', error: 'fleet lock: database down' });
+    expect(run.steps[0]!.fleet).toBeUndefined();
+    expect(s.calls).toEqual([]);
+  });
 });

@@ -1,5 +1,5 @@
-import { assertNumberOption, createId, GuardError, isGuardError, silentLogger } from '@guard/core';
-import type { GuardBus, Logger, MetricsOptions, PlaybookStepNotice } from '@guard/core';
+import { assertNumberOption, createId, envReader, GuardError, isGuardError, silentLogger } from '@guard/core';
+import type { Env, GuardBus, Logger, MetricsOptions, PlaybookStepNotice } from '@guard/core';
 import type { ActionContext } from './action-registry.js';
 import { ActionRegistry, ProbeRegistry } from './action-registry.js';
 import { createActionRegistry } from './builtin-actions.js';
@@ -144,6 +144,20 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     this.#stepMetric = playbooksHistogram(options, 'step_duration_seconds', 'Playbook step duration by outcome', ['playbook', 'action', 'outcome']);
     this.#runMetric = playbooksHistogram(options, 'run_duration_seconds', 'Playbook run duration by status', ['playbook', 'status']);
     for (const playbook of options.playbooks ?? []) this.register(playbook);
+  }
+
+  /**
+   * Reads `GUARD_PLAYBOOKS_DRY_RUN` (boolean, default false) and `GUARD_PLAYBOOKS_HISTORY` (runs kept, default 100).
+   *
+   * @example
+   * const engine = new PlaybookEngine({ ...PlaybookEngine.optionsFromEnv(), actions, probes });
+   */
+  static optionsFromEnv(env: Env = process.env): Pick<PlaybookEngineOptions, 'dryRun' | 'historySize'> {
+    const r = envReader(env);
+    return {
+      dryRun: r.boolean('GUARD_PLAYBOOKS_DRY_RUN', false),
+      historySize: r.number('GUARD_PLAYBOOKS_HISTORY', 100, { min: 1, integer: true }),
+    };
   }
 
   /** Adds a playbook. Throws `UNKNOWN_ACTION` for actions/probes not in the registries, `DUPLICATE` for a taken name. */
