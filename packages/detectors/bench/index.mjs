@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Bench } from 'tinybench';
 import { DummyDriver, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
-import { EventBusTracker, WebSocketTracker, trackDialect } from '../dist/index.js';
+import { GuardBus } from '@guard/core';
+import { DetectorChain, EventBusTracker, WebSocketTracker, createParasiteMiddleware, trackDialect } from '../dist/index.js';
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
 const fmtMs = (ms) => (ms >= 1 ? `${ms.toFixed(2)} ms` : ms >= 0.001 ? `${(ms * 1000).toFixed(2)} µs` : `${(ms * 1e6).toFixed(0)} ns`);
@@ -105,6 +106,16 @@ const untracedTracker = new EventBusTracker({ traceSources: false });
 const untracedEmitter = new EventEmitter();
 untracedTracker.track(untracedEmitter);
 const listener = () => {};
+const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false });
+chain.add({ component: 'db', pattern: 'connection_orphan', scan: () => [{ pattern: 'connection_orphan', severity: 'critical', resourceId: 'conn_1', message: 'held', details: {} }] });
+chain.scan();
+const guard = createParasiteMiddleware(chain, { routes: [{ prefix: '/orders', component: 'db' }, { prefix: '/live', component: 'websocket' }, { pattern: /^\/events\b/, component: 'eventbus' }] });
+const fakeReq = { url: '/api/hello' };
+const fakeRes = {};
+let served = 0;
+const next = () => {
+  served++;
+};
 
 const calls = new Bench({ time: 1_000, warmupTime: 200 });
 calls
@@ -117,6 +128,8 @@ calls
     trackedNoTrace.send(s2, message);
     ackEvery(trackedNoTrace, s2);
   })
+  .add('request: next() alone', () => next())
+  .add('request: parasite middleware then next()', () => guard(fakeReq, fakeRes, next))
   .add('listener: untracked on+off', () => {
     plainEmitter.on('x', listener);
     plainEmitter.off('x', listener);
@@ -133,14 +146,17 @@ await calls.run();
 const mean = (name) => calls.tasks.find((t) => t.name === name).result.latency.mean;
 const sendBase = mean('send: untracked ws.send(JSON)');
 const listenBase = mean('listener: untracked on+off');
+const requestBase = mean('request: next() alone');
 console.log('\nPer-call overhead (ratio against the untracked call in the same run)');
 console.table(
   calls.tasks.map((t) => ({
     call: t.name,
     mean: fmtMs(t.result.latency.mean),
-    ratio: (t.result.latency.mean / (t.name.startsWith('send') ? sendBase : listenBase)).toFixed(2),
+    ratio: (t.result.latency.mean / (t.name.startsWith('send') ? sendBase : t.name.startsWith('request') ? requestBase : listenBase)).toFixed(2),
   })),
 );
+await chain.close();
+if (served === 0) throw new Error('middleware never called next');
 await ws.close();
 await tracked.close();
 await trackedNoTrace.close();
