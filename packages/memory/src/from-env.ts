@@ -2,7 +2,12 @@ import { envReader } from '@guard/core';
 import type { Env } from '@guard/core';
 import type { MemoryGuardrailOptions } from './memory-guardrail.js';
 
-/** Environment variables read by {@link memoryOptionsFromEnv} (the WAL-609 seed names, plus three extras). */
+/**
+ * Environment variables read by {@link memoryOptionsFromEnv} (the WAL-609 seed names, plus three extras), by option.
+ *
+ * @example
+ * console.log(`set ${MEMORY_ENV.rssThresholdMb} to change the RSS threshold`);
+ */
 export const MEMORY_ENV = {
   rssThresholdMb: 'MEMORY_RSS_THRESHOLD_MB',
   cacheEntriesThreshold: 'CACHE_ENTRIES_THRESHOLD',

@@ -14,7 +14,12 @@ export interface LoadTestCriteria {
   readonly minSuccessRatio?: number;
 }
 
-/** Options for {@link runLoadTest}. */
+/**
+ * Options for {@link runLoadTest}.
+ *
+ * @example
+ * const options: LoadTestOptions = { url: 'http://127.0.0.1:3000/api/items', ratePerSec: 5, durationMs: parseDurationMs('10m') };
+ */
 export interface LoadTestOptions {
   /** Target URL (http or https). */
   readonly url: string | URL;
@@ -57,7 +62,12 @@ export interface LatencySummary {
   readonly max: number;
 }
 
-/** The outcome of {@link runLoadTest}. */
+/**
+ * The outcome of {@link runLoadTest}.
+ *
+ * @example
+ * const { pass, latencyMs, rss } = await runLoadTest(options);
+ */
 export interface LoadTestResult {
   readonly url: string;
   readonly ratePerSec: number;

@@ -561,6 +561,24 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     await guardrail.close();
   });
 
+  it('logs a terminate that throws instead of leaving an unhandled rejection', async () => {
+    const { logger, lines } = recordingLogger();
+    const guardrail = new MemoryGuardrail({
+      sampler: createSyntheticSampler(clock, { rssMb: () => 800 }),
+      clock,
+      registry: new Registry(),
+      autoStart: false,
+      autoRestart: true,
+      logger,
+      terminate: () => {
+        throw new Error('no permission');
+      },
+    });
+    guardrail.check();
+    await vi.waitFor(() => expect(lines.some((l) => l.msg === 'terminate failed')).toBe(true));
+    await expect(guardrail.close()).resolves.toBeUndefined();
+  });
+
   it('does not restart when the state file cannot be written (RESTART_STATE_ERROR)', async () => {
     const blocker = join(dir, 'not-a-dir');
     writeFileSync(blocker, 'x');

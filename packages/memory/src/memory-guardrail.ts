@@ -24,7 +24,12 @@ declare module '@guard/core' {
   }
 }
 
-/** Bytes per MB as this package counts them (MiB, 1024 x 1024, like `ps` and most dashboards). */
+/**
+ * Bytes per MB as this package counts them (MiB, 1024 x 1024, like `ps` and most dashboards).
+ *
+ * @example
+ * const rssMb = guardrail.check().snapshot.rssBytes / BYTES_PER_MB;
+ */
 export const BYTES_PER_MB = 1024 * 1024;
 
 /** The guardrail's overall verdict. */
@@ -82,7 +87,12 @@ export interface CacheStatus {
   readonly status: MemoryStatus;
 }
 
-/** The result of one check (or a live assessment). */
+/**
+ * The result of one check (or a live assessment).
+ *
+ * @example
+ * const { status, reasons, growth, timeToThresholdMs } = guardrail.check();
+ */
 export interface MemoryAssessment {
   readonly status: MemoryStatus;
   /** Human-readable reasons for a non-healthy status, most severe first. */
@@ -121,7 +131,13 @@ export type RestartDecision =
 /** A shutdown hook: close servers, flush buffers. It gets a signal that aborts at the shutdown deadline. */
 export type ShutdownHook = (signal: AbortSignal) => void | Promise<void>;
 
-/** Everything a dashboard needs to draw the RSS chart with its regression line and threshold. */
+/**
+ * Everything a dashboard needs to draw the RSS chart with its regression line and threshold.
+ *
+ * @example
+ * const { series, regression, thresholds } = guardrail.report();
+ * const points = series.map((s) => [s.at, s.rssBytes / BYTES_PER_MB]);
+ */
 export interface MemoryReport {
   readonly name: string;
   readonly status: MemoryStatus;
@@ -153,7 +169,12 @@ export interface MemoryReport {
   readonly leakWindowMs: number;
 }
 
-/** Options for {@link MemoryGuardrail}. Units are in the names; defaults follow the WAL-609 guide. */
+/**
+ * Options for {@link MemoryGuardrail}. Units are in the names; defaults follow the WAL-609 guide.
+ *
+ * @example
+ * const options: MemoryGuardrailOptions = { rssThresholdMb: 512, autoRestart: true, restartStateFile: '/var/lib/app/restart.json' };
+ */
 export interface MemoryGuardrailOptions extends MetricsOptions {
   /** Label on the metrics and in events. Default `'default'`. */
   readonly name?: string;
@@ -525,7 +546,11 @@ export class MemoryGuardrail implements AsyncDisposable {
     this.#metrics.restarts.inc({ name: this.name, reason });
     this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'started', at: now });
     const trigger = this.#latest;
-    this.#restarting = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#shutdown(reason, trigger));
+    this.#restarting = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#shutdown(reason, trigger))
+      .catch((error: unknown) => {
+        this.#logger.error({ err: error, guardrail: this.name }, 'memory guardrail restart failed');
+      });
     return { restarted: true, reason, at: now };
   }
 
@@ -854,6 +879,10 @@ export class MemoryGuardrail implements AsyncDisposable {
       pid: process.pid,
     };
     (this.#logger.fatal ?? this.#logger.error)(finalState, 'memory guardrail restarting the process');
-    this.#terminate();
+    try {
+      this.#terminate();
+    } catch (error) {
+      this.#logger.error({ err: error, guardrail: this.name }, 'terminate failed');
+    }
   }
 }

@@ -2,9 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkAdminToken, envReader, GuardError, isGuardError, problemFromError, readJsonBody, sendJson, sendProblem } from '@guard/core';
 import type { Env, HttpHandler, Problem } from '@guard/core';
 import { BYTES_PER_MB } from './memory-guardrail.js';
-import type { MemoryAssessment, MemoryGuardrail, MemoryStatus } from './memory-guardrail.js';
+import type { MemoryAssessment, MemoryGuardrail, MemoryReport, MemoryStatus } from './memory-guardrail.js';
 
-/** Options for {@link createSelfCheckHandler}. */
+/**
+ * Options for {@link createSelfCheckHandler}.
+ *
+ * @example
+ * const options: SelfCheckHandlerOptions = { adminToken: process.env.GUARD_ADMIN_TOKEN, readyzFailAt: 'critical' };
+ */
 export interface SelfCheckHandlerOptions {
   /** Bearer token for the POST endpoints; without one they answer 403 (admin endpoints are off). */
   readonly adminToken?: string;
@@ -16,7 +21,12 @@ export interface SelfCheckHandlerOptions {
   readonly bodyLimitBytes?: number;
 }
 
-/** HTTP code of `GET /self-check` per status: 206 (a 2xx, so probes still pass) for warning. */
+/**
+ * HTTP code of `GET /self-check` per status: 206 (a 2xx, so probes still pass) for warning.
+ *
+ * @example
+ * SELF_CHECK_HTTP_STATUS[guardrail.assess().status]; // 200 | 206 | 503
+ */
 export const SELF_CHECK_HTTP_STATUS: Readonly<Record<MemoryStatus, number>> = { healthy: 200, warning: 206, critical: 503 };
 
 const LEVEL: Record<MemoryStatus, number> = { healthy: 0, warning: 1, critical: 2 };
@@ -111,8 +121,7 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
     return true;
   };
 
-  const restartView = (a: MemoryAssessment) => {
-    const { restart } = guardrail.report();
+  const restartView = (a: MemoryAssessment, restart: MemoryReport['restart']) => {
     return {
       advised: a.restartReason !== null,
       reason: a.restartReason,
@@ -123,8 +132,8 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
     };
   };
 
-  const overview = (a: MemoryAssessment) => {
-    const thresholds = guardrail.report().thresholds;
+  const overview = (a: MemoryAssessment, report: MemoryReport = guardrail.report()) => {
+    const { thresholds } = report;
     return {
       name: guardrail.name,
       status: a.status,
@@ -135,7 +144,7 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
       growth: growthView(a),
       timeToThresholdMs: a.timeToThresholdMs,
       thresholds,
-      restart: restartView(a),
+      restart: restartView(a, report.restart),
     };
   };
 
@@ -187,7 +196,8 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
     },
     [`${basePath}/detailed`]: (_req, res, started) => {
       const a = guardrail.assess();
-      reply(res, 200, { ...overview(a), current: a, report: guardrail.report() }, started);
+      const report = guardrail.report();
+      reply(res, 200, { ...overview(a, report), current: a, report }, started);
     },
     '/livez': (_req, res, started) => reply(res, 200, { status: 'alive' }, started),
     '/readyz': (_req, res, started) => {
