@@ -58,6 +58,12 @@ describe('event validation', () => {
     expect(() => parseEventInput({ ...valid, meta: nested(EVENT_LIMITS.maxMetaDepth) })).not.toThrow();
   });
 
+  it('measures meta in real JSON bytes near the limit', () => {
+    expect(() => parseEventInput({ ...valid, meta: { s: 'x'.repeat(EVENT_LIMITS.maxMetaBytes - 20) } })).not.toThrow();
+    expect(fieldOf(() => parseEventInput({ ...valid, meta: { s: 'x'.repeat(EVENT_LIMITS.maxMetaBytes) } })).field).toBe('meta');
+    expect(fieldOf(() => parseEventInput({ ...valid, meta: { s: 'é'.repeat(EVENT_LIMITS.maxMetaBytes / 2) } })).field).toBe('meta');
+  });
+
   it('survives a hostile, very deep meta without a stack overflow', () => {
     expect(fieldOf(() => parseEventInput({ ...valid, meta: nested(100_000) })).field).toBe('meta');
   });

@@ -79,31 +79,49 @@ export interface ImmuneEventWire {
 
 function metaProblem(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'meta must be a JSON object';
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return 'meta must be a plain JSON object';
-  // Iterative depth walk: a hostile deeply nested value cannot blow the stack.
-  const stack: Array<[unknown, number]> = [[value, 1]];
+  // Iterative walk (a hostile deeply nested value cannot blow the stack) that also bounds the JSON size from above:
+  // a string costs at most 6 bytes per UTF-16 unit once escaped, so small metas never need a trial JSON.stringify.
+  const nodes: unknown[] = [value];
+  const depths: number[] = [1];
   let visited = 0;
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
+  let upperBytes = 0;
+  while (nodes.length > 0) {
+    const node = nodes.pop();
+    const depth = depths.pop()!;
     if (++visited > 100_000) return 'meta has too many values';
-    if (typeof node === 'object' && node !== null) {
+    if (typeof node === 'string') {
+      upperBytes += node.length * 6 + 3;
+    } else if (typeof node === 'number') {
+      if (!Number.isFinite(node)) return 'meta numbers must be finite';
+      upperBytes += 25;
+    } else if (typeof node === 'boolean' || node === null) {
+      upperBytes += 6;
+    } else if (typeof node === 'object') {
+      const isArray = Array.isArray(node);
       const kind = Object.getPrototypeOf(node);
-      if (!Array.isArray(node) && kind !== Object.prototype && kind !== null) return 'meta may hold only JSON values (plain objects, arrays, strings, numbers, booleans, null)';
+      if (!isArray && kind !== Object.prototype && kind !== null) {
+        return 'meta may hold only JSON values (plain objects, arrays, strings, numbers, booleans, null)';
+      }
       if (depth > EVENT_LIMITS.maxMetaDepth) return `meta is nested deeper than ${EVENT_LIMITS.maxMetaDepth} levels`;
-      for (const child of Object.values(node)) stack.push([child, depth + 1]);
-    } else if (typeof node === 'number' && !Number.isFinite(node)) {
-      return 'meta numbers must be finite';
-    } else if (typeof node !== 'string' && typeof node !== 'number' && typeof node !== 'boolean' && node !== null) {
+      upperBytes += 2;
+      if (isArray) {
+        for (const child of node as unknown[]) {
+          nodes.push(child);
+          depths.push(depth + 1);
+        }
+      } else {
+        for (const key in node) {
+          upperBytes += key.length * 6 + 4;
+          nodes.push((node as Record<string, unknown>)[key]);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
       return `meta may hold only JSON values, found ${typeof node}`;
     }
   }
-  let size: number;
-  try {
-    size = Buffer.byteLength(JSON.stringify(value));
-  } catch {
-    return 'meta must be serializable as JSON';
-  }
+  if (upperBytes <= EVENT_LIMITS.maxMetaBytes) return undefined;
+  const size = Buffer.byteLength(JSON.stringify(value));
   if (size > EVENT_LIMITS.maxMetaBytes) return `meta is ${size} bytes, over the limit of ${EVENT_LIMITS.maxMetaBytes}`;
   return undefined;
 }

@@ -197,16 +197,16 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
       throw error;
     }
     const createdAt = this.#now();
-    const event: ImmuneEvent = {
+    const event: { -readonly [K in keyof ImmuneEvent]: ImmuneEvent[K] } = {
       id: createEventId(createdAt),
-      ...(parsed.agentId === undefined ? {} : { agentId: parsed.agentId }),
-      ...(parsed.module === undefined ? {} : { module: parsed.module }),
       severity: parsed.severity,
       type: parsed.type,
       message: parsed.message,
       meta: parsed.meta ?? {},
       createdAt,
     };
+    if (parsed.agentId !== undefined) event.agentId = parsed.agentId;
+    if (parsed.module !== undefined) event.module = parsed.module;
     this.#inFlight++;
     try {
       await this.store.insert(event);

@@ -148,24 +148,47 @@ interface Delta {
   count: number;
 }
 
+const SEVERITY_INDEX: Record<string, number> = { INFO: 0, WARNING: 1, CRITICAL: 2 };
+const TYPE_INDEX: Record<string, number> = { POLICY_VIOLATION: 0, ERROR_SPIKE: 1, SELF_HEALING_ACTION: 2 };
+const SEVERITY_NAMES = ['INFO', 'WARNING', 'CRITICAL'] as const;
+const TYPE_NAMES = ['POLICY_VIOLATION', 'ERROR_SPIKE', 'SELF_HEALING_ACTION'] as const;
+
+/** Count deltas per (width, bucket, severity, type) of one batch, in a fixed order (fine first, then by bucket). */
 function deltasOf(events: readonly ImmuneEvent[], fineMs: number, coarseMs: number): Delta[] {
-  const map = new Map<string, Delta>();
+  const fine = new Map<number, number[]>();
+  let last = NaN;
+  let counts: number[] = [];
   for (const e of events) {
-    for (const width of [fineMs, coarseMs]) {
-      const bucket = Math.floor(e.createdAt / width) * width;
-      const key = `${width}|${bucket}|${e.severity}|${e.type}`;
-      const d = map.get(key);
-      if (d) d.count++;
-      else map.set(key, { width, bucket, severity: e.severity, type: e.type, count: 1 });
+    const bucket = Math.floor(e.createdAt / fineMs) * fineMs;
+    if (bucket !== last) {
+      last = bucket;
+      let found = fine.get(bucket);
+      if (!found) fine.set(bucket, (found = new Array<number>(9).fill(0)));
+      counts = found;
     }
+    counts[SEVERITY_INDEX[e.severity]! * 3 + TYPE_INDEX[e.type]!]!++;
+  }
+  const coarse = new Map<number, number[]>();
+  for (const [bucket, c] of fine) {
+    const key = Math.floor(bucket / coarseMs) * coarseMs;
+    let sum = coarse.get(key);
+    if (!sum) coarse.set(key, (sum = new Array<number>(9).fill(0)));
+    for (let i = 0; i < 9; i++) sum[i]! += c[i]!;
   }
   // A fixed order keeps row locks ordered across fleet instances (no deadlocks on Postgres).
-  return [...map.values()].sort(
-    (a, b) =>
-      a.width - b.width ||
-      a.bucket - b.bucket ||
-      (a.severity < b.severity ? -1 : a.severity > b.severity ? 1 : a.type < b.type ? -1 : a.type > b.type ? 1 : 0),
-  );
+  const deltas: Delta[] = [];
+  for (const [width, map] of [
+    [fineMs, fine],
+    [coarseMs, coarse],
+  ] as const) {
+    for (const bucket of [...map.keys()].sort((a, b) => a - b)) {
+      const c = map.get(bucket)!;
+      for (let i = 0; i < 9; i++) {
+        if (c[i]! > 0) deltas.push({ width, bucket, severity: SEVERITY_NAMES[Math.floor(i / 3)]!, type: TYPE_NAMES[i % 3]!, count: c[i]! });
+      }
+    }
+  }
+  return deltas;
 }
 
 /**

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { isGuardError } from '@guard/core';
+import { immuneConfigFromEnv } from './env.js';
+
+describe('immuneConfigFromEnv', () => {
+  it('has the documented defaults', () => {
+    expect(immuneConfigFromEnv({})).toEqual({
+      service: { defaultWindowMs: 3_600_000, maxLimit: 1_000 },
+      store: { retentionMs: 7 * 24 * 3_600_000, maxBatchSize: 1_000, maxPending: 100_000, tableName: 'immune_events' },
+      memory: { capacity: 10_000 },
+      http: { limitBytes: 65_536, heartbeatMs: 15_000 },
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = immuneConfigFromEnv({
+      GUARD_IMMUNE_WINDOW: '15min',
+      GUARD_IMMUNE_MAX_LIMIT: '50',
+      GUARD_IMMUNE_RETENTION: '24',
+      GUARD_IMMUNE_BATCH_SIZE: '200',
+      GUARD_IMMUNE_MAX_PENDING: '5000',
+      GUARD_IMMUNE_TABLE: 'events_x',
+      GUARD_IMMUNE_MEMORY_CAPACITY: '99',
+      GUARD_IMMUNE_BODY_LIMIT_BYTES: '1024',
+      GUARD_IMMUNE_SSE_HEARTBEAT: '5s',
+      GUARD_IMMUNE_SQLITE_PATH: '/var/lib/guard/immune.db',
+      DATABASE_URL: 'postgres://db/guard',
+    });
+    expect(config).toEqual({
+      service: { defaultWindowMs: 900_000, maxLimit: 50 },
+      store: { retentionMs: 86_400_000, maxBatchSize: 200, maxPending: 5_000, tableName: 'events_x' },
+      memory: { capacity: 99 },
+      http: { limitBytes: 1_024, heartbeatMs: 5_000 },
+      sqlitePath: '/var/lib/guard/immune.db',
+      databaseUrl: 'postgres://db/guard',
+    });
+    expect(immuneConfigFromEnv({ GUARD_IMMUNE_DATABASE_URL: 'postgres://a', DATABASE_URL: 'postgres://b' }).databaseUrl).toBe('postgres://a');
+  });
+
+  it.each([
+    ['GUARD_IMMUNE_WINDOW', 'soon'],
+    ['GUARD_IMMUNE_MAX_LIMIT', '0'],
+    ['GUARD_IMMUNE_RETENTION', 'forever'],
+    ['GUARD_IMMUNE_BATCH_SIZE', '1.5'],
+    ['GUARD_IMMUNE_TABLE', 'drop table; --'],
+    ['GUARD_IMMUNE_BODY_LIMIT_BYTES', '-1'],
+  ])('rejects %s=%s with INVALID_ENV naming it', (variable, value) => {
+    let error: unknown;
+    try {
+      immuneConfigFromEnv({ [variable]: value });
+    } catch (e) {
+      error = e;
+    }
+    expect(isGuardError(error, 'INVALID_ENV')).toBe(true);
+    expect((error as Error).message).toContain(variable);
+  });
+});
