@@ -127,6 +127,8 @@ export class MessageBus implements AsyncDisposable {
   #lastRoute: Route | undefined;
   readonly #blacklist = new Map<string, number>();
   readonly #limits = new Map<string, Limiter>();
+  /** topic -> the limits that apply to it (rebuilt when limits change). */
+  readonly #limitsByTopic = new Map<string, Limiter[]>();
   readonly #maxCached: number;
   readonly #now: () => number;
   readonly #guardBus: GuardBus | undefined;
@@ -308,10 +310,12 @@ export class MessageBus implements AsyncDisposable {
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const now = this.#now();
     this.#limits.set(topic, { topic, matches: topicMatcher(topic), ratePerSec, expiresAt: now + durationMs, tokens: ratePerSec, last: now });
+    this.#limitsByTopic.clear();
   }
 
   /** Removes a rate limit. @returns true when there was one. */
   clearRateLimit(topic: string): boolean {
+    this.#limitsByTopic.clear();
     return this.#limits.delete(topic);
   }
 
@@ -322,6 +326,7 @@ export class MessageBus implements AsyncDisposable {
     const now = this.#now();
     for (const [actor, expiresAt] of this.#blacklist) if (expiresAt <= now) this.#blacklist.delete(actor);
     for (const [topic, limit] of this.#limits) if (limit.expiresAt <= now) this.#limits.delete(topic);
+    this.#limitsByTopic.clear();
     this.#listenerErrors = 0;
     this.#restarts++;
     this.#blacklistGauge.set({ bus: this.name }, this.#blacklist.size);
@@ -447,18 +452,24 @@ export class MessageBus implements AsyncDisposable {
   }
 
   #take(topic: string): boolean {
+    let limits = this.#limitsByTopic.get(topic);
+    if (limits === undefined) {
+      limits = [...this.#limits.values()].filter((l) => l.matches(topic));
+      if (this.#limitsByTopic.size >= this.#maxCached) this.#limitsByTopic.clear();
+      this.#limitsByTopic.set(topic, limits);
+    }
+    if (limits.length === 0) return true;
     const now = this.#now();
-    for (const limit of this.#limits.values()) {
-      if (!limit.matches(topic)) continue;
+    for (const limit of limits) {
       if (limit.expiresAt <= now) {
-        this.#limits.delete(limit.topic);
-        continue;
+        this.clearRateLimit(limit.topic);
+        return this.#take(topic);
       }
       limit.tokens = Math.min(limit.ratePerSec, limit.tokens + ((now - limit.last) / 1000) * limit.ratePerSec);
       limit.last = now;
       if (limit.tokens < 1) return false;
-      limit.tokens -= 1;
     }
+    for (const limit of limits) limit.tokens -= 1;
     return true;
   }
 

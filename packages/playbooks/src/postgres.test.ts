@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ActionRegistry } from './action-registry.js';
 import { parsePlaybook } from './load-playbooks.js';
 import { PlaybookEngine } from './playbook-engine.js';
+import { describeFleetLockContract } from './fleet-lock.contract.js';
 import { createPostgresFleetLock } from './postgres.js';
 
 const url = process.env.GUARD_TEST_PG_URL;
@@ -46,6 +47,20 @@ function instance(id: string, ran: string[], fleetOptions: { dedupeWindowMs?: nu
 }
 
 describe('createPostgresFleetLock', () => {
+  const opened: { close(): Promise<void> }[] = [];
+  afterAll(async () => {
+    await Promise.all(opened.map((l) => l.close()));
+  });
+  describeFleetLockContract({
+    async pair(dedupeWindowMs) {
+      const a = createPostgresFleetLock({ connectionString: url, table, dedupeWindowMs, instanceId: 'a' });
+      const b = createPostgresFleetLock({ connectionString: url, table, dedupeWindowMs, instanceId: 'b' });
+      opened.push(a, b);
+      return [a, b];
+    },
+    uniqueKey: () => randomUUID(),
+  });
+
   it('runs a fleet-wide step on exactly one of two instances, and each local step on both', async () => {
     const ran: string[] = [];
     await using a = instance('a', ran);

@@ -1,0 +1,56 @@
+import { expect, it } from 'vitest';
+import type { FleetLock } from './fleet-lock.js';
+
+/**
+ * The behaviour every FleetLock shares. `create(dedupeWindowMs)` returns a fresh lock; locks created
+ * by one call of `pair()` must share state (one in-process lock, or two instances on one database).
+ */
+export function describeFleetLockContract(factory: {
+  pair(dedupeWindowMs: number): Promise<[FleetLock, FleetLock]>;
+  uniqueKey(): string;
+}): void {
+  it('contract: runs the function and returns its value when the lock is free', async () => {
+    const [a] = await factory.pair(0);
+    expect(await a.tryRun(factory.uniqueKey(), async () => 'value')).toEqual({ acquired: true, value: 'value' });
+  });
+
+  it('contract: refuses a key while another holder runs it, and frees it afterwards', async () => {
+    const [a, b] = await factory.pair(0);
+    const key = factory.uniqueKey();
+    let release!: () => void;
+    const running = a.tryRun(key, () => new Promise<string>((r) => (release = () => r('first'))));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await b.tryRun(key, async () => 'second')).toEqual({ acquired: false, reason: 'held' });
+    release();
+    expect(await running).toEqual({ acquired: true, value: 'first' });
+    expect(await b.tryRun(key, async () => 'third')).toEqual({ acquired: true, value: 'third' });
+  });
+
+  it('contract: keys are independent', async () => {
+    const [a, b] = await factory.pair(0);
+    const k1 = factory.uniqueKey();
+    const k2 = factory.uniqueKey();
+    const [r1, r2] = await Promise.all([
+      a.tryRun(k1, () => new Promise((r) => setTimeout(() => r(1), 50))),
+      b.tryRun(k2, () => new Promise((r) => setTimeout(() => r(2), 50))),
+    ]);
+    expect([r1, r2]).toEqual([
+      { acquired: true, value: 1 },
+      { acquired: true, value: 2 },
+    ]);
+  });
+
+  it('contract: with a dedupe window, a key that ran is done for the other holder too', async () => {
+    const [a, b] = await factory.pair(60_000);
+    const key = factory.uniqueKey();
+    expect(await a.tryRun(key, async () => 1)).toEqual({ acquired: true, value: 1 });
+    expect(await b.tryRun(key, async () => 2)).toEqual({ acquired: false, reason: 'done' });
+  });
+
+  it('contract: a throwing function releases the lock and rethrows', async () => {
+    const [a, b] = await factory.pair(0);
+    const key = factory.uniqueKey();
+    await expect(a.tryRun(key, async () => Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
+    expect(await b.tryRun(key, async () => 'ok')).toEqual({ acquired: true, value: 'ok' });
+  });
+}
