@@ -236,6 +236,27 @@ describe('DetectorChain', () => {
     expect(chain.scan()).toEqual([]);
   });
 
+  it('fromEnv logs JSON lines, text lines with PARASITE_LOG_STRUCTURED=false, nothing at silent', () => {
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      for (const env of [{}, { PARASITE_LOG_STRUCTURED: 'false' }, { PARASITE_LOG_LEVEL: 'silent' }, { PARASITE_LOG_LEVEL: 'fatal' }]) {
+        const chain = DetectorChain.fromEnv(env, { registry: new Registry(), scanIntervalMs: 0 });
+        chain.add(listDetector()).findings = [critical];
+        chain.scan();
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written).toHaveLength(2);
+    expect(JSON.parse(written[0]!)).toMatchObject({ msg: 'Parasite detected', component: 'websocket', pattern: 'no_ack', severity: 'critical', resource: 'ws_1' });
+    expect(written[1]).toMatch(/Parasite detected component=websocket pattern=no_ack severity=critical resource=ws_1 /);
+    expect(written[1]).toContain('source=["/app/src/server.ts:10:5"]');
+  });
+
   it('builds from env names', async () => {
     const registry = new Registry();
     const chain = DetectorChain.fromEnv(
