@@ -1,68 +1,207 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { closeOnce, sendJson, sendProblem, type Logger, silentLogger } from '@guard/core';
+import { WebSocketServer } from 'ws';
+import {
+  checkAdminToken,
+  closeOnce,
+  isGuardMode,
+  readJsonBody,
+  problemFromError,
+  sendJson,
+  sendProblem,
+  silentLogger,
+  type Env,
+  type HttpHandler,
+  type Logger,
+} from '@guard/core';
+import { createParasiteMiddleware } from '@guard/detectors';
+import { createSelfCheckHandler } from '@guard/memory';
+import { createImmuneHandler } from '@guard/immune';
+import { createAnalysisService, type AnalysisService } from './analysis-service.js';
+import { ChaosLab, type SessionCache } from './chaos-lab.js';
+import { Dashboard } from './dashboard.js';
+import { databaseConfigFromEnv, type DatabaseConfig } from './database.js';
+import { demoEnv } from './demo-env.js';
+import { startDownstream } from './downstream.js';
+import { startFaultProxy } from './fault-proxy.js';
+import { createGuard, type Guard } from './guard.js';
+import { createHealing, type Healing } from './healing.js';
 
 /** Options for {@link startDemo}. */
 export interface DemoOptions {
-  /** Port to listen on; 0 picks a free one. */
+  /** Port to listen on; 0 picks a free one. Default `PORT` or 8080. */
   readonly port?: number;
   readonly host?: string;
   readonly logger?: Logger;
+  /** Environment to read (default `process.env`), under the demo's defaults. */
+  readonly env?: Env;
+  /** Folder of the SQLite file (default `apps/demo/data`). */
+  readonly dataDir?: string;
 }
 
-/** A running demo service. */
+/** A running demo service with the full guard around it. */
 export interface Demo extends AsyncDisposable {
   readonly server: Server;
   readonly url: string;
   readonly registry: Registry;
+  readonly guard: Guard;
+  readonly healing: Healing;
+  readonly service: AnalysisService;
+  readonly database: DatabaseConfig;
   close(): Promise<void>;
 }
 
-/** Starts the demo service with its metrics and probes. */
+const DEFAULT_DATA_DIR = fileURLToPath(new URL('../data/', import.meta.url));
+
+/** Runs handlers in order, each calling `next()` to pass the request on. */
+function chain(handlers: readonly HttpHandler[], last: HttpHandler): HttpHandler {
+  return (req, res) => {
+    const step = (index: number) => (error?: unknown) => {
+      if (error) return sendProblem(res, problemFromError(error));
+      const handler = handlers[index];
+      if (!handler) return last(req, res);
+      try {
+        handler(req, res, step(index + 1));
+      } catch (thrown) {
+        sendProblem(res, problemFromError(thrown));
+      }
+    };
+    step(0)();
+  };
+}
+
+/** Lab endpoints (chaos, mode switch): the admin token when one is configured, else loopback callers only. */
+function labAccess(token: string | undefined): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    if (token) {
+      const denied = checkAdminToken(req, token);
+      if (denied) sendProblem(res, denied, { 'www-authenticate': 'Bearer' });
+      return !denied;
+    }
+    const remote = req.socket.remoteAddress ?? '';
+    if (remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1') return true;
+    sendProblem(res, { status: 403, title: 'Forbidden', detail: 'set GUARD_ADMIN_TOKEN to use lab endpoints from another host' });
+    return false;
+  };
+}
+
+/** Starts the demo service: API, WebSocket streaming, downstream calls, and the full guard around them. */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
+  const env = demoEnv(options.env ?? process.env);
   const logger = options.logger ?? silentLogger;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const database = databaseConfigFromEnv(env as NodeJS.ProcessEnv, options.dataDir ?? env.GUARD_DATA_DIR ?? DEFAULT_DATA_DIR);
+
+  const downstream = await startDownstream();
+  const proxy = await startFaultProxy(downstream.port);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const sessions: SessionCache = { entries: new Map() };
+  const guard = await createGuard({ env, registry, logger, wss, database, caches: { sessions: () => sessions.entries.size } });
+  let url = '';
+  const healing = await createHealing({ env, bus: guard.bus, registry, logger, healthUrl: () => `${url}/livez` });
+  const service = createAnalysisService(guard, () => proxy.port);
+  wss.on('connection', (ws) => service.serve(ws));
+
+  // Self-healing for the session cache: a critical memory alarm caused by it evicts it, and the immune log records why.
+  const offAlarm = guard.bus.subscribe('memoryAlarm', (alarm) => {
+    if (alarm.status !== 'critical' || !alarm.reasons.some((reason) => reason.startsWith('cache sessions'))) return;
+    const evicted = sessions.entries.size;
+    sessions.entries.clear();
+    sessions.lastEvictionAt = Date.now();
+    guard.immune
+      .publishEvent({ severity: 'WARNING', type: 'SELF_HEALING_ACTION', module: 'demo.sessions', message: `evicted ${evicted} session cache entries after a memory alarm`, meta: { evicted, reasons: [...alarm.reasons] } })
+      .catch((error: unknown) => logger.error({ err: error }, 'immune publish failed'));
+  });
+
+  const dashboard = new Dashboard(guard, healing);
+  const lab = new ChaosLab({ guard, healing, service, proxy, wss, sessions, wsUrl: () => `${url.replace('http', 'ws')}/ws` });
+  const adminToken = env.GUARD_ADMIN_TOKEN;
+  const labAllowed = labAccess(adminToken);
+  const selfCheck = createSelfCheckHandler(guard.memory, { adminToken });
+  const immune = createImmuneHandler(guard.immune, { registry });
+  const parasite = createParasiteMiddleware(guard.chain, { routes: [{ prefix: '/api/analyses', component: 'db' }] });
+  const shedding = healing.pressure.loadShedding({ retryAfterSec: 2 });
+  const apiLimit = healing.limiter.httpHandler('api');
   let shuttingDown = false;
 
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && path === '/metrics') {
-      registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { 'content-type': registry.contentType });
-          res.end(text);
-        },
-        (error) => {
-          logger.error({ err: error }, 'metrics failed');
-          sendProblem(res, { status: 500, title: 'Metrics unavailable' });
-        },
-      );
-      return;
-    }
-    if (req.method === 'GET' && path === '/livez') return sendJson(res, 200, { status: 'ok' });
-    if (req.method === 'GET' && path === '/readyz') {
-      return shuttingDown ? sendJson(res, 503, { status: 'shutting_down' }) : sendJson(res, 200, { status: 'ready' });
-    }
-    sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${req.method} ${path}` });
+  const metrics: HttpHandler = (req, res, next) => {
+    if (req.url !== '/metrics') return next?.();
+    registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(text);
+      },
+      (error) => {
+        logger.error({ err: error }, 'metrics failed');
+        sendProblem(res, { status: 500, title: 'Metrics unavailable' });
+      },
+    );
+  };
+  const draining: HttpHandler = (req, res, next) => {
+    if (shuttingDown && req.url?.startsWith('/readyz')) return sendJson(res, 503, { status: 'shutting_down' });
+    next?.();
+  };
+  const modeSwitch: HttpHandler = (req, res, next) => {
+    if (req.url !== '/guard/mode') return next?.();
+    if (req.method === 'GET') return sendJson(res, 200, { mode: guard.chain.mode });
+    if (req.method !== 'POST') return sendProblem(res, { status: 405, title: 'Method not allowed', detail: 'use GET or POST' }, { allow: 'GET, POST' });
+    if (!labAllowed(req, res)) return req.resume();
+    readJsonBody(req, { limitBytes: 1024 }).then((body) => {
+      const { mode, component } = (body ?? {}) as { mode?: unknown; component?: unknown };
+      if (!isGuardMode(mode)) return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'mode must be disabled, dry_run, detect or full', field: 'mode' });
+      if (component !== undefined && typeof component !== 'string') return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'component must be a string', field: 'component' });
+      guard.chain.setMode(mode, component);
+      sendJson(res, 200, { mode: guard.chain.mode, component: component ?? '*', effective: component ? guard.chain.modeOf(component) : mode });
+    }, (error) => sendProblem(res, problemFromError(error)));
+  };
+  const chaos: HttpHandler = (req, res, next) => {
+    if (!req.url?.startsWith('/chaos/')) return next?.();
+    if (!labAllowed(req, res)) return req.resume();
+    lab.handle(req, res, () => next?.());
+  };
+  const api: HttpHandler = (req, res, next) => {
+    if (!req.url?.startsWith('/api/analyses')) return next?.();
+    shedding(req, res, () => apiLimit(req, res, () => parasite(req, res, () => service.handle(req, res, () => next?.()))));
+  };
+  const notFound: HttpHandler = (req, res) => sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${req.method} ${(req.url ?? '').split('?')[0]}` });
+
+  const handler = chain(
+    [draining, metrics, selfCheck, (req, res, next) => immune(req, res, next), (req, res, next) => dashboard.handle(req, res, () => next?.()), modeSwitch, chaos, api],
+    notFound,
+  );
+  const server = createServer(handler);
+  server.on('upgrade', (req, socket, head) => {
+    if ((req.url ?? '').split('?')[0] !== '/ws') return void socket.destroy();
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
-  logger.info({ url }, 'demo listening');
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  logger.info({ url, mode: guard.chain.mode, database: database.kind }, 'demo listening');
 
   const close = closeOnce(async () => {
     shuttingDown = true;
+    lab.close();
+    dashboard.close();
+    offAlarm();
+    for (const ws of wss.clients) ws.close(1001, 'shutting down');
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 2_000).unref();
     });
-    registry.clear();
+    await immune.close?.();
+    await healing.close();
+    await guard.close();
+    wss.close();
+    await proxy.close();
+    await downstream.close();
   });
-  return { server, url, registry, close, [Symbol.asyncDispose]: close };
+  return { server, url, registry, guard, healing, service, database, close, [Symbol.asyncDispose]: close };
 }
