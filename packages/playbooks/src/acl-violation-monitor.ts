@@ -8,7 +8,12 @@ import './declarations.js';
 /** Why the monitor raised an alarm. */
 export type AclAlarmReason = 'spam' | 'blacklist' | 'control_flood';
 
-/** The event type the monitor triggers playbooks with. */
+/**
+ * The event type the monitor triggers playbooks with.
+ *
+ * @example
+ * monitor.onAlarm((alarm) => engine.trigger(ACL_ALARM_EVENT, { ...alarm }));
+ */
 export const ACL_ALARM_EVENT = 'message_bus.acl_violation';
 
 /** An alarm of the {@link AclViolationMonitor}; also the data its playbook trigger gets. */

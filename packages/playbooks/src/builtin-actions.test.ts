@@ -171,6 +171,20 @@ describe('built-in actions', () => {
     expect(processes.list()).toEqual([]);
   });
 
+  it('survives a command that cannot be spawned', async () => {
+    await using processes = new ProcessRegistry();
+    const entry = (() => {
+      try {
+        return processes.spawn('ghost', '/definitely/not/a/command');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(entry).toMatchObject({ code: 'INVALID_INPUT' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(processes.list()).toEqual([]);
+  });
+
   it('reports CPU of guarded children', async () => {
     await using processes = new ProcessRegistry();
     processes.spawn('burner', process.execPath, ['-e', 'const end = Date.now() + 5000; while (Date.now() < end) {}']);

@@ -179,4 +179,11 @@ describe('MessageBus', () => {
     for (let i = 0; i < 100; i++) expect(bus.publish('a', `t.${i}`)).toBe('no_subscribers');
     expect(bus.publish('a', 'u.1')).toBe('denied');
   });
+
+  it('refuses non-string actors and topics with INVALID_INPUT', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    expect(() => bus.publish(undefined as never, 't')).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', details: { field: 'actor' } }));
+    expect(() => bus.publish('a', 42 as never)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', details: { field: 'topic' } }));
+    expect(() => bus.publish('a', '')).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+  });
 });

@@ -5,7 +5,12 @@ import { playbooksGauge, pulledCounter } from './metrics.js';
 import { topicMatcher } from './topic-pattern.js';
 import './declarations.js';
 
-/** The topic on which the bus publishes every denied publish. */
+/**
+ * The topic on which the bus publishes every denied publish.
+ *
+ * @example
+ * bus.subscribe(ACL_VIOLATION_TOPIC, (v) => console.log(v));
+ */
 export const ACL_VIOLATION_TOPIC = 'message_bus.acl_violation';
 
 /** What happened to one publish. Returned as a string so the hot path allocates nothing. */
@@ -224,7 +229,7 @@ export class MessageBus implements AsyncDisposable {
     return 'delivered';
   }
 
-  /** Subscribes to one exact topic. Returns a function (also `Disposable`) that unsubscribes. */
+  /** Subscribes to one exact topic (no wildcards: ACL patterns are for publishers). Returns a function (also `Disposable`) that unsubscribes. */
   subscribe<T = unknown>(topic: string, handler: MessageHandler<T>): Subscription {
     if (this.#closed) throw new GuardError('CLOSED', 'MessageBus is closed');
     if (typeof topic !== 'string' || topic.length === 0) {
@@ -386,6 +391,11 @@ export class MessageBus implements AsyncDisposable {
   }
 
   #route(actor: string, topic: string): Route {
+    if (typeof actor !== 'string' || typeof topic !== 'string' || topic.length === 0) {
+      throw new GuardError('INVALID_INPUT', 'publish needs a string actor and a non-empty string topic', {
+        details: { field: typeof actor !== 'string' ? 'actor' : 'topic' },
+      });
+    }
     let routes = this.#routes.get(actor);
     if (routes === undefined) {
       if (this.#routes.size >= this.#maxCached) this.#routes.clear();

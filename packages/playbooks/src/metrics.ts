@@ -2,7 +2,12 @@ import { counter, gauge, histogram, resolveRegistry } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** The default metric prefix of this package. */
+/**
+ * The default metric prefix of this package.
+ *
+ * @example
+ * new MessageBus({ prefix: DEFAULT_METRICS_PREFIX }); // guard_playbooks_bus_messages_total
+ */
 export const DEFAULT_METRICS_PREFIX = 'guard_playbooks';
 
 const FLUSHERS = Symbol.for('@guard/playbooks.flushers');

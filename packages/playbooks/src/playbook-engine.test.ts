@@ -286,4 +286,18 @@ rollback:
     expect(run.steps[0]!.fleet).toBeUndefined();
     expect(s.calls).toEqual([]);
   });
+
+  it('stops a run when the caller aborts it', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(`name: abortable\ntrigger: { event: go }\nsteps:\n  - { action: hang, timeout: 1h }\n  - { action: record }\n`));
+    const controller = new AbortController();
+    const pending = s.engine.run('abortable', {}, { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('operator cancelled')), 20);
+    const run = await pending;
+    expect(run.status).toBe('failed');
+    expect(run.steps.map((x) => [x.outcome, x.error])).toEqual([['failed', 'operator cancelled']]);
+    expect(s.calls).toEqual([]);
+    await expect(s.engine.trigger('go', {}, { signal: controller.signal })).rejects.toThrow('operator cancelled');
+  });
 });

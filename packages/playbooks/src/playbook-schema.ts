@@ -6,7 +6,13 @@ const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)$/;
 const NAME = /^[a-z][a-z0-9_]*$/;
 const MAX_CONDITION_DEPTH = 8;
 
-/** Parses `250ms`, `5s`, `10min`, `1h` or a number of milliseconds. @returns ms, or undefined when invalid. */
+/**
+ * Parses `250ms`, `5s`, `10min`, `1h` or a number of milliseconds.
+ * @returns ms, or undefined when invalid.
+ *
+ * @example
+ * parseDurationMs('5min'); // 300000
+ */
 export function parseDurationMs(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
   if (typeof value !== 'string') return undefined;

@@ -43,6 +43,8 @@ export class ProcessRegistry implements AsyncDisposable {
   spawn(name: string, command: string, args: readonly string[] = [], options: SpawnOptions = {}): GuardedProcess {
     if (this.#closed) throw new GuardError('CLOSED', 'ProcessRegistry is closed');
     const child = spawn(command, args, { stdio: 'ignore', ...options });
+    // A spawn failure (ENOENT, EACCES) arrives as an 'error' event; without a listener it would crash the process.
+    child.on('error', () => undefined);
     if (child.pid === undefined) {
       throw new GuardError('INVALID_INPUT', `could not spawn ${command}`, { details: { field: 'command', command } });
     }

@@ -9,7 +9,12 @@ import './declarations.js';
 /** The resources the monitor watches. */
 export type PressureResource = 'cpu' | 'memory' | 'disk' | 'event_loop';
 
-/** Every watched resource. */
+/**
+ * Every watched resource.
+ *
+ * @example
+ * for (const r of PRESSURE_RESOURCES) console.log(r);
+ */
 export const PRESSURE_RESOURCES: readonly PressureResource[] = ['cpu', 'memory', 'disk', 'event_loop'];
 
 /** An alarm was raised or cleared; also emitted on the `GuardBus` as `resourcePressure`. */
