@@ -339,6 +339,7 @@ export class KyselyEventStore implements EventStore {
   }
 
   async #kyselyCommit(events: readonly ImmuneEvent[]): Promise<void> {
+    if (this.kind === 'postgres') return this.#postgresCommit(events);
     const rows = events.map(toRow);
     const deltas = deltasOf(events, this.rollupBucketMs, this.coarseBucketMs);
     const chunk = this.kind === 'sqlite' ? SQLITE_ROWS_PER_STATEMENT : 2_000;
@@ -352,6 +353,51 @@ export class KyselyEventStore implements EventStore {
           .execute();
       }
     });
+  }
+
+  /**
+   * Postgres: the whole batch is one statement (so one round trip and atomic without BEGIN/COMMIT): the rows travel
+   * as 8 array parameters expanded by `unnest`, and a data-modifying CTE upserts the rollup in the same statement.
+   */
+  async #postgresCommit(events: readonly ImmuneEvent[]): Promise<void> {
+    const n = events.length;
+    const ids = new Array<string>(n);
+    const agents = new Array<string | null>(n);
+    const modules = new Array<string | null>(n);
+    const severities = new Array<string>(n);
+    const types = new Array<string>(n);
+    const messages = new Array<string>(n);
+    const metas = new Array<string>(n);
+    const created = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const e = events[i]!;
+      ids[i] = e.id;
+      agents[i] = e.agentId ?? null;
+      modules[i] = e.module ?? null;
+      severities[i] = e.severity;
+      types[i] = e.type;
+      messages[i] = e.message;
+      metas[i] = JSON.stringify(e.meta);
+      created[i] = String(e.createdAt);
+    }
+    const deltas = deltasOf(events, this.rollupBucketMs, this.coarseBucketMs);
+    const table = sql.table(this.tableName);
+    const rollup = sql.table(this.#rollup);
+    await sql`
+      WITH inserted AS (
+        INSERT INTO ${table} (id, agent_id, module, severity, type, message, meta, created_at)
+        SELECT * FROM unnest(${ids}::text[], ${agents}::text[], ${modules}::text[], ${severities}::text[], ${types}::text[],
+                             ${messages}::text[], ${metas}::text[], ${created}::bigint[])
+        RETURNING 1
+      )
+      INSERT INTO ${rollup} (width, bucket, severity, type, count)
+      SELECT * FROM unnest(${deltas.map((d) => String(d.width))}::bigint[], ${deltas.map((d) => String(d.bucket))}::bigint[],
+                           ${deltas.map((d) => d.severity)}::text[], ${deltas.map((d) => d.type)}::text[],
+                           ${deltas.map((d) => String(d.count))}::bigint[])
+      WHERE (SELECT count(*) FROM inserted) = ${n}
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (width, bucket, severity, type) DO UPDATE SET count = ${sql.ref(`${this.#rollup}.count`)} + excluded.count
+    `.execute(this.#db);
   }
 
   async #open(): Promise<void> {
