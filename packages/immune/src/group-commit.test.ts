@@ -96,8 +96,39 @@ describe('GroupCommitter', () => {
     expect(seen).toEqual([3]);
   });
 
+  it('runs up to maxConcurrentCommits commits at once when full batches wait', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const sizes: number[] = [];
+    const committer = new GroupCommitter<number>({
+      maxBatchSize: 10,
+      maxConcurrentCommits: 3,
+      commit: async (batch) => {
+        peak = Math.max(peak, ++inFlight);
+        sizes.push(batch.length);
+        await new Promise((r) => setTimeout(r, 10));
+        inFlight--;
+      },
+    });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => committer.submit(i)));
+    expect(peak).toBe(3);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(100);
+    await committer.close();
+    const single = new GroupCommitter<number>({
+      maxBatchSize: 10,
+      commit: async () => {
+        inFlight++;
+        expect(inFlight).toBe(1);
+        await new Promise((r) => setTimeout(r, 1));
+        inFlight--;
+      },
+    });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => single.submit(i)));
+  });
+
   it('validates options', () => {
     expect(() => new GroupCommitter({ commit: () => {}, maxBatchSize: 0 })).toThrow(/maxBatchSize/);
     expect(() => new GroupCommitter({ commit: () => {}, maxPending: -1 })).toThrow(/maxPending/);
+    expect(() => new GroupCommitter({ commit: () => {}, maxConcurrentCommits: 0 })).toThrow(/maxConcurrentCommits/);
   });
 });

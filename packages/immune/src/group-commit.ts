@@ -9,6 +9,11 @@ export interface GroupCommitterOptions<T> {
   readonly maxBatchSize?: number;
   /** Most items waiting for a commit; more are rejected with `QUEUE_FULL`. Default 100,000. */
   readonly maxPending?: number;
+  /**
+   * Most commits in flight at once. Default 1. A second commit starts only when a full batch is waiting, so grouping
+   * is not diluted; useful for pooled, networked databases (Postgres), pointless for a single SQLite connection.
+   */
+  readonly maxConcurrentCommits?: number;
   /** Called after each successful commit with the batch size and its duration in seconds. */
   readonly onCommit?: (size: number, seconds: number) => void;
 }
@@ -31,10 +36,11 @@ interface Pending<T> {
 export class GroupCommitter<T> {
   readonly maxBatchSize: number;
   readonly maxPending: number;
+  readonly maxConcurrentCommits: number;
   readonly #commit: (batch: readonly T[]) => void | Promise<void>;
   readonly #onCommit: ((size: number, seconds: number) => void) | undefined;
   #queue: Pending<T>[] = [];
-  #running = false;
+  #active = 0;
   #scheduled = false;
   #closed = false;
   #idle: Array<() => void> = [];
@@ -44,6 +50,9 @@ export class GroupCommitter<T> {
     const maxPending = options.maxPending ?? 100_000;
     assertNumberOption('maxBatchSize', maxBatchSize, { min: 1, max: 100_000, integer: true });
     assertNumberOption('maxPending', maxPending, { min: 1, integer: true });
+    const maxConcurrentCommits = options.maxConcurrentCommits ?? 1;
+    assertNumberOption('maxConcurrentCommits', maxConcurrentCommits, { min: 1, max: 64, integer: true });
+    this.maxConcurrentCommits = maxConcurrentCommits;
     this.maxBatchSize = maxBatchSize;
     this.maxPending = maxPending;
     this.#commit = options.commit;
@@ -72,7 +81,11 @@ export class GroupCommitter<T> {
   }
 
   #kick(): void {
-    if (this.#running) return; // the running loop picks the queue up
+    if (this.#active > 0) {
+      // The running commit loops pick the queue up; a full batch may open another lane.
+      if (this.#active < this.maxConcurrentCommits && this.#queue.length >= this.maxBatchSize) void this.#run();
+      return;
+    }
     if (this.#queue.length >= this.maxBatchSize) {
       void this.#run();
       return;
@@ -86,8 +99,8 @@ export class GroupCommitter<T> {
   }
 
   async #run(): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
+    if (this.#active >= this.maxConcurrentCommits || this.#queue.length === 0) return;
+    this.#active++;
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.length <= this.maxBatchSize ? this.#queue : this.#queue.slice(0, this.maxBatchSize);
@@ -108,19 +121,20 @@ export class GroupCommitter<T> {
         for (const p of batch) p.resolve();
       }
     } finally {
-      this.#running = false;
-      const idle = this.#idle;
-      this.#idle = [];
-      for (const wake of idle) wake();
+      this.#active--;
     }
+    if (this.#active > 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const wake of idle) wake();
   }
 
   /** Resolves once every queued item has been committed (or failed). */
   drain(): Promise<void> {
-    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    if (this.#active === 0 && this.#queue.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.#idle.push(resolve);
-      if (!this.#running) this.#kick();
+      if (this.#active === 0) this.#kick();
     }).then(() => this.drain());
   }
 

@@ -32,6 +32,8 @@ export interface KyselyEventStoreOptions {
   readonly maxBatchSize?: number;
   /** Most events waiting for a commit before `insert` rejects with `QUEUE_FULL`. Default 100,000. */
   readonly maxPending?: number;
+  /** Commits in flight at once (a second starts only when a full batch waits). Default 2 on Postgres, 1 on SQLite. */
+  readonly maxConcurrentCommits?: number;
   /** Events older than this are pruned; `Infinity` keeps everything. Default 7 days. */
   readonly retentionMs?: number;
   /** How often pruning runs. Default 60 s. */
@@ -268,6 +270,7 @@ export class KyselyEventStore implements EventStore {
     this.#committer = new GroupCommitter<ImmuneEvent>({
       maxBatchSize: options.maxBatchSize ?? 1_000,
       maxPending: options.maxPending ?? 100_000,
+      maxConcurrentCommits: options.maxConcurrentCommits ?? (options.dialect === 'postgres' ? 2 : 1),
       commit: (events) => {
         // The fast path is synchronous: the batch is committed when this returns.
         if (this.#fastCommit && !options.sqliteHandle!.inTransaction) return this.#fastCommit(events);
