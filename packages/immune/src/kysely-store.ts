@@ -72,14 +72,17 @@ interface EventRow {
   created_at: number | string;
 }
 
-function migrations(table: string): Record<string, Migration> {
+function migrations(table: string, dialect: EventStoreDialect): Record<string, Migration> {
+  // SQLite: WITHOUT ROWID tables clustered on their primary key. The events table is ordered by (created_at, id),
+  // so time-range queries read it directly and inserts (time-ordered) append; no separate time index is needed.
+  const clustered = sql`without rowid`;
   return {
     '001_create_events': {
       async up(db) {
-        await db.schema
+        let events = db.schema
           .createTable(table)
           .ifNotExists()
-          .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('id', 'varchar(64)', (c) => c.notNull())
           .addColumn('agent_id', 'text')
           .addColumn('module', 'text')
           .addColumn('severity', 'varchar(16)', (c) => c.notNull())
@@ -87,8 +90,9 @@ function migrations(table: string): Record<string, Migration> {
           .addColumn('message', 'text', (c) => c.notNull())
           .addColumn('meta', 'text', (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .execute();
-        await db.schema.createIndex(`${table}_created_idx`).ifNotExists().on(table).columns(['created_at', 'severity', 'type']).execute();
+          .addPrimaryKeyConstraint(`${table}_pk`, ['created_at', 'id']);
+        if (dialect === 'sqlite') events = events.modifyEnd(clustered);
+        await events.execute();
         // Only CRITICAL rows pay for this one (partial index): it serves "latest critical" and severity=CRITICAL queries.
         await db.schema
           .createIndex(`${table}_critical_idx`)
@@ -97,7 +101,7 @@ function migrations(table: string): Record<string, Migration> {
           .columns(['created_at'])
           .where(sql.ref('severity'), '=', sql.lit('CRITICAL'))
           .execute();
-        await db.schema
+        let rollup = db.schema
           .createTable(`${table}_rollup`)
           .ifNotExists()
           .addColumn('width', 'bigint', (c) => c.notNull())
@@ -105,8 +109,9 @@ function migrations(table: string): Record<string, Migration> {
           .addColumn('severity', 'varchar(16)', (c) => c.notNull())
           .addColumn('type', 'varchar(32)', (c) => c.notNull())
           .addColumn('count', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint(`${table}_rollup_pk`, ['width', 'bucket', 'severity', 'type'])
-          .execute();
+          .addPrimaryKeyConstraint(`${table}_rollup_pk`, ['width', 'bucket', 'severity', 'type']);
+        if (dialect === 'sqlite') rollup = rollup.modifyEnd(clustered);
+        await rollup.execute();
       },
       async down(db) {
         await db.schema.dropTable(`${table}_rollup`).ifExists().execute();
@@ -295,7 +300,7 @@ export class KyselyEventStore implements EventStore {
   async #migrate(): Promise<void> {
     const migrator = new Migrator({
       db: this.#db,
-      provider: { getMigrations: async () => migrations(this.tableName) },
+      provider: { getMigrations: async () => migrations(this.tableName, this.kind) },
       migrationTableName: `${this.tableName}_migrations`,
       migrationLockTableName: `${this.tableName}_migrations_lock`,
     });
@@ -487,15 +492,22 @@ export class KyselyEventStore implements EventStore {
       const cutoff = Math.floor(before / this.coarseBucketMs) * this.coarseBucketMs;
       let removed = 0;
       for (;;) {
-        const result = await guarded(() =>
+        // Delete up to the created_at of the PRUNE_CHUNK-th oldest row: a primary-key range delete on both dialects.
+        const edge = await guarded(() =>
           this.#db
-            .deleteFrom(this.tableName)
-            .where('id', 'in', this.#db.selectFrom(this.tableName).select('id').where('created_at', '<', cutoff).limit(PRUNE_CHUNK))
+            .selectFrom(this.tableName)
+            .select('created_at')
+            .where('created_at', '<', cutoff)
+            .orderBy('created_at')
+            .offset(PRUNE_CHUNK - 1)
+            .limit(1)
             .executeTakeFirst(),
         );
+        const upTo = edge ? Math.min(cutoff, Number(edge.created_at) + 1) : cutoff;
+        const result = await guarded(() => this.#db.deleteFrom(this.tableName).where('created_at', '<', upTo).executeTakeFirst());
         const n = Number(result.numDeletedRows);
         removed += n;
-        if (n < PRUNE_CHUNK || this.#closed) break;
+        if (upTo >= cutoff || this.#closed) break;
       }
       await guarded(() => this.#db.deleteFrom(this.#rollup).where('bucket', '<', cutoff).execute());
       if (removed > 0) this.#pruned.inc({ store: this.kind }, removed);

@@ -37,7 +37,7 @@ describe('SqliteEventStore', () => {
     {
       await using store = await createSqliteStore({ path });
       expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(store.database.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+      expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // FULL
       await store.insert(event);
     }
     await using reopened = await createSqliteStore({ path });
@@ -45,9 +45,19 @@ describe('SqliteEventStore', () => {
     expect((await reopened.counts(0)).latestCritical).toEqual(event);
   });
 
-  it('honours synchronous: full', async () => {
-    await using store = await createSqliteStore({ path: file(), synchronous: 'full' });
-    expect(store.database.pragma('synchronous', { simple: true })).toBe(2);
+  it('honours synchronous: normal', async () => {
+    await using store = await createSqliteStore({ path: file(), synchronous: 'normal' });
+    expect(store.database.pragma('synchronous', { simple: true })).toBe(1);
+  });
+
+  it('prunes a large backlog in chunks', async () => {
+    await using store = await createSqliteStore({ path: file(), retentionMs: Infinity });
+    const old = Date.now() - 10 * 86_400_000;
+    await Promise.all(Array.from({ length: 12_345 }, (_, i) => store.insert(makeEvent({ createdAt: old + (i % 7_000) }))));
+    await Promise.all(Array.from({ length: 10 }, () => store.insert(makeEvent())));
+    expect(await store.prune(Date.now() - 86_400_000)).toBe(12_345);
+    expect((await store.counts(0)).total).toBe(10);
+    expect(await store.query({ since: 0, limit: 100 })).toHaveLength(10);
   });
 
   it('groups concurrent inserts into few transactions (group commit)', async () => {

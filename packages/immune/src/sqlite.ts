@@ -9,8 +9,9 @@ export interface SqliteEventStoreOptions extends Omit<KyselyEventStoreOptions, '
   /** Database file (created if missing); `:memory:` for a throwaway database. */
   readonly path: string;
   /**
-   * `normal` (default) commits to the WAL without fsync: every committed event survives a process crash or
-   * SIGKILL, the last commits may be lost on power loss. `full` fsyncs every commit (also power-loss safe, slower).
+   * `full` (default) fsyncs the WAL on every commit: an acknowledged event survives a process kill and power loss;
+   * group commit pays one fsync per batch, not per event. `normal` skips that fsync: acknowledged events still survive
+   * a process crash or SIGKILL (WAL), but the last commits may be lost on power loss or an OS crash.
    */
   readonly synchronous?: 'normal' | 'full';
   /** How long a writer waits for a lock held by another process. Default 5,000 ms. */
@@ -33,7 +34,7 @@ export class SqliteEventStore extends KyselyEventStore {
     if (typeof options?.path !== 'string' || options.path === '') {
       throw new GuardError('INVALID_OPTION', 'path must be a non-empty string', { details: { field: 'path' } });
     }
-    const synchronous = options.synchronous ?? 'normal';
+    const synchronous = options.synchronous ?? 'full';
     if (synchronous !== 'normal' && synchronous !== 'full') {
       throw new GuardError('INVALID_OPTION', `synchronous must be normal or full, got ${String(synchronous)}`, { details: { field: 'synchronous' } });
     }
