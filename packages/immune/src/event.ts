@@ -240,14 +240,16 @@ export function createEventId(at: number = Date.now()): string {
     const ts = Math.max(0, Math.floor(at)).toString(16).padStart(12, '0').slice(-12);
     lastIdPrefix = `${ts.slice(0, 8)}-${ts.slice(8)}-7`;
   } else {
-    lastIdSeq++;
+    lastIdSeq = (lastIdSeq + 1) & 0xfff;
   }
-  // rand_a holds a per-millisecond sequence (RFC 9562 method 1), so ids of one process sort in creation order.
+  // rand_a holds a per-millisecond sequence (RFC 9562 method 1), so ids of one process sort in creation order
+  // (past 4,096 ids in one millisecond the sequence wraps; ids stay unique by their 62 random bits).
   // randomUUID() is 'xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx': its variant and last 62 random bits follow.
-  const seq = lastIdSeq < 0x1000 ? lastIdSeq.toString(16).padStart(3, '0') : (lastIdSeq & 0xfff).toString(16).padStart(3, '0');
-  return lastIdPrefix + seq + randomUUID().slice(18);
+  hex3 ??= Array.from({ length: 0x1000 }, (_, i) => i.toString(16).padStart(3, '0'));
+  return lastIdPrefix + hex3[lastIdSeq]! + randomUUID().slice(18);
 }
 
+let hex3: string[] | undefined;
 let lastIdMs = -1;
 let lastIdSeq = 0;
 let lastIdPrefix = '';

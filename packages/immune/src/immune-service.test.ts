@@ -157,6 +157,21 @@ describe('ImmuneService', () => {
     ]);
   });
 
+  it('counts stored events by severity and type', async () => {
+    const registry = freshRegistry();
+    await using service = new ImmuneService({ registry });
+    await Promise.all([
+      service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'a' }),
+      service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'b' }),
+      service.publishEvent({ severity: 'CRITICAL', type: 'POLICY_VIOLATION', message: 'c' }),
+    ]);
+    await nextTurn();
+    const metric = await registry.getSingleMetric('guard_immune_events_total')!.get();
+    const value = (severity: string, type: string) => metric.values.find((v) => v.labels.severity === severity && v.labels.type === type)?.value;
+    expect(value('INFO', 'ERROR_SPIKE')).toBe(2);
+    expect(value('CRITICAL', 'POLICY_VIOLATION')).toBe(1);
+  });
+
   it('works with no listeners at all', async () => {
     await using service = new ImmuneService();
     await expect(service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: 'alone' })).resolves.toBeTypeOf('string');

@@ -130,7 +130,6 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
   readonly #events: ReturnType<typeof counter<'severity' | 'type'>>;
   readonly #rejected: ReturnType<typeof counter<'reason'>>;
   readonly #listenerErrors: ReturnType<typeof counter<'event'>>;
-  readonly #eventCounters = new Map<string, { inc(): void }>();
   #outbox: ImmuneEvent[] = [];
   #dispatchScheduled = false;
   #inFlight = 0;
@@ -220,13 +219,6 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
         for (const wake of idle) wake();
       }
     }
-    const key = `${event.severity}|${event.type}`;
-    let child = this.#eventCounters.get(key);
-    if (!child) {
-      child = this.#events.labels({ severity: event.severity, type: event.type });
-      this.#eventCounters.set(key, child);
-    }
-    child.inc();
     this.#announce(event);
     return event.id;
   }
@@ -243,6 +235,16 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     this.#dispatchScheduled = false;
     const events = this.#outbox;
     this.#outbox = [];
+    // Counted here, once per label set per turn: prom-client hashes labels on every inc().
+    const counts = new Map<string, number>();
+    for (const event of events) {
+      const key = `${event.severity}|${event.type}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of counts) {
+      const [severity, type] = key.split('|') as [string, string];
+      this.#events.inc({ severity, type }, n);
+    }
     for (const event of events) {
       const wantsAll = this.listenerCount('immune.event_published') > 0;
       const wantsCritical = event.severity === 'CRITICAL' && this.listenerCount('immune.critical_event') > 0;

@@ -1,6 +1,6 @@
 import type {} from './errors.js';
 import type { Logger, MetricsOptions } from '@guard/core';
-import { assertNumberOption, GuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
+import { assertNumberOption, GuardError, isGuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
@@ -288,13 +288,14 @@ export class KyselyEventStore implements EventStore {
     });
 
     this.ready = this.#migrate().then(() => this);
-    this.ready.catch(() => {}); // surfaced by every call that awaits it
     if (Number.isFinite(retentionMs)) {
       this.#pruneTimer = unrefInterval(() => {
         if (this.#pruning || this.#closed) return;
         this.prune(Date.now() - retentionMs).catch((error: unknown) => this.#logger.error({ err: error }, 'immune store prune failed'));
       }, pruneIntervalMs);
     }
+    // A failed open is surfaced by every call that awaits `ready`; no point pruning a store that never opened.
+    this.ready.catch(() => clearInterval(this.#pruneTimer));
   }
 
   async #migrate(): Promise<void> {
@@ -413,7 +414,7 @@ export class KyselyEventStore implements EventStore {
     try {
       await this.ready;
     } catch (error) {
-      throw isStoreError(error) ? error : new GuardError('STORE_ERROR', 'the event store failed to open', { cause: error });
+      throw isGuardError(error) ? error : new GuardError('STORE_ERROR', 'the event store failed to open', { cause: error });
     }
   }
 
@@ -543,15 +544,12 @@ export class KyselyEventStore implements EventStore {
   }
 }
 
-function isStoreError(error: unknown): boolean {
-  return error instanceof GuardError;
-}
 
 async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    if (error instanceof GuardError) throw error;
+    if (isGuardError(error)) throw error;
     throw new GuardError('STORE_ERROR', `event store query failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
   }
 }
