@@ -4,7 +4,12 @@ import type { ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.
 import { EVENT_LIMITS } from './event.js';
 import type { ImmuneService } from './immune-service.js';
 
-/** Options for {@link bridgeGuardBus}. */
+/**
+ * Options for {@link bridgeGuardBus}.
+ *
+ * @example
+ * bridgeGuardBus(bus, service, { agentId: 'api-1', includePlaybookStarts: true, memoryAlarms: false });
+ */
 export interface GuardBridgeOptions {
   /** `agent_id` of the events the bridge publishes (e.g. the service's instance name). */
   readonly agentId?: string;
@@ -25,7 +30,14 @@ export interface GuardBridgeOptions {
   readonly logger?: Logger;
 }
 
-/** A running bridge: call it (or `using`) to unsubscribe. */
+/**
+ * A running bridge: call it (or `using`) to unsubscribe.
+ *
+ * @example
+ * const bridge = bridgeGuardBus(bus, service);
+ * await bridge.settled();
+ * bridge(); // unsubscribe
+ */
 export interface GuardBridge {
   (): void;
   [Symbol.dispose](): void;
@@ -36,7 +48,13 @@ export interface GuardBridge {
 const SEVERITY: Record<Severity, ImmuneSeverity> = { info: 'INFO', warning: 'WARNING', critical: 'CRITICAL' };
 const POLICY = /acl|policy|violation|blacklist|rate_limit|forbidden|unauthori[sz]ed/i;
 
-/** The default detection classifier of {@link bridgeGuardBus}. */
+/**
+ * The default detection classifier of {@link bridgeGuardBus}: ACL/policy/rate-limit breaches are `POLICY_VIOLATION`,
+ * everything else (the Parasite Guard's leaks) `ERROR_SPIKE`.
+ *
+ * @example
+ * bridgeGuardBus(bus, service, { classifyDetection: (d) => (d.component === 'auth' ? 'POLICY_VIOLATION' : classifyDetection(d)) });
+ */
 export function classifyDetection(detection: Detection): ImmuneEventType {
   return POLICY.test(detection.pattern) || POLICY.test(detection.component) ? 'POLICY_VIOLATION' : 'ERROR_SPIKE';
 }

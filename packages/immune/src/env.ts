@@ -1,7 +1,12 @@
 import type { Env } from '@guard/core';
 import { envReader, GuardError } from '@guard/core';
 
-/** What {@link immuneConfigFromEnv} reads, grouped by the object it configures. */
+/**
+ * What {@link immuneConfigFromEnv} reads, grouped by the object it configures.
+ *
+ * @example
+ * const { service, store } = immuneConfigFromEnv();
+ */
 export interface ImmuneEnvConfig {
   readonly service: { readonly defaultWindowMs: number; readonly maxLimit: number };
   readonly store: { readonly retentionMs: number; readonly maxBatchSize: number; readonly maxPending: number; readonly tableName: string };

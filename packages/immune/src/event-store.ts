@@ -1,7 +1,12 @@
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES } from './event.js';
 
-/** A query over stored events, newest first. */
+/**
+ * A query over stored events, newest first.
+ *
+ * @example
+ * const q: EventQuery = { since: Date.now() - 3_600_000, severity: 'CRITICAL', limit: 20 };
+ */
 export interface EventQuery {
   /** Only events created at or after this epoch ms. */
   readonly since: number;
@@ -11,7 +16,12 @@ export interface EventQuery {
   readonly limit: number;
 }
 
-/** Counts of the events created at or after a moment. */
+/**
+ * Counts of the events created at or after a moment.
+ *
+ * @example
+ * const { total, bySeverity, latestCritical } = await store.counts(Date.now() - 900_000);
+ */
 export interface EventCounts {
   readonly total: number;
   readonly bySeverity: Readonly<Record<ImmuneSeverity, number>>;
@@ -45,7 +55,13 @@ export interface EventStore extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Zeroed counters keyed by severity and type. */
+/**
+ * Zeroed counters keyed by severity and type, for store implementations.
+ *
+ * @example
+ * const { bySeverity, byType } = emptyCounters();
+ * bySeverity[event.severity]++;
+ */
 export function emptyCounters(): { bySeverity: Record<ImmuneSeverity, number>; byType: Record<ImmuneEventType, number> } {
   return {
     bySeverity: Object.fromEntries(IMMUNE_SEVERITIES.map((s) => [s, 0])) as Record<ImmuneSeverity, number>,

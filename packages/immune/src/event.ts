@@ -2,19 +2,44 @@ import { randomUUID } from 'node:crypto';
 import { GuardError } from '@guard/core';
 import { z } from 'zod';
 
-/** Severities of an immune event, weakest first (upper case, as on the wire). */
+/**
+ * Severities of an immune event, weakest first (upper case, as on the wire).
+ *
+ * @example
+ * IMMUNE_SEVERITIES.includes(value as ImmuneSeverity);
+ */
 export const IMMUNE_SEVERITIES = ['INFO', 'WARNING', 'CRITICAL'] as const;
 
-/** Kinds of immune event. */
+/**
+ * Kinds of immune event.
+ *
+ * @example
+ * for (const type of IMMUNE_EVENT_TYPES) console.log(type, summary.byType[type]);
+ */
 export const IMMUNE_EVENT_TYPES = ['POLICY_VIOLATION', 'ERROR_SPIKE', 'SELF_HEALING_ACTION'] as const;
 
-/** `INFO | WARNING | CRITICAL`. */
+/**
+ * `INFO | WARNING | CRITICAL`.
+ *
+ * @example
+ * const severity: ImmuneSeverity = 'CRITICAL';
+ */
 export type ImmuneSeverity = (typeof IMMUNE_SEVERITIES)[number];
 
-/** `POLICY_VIOLATION | ERROR_SPIKE | SELF_HEALING_ACTION`. */
+/**
+ * `POLICY_VIOLATION | ERROR_SPIKE | SELF_HEALING_ACTION`.
+ *
+ * @example
+ * const type: ImmuneEventType = 'SELF_HEALING_ACTION';
+ */
 export type ImmuneEventType = (typeof IMMUNE_EVENT_TYPES)[number];
 
-/** Bounds applied to every event. */
+/**
+ * Bounds applied to every event.
+ *
+ * @example
+ * const message = text.slice(0, EVENT_LIMITS.maxMessageLength);
+ */
 export const EVENT_LIMITS = {
   /** Longest `message`, in characters. */
   maxMessageLength: 4096,
@@ -151,10 +176,21 @@ const common = {
     .optional(),
 };
 
-/** zod schema of {@link ImmuneEventInput} (camelCase; unknown keys are rejected). */
+/**
+ * zod schema of {@link ImmuneEventInput} (camelCase; unknown keys are rejected). Prefer {@link parseEventInput},
+ * which turns the first issue into a typed `INVALID_INPUT` error.
+ *
+ * @example
+ * const ok = immuneEventInputSchema.safeParse(input).success;
+ */
 export const immuneEventInputSchema = z.strictObject({ agentId: name('agentId').optional(), ...common });
 
-/** zod schema of a published event on the wire (snake_case, as `POST /api/immune/event` takes it). */
+/**
+ * zod schema of a published event on the wire (snake_case, as `POST /api/immune/event` takes it).
+ *
+ * @example
+ * const ok = immuneEventWireInputSchema.safeParse({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'x', agent_id: 'a' }).success;
+ */
 export const immuneEventWireInputSchema = z.strictObject({ agent_id: name('agent_id').optional(), ...common });
 
 function firstIssue(error: z.ZodError): { field: string; message: string } {

@@ -1,7 +1,12 @@
 import type {} from './errors.js';
 import { assertNumberOption, GuardError } from '@guard/core';
 
-/** Options for {@link GroupCommitter}. */
+/**
+ * Options for {@link GroupCommitter}.
+ *
+ * @example
+ * new GroupCommitter<Row>({ commit: (rows) => writeAll(rows), maxBatchSize: 500, maxPending: 50_000 });
+ */
 export interface GroupCommitterOptions<T> {
   /** Commits one batch in one transaction; resolve only once it is durable. */
   readonly commit: (batch: readonly T[]) => void | Promise<void>;

@@ -5,7 +5,12 @@ import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseWireEventInput, toWireEvent } from './event.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
 
-/** Options for {@link createImmuneHandler}. */
+/**
+ * Options for {@link createImmuneHandler}.
+ *
+ * @example
+ * createImmuneHandler(service, { basePath: '/immune', limitBytes: 16 * 1024, heartbeatMs: 10_000 });
+ */
 export interface ImmuneHandlerOptions {
   /** Where the routes live. Default `/api/immune`. */
   readonly basePath?: string;
@@ -22,7 +27,13 @@ export interface ImmuneHandlerOptions {
   readonly metricsPrefix?: string;
 }
 
-/** The handler plus `close()`, which ends every open SSE stream. */
+/**
+ * The handler plus `close()`, which ends every open SSE stream.
+ *
+ * @example
+ * const handler = createImmuneHandler(service);
+ * server.on('close', () => void handler.close());
+ */
 export interface ImmuneHandler extends HttpHandler, AsyncDisposable {
   close(): Promise<void>;
   /** Open SSE streams. */

@@ -7,7 +7,12 @@ import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput }
 import type { EventStore } from './event-store.js';
 import { MemoryEventStore } from './memory-store.js';
 
-/** The seed's stream payload (snake_case), shared by both stream events. */
+/**
+ * The seed's stream payload (snake_case), shared by both stream events.
+ *
+ * @example
+ * service.on('immune.event_published', ({ payload }) => log(payload.event_id, payload.severity));
+ */
 export interface ImmuneStreamPayload {
   readonly event_id: string;
   readonly severity: ImmuneSeverity;
@@ -22,7 +27,12 @@ export interface ImmuneStreamPayload {
   readonly critical_at?: string;
 }
 
-/** Names of the service's stream events. */
+/**
+ * Names of the service's stream events.
+ *
+ * @example
+ * const name: ImmuneStreamEventName = 'immune.critical_event';
+ */
 export type ImmuneStreamEventName = 'immune.event_published' | 'immune.critical_event';
 
 /**
@@ -38,13 +48,23 @@ export interface ImmuneStreamEnvelope {
   readonly payload: ImmuneStreamPayload;
 }
 
-/** The stream: `immune.event_published` for every stored event, `immune.critical_event` for CRITICAL ones. */
+/**
+ * The stream: `immune.event_published` for every stored event, `immune.critical_event` for CRITICAL ones.
+ *
+ * @example
+ * service.on('immune.critical_event', (envelope) => page(envelope.payload.message));
+ */
 export interface ImmuneStreamEvents {
   'immune.event_published': [ImmuneStreamEnvelope];
   'immune.critical_event': [ImmuneStreamEnvelope];
 }
 
-/** Options for {@link ImmuneService}. */
+/**
+ * Options for {@link ImmuneService}.
+ *
+ * @example
+ * new ImmuneService({ store, bus, defaultWindowMs: 15 * 60_000, maxLimit: 500 });
+ */
 export interface ImmuneServiceOptions {
   /** Where events are kept. Default: a {@link MemoryEventStore} of 10,000 events. */
   readonly store?: EventStore;
@@ -71,7 +91,12 @@ export interface ImmuneServiceOptions {
   readonly now?: () => number;
 }
 
-/** Options of {@link ImmuneService.getRecentEvents}. */
+/**
+ * Options of {@link ImmuneService.getRecentEvents}.
+ *
+ * @example
+ * await service.getRecentEvents({ windowMs: 3_600_000, type: 'POLICY_VIOLATION', limit: 50 });
+ */
 export interface RecentEventsOptions {
   /** Events of the last `windowMs`; ignored when `since` is given. */
   readonly windowMs?: number;
@@ -84,10 +109,20 @@ export interface RecentEventsOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Overall status of a window: `critical` with any CRITICAL event, `warning` with any WARNING, else `healthy`. */
+/**
+ * Overall status of a window: `critical` with any CRITICAL event, `warning` with any WARNING, else `healthy`.
+ *
+ * @example
+ * if ((await service.healthSummary()).status === 'critical') alert();
+ */
 export type ImmuneHealthStatus = 'healthy' | 'warning' | 'critical';
 
-/** The answer of {@link ImmuneService.healthSummary}. */
+/**
+ * The answer of {@link ImmuneService.healthSummary}.
+ *
+ * @example
+ * const { status, total, bySeverity, latestCritical } = await service.healthSummary({ windowMs: 900_000 });
+ */
 export interface ImmuneHealthSummary {
   readonly status: ImmuneHealthStatus;
   readonly windowMs: number;

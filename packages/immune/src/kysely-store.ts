@@ -8,12 +8,21 @@ import type { EventCounts, EventQuery, EventStore } from './event-store.js';
 import { emptyCounters } from './event-store.js';
 import { GroupCommitter } from './group-commit.js';
 
-/** The SQL dialects the store speaks. */
+/**
+ * The SQL dialects the store speaks.
+ *
+ * @example
+ * createKyselyEventStore({ db, dialect: 'postgres' satisfies EventStoreDialect });
+ */
 export type EventStoreDialect = 'sqlite' | 'postgres';
 
 /**
  * The few calls of a better-sqlite3 `Database` the SQLite fast path uses (a structural type, so the main entry
  * never imports better-sqlite3).
+ *
+ * @example
+ * const database = new Database('app.db'); // better-sqlite3
+ * const store = new KyselyEventStore({ db, dialect: 'sqlite', sqliteHandle: database });
  */
 export interface SqliteHandle {
   prepare(source: string): { run(...params: unknown[]): unknown };
@@ -21,7 +30,12 @@ export interface SqliteHandle {
   readonly inTransaction: boolean;
 }
 
-/** Options for {@link KyselyEventStore} and {@link createKyselyEventStore}. */
+/**
+ * Options for {@link KyselyEventStore} and {@link createKyselyEventStore}.
+ *
+ * @example
+ * const options: KyselyEventStoreOptions = { db, dialect: 'sqlite', tableName: 'immune_events', retentionMs: 86_400_000 };
+ */
 export interface KyselyEventStoreOptions {
   /** An existing kysely instance (may be shared with the rest of the app). */
   readonly db: Kysely<any>;

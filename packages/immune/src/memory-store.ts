@@ -3,7 +3,12 @@ import type { ImmuneEvent } from './event.js';
 import type { EventCounts, EventQuery, EventStore } from './event-store.js';
 import { emptyCounters } from './event-store.js';
 
-/** Options for {@link MemoryEventStore}. */
+/**
+ * Options for {@link MemoryEventStore}.
+ *
+ * @example
+ * const options: MemoryEventStoreOptions = { capacity: 5_000 };
+ */
 export interface MemoryEventStoreOptions {
   /** Most events kept; the oldest is overwritten beyond it. Default 10,000. */
   readonly capacity?: number;
@@ -108,7 +113,12 @@ export class MemoryEventStore implements EventStore {
   }
 }
 
-/** Orders events newest first (by time, then id). */
+/**
+ * Orders events newest first (by time, then id): the order of every query result.
+ *
+ * @example
+ * events.sort(newestFirst);
+ */
 export function newestFirst(a: ImmuneEvent, b: ImmuneEvent): number {
   return b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }

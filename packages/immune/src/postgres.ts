@@ -4,7 +4,12 @@ import { Kysely, PostgresDialect } from 'kysely';
 import { KyselyEventStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
 
-/** Options for {@link createPostgresStore}. */
+/**
+ * Options for {@link createPostgresStore}.
+ *
+ * @example
+ * await createPostgresStore({ connectionString: process.env.DATABASE_URL, maxConnections: 4 });
+ */
 export interface PostgresEventStoreOptions extends Omit<KyselyEventStoreOptions, 'db' | 'dialect' | 'sqliteHandle' | 'destroyOnClose'> {
   /** `postgres://user@host:5432/db`. Give this or `pool`. */
   readonly connectionString?: string;

@@ -4,7 +4,12 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { KyselyEventStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
 
-/** Options for {@link createSqliteStore}. */
+/**
+ * Options for {@link createSqliteStore}.
+ *
+ * @example
+ * await createSqliteStore({ path: 'immune.db', synchronous: 'full', retentionMs: 7 * 86_400_000 });
+ */
 export interface SqliteEventStoreOptions extends Omit<KyselyEventStoreOptions, 'db' | 'dialect' | 'sqliteHandle' | 'destroyOnClose'> {
   /** Database file (created if missing); `:memory:` for a throwaway database. */
   readonly path: string;

@@ -4,7 +4,12 @@ import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { createEventId } from './event.js';
 import type { EventStore } from './event-store.js';
 
-/** Options for {@link describeEventStoreContract}. */
+/**
+ * Options for {@link describeEventStoreContract}.
+ *
+ * @example
+ * describeEventStoreContract('pg', () => createPostgresStore({ connectionString, tableName }), { cleanup: dropTables });
+ */
 export interface EventStoreContractOptions {
   /** Runs after each test once its store is closed: drop tables, remove files. */
   readonly cleanup?: () => void | Promise<void>;
