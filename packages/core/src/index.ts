@@ -20,7 +20,7 @@ export type { GuardErrorCodes, GuardErrorCode, GuardErrorOptions } from './guard
 export { createJsonLogger, silentLogger, LOG_LEVELS } from './logger.js';
 export type { Logger, LogLevel, JsonLoggerOptions } from './logger.js';
 export { resolveRegistry, metricName, counter, gauge, histogram, summary } from './metrics.js';
-export type { MetricsOptions } from './metrics.js';
+export type { MetricsOptions, Registry } from './metrics.js';
 export { envReader } from './env.js';
 export type { Env, EnvNames, EnvReader, EnvNumberBounds, DurationUnit } from './env.js';
 export { captureSource, createSourceCapture, parseStackFrames, CapturedSource } from './source-frames.js';

@@ -2,6 +2,9 @@ import { Counter, Gauge, Histogram, register as globalRegistry, Summary } from '
 import type { CounterConfiguration, GaugeConfiguration, HistogramConfiguration, Metric, Registry } from 'prom-client';
 import { GuardError } from './guard-error.js';
 
+/** prom-client's registry type, re-exported so packages and apps need no direct prom-client import for types. */
+export type { Registry };
+
 /** Options every package takes for its metrics. */
 export interface MetricsOptions {
   /** Where metrics register; defaults to prom-client's global `register`, so an app's `/metrics` shows them. */

@@ -35,6 +35,12 @@ describe('source frames', () => {
     expect(parseStackFrames(stack, { ignore: [/server/] })).toEqual(['/app/src/main.ts:3:1', '/app/src/run.ts:9:2']);
   });
 
+  it('captures only `depth` frames, so deep call sites can fall outside it', () => {
+    const nest = (n: number): ReturnType<typeof captureSource> => (n === 0 ? captureSource({ depth: 2 }) : nest(n - 1));
+    expect(nest(5).frames().length).toBeLessThanOrEqual(2);
+    expect(nest(5).frames()[0]).toMatch(/source-frames\.test\.ts/);
+  });
+
   it('costs nothing when disabled', () => {
     expect(createSourceCapture(false)()).toBeUndefined();
     expect(createSourceCapture(true)()?.frames().length).toBeGreaterThan(0);
