@@ -125,7 +125,7 @@ export class ContextTracker implements Detector, ContextTarget, AsyncDisposable 
    */
   open(name: string): Span {
     assertOpen(this.#closed, 'ContextTracker');
-    const source = this.#traceSources ? captureSource({ skip: ContextTracker.prototype.open }) : undefined;
+    const source = this.#traceSources ? captureSource({ skip: ContextTracker.prototype.open, depth: 10 }) : undefined;
     const span = new SpanImpl(this, this.#storage, `ctx_${++this.#next}`, name, this.#storage.getStore(), source);
     this.#open.set(span.id, span);
     if (span.depth > this.maxDepth) {

@@ -301,7 +301,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   #record(tracked: Tracked, event: EventName, listener: Listener, skip: Listener): void {
     const owner = this.#pendingOwner;
     this.#pendingOwner = undefined;
-    const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3 }) : undefined;
+    const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10 }) : undefined;
     let list = tracked.byEvent.get(event);
     if (!list) tracked.byEvent.set(event, (list = []));
     const registration: Registration = { event, listener, source, owner };

@@ -155,7 +155,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     assertOpen(this.#closed, 'WebSocketTracker');
     const connection = this.#byWs.get(ws) ?? this.#connections.get(this.track(ws))!;
     const id = `m${++this.#nextMessage}`;
-    const source = this.#traceSources ? captureSource({ skip: WebSocketTracker.prototype.send }) : undefined;
+    const source = this.#traceSources ? captureSource({ skip: WebSocketTracker.prototype.send, depth: 10 }) : undefined;
     ws.send(JSON.stringify({ ...message, id }), callback); // throws while CONNECTING: nothing is recorded then
     const pending: Pending = { sentAt: Date.now(), source };
     connection.pending.set(id, pending);
