@@ -29,95 +29,102 @@ async function throughput(service, seconds = SECONDS) {
   return n / ((performance.now() - started) / 1_000);
 }
 
-const rows = [];
-
-// 1. Publish throughput.
-{
-  const service = new ImmuneService({ store: new MemoryEventStore({ capacity: 100_000 }) });
-  rows.push({ case: 'publish: memory ring', value: await throughput(service), unit: 'events/s' });
-  await service.close();
-}
-// SQLite: per-event transactions vs group commit, at both durability levels (default: synchronous=FULL).
-const sqliteCase = async (label, options) => {
-  const service = new ImmuneService({ store: await createSqliteStore({ path: join(dir, `${rows.length}.db`), ...options }) });
-  const value = await throughput(service);
-  rows.push({ case: label, value, unit: 'events/s' });
-  await service.close();
-  return value;
-};
-const perEvent = await sqliteCase('publish: SQLite FULL, one transaction per event (baseline)', { maxBatchSize: 1 });
-const grouped = await sqliteCase('publish: SQLite FULL, group commit (default)', {});
-const perEventNormal = await sqliteCase('publish: SQLite NORMAL, one transaction per event', { synchronous: 'normal', maxBatchSize: 1 });
-const groupedNormal = await sqliteCase('publish: SQLite NORMAL, group commit', { synchronous: 'normal' });
-let pgAvailable = true;
 try {
-  const service = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl, tableName: pgTable }) });
-  rows.push({ case: 'publish: Postgres, group commit', value: await throughput(service), unit: 'events/s' });
-  await service.close();
-} catch (error) {
-  pgAvailable = false;
-  rows.push({ case: `publish: Postgres (skipped: ${error.message.slice(0, 60)})`, value: NaN, unit: '' });
-}
+  const rows = [];
 
-// 2. healthSummary over 1,000,000 stored rows (SQLite), filled straight through the store.
-const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
-const store = await createSqliteStore({ path: join(dir, 'million.db'), maxBatchSize: 5_000, maxPending: 1_000_000 });
-const now = Date.now();
-const severities = ['INFO', 'INFO', 'INFO', 'WARNING', 'CRITICAL'];
-const types = ['POLICY_VIOLATION', 'ERROR_SPIKE', 'SELF_HEALING_ACTION'];
-const fillStarted = performance.now();
-for (let i = 0; i < ROWS; i += 20_000) {
-  const batch = [];
-  for (let j = i; j < Math.min(ROWS, i + 20_000); j++) {
-    // Spread over the last 24 h, oldest first.
-    const createdAt = now - 86_400_000 + Math.floor((j * 86_400_000) / ROWS);
-    batch.push(store.insert({ id: createEventId(createdAt), severity: severities[j % 5], type: types[j % 3], message: `event ${j}`, meta: { j }, createdAt }));
+  // 1. Publish throughput.
+  {
+    const service = new ImmuneService({ store: new MemoryEventStore({ capacity: 100_000 }) });
+    rows.push({ case: 'publish: memory ring', value: await throughput(service), unit: 'events/s' });
+    await service.close();
   }
-  await Promise.all(batch);
-}
-const fillSeconds = (performance.now() - fillStarted) / 1_000;
-const service = new ImmuneService({ store });
-const bench = new Bench({ time: 2_000, warmupTime: 200 });
-bench
-  .add('healthSummary, 25 h window over all 1M rows', async () => {
-    const s = await service.healthSummary({ windowMs: 90_000_000 });
-    if (s.total !== ROWS) throw new Error(`expected ${ROWS}, got ${s.total}`);
-  })
-  .add('healthSummary 1 h window', async () => {
-    await service.healthSummary({ windowMs: 3_600_000 });
-  })
-  .add('getRecentEvents CRITICAL, limit 100', async () => {
-    await service.getRecentEvents({ windowMs: 86_400_000, severity: 'CRITICAL', limit: 100 });
-  });
-await bench.run();
-for (const task of bench.tasks) {
-  if (!task.result.latency) throw new Error(`${task.name}: ${task.result.state} ${task.result.error?.stack ?? ''}`);
-  const latency = task.result.latency;
-  rows.push({ case: task.name, value: latency.p50 ?? latency.mean, unit: 'ms p50', p99: latency.p99 });
-}
-await service.close();
+  // SQLite: per-event transactions vs group commit, at both durability levels (default: synchronous=FULL).
+  const sqliteCase = async (label, options) => {
+    const service = new ImmuneService({ store: await createSqliteStore({ path: join(dir, `${rows.length}.db`), ...options }) });
+    const value = await throughput(service);
+    rows.push({ case: label, value, unit: 'events/s' });
+    await service.close();
+    return value;
+  };
+  const perEvent = await sqliteCase('publish: SQLite FULL, one transaction per event (baseline)', { maxBatchSize: 1 });
+  const grouped = await sqliteCase('publish: SQLite FULL, group commit (default)', {});
+  const perEventNormal = await sqliteCase('publish: SQLite NORMAL, one transaction per event', { synchronous: 'normal', maxBatchSize: 1 });
+  const groupedNormal = await sqliteCase('publish: SQLite NORMAL, group commit', { synchronous: 'normal' });
+  try {
+    const service = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl, tableName: pgTable }) });
+    rows.push({ case: 'publish: Postgres, group commit', value: await throughput(service), unit: 'events/s' });
+    await service.close();
+  } catch (error) {
+    rows.push({ case: `publish: Postgres (skipped: ${error.message.slice(0, 60)})`, value: NaN, unit: '' });
+  }
 
-// 3. Report.
-const fmt = (v) => (Number.isNaN(v) ? '-' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
-console.log(`\n@guard/immune bench (node ${process.version}, ${PUBLISHERS} concurrent publishers, ${SECONDS}s per case; filled ${ROWS.toLocaleString('en-US')} rows in ${fillSeconds.toFixed(1)}s)\n`);
-console.log('| case | result | unit | vs baseline |');
-console.log('|---|---:|---|---:|');
-for (const row of rows) {
-  const ratio = row.unit === 'events/s' ? `${(row.value / perEvent).toFixed(1)}x` : row.p99 === undefined ? '' : `p99 ${fmt(row.p99)} ms`;
-  console.log(`| ${row.case} | ${fmt(row.value)} | ${row.unit} | ${ratio} |`);
-}
-const summary = rows.find((r) => r.case.startsWith('healthSummary, 25 h'));
-console.log(
-  `\ntargets: SQLite group commit >= 50,000/s: ${grouped >= 50_000 ? 'met' : 'MISSED'} (${fmt(grouped)}); ` +
-    `>= 10x per-event: ${grouped / perEvent >= 10 ? 'met' : 'MISSED'} (${(grouped / perEvent).toFixed(1)}x; ` +
-    `with synchronous=NORMAL ${(groupedNormal / perEventNormal).toFixed(1)}x); ` +
-    `healthSummary over 1M rows < 50 ms: ${summary.value < 50 ? 'met' : 'MISSED'} (${fmt(summary.value)} ms p50)`,
-);
+  // 2. healthSummary over 1,000,000 stored rows (SQLite), filled straight through the store.
+  const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+  const store = await createSqliteStore({ path: join(dir, 'million.db'), maxBatchSize: 5_000, maxPending: 1_000_000 });
+  const now = Date.now();
+  const severities = ['INFO', 'INFO', 'INFO', 'WARNING', 'CRITICAL'];
+  const types = ['POLICY_VIOLATION', 'ERROR_SPIKE', 'SELF_HEALING_ACTION'];
+  const fillStarted = performance.now();
+  for (let i = 0; i < ROWS; i += 20_000) {
+    const batch = [];
+    for (let j = i; j < Math.min(ROWS, i + 20_000); j++) {
+      // Spread over the last 24 h, oldest first.
+      const createdAt = now - 86_400_000 + Math.floor((j * 86_400_000) / ROWS);
+      batch.push(store.insert({ id: createEventId(createdAt), severity: severities[j % 5], type: types[j % 3], message: `event ${j}`, meta: { j }, createdAt }));
+    }
+    await Promise.all(batch);
+  }
+  const fillSeconds = (performance.now() - fillStarted) / 1_000;
+  const service = new ImmuneService({ store });
+  const bench = new Bench({ time: 2_000, warmupTime: 200 });
+  bench
+    .add(`healthSummary, 25 h window over all ${ROWS.toLocaleString('en-US')} rows`, async () => {
+      const s = await service.healthSummary({ windowMs: 90_000_000 });
+      if (s.total !== ROWS) throw new Error(`expected ${ROWS}, got ${s.total}`);
+    })
+    .add('healthSummary 1 h window', async () => {
+      await service.healthSummary({ windowMs: 3_600_000 });
+    })
+    .add('getRecentEvents CRITICAL, limit 100', async () => {
+      await service.getRecentEvents({ windowMs: 86_400_000, severity: 'CRITICAL', limit: 100 });
+    });
+  await bench.run();
+  for (const task of bench.tasks) {
+    if (!task.result.latency) throw new Error(`${task.name}: ${task.result.state} ${task.result.error?.stack ?? ''}`);
+    const latency = task.result.latency;
+    rows.push({ case: task.name, value: latency.p50 ?? latency.mean, unit: 'ms p50', p99: latency.p99 });
+  }
+  await service.close();
 
-if (pgAvailable) {
+  // 3. Report.
+  const fmt = (v) => (Number.isNaN(v) ? '-' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
+  console.log(`\n@guard/immune bench (node ${process.version}, ${PUBLISHERS} concurrent publishers, ${SECONDS}s per case; filled ${ROWS.toLocaleString('en-US')} rows in ${fillSeconds.toFixed(1)}s)\n`);
+  console.log('| case | result | unit | vs baseline |');
+  console.log('|---|---:|---|---:|');
+  for (const row of rows) {
+    const ratio = row.unit === 'events/s' ? `${(row.value / perEvent).toFixed(1)}x` : row.p99 === undefined ? '' : `p99 ${fmt(row.p99)} ms`;
+    console.log(`| ${row.case} | ${fmt(row.value)} | ${row.unit} | ${ratio} |`);
+  }
+  const summary = rows.find((r) => r.case.startsWith('healthSummary, 25 h'));
+  console.log(
+    `\ntargets: SQLite group commit >= 50,000/s: ${grouped >= 50_000 ? 'met' : 'MISSED'} (${fmt(grouped)}); ` +
+      `>= 10x per-event: ${grouped / perEvent >= 10 ? 'met' : 'MISSED'} (${(grouped / perEvent).toFixed(1)}x; ` +
+      `with synchronous=NORMAL ${(groupedNormal / perEventNormal).toFixed(1)}x); ` +
+      `healthSummary over ${ROWS.toLocaleString('en-US')} rows < 50 ms: ${summary.value < 50 ? 'met' : 'MISSED'} (${fmt(summary.value)} ms p50)`,
+  );
+} finally {
+  await cleanup();
+}
+
+async function cleanup() {
   const pg = (await import('pg')).default;
   const pool = new pg.Pool({ connectionString: pgUrl, max: 1 });
-  for (const t of [pgTable, `${pgTable}_rollup`, `${pgTable}_migrations`, `${pgTable}_migrations_lock`]) await pool.query(`DROP TABLE IF EXISTS "${t}"`);
-  await pool.end();
+  try {
+    for (const t of [pgTable, `${pgTable}_rollup`, `${pgTable}_migrations`, `${pgTable}_migrations_lock`]) await pool.query(`DROP TABLE IF EXISTS "${t}"`);
+  } catch {
+    // no Postgres here: nothing to drop
+  } finally {
+    await pool.end();
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
-rmSync(dir, { recursive: true, force: true });
