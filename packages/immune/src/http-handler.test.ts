@@ -262,6 +262,32 @@ describe('createImmuneHandler', () => {
     expect((await t.registry.getSingleMetric('guard_immune_sse_clients')!.get()).values[0]!.value).toBe(0);
   });
 
+  it('replays missed events to a client reconnecting with Last-Event-ID, then streams live ones', async () => {
+    await using t = await serve();
+    const first = (await t.post({ ...valid, message: 'seen before the drop' })).body.id;
+    const missed1 = (await t.post({ ...valid, message: 'missed one' })).body.id;
+    const missed2 = (await t.post({ ...valid, severity: 'CRITICAL', message: 'missed two' })).body.id;
+    const controller = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${t.port}/api/immune/stream`, { headers: { 'last-event-id': first }, signal: controller.signal });
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${pattern}`);
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    await readUntil(/missed two/);
+    const live = (await t.post({ ...valid, message: 'live after replay' })).body.id;
+    await readUntil(/live after replay/);
+    const ids = [...text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
+    expect(ids).toEqual([missed1, missed2, live]);
+    controller.abort();
+    await expect.poll(() => t.handler.sseClients, { timeout: 5_000 }).toBe(0);
+  });
+
   it('refuses SSE clients beyond maxSseClients and ends streams on close', async () => {
     await using t = await serve({ maxSseClients: 1 });
     const first = await fetch(`http://127.0.0.1:${t.port}/api/immune/stream`);

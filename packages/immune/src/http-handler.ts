@@ -4,6 +4,7 @@ import { assertNumberOption, gauge, GuardError, isGuardError, metricName, proble
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseWireEventInput, toWireEvent } from './event.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
+import { toStreamEnvelope } from './immune-service.js';
 
 /**
  * Options for {@link createImmuneHandler}.
@@ -40,6 +41,7 @@ export interface ImmuneHandler extends HttpHandler, AsyncDisposable {
   readonly sseClients: number;
 }
 
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|min|h|d)?$/i;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -181,15 +183,46 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n: connected\n\n');
-    const onEvent = (envelope: ImmuneStreamEnvelope) => {
-      if (severity !== undefined && envelope.payload.severity !== severity) return;
-      if (type !== undefined && envelope.payload.type !== type) return;
+    const send = (envelope: ImmuneStreamEnvelope) => {
+      if (done) return;
       if (res.writableLength > maxSseBufferedBytes) {
         end(); // a client that stopped reading is dropped, never buffered without bound
         return;
       }
       res.write(`id: ${envelope.payload.event_id}\nevent: ${envelope.type}\ndata: ${JSON.stringify(envelope)}\n\n`);
     };
+    // A reconnecting EventSource sends Last-Event-ID: replay what it missed from the store, holding live events
+    // back until the replay is written (then skipping any the replay already sent).
+    const lastId = String(req.headers['last-event-id'] ?? '').trim().toLowerCase();
+    let held: ImmuneStreamEnvelope[] | undefined = UUID_V7.test(lastId) ? [] : undefined;
+    const onEvent = (envelope: ImmuneStreamEnvelope) => {
+      if (severity !== undefined && envelope.payload.severity !== severity) return;
+      if (type !== undefined && envelope.payload.type !== type) return;
+      if (held) held.push(envelope);
+      else send(envelope);
+    };
+    if (held) {
+      const since = parseInt(lastId.slice(0, 8) + lastId.slice(9, 13), 16);
+      service
+        .getRecentEvents({ since, limit: service.maxLimit, ...(severity ? { severity } : {}), ...(type ? { type } : {}) })
+        .then(
+          (events) => {
+            const sent = new Set<string>();
+            for (const event of events.reverse()) {
+              if (event.id <= lastId) continue;
+              sent.add(event.id);
+              send(toStreamEnvelope(event, 'immune.event_published', service.target));
+            }
+            return sent;
+          },
+          () => new Set<string>(), // replay is best effort; the live stream goes on
+        )
+        .then((sent) => {
+          const live = held ?? [];
+          held = undefined;
+          for (const envelope of live) if (!sent.has(envelope.payload.event_id)) send(envelope);
+        });
+    }
     const heartbeat = setInterval(() => res.write(`: heartbeat ${Date.now()}\n\n`), heartbeatMs);
     heartbeat.unref();
     let done = false;

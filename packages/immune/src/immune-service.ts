@@ -283,34 +283,8 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     for (const event of events) {
       const wantsAll = this.listenerCount('immune.event_published') > 0;
       const wantsCritical = event.severity === 'CRITICAL' && this.listenerCount('immune.critical_event') > 0;
-      if (wantsAll || wantsCritical) {
-        const at = new Date(event.createdAt).toISOString();
-        const payload = {
-          event_id: event.id,
-          severity: event.severity,
-          type: event.type,
-          message: event.message,
-          ...(event.agentId === undefined ? {} : { agent_id: event.agentId }),
-          ...(event.module === undefined ? {} : { module: event.module }),
-          meta: event.meta,
-        };
-        if (wantsAll) {
-          this.emit('immune.event_published', {
-            type: 'immune.event_published',
-            source: 'immune_service',
-            target: this.#target,
-            payload: { ...payload, published_at: at },
-          });
-        }
-        if (wantsCritical) {
-          this.emit('immune.critical_event', {
-            type: 'immune.critical_event',
-            source: 'immune_service',
-            target: this.#target,
-            payload: { ...payload, critical_at: at },
-          });
-        }
-      }
+      if (wantsAll) this.emit('immune.event_published', toStreamEnvelope(event, 'immune.event_published', this.#target));
+      if (wantsCritical) this.emit('immune.critical_event', toStreamEnvelope(event, 'immune.critical_event', this.#target));
       if (this.#bus) {
         const notice: ImmuneEventNotice = {
           id: event.id,
@@ -421,6 +395,11 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     };
   }
 
+  /** The envelope's `target`. */
+  get target(): string {
+    return this.#target;
+  }
+
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closed;
@@ -440,4 +419,26 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * Wraps a stored event in the seed's stream envelope (what the service emits and the SSE stream sends).
+ *
+ * @example
+ * const envelope = toStreamEnvelope(event, 'immune.event_published', service.target);
+ */
+export function toStreamEnvelope(event: ImmuneEvent, name: ImmuneStreamEventName, target: string): ImmuneStreamEnvelope {
+  const at = new Date(event.createdAt).toISOString();
+  const payload: { -readonly [K in keyof ImmuneStreamPayload]: ImmuneStreamPayload[K] } = {
+    event_id: event.id,
+    severity: event.severity,
+    type: event.type,
+    message: event.message,
+    meta: event.meta,
+  };
+  if (event.agentId !== undefined) payload.agent_id = event.agentId;
+  if (event.module !== undefined) payload.module = event.module;
+  if (name === 'immune.critical_event') payload.critical_at = at;
+  else payload.published_at = at;
+  return { type: name, source: 'immune_service', target, payload };
 }

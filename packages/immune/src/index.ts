@@ -20,7 +20,7 @@ export { GroupCommitter } from './group-commit.js';
 export type { GroupCommitterOptions } from './group-commit.js';
 export { KyselyEventStore, createKyselyEventStore } from './kysely-store.js';
 export type { KyselyEventStoreOptions, EventStoreDialect, SqliteHandle } from './kysely-store.js';
-export { ImmuneService } from './immune-service.js';
+export { ImmuneService, toStreamEnvelope } from './immune-service.js';
 export type {
   ImmuneServiceOptions,
   RecentEventsOptions,
