@@ -1,11 +1,7 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.js';
 
 export default defineConfig({
+  ...packageBuild,
   entry: { index: 'src/index.ts', testing: 'src/testing.ts', 'cli/loadtest': 'src/cli/loadtest.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  target: 'node20',
-  clean: true,
-  sourcemap: true,
-  treeshake: true,
 });
