@@ -1,9 +1,9 @@
-import { GuardError, assertNumberOption, isGuardError, silentLogger } from '@guard/core';
+import { GuardError, assertNumberOption, isGuardError, raceAbort, silentLogger } from '@guard/core';
 import type { BreakerStateChange, CircuitState, GuardBus, Logger, Subscription } from '@guard/core';
 import { CircuitOpenError } from './errors.js';
 import { CALL_DELTAS, STATE_CODE, circuitMetrics } from './metrics.js';
 import type { BreakerMetricsSource, CircuitMetrics, CircuitMetricsOptions } from './metrics.js';
-import { INVOKE, invokeNext, raceAbort } from './policy.js';
+import { INVOKE, invokeNext } from './policy.js';
 import type { ExecuteOptions, Operation, Policy } from './policy.js';
 
 /** How a breaker decides to open. */

@@ -1,4 +1,4 @@
-import { GuardError, assertNumberOption } from '@guard/core';
+import { GuardError, assertNumberOption, raceAbort } from '@guard/core';
 
 /**
  * The work a policy runs. `signal` is defined only when a timeout, a caller's signal or a half-open probe asked for one.
@@ -45,25 +45,6 @@ export function invokeNext<T>(
 ): T | PromiseLike<T> {
   if (chain !== undefined && index < chain.length) return chain[index]![INVOKE](fn, signal, chain, index + 1);
   return fn(signal);
-}
-
-/** @internal Settles like `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
-export function raceAbort<T>(promise: T | PromiseLike<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve(promise).then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**

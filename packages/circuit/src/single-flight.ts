@@ -1,4 +1,4 @@
-import { raceAbort } from './policy.js';
+import { raceAbort } from '@guard/core';
 
 /**
  * Request coalescing: concurrent calls with one key share one execution and its result or error.

@@ -50,6 +50,7 @@ describe('readJsonBody over real HTTP', () => {
   it('answers a huge body with 413 and keeps serving', async () => {
     const res = await post(Buffer.alloc(1024 * 1024, 'a'));
     expect(res.status).toBe(413);
+    expect(res.headers.get('connection')).toBe('close');
     expect((await post('{}')).status).toBe(200);
   });
 

@@ -39,6 +39,8 @@ export function sendProblem(res: ServerResponse, problem: Problem, headers: Reco
   res.writeHead(problem.status, {
     'content-type': 'application/problem+json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
+    // 413/415 answer before the body is read: close, so a keep-alive client never reuses a half-read socket.
+    ...(problem.status === 413 || problem.status === 415 ? { connection: 'close' } : {}),
     ...headers,
   });
   res.end(body);

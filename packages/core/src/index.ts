@@ -38,3 +38,4 @@ export type {
   ContextTarget,
   SanitizationScheduler,
 } from './sanitize-targets.js';
+export { raceAbort } from './abort.js';

@@ -1,5 +1,5 @@
 import type { BatchTarget } from '@guard/core';
-import { raceAbort } from './abort.js';
+import { raceAbort } from '@guard/core';
 import type { Sanitizer } from './sanitizer.js';
 
 /**

@@ -1,5 +1,6 @@
 import type { DbPoolTarget } from '@guard/core';
-import { raceAbort } from './abort.js';
+import { raceAbort } from '@guard/core';
+import { waitUntil } from './abort.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**

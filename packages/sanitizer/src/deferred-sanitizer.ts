@@ -22,8 +22,8 @@ import type {
   SanitizeOutcome,
   SanitizeResult,
 } from '@guard/core';
+import { raceAbort } from '@guard/core';
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import { raceAbort } from './abort.js';
 import { DEFAULT_DELAYS_MS } from './components.js';
 import { deferredSanitizerOptionsFromEnv } from './sanitizer-env.js';
 import type { Env } from '@guard/core';
