@@ -1,6 +1,5 @@
 import type { DbPoolTarget } from '@guard/core';
 import { raceAbort } from '@guard/core';
-import { waitUntil } from './abort.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
