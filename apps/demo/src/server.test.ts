@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startDemo, type Demo } from './server.js';
-import { spawnDemo } from './test-support.js';
+import { CHAOS_CLI, run, spawnDemo } from './test-support.js';
 
 let demo: Demo;
 let dataDir: string;
@@ -127,5 +127,22 @@ describe('demo process', () => {
     const child = await spawnDemo();
     expect((await fetch(`${child.url}/metrics`)).status).toBe(200);
     expect(await child.stop()).toBe(0);
+  });
+});
+
+describe('demo on Postgres (DATABASE_URL)', () => {
+  it('stores analyses and immune events in Postgres and heals an orphaned connection there', { timeout: 60_000 }, async () => {
+    const pgUrl = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    await using child = await spawnDemo({ DATABASE_URL: pgUrl, PARASITE_GUARD_MODE: 'full' });
+    const created = await fetch(`${child.url}/api/analyses`, json({ text: 'on postgres' }));
+    expect(created.status).toBe(201);
+    const state = (await (await fetch(`${child.url}/dashboard/state`)).json()) as { mode: string };
+    expect(state.mode).toBe('full');
+    const { code, output } = await run([CHAOS_CLI, 'db-orphan', '--url', child.url]);
+    expect(output).toMatch(/^db-orphan\s.*PASS/m);
+    expect(code).toBe(0);
+    const events = (await (await fetch(`${child.url}/api/immune/events?limit=50`)).json()) as { events: { module?: string; type: string }[] };
+    expect(events.events.some((e) => e.module === 'db' && e.type === 'SELF_HEALING_ACTION')).toBe(true);
+    expect(child.output()).toContain('db=postgres');
   });
 });
