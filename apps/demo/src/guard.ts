@@ -133,7 +133,7 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
     registry,
     scheduler: sanitizer,
     logger: logger.child?.({ component: 'parasite' }) ?? logger,
-    detectors: [sockets, emitters, dialect.tracker, batch, contexts, handles, new HalfOpenDetector({ bus, ...t.circuit })],
+    detectors: [sockets, emitters, dialect.tracker, batch, contexts, handles, new HalfOpenDetector({ bus, ...t.circuit, probesInFlight: (name) => breakers.get(name)?.probesInFlight })],
   });
 
   const memory = new MemoryGuardrail({ ...memoryOptionsFromEnv(env), bus, registry, logger, cacheProbes: deps.caches });

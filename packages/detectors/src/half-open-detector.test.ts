@@ -44,6 +44,16 @@ describe('HalfOpenDetector (C4) from breaker events on the GuardBus', () => {
     expect(chain.active().map((d) => d.resourceId)).toEqual(['search']);
   });
 
+  it('with a probesInFlight lookup, an idle half-open breaker is not an orphan but a stuck probe is', () => {
+    const bus = new GuardBus();
+    const chain = new DetectorChain({ mode: 'detect', scanIntervalMs: 0, bus, registry: new Registry() });
+    const inFlight = new Map([['idle', 0], ['stuck', 1]]);
+    chain.add(new HalfOpenDetector({ bus, probeTimeoutMs: 1_000, probesInFlight: (circuit) => inFlight.get(circuit) }));
+    const at = Date.now();
+    for (const circuit of ['idle', 'stuck', 'unknown']) bus.emit('breakerStateChange', { circuit, from: 'open', to: 'half_open', at });
+    expect(chain.scan(at + 2_000).map((d) => d.resourceId).sort()).toEqual(['stuck', 'unknown']);
+  });
+
   it('full schedules the orphan; dry_run and detect do not', () => {
     for (const mode of ['dry_run', 'detect', 'full'] as const) {
       const { bus, chain, scheduler } = setup(mode);

@@ -13,6 +13,11 @@ export interface HalfOpenDetectorOptions {
   readonly bus: GuardBus;
   /** Used when an event carries no `probeTimeoutMs`. Default 30000. */
   readonly probeTimeoutMs?: number;
+  /**
+   * Probes running now per circuit (e.g. `(name) => registry.get(name)?.probesInFlight`). When given, a breaker
+   * that is half-open with no probe running (slow traffic, not a stuck probe) is not an orphan.
+   */
+  readonly probesInFlight?: (circuit: string) => number | undefined;
 }
 
 interface HalfOpen {
@@ -34,10 +39,12 @@ export class HalfOpenDetector implements Detector, AsyncDisposable {
   readonly probeTimeoutMs: number;
   readonly #halfOpen = new Map<string, HalfOpen>();
   readonly #subscription: Subscription;
+  readonly #probesInFlight: ((circuit: string) => number | undefined) | undefined;
   #trigger: (() => void) | undefined;
 
   constructor(options: HalfOpenDetectorOptions) {
     this.probeTimeoutMs = options.probeTimeoutMs ?? 30_000;
+    this.#probesInFlight = options.probesInFlight;
     assertNumberOption('probeTimeoutMs', this.probeTimeoutMs, { min: 1 });
     this.#subscription = options.bus.subscribe('breakerStateChange', (change) => this.#onChange(change));
   }
@@ -55,7 +62,7 @@ export class HalfOpenDetector implements Detector, AsyncDisposable {
     const findings: Finding[] = [];
     for (const [circuit, h] of this.#halfOpen) {
       const ageMs = now - h.since;
-      if (ageMs <= h.probeTimeoutMs) continue;
+      if (ageMs <= h.probeTimeoutMs || this.#probesInFlight?.(circuit) === 0) continue;
       findings.push({
         pattern: 'half_open_orphan',
         severity: 'critical',
