@@ -29,7 +29,7 @@ const groups = [
   }],
   ['source capture per call', {
     'no capture (baseline)': () => { for (let i = 0; i < BATCH; i++) sink += off() === undefined ? 1 : 0; },
-    'new Error() (plain stack)': () => { for (let i = 0; i < BATCH; i++) sink += new Error('x') ? 1 : 0; },
+    'new Error() (plain stack)': () => { for (let i = 0; i < BATCH; i++) { const error = new Error('x'); sink += error === undefined ? 0 : 1; } },
     'captureSource depth 10': () => { for (let i = 0; i < BATCH; i++) sink += captureSource({ depth: 10 }) ? 1 : 0; },
     'captureSource depth 30': () => { for (let i = 0; i < BATCH; i++) sink += captureSource() ? 1 : 0; },
   }],
