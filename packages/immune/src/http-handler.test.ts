@@ -67,6 +67,27 @@ async function serve(options: ImmuneHandlerOptions = {}, serviceOptions: Constru
   };
 }
 
+/** Opens the SSE stream and reads it until a pattern shows up in everything received so far. */
+async function openStream(url: string, headers: Record<string, string> = {}) {
+  const controller = new AbortController();
+  const response = await fetch(url, { headers, signal: controller.signal });
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  const stream = {
+    response,
+    controller,
+    text: '',
+    async readUntil(pattern: RegExp): Promise<void> {
+      while (!pattern.test(stream.text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${pattern}`);
+        stream.text += decoder.decode(value, { stream: true });
+      }
+    },
+  };
+  return stream;
+}
+
 const valid = { severity: 'WARNING', type: 'ERROR_SPIKE', message: 'spike', agent_id: 'a-1', module: 'api', meta: { rate: 0.3 } };
 
 describe('createImmuneHandler', () => {
@@ -230,29 +251,19 @@ describe('createImmuneHandler', () => {
 
   it('streams new events over SSE with heartbeats, and cleans up disconnected clients', async () => {
     await using t = await serve({ heartbeatMs: 50 });
-    const controller = new AbortController();
-    const response = await fetch(`http://127.0.0.1:${t.port}/api/immune/stream?severity=CRITICAL`, { signal: controller.signal });
+    const stream = await openStream(`http://127.0.0.1:${t.port}/api/immune/stream?severity=CRITICAL`);
+    const { response, controller, readUntil } = stream;
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    const readUntil = async (pattern: RegExp) => {
-      while (!pattern.test(text)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`stream ended before ${pattern}`);
-        text += decoder.decode(value, { stream: true });
-      }
-    };
     await readUntil(/: connected/);
     expect(t.handler.sseClients).toBe(1);
     await t.post({ ...valid, message: 'not critical' });
     const id = (await t.post({ ...valid, severity: 'CRITICAL', message: 'on fire' })).body.id;
     await readUntil(/event: immune\.event_published\ndata: .*\n\n/);
-    const data = JSON.parse(/data: (.*)\n/.exec(text)![1]!);
+    const data = JSON.parse(/data: (.*)\n/.exec(stream.text)![1]!);
     expect(data).toMatchObject({ type: 'immune.event_published', source: 'immune_service', payload: { event_id: id, message: 'on fire' } });
-    expect(text).toContain(`id: ${id}`);
-    expect(text).not.toContain('not critical');
+    expect(stream.text).toContain(`id: ${id}`);
+    expect(stream.text).not.toContain('not critical');
     await readUntil(/: heartbeat \d+/);
     const metric = await t.registry.getSingleMetric('guard_immune_sse_clients')!.get();
     expect(metric.values[0]!.value).toBe(1);
@@ -267,22 +278,12 @@ describe('createImmuneHandler', () => {
     const first = (await t.post({ ...valid, message: 'seen before the drop' })).body.id;
     const missed1 = (await t.post({ ...valid, message: 'missed one' })).body.id;
     const missed2 = (await t.post({ ...valid, severity: 'CRITICAL', message: 'missed two' })).body.id;
-    const controller = new AbortController();
-    const response = await fetch(`http://127.0.0.1:${t.port}/api/immune/stream`, { headers: { 'last-event-id': first }, signal: controller.signal });
-    const reader = response.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    const readUntil = async (pattern: RegExp) => {
-      while (!pattern.test(text)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`stream ended before ${pattern}`);
-        text += decoder.decode(value, { stream: true });
-      }
-    };
+    const stream = await openStream(`http://127.0.0.1:${t.port}/api/immune/stream`, { 'last-event-id': first });
+    const { controller, readUntil } = stream;
     await readUntil(/missed two/);
     const live = (await t.post({ ...valid, message: 'live after replay' })).body.id;
     await readUntil(/live after replay/);
-    const ids = [...text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
+    const ids = [...stream.text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]);
     expect(ids).toEqual([missed1, missed2, live]);
     controller.abort();
     await expect.poll(() => t.handler.sseClients, { timeout: 5_000 }).toBe(0);
