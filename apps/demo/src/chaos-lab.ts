@@ -51,6 +51,14 @@ export interface ChaosLabDeps {
   readonly wsUrl: () => string;
 }
 
+/** Events kept per kind: enough for any scenario's window, bounded so a long-running demo never grows. */
+const EVENT_HISTORY = 1_000;
+
+function remember<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > EVENT_HISTORY) list.splice(0, list.length - EVENT_HISTORY);
+}
+
 const BUSY_WORKER = `const { workerData } = require('node:worker_threads'); const end = Date.now() + workerData.ms; while (Date.now() < end) {}`;
 
 /** Injects each chaos scenario into the running demo and reports its timeline (`POST/GET /chaos/:scenario`). */
@@ -73,11 +81,11 @@ export class ChaosLab {
     this.#proxy = deps.proxy;
     const bus = deps.guard.bus;
     this.#subscriptions = [
-      bus.subscribe('detection', (d) => this.#events.detections.push(d)),
-      bus.subscribe('sanitization', (s) => this.#events.sanitizations.push({ component: String(s.component), outcome: s.outcome, at: s.finishedAt })),
-      bus.subscribe('breakerStateChange', (c) => this.#events.breakers.push({ to: c.to, at: c.at })),
-      bus.subscribe('playbookRun', (r) => this.#events.playbooks.push({ playbook: r.playbook, status: r.status, at: r.finishedAt ?? r.startedAt })),
-      bus.subscribe('memoryAlarm', (a) => this.#events.alarms.push({ status: a.status, at: a.at })),
+      bus.subscribe('detection', (d) => remember(this.#events.detections, d)),
+      bus.subscribe('sanitization', (s) => remember(this.#events.sanitizations, { component: String(s.component), outcome: s.outcome, at: s.finishedAt })),
+      bus.subscribe('breakerStateChange', (c) => remember(this.#events.breakers, { to: c.to, at: c.at })),
+      bus.subscribe('playbookRun', (r) => remember(this.#events.playbooks, { playbook: r.playbook, status: r.status, at: r.finishedAt ?? r.startedAt })),
+      bus.subscribe('memoryAlarm', (a) => remember(this.#events.alarms, { status: a.status, at: a.at })),
     ];
   }
 
