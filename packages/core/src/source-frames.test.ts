@@ -46,3 +46,43 @@ describe('source frames', () => {
     expect(createSourceCapture(true)()?.frames().length).toBeGreaterThan(0);
   });
 });
+
+describe('source frames and garbage collection', () => {
+  /** Forces a full collection and waits a task so FinalizationRegistry-style cleanup could run. */
+  async function collect(): Promise<void> {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    for (let i = 0; i < 3; i++) {
+      (runInNewContext('gc') as () => void)();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  class Owner {
+    readonly source: ReturnType<typeof captureSource>;
+    constructor(kept: ReturnType<typeof captureSource>[], eager: boolean) {
+      // the receiver of this constructor frame is the new Owner
+      this.source = captureSource({ eager });
+      kept.push(this.source);
+    }
+  }
+
+  it('eager: a capture made in a constructor does not keep the constructed object alive', async () => {
+    const kept: ReturnType<typeof captureSource>[] = [];
+    const refs: WeakRef<Owner>[] = [];
+    (() => {
+      for (let i = 0; i < 5; i++) refs.push(new WeakRef(new Owner(kept, true)));
+    })();
+    await collect();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    // the frames are still there to read, pointing at the constructor line
+    expect(kept[0]!.frames()[0]).toMatch(/source-frames\.test\.ts:\d+:\d+$/);
+  });
+
+  it('lazy (the default) keeps the frames unformatted until read', () => {
+    const kept: ReturnType<typeof captureSource>[] = [];
+    const owner = new Owner(kept, false);
+    expect(owner.source.frames()[0]).toMatch(/source-frames\.test\.ts:\d+:\d+$/);
+  });
+});

@@ -10,6 +10,13 @@ export interface SourceOptions {
   readonly depth?: number;
   /** Extra patterns of files to leave out, e.g. a wrapper library's own folder. */
   readonly ignore?: readonly (string | RegExp)[];
+  /**
+   * Turn the stack into text now instead of on first read. Until V8 formats a captured stack, it keeps every
+   * frame's receiver (`this`) and function alive, so a lazy capture made inside a constructor holds the new
+   * object forever. Set it when the caller tracks an object by `WeakRef` (an owner). Costs one formatting
+   * (about as much as the capture itself); parsing into frames stays lazy. Default false.
+   */
+  readonly eager?: boolean;
 }
 
 const FRAME = /^\s*at (?:.*? \()?(.+?):(\d+):(\d+)\)?$/;
@@ -65,7 +72,8 @@ export class CapturedSource {
 }
 
 /**
- * Captures where a resource is being created, to report it if the resource leaks.
+ * Captures where a resource is being created, to report it if the resource leaks. Pass `eager: true` when the
+ * capture may run inside the constructor of an object that must stay collectable (see {@link SourceOptions.eager}).
  *
  * @example
  * const source = captureSource({ skip: trackedAcquire });
@@ -78,6 +86,8 @@ export function captureSource(options: SourceOptions = {}): CapturedSource {
   Error.stackTraceLimit = options.depth ?? 30;
   Error.captureStackTrace(holder, (options.skip ?? captureSource) as (...args: unknown[]) => unknown);
   Error.stackTraceLimit = previous;
+  // Reading `stack` formats it and lets V8 drop the structured frames with their receivers.
+  if (options.eager) return new CapturedSource({ stack: holder.stack }, options);
   return new CapturedSource(holder, options);
 }
 
