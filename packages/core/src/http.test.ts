@@ -13,11 +13,27 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const denied = checkAdminToken(req, undefined);
     return denied ? sendProblem(res, denied) : sendJson(res, 200, { ok: true });
   }
+  if (req.url?.startsWith('/parsed-')) return preParsed(req, res);
   readJsonBody(req, { limitBytes: 1024 }).then(
     (body) => sendJson(res, 200, { body }),
     (error) => sendProblem(res, problemFromError(error)),
   );
 });
+
+/** Stands in for a body parser that ran first: consumes the stream, leaves `req.body` as the URL says. */
+function preParsed(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    const raw = Buffer.concat(chunks);
+    const kind = req.url!.slice('/parsed-'.length);
+    (req as IncomingMessage & { body?: unknown }).body = kind === 'object' ? JSON.parse(raw.toString()) : kind === 'string' ? raw.toString() : raw;
+    readJsonBody(req, { limitBytes: 1024 }).then(
+      (body) => sendJson(res, 200, { body }),
+      (error) => sendProblem(res, problemFromError(error)),
+    );
+  });
+}
 
 beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -56,6 +72,31 @@ describe('readJsonBody over real HTTP', () => {
 
   it('does not leak internal error messages', () => {
     expect(problemFromError(new Error('db password is hunter2'))).toEqual({ status: 500, title: 'Internal server error' });
+  });
+});
+
+describe('readJsonBody after a body parser already ran', () => {
+  const postTo = (kind: string, body: string, type = 'application/json') => fetch(`${base}/parsed-${kind}`, { method: 'POST', headers: { 'content-type': type }, body });
+
+  it('uses the parsed object instead of the consumed stream', async () => {
+    const res = await postTo('object', '{"mode":"full"}');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ body: { mode: 'full' } });
+  });
+
+  it('parses a string or Buffer body left by a raw or text parser', async () => {
+    expect(await (await postTo('string', '{"a":1}')).json()).toEqual({ body: { a: 1 } });
+    expect(await (await postTo('buffer', '{"b":2}')).json()).toEqual({ body: { b: 2 } });
+  });
+
+  it('still answers malformed, empty and oversized string bodies as problems', async () => {
+    expect(await (await postTo('string', '{"a":')).json()).toMatchObject({ status: 400, field: 'body' });
+    expect(await (await postTo('buffer', ' ')).json()).toMatchObject({ status: 400, detail: 'request body is empty' });
+    expect((await postTo('string', JSON.stringify({ pad: 'x'.repeat(2000) }))).status).toBe(413);
+  });
+
+  it('keeps the content-type check (415) even when a body was parsed', async () => {
+    expect((await postTo('string', '{"a":1}', 'text/plain')).status).toBe(415);
   });
 });
 

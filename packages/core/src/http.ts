@@ -76,7 +76,8 @@ export interface ReadJsonBodyOptions {
 }
 
 /**
- * Reads and parses a JSON request body with a size limit. Rejects with an HTTP-aware `INVALID_INPUT`
+ * Reads and parses a JSON request body with a size limit. When a body parser already ran (`req.body` is set, as
+ * `express.json()` or body-parser leave it), that body is used instead of the consumed stream. Rejects with an HTTP-aware `INVALID_INPUT`
  * error: 415 for a non-JSON content type, 413 over the limit (stops reading early), 400 for malformed JSON.
  *
  * @example
@@ -89,6 +90,8 @@ export async function readJsonBody(req: IncomingMessage, options: ReadJsonBodyOp
     req.resume();
     throw httpError(415, 'Unsupported media type', `content-type must be application/json, got "${type || 'none'}"`, 'content-type');
   }
+  const parsed = (req as IncomingMessage & { body?: unknown }).body;
+  if (parsed !== undefined) return fromParsedBody(parsed, limitBytes);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) {
     req.resume();
@@ -104,13 +107,29 @@ export async function readJsonBody(req: IncomingMessage, options: ReadJsonBodyOp
     }
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return parseJsonText(Buffer.concat(chunks).toString('utf8'));
+}
+
+function parseJsonText(text: string): unknown {
   if (text.trim() === '') throw httpError(400, 'Malformed JSON', 'request body is empty', 'body');
   try {
     return JSON.parse(text);
   } catch (error) {
     throw httpError(400, 'Malformed JSON', `request body is not valid JSON: ${(error as Error).message}`, 'body');
   }
+}
+
+/**
+ * A body parser (express.json(), body-parser, Fastify) already consumed the stream and left `req.body`:
+ * a string or Buffer is parsed here under the same limit; anything else is the parsed value itself.
+ */
+function fromParsedBody(body: unknown, limitBytes: number): unknown {
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    if (size > limitBytes) throw httpError(413, 'Payload too large', `body of ${size} bytes exceeds the limit of ${limitBytes} bytes`);
+    return parseJsonText(typeof body === 'string' ? body : body.toString('utf8'));
+  }
+  return body;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
