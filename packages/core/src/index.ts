@@ -39,3 +39,5 @@ export type {
   SanitizationScheduler,
 } from './sanitize-targets.js';
 export { raceAbort } from './abort.js';
+export { guardPgPool, isPgUnavailableError, resolvePgTimeouts, pgPoolTimeoutConfig, PG_TIMEOUT_DEFAULTS } from './pg-pool-safety.js';
+export type { PgPoolLike, PgClientLike, PgTimeouts, GuardPgPoolOptions, GuardedPgPool, GuardedPgClient } from './pg-pool-safety.js';
