@@ -1,4 +1,4 @@
-import { counter, gauge, metricName, resolveRegistry } from '@guard/core';
+import { counter, gauge, metricName, registryScoped, resolveRegistry } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 
 /** A prom-client `Registry` (typed through core, so this package needs no direct prom-client dependency). */
@@ -22,10 +22,11 @@ export interface CircuitMetricsOptions {
 /** Calls counted per outcome, in this order. */
 export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'rejected'] as const;
 
+// Registered symbols (`Symbol.for`): the ESM and the CJS copy of this package read each other's breakers at scrape time.
 /** @internal Reads a breaker's state code: 0 closed, 1 half_open, 2 open. */
-export const STATE_CODE: unique symbol = Symbol('@guard/circuit.stateCode');
+export const STATE_CODE: unique symbol = Symbol.for('@guard/circuit.stateCode.v1');
 /** @internal Takes a breaker's call counts since the last take, in {@link CALL_OUTCOMES} order. */
-export const CALL_DELTAS: unique symbol = Symbol('@guard/circuit.callDeltas');
+export const CALL_DELTAS: unique symbol = Symbol.for('@guard/circuit.callDeltas.v1');
 
 /** What a breaker exposes to the metrics collector (read at scrape time, never per call). */
 export interface BreakerMetricsSource {
@@ -185,19 +186,21 @@ export class CircuitMetrics {
   }
 }
 
-const byRegistry = new WeakMap<Registry, Map<string, CircuitMetrics>>();
-
-/** The shared metrics for these options, created on first use; undefined when metrics are off. */
+/**
+ * The shared metrics for these options, created on first use; undefined when metrics are off. One instance per
+ * registry and prefix in the whole process (kept through `registryScoped` on `globalThis`), so breakers created
+ * through the ESM build and through the CJS build of this package land in one `guard_circuit_*` scrape.
+ */
 export function circuitMetrics(options: CircuitMetricsOptions): CircuitMetrics | undefined {
   if (options.metrics === false) return undefined;
   const registry = resolveRegistry(options.registry);
   const prefix = options.metricsPrefix ?? 'guard_circuit';
-  let perPrefix = byRegistry.get(registry);
-  if (perPrefix === undefined) byRegistry.set(registry, (perPrefix = new Map()));
-  let metrics = perPrefix.get(prefix);
-  // Recreate after `registry.clear()` (common between tests): the cached metrics would no longer be exported.
-  if (metrics === undefined || registry.getSingleMetric(metricName(prefix, 'state')) === undefined) {
-    perPrefix.set(prefix, (metrics = new CircuitMetrics(registry, prefix)));
-  }
-  return metrics;
+  // Version the key: a copy of another release must not share an object whose shape it does not know.
+  return registryScoped(
+    registry,
+    `@guard/circuit.metrics.v1:${prefix}`,
+    () => new CircuitMetrics(registry, prefix),
+    // Recreate after `registry.clear()` (common between tests): the cached metrics would no longer be exported.
+    () => registry.getSingleMetric(metricName(prefix, 'state')) === undefined,
+  );
 }

@@ -19,7 +19,7 @@ export { GuardError, isGuardError, assertNumberOption } from './guard-error.js';
 export type { GuardErrorCodes, GuardErrorCode, GuardErrorOptions } from './guard-error.js';
 export { createJsonLogger, silentLogger, LOG_LEVELS } from './logger.js';
 export type { Logger, LogLevel, JsonLoggerOptions } from './logger.js';
-export { resolveRegistry, metricName, counter, gauge, histogram, summary } from './metrics.js';
+export { resolveRegistry, metricName, counter, gauge, histogram, summary, registryScoped } from './metrics.js';
 export type { MetricsOptions, Registry } from './metrics.js';
 export { envReader } from './env.js';
 export type { Env, EnvNames, EnvReader, EnvNumberBounds, DurationUnit } from './env.js';

@@ -75,3 +75,35 @@ export function summary<L extends string>(
 ): Summary<L> {
   return getOrCreate(Summary as MetricClass<Summary<L>>, registry, config);
 }
+
+/** One map per process, shared by every copy of this module (ESM and CJS builds, two installed versions). */
+const REGISTRY_SCOPED = Symbol.for('@guard/core.registryScoped');
+type ScopedStore = WeakMap<Registry, Map<string, unknown>>;
+
+function scopedStore(): ScopedStore {
+  const holder = globalThis as typeof globalThis & { [REGISTRY_SCOPED]?: ScopedStore };
+  return (holder[REGISTRY_SCOPED] ??= new WeakMap());
+}
+
+/**
+ * The value stored under `key` for `registry`, created by `create` on first use (or when `isStale` says the stored one
+ * no longer works, e.g. after `registry.clear()`). The map lives on `globalThis` under a `Symbol.for` key, so the ESM
+ * and the CommonJS copy of a package (both loaded in one process) get the same object for one registry: their
+ * scrape-time metric sources land in one place and one scrape shows them all. Put a version in `key` when the
+ * shape of the stored object may change between releases.
+ *
+ * @example
+ * const sources = registryScoped(registry, '@guard/circuit.metrics.v1:guard_circuit', () => new CircuitMetrics(registry));
+ */
+export function registryScoped<T>(registry: Registry, key: string, create: () => T, isStale?: (value: T) => boolean): T {
+  const store = scopedStore();
+  let perKey = store.get(registry);
+  if (perKey === undefined) store.set(registry, (perKey = new Map()));
+  if (perKey.has(key)) {
+    const existing = perKey.get(key) as T;
+    if (isStale === undefined || !isStale(existing)) return existing;
+  }
+  const value = create();
+  perKey.set(key, value);
+  return value;
+}
