@@ -5,5 +5,7 @@ export default defineProject({
     name: 'detectors',
     include: ['src/**/*.test.ts'],
     testTimeout: 20_000,
+    // `global.gc()` for the tests that prove collected owners are found (C2) and live ones are not held.
+    execArgv: ['--expose-gc'],
   },
 });

@@ -153,7 +153,7 @@ export class DetectorChain implements AsyncDisposable {
     assertOpen(this.#closed, 'DetectorChain');
     const entry: Entry = { detector, active: new Map(), pending: false };
     this.#entries.push(entry);
-    detector.attach?.({ trigger: () => this.#trigger(entry), metrics: this.#metrics });
+    detector.attach?.({ trigger: () => this.#trigger(entry), metrics: this.#metrics, logger: this.#logger });
     return detector;
   }
 

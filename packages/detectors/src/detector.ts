@@ -1,4 +1,4 @@
-import type { ComponentName, Severity } from '@guard/core';
+import type { ComponentName, Logger, Severity } from '@guard/core';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 
 /**
@@ -48,6 +48,8 @@ export interface DetectorContext {
   trigger(): void;
   /** The chain's metrics, when metrics are enabled. */
   readonly metrics: ParasiteMetrics | undefined;
+  /** The chain's logger, for a detector given none of its own. */
+  readonly logger?: Logger;
 }
 
 /**

@@ -33,6 +33,15 @@ export interface EventBusTrackerOptions {
   readonly topSites?: number;
   /** Capture each registration's stack (lazy) to report call sites. Default true. */
   readonly traceSources?: boolean;
+  /**
+   * Opt-in policy: healing a threshold detection (`<name>`) also removes listeners that have **no owner**,
+   * those registered at the top call site except its oldest. Off by default because a listener without an owner
+   * may belong to a live client (one per WebSocket connection, say): removing it silently breaks that client.
+   * Turn it on only for an emitter whose unowned listeners are known to be per-request leftovers. With it on, a
+   * threshold detection is critical (healable); with it off it is a warning (reported, nothing removed).
+   * Can be set per emitter in {@link EventBusTracker.track}. Default false.
+   */
+  readonly pruneUnowned?: boolean;
 }
 
 /**
@@ -42,8 +51,10 @@ export interface EventBusTrackerOptions {
  * tracker.track(bus, { name: 'orders' });
  */
 export interface TrackEmitterOptions {
-  /** A readable name, used in resource ids. Default `emitter_<n>`. */
+  /** A readable name, used in resource ids. Default `emitter_<n>`, numbered per process. */
   readonly name?: string;
+  /** This emitter's {@link EventBusTrackerOptions.pruneUnowned} policy. Default: the tracker's. */
+  readonly pruneUnowned?: boolean;
 }
 
 interface Registration {
@@ -56,6 +67,7 @@ interface Registration {
 interface Tracked {
   readonly name: string;
   readonly emitter: TrackableEmitter;
+  readonly pruneUnowned: boolean;
   readonly byEvent: Map<EventName, Registration[]>;
   readonly restore: () => void;
   /** Registrations with an owner still registered. */
@@ -67,12 +79,15 @@ interface Tracked {
 const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
 const REMOVE = ['off', 'removeListener'] as const;
 const STALE = '#stale';
+/** Default emitter names are numbered per process, so two trackers never report the same resource id. */
+let emittersTracked = 0;
 
 /**
  * C2: wraps `node:events` and eventemitter3 emitters and counts their listeners. Reports
- * `subscription_leak` when an emitter holds more than `leakThreshold` listeners (critical, with the top
- * call sites that registered them) or when listeners' owners (held by `WeakRef`) were collected
- * (resource `<name>#stale`).
+ * `subscription_leak` when an emitter holds more than `leakThreshold` listeners (resource `<name>`, with the
+ * top call sites that registered them: a warning, or critical under the opt-in `pruneUnowned` policy) or when
+ * listeners' owners (held by `WeakRef`) were collected (resource `<name>#stale`, critical). Healing removes
+ * only listeners whose owner was collected, never one whose owner is alive.
  *
  * @example
  * const tracker = chain.add(new EventBusTracker({ leakThreshold: 1_000 }));
@@ -84,12 +99,12 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   readonly pattern = 'subscription_leak';
   readonly leakThreshold: number;
   readonly topSites: number;
+  readonly pruneUnowned: boolean;
   readonly #traceSources: boolean;
   readonly #tracked = new Map<string, Tracked>();
   readonly #byEmitter = new WeakMap<object, Tracked>();
   #metrics: ParasiteMetrics | undefined;
   #trigger: (() => void) | undefined;
-  #nextName = 0;
   #pendingOwner: WeakRef<object> | undefined;
   #lastGauge = new Map<string, number>();
   #depth = 0;
@@ -106,6 +121,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     assertNumberOption('leakThreshold', this.leakThreshold, { min: 1, integer: true });
     assertNumberOption('topSites', this.topSites, { min: 1, integer: true });
     this.#traceSources = options.traceSources ?? true;
+    this.pruneUnowned = options.pruneUnowned ?? false;
   }
 
   /**
@@ -116,12 +132,13 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     assertOpen(this.#closed, 'EventBusTracker');
     const known = this.#byEmitter.get(emitter);
     if (known) return known.name;
-    const name = options.name ?? `emitter_${++this.#nextName}`;
+    const name = options.name ?? `emitter_${++emittersTracked}`;
     const target = emitter as unknown as Record<string, unknown>;
     const originals = new Map<string, { own: boolean; value: unknown }>();
     const tracked: Tracked = {
       name,
       emitter,
+      pruneUnowned: options.pruneUnowned ?? this.pruneUnowned,
       byEvent: new Map(),
       owned: new Set(),
       stale: new Set(),
@@ -192,7 +209,9 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
 
   /**
    * Adds a listener whose lifetime is tied to `owner`: once `owner` is garbage-collected the listener
-   * is stale, reported, and removable by `removeStale`. The emitter is tracked on first use.
+   * is stale, reported, and removable by `removeStale`. The emitter is tracked on first use. Safe to call in the
+   * owner's constructor (the call site is formatted at once, so the capture does not keep the owner alive);
+   * `listener` itself must not reference the owner, or the emitter keeps the owner alive through it.
    */
   on(emitter: TrackableEmitter, event: EventName, listener: Listener, options: { owner?: object } = {}): () => void {
     assertOpen(this.#closed, 'EventBusTracker');
@@ -236,10 +255,12 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
         const sites = this.#topSites(tracked);
         findings.push({
           pattern: 'subscription_leak',
-          severity: 'critical',
+          // Without the prune policy only collected owners' listeners can be removed, and those have their own
+          // `#stale` detection: a critical here would answer 503 "being healed" while nothing heals.
+          severity: tracked.pruneUnowned ? 'critical' : 'warning',
           resourceId: tracked.name,
           message: `${total} listeners on ${tracked.name} (leakThreshold ${this.leakThreshold})${sites[0] ? `, most from ${sites[0].site}` : ''}`,
-          details: { total, leakThreshold: this.leakThreshold, byEvent: topCounts(counts, 10), topSites: sites },
+          details: { total, leakThreshold: this.leakThreshold, byEvent: topCounts(counts, 10), topSites: sites, owned: tracked.owned.size, pruneUnowned: tracked.pruneUnowned },
           source: sites.map((s) => s.site),
         });
       }
@@ -266,25 +287,31 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   }
 
   /**
-   * Removes the listeners behind a detection: for `<name>#stale`, those whose owner was collected; for
-   * `<name>`, those registered at the top call site except its oldest registration. Returns how many.
+   * Removes the listeners behind a detection whose owner was collected (for `<name>#stale` and `<name>` alike);
+   * never a listener whose owner is alive. Under the opt-in `pruneUnowned` policy, a threshold detection
+   * (`<name>`) also removes the listeners **without owner** registered at the top call site, except its oldest
+   * registration. Returns how many were removed.
    */
   removeStale(resourceId: string): number {
     const isStale = resourceId.endsWith(STALE);
     const tracked = this.#tracked.get(isStale ? resourceId.slice(0, -STALE.length) : resourceId);
     if (!tracked) return 0;
-    let victims: Registration[];
-    if (isStale) victims = this.#stale(tracked);
-    else {
+    const victims = this.#stale(tracked);
+    if (!isStale && tracked.pruneUnowned) {
       const top = this.#topSites(tracked)[0];
-      if (!top) return 0;
-      victims = [];
-      for (const list of tracked.byEvent.values()) for (const r of list) if (r.source?.frames()[0] === top.site) victims.push(r);
-      victims.shift();
+      const unowned: Registration[] = [];
+      if (top) for (const list of tracked.byEvent.values()) for (const r of list) if (r.owner === undefined && r.source?.frames()[0] === top.site) unowned.push(r);
+      unowned.shift();
+      victims.push(...unowned);
     }
     for (const r of victims) tracked.emitter.removeListener(r.event, r.listener);
-    this.#trigger?.();
+    if (victims.length > 0) this.#trigger?.();
     return victims.length;
+  }
+
+  /** True when `resourceId` names an emitter of this tracker (`<name>` or `<name>#stale`): sanitizers route by it. */
+  owns(resourceId: string): boolean {
+    return this.#tracked.has(resourceId.endsWith(STALE) ? resourceId.slice(0, -STALE.length) : resourceId);
   }
 
   /** Stops tracking every emitter and restores their methods; safe to call twice. */
@@ -301,7 +328,8 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   #record(tracked: Tracked, event: EventName, listener: Listener, skip: Listener): void {
     const owner = this.#pendingOwner;
     this.#pendingOwner = undefined;
-    const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10 }) : undefined;
+    // With an owner, format now: a lazy capture keeps the frames' receivers, often the owner itself, alive.
+    const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10, eager: owner !== undefined }) : undefined;
     let list = tracked.byEvent.get(event);
     if (!list) tracked.byEvent.set(event, (list = []));
     const registration: Registration = { event, listener, source, owner };

@@ -16,6 +16,8 @@ export interface ParasiteMetrics {
   readonly dbConnectionsActive: ReturnType<typeof gauge<string>>;
   /** `parasite_detection_duration_seconds{component}`. */
   readonly detectionDuration: ReturnType<typeof histogram<'component'>>;
+  /** `parasite_websocket_errors_total{code}`: tracked sockets closed by an error (`code` is ws's, e.g. `WS_ERR_INVALID_UTF8`). */
+  readonly websocketErrors: ReturnType<typeof counter<'code'>>;
 }
 
 /**
@@ -49,6 +51,11 @@ export function createParasiteMetrics(options: MetricsOptions = {}): ParasiteMet
       help: 'Time one detector scan took, by component',
       labelNames: ['component'],
       buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    }),
+    websocketErrors: counter(registry, {
+      name: metricName(prefix, 'websocket_errors_total'),
+      help: 'Tracked WebSocket sockets that failed (hostile frame, protocol error) and were closed, by error code',
+      labelNames: ['code'],
     }),
   };
 }

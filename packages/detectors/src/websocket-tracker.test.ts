@@ -1,9 +1,15 @@
 import { GuardBus, isGuardError } from '@guard/core';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WebSocket as WebSocketClient, WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { DetectorChain } from './detector-chain.js';
-import { fileLine, lineHere, recordingScheduler, until, wsFixture } from './test-support.js';
+import { fileLine, lineHere, memoryLogger, recordingScheduler, until, wsFixture } from './test-support.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 
 function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
@@ -171,5 +177,123 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     } catch (error) {
       expect(isGuardError(error, 'CLOSED')).toBe(true);
     }
+  });
+});
+
+/** Builds one WebSocket frame by hand, so a test can send what no well-behaved client would. */
+function frame(opcode: number, payload: Buffer, options: { masked?: boolean } = {}): Buffer {
+  const masked = options.masked ?? true;
+  const length = payload.length;
+  const header = length < 126 ? Buffer.from([0x80 | opcode, (masked ? 0x80 : 0) | length]) : Buffer.from([0x80 | opcode, (masked ? 0x80 : 0) | 126, length >> 8, length & 0xff]);
+  if (!masked) return Buffer.concat([header, payload]);
+  const key = randomBytes(4);
+  const body = Buffer.from(payload.map((byte, i) => byte ^ key[i % 4]!));
+  return Buffer.concat([header, key, body]);
+}
+
+/** A raw TCP client that completes the WebSocket handshake, then sends bytes and reads the server's close code. */
+async function rawClient(url: string): Promise<{ socket: Socket; closeCode: Promise<number> }> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  await once(socket, 'connect');
+  socket.write(
+    ['GET / HTTP/1.1', `Host: ${hostname}:${port}`, 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', '', ''].join('\r\n'),
+  );
+  let received = Buffer.alloc(0);
+  let handshaken!: () => void;
+  const handshake = new Promise<void>((resolve) => (handshaken = resolve));
+  const closeCode = new Promise<number>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end >= 0 && received.subarray(0, 12).toString() === 'HTTP/1.1 101') {
+        handshaken();
+        const frames = received.subarray(end + 4);
+        // the server's close frame: 0x88, length, then the 2-byte status code
+        if (frames.length >= 4 && frames[0] === 0x88) resolve(frames.readUInt16BE(2));
+      }
+    });
+    socket.on('close', () => reject(new Error('closed without a close frame')));
+    socket.on('error', () => {});
+  });
+  await handshake;
+  return { socket, closeCode };
+}
+
+describe('WebSocketTracker survives hostile frames (do no harm)', () => {
+  const hostile: [name: string, bytes: () => Buffer, code: number, wsCode: string][] = [
+    ['a frame over maxPayload', () => frame(0x1, Buffer.alloc(1_025, 0x61)), 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'],
+    ['invalid UTF-8 in a text frame', () => frame(0x1, Buffer.from([0x68, 0xff, 0xfe])), 1007, 'WS_ERR_INVALID_UTF8'],
+    ['an unmasked client frame', () => frame(0x1, Buffer.from('hi'), { masked: false }), 1002, 'WS_ERR_EXPECTED_MASK'],
+    ['an unknown opcode', () => frame(0x3, Buffer.from('hi')), 1002, 'WS_ERR_INVALID_OPCODE'],
+    ['close code 999', () => frame(0x8, Buffer.from([0x03, 0xe7])), 1002, 'WS_ERR_INVALID_CLOSE_CODE'],
+  ];
+
+  it('closes only the offending socket with the right code; the process and the other sockets stay up', async () => {
+    const http = createServer();
+    const wss = new WebSocketServer({ server: http, maxPayload: 1_024 });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const logger = memoryLogger();
+    const registry = new Registry();
+    await using chain = new DetectorChain({ scanIntervalMs: 0, bus: new GuardBus(), registry });
+    await using tracker = chain.add(new WebSocketTracker(wss, { pingIntervalMs: 0, logger }));
+    try {
+      const healthyServerSide = new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
+      const healthy = new WebSocketClient(url);
+      await once(healthy, 'open');
+      const healthyServer = await healthyServerSide;
+      autoAck(healthy);
+
+      for (const [name, bytes, code] of hostile) {
+        const { socket, closeCode } = await rawClient(url);
+        socket.write(bytes());
+        expect({ name, code: await closeCode }).toEqual({ name, code });
+        socket.destroy();
+      }
+
+      expect(tracker.errors).toBe(hostile.length);
+      const lines = logger.lines.filter((l) => l.msg === 'WebSocket error: closing the socket');
+      expect(lines.map((l) => l.code)).toEqual(hostile.map(([, , , wsCode]) => wsCode));
+      const metrics = await registry.metrics();
+      for (const [, , , wsCode] of hostile) expect(metrics).toContain(`parasite_websocket_errors_total{code="${wsCode}"} 1`);
+      // the healthy connection never noticed
+      expect(healthy.readyState).toBe(WebSocketClient.OPEN);
+      const id = tracker.send(healthyServer, { type: 'still-here' });
+      await until(() => tracker.pendingCount(tracker.connectionId(healthyServer)!) === 0);
+      expect(id).toMatch(/^m\d+$/);
+      healthy.terminate();
+    } finally {
+      for (const socket of wss.clients) socket.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  });
+
+  it('close() detaches the per-socket listeners but keeps the error guard; ids are unique across trackers', async () => {
+    await using a = await wsFixture();
+    await using b = await wsFixture();
+    const trackerA = new WebSocketTracker(a.wss, { pingIntervalMs: 0 });
+    await using trackerB = new WebSocketTracker(b.wss, { pingIntervalMs: 0 });
+    const rawSide = new Promise<WebSocket>((resolve) => a.wss.once('connection', resolve));
+    const raw = await rawClient(a.url);
+    const onA = await rawSide;
+    const { server: onB } = await b.connect();
+    const idA = trackerA.connectionId(onA)!;
+    const idB = trackerB.connectionId(onB)!;
+    expect(idA).not.toBe(idB);
+    expect(trackerA.owns(idA) && !trackerA.owns(idB) && trackerB.owns(idB)).toBe(true);
+    const counts = () => ['message', 'pong', 'close'].map((event) => onA.listenerCount(event));
+    const before = counts();
+    await trackerA.close();
+    await trackerA.close();
+    // one listener less on each event: the tracker's (ws's own server keeps its 'close' listener)
+    expect(counts()).toEqual(before.map((n) => n - 1));
+    expect(onA.listenerCount('error')).toBe(1);
+    expect(trackerA.size).toBe(0);
+    // a socket of the closed tracker still fails safely
+    raw.socket.write(frame(0x3, Buffer.from('x')));
+    expect(await raw.closeCode).toBe(1002);
+    raw.socket.destroy();
   });
 });

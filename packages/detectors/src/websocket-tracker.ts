@@ -1,7 +1,8 @@
-import { assertNumberOption, assertOpen, captureSource, closeOnce, unrefInterval } from '@guard/core';
-import type { CapturedSource, WebSocketTarget } from '@guard/core';
+import { assertNumberOption, assertOpen, captureSource, closeOnce, silentLogger, unrefInterval } from '@guard/core';
+import type { CapturedSource, Logger, WebSocketTarget } from '@guard/core';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Detector, DetectorContext, Finding } from './detector.js';
+import type { ParasiteMetrics } from './parasite-metrics.js';
 
 /**
  * Options for {@link WebSocketTracker}.
@@ -20,6 +21,8 @@ export interface WebSocketTrackerOptions {
   readonly traceSources?: boolean;
   /** Closed connections that still held unacked messages are kept this long for `forget` to count them. Default 60000. */
   readonly closedRetentionMs?: number;
+  /** Gets one `warn` line per socket error (a hostile frame, say). Default: the chain's logger, else silent. */
+  readonly logger?: Logger;
 }
 
 interface Pending {
@@ -30,6 +33,8 @@ interface Pending {
 interface Connection {
   readonly id: string;
   readonly ws: WebSocket;
+  /** The tracker's own listeners on `ws`, detached on `close()` (the error listener stays: see `#onSocketError`). */
+  readonly listeners: readonly (readonly [event: string, listener: (...args: any[]) => void])[];
   readonly pending: Map<string, Pending>;
   /** The oldest pending message (Map order = send order), kept so a healthy scan allocates nothing. */
   oldest: Pending | undefined;
@@ -57,12 +62,25 @@ export interface TrackedConnectionInfo {
 
 const OPEN = 1;
 const CLOSED = 3;
+/** Close code for a socket that failed for a reason ws did not already close it for. */
+const CLOSE_INTERNAL_ERROR = 1011;
+/** ws error codes (`WS_ERR_*`) and errno names are a small fixed set; anything else is `unknown` (labels stay bounded). */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** Connection ids are numbered per process, so two trackers (two servers) never report the same resource id. */
+let connectionsTracked = 0;
+/** Sockets that already carry a tracker's error listener (a socket tracked by two trackers gets one). */
+const guarded = new WeakSet<WebSocket>();
 
 /**
  * C1: tracks the connections of a `ws` server. `send` adds an `id` to each JSON message and expects
  * `{ "type": "ack", "id": ... }` back; pings find dead peers; `bufferedAmount` finds slow consumers.
  * Patterns (component `websocket`): `no_ack`, `missed_pong`, `slow_consumer`. The resource id is the
- * connection id the tracker assigns (`connectionId(ws)`).
+ * connection id the tracker assigns (`connectionId(ws)`), unique in the process (`ws_<n>`).
+ *
+ * Every tracked socket gets an `'error'` listener, so a hostile frame (over `maxPayload`, invalid UTF-8,
+ * unmasked, unknown opcode, bad close code) closes that one socket (ws sends 1009, 1007 or 1002) instead of
+ * ending the process: the error is logged once, counted in `parasite_websocket_errors_total{code}`, and only
+ * that socket is closed.
  *
  * @example
  * const wss = new WebSocketServer({ port: 8080 });
@@ -84,8 +102,11 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     this.track(ws);
   };
   readonly #pingTimer: NodeJS.Timeout | undefined;
+  readonly #logger: Logger | undefined;
+  #contextLogger: Logger | undefined;
+  #metrics: ParasiteMetrics | undefined;
+  #errors = 0;
   #trigger: (() => void) | undefined;
-  #nextConnection = 0;
   #nextMessage = 0;
   #closed = false;
 
@@ -99,6 +120,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     assertNumberOption('maxBufferedBytes', this.maxBufferedBytes, { min: 0 });
     assertNumberOption('closedRetentionMs', this.#closedRetentionMs, { min: 0 });
     this.#traceSources = options.traceSources ?? true;
+    this.#logger = options.logger;
     this.#server = server;
     if (server) {
       for (const ws of server.clients) this.track(ws);
@@ -107,14 +129,19 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     if (this.pingIntervalMs > 0) this.#pingTimer = unrefInterval(() => this.#pingAll(), this.pingIntervalMs);
   }
 
-  /** Starts tracking a socket (done for you for the server's connections); returns its connection id. */
+  /**
+   * Starts tracking a socket (done for you for the server's connections); returns its connection id.
+   * Adds an `'error'` listener to the socket, so its errors close it instead of crashing the process.
+   */
   track(ws: WebSocket): string {
     assertOpen(this.#closed, 'WebSocketTracker');
     const known = this.#byWs.get(ws);
     if (known) return known.id;
+    const listeners: [string, (...args: any[]) => void][] = [];
     const connection: Connection = {
-      id: `ws_${++this.#nextConnection}`,
+      id: `ws_${++connectionsTracked}`,
       ws,
+      listeners,
       pending: new Map(),
       oldest: undefined,
       oldestId: undefined,
@@ -125,18 +152,36 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     };
     this.#connections.set(connection.id, connection);
     this.#byWs.set(ws, connection);
-    ws.on('message', (data: unknown, isBinary: boolean) => {
-      if (!isBinary) this.#onMessage(connection, data);
-    });
-    ws.on('pong', () => {
-      connection.awaitingPong = false;
-      connection.missedPongs = 0;
-    });
-    ws.on('close', () => {
-      connection.closedAt = Date.now();
-      if (connection.pending.size === 0) this.#drop(connection);
-    });
+    listeners.push(
+      [
+        'message',
+        (data: unknown, isBinary: boolean) => {
+          if (!isBinary) this.#onMessage(connection, data);
+        },
+      ],
+      [
+        'pong',
+        () => {
+          connection.awaitingPong = false;
+          connection.missedPongs = 0;
+        },
+      ],
+      [
+        'close',
+        () => {
+          connection.closedAt = Date.now();
+          if (connection.pending.size === 0) this.#drop(connection);
+        },
+      ],
+    );
+    for (const [event, listener] of listeners) ws.on(event, listener);
+    this.#guardErrors(ws, connection.id);
     return connection.id;
+  }
+
+  /** Socket errors seen since construction (each closed its socket). */
+  get errors(): number {
+    return this.#errors;
   }
 
   /** The tracker's id for `ws`, or undefined when it is not tracked. */
@@ -190,6 +235,13 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
 
   attach(context: DetectorContext): void {
     this.#trigger = context.trigger;
+    this.#metrics = context.metrics;
+    this.#contextLogger = context.logger;
+  }
+
+  /** True when `resourceId` is a connection of this tracker: sanitizers route detections by it. */
+  owns(resourceId: string): boolean {
+    return this.#connections.has(resourceId);
   }
 
   scan(now: number): Finding[] {
@@ -242,7 +294,9 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   close(): Promise<void>;
   /**
    * With arguments (the `WebSocketTarget` contract): sends a close frame to one connection; false when unknown.
-   * Without: stops tracking (pings, listeners) and resolves; safe to call twice.
+   * Without: stops tracking (pings, the server's `connection` listener and the per-socket `message`, `pong` and
+   * `close` listeners) and resolves; safe to call twice. The sockets stay open, and keep their `'error'`
+   * listener: removing it would let the next hostile frame end the process again.
    */
   close(resourceId?: string, code?: number, reason?: string): boolean | Promise<void> {
     if (resourceId === undefined) return this.#closeTracker();
@@ -280,7 +334,37 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     this.#closed = true;
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     this.#server?.off('connection', this.#onConnection);
+    for (const connection of [...this.#connections.values()]) {
+      for (const [event, listener] of connection.listeners) connection.ws.off(event, listener);
+      this.#drop(connection);
+    }
   });
+
+  /**
+   * One `'error'` listener per socket, added once even if the socket is tracked again. ws has already sent the
+   * close frame that fits (1009, 1007, 1002) when it emits a protocol error; a socket still open after another
+   * error is closed with 1011. Nothing else is touched.
+   */
+  #guardErrors(ws: WebSocket, id: string): void {
+    if (guarded.has(ws)) return;
+    guarded.add(ws);
+    let seen = false;
+    ws.on('error', (error: Error & { code?: unknown }) => {
+      if (seen) return;
+      seen = true;
+      this.#errors++;
+      const code = typeof error?.code === 'string' && ERROR_CODE.test(error.code) ? error.code : 'unknown';
+      this.#metrics?.websocketErrors.inc({ code });
+      (this.#logger ?? this.#contextLogger ?? silentLogger).warn({ component: 'websocket', resource: id, code, err: error?.message }, 'WebSocket error: closing the socket');
+      if (ws.readyState === OPEN) {
+        try {
+          ws.close(CLOSE_INTERNAL_ERROR, 'error');
+        } catch {
+          ws.terminate();
+        }
+      }
+    });
+  }
 
   #drop(connection: Connection): void {
     connection.pending.clear();
