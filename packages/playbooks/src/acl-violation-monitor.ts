@@ -5,8 +5,21 @@ import { SlidingWindow } from './sliding-window.js';
 import type { PlaybookTrigger } from './playbook-types.js';
 import './declarations.js';
 
-/** Why the monitor raised an alarm. */
-export type AclAlarmReason = 'spam' | 'blacklist' | 'control_flood';
+/** Why the monitor raised an alarm (the seed's names). */
+export type AclAlarmReason = 'spam_attack' | 'actor_blacklist' | 'control_topic_flood';
+
+/**
+ * The reason names of earlier releases and what they are called now. The monitor only emits the new names;
+ * the map is for playbooks or dashboards that still filter on the old ones.
+ *
+ * @example
+ * const reason = LEGACY_ACL_ALARM_REASONS[old as keyof typeof LEGACY_ACL_ALARM_REASONS] ?? old;
+ */
+export const LEGACY_ACL_ALARM_REASONS = {
+  spam: 'spam_attack',
+  blacklist: 'actor_blacklist',
+  control_flood: 'control_topic_flood',
+} as const satisfies Record<string, AclAlarmReason>;
 
 /**
  * The event type the monitor triggers playbooks with.
@@ -19,13 +32,21 @@ export const ACL_ALARM_EVENT = 'message_bus.acl_violation';
 /** An alarm of the {@link AclViolationMonitor}; also the data its playbook trigger gets. */
 export interface AclAlarm {
   readonly reason: AclAlarmReason;
+  /** The offender this alarm is about (one alarm per actor: playbook runs can be keyed by it). */
   readonly actor: string;
+  /** Every actor with violations in the blacklist window, most violations first, at most `maxOffenders`. */
+  readonly offenders: readonly string[];
+  /** The topic of the actor's latest violation. */
   readonly topic: string;
-  /** The actor's violations in the blacklist window. */
+  /** The actor's violations in the blacklist window (60 s by default). */
   readonly violations: number;
-  /** The actor's violations in the last spam window (1 s by default). */
+  /** Violations of all actors in the blacklist window. */
+  readonly totalViolations: number;
+  /** Violations of all actors in the spam window (the last second by default). */
   readonly violationsPerSecond: number;
-  /** Control-topic violations (all actors) in the flood window. */
+  /** The actor's own violations in the spam window. */
+  readonly actorViolationsPerSecond: number;
+  /** Control-topic violations (all actors) in the control window. */
   readonly controlViolations: number;
   readonly at: number;
 }
@@ -34,18 +55,24 @@ export interface AclAlarm {
 export interface AclViolationMonitorOptions {
   /** The bus whose violations are watched. */
   readonly messageBus: MessageBus;
-  /** Spam: at least this many violations of one actor within `spamWindowMs`. Default 10. */
+  /** Spam: at least this many violations of all actors together within `spamWindowMs`. Default 10 (the seed's rule). */
   readonly spamThreshold?: number;
+  /** Spam by one actor alone (matters only when set below `spamThreshold`). Default `spamThreshold`. */
+  readonly actorSpamThreshold?: number;
   /** Default 1000. */
   readonly spamWindowMs?: number;
   /** Blacklist: at least this many violations of one actor within `blacklistWindowMs`. Default 20. */
   readonly blacklistThreshold?: number;
-  /** Default 60 000. */
+  /** Default 60 000. Also the window of `violations`, `totalViolations` and `offenders`. */
   readonly blacklistWindowMs?: number;
   /** Control-topic flood: at least this many control-topic violations (any actor) within `controlWindowMs`. Default 5. */
   readonly controlFloodThreshold?: number;
   /** Default 1000. */
   readonly controlWindowMs?: number;
+  /** While a rule keeps holding, the same actor is alarmed again for it at most this often (updated counts). Default 1000. */
+  readonly reraiseIntervalMs?: number;
+  /** Most actors listed in `offenders`, and most actors alarmed at once when a shared rule first holds. Default 100. */
+  readonly maxOffenders?: number;
   /** Most actors tracked at once; the least recently seen are forgotten first. Default 10 000. */
   readonly maxTrackedActors?: number;
   /** Playbook engine (or anything with `trigger`) to start the ACL playbook with the alarm as data. */
@@ -56,31 +83,51 @@ export interface AclViolationMonitorOptions {
   readonly now?: () => number;
 }
 
+type NumericOption =
+  | 'spamThreshold'
+  | 'actorSpamThreshold'
+  | 'spamWindowMs'
+  | 'blacklistThreshold'
+  | 'blacklistWindowMs'
+  | 'controlFloodThreshold'
+  | 'controlWindowMs'
+  | 'reraiseIntervalMs'
+  | 'maxOffenders'
+  | 'maxTrackedActors';
+
 interface ActorState {
+  readonly name: string;
   readonly spam: SlidingWindow;
   readonly total: SlidingWindow;
-  spamArmed: boolean;
-  blacklistArmed: boolean;
+  readonly control: SlidingWindow;
+  lastTopic: string;
+  /** When this actor was last alarmed, per reason. */
+  readonly raisedAt: Map<AclAlarmReason, number>;
 }
 
+/** How often the offenders list is recomputed at most (unless a new actor shows up). */
+const OFFENDERS_REFRESH_MS = 100;
+
 /**
- * Watches `message_bus.acl_violation` with sliding windows and raises one alarm per crossing
- * (re-armed once the count falls below the threshold): spam, blacklist and control-topic flood.
- * Each alarm triggers the ACL playbook through `engine.trigger('message_bus.acl_violation', alarm)`.
+ * Watches `message_bus.acl_violation` with sliding windows and alarms per actor:
+ * - `spam_attack`: >= 10 violations within 1 s across all actors (ten actors with one each is spam), or by one actor;
+ * - `actor_blacklist`: >= 20 violations of one actor within 60 s;
+ * - `control_topic_flood`: >= 5 control-topic violations within 1 s.
+ *
+ * Alarms are armed per actor: when a shared rule first holds, every actor in its window is alarmed (most
+ * violations first, at most `maxOffenders`); after that each violating actor is alarmed on its own, and again
+ * at most once per `reraiseIntervalMs` while the attack goes on, with updated counts. Each alarm triggers the
+ * ACL playbook through `engine.trigger('message_bus.acl_violation', alarm)`.
  *
  * @example
  * await using monitor = new AclViolationMonitor({ messageBus: bus, engine });
- * monitor.onAlarm((alarm) => console.log(alarm.reason, alarm.actor));
+ * monitor.onAlarm((alarm) => console.log(alarm.reason, alarm.actor, alarm.offenders));
  */
 export class AclViolationMonitor implements AsyncDisposable {
-  readonly #options: Required<
-    Pick<
-      AclViolationMonitorOptions,
-      'spamThreshold' | 'spamWindowMs' | 'blacklistThreshold' | 'blacklistWindowMs' | 'controlFloodThreshold' | 'controlWindowMs' | 'maxTrackedActors'
-    >
-  >;
+  readonly #options: Record<NumericOption, number>;
   readonly #actors = new Map<string, ActorState>();
   readonly #all: SlidingWindow;
+  readonly #allTotal: SlidingWindow;
   readonly #control: SlidingWindow;
   readonly #listeners = new Set<(alarm: AclAlarm) => void>();
   readonly #engine: PlaybookTrigger | undefined;
@@ -88,7 +135,9 @@ export class AclViolationMonitor implements AsyncDisposable {
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #subscription: Subscription;
-  #controlArmed = true;
+  #spamHeld = false;
+  #controlHeld = false;
+  #offenders: { at: number; list: readonly string[] } | undefined;
   #total = 0;
   #alarms = 0;
   #closed = false;
@@ -97,13 +146,17 @@ export class AclViolationMonitor implements AsyncDisposable {
     if (!options || typeof options.messageBus?.onViolation !== 'function') {
       throw new GuardError('INVALID_OPTION', 'messageBus must be a MessageBus', { details: { field: 'messageBus' } });
     }
+    const spamThreshold = options.spamThreshold ?? 10;
     this.#options = {
-      spamThreshold: options.spamThreshold ?? 10,
+      spamThreshold,
+      actorSpamThreshold: options.actorSpamThreshold ?? spamThreshold,
       spamWindowMs: options.spamWindowMs ?? 1_000,
       blacklistThreshold: options.blacklistThreshold ?? 20,
       blacklistWindowMs: options.blacklistWindowMs ?? 60_000,
       controlFloodThreshold: options.controlFloodThreshold ?? 5,
       controlWindowMs: options.controlWindowMs ?? 1_000,
+      reraiseIntervalMs: options.reraiseIntervalMs ?? 1_000,
+      maxOffenders: options.maxOffenders ?? 100,
       maxTrackedActors: options.maxTrackedActors ?? 10_000,
     };
     for (const [field, value] of Object.entries(this.#options)) assertNumberOption(field, value, { min: 1, integer: true });
@@ -112,26 +165,30 @@ export class AclViolationMonitor implements AsyncDisposable {
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#all = new SlidingWindow(this.#options.spamWindowMs);
+    this.#allTotal = new SlidingWindow(this.#options.blacklistWindowMs);
     this.#control = new SlidingWindow(this.#options.controlWindowMs);
     this.#subscription = options.messageBus.onViolation((v) => this.record(v));
   }
 
   /**
-   * Reads thresholds from `GUARD_ACL_THRESHOLDS` (`spam=10,blacklist=20,control_flood=5`) and windows from
-   * `GUARD_ACL_SPAM_WINDOW` (1s), `GUARD_ACL_BLACKLIST_WINDOW` (60s), `GUARD_ACL_CONTROL_WINDOW` (1s).
+   * Reads thresholds from `GUARD_ACL_THRESHOLDS` (`spam=10,blacklist=20,control_flood=5`, also `actor_spam`) and
+   * windows from `GUARD_ACL_SPAM_WINDOW` (1s), `GUARD_ACL_BLACKLIST_WINDOW` (60s), `GUARD_ACL_CONTROL_WINDOW` (1s),
+   * `GUARD_ACL_REALARM_INTERVAL` (1s).
    *
    * @example
    * new AclViolationMonitor({ messageBus: bus, ...AclViolationMonitor.optionsFromEnv() });
    */
   static optionsFromEnv(env: Env = process.env): Partial<AclViolationMonitorOptions> {
     const reader = envReader(env);
-    const t = reader.thresholds('GUARD_ACL_THRESHOLDS', ['spam', 'blacklist', 'control_flood']);
+    const t = reader.thresholds('GUARD_ACL_THRESHOLDS', ['spam', 'actor_spam', 'blacklist', 'control_flood']);
     const out: Record<string, number> = {
       spamWindowMs: reader.durationMs('GUARD_ACL_SPAM_WINDOW', 1_000, 'ms', { min: 1 }),
       blacklistWindowMs: reader.durationMs('GUARD_ACL_BLACKLIST_WINDOW', 60_000, 'ms', { min: 1 }),
       controlWindowMs: reader.durationMs('GUARD_ACL_CONTROL_WINDOW', 1_000, 'ms', { min: 1 }),
+      reraiseIntervalMs: reader.durationMs('GUARD_ACL_REALARM_INTERVAL', 1_000, 'ms', { min: 1 }),
     };
     if (t.spam !== undefined) out.spamThreshold = t.spam;
+    if (t.actor_spam !== undefined) out.actorSpamThreshold = t.actor_spam;
     if (t.blacklist !== undefined) out.blacklistThreshold = t.blacklist;
     if (t.control_flood !== undefined) out.controlFloodThreshold = t.control_flood;
     for (const [key, value] of Object.entries(out)) {
@@ -146,38 +203,36 @@ export class AclViolationMonitor implements AsyncDisposable {
   record(violation: Pick<AclViolation, 'actor' | 'topic' | 'control'> & { at?: number }): void {
     if (this.#closed) return;
     const now = violation.at ?? this.#now();
+    const o = this.#options;
     this.#total++;
     this.#all.add(now);
+    this.#allTotal.add(now);
     const state = this.#state(violation.actor);
+    state.lastTopic = violation.topic;
     state.spam.add(now);
     state.total.add(now);
-    const perSecond = state.spam.count(now);
-    const total = state.total.count(now);
-    let control = 0;
     if (violation.control) {
       this.#control.add(now);
-      control = this.#control.count(now);
+      state.control.add(now);
     }
-    const o = this.#options;
-    const alarm = (reason: AclAlarmReason): void =>
-      this.#raise({ reason, actor: violation.actor, topic: violation.topic, violations: total, violationsPerSecond: perSecond, controlViolations: control, at: now });
 
-    if (perSecond < o.spamThreshold) state.spamArmed = true;
-    else if (state.spamArmed) {
-      state.spamArmed = false;
-      alarm('spam');
+    // Spam: the shared rule (all actors) or the actor's own rate.
+    const spamHeld = this.#all.count(now) >= o.spamThreshold;
+    if (spamHeld && !this.#spamHeld) {
+      this.#alarmWindow('spam_attack', (s) => s.spam.count(now), now);
     }
-    if (total < o.blacklistThreshold) state.blacklistArmed = true;
-    else if (state.blacklistArmed) {
-      state.blacklistArmed = false;
-      alarm('blacklist');
-    }
+    this.#spamHeld = spamHeld;
+    if (spamHeld || state.spam.count(now) >= o.actorSpamThreshold) this.#alarmIfDue(state, 'spam_attack', now);
+
+    if (state.total.count(now) >= o.blacklistThreshold) this.#alarmIfDue(state, 'actor_blacklist', now);
+
     if (violation.control) {
-      if (control < o.controlFloodThreshold) this.#controlArmed = true;
-      else if (this.#controlArmed) {
-        this.#controlArmed = false;
-        alarm('control_flood');
+      const controlHeld = this.#control.count(now) >= o.controlFloodThreshold;
+      if (controlHeld && !this.#controlHeld) {
+        this.#alarmWindow('control_topic_flood', (s) => s.control.count(now), now);
       }
+      this.#controlHeld = controlHeld;
+      if (controlHeld) this.#alarmIfDue(state, 'control_topic_flood', now);
     }
   }
 
@@ -194,9 +249,15 @@ export class AclViolationMonitor implements AsyncDisposable {
     return this.#all.count(this.#now());
   }
 
-  /** Violations of `actor` within the blacklist window. */
-  violationsOf(actor: string): number {
+  /** Violations of `actor` within the blacklist window (all actors when `actor` is omitted). */
+  violationsOf(actor?: string): number {
+    if (actor === undefined) return this.#allTotal.count(this.#now());
     return this.#actors.get(actor)?.total.count(this.#now()) ?? 0;
+  }
+
+  /** Every actor with violations in the blacklist window, most first (at most `maxOffenders`). */
+  offenders(): readonly string[] {
+    return this.#offendersAt(this.#now());
   }
 
   /** Totals since creation. */
@@ -229,18 +290,76 @@ export class AclViolationMonitor implements AsyncDisposable {
       if (oldest !== undefined) this.#actors.delete(oldest);
     }
     state = {
-      spam: new SlidingWindow(this.#options.spamWindowMs, 10_000),
-      total: new SlidingWindow(this.#options.blacklistWindowMs, 10_000),
-      spamArmed: true,
-      blacklistArmed: true,
+      name: actor,
+      spam: new SlidingWindow(this.#options.spamWindowMs, 1_000),
+      total: new SlidingWindow(this.#options.blacklistWindowMs, 1_000),
+      control: new SlidingWindow(this.#options.controlWindowMs, 1_000),
+      lastTopic: '',
+      raisedAt: new Map(),
     };
     this.#actors.set(actor, state);
+    this.#offenders = undefined;
     return state;
+  }
+
+  /** A shared rule just started to hold: alarm every actor that contributed within its window. */
+  #alarmWindow(reason: AclAlarmReason, countOf: (s: ActorState) => number, now: number): void {
+    const contributors: [ActorState, number][] = [];
+    for (const state of this.#actors.values()) {
+      const n = countOf(state);
+      if (n > 0) contributors.push([state, n]);
+    }
+    contributors.sort((a, b) => b[1] - a[1]);
+    for (const [state] of contributors.slice(0, this.#options.maxOffenders)) this.#alarmIfDue(state, reason, now);
+  }
+
+  #alarmIfDue(state: ActorState, reason: AclAlarmReason, now: number): void {
+    const last = state.raisedAt.get(reason);
+    if (last !== undefined && now - last < this.#options.reraiseIntervalMs && now >= last) return;
+    state.raisedAt.set(reason, now);
+    this.#raise({
+      reason,
+      actor: state.name,
+      offenders: this.#offendersAt(now),
+      topic: state.lastTopic,
+      violations: state.total.count(now),
+      totalViolations: this.#allTotal.count(now),
+      violationsPerSecond: this.#all.count(now),
+      actorViolationsPerSecond: state.spam.count(now),
+      controlViolations: this.#control.count(now),
+      at: now,
+    });
+  }
+
+  #offendersAt(now: number): readonly string[] {
+    const cached = this.#offenders;
+    if (cached && now >= cached.at && now - cached.at < OFFENDERS_REFRESH_MS) return cached.list;
+    const counted: [string, number][] = [];
+    for (const state of this.#actors.values()) {
+      const n = state.total.count(now);
+      if (n > 0) counted.push([state.name, n]);
+    }
+    counted.sort((a, b) => b[1] - a[1]);
+    const list = counted.slice(0, this.#options.maxOffenders).map(([name]) => name);
+    this.#offenders = { at: now, list };
+    return list;
   }
 
   #raise(alarm: AclAlarm): void {
     this.#alarms++;
-    this.#logger.warn({ ...alarm }, `ACL ${alarm.reason} alarm for actor ${alarm.actor}`);
+    // Named fields only: never spread a payload over the fields a pino logger owns.
+    this.#logger.warn(
+      {
+        reason: alarm.reason,
+        actor: alarm.actor,
+        topic: alarm.topic,
+        violations: alarm.violations,
+        totalViolations: alarm.totalViolations,
+        violationsPerSecond: alarm.violationsPerSecond,
+        offenderCount: alarm.offenders.length,
+      },
+      `ACL ${alarm.reason} alarm for actor ${alarm.actor}`,
+    );
     for (const listener of this.#listeners) {
       try {
         listener(alarm);

@@ -11,7 +11,7 @@ export type {
 } from './message-bus.js';
 export { topicMatcher } from './topic-pattern.js';
 export { SlidingWindow } from './sliding-window.js';
-export { AclViolationMonitor, ACL_ALARM_EVENT } from './acl-violation-monitor.js';
+export { AclViolationMonitor, ACL_ALARM_EVENT, LEGACY_ACL_ALARM_REASONS } from './acl-violation-monitor.js';
 export type { AclViolationMonitorOptions, AclAlarm, AclAlarmReason } from './acl-violation-monitor.js';
 export { ResourcePressureMonitor, PRESSURE_RESOURCES } from './resource-pressure-monitor.js';
 export type { ResourcePressureMonitorOptions, PressureResource, PressureChange, PressureLevel } from './resource-pressure-monitor.js';
@@ -25,6 +25,7 @@ export type {
   ComponentStatus,
   HeartbeatEvent,
   RecoveryRecord,
+  RestartPolicy,
 } from './heartbeat-watchdog.js';
 export { RateLimiter } from './rate-limiter.js';
 export type { RateLimiterOptions, RateLimitEntry } from './rate-limiter.js';

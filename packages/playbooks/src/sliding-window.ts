@@ -1,6 +1,8 @@
 /**
- * Counts events in a sliding time window (timestamps in a growable ring, pruned on read).
- * Not a fixed bucket: an event counts for exactly `windowMs` after it happened.
+ * Counts events in a sliding time window: an event counts for `windowMs` after it happened (not a fixed
+ * bucket). Memory is bounded: events closer together than `resolutionMs` share one slot, so the ring never
+ * holds more than `cap` slots however fast events arrive. With the default cap a 1 s window is exact to the
+ * millisecond and a 60 s window to 6 ms (an event may leave the window up to that much early).
  *
  * @example
  * const w = new SlidingWindow(1_000);
@@ -9,51 +11,75 @@
  */
 export class SlidingWindow {
   readonly windowMs: number;
-  readonly #cap: number;
-  #buf: Float64Array;
+  /** Events this close to the newest slot share it. */
+  readonly resolutionMs: number;
+  #at: Float64Array;
+  #n: Float64Array;
   #head = 0;
   #size = 0;
-  #dropped = 0;
+  #total = 0;
 
-  /** @param cap most timestamps kept; beyond it the oldest are counted but folded away. */
-  constructor(windowMs: number, cap = 100_000) {
+  /** @param cap most slots kept (memory bound); the resolution is `windowMs / cap`, at least 1 ms. */
+  constructor(windowMs: number, cap = 10_000) {
     this.windowMs = windowMs;
-    this.#cap = cap;
-    this.#buf = new Float64Array(16);
+    this.resolutionMs = Math.max(1, Math.ceil(windowMs / Math.max(1, cap)));
+    this.#at = new Float64Array(16);
+    this.#n = new Float64Array(16);
   }
 
-  add(at: number): void {
-    if (this.#size === this.#buf.length) {
-      if (this.#size >= this.#cap) {
-        // Full at the cap: the oldest entry leaves the ring but stays counted until the ring empties.
-        this.#head = (this.#head + 1) % this.#buf.length;
-        this.#size--;
-        this.#dropped++;
-      } else {
-        const next = new Float64Array(Math.min(this.#buf.length * 2, this.#cap));
-        for (let i = 0; i < this.#size; i++) next[i] = this.#buf[(this.#head + i) % this.#buf.length]!;
-        this.#buf = next;
-        this.#head = 0;
+  /** Adds `n` events at `at` (epoch ms). */
+  add(at: number, n = 1): void {
+    this.count(at); // prune first, so the ring only ever holds the window
+    if (this.#size > 0) {
+      const last = (this.#head + this.#size - 1) % this.#at.length;
+      if (at - this.#at[last]! < this.resolutionMs) {
+        this.#n[last]! += n;
+        this.#total += n;
+        return;
       }
     }
-    this.#buf[(this.#head + this.#size) % this.#buf.length] = at;
+    if (this.#size === this.#at.length) this.#grow();
+    const slot = (this.#head + this.#size) % this.#at.length;
+    this.#at[slot] = at;
+    this.#n[slot] = n;
     this.#size++;
+    this.#total += n;
   }
 
   /** Events within `(now - windowMs, now]`. */
   count(now: number): number {
     const cutoff = now - this.windowMs;
-    while (this.#size > 0 && this.#buf[this.#head]! <= cutoff) {
-      this.#head = (this.#head + 1) % this.#buf.length;
+    while (this.#size > 0 && this.#at[this.#head]! <= cutoff) {
+      this.#total -= this.#n[this.#head]!;
+      this.#head = (this.#head + 1) % this.#at.length;
       this.#size--;
     }
-    if (this.#size === 0) this.#dropped = 0;
-    return this.#size + this.#dropped;
+    if (this.#size === 0) this.#total = 0;
+    return this.#total;
+  }
+
+  /** Time of the newest event still held, or undefined when empty. */
+  newest(): number | undefined {
+    return this.#size === 0 ? undefined : this.#at[(this.#head + this.#size - 1) % this.#at.length];
   }
 
   clear(): void {
     this.#head = 0;
     this.#size = 0;
-    this.#dropped = 0;
+    this.#total = 0;
+  }
+
+  #grow(): void {
+    const length = this.#at.length * 2;
+    const at = new Float64Array(length);
+    const n = new Float64Array(length);
+    for (let i = 0; i < this.#size; i++) {
+      const from = (this.#head + i) % this.#at.length;
+      at[i] = this.#at[from]!;
+      n[i] = this.#n[from]!;
+    }
+    this.#at = at;
+    this.#n = n;
+    this.#head = 0;
   }
 }
