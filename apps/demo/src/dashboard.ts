@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { sendProblem } from '@guard/core';
 import type { Detection, PlaybookRunNotice, SanitizeResult, ImmuneEventNotice, BreakerStateChange } from '@guard/core';
 import { BYTES_PER_MB } from '@guard/memory';
 import type { Guard } from './guard.js';
@@ -44,10 +45,13 @@ export class Dashboard {
   readonly #clients = new Set<ServerResponse>();
   readonly #timer: NodeJS.Timeout;
   readonly #subscriptions: (() => void)[];
+  readonly #maxStreams: number;
 
-  constructor(guard: Guard, healing: Healing) {
+  /** `maxStreams`: open `/dashboard/stream` clients at most; more get 503 + Retry-After (default 100). */
+  constructor(guard: Guard, healing: Healing, options: { maxStreams?: number } = {}) {
     this.#guard = guard;
     this.#healing = healing;
+    this.#maxStreams = options.maxStreams ?? 100;
     const push = <T>(list: T[], item: T) => {
       list.unshift(item);
       if (list.length > HISTORY) list.pop();
@@ -137,6 +141,9 @@ export class Dashboard {
       return;
     }
     if (path === '/dashboard/stream') {
+      if (this.#clients.size >= this.#maxStreams) {
+        return sendProblem(res, { status: 503, title: 'Too many stream clients', detail: `at most ${this.#maxStreams} dashboard streams are served` }, { 'retry-after': '5' });
+      }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       res.write(`event: state\ndata: ${JSON.stringify(this.state())}\n\n`);
       this.#clients.add(res);

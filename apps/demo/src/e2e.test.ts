@@ -4,7 +4,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoadTest } from '@guard/memory';
 import { SCENARIOS } from './chaos-scenarios.js';
-import { CHAOS_CLI, run, spawnDemo, type DemoProcess } from './test-support.js';
+import { ADMIN_TOKEN, CHAOS_CLI, run, spawnDemo, type DemoProcess } from './test-support.js';
 
 // End to end against the built demo in full mode, as a user runs it: load test, every chaos scenario, the dashboard.
 let demo: DemoProcess;
@@ -50,7 +50,7 @@ describe('demo end to end (full mode)', () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       await page.goto(demo.url);
       await page.waitForSelector('#conn.live');
-      const injected = await fetch(`${demo.url}/chaos/context-leak`, { method: 'POST', body: '{}' });
+      const injected = await fetch(`${demo.url}/chaos/context-leak`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       expect(injected.status).toBe(202);
       await page.locator('#detections', { hasText: 'context_stack_leak' }).waitFor({ timeout: 20_000 });
       await page.locator('#sanitizations', { hasText: 'context' }).waitFor({ timeout: 20_000 });

@@ -31,6 +31,7 @@ import { MemoryGuardrail, memoryOptionsFromEnv } from '@guard/memory';
 import { ImmuneService, bridgeGuardBus, createKyselyEventStore, type GuardBridge } from '@guard/immune';
 import type { DatabaseConfig, DemoTables } from './database.js';
 import { createDialect, migrate } from './database.js';
+import { isCallerFault } from './caller-fault.js';
 
 /** One analysis result, written by the batch writer. */
 export interface AnalysisResult {
@@ -86,7 +87,7 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
   emitters.track(appBus, { name: 'app-bus' });
 
   // C3: the app's database goes through the tracked dialect; the immune log gets its own connection to the same database.
-  const dialect = trackDialect(await createDialect(deps.database), { name: 'app-db', ...t.db });
+  const dialect = trackDialect(await createDialect(deps.database, logger), { name: 'app-db', ...t.db });
   const db = new Kysely<DemoTables>({ dialect });
   await migrate(db);
 
@@ -108,7 +109,18 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
 
   const breakers = new BreakerRegistry();
   const downstreamBreaker = breakers.add(
-    new CircuitBreaker({ name: 'downstream', bus, registry, failureThreshold: 5, resetTimeoutMs: 2_000, halfOpenSuccesses: 3, probeTimeoutMs: t.circuit.probeTimeoutMs }),
+    new CircuitBreaker({
+      name: 'downstream',
+      bus,
+      registry,
+      logger,
+      failureThreshold: 5,
+      resetTimeoutMs: 2_000,
+      halfOpenSuccesses: 3,
+      probeTimeoutMs: t.circuit.probeTimeoutMs,
+      // A caller's bad input is not the downstream failing: it must not open the circuit for everyone else.
+      shouldCount: (error) => !isCallerFault(error),
+    }),
   );
   const bulkhead = new Bulkhead({ name: 'downstream', registry, maxConcurrent: 20, maxQueued: 100, queueTimeoutMs: 2_000 });
 
@@ -138,7 +150,7 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
 
   const memory = new MemoryGuardrail({ ...memoryOptionsFromEnv(env), bus, registry, logger, cacheProbes: deps.caches });
 
-  const immuneDb = new Kysely<any>({ dialect: await createDialect(deps.database) });
+  const immuneDb = new Kysely<any>({ dialect: await createDialect(deps.database, logger) });
   const store = await createKyselyEventStore({ db: immuneDb, dialect: deps.database.kind, destroyOnClose: true, registry, logger });
   const immune = new ImmuneService({ store, closeStore: true, bus, registry, logger });
   const bridge: GuardBridge = bridgeGuardBus(bus, immune, { agentId: 'guard-demo', memoryAlarms: true, breakerOpens: true, logger });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startDemo, type Demo } from './server.js';
-import { CHAOS_CLI, run, spawnDemo } from './test-support.js';
+import { ADMIN_TOKEN, CHAOS_CLI, run, spawnDemo } from './test-support.js';
 
 let demo: Demo;
 let dataDir: string;
@@ -122,6 +122,99 @@ describe('demo service', () => {
   });
 });
 
+/** Opens a socket, waits for the welcome, and collects every later message and the close code. */
+async function openSocket(url: string): Promise<{ ws: WebSocket; messages: Record<string, unknown>[]; closed: Promise<number>; next: () => Promise<Record<string, unknown>> }> {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`);
+  const messages: Record<string, unknown>[] = [];
+  const waiters: ((m: Record<string, unknown>) => void)[] = [];
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.on('error', () => {});
+  ws.on('message', (data) => {
+    const message = JSON.parse(String(data)) as Record<string, unknown>;
+    if (typeof message.id === 'string') ws.send(JSON.stringify({ type: 'ack', id: message.id }));
+    const waiter = waiters.shift();
+    if (waiter) waiter(message);
+    else messages.push(message);
+  });
+  const next = () => new Promise<Record<string, unknown>>((resolve) => (messages.length > 0 ? resolve(messages.shift()!) : waiters.push(resolve)));
+  expect((await next()).type).toBe('welcome');
+  return { ws, messages, closed, next };
+}
+
+describe('do no harm', () => {
+  it('answers lone surrogates with 400 naming text, cuts no surrogate pair, and never opens the downstream breaker for them', async () => {
+    // JSON.stringify escapes a lone surrogate as \ud800, so the body is valid JSON holding ill-formed Unicode.
+    for (let i = 0; i < 8; i++) expect((await problem(await fetch(`${demo.url}/api/analyses`, json({ text: 'a\ud800' })), 400)).field).toBe('text');
+    expect(demo.guard.downstreamBreaker.state).toBe('closed');
+    // Past the edge, the breaker's shouldCount still ignores the caller's fault (URIError on ill-formed text).
+    for (let i = 0; i < 6; i++) await expect(demo.service.score('x\udc00')).rejects.toThrow(URIError);
+    expect(demo.guard.downstreamBreaker.state).toBe('closed');
+    // A valid emoji straddling the 200-unit cut toward the downstream: the pair is kept whole or dropped, never split.
+    expect((await fetch(`${demo.url}/api/analyses`, json({ text: `${'a'.repeat(199)}\u{1F600}` }))).status).toBe(201);
+    expect(demo.guard.downstreamBreaker.state).toBe('closed');
+  });
+
+  it('answers null and other non-object JSON on the WebSocket with an error and keeps the socket', async () => {
+    const socket = await openSocket(demo.url);
+    for (const text of ['null', '42', '"analyze"', '[]', '{"type":"analyze","text":"\\ud800"}', '{"type":"nope"}']) {
+      socket.ws.send(text);
+      expect(await socket.next(), text).toMatchObject({ type: 'error' });
+    }
+    expect(socket.ws.readyState).toBe(WebSocket.OPEN);
+    socket.ws.close();
+  });
+
+  it('closes only the offending socket: 1009 for an oversized frame, 1007 for invalid UTF-8', async () => {
+    const bystander = await openSocket(demo.url);
+    const big = await openSocket(demo.url);
+    big.ws.send(Buffer.alloc(65 * 1024 + 1));
+    expect(await big.closed).toBe(1009);
+    const bad = await openSocket(demo.url);
+    bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    expect(await bad.closed).toBe(1007);
+    expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
+    expect(demo.gate.stats.errors).toBeGreaterThanOrEqual(2);
+    expect((await fetch(`${demo.url}/livez`)).status).toBe(200);
+    bystander.ws.close();
+  });
+});
+
+describe('demo limits and lab access without a token', () => {
+  it('refuses lab endpoints (403), sockets past the cap (503), chatty sockets (1008) and streams past the cap (503)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'guard-demo-limits-'));
+    const env: Record<string, string | undefined> = { ...process.env, PARASITE_GUARD_MODE: 'detect', WS_MAX_CONNECTIONS: '2', WS_MAX_MESSAGES_PER_SEC: '1', WS_MESSAGE_BURST: '3', DASHBOARD_MAX_STREAMS: '1' };
+    delete env.GUARD_ADMIN_TOKEN;
+    await using limited = await startDemo({ port: 0, host: '127.0.0.1', dataDir: dir, env });
+    try {
+      const mode = await problem(await fetch(`${limited.url}/guard/mode`, json({ mode: 'full' })), 403);
+      expect(mode.title).toBe('Admin endpoints disabled');
+      await problem(await fetch(`${limited.url}/chaos/ws-no-ack`, json({})), 403);
+      expect(limited.guard.chain.mode).toBe('detect');
+
+      const first = await openSocket(limited.url);
+      const chatty = await openSocket(limited.url);
+      const refused = new WebSocket(`${limited.url.replace('http', 'ws')}/ws`);
+      const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+      refused.on('error', () => {});
+      expect(status).toBe(503);
+      for (let i = 0; i < 10; i++) chatty.ws.send('{"type":"hello"}');
+      expect(await chatty.closed).toBe(1008);
+      expect(first.ws.readyState).toBe(WebSocket.OPEN);
+      first.ws.close();
+
+      const stream = new AbortController();
+      const open = await fetch(`${limited.url}/dashboard/stream`, { signal: stream.signal });
+      expect(open.status).toBe(200);
+      const second = await fetch(`${limited.url}/dashboard/stream`);
+      await problem(second, 503);
+      expect(second.headers.get('retry-after')).toBe('5');
+      stream.abort();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('demo process', () => {
   it('starts on PORT and exits 0 on SIGTERM after draining', async () => {
     const child = await spawnDemo();
@@ -138,7 +231,7 @@ describe('demo on Postgres (DATABASE_URL)', () => {
     expect(created.status).toBe(201);
     const state = (await (await fetch(`${child.url}/dashboard/state`)).json()) as { mode: string };
     expect(state.mode).toBe('full');
-    const { code, output } = await run([CHAOS_CLI, 'db-orphan', '--url', child.url]);
+    const { code, output } = await run([CHAOS_CLI, 'db-orphan', '--url', child.url, '--token', ADMIN_TOKEN]);
     expect(output).toMatch(/^db-orphan\s.*PASS/m);
     expect(code).toBe(0);
     const events = (await (await fetch(`${child.url}/api/immune/events?limit=50`)).json()) as { events: { module?: string; type: string }[] };

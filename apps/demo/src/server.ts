@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws';
 import {
   checkAdminToken,
   closeOnce,
+  envReader,
   isGuardMode,
   readJsonBody,
   problemFromError,
@@ -19,10 +20,11 @@ import {
 import { createParasiteMiddleware } from '@guard/detectors';
 import { createSelfCheckHandler } from '@guard/memory';
 import { createImmuneHandler } from '@guard/immune';
-import { createAnalysisService, type AnalysisService } from './analysis-service.js';
+import { createAnalysisService, type AnalysisService, type WorkRefusal } from './analysis-service.js';
 import { ChaosLab, type SessionCache } from './chaos-lab.js';
 import { Dashboard } from './dashboard.js';
 import { databaseConfigFromEnv, type DatabaseConfig } from './database.js';
+import { WebSocketGate, webSocketLimitsFromEnv } from './ws-gate.js';
 import { demoEnv } from './demo-env.js';
 import { startDownstream } from './downstream.js';
 import { startFaultProxy } from './fault-proxy.js';
@@ -50,41 +52,52 @@ export interface Demo extends AsyncDisposable {
   readonly healing: Healing;
   readonly service: AnalysisService;
   readonly database: DatabaseConfig;
+  /** The WebSocket server's door: connection cap, per-socket errors and message budgets. */
+  readonly gate: WebSocketGate;
   close(): Promise<void>;
 }
 
 const DEFAULT_DATA_DIR = fileURLToPath(new URL('../data/', import.meta.url));
 
-/** Runs handlers in order, each calling `next()` to pass the request on. */
-function chain(handlers: readonly HttpHandler[], last: HttpHandler): HttpHandler {
+/** Runs handlers in order, each calling `next()` to pass the request on; errors become problems, 5xx logged with the cause. */
+function chain(handlers: readonly HttpHandler[], last: HttpHandler, logger: Logger): HttpHandler {
   return (req, res) => {
+    const fail = (error: unknown) => {
+      const problem = problemFromError(error);
+      if (problem.status >= 500) logger.error({ err: error, method: req.method, path: (req.url ?? '').split('?')[0] }, 'request failed');
+      if (res.headersSent) return void res.destroy();
+      sendProblem(res, problem);
+    };
     const step = (index: number) => (error?: unknown) => {
-      if (error) return sendProblem(res, problemFromError(error));
+      if (error) return fail(error);
       const handler = handlers[index];
       if (!handler) return last(req, res);
       try {
         handler(req, res, step(index + 1));
       } catch (thrown) {
-        sendProblem(res, problemFromError(thrown));
+        fail(thrown);
       }
     };
     step(0)();
   };
 }
 
-/** Lab endpoints (chaos, mode switch): the admin token when one is configured, else loopback callers only. */
+/**
+ * Lab endpoints (chaos, mode switch): the admin token, compared in constant time. Without `GUARD_ADMIN_TOKEN` they
+ * are off (403): "loopback only" is no protection behind a reverse proxy, where every caller is local.
+ */
 function labAccess(token: string | undefined): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
-    if (token) {
-      const denied = checkAdminToken(req, token);
-      if (denied) sendProblem(res, denied, { 'www-authenticate': 'Bearer' });
-      return !denied;
-    }
-    const remote = req.socket.remoteAddress ?? '';
-    if (remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1') return true;
-    sendProblem(res, { status: 403, title: 'Forbidden', detail: 'set GUARD_ADMIN_TOKEN to use lab endpoints from another host' });
-    return false;
+    const denied = checkAdminToken(req, token);
+    if (denied) sendProblem(res, denied, token ? { 'www-authenticate': 'Bearer' } : {});
+    return !denied;
   };
+}
+
+/** A request target that is not an origin-form path (or that WHATWG URL cannot parse) is answered 400 here, once. */
+function validTarget(url: string | undefined): boolean {
+  if (!url?.startsWith('/') || url.startsWith('//')) return false;
+  return URL.canParse(url, 'http://demo');
 }
 
 /** Starts the demo service: API, WebSocket streaming, downstream calls, and the full guard around them. */
@@ -93,21 +106,33 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const logger = options.logger ?? silentLogger;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const database = databaseConfigFromEnv(env as NodeJS.ProcessEnv, options.dataDir ?? env.GUARD_DATA_DIR ?? DEFAULT_DATA_DIR);
+  const database = databaseConfigFromEnv(env, options.dataDir ?? env.GUARD_DATA_DIR ?? DEFAULT_DATA_DIR);
 
   const downstream = await startDownstream();
   const proxy = await startFaultProxy(downstream.port);
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const wsLimits = webSocketLimitsFromEnv(env);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: wsLimits.maxPayloadBytes });
+  const gate = new WebSocketGate(wss, wsLimits, logger);
   const sessions: SessionCache = { entries: new Map() };
   const guard = await createGuard({ env, registry, logger, wss, database, caches: { sessions: () => sessions.entries.size } });
   let url = '';
-  const healing = await createHealing({ env, bus: guard.bus, registry, logger, healthUrl: () => `${url}/livez` });
-  const service = createAnalysisService(guard, () => proxy.port);
-  wss.on('connection', (ws) => service.serve(ws));
+  const healing = await createHealing({ env, bus: guard.bus, registry, logger, healthUrl: () => `${url}/livez`, modeOf: (component) => guard.chain.modeOf(component), immune: guard.immune });
+  // WebSocket work passes the same load shedding and API rate limit as HTTP requests.
+  const admitWork = (): WorkRefusal | undefined => {
+    if (healing.pressure.isUnderPressure()) return { status: 'overloaded', detail: 'load shedding: the service is under pressure', retryAfterSec: 2 };
+    if (!healing.limiter.tryAcquire('api')) return { status: 'rate_limited', detail: 'rate limit "api" is active', retryAfterSec: 1 };
+    return undefined;
+  };
+  const service = createAnalysisService(guard, () => proxy.port, { logger, admitWork, messageBudget: () => gate.budget() });
+  wss.on('connection', (ws) => {
+    gate.watch(ws);
+    service.serve(ws);
+  });
 
   // Self-healing for the session cache: a critical memory alarm caused by it evicts it, and the immune log records why.
   const offAlarm = guard.bus.subscribe('memoryAlarm', (alarm) => {
     if (alarm.status !== 'critical' || !alarm.reasons.some((reason) => reason.startsWith('cache sessions'))) return;
+    if (guard.chain.modeOf('memory') !== 'full') return; // detect and dry_run never change behaviour
     const evicted = sessions.entries.size;
     sessions.entries.clear();
     sessions.lastEvictionAt = Date.now();
@@ -116,7 +141,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       .catch((error: unknown) => logger.error({ err: error }, 'immune publish failed'));
   });
 
-  const dashboard = new Dashboard(guard, healing);
+  const dashboard = new Dashboard(guard, healing, { maxStreams: envReader(env).number('DASHBOARD_MAX_STREAMS', 100, { min: 1, integer: true }) });
   const lab = new ChaosLab({ guard, healing, service, proxy, wss, sessions, wsUrl: () => `${url.replace('http', 'ws')}/ws` });
   const adminToken = env.GUARD_ADMIN_TOKEN;
   const labAllowed = labAccess(adminToken);
@@ -166,14 +191,20 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     if (!req.url?.startsWith('/api/analyses')) return next?.();
     shedding(req, res, () => apiLimit(req, res, () => parasite(req, res, () => service.handle(req, res, () => next?.()))));
   };
+  const badTarget: HttpHandler = (req, res, next) => {
+    if (validTarget(req.url)) return next?.();
+    sendProblem(res, { status: 400, title: 'Invalid request target', detail: 'the request target must be a path starting with a single /', field: 'url' });
+  };
   const notFound: HttpHandler = (req, res) => sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${req.method} ${(req.url ?? '').split('?')[0]}` });
 
   const handler = chain(
-    [draining, metrics, selfCheck, (req, res, next) => immune(req, res, next), (req, res, next) => dashboard.handle(req, res, () => next?.()), modeSwitch, chaos, api],
+    [badTarget, draining, metrics, selfCheck, (req, res, next) => immune(req, res, next), (req, res, next) => dashboard.handle(req, res, () => next?.()), modeSwitch, chaos, api],
     notFound,
+    logger,
   );
   const server = createServer(handler);
   server.on('upgrade', (req, socket, head) => {
+    if (!gate.admitUpgrade(socket)) return;
     if ((req.url ?? '').split('?')[0] !== '/ws') return void socket.destroy();
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
@@ -203,5 +234,5 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     await proxy.close();
     await downstream.close();
   });
-  return { server, url, registry, guard, healing, service, database, close, [Symbol.asyncDispose]: close };
+  return { server, url, registry, guard, healing, service, database, gate, close, [Symbol.asyncDispose]: close };
 }

@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 export const DEMO_ENTRY = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 export const CHAOS_CLI = fileURLToPath(new URL('../dist/chaos.js', import.meta.url));
 
+/** The admin token the spawned demos and the chaos CLI runs share (lab endpoints are off without one). */
+export const ADMIN_TOKEN = 'test-admin-token';
+
 /** A demo started as a real child process on a free port with its own data folder. */
 export interface DemoProcess extends AsyncDisposable {
   readonly url: string;
@@ -22,7 +25,7 @@ export interface DemoProcess extends AsyncDisposable {
 export async function spawnDemo(env: Record<string, string> = {}): Promise<DemoProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'guard-demo-'));
   const child = spawn(process.execPath, [DEMO_ENTRY], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'error', GUARD_DATA_DIR: dataDir, ...env },
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'error', GUARD_DATA_DIR: dataDir, GUARD_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -48,7 +51,7 @@ export async function spawnDemo(env: Record<string, string> = {}): Promise<DemoP
 
 /** Runs a command to completion and returns its exit code and output. */
 export async function run(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { env: { ...process.env, GUARD_ADMIN_TOKEN: ADMIN_TOKEN, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
