@@ -5,6 +5,7 @@ import type { ClientOptions, RawData } from 'ws';
 import { BreakerRegistry } from './breaker-registry.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { CircuitBreakerOptions } from './circuit-breaker.js';
+import { ConnectionLease } from './connection-lease.js';
 import { circuitMetrics } from './metrics.js';
 import type { CircuitMetrics, CircuitMetricsOptions, PoolMetricsSource } from './metrics.js';
 import { SingleFlight } from './single-flight.js';
@@ -51,6 +52,14 @@ export interface PoolRequestOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options of {@link ConnectionPool.acquire}. */
+export interface PoolAcquireOptions {
+  /** Gives up waiting for a slot or a socket: `acquire` rejects with `ABORTED` (the reason is the `cause`). */
+  readonly signal?: AbortSignal;
+  /** Bound on the wait for a slot plus the connect, counted as a breaker failure (`TIMEOUT`); 0 = none. Default `requestTimeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
 /**
  * A request that did not get a terminal message from the server.
  *
@@ -74,6 +83,8 @@ export interface ConnectionPoolStats {
   readonly pooledConnections: number;
   /** Sockets being opened. */
   readonly connectingConnections: number;
+  /** Sockets lent out by `acquire()` (included in `activeConnections`). */
+  readonly leasedConnections: number;
   /** Every open socket (the number the semaphore limits). */
   readonly openConnections: number;
   /** Requests waiting for a socket. */
@@ -169,6 +180,7 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
   readonly #metricsRef: WeakRef<PoolMetricsSource> | undefined;
   #open = 0;
   #active = 0;
+  #leased = 0;
   #connecting = 0;
   #evicting = 0;
   #closing: Promise<void> | undefined;
@@ -222,10 +234,7 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
    * const reply = await pool.request(url, { type: 'ping_db' }, { timeoutMs: 2_000 });
    */
   async request(url: string, message: StreamMessage | string, options: PoolRequestOptions = {}): Promise<StreamMessage | PoolErrorResult> {
-    if (this.#closing !== undefined) throw new GuardError('CLOSED', 'ConnectionPool is closed');
-    if (typeof url !== 'string' || !/^wss?:\/\//i.test(url)) {
-      throw new GuardError('INVALID_INPUT', `url must be a ws:// or wss:// URL, got ${String(url)}`, { details: { field: 'url' } });
-    }
+    this.#checkUrl(url);
     const { taskId, onProgress, signal } = options;
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: 2_147_483_647 });
@@ -263,6 +272,87 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
       if (taskId !== undefined) this.#taskIds.delete(taskId);
       this.#requests.delete(controller);
     }
+  }
+
+  #checkUrl(url: unknown): void {
+    if (this.#closing !== undefined) throw new GuardError('CLOSED', 'ConnectionPool is closed');
+    if (typeof url !== 'string' || !/^wss?:\/\//i.test(url)) {
+      throw new GuardError('INVALID_INPUT', `url must be a ws:// or wss:// URL, got ${String(url)}`, { details: { field: 'url' } });
+    }
+  }
+
+  /**
+   * Lends a pooled socket to `url` for a protocol of the caller's own (the seed's `async with await
+   * pool.get_connection(url) as ws`). The lease holds a connection slot until it is released (`await using`, or
+   * `release()`), which returns the socket to the pool, or closes it when it is broken (closed or errored) or was
+   * `destroy()`ed. Getting the socket (an idle one, or a connect) runs through the URL's breaker: connect failures and
+   * timeouts count towards opening it, and an open breaker fails fast.
+   *
+   * Rejects with `CIRCUIT_OPEN` (breaker open), `TIMEOUT` (slot wait plus connect over `timeoutMs`), `ABORTED`
+   * (`signal`), `CLOSED` (pool closed, also while waiting), `INVALID_INPUT` (not a ws/wss URL), or the connect error.
+   *
+   * @example
+   * await using lease = await pool.acquire('ws://analyzer:8080', { signal: AbortSignal.timeout(5_000) });
+   * lease.socket.send(JSON.stringify({ type: 'subscribe', topic: 'jobs' }));
+   * for await (const [frame] of on(lease.socket, 'message', { signal })) handle(frame);
+   */
+  async acquire(url: string, options: PoolAcquireOptions = {}): Promise<ConnectionLease> {
+    this.#checkUrl(url);
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: 2_147_483_647 });
+    const aborted = (reason: unknown) => new GuardError('ABORTED', `acquire aborted: ${errorText(reason)}`, { cause: reason });
+    if (signal?.aborted) throw aborted(signal.reason);
+    const breaker = this.breakerFor(url);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal!.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.#requests.add(controller);
+    try {
+      const connection = await breaker.execute(
+        async (callSignal) => {
+          const attemptSignal = callSignal ?? controller.signal;
+          const got = await this.#acquire(url, attemptSignal);
+          const reused = got.state === 'idle';
+          got.state = 'active';
+          this.#active++;
+          if (attemptSignal.aborted) {
+            // Granted just as the caller gave up: hand it straight back.
+            this.#release(got);
+            throw attemptSignal.reason;
+          }
+          return { got, reused };
+        },
+        { signal: controller.signal, timeoutMs: timeoutMs > 0 ? timeoutMs : undefined },
+      );
+      this.#leased++;
+      return new ConnectionLease(connection.got.ws, url, connection.reused, (destroy, reason) => this.#giveBack(connection.got, destroy, reason));
+    } catch (error) {
+      if (isGuardError(error, 'CIRCUIT_OPEN') || isGuardError(error, 'TIMEOUT') || isGuardError(error, 'CLOSED')) throw error;
+      if (controller.signal.aborted) {
+        const reason: unknown = controller.signal.reason;
+        throw isGuardError(reason, 'CLOSED') ? reason : aborted(reason);
+      }
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#requests.delete(controller);
+    }
+  }
+
+  /** Takes a leased socket back: into the pool, or closed (resolves once it is). */
+  #giveBack(connection: Connection, destroy: boolean, reason: string): Promise<void> {
+    this.#leased--;
+    if (!destroy) {
+      this.#release(connection);
+      return Promise.resolve();
+    }
+    this.#active--;
+    const ws = connection.ws;
+    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    this.#closeConnection(connection, 1000, reason);
+    return closed;
   }
 
   #error(status: PoolErrorResult['status'], error: string, taskId: string | undefined, circuit?: string): PoolErrorResult {
@@ -602,6 +692,7 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
       activeConnections: this.#active,
       pooledConnections: pooled,
       connectingConnections: this.#connecting,
+      leasedConnections: this.#leased,
       openConnections: this.#open,
       waitingRequests: this.#waiters.length,
       activeTasks: this.#taskIds.size,
