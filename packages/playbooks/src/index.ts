@@ -16,6 +16,8 @@ export type { AclViolationMonitorOptions, AclAlarm, AclAlarmReason } from './acl
 export { ResourcePressureMonitor, PRESSURE_RESOURCES } from './resource-pressure-monitor.js';
 export type { ResourcePressureMonitorOptions, PressureResource, PressureChange, PressureLevel } from './resource-pressure-monitor.js';
 export { createSystemSampler } from './system-sampler.js';
+export { createHostCpuSource, parseProcStat, parseCpuMax, parseCpuStatUsage } from './host-cpu-source.js';
+export type { HostCpuSource, HostCpuSourceOptions, HostCpuReading, HostCpuSourceKind } from './host-cpu-source.js';
 export type { PressureReading, PressureDetails, PressureSampler, SystemSampler, SystemSamplerOptions } from './system-sampler.js';
 export { HeartbeatWatchdog } from './heartbeat-watchdog.js';
 export type {

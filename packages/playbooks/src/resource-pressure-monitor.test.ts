@@ -1,6 +1,8 @@
 import { createServer } from 'node:http';
+import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { GuardBus } from '@guard/core';
+import type { Logger } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PlaybookTrigger } from './playbook-types.js';
@@ -28,7 +30,7 @@ describe('ResourcePressureMonitor', () => {
     expect(m.levels().find((l) => l.resource === 'cpu')).toMatchObject({ percent: 95, alarm: false, overSince: 0 });
     m.evaluate({ cpuPercent: 90 }, 10_000);
     expect(m.isUnderPressure()).toBe(true);
-    expect(changes).toEqual([{ resource: 'cpu', state: 'alarm', level: 90, thresholdPercent: 80, sustainedMs: 10_000, at: 10_000 }]);
+    expect(changes).toEqual([{ resource: 'cpu', state: 'alarm', percent: 90, level: 90, thresholdPercent: 80, sustainedMs: 10_000, at: 10_000 }]);
   });
 
   it('restarts the streak when the level dips below the threshold', async () => {
@@ -120,12 +122,29 @@ describe('ResourcePressureMonitor', () => {
     expect(text).toContain('guard_playbooks_event_loop_delay_seconds 0.012');
   });
 
+  it('logs changes without fields a pino logger owns (the level is logged as percent)', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = { warn: (obj: Record<string, unknown>) => logged.push(obj), info() {}, error() {}, debug() {} } as unknown as Logger;
+    const { m } = monitor({ sustainMs: 0, clearSustainMs: 0, logger });
+    await using _m = m;
+    m.evaluate({ cpuPercent: 97 }, 0);
+    m.evaluate({ cpuPercent: 10 }, 1_000);
+    expect(logged).toHaveLength(2);
+    for (const line of logged) for (const key of ['level', 'time', 'msg', 'pid', 'hostname']) expect(line).not.toHaveProperty(key);
+    expect(logged.map((l) => [l.state, l.percent])).toEqual([
+      ['alarm', 97],
+      ['cleared', 10],
+    ]);
+  });
+
   it('validates options and env', async () => {
     const bad = [{ intervalMs: 0 }, { sustainMs: -1 }, { clearPercent: 101 }, { thresholds: { cpu: 50 } }, { sampler: 42 as never }];
     for (const options of bad) expect(() => new ResourcePressureMonitor({ registry: new Registry(), autoStart: false, ...options })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(
       ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_THRESHOLDS: 'cpu=70,clear=50', GUARD_PRESSURE_SUSTAIN: '5s', GUARD_PRESSURE_DISK_PATHS: '/,/tmp', GUARD_PRESSURE_CPU_SOURCE: 'max' }),
     ).toMatchObject({ thresholds: { cpu: 70 }, clearPercent: 50, sustainMs: 5_000, intervalMs: 1_000, system: { cpuSource: 'max', diskPaths: ['/', '/tmp'] } });
+    expect(ResourcePressureMonitor.optionsFromEnv({}).system).toEqual({ cpuSource: 'host' });
+    expect(ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_DISK_PATHS: 'none', GUARD_PRESSURE_CPU_SOURCE: 'process' }).system).toEqual({ cpuSource: 'process', diskPaths: [] });
     expect(() => ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_THRESHOLDS: 'cpu=170' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV' }));
     expect(() => ResourcePressureMonitor.optionsFromEnv({ GUARD_PRESSURE_CPU_SOURCE: 'gpu' })).toThrow(expect.objectContaining({ code: 'INVALID_ENV' }));
   });
@@ -141,7 +160,7 @@ describe('ResourcePressureMonitor', () => {
 
 describe('createSystemSampler', () => {
   it('measures this process, the machine, memory, disk and the event loop per interval', async () => {
-    const sampler = createSystemSampler({ diskPaths: ['/', '/definitely/missing/path'] });
+    const sampler = createSystemSampler({ cpuSource: 'process', diskPaths: ['/', '/definitely/missing/path'] });
     try {
       await sampler.sample();
       const end = Date.now() + 150;
@@ -162,6 +181,36 @@ describe('createSystemSampler', () => {
       await new Promise((r) => setTimeout(r, 200));
       const idle = await sampler.sample();
       expect(idle.eventLoopPercent).toBeLessThan(50);
+    } finally {
+      sampler.close();
+    }
+  });
+
+  it('defaults to the host CPU and the disk of the working directory', async () => {
+    const sampler = createSystemSampler();
+    try {
+      await sampler.sample();
+      const end = Date.now() + 150;
+      while (Date.now() < end) {
+        // one busy core shows in the host figure
+      }
+      const reading = await sampler.sample();
+      expect(reading.cpuPercent).toBe(reading.details?.hostCpuPercent);
+      expect(reading.details?.hostCpuPercent).toBeGreaterThan(40 / (reading.details?.cpuCapacityCores ?? availableParallelism()));
+      if (process.platform === 'linux') expect(['proc_stat', 'cgroup_v2', 'cgroup_v1']).toContain(reading.details?.hostCpuSource);
+      expect(reading.details?.disks).toEqual([{ path: process.cwd(), percent: expect.any(Number) }]);
+      expect(reading.diskPercent).toBeGreaterThan(0);
+    } finally {
+      sampler.close();
+    }
+  });
+
+  it('turns disk off with an empty path list', async () => {
+    const sampler = createSystemSampler({ diskPaths: [] });
+    try {
+      const reading = await sampler.sample();
+      expect(reading.diskPercent).toBeUndefined();
+      expect(reading.details?.disks).toEqual([]);
     } finally {
       sampler.close();
     }

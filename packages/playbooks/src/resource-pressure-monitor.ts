@@ -22,6 +22,8 @@ export interface PressureChange {
   readonly resource: PressureResource;
   readonly state: 'alarm' | 'cleared';
   /** Level in percent at the change. */
+  readonly percent: number;
+  /** @deprecated the same as `percent` (kept for earlier consumers; never log it as a field: pino owns `level`). */
   readonly level: number;
   readonly thresholdPercent: number;
   /** How long the level had held before the change. */
@@ -51,7 +53,10 @@ export interface ResourcePressureMonitorOptions extends MetricsOptions {
   readonly thresholds?: Partial<Record<PressureResource, number>>;
   /** Hysteresis: an alarm clears only below this percent. Default 60. */
   readonly clearPercent?: number;
-  /** Injected sampler (tests, other sources). Default: {@link createSystemSampler} with `system`. */
+  /**
+   * Injected sampler (tests, other sources). Default: {@link createSystemSampler} with `system`: host CPU
+   * (cgroup-aware), memory (cgroup limit where present), disk of the working directory, event loop.
+   */
   readonly sampler?: PressureSampler;
   /** Options of the default system sampler. */
   readonly system?: SystemSamplerOptions;
@@ -85,7 +90,7 @@ const READING_KEY: Record<PressureResource, keyof PressureReading> = {
  * `clearPercent` (60 %). `isUnderPressure()` is an O(1) read for load shedding.
  *
  * @example
- * await using pressure = new ResourcePressureMonitor({ engine, system: { diskPaths: ['/'] } });
+ * await using pressure = new ResourcePressureMonitor({ engine, system: { diskPaths: ['/var/lib/app'] } });
  * server.on('request', (req, res) => (pressure.isUnderPressure() ? shed(res) : app(req, res)));
  */
 export class ResourcePressureMonitor implements AsyncDisposable {
@@ -154,7 +159,8 @@ export class ResourcePressureMonitor implements AsyncDisposable {
   /**
    * Reads `GUARD_PRESSURE_INTERVAL` (1s), `GUARD_PRESSURE_SUSTAIN` (10s), `GUARD_PRESSURE_CLEAR_SUSTAIN` (3s),
    * `GUARD_PRESSURE_THRESHOLDS` (`cpu=80,memory=85,disk=90,event_loop=90,clear=60`), `GUARD_PRESSURE_DISK_PATHS`
-   * (comma-separated) and `GUARD_PRESSURE_CPU_SOURCE` (process|system|max|demand).
+   * (comma-separated, default the working directory; `none` turns disk off) and `GUARD_PRESSURE_CPU_SOURCE`
+   * (host|process|system|max|demand, default host).
    *
    * @example
    * new ResourcePressureMonitor({ ...ResourcePressureMonitor.optionsFromEnv(), engine });
@@ -176,8 +182,8 @@ export class ResourcePressureMonitor implements AsyncDisposable {
       thresholds: thresholds as Partial<Record<PressureResource, number>>,
       ...(clear === undefined ? {} : { clearPercent: clear }),
       system: {
-        cpuSource: r.oneOf('GUARD_PRESSURE_CPU_SOURCE', ['process', 'system', 'max', 'demand'] as const, 'process'),
-        ...(paths ? { diskPaths: paths.split(',').map((p) => p.trim()).filter(Boolean) } : {}),
+        cpuSource: r.oneOf('GUARD_PRESSURE_CPU_SOURCE', ['host', 'process', 'system', 'max', 'demand'] as const, 'host'),
+        ...(paths === undefined ? {} : { diskPaths: paths === 'none' ? [] : paths.split(',').map((p) => p.trim()).filter(Boolean) }),
       },
     };
   }
@@ -230,7 +236,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
         state.underSince = undefined;
         if (!state.alarm && now - state.overSince >= this.#sustainMs) {
           state.alarm = true;
-          this.#change({ resource, state: 'alarm', level: value, thresholdPercent: threshold, sustainedMs: now - state.overSince, at: now });
+          this.#change({ resource, state: 'alarm', percent: value, level: value, thresholdPercent: threshold, sustainedMs: now - state.overSince, at: now });
         }
       } else {
         state.overSince = undefined;
@@ -241,7 +247,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
               state.alarm = false;
               const sustainedMs = now - state.underSince;
               state.underSince = undefined;
-              this.#change({ resource, state: 'cleared', level: value, thresholdPercent: threshold, sustainedMs, at: now });
+              this.#change({ resource, state: 'cleared', percent: value, level: value, thresholdPercent: threshold, sustainedMs, at: now });
             }
           } else {
             state.underSince = undefined;
@@ -316,7 +322,11 @@ export class ResourcePressureMonitor implements AsyncDisposable {
   #change(change: PressureChange): void {
     this.#alarms += change.state === 'alarm' ? 1 : -1;
     this.#alarmGauge.set({ resource: change.resource }, change.state === 'alarm' ? 1 : 0);
-    this.#logger.warn({ ...change }, `resource pressure ${change.state}: ${change.resource}`);
+    // Named fields only: a spread would put `level` over the log level field a pino logger owns.
+    this.#logger.warn(
+      { resource: change.resource, state: change.state, percent: change.percent, thresholdPercent: change.thresholdPercent, sustainedMs: change.sustainedMs, at: change.at },
+      `resource pressure ${change.state}: ${change.resource} at ${change.percent.toFixed(1)} %`,
+    );
     for (const listener of this.#listeners) {
       try {
         listener(change);

@@ -2,6 +2,8 @@ import { readdir, readFile, statfs } from 'node:fs/promises';
 import { cpus, freemem, totalmem } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization, IntervalHistogram } from 'node:perf_hooks';
+import { createHostCpuSource } from './host-cpu-source.js';
+import type { HostCpuSourceKind } from './host-cpu-source.js';
 
 /** One reading of the resource levels, in percent (0-100). Missing levels are not evaluated. */
 export interface PressureReading {
@@ -19,8 +21,14 @@ export interface PressureReading {
 export interface PressureDetails {
   /** Process CPU over the interval, percent of one core (can exceed 100 with worker threads). */
   readonly processCpuPercent?: number;
-  /** Whole-machine CPU over the interval, percent of all cores. */
+  /** Whole-machine CPU over the interval from `os.cpus()`, percent of all cores. */
   readonly systemCpuPercent?: number;
+  /** Host CPU over the interval (cgroup quota where one is set, else `/proc/stat`); see {@link createHostCpuSource}. */
+  readonly hostCpuPercent?: number;
+  /** Where `hostCpuPercent` came from. */
+  readonly hostCpuSource?: HostCpuSourceKind;
+  /** Cores `hostCpuPercent` is relative to (the cgroup quota, or every CPU of the host). */
+  readonly cpuCapacityCores?: number;
   /**
    * CPU this process wanted over the interval: time on a CPU plus time runnable but waiting in the run
    * queue (Linux schedstat), percent of one core. Only with `cpuSource: 'demand'`.
@@ -39,16 +47,26 @@ export type PressureSampler = () => PressureReading | Promise<PressureReading>;
 
 /** Options for {@link createSystemSampler}. */
 export interface SystemSamplerOptions {
-  /** Paths whose file systems are checked with `fs.statfs`. Default `[]` (no disk level). */
+  /**
+   * Paths whose file systems are checked with `fs.statfs` (the fullest one is the disk level). Default
+   * `[process.cwd()]`: the data directory of a service that keeps its files where it runs. `[]` turns disk off.
+   */
   readonly diskPaths?: readonly string[];
   /**
-   * Which CPU figure is the level: this process (default; percent of one core, capped at 100), the
-   * machine, the larger of the two, or `demand` (process CPU plus run-queue wait from Linux schedstat, so a
-   * process starved by noisy neighbours still reads as under pressure; falls back to `process` elsewhere).
+   * Which CPU figure is the level:
+   * - `host` (default): the host CPU as this process experiences it: the cgroup's usage against its CPU quota
+   *   where one is set, else the whole machine from `/proc/stat` (see {@link createHostCpuSource});
+   * - `process`: this process, percent of one core (capped at 100);
+   * - `system`: the whole machine from `os.cpus()` (ignores cgroup quotas);
+   * - `max`: the larger of `process` and `host`;
+   * - `demand`: process CPU plus run-queue wait from Linux schedstat, so a process starved by noisy
+   *   neighbours still reads as under pressure (falls back to `process` elsewhere).
    */
-  readonly cpuSource?: 'process' | 'system' | 'max' | 'demand';
+  readonly cpuSource?: 'host' | 'process' | 'system' | 'max' | 'demand';
   /** Root of the cgroup file system. Default `/sys/fs/cgroup`. */
   readonly cgroupRoot?: string;
+  /** Root of the proc file system (for `/proc/stat` and `/proc/self/cgroup`). Default `/proc`. */
+  readonly procRoot?: string;
 }
 
 /** A sampler of this process and machine, plus `close()` to stop the event-loop histogram. */
@@ -121,19 +139,22 @@ function cpuTimes(): { idle: number; total: number } {
 }
 
 /**
- * Samples process and system CPU, memory against the cgroup v2/v1 limit (else the host), disk usage of
- * the configured paths and the event loop, each measured over the interval since the previous sample
- * (event-loop utilization is a per-interval delta, not the cumulative figure).
+ * Samples the host CPU (cgroup-aware, see `cpuSource`), memory against the cgroup v2/v1 limit (else the host),
+ * disk usage of the configured paths (default: the working directory) and the event loop, each measured over
+ * the interval since the previous sample (event-loop utilization is a per-interval delta, not the cumulative figure).
  *
  * @example
- * const sampler = createSystemSampler({ diskPaths: ['/'] });
+ * const sampler = createSystemSampler({ diskPaths: ['/var/lib/app'] });
  * const reading = await sampler.sample();
  * sampler.close();
  */
 export function createSystemSampler(options: SystemSamplerOptions = {}): SystemSampler {
-  const diskPaths = options.diskPaths ?? [];
-  const cpuSource = options.cpuSource ?? 'process';
+  const diskPaths = options.diskPaths ?? [process.cwd()];
+  const cpuSource = options.cpuSource ?? 'host';
   const root = options.cgroupRoot ?? '/sys/fs/cgroup';
+  const host = createHostCpuSource({ cgroupRoot: root, ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }) });
+  // Starts the host interval now, so the first sample already has a figure.
+  const hostPrimed = host.sample().catch(() => undefined);
   let memory: Promise<MemoryProbe> | undefined;
   let lastCpu = process.cpuUsage();
   let lastWall = performance.now();
@@ -154,6 +175,8 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
       const cpu = process.cpuUsage();
       const wallUs = Math.max(1, (now - lastWall) * 1000);
       const processCpuPercent = ((cpu.user - lastCpu.user + (cpu.system - lastCpu.system)) / wallUs) * 100;
+      await hostPrimed;
+      const hostCpu = await host.sample().catch(() => undefined);
       const system = cpuTimes();
       const totalDelta = system.total - lastSystem.total;
       const systemCpuPercent = totalDelta > 0 ? (1 - (system.idle - lastSystem.idle) / totalDelta) * 100 : 0;
@@ -191,14 +214,17 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
           disks.push({ path, percent: denominator > 0 ? (used / denominator) * 100 : 0 });
         } catch {}
       }
+      const hostCpuPercent = hostCpu?.percent ?? systemCpuPercent;
       const cpuLevel =
-        cpuSource === 'system'
-          ? systemCpuPercent
-          : cpuSource === 'max'
-            ? Math.max(processCpuPercent, systemCpuPercent)
-            : cpuSource === 'demand'
-              ? (demandCpuPercent ?? processCpuPercent)
-              : processCpuPercent;
+        cpuSource === 'host'
+          ? hostCpuPercent
+          : cpuSource === 'system'
+            ? systemCpuPercent
+            : cpuSource === 'max'
+              ? Math.max(processCpuPercent, hostCpuPercent)
+              : cpuSource === 'demand'
+                ? (demandCpuPercent ?? processCpuPercent)
+                : processCpuPercent;
       return {
         cpuPercent: Math.min(100, cpuLevel),
         memoryPercent: mem.limit > 0 ? (mem.used / mem.limit) * 100 : 0,
@@ -207,6 +233,8 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
         details: {
           processCpuPercent,
           systemCpuPercent,
+          hostCpuPercent,
+          ...(hostCpu ? { hostCpuSource: hostCpu.source, cpuCapacityCores: hostCpu.capacityCores } : {}),
           ...(demandCpuPercent === undefined ? {} : { demandCpuPercent }),
           memoryUsedBytes: mem.used,
           memoryLimitBytes: mem.limit,

@@ -1,0 +1,124 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHostCpuSource, parseCpuMax, parseCpuStatUsage, parseProcStat } from './host-cpu-source.js';
+
+const roots: string[] = [];
+afterEach(async () => {
+  for (const root of roots.splice(0)) await rm(root, { recursive: true, force: true });
+});
+
+/** A fake /proc and /sys/fs/cgroup under a temp dir. */
+async function tree(files: Record<string, string>) {
+  const root = await mkdtemp(join(tmpdir(), 'guard-hostcpu-'));
+  roots.push(root);
+  const write = async (files: Record<string, string>) => {
+    for (const [path, text] of Object.entries(files)) {
+      await mkdir(join(root, path, '..'), { recursive: true });
+      await writeFile(join(root, path), text);
+    }
+  };
+  await write(files);
+  return { procRoot: join(root, 'proc'), cgroupRoot: join(root, 'cgroup'), write };
+}
+
+describe('/proc and cgroup parsing', () => {
+  it('parses the aggregate cpu line of /proc/stat (guest time is inside user, not added twice)', () => {
+    const text = 'cpu  33393 5 7251 48052 250 10 110 20 400 0\ncpu0 17513 0 3345 23616 12 0 27 7 0 0\nintr 1 2 3\n';
+    expect(parseProcStat(text)).toEqual({ busy: 33393 + 5 + 7251 + 10 + 110 + 20, total: 33393 + 5 + 7251 + 10 + 110 + 20 + 48052 + 250 });
+    expect(parseProcStat('cpu0 1 2 3 4\n')).toBeUndefined();
+    expect(parseProcStat('')).toBeUndefined();
+  });
+
+  it('parses cgroup v2 cpu.max and cpu.stat', () => {
+    expect(parseCpuMax('max 100000\n')).toBeUndefined();
+    expect(parseCpuMax('150000 100000\n')).toBe(1.5);
+    expect(parseCpuMax('50000\n')).toBe(0.5);
+    expect(parseCpuMax('garbage x')).toBeUndefined();
+    expect(parseCpuStatUsage('usage_usec 123456\nuser_usec 100000\nsystem_usec 23456\nnr_periods 0\n')).toBe(123456);
+    expect(parseCpuStatUsage('user_usec 1\n')).toBeUndefined();
+  });
+});
+
+describe('createHostCpuSource', () => {
+  it('reads the whole host from /proc/stat when the cgroup has no quota', async () => {
+    const t = await tree({
+      'proc/self/cgroup': '0::/\n',
+      'proc/stat': 'cpu  1000 0 500 8000 500 0 0 0 0 0\n',
+      'cgroup/cpu.max': 'max 100000\n',
+      'cgroup/cpu.stat': 'usage_usec 1\n',
+    });
+    const cpu = createHostCpuSource(t);
+    expect(await cpu.sample()).toBeUndefined();
+    // +300 busy, +700 idle/iowait ticks: 30 %.
+    await t.write({ 'proc/stat': 'cpu  1200 0 600 8600 600 0 0 0 0 0\n' });
+    expect(await cpu.sample()).toEqual({ percent: 30, source: 'proc_stat', capacityCores: availableParallelism() });
+  });
+
+  it('measures a cgroup v2 against its cpu.max quota (a container at its limit reads 100 % on an idle host)', async () => {
+    const t = await tree({
+      'proc/self/cgroup': '0::/app.slice/svc\n',
+      'proc/stat': 'cpu  0 0 0 1000 0 0 0 0 0 0\n',
+      'cgroup/app.slice/svc/cpu.max': 'max 100000\n',
+      'cgroup/app.slice/cpu.max': '50000 100000\n',
+      'cgroup/app.slice/svc/cpu.stat': 'usage_usec 1000000\n',
+    });
+    let ms = 0;
+    const cpu = createHostCpuSource({ ...t, clock: () => ms });
+    await cpu.sample();
+    // 1 s of wall time, half a core of quota (inherited from the parent), 250 ms of CPU used: 50 %.
+    ms = 1_000;
+    await t.write({ 'cgroup/app.slice/svc/cpu.stat': 'usage_usec 1250000\n' });
+    expect(await cpu.sample()).toEqual({ percent: 50, source: 'cgroup_v2', capacityCores: 0.5 });
+    ms = 2_000;
+    await t.write({ 'cgroup/app.slice/svc/cpu.stat': 'usage_usec 1750000\n', 'proc/stat': 'cpu  0 0 0 2000 0 0 0 0 0 0\n' });
+    expect((await cpu.sample())!.percent).toBe(100);
+  });
+
+  it('measures a cgroup v1 against its CFS quota', async () => {
+    const t = await tree({
+      'proc/self/cgroup': '4:memory:/x\n2:cpu,cpuacct:/docker/abc\n0::/\n',
+      'proc/stat': 'cpu  0 0 0 1000 0 0 0 0 0 0\n',
+      'cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '100000\n',
+      'cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
+      'cgroup/cpu,cpuacct/docker/abc/cpuacct.usage': '5000000000\n',
+    });
+    let ms = 0;
+    const cpu = createHostCpuSource({ ...t, clock: () => ms });
+    await cpu.sample();
+    ms = 2_000;
+    await t.write({ 'cgroup/cpu,cpuacct/docker/abc/cpuacct.usage': '5500000000\n' });
+    expect(await cpu.sample()).toEqual({ percent: 25, source: 'cgroup_v1', capacityCores: 1 });
+  });
+
+  it('ignores a v1 quota of -1 (unlimited) and falls back to /proc/stat', async () => {
+    const t = await tree({
+      'proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n',
+      'proc/stat': 'cpu  0 0 0 1000 0 0 0 0 0 0\n',
+      'cgroup/cpu/cpu.cfs_quota_us': '-1\n',
+      'cgroup/cpu/cpu.cfs_period_us': '100000\n',
+      'cgroup/cpuacct/cpuacct.usage': '1\n',
+    });
+    const cpu = createHostCpuSource(t);
+    await cpu.sample();
+    await t.write({ 'proc/stat': 'cpu  100 0 0 1100 0 0 0 0 0 0\n' });
+    expect(await cpu.sample()).toMatchObject({ percent: 50, source: 'proc_stat' });
+  });
+
+  it.runIf(process.platform === 'linux')('reads this machine: a busy loop shows in the host figure', async () => {
+    const cpu = createHostCpuSource();
+    await cpu.sample();
+    const end = Date.now() + 200;
+    while (Date.now() < end) {
+      // burn one core so the interval has measurable host CPU
+    }
+    const reading = await cpu.sample();
+    expect(reading).toBeDefined();
+    expect(['proc_stat', 'cgroup_v2', 'cgroup_v1']).toContain(reading!.source);
+    // One busy core out of the capacity, minus a margin for timer granularity.
+    expect(reading!.percent).toBeGreaterThan(50 / reading!.capacityCores);
+    expect(reading!.percent).toBeLessThanOrEqual(100);
+    console.log(`host CPU on this machine: ${reading!.percent.toFixed(1)} % of ${reading!.capacityCores} cores (${reading!.source})`);
+  });
+});
