@@ -1,27 +1,42 @@
-// `pnpm chaos <scenario|all> [--url URL] [--token TOKEN] [--json]`: injects faults into a running demo and prints,
-// per scenario, injected -> detected -> sanitized/remediated -> recovered in ms. Exits 1 on any miss.
+// `pnpm chaos <scenario[,scenario...]|all> [--url URL] [--token TOKEN] [--json]`: injects faults into a running demo
+// and prints, per scenario, its timeline (injected -> detected -> remediated (which action) -> recovered) and a
+// verdict that follows the scenario's claim (healed, protected or reported). Exits 1 on any FAIL.
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SCENARIOS, type ScenarioName } from './chaos-scenarios.js';
+import { SCENARIOS, isScenarioName, type ScenarioClaim, type ScenarioName } from './chaos-scenarios.js';
 
-interface Timeline {
+interface ChaosStatus {
   scenario: ScenarioName;
+  claim: ScenarioClaim;
   injectedAt: number;
+  injected: string;
+  detectedAt?: number;
+  detectedBy?: string;
+  remediatedAt?: number;
+  remediation?: string;
+  recoveredAt?: number;
+  recovery?: string;
+  reportedAt?: number;
+  report?: string;
+  finished: boolean;
+  detail?: string;
+  targets: { detectMs: number; recoverMs: number };
+}
+
+/** One scenario's outcome as the CLI judged it. */
+interface Verdict {
+  scenario: ScenarioName;
+  claim?: ScenarioClaim;
+  ok: boolean;
+  /** `healed`, `protected` or `reported` when it passed. */
+  verdict: string;
   detectedMs?: number;
   remediatedMs?: number;
   recoveredMs?: number;
-  detail?: string;
-  ok: boolean;
+  reportedMs?: number;
+  misses: string[];
+  status?: ChaosStatus;
   error?: string;
-}
-
-interface ChaosStatus {
-  injectedAt: number;
-  detectedAt?: number;
-  remediatedAt?: number;
-  recoveredAt?: number;
-  detail?: string;
-  targets: { detectMs: number; recoverMs: number };
 }
 
 async function call(url: string, token: string | undefined, init: RequestInit = {}): Promise<unknown> {
@@ -31,35 +46,65 @@ async function call(url: string, token: string | undefined, init: RequestInit = 
   return body;
 }
 
-async function runScenario(base: string, token: string | undefined, scenario: ScenarioName): Promise<Timeline> {
-  const started = (await call(`${base}/chaos/${scenario}`, token, { method: 'POST', body: '{}' })) as ChaosStatus;
-  const deadline = started.injectedAt + started.targets.recoverMs + 5_000;
-  let status = started;
-  while (Date.now() < deadline && status.recoveredAt === undefined) {
-    await sleep(50);
-    status = (await call(`${base}/chaos/${scenario}`, token)) as ChaosStatus;
-  }
+/** The verdict follows the claim: every milestone it needs must be there, in order, within the targets. */
+function judge(status: ChaosStatus): Verdict {
   const ms = (at?: number) => (at === undefined ? undefined : at - status.injectedAt);
-  const timeline: Timeline = {
-    scenario,
-    injectedAt: status.injectedAt,
+  const v: Verdict = {
+    scenario: status.scenario,
+    claim: status.claim,
+    ok: false,
+    verdict: 'FAIL',
     detectedMs: ms(status.detectedAt),
     remediatedMs: ms(status.remediatedAt),
     recoveredMs: ms(status.recoveredAt),
-    detail: status.detail,
-    ok: false,
+    reportedMs: ms(status.reportedAt),
+    misses: [],
+    status,
   };
-  const misses: string[] = [];
-  if (timeline.detectedMs === undefined) misses.push('not detected');
-  else if (timeline.detectedMs > status.targets.detectMs) misses.push(`detected after ${timeline.detectedMs} ms > ${status.targets.detectMs} ms`);
-  if (timeline.recoveredMs === undefined) misses.push('not recovered');
-  else if (timeline.recoveredMs > status.targets.recoverMs) misses.push(`recovered after ${timeline.recoveredMs} ms > ${status.targets.recoverMs} ms`);
-  timeline.ok = misses.length === 0;
-  if (!timeline.ok) timeline.error = misses.join('; ');
-  return timeline;
+  const { detectMs, recoverMs } = status.targets;
+  if (v.detectedMs === undefined) v.misses.push('not detected');
+  else if (v.detectedMs > detectMs) v.misses.push(`detected after ${v.detectedMs} ms > ${detectMs} ms`);
+  if (status.claim === 'reported') {
+    if (v.reportedMs === undefined) v.misses.push('not reported in the immune log');
+    if (v.remediatedMs !== undefined || v.recoveredMs !== undefined) v.misses.push('claims a heal for a report-only finding');
+  } else {
+    const action = status.claim === 'healed' ? 'no healing action by the guard' : 'no protection by the guard';
+    if (v.remediatedMs === undefined) v.misses.push(action);
+    if (v.recoveredMs === undefined) v.misses.push('not recovered');
+    else if (v.recoveredMs > recoverMs) v.misses.push(`recovered after ${v.recoveredMs} ms > ${recoverMs} ms`);
+    if (v.remediatedMs !== undefined && v.detectedMs !== undefined && v.remediatedMs < v.detectedMs) v.misses.push('remedy before detection');
+  }
+  v.ok = v.misses.length === 0;
+  v.verdict = v.ok ? status.claim : 'FAIL';
+  return v;
 }
 
-const fmt = (value?: number) => (value === undefined ? '—'.padStart(8) : `${value} ms`.padStart(8));
+async function runScenario(base: string, token: string | undefined, scenario: ScenarioName): Promise<Verdict> {
+  const started = (await call(`${base}/chaos/${scenario}`, token, { method: 'POST', body: '{}' })) as ChaosStatus;
+  const deadline = started.injectedAt + started.targets.recoverMs + 5_000;
+  let status = started;
+  while (Date.now() < deadline && !status.finished) {
+    await sleep(100);
+    status = (await call(`${base}/chaos/${scenario}`, token)) as ChaosStatus;
+  }
+  return judge(status);
+}
+
+const fmt = (value?: number) => (value === undefined ? '—'.padStart(9) : `${value} ms`.padStart(9));
+
+function timeline(v: Verdict): string {
+  const s = v.status;
+  if (!s) return `  ${v.error ?? 'no status'}`;
+  const line = (ms: number | undefined, what: string, text: string | undefined) => `  ${(ms === undefined ? '—' : `+${ms} ms`).padStart(10)}  ${what.padEnd(10)} ${text ?? ''}`;
+  const lines = [line(0, 'injected', s.injected), line(v.detectedMs, 'detected', s.detectedBy ?? 'not detected')];
+  if (s.claim === 'reported') lines.push(line(v.reportedMs, 'reported', s.report ?? 'not reported'));
+  else {
+    lines.push(line(v.remediatedMs, s.claim === 'healed' ? 'remediated' : 'protected', s.remediation ?? (s.claim === 'healed' ? 'no healing action' : 'no protection')));
+    lines.push(line(v.recoveredMs, 'recovered', s.recovery ?? 'not recovered'));
+  }
+  if (s.detail) lines.push(`  ${''.padStart(10)}  ${'waiting'.padEnd(10)} ${s.detail}`);
+  return lines.join('\n');
+}
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -68,28 +113,31 @@ async function main(): Promise<number> {
   });
   const base = (values.url ?? process.env.GUARD_DEMO_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`).replace(/\/$/, '');
   const token = values.token ?? process.env.GUARD_ADMIN_TOKEN;
-  const wanted = positionals[0];
-  if (!wanted || (wanted !== 'all' && !(SCENARIOS as readonly string[]).includes(wanted))) {
-    console.error(`usage: pnpm chaos <${['all', ...SCENARIOS].join('|')}> [--url ${base}] [--token T] [--json]`);
+  const wanted = positionals[0] === 'all' ? [...SCENARIOS] : (positionals[0] ?? '').split(',').filter(Boolean);
+  if (wanted.length === 0 || !wanted.every(isScenarioName)) {
+    console.error(`usage: pnpm chaos <all|scenario[,scenario...]> [--url ${base}] [--token T] [--json]\nscenarios: ${SCENARIOS.join(', ')}`);
     return 2;
   }
-  const scenarios = wanted === 'all' ? SCENARIOS : [wanted as ScenarioName];
-  const results: Timeline[] = [];
-  if (!values.json) console.log(`${'scenario'.padEnd(18)}${'detected'.padStart(10)}${'healed'.padStart(10)}${'recovered'.padStart(10)}  result`);
-  for (const scenario of scenarios) {
-    let timeline: Timeline;
+  const results: Verdict[] = [];
+  for (const scenario of wanted as ScenarioName[]) {
+    let verdict: Verdict;
     try {
-      timeline = await runScenario(base, token, scenario);
+      verdict = await runScenario(base, token, scenario);
     } catch (error) {
-      timeline = { scenario, injectedAt: Date.now(), ok: false, error: (error as Error).message };
+      verdict = { scenario, ok: false, verdict: 'FAIL', misses: [(error as Error).message], error: (error as Error).message };
     }
-    results.push(timeline);
-    if (!values.json) {
-      const verdict = timeline.ok ? 'PASS' : `FAIL (${timeline.error})`;
-      console.log(`${scenario.padEnd(18)}  ${fmt(timeline.detectedMs)}  ${fmt(timeline.remediatedMs)}  ${fmt(timeline.recoveredMs)}  ${verdict}${timeline.detail ? ` · ${timeline.detail}` : ''}`);
+    results.push(verdict);
+    if (!values.json) console.log(`\n${scenario} (claim: ${verdict.claim ?? '?'})\n${timeline(verdict)}\n  => ${verdict.ok ? `PASS ${verdict.verdict}` : `FAIL (${verdict.misses.join('; ')})`}`);
+  }
+  if (values.json) console.log(JSON.stringify(results.map(({ status: _status, ...v }) => v), null, 2));
+  else {
+    console.log(`\n${'scenario'.padEnd(18)}${'detected'.padStart(11)}${'healed'.padStart(11)}${'recovered'.padStart(11)}  result`);
+    for (const v of results) {
+      // A report-only finding never shows a time in the healed column: Guard did not heal it.
+      const pass = v.claim === 'reported' ? `PASS reported at ${v.reportedMs} ms` : `PASS ${v.verdict}`;
+      console.log(`${v.scenario.padEnd(18)}  ${fmt(v.detectedMs)}  ${fmt(v.remediatedMs)}  ${fmt(v.recoveredMs)}  ${v.ok ? pass : `FAIL (${v.misses.join('; ')})`}`);
     }
   }
-  if (values.json) console.log(JSON.stringify(results, null, 2));
   const failed = results.filter((r) => !r.ok).length;
   console.log(`chaos: ${results.length - failed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
