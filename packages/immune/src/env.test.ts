@@ -8,7 +8,8 @@ describe('immuneConfigFromEnv', () => {
       service: { defaultWindowMs: 3_600_000, maxLimit: 1_000 },
       store: { retentionMs: 7 * 24 * 3_600_000, maxBatchSize: 1_000, maxPending: 100_000, tableName: 'immune_events' },
       memory: { capacity: 10_000 },
-      http: { limitBytes: 65_536, heartbeatMs: 15_000 },
+      http: { limitBytes: 65_536, heartbeatMs: 15_000, maxSseClients: 100 },
+      postgres: { connectTimeoutMs: 5_000, statementTimeoutMs: 5_000, queryTimeoutMs: 6_000 },
     });
   });
 
@@ -23,6 +24,11 @@ describe('immuneConfigFromEnv', () => {
       GUARD_IMMUNE_MEMORY_CAPACITY: '99',
       GUARD_IMMUNE_BODY_LIMIT_BYTES: '1024',
       GUARD_IMMUNE_SSE_HEARTBEAT: '5s',
+      GUARD_IMMUNE_SSE_MAX_CLIENTS: '7',
+      GUARD_IMMUNE_WRITE_TOKEN: 'tok',
+      GUARD_PG_CONNECT_TIMEOUT_MS: '1s',
+      GUARD_PG_STATEMENT_TIMEOUT_MS: '2000',
+      GUARD_PG_QUERY_TIMEOUT_MS: '2500ms',
       GUARD_IMMUNE_SQLITE_PATH: '/var/lib/guard/immune.db',
       DATABASE_URL: 'postgres://db/guard',
     });
@@ -30,7 +36,8 @@ describe('immuneConfigFromEnv', () => {
       service: { defaultWindowMs: 900_000, maxLimit: 50 },
       store: { retentionMs: 86_400_000, maxBatchSize: 200, maxPending: 5_000, tableName: 'events_x' },
       memory: { capacity: 99 },
-      http: { limitBytes: 1_024, heartbeatMs: 5_000 },
+      http: { limitBytes: 1_024, heartbeatMs: 5_000, maxSseClients: 7, writeToken: 'tok' },
+      postgres: { connectTimeoutMs: 1_000, statementTimeoutMs: 2_000, queryTimeoutMs: 2_500 },
       sqlitePath: '/var/lib/guard/immune.db',
       databaseUrl: 'postgres://db/guard',
     });
@@ -44,6 +51,9 @@ describe('immuneConfigFromEnv', () => {
     ['GUARD_IMMUNE_BATCH_SIZE', '1.5'],
     ['GUARD_IMMUNE_TABLE', 'drop table; --'],
     ['GUARD_IMMUNE_BODY_LIMIT_BYTES', '-1'],
+    ['GUARD_IMMUNE_SSE_MAX_CLIENTS', 'lots'],
+    ['GUARD_PG_CONNECT_TIMEOUT_MS', '0'],
+    ['GUARD_PG_STATEMENT_TIMEOUT_MS', 'never'],
   ])('rejects %s=%s with INVALID_ENV naming it', (variable, value) => {
     let error: unknown;
     try {

@@ -1,5 +1,5 @@
-import type { Env } from '@guard/core';
-import { envReader, GuardError } from '@guard/core';
+import type { Env, PgTimeouts } from '@guard/core';
+import { envReader, GuardError, resolvePgTimeouts } from '@guard/core';
 
 /**
  * What {@link immuneConfigFromEnv} reads, grouped by the object it configures.
@@ -11,7 +11,9 @@ export interface ImmuneEnvConfig {
   readonly service: { readonly defaultWindowMs: number; readonly maxLimit: number };
   readonly store: { readonly retentionMs: number; readonly maxBatchSize: number; readonly maxPending: number; readonly tableName: string };
   readonly memory: { readonly capacity: number };
-  readonly http: { readonly limitBytes: number; readonly heartbeatMs: number };
+  readonly http: { readonly limitBytes: number; readonly heartbeatMs: number; readonly maxSseClients: number; readonly writeToken?: string };
+  /** `GUARD_PG_CONNECT_TIMEOUT_MS`, `GUARD_PG_STATEMENT_TIMEOUT_MS`, `GUARD_PG_QUERY_TIMEOUT_MS`: options of `createPostgresStore`. */
+  readonly postgres: PgTimeouts;
   /** `GUARD_IMMUNE_SQLITE_PATH`: where the embedded store lives, when set. */
   readonly sqlitePath?: string;
   /** `GUARD_IMMUNE_DATABASE_URL` (alias `DATABASE_URL`): Postgres for fleet mode, when set. */
@@ -32,6 +34,9 @@ export interface ImmuneEnvConfig {
  * | `GUARD_IMMUNE_MEMORY_CAPACITY` | `10000` |
  * | `GUARD_IMMUNE_BODY_LIMIT_BYTES` | `65536` |
  * | `GUARD_IMMUNE_SSE_HEARTBEAT` | `15s` |
+ * | `GUARD_IMMUNE_SSE_MAX_CLIENTS` | `100` |
+ * | `GUARD_IMMUNE_WRITE_TOKEN` | unset (writes open) |
+ * | `GUARD_PG_CONNECT_TIMEOUT_MS` / `GUARD_PG_STATEMENT_TIMEOUT_MS` / `GUARD_PG_QUERY_TIMEOUT_MS` | `5s` / `5s` / statement + 1 s |
  *
  * @example
  * const config = immuneConfigFromEnv();
@@ -50,6 +55,7 @@ export function immuneConfigFromEnv(env: Env = process.env): ImmuneEnvConfig {
   }
   const sqlitePath = read.string('GUARD_IMMUNE_SQLITE_PATH');
   const databaseUrl = read.string(['GUARD_IMMUNE_DATABASE_URL', 'DATABASE_URL']);
+  const writeToken = read.string('GUARD_IMMUNE_WRITE_TOKEN');
   return {
     service: {
       defaultWindowMs: read.durationMs('GUARD_IMMUNE_WINDOW', 3_600_000, 'ms', { min: 1 }),
@@ -65,7 +71,10 @@ export function immuneConfigFromEnv(env: Env = process.env): ImmuneEnvConfig {
     http: {
       limitBytes: read.number('GUARD_IMMUNE_BODY_LIMIT_BYTES', 64 * 1024, { min: 1, integer: true }),
       heartbeatMs: read.durationMs('GUARD_IMMUNE_SSE_HEARTBEAT', 15_000, 'ms', { min: 10 }),
+      maxSseClients: read.number('GUARD_IMMUNE_SSE_MAX_CLIENTS', 100, { min: 0, integer: true }),
+      ...(writeToken === undefined ? {} : { writeToken }),
     },
+    postgres: resolvePgTimeouts({}, env),
     ...(sqlitePath === undefined ? {} : { sqlitePath }),
     ...(databaseUrl === undefined ? {} : { databaseUrl }),
   };

@@ -4,6 +4,11 @@ declare module '@guard/core' {
     QUEUE_FULL: true;
     /** The store failed to commit or read; `cause` holds the driver's error. */
     STORE_ERROR: true;
+    /**
+     * The store cannot be reached right now (connection refused, reset or terminated, connect/statement/query
+     * timeout, SQLite busy); transient: retry later. `cause` holds the driver's error.
+     */
+    STORE_UNAVAILABLE: true;
   }
 }
 

@@ -1,5 +1,6 @@
 import type {} from './errors.js';
 import { assertNumberOption, GuardError } from '@guard/core';
+import { toStoreError } from './store-error.js';
 
 /**
  * Options for {@link GroupCommitter}.
@@ -114,9 +115,8 @@ export class GroupCommitter<T> {
         try {
           await this.#commit(batch.map((p) => p.item));
         } catch (error) {
-          const failure = new GuardError('STORE_ERROR', `commit of ${batch.length} events failed: ${(error as Error)?.message ?? String(error)}`, {
-            cause: error,
-          });
+          // One failure rejects every item of the batch: none of them is acknowledged, none is stored.
+          const failure = toStoreError(error, `commit of ${batch.length} events failed`);
           for (const p of batch) p.reject(failure);
           continue;
         }

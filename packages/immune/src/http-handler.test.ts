@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createImmuneHandler } from './http-handler.js';
 import type { ImmuneHandlerOptions } from './http-handler.js';
 import { ImmuneService } from './immune-service.js';
+import { MemoryEventStore } from './memory-store.js';
 import { freshRegistry } from './test-helpers.js';
 
 interface Reply {
@@ -189,9 +190,12 @@ describe('createImmuneHandler', () => {
     await t.post({ ...valid, severity: 'INFO', type: 'SELF_HEALING_ACTION' });
     await t.post({ ...valid, severity: 'CRITICAL', type: 'POLICY_VIOLATION' });
     for (let i = 0; i < 3; i++) await t.post(valid);
-    const all = await t.call('GET', '/api/immune/events?limit=50');
+    const tooMany = await t.call('GET', '/api/immune/events?limit=50');
+    expect(tooMany.status).toBe(400); // said, not silently capped
+    expect(tooMany.body).toMatchObject({ field: 'limit', detail: expect.stringContaining('at most 3') });
+    const all = await t.call('GET', '/api/immune/events?limit=3');
     expect(all.status).toBe(200);
-    expect(all.body.count).toBe(3); // capped at maxLimit
+    expect(all.body.count).toBe(3);
     expect(all.body.limit).toBe(3);
     expect(all.body.events[0]).toHaveProperty('created_at');
     expect((await t.call('GET', '/api/immune/events?severity=CRITICAL')).body.events).toHaveLength(1);
@@ -303,8 +307,76 @@ describe('createImmuneHandler', () => {
     expect(t.handler.sseClients).toBe(0);
   });
 
+  it('requires the write token on POST /event when one is set (401 + WWW-Authenticate), and only there', async () => {
+    await using t = await serve({ writeToken: 's3cret-token' });
+    const body = JSON.stringify(valid);
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: 'Basic czNjcmV0' }, { authorization: 'Bearer s3cret-token-and-more' }]) {
+      const r = await t.call('POST', '/api/immune/event', body, headers);
+      expect(r.status, JSON.stringify(headers)).toBe(401);
+      expect(r.headers['www-authenticate']).toMatch(/^Bearer/);
+      expect(r.headers['content-type']).toMatch(/problem\+json/);
+      expect(r.body.field).toBe('authorization');
+    }
+    expect((await t.service.getRecentEvents()).length).toBe(0);
+    const ok = await t.call('POST', '/api/immune/event', body, { authorization: 'Bearer s3cret-token' });
+    expect(ok.status).toBe(201);
+    expect((await t.call('GET', '/api/immune/health')).status).toBe(200); // reads stay open
+  });
+
+  it('reads the write token and the stream cap from the env when no option is given', async () => {
+    await using t = await serve({ env: { GUARD_IMMUNE_WRITE_TOKEN: 'from-env', GUARD_IMMUNE_SSE_MAX_CLIENTS: '0' } });
+    expect((await t.post(valid)).status).toBe(401);
+    expect((await t.call('POST', '/api/immune/event', JSON.stringify(valid), { authorization: 'Bearer from-env' })).status).toBe(201);
+    const stream = await t.call('GET', '/api/immune/stream');
+    expect(stream.status).toBe(503);
+    expect(stream.headers['retry-after']).toBe('5');
+  });
+
+  it('disconnects an SSE client that stopped reading instead of buffering for it', async () => {
+    await using t = await serve({ maxSseBufferedBytes: 64 * 1024 }, { store: new MemoryEventStore({ capacity: 100 }) });
+    const { Socket } = await import('node:net');
+    const socket = new Socket();
+    await new Promise<void>((resolve) => socket.connect(t.port, '127.0.0.1', resolve));
+    socket.write('GET /api/immune/stream HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.pause(); // stops reading: the kernel buffers fill, then the server's backlog grows
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.resume = () => socket; // keep it paused even when a listener is added
+    const meta = { blob: 'x'.repeat(8_000) };
+    let published = 0;
+    while (t.handler.sseClients > 0 && published < 20_000) {
+      await Promise.all(Array.from({ length: 50 }, () => t.service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'm', meta })));
+      published += 50;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    expect(t.handler.sseClients).toBe(0); // dropped long before 20,000 events (~160 MB) piled up
+    socket.destroy();
+    await closed;
+    const metrics = await t.registry.getSingleMetricAsString('guard_immune_http_refused_total');
+    expect(metrics).toMatch(/reason="sse_slow_client"} 1/);
+  });
+
+  it('streams immune.critical_event with ?events=critical (the seed pager path), alone or with published', async () => {
+    await using t = await serve();
+    const critical = await openStream(`http://127.0.0.1:${t.port}/api/immune/stream?events=critical`);
+    const both = await openStream(`http://127.0.0.1:${t.port}/api/immune/stream?events=published,critical`);
+    await t.post({ ...valid, severity: 'INFO', message: 'calm' });
+    const id = (await t.post({ ...valid, severity: 'CRITICAL', message: 'page me' })).body.id as string;
+    await critical.readUntil(/event: immune\.critical_event/);
+    await both.readUntil(/event: immune\.critical_event/);
+    expect(critical.text).toContain(`id: ${id}`);
+    expect(critical.text).not.toContain('calm');
+    expect(critical.text).not.toContain('immune.event_published');
+    expect(both.text.match(/event: immune\.event_published/g)).toHaveLength(2);
+    expect(JSON.parse(/event: immune\.critical_event\ndata: (.*)/.exec(critical.text)![1]!).payload).toMatchObject({ event_id: id, critical_at: expect.any(String) });
+    critical.controller.abort();
+    both.controller.abort();
+    expect((await t.call('GET', '/api/immune/stream?events=loud')).body.field).toBe('events');
+  });
+
   it('validates its options', () => {
     const service = new ImmuneService({ registry: freshRegistry() });
+    expect(() => createImmuneHandler(service, { writeToken: ' ' })).toThrow(/writeToken/);
     expect(() => createImmuneHandler(service, { basePath: 'api' })).toThrow(/basePath/);
     expect(() => createImmuneHandler(service, { limitBytes: 0 })).toThrow(/limitBytes/);
     expect(() => createImmuneHandler(service, { heartbeatMs: 1 })).toThrow(/heartbeatMs/);

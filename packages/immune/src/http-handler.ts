@@ -1,9 +1,24 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HttpHandler, MetricsOptions, Problem } from '@guard/core';
-import { assertNumberOption, gauge, GuardError, isGuardError, metricName, problemFromError, readJsonBody, resolveRegistry, sendJson, sendProblem } from '@guard/core';
+import type { Env, HttpHandler, Logger, MetricsOptions, Problem } from '@guard/core';
+import {
+  assertNumberOption,
+  checkAdminToken,
+  counter,
+  envReader,
+  gauge,
+  GuardError,
+  isGuardError,
+  metricName,
+  problemFromError,
+  readJsonBody,
+  resolveRegistry,
+  sendJson,
+  sendProblem,
+  silentLogger,
+} from '@guard/core';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseWireEventInput, toWireEvent } from './event.js';
-import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
+import type { ImmuneService, ImmuneStreamEnvelope, ImmuneStreamEventName } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
 
 /**
@@ -19,10 +34,21 @@ export interface ImmuneHandlerOptions {
   readonly limitBytes?: number;
   /** Interval of SSE heartbeat comments. Default 15 s. */
   readonly heartbeatMs?: number;
-  /** Most concurrent SSE clients; more get 503. Default 100. */
+  /** Most concurrent SSE clients; more get 503 + `Retry-After`. Default `GUARD_IMMUNE_SSE_MAX_CLIENTS`, else 100. */
   readonly maxSseClients?: number;
   /** An SSE client whose unsent backlog exceeds this is disconnected (it stopped reading). Default 1 MiB. */
   readonly maxSseBufferedBytes?: number;
+  /**
+   * Bearer token required by `POST /event` (compared in constant time); missing or wrong: 401 problem+json with
+   * `WWW-Authenticate: Bearer`. Default `GUARD_IMMUNE_WRITE_TOKEN`; unset: writes are open. Reads stay open.
+   */
+  readonly writeToken?: string;
+  /** `Retry-After` (seconds) of the 503 answers while the store is unavailable or the stream is full. Default 5. */
+  readonly retryAfterSeconds?: number;
+  /** Where 5xx answers are logged with their cause (503: warn, 500: error). Default silent. */
+  readonly logger?: Logger;
+  /** Environment read for the defaults above. Default `process.env`. */
+  readonly env?: Env;
   /** prom-client registry (default global) and prefix (default `guard_immune`) of `guard_immune_sse_clients`. */
   readonly registry?: MetricsOptions['registry'];
   readonly metricsPrefix?: string;
@@ -72,11 +98,32 @@ function parseEnum<T extends string>(field: string, raw: string | null, allowed:
 
 function statusOf(error: unknown): Problem {
   if (isGuardError(error, 'QUEUE_FULL')) return { status: 503, title: 'Overloaded', detail: error.message, code: error.code };
+  if (isGuardError(error, 'STORE_UNAVAILABLE')) return { status: 503, title: 'Event store unavailable', detail: 'the event store cannot be reached; retry later', code: error.code };
+  if (isGuardError(error, 'STORE_ERROR')) return { status: 500, title: 'Event store error', detail: 'the event store failed', code: error.code };
   if (isGuardError(error, 'CLOSED')) return { status: 503, title: 'Unavailable', detail: 'the immune service is shutting down', code: error.code };
   if (isGuardError(error, 'INVALID_INPUT') && typeof error.details.status !== 'number') {
     return { ...error.details, status: 400, title: 'Invalid input', detail: error.message, code: error.code };
   }
   return problemFromError(error);
+}
+
+const STREAM_NAMES: Record<string, ImmuneStreamEventName> = {
+  published: 'immune.event_published',
+  'immune.event_published': 'immune.event_published',
+  critical: 'immune.critical_event',
+  'immune.critical_event': 'immune.critical_event',
+};
+
+/** `?events=critical` / `published,critical` / full envelope names; default: every event as `immune.event_published`. */
+function parseStreamNames(raw: string | null): ImmuneStreamEventName[] {
+  if (raw === null || raw.trim() === '') return ['immune.event_published'];
+  const names = new Set<ImmuneStreamEventName>();
+  for (const part of raw.split(',')) {
+    const name = STREAM_NAMES[part.trim().toLowerCase()];
+    if (!name) throw bad('events', 'events must be a comma-separated list of published, critical, immune.event_published or immune.critical_event');
+    names.add(name);
+  }
+  return [...names];
 }
 
 function wireSummary(summary: Awaited<ReturnType<ImmuneService['healthSummary']>>) {
@@ -107,17 +154,29 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   if (basePath !== '' && !basePath.startsWith('/')) {
     throw new GuardError('INVALID_OPTION', `basePath must start with /, got ${JSON.stringify(basePath)}`, { details: { field: 'basePath' } });
   }
+  const env = envReader(options.env ?? process.env);
   const limitBytes = options.limitBytes ?? 64 * 1024;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
-  const maxSseClients = options.maxSseClients ?? 100;
+  const maxSseClients = options.maxSseClients ?? env.number('GUARD_IMMUNE_SSE_MAX_CLIENTS', 100, { min: 0, integer: true });
   const maxSseBufferedBytes = options.maxSseBufferedBytes ?? 1024 * 1024;
+  const writeToken = options.writeToken ?? env.string('GUARD_IMMUNE_WRITE_TOKEN');
+  const retryAfterSeconds = options.retryAfterSeconds ?? 5;
+  const logger = options.logger ?? silentLogger;
+  if (writeToken !== undefined && (typeof writeToken !== 'string' || writeToken.trim() === '')) {
+    throw new GuardError('INVALID_OPTION', 'writeToken must be a non-empty string', { details: { field: 'writeToken' } });
+  }
+  assertNumberOption('retryAfterSeconds', retryAfterSeconds, { min: 1, max: 86_400, integer: true });
   assertNumberOption('limitBytes', limitBytes, { min: 1, integer: true });
   assertNumberOption('heartbeatMs', heartbeatMs, { min: 10, max: 2 ** 31 - 1 });
   assertNumberOption('maxSseClients', maxSseClients, { min: 0, integer: true });
   assertNumberOption('maxSseBufferedBytes', maxSseBufferedBytes, { min: 1_024, integer: true });
-  const clientsGauge = gauge(resolveRegistry(options.registry), {
-    name: metricName(options.metricsPrefix ?? 'guard_immune', 'sse_clients'),
-    help: 'Open server-sent-event streams',
+  const registry = resolveRegistry(options.registry);
+  const prefix = options.metricsPrefix ?? 'guard_immune';
+  const clientsGauge = gauge(registry, { name: metricName(prefix, 'sse_clients'), help: 'Open server-sent-event streams' });
+  const refused = counter(registry, {
+    name: metricName(prefix, 'http_refused_total'),
+    help: 'Requests answered 401 or 5xx, by reason (unauthorized, store_unavailable, store_error, overloaded, closed, sse_full, sse_slow_client, internal)',
+    labelNames: ['reason'],
   });
   const clients = new Set<() => void>();
   let closed = false;
@@ -130,6 +189,16 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   };
 
   async function postEvent(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (writeToken !== undefined) {
+      const denied = checkAdminToken(req, writeToken);
+      if (denied) {
+        refused.inc({ reason: 'unauthorized' });
+        req.resume();
+        // The body is left unread: close rather than let a keep-alive client reuse a dirty socket.
+        sendProblem(res, { ...denied, status: 401, title: 'Unauthorized', field: 'authorization' }, { 'www-authenticate': 'Bearer realm="guard-immune"', connection: 'close' });
+        return;
+      }
+    }
     const body = await readJsonBody(req, { limitBytes });
     const input = parseWireEventInput(body);
     const id = await service.publishEvent(input);
@@ -156,7 +225,9 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     let limit = service.defaultLimit;
     if (limitRaw !== null) {
       if (!/^\d{1,9}$/.test(limitRaw.trim()) || Number(limitRaw) < 1) throw bad('limit', 'limit must be an integer >= 1');
-      limit = Math.min(Number(limitRaw), service.maxLimit);
+      // Said, not silently capped: a client asking for more than it can get learns it at once.
+      if (Number(limitRaw) > service.maxLimit) throw bad('limit', `limit must be at most ${service.maxLimit} (the service's maxLimit)`);
+      limit = Number(limitRaw);
     }
     const events: ImmuneEvent[] = await service.getRecentEvents({
       ...(since === undefined ? {} : { since }),
@@ -171,9 +242,12 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   function stream(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const severity = parseEnum<ImmuneSeverity>('severity', url.searchParams.get('severity'), IMMUNE_SEVERITIES);
     const type = parseEnum<ImmuneEventType>('type', url.searchParams.get('type'), IMMUNE_EVENT_TYPES);
+    const names = parseStreamNames(url.searchParams.get('events'));
     if (closed || service.closed) throw new GuardError('CLOSED', 'the immune handler is closed');
     if (clients.size >= maxSseClients) {
-      sendProblem(res, { status: 503, title: 'Too many stream clients', detail: `at most ${maxSseClients} streams are served` }, { 'retry-after': '5' });
+      refused.inc({ reason: 'sse_full' });
+      logger.warn({ status: 503, clients: clients.size, maxSseClients }, 'immune SSE stream refused: too many clients');
+      sendProblem(res, { status: 503, title: 'Too many stream clients', detail: `at most ${maxSseClients} streams are served`, code: 'SSE_FULL' }, { 'retry-after': String(retryAfterSeconds) });
       return;
     }
     res.writeHead(200, {
@@ -183,19 +257,27 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n: connected\n\n');
-    const send = (envelope: ImmuneStreamEnvelope) => {
+    let done = false;
+    // A client that stopped reading is disconnected, never buffered without bound. destroy(), not end(): ending
+    // would wait (forever) for the backlog to drain.
+    const writeOrDrop = (chunk: string) => {
       if (done) return;
-      if (res.writableLength > maxSseBufferedBytes) {
-        end(); // a client that stopped reading is dropped, never buffered without bound
+      if (res.writableLength + chunk.length > maxSseBufferedBytes) {
+        refused.inc({ reason: 'sse_slow_client' });
+        logger.warn({ backlogBytes: res.writableLength, maxSseBufferedBytes }, 'immune SSE client dropped: it stopped reading');
+        cleanup();
+        res.destroy();
         return;
       }
-      res.write(`id: ${envelope.payload.event_id}\nevent: ${envelope.type}\ndata: ${JSON.stringify(envelope)}\n\n`);
+      res.write(chunk);
     };
+    const send = (envelope: ImmuneStreamEnvelope) => writeOrDrop(`id: ${envelope.payload.event_id}\nevent: ${envelope.type}\ndata: ${JSON.stringify(envelope)}\n\n`);
+    const keyOf = (envelope: ImmuneStreamEnvelope) => `${envelope.type}:${envelope.payload.event_id}`;
     // A reconnecting EventSource sends Last-Event-ID: replay what it missed from the store, holding live events
     // back until the replay is written (then skipping any the replay already sent).
     const lastId = String(req.headers['last-event-id'] ?? '').trim().toLowerCase();
     let held: ImmuneStreamEnvelope[] | undefined = UUID_V7.test(lastId) ? [] : undefined;
-    const onEvent = (envelope: ImmuneStreamEnvelope) => {
+    const onEnvelope = (envelope: ImmuneStreamEnvelope) => {
       if (severity !== undefined && envelope.payload.severity !== severity) return;
       if (type !== undefined && envelope.payload.type !== type) return;
       if (held) held.push(envelope);
@@ -203,15 +285,22 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     };
     if (held) {
       const since = parseInt(lastId.slice(0, 8) + lastId.slice(9, 13), 16);
+      const onlyCritical = !names.includes('immune.event_published');
+      const replaySeverity = onlyCritical ? 'CRITICAL' : severity;
       service
-        .getRecentEvents({ since, limit: service.maxLimit, ...(severity ? { severity } : {}), ...(type ? { type } : {}) })
+        .getRecentEvents({ since, limit: service.maxLimit, ...(replaySeverity ? { severity: replaySeverity } : {}), ...(type ? { type } : {}) })
         .then(
           (events) => {
             const sent = new Set<string>();
             for (const event of events.reverse()) {
               if (event.id <= lastId) continue;
-              sent.add(event.id);
-              send(toStreamEnvelope(event, 'immune.event_published', service.target));
+              if (severity !== undefined && event.severity !== severity) continue;
+              for (const name of names) {
+                if (name === 'immune.critical_event' && event.severity !== 'CRITICAL') continue;
+                const envelope = toStreamEnvelope(event, name, service.target);
+                sent.add(keyOf(envelope));
+                send(envelope);
+              }
             }
             return sent;
           },
@@ -220,26 +309,30 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
         .then((sent) => {
           const live = held ?? [];
           held = undefined;
-          for (const envelope of live) if (!sent.has(envelope.payload.event_id)) send(envelope);
+          for (const envelope of live) if (!sent.has(keyOf(envelope))) send(envelope);
         });
     }
-    const heartbeat = setInterval(() => res.write(`: heartbeat ${Date.now()}\n\n`), heartbeatMs);
+    const heartbeat = setInterval(() => writeOrDrop(`: heartbeat ${Date.now()}\n\n`), heartbeatMs);
     heartbeat.unref();
-    let done = false;
     const cleanup = () => {
       if (done) return;
       done = true;
       clearInterval(heartbeat);
-      service.off('immune.event_published', onEvent);
+      for (const name of names) service.off(name, onEnvelope);
       clients.delete(end);
       clientsGauge.dec();
     };
     function end() {
       cleanup();
+      // A client with an unsent backlog may never read it: do not wait for it.
+      if (res.writableLength > 0) {
+        res.destroy();
+        return;
+      }
       res.end();
       res.socket?.destroySoon?.();
     }
-    service.on('immune.event_published', onEvent);
+    for (const name of names) service.on(name, onEnvelope);
     clients.add(end);
     clientsGauge.inc();
     req.on('close', cleanup);
@@ -276,8 +369,15 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
         return;
       }
       const problem = statusOf(error);
+      if (problem.status >= 500) {
+        const reason = String(problem.code ?? 'internal').toLowerCase().replace(/^queue_full$/, 'overloaded');
+        refused.inc({ reason });
+        const log = problem.status === 503 ? logger.warn : logger.error;
+        log.call(logger, { err: error, status: problem.status, method, path: url.pathname }, `immune ${method} ${url.pathname} answered ${problem.status}`);
+      }
       // 413/415 leave the request body unread: close the connection rather than let a client reuse a dirty socket.
-      const headers: Record<string, string> = problem.status === 503 ? { 'retry-after': '1' } : problem.status === 413 || problem.status === 415 ? { connection: 'close' } : {};
+      const retryAfter = isGuardError(error, 'STORE_UNAVAILABLE') ? String(retryAfterSeconds) : '1';
+      const headers: Record<string, string> = problem.status === 503 ? { 'retry-after': retryAfter } : problem.status === 413 || problem.status === 415 ? { connection: 'close' } : {};
       sendProblem(res, problem, headers);
     };
     try {

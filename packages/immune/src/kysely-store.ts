@@ -1,12 +1,13 @@
 import type {} from './errors.js';
 import type { Logger, MetricsOptions } from '@guard/core';
-import { assertNumberOption, GuardError, isGuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
+import { assertNumberOption, GuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import type { EventCounts, EventQuery, EventStore } from './event-store.js';
 import { emptyCounters } from './event-store.js';
 import { GroupCommitter } from './group-commit.js';
+import { retryLostConnection, toStoreError } from './store-error.js';
 
 /**
  * The SQL dialects the store speaks.
@@ -74,6 +75,8 @@ const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
 const SQLITE_ROWS_PER_STATEMENT = 500;
 const PRUNE_CHUNK = 5_000;
 const FAST_CHUNK = 50;
+/** Attempts of a statement whose connection died under it (several pooled connections may be cut at once). */
+const LOST_CONNECTION_ATTEMPTS = 3;
 
 interface EventRow {
   id: string;
@@ -229,7 +232,7 @@ export class KyselyEventStore implements EventStore {
   /** Width of the coarse rollup buckets (60 x `rollupBucketMs`). */
   readonly coarseBucketMs: number;
   readonly retentionMs: number;
-  /** Resolves once migrations ran; rejects with `STORE_ERROR` if they failed. */
+  /** Resolves once migrations ran; rejects with `STORE_UNAVAILABLE` or `STORE_ERROR` if the first attempt failed (every later call retries it). */
   readonly ready: Promise<this>;
   readonly #db: Kysely<any>;
   readonly #rollup: string;
@@ -238,6 +241,8 @@ export class KyselyEventStore implements EventStore {
   readonly #committer: GroupCommitter<ImmuneEvent>;
   readonly #pruned: ReturnType<typeof counter<'store'>>;
   #fastCommit: ((events: readonly ImmuneEvent[]) => void) | undefined;
+  /** The running or succeeded migration; cleared on failure so the next call retries (the database may be back). */
+  #migrated: Promise<void> | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
   #pruning: Promise<number> | undefined;
   #closed = false;
@@ -293,7 +298,7 @@ export class KyselyEventStore implements EventStore {
       commit: (events) => {
         // The fast path is synchronous: the batch is committed when this returns.
         if (this.#fastCommit && !options.sqliteHandle!.inTransaction) return this.#fastCommit(events);
-        return this.ready.then(() => (this.#fastCommit && !options.sqliteHandle!.inTransaction ? this.#fastCommit(events) : this.#kyselyCommit(events)));
+        return this.#ensureMigrated().then(() => (this.#fastCommit && !options.sqliteHandle!.inTransaction ? this.#fastCommit(events) : this.#kyselyCommit(events)));
       },
       onCommit: (size, seconds) => {
         batchSize.observe({ store: kind }, size);
@@ -301,15 +306,23 @@ export class KyselyEventStore implements EventStore {
       },
     });
 
-    this.ready = this.#migrate().then(() => this);
+    this.ready = this.#ensureMigrated().then(() => this);
     if (Number.isFinite(retentionMs)) {
       this.#pruneTimer = unrefInterval(() => {
         if (this.#pruning || this.#closed) return;
         this.prune(Date.now() - retentionMs).catch((error: unknown) => this.#logger.error({ err: error }, 'immune store prune failed'));
       }, pruneIntervalMs);
     }
-    // A failed open is surfaced by every call that awaits `ready`; no point pruning a store that never opened.
-    this.ready.catch(() => clearInterval(this.#pruneTimer));
+    // A failed open is surfaced by `ready` and by every call, which retries it: the database may come back.
+    this.ready.catch(() => {});
+  }
+
+  #ensureMigrated(): Promise<void> {
+    this.#migrated ??= this.#migrate().catch((error: unknown) => {
+      this.#migrated = undefined;
+      throw error;
+    });
+    return this.#migrated;
   }
 
   async #migrate(): Promise<void> {
@@ -319,8 +332,13 @@ export class KyselyEventStore implements EventStore {
       migrationTableName: `${this.tableName}_migrations`,
       migrationLockTableName: `${this.tableName}_migrations_lock`,
     });
-    const { error } = await migrator.migrateToLatest();
-    if (error) throw new GuardError('STORE_ERROR', `migrating ${this.tableName} failed: ${(error as Error).message}`, { cause: error });
+    let result;
+    try {
+      result = await migrator.migrateToLatest();
+    } catch (error) {
+      throw toStoreError(error, `migrating ${this.tableName} failed`);
+    }
+    if (result.error) throw toStoreError(result.error, `migrating ${this.tableName} failed`);
     const handle = this.#options.sqliteHandle;
     if (handle && this.kind === 'sqlite') {
       const columns = `INSERT INTO "${this.tableName}" (id, agent_id, module, severity, type, message, meta, created_at) VALUES `;
@@ -362,7 +380,9 @@ export class KyselyEventStore implements EventStore {
   }
 
   async #kyselyCommit(events: readonly ImmuneEvent[]): Promise<void> {
-    if (this.kind === 'postgres') return this.#postgresCommit(events);
+    // The batch statement is idempotent (ON CONFLICT DO NOTHING, rollup only when every row was new), so a batch
+    // whose connection died, even after the server committed it, is safely sent again on another connection.
+    if (this.kind === 'postgres') return retryLostConnection(() => this.#postgresCommit(events), LOST_CONNECTION_ATTEMPTS);
     const rows = events.map(toRow);
     const deltas = deltasOf(events, this.rollupBucketMs, this.coarseBucketMs);
     const chunk = this.kind === 'sqlite' ? SQLITE_ROWS_PER_STATEMENT : 2_000;
@@ -411,6 +431,7 @@ export class KyselyEventStore implements EventStore {
         INSERT INTO ${table} (id, agent_id, module, severity, type, message, meta, created_at)
         SELECT * FROM unnest(${ids}::text[], ${agents}::text[], ${modules}::text[], ${severities}::text[], ${types}::text[],
                              ${messages}::text[], ${metas}::text[], ${created}::bigint[])
+        ON CONFLICT DO NOTHING
         RETURNING 1
       )
       INSERT INTO ${rollup} (width, bucket, severity, type, count)
@@ -426,9 +447,9 @@ export class KyselyEventStore implements EventStore {
   async #open(): Promise<void> {
     if (this.#closed) throw new GuardError('CLOSED', 'the event store is closed');
     try {
-      await this.ready;
+      await this.#ensureMigrated();
     } catch (error) {
-      throw isGuardError(error) ? error : new GuardError('STORE_ERROR', 'the event store failed to open', { cause: error });
+      throw toStoreError(error, 'the event store failed to open');
     }
   }
 
@@ -547,7 +568,7 @@ export class KyselyEventStore implements EventStore {
       if (this.#pruneTimer) clearInterval(this.#pruneTimer);
       await this.#committer.close();
       await this.#pruning?.catch(() => {});
-      await this.ready.catch(() => {});
+      await this.#migrated?.catch(() => {});
       if (this.#options.destroyOnClose) await this.#db.destroy();
     })();
     return this.#closing;
@@ -559,12 +580,12 @@ export class KyselyEventStore implements EventStore {
 }
 
 
-async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+/** Reads are idempotent: on Postgres a read whose connection was cut under it is tried again on another one. */
+async function guarded<T>(fn: () => Promise<T>, attempts = LOST_CONNECTION_ATTEMPTS): Promise<T> {
   try {
-    return await fn();
+    return await retryLostConnection(fn, attempts);
   } catch (error) {
-    if (isGuardError(error)) throw error;
-    throw new GuardError('STORE_ERROR', `event store query failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    throw toStoreError(error, 'event store query failed');
   }
 }
 

@@ -80,7 +80,7 @@ describe('PostgresEventStore (fleet mode)', () => {
     await pool.end();
   });
 
-  it('validates options and reports an unreachable server as STORE_ERROR', async () => {
+  it('validates options and reports an unreachable server as STORE_UNAVAILABLE', async () => {
     let error: unknown;
     try {
       new PostgresEventStore({});
@@ -92,6 +92,6 @@ describe('PostgresEventStore (fleet mode)', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isGuardError(failed, 'STORE_ERROR')).toBe(true);
+    expect(isGuardError(failed, 'STORE_UNAVAILABLE')).toBe(true);
   });
 });

@@ -4,6 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, createServer as createNetServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /** A temp directory removed by `cleanup()`. */
 export function tempDir(): { dir: string; cleanup(): void } {
@@ -16,15 +19,99 @@ export function uniqueTable(label = 't'): string {
   return `immune_${label}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }
 
-/** The local Postgres URL for fleet tests. */
+/** The Postgres URL for fleet tests: `GUARD_TEST_PG_URL`, else the local test database. */
 export function pgUrl(): string {
-  const url = process.env.GUARD_TEST_PG_URL;
-  if (!url) throw new Error('GUARD_TEST_PG_URL must be set (postgres://postgres@127.0.0.1:5432/test locally)');
-  return url;
+  return process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
 }
 
 /** A private prom-client registry (prom-client is core's dependency, so build one from the global's class). */
 export function freshRegistry(): NonNullable<MetricsOptions['registry']> {
   const global = resolveRegistry();
   return new (global.constructor as new () => typeof global)();
+}
+
+/**
+ * A loopback TCP proxy in front of a server, to cut the network under a client: `reset()` kills every connection
+ * with a TCP RST; `partition()` stops forwarding (both directions are paused, new connections are held, so the
+ * peers see silence, as behind a dropped link) until `heal()`.
+ */
+export interface TcpProxy extends AsyncDisposable {
+  readonly port: number;
+  /** Connections currently open through the proxy. */
+  readonly connections: number;
+  reset(): void;
+  partition(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a {@link TcpProxy} on 127.0.0.1 (port 0) forwarding to `targetHost:targetPort`. */
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  const pairs = new Set<{ client: Socket; upstream: Socket | undefined; start(): void }>();
+  let partitioned = false;
+  const server = createNetServer((client) => {
+    client.on('error', () => {});
+    const pair = {
+      client,
+      upstream: undefined as Socket | undefined,
+      start() {
+        if (pair.upstream || client.destroyed) return;
+        const upstream = connect(targetPort, targetHost);
+        pair.upstream = upstream;
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.on('close', () => {
+          upstream.destroy();
+          pairs.delete(pair);
+        });
+        upstream.on('close', () => client.destroy());
+      },
+    };
+    pairs.add(pair);
+    client.on('close', () => pairs.delete(pair));
+    if (partitioned) client.pause();
+    else pair.start();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const proxy: TcpProxy = {
+    port,
+    get connections() {
+      return pairs.size;
+    },
+    reset() {
+      for (const pair of [...pairs]) {
+        pair.client.resetAndDestroy();
+        pair.upstream?.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+    partition() {
+      partitioned = true;
+      for (const { client, upstream } of pairs) {
+        client.pause();
+        upstream?.pause();
+      }
+    },
+    heal() {
+      partitioned = false;
+      for (const pair of [...pairs]) {
+        if (!pair.upstream) pair.start();
+        else {
+          pair.client.resume();
+          pair.upstream.resume();
+        }
+      }
+    },
+    async close() {
+      proxy.reset();
+      server.close();
+      await once(server, 'close');
+    },
+    [Symbol.asyncDispose]: () => proxy.close(),
+  };
+  return proxy;
 }

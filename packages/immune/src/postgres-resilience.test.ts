@@ -1,0 +1,204 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isGuardError } from '@guard/core';
+import { createImmuneHandler } from './http-handler.js';
+import { ImmuneService } from './immune-service.js';
+import { createPostgresStore } from './postgres.js';
+import type { PostgresEventStoreOptions } from './postgres.js';
+import { freshRegistry, pgUrl, startTcpProxy, uniqueTable } from './test-helpers.js';
+
+// The store against a real Postgres that loses its connections: terminated backends, TCP resets and a partition.
+// Nothing may crash the process (vitest fails the run on an unhandled 'error'), callers get typed errors or succeed,
+// the store recovers by itself, and every acknowledged id is in the table.
+
+const admin = new pg.Pool({ connectionString: pgUrl(), max: 2 });
+admin.on('error', () => {});
+const tables: string[] = [];
+afterAll(async () => {
+  for (const name of tables) {
+    for (const t of [name, `${name}_rollup`, `${name}_migrations`, `${name}_migrations_lock`]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
+  }
+  await admin.end();
+});
+
+function urlThrough(port: number | undefined, applicationName: string): string {
+  const url = new URL(pgUrl());
+  if (port !== undefined) {
+    url.hostname = '127.0.0.1';
+    url.port = String(port);
+  }
+  url.searchParams.set('application_name', applicationName);
+  return url.toString();
+}
+
+async function storeFor(label: string, port?: number, extra: Partial<PostgresEventStoreOptions> = {}) {
+  const tableName = uniqueTable(label);
+  tables.push(tableName);
+  const app = `guard_${tableName}`.slice(0, 60);
+  const registry = freshRegistry();
+  const store = await createPostgresStore({
+    connectionString: urlThrough(port, app),
+    tableName,
+    registry,
+    connectTimeoutMs: 1_000,
+    statementTimeoutMs: 1_000,
+    queryTimeoutMs: 1_500,
+    ...extra,
+  });
+  return { store, tableName, app, registry };
+}
+
+async function storedIds(tableName: string): Promise<Set<string>> {
+  const { rows } = await admin.query<{ id: string }>(`SELECT id FROM "${tableName}"`);
+  return new Set(rows.map((r) => r.id));
+}
+
+async function terminate(app: string): Promise<number> {
+  const { rows } = await admin.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [app]);
+  return rows.filter((r) => r.ok).length;
+}
+
+/** Publishers that keep publishing until stopped; every outcome is recorded. */
+function load(service: ImmuneService, publishers: number) {
+  const acknowledged: string[] = [];
+  const failures: unknown[] = [];
+  let running = true;
+  let n = 0;
+  const done = Promise.all(
+    Array.from({ length: publishers }, async () => {
+      while (running) {
+        try {
+          acknowledged.push(await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: `load ${n++}`, module: 'resilience' }));
+        } catch (error) {
+          failures.push(error);
+          await new Promise((r) => setTimeout(r, 5)); // a failing store answers at once: do not spin
+        }
+      }
+    }),
+  );
+  return {
+    acknowledged,
+    failures,
+    /** Resolves once `count` more events were acknowledged than when called. */
+    async progress(count: number): Promise<void> {
+      const target = acknowledged.length + count;
+      while (acknowledged.length < target) await new Promise((r) => setTimeout(r, 5));
+    },
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+function expectTyped(failures: unknown[]) {
+  const codes = new Set(failures.map((e) => (isGuardError(e) ? e.code : `untyped: ${String(e)}`)));
+  for (const code of codes) expect(['STORE_UNAVAILABLE'], `failure code ${code}`).toContain(code);
+}
+
+async function serveHttp(service: ImmuneService) {
+  const handler = createImmuneHandler(service, { registry: freshRegistry(), retryAfterSeconds: 2 });
+  const server = createServer((req, res) => handler(req, res));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/immune`;
+  return {
+    base,
+    async [Symbol.asyncDispose]() {
+      await handler.close();
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+const event = JSON.stringify({ severity: 'WARNING', type: 'ERROR_SPIKE', message: 'through http' });
+const post = (base: string) => fetch(`${base}/event`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: event, signal: AbortSignal.timeout(15_000) });
+
+describe('PostgresEventStore under connection loss', () => {
+  it('survives pg_terminate_backend mid-load and on idle connections; recovers; loses no acknowledged event', async () => {
+    const { store, tableName, app, registry } = await storeFor('kill');
+    await using service = new ImmuneService({ store, registry });
+    const run = load(service, 40);
+    let killed = 0;
+    for (let round = 0; round < 5; round++) {
+      await run.progress(200);
+      killed += await terminate(app);
+    }
+    await run.progress(200);
+    await run.stop();
+    killed += await terminate(app); // idle connections in the pool now
+    expect(killed).toBeGreaterThan(0);
+    expectTyped(run.failures);
+    // Recovered by itself: the next publish and summary succeed.
+    const next = await service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: 'after the kills' });
+    expect((await service.healthSummary()).latestCritical?.id).toBe(next);
+    const stored = await storedIds(tableName);
+    const lost = [...run.acknowledged, next].filter((id) => !stored.has(id));
+    expect(lost).toEqual([]);
+    console.log(`pg_terminate_backend: ${killed} backends killed, ${run.acknowledged.length} acknowledged, ${run.failures.length} typed failures, 0 lost`);
+    expect(store.pool.errors).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('survives TCP resets of every connection mid-load (through a proxy) and recovers', async () => {
+    await using proxy = await startTcpProxy(Number(new URL(pgUrl()).port || 5432), new URL(pgUrl()).hostname);
+    const { store, tableName, registry } = await storeFor('reset', proxy.port);
+    await using service = new ImmuneService({ store, registry });
+    const run = load(service, 40);
+    for (let round = 0; round < 5; round++) {
+      await run.progress(200);
+      proxy.reset();
+    }
+    await run.progress(200);
+    await run.stop();
+    expectTyped(run.failures);
+    const next = await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'after the resets' });
+    const stored = await storedIds(tableName);
+    expect([...run.acknowledged, next].filter((id) => !stored.has(id))).toEqual([]);
+    console.log(`TCP reset x5: ${run.acknowledged.length} acknowledged, ${run.failures.length} typed failures, 0 lost`);
+  }, 60_000);
+
+  it('fails fast with 503 + Retry-After during a partition, then recovers by itself when the network is back', async () => {
+    await using proxy = await startTcpProxy(Number(new URL(pgUrl()).port || 5432), new URL(pgUrl()).hostname);
+    const { store, tableName, registry } = await storeFor('partition', proxy.port);
+    await using service = new ImmuneService({ store, registry });
+    await using http = await serveHttp(service);
+    const before = await post(http.base);
+    expect(before.status).toBe(201);
+    const acknowledged = [((await before.json()) as { id: string }).id];
+
+    proxy.partition();
+    const figures: string[] = [];
+    for (const [what, call] of [
+      ['POST /event', () => post(http.base)],
+      ['GET /health', () => fetch(`${http.base}/health`, { signal: AbortSignal.timeout(15_000) })],
+      ['GET /events', () => fetch(`${http.base}/events`, { signal: AbortSignal.timeout(15_000) })],
+      ['POST /event again', () => post(http.base)],
+    ] as const) {
+      const started = performance.now();
+      const res = await call();
+      const ms = performance.now() - started;
+      figures.push(`${what} ${res.status} in ${Math.round(ms)} ms`);
+      expect(res.status, what).toBe(503);
+      expect(res.headers.get('retry-after'), what).toBe('2');
+      expect(res.headers.get('content-type'), what).toMatch(/problem\+json/);
+      expect(((await res.json()) as { code: string }).code, what).toBe('STORE_UNAVAILABLE');
+      // Bounded by the configured timeouts (connect 1 s, query 1.5 s; a publish may wait for one commit ahead of it).
+      expect(ms, what).toBeLessThan(6_000);
+    }
+    const direct = await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'partitioned' }).catch((e: unknown) => e);
+    expect(isGuardError(direct, 'STORE_UNAVAILABLE')).toBe(true);
+
+    proxy.heal();
+    const after = await post(http.base);
+    expect(after.status).toBe(201); // the first request after the network is back
+    acknowledged.push(((await after.json()) as { id: string }).id);
+    expect((await fetch(`${http.base}/health`)).status).toBe(200);
+    const stored = await storedIds(tableName);
+    expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
+    console.log(`partition: ${figures.join('; ')}; first request after heal: 201`);
+  }, 60_000);
+});
