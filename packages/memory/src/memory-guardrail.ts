@@ -107,13 +107,19 @@ export interface MemoryAssessment {
   readonly restartReason: Exclude<RestartReason, 'manual'> | null;
 }
 
-/** Payload of the `memoryRestart` bus event. */
+/**
+ * Payload of the `memoryRestart` bus event. `failed`: the process was still alive `restartGraceMs` after `terminate`
+ * (a no-op hook, or a SIGTERM handler that does not exit); the restart counts as spent and new ones are allowed
+ * again once the budget's cooldown has passed.
+ */
 export interface MemoryRestartNotice {
   readonly name: string;
   readonly reason: RestartReason;
-  readonly outcome: 'started' | 'skipped';
-  /** With `skipped`: how long until the restart budget allows one again. */
+  readonly outcome: 'started' | 'skipped' | 'failed';
+  /** With `skipped`: how long until the restart budget allows one again. With `failed`: the same, from now. */
   readonly retryAfterMs?: number;
+  /** With `failed`: why (`survived` the terminate, or `terminate_threw`). */
+  readonly failure?: 'survived' | 'terminate_threw';
   readonly at: number;
 }
 
@@ -161,6 +167,8 @@ export interface MemoryReport {
     readonly autoRestart: boolean;
     readonly inProgress: boolean;
     readonly last: RestartRecord | null;
+    /** The last restart the process survived (still alive `restartGraceMs` after `terminate`), or null. */
+    readonly lastFailed: { readonly reason: RestartReason; readonly at: number; readonly failure: 'survived' | 'terminate_threw' } | null;
     /** 0 when a restart is allowed now. */
     readonly retryAfterMs: number;
   };
@@ -210,6 +218,12 @@ export interface MemoryGuardrailOptions extends MetricsOptions {
   readonly restartStateFile?: string;
   /** Deadline for the shutdown hooks. Default 10 000. */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * After `terminate`, how long the process may stay alive before the restart is declared failed (the process
+   * survived it): the guardrail leaves "restart in progress", counts the failure and allows restarts again once the
+   * cooldown has passed. Default 60 000.
+   */
+  readonly restartGraceMs?: number;
   /** Ends the process after the hooks ran. Default: `process.kill(process.pid, 'SIGTERM')`. */
   readonly terminate?: () => void;
   /** Folder for `v8.writeHeapSnapshot` files when a leak is detected. Off without one. */
@@ -271,6 +285,7 @@ export class MemoryGuardrail implements AsyncDisposable {
   readonly #predictedBreachMs: number;
   readonly #autoRestart: boolean;
   readonly #shutdownTimeoutMs: number;
+  readonly #restartGraceMs: number;
   readonly #terminate: () => void;
   readonly #heapSnapshotDir: string | undefined;
   readonly #heapSnapshotIntervalMs: number;
@@ -288,6 +303,10 @@ export class MemoryGuardrail implements AsyncDisposable {
   #status: MemoryStatus = 'healthy';
   #timer: NodeJS.Timeout | undefined;
   #restarting: Promise<void> | undefined;
+  /** Set from the synchronous start of `requestRestart` until the restart ends or fails; blocks a second one. */
+  #restartInProgress = false;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #lastFailedRestart: MemoryReport['restart']['lastFailed'] = null;
   #lastHeapSnapshot: { path: string; at: number } | null = null;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -321,6 +340,7 @@ export class MemoryGuardrail implements AsyncDisposable {
     this.#predictedBreachMs = num('predictedBreachMs', 300_000, { min: 0 });
     const restartCooldownMs = num('restartCooldownMs', 300_000, { min: 0 });
     this.#shutdownTimeoutMs = num('shutdownTimeoutMs', 10_000, { min: 0 });
+    this.#restartGraceMs = num('restartGraceMs', 60_000, { min: 0, max: 2 ** 31 - 1 });
     this.#heapSnapshotIntervalMs = num('heapSnapshotIntervalMs', this.#leakWindowMs, { min: 0 });
     if (this.#leakWindowMs > this.#retentionMs) {
       throw new GuardError('INVALID_OPTION', `leakWindowMs (${this.#leakWindowMs}) must not exceed retentionMs (${this.#retentionMs})`, {
@@ -430,7 +450,7 @@ export class MemoryGuardrail implements AsyncDisposable {
     this.#latest = assessment;
     this.#publish(assessment);
     if (assessment.growth.leakDetected) this.#maybeHeapSnapshot(snapshot.at);
-    if (this.#autoRestart && assessment.restartReason !== null && this.#restarting === undefined) {
+    if (this.#autoRestart && assessment.restartReason !== null && !this.#restartInProgress) {
       this.requestRestart(assessment.restartReason).catch((error: unknown) => {
         this.#logger.error({ err: error, guardrail: this.name }, 'memory guardrail auto-restart failed');
       });
@@ -495,8 +515,9 @@ export class MemoryGuardrail implements AsyncDisposable {
       baseline: this.baseline(),
       restart: {
         autoRestart: this.#autoRestart,
-        inProgress: this.#restarting !== undefined,
+        inProgress: this.#restartInProgress,
         last: allowance.last ?? null,
+        lastFailed: this.#lastFailedRestart,
         retryAfterMs: allowance.retryAfterMs,
       },
       lastHeapSnapshot: this.#lastHeapSnapshot,
@@ -519,29 +540,37 @@ export class MemoryGuardrail implements AsyncDisposable {
     options.signal?.throwIfAborted();
     assertOpen(this.#closed, 'MemoryGuardrail');
     const now = this.#clock();
-    if (this.#restarting !== undefined) return { restarted: false, reason, skipped: 'in_progress', retryAfterMs: 0 };
-    const allowance = this.#budget.check(now);
-    if (!allowance.allowed) {
+    if (this.#restartInProgress) return { restarted: false, reason, skipped: 'in_progress', retryAfterMs: 0 };
+    this.#restartInProgress = true;
+    let claim;
+    try {
+      claim = await this.#budget.claim(now, reason);
+    } catch (error) {
+      this.#restartInProgress = false;
+      throw new GuardError('RESTART_STATE_ERROR', `cannot persist the restart time, restart not started: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (!claim.allowed) {
+      this.#restartInProgress = false;
       this.#metrics.restartsSkipped.inc({ name: this.name });
       this.#logger.warn(
-        { guardrail: this.name, reason, retryAfterMs: allowance.retryAfterMs, lastRestartAt: allowance.last?.lastRestartAt },
+        { guardrail: this.name, reason, retryAfterMs: claim.retryAfterMs, lastRestartAt: claim.last?.lastRestartAt },
         'memory guardrail restart skipped: restart budget used',
       );
-      this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', retryAfterMs: allowance.retryAfterMs, at: now });
+      this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', retryAfterMs: claim.retryAfterMs, at: now });
       return {
         restarted: false,
         reason,
         skipped: 'cooldown',
-        retryAfterMs: allowance.retryAfterMs,
-        ...(allowance.last ? { lastRestartAt: allowance.last.lastRestartAt } : {}),
+        retryAfterMs: claim.retryAfterMs,
+        ...(claim.last ? { lastRestartAt: claim.last.lastRestartAt } : {}),
       };
     }
-    try {
-      this.#budget.record(now, reason);
-    } catch (error) {
-      throw new GuardError('RESTART_STATE_ERROR', `cannot persist the restart time, restart not started: ${(error as Error).message}`, {
-        cause: error,
-      });
+    if (this.#closed) {
+      // Closed while the budget was being claimed: the restart was recorded but is not started.
+      this.#restartInProgress = false;
+      assertOpen(this.#closed, 'MemoryGuardrail');
     }
     this.#metrics.restarts.inc({ name: this.name, reason });
     this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'started', at: now });
@@ -560,6 +589,8 @@ export class MemoryGuardrail implements AsyncDisposable {
       this.#closed = true;
       if (this.#timer) clearInterval(this.#timer);
       this.#timer = undefined;
+      if (this.#graceTimer) clearTimeout(this.#graceTimer);
+      this.#graceTimer = undefined;
       this.#detachMetrics();
       for (const cache of this.#cacheLabels) this.#metrics.gauges.cacheEntries.remove({ name: this.name, cache });
       await this.#restarting;
@@ -883,6 +914,31 @@ export class MemoryGuardrail implements AsyncDisposable {
       this.#terminate();
     } catch (error) {
       this.#logger.error({ err: error, guardrail: this.name }, 'terminate failed');
+      this.#restartFailed(reason, 'terminate_threw');
+      return;
     }
+    if (this.#closed) return;
+    // A supervised process is gone long before this fires (the timer is unref'ed, so it never keeps one alive).
+    this.#graceTimer = setTimeout(() => {
+      this.#graceTimer = undefined;
+      this.#restartFailed(reason, 'survived');
+    }, this.#restartGraceMs);
+    this.#graceTimer.unref();
+  }
+
+  /** The restart did not end the process: leave "in progress" so later restarts are possible; the budget stays spent. */
+  #restartFailed(reason: RestartReason, failure: 'survived' | 'terminate_threw'): void {
+    const at = this.#clock();
+    this.#restartInProgress = false;
+    this.#lastFailedRestart = { reason, at, failure };
+    this.#metrics.restartsFailed.inc({ name: this.name, reason });
+    const retryAfterMs = this.#budget.check(at).retryAfterMs;
+    this.#logger.error(
+      { guardrail: this.name, reason, failure, graceMs: this.#restartGraceMs, retryAfterMs, pid: process.pid },
+      failure === 'survived'
+        ? 'memory guardrail restart failed: the process survived it (a shutdown hook or SIGTERM handler did not exit)'
+        : 'memory guardrail restart failed: terminate threw',
+    );
+    this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'failed', failure, retryAfterMs, at });
   }
 }

@@ -25,6 +25,7 @@ export interface MemoryMetrics {
   readonly gauges: Readonly<Record<MemoryGaugeKey, Gauge<string>>>;
   readonly restarts: Counter<'name' | 'reason'>;
   readonly restartsSkipped: Counter<'name'>;
+  readonly restartsFailed: Counter<'name' | 'reason'>;
   readonly heapSnapshots: Counter<'name'>;
   /** Registers a guardrail's gauge source; returns a function that removes it and its label values. */
   attach(name: string, source: GaugeSource): () => void;
@@ -85,6 +86,11 @@ export function createMemoryMetrics(options: MetricsOptions): MemoryMetrics {
       name: metricName(prefix, 'restarts_skipped_total'),
       help: 'Restarts refused by the restart budget (at most one per cooldown)',
       labelNames: ['name'] as const,
+    }),
+    restartsFailed: counter(registry, {
+      name: metricName(prefix, 'restarts_failed_total'),
+      help: 'Restarts the process survived (still alive restartGraceMs after terminate), by reason',
+      labelNames: ['name', 'reason'] as const,
     }),
     heapSnapshots: counter(registry, {
       name: metricName(prefix, 'heap_snapshots_total'),
