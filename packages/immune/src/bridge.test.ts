@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createJsonLogger, GuardBus } from '@guard/core';
 import type { Detection, SanitizeResult } from '@guard/core';
 import { bridgeGuardBus, classifyDetection } from './bridge.js';
@@ -142,6 +142,189 @@ describe('bridgeGuardBus', () => {
     bridge();
   });
 
+  it('records watchdog restarts, crash loops and recoveries (backoff notices are not rows)', async () => {
+    await using t = await setup({ agentId: 'api-1' });
+    const at = 1_700_000_000_000;
+    t.bus.emit('heartbeat' as never, { kind: 'missed', component: 'ingest', reason: 'heartbeat_missed', at, attempt: 0 } as never);
+    t.bus.emit('heartbeat' as never, { kind: 'restarted', component: 'ingest', reason: 'heartbeat_missed', at: at + 5, attempt: 1, recoveryMs: 5 } as never);
+    t.bus.emit('heartbeat' as never, { kind: 'backoff', component: 'ingest', reason: 'heartbeat_missed', at: at + 10, delayMs: 1_000, attempt: 1 } as never);
+    t.bus.emit('heartbeat' as never, { kind: 'restart_failed', component: 'ingest', reason: 'heartbeat_missed', at: at + 20, error: 'port in use', attempt: 2 } as never);
+    t.bus.emit('heartbeat' as never, { kind: 'crash_loop', component: 'ingest', reason: 'too_many_restarts', at: at + 30, restartsInWindow: 5, windowMs: 300_000 } as never);
+    t.bus.emit('heartbeat' as never, { kind: 'recovered', component: 'ingest', reason: 'heartbeat_after_crash_loop', at: at + 40, recoveryMs: 40 } as never);
+    t.bus.emit('heartbeat' as never, { kind: 'reset', component: 'ingest', reason: 'reset', at: at + 50 } as never);
+    const events = await t.events();
+    expect(events.map((e) => [e.meta.kind, e.type, e.severity])).toEqual([
+      ['missed', 'ERROR_SPIKE', 'WARNING'],
+      ['restarted', 'SELF_HEALING_ACTION', 'INFO'],
+      ['restart_failed', 'SELF_HEALING_ACTION', 'WARNING'],
+      ['crash_loop', 'ERROR_SPIKE', 'CRITICAL'],
+      ['recovered', 'SELF_HEALING_ACTION', 'INFO'],
+      ['reset', 'SELF_HEALING_ACTION', 'INFO'],
+    ]);
+    expect(events.every((e) => e.module === 'watchdog' && e.agentId === 'api-1')).toBe(true);
+    expect(events[3]!.message).toBe('component ingest is in crash_loop: 5 restarts within 300 s; restarts stopped');
+    expect(events[3]!.meta).toMatchObject({ source: 'watchdog', component: 'ingest', restarts_in_window: 5, window_ms: 300_000 });
+    expect(events[2]!.meta).toMatchObject({ error: 'port in use', attempt: 2 });
+  });
+
+  it('records pressure alarms and clears', async () => {
+    await using t = await setup();
+    t.bus.emit('resourcePressure' as never, { resource: 'cpu', state: 'alarm', percent: 92.345, level: 92.345, thresholdPercent: 80, sustainedMs: 10_000, at: 1 } as never);
+    t.bus.emit('resourcePressure' as never, { resource: 'disk', state: 'alarm', percent: 97, thresholdPercent: 90, sustainedMs: 10_000, at: 2 } as never);
+    t.bus.emit('resourcePressure' as never, { resource: 'cpu', state: 'cleared', percent: 20, thresholdPercent: 80, sustainedMs: 3_000, at: 3 } as never);
+    const events = await t.events();
+    expect(events.map((e) => [e.module, e.type, e.severity, e.message])).toEqual([
+      ['resources', 'ERROR_SPIKE', 'WARNING', 'cpu pressure: 92.3 % >= 80 % for 10 s'],
+      ['resources', 'ERROR_SPIKE', 'CRITICAL', 'disk pressure: 97 % >= 90 % for 10 s'],
+      ['resources', 'ERROR_SPIKE', 'INFO', 'cpu pressure cleared: 20 %'],
+    ]);
+    expect(events[0]!.meta).toEqual({ source: 'pressure', resource: 'cpu', state: 'alarm', percent: 92.345, threshold_percent: 80, sustained_ms: 10_000, at: 1 });
+  });
+
+  describe('ACL violations', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('aggregates a flood of 10,000 violations into one row per actor per window', async () => {
+      vi.useFakeTimers();
+      await using t = await setup({ aclWindowMs: 10_000 });
+      const actors = ['bot-a', 'bot-b', 'bot-c'];
+      for (let i = 0; i < 10_000; i++) {
+        const actor = actors[i % 3]!;
+        t.bus.emit('aclViolation' as never, { bus: 'main', actor, topic: i % 10 === 0 ? 'control.shutdown' : `billing.${i % 4}`, control: i % 10 === 0, at: Date.now() } as never);
+      }
+      expect(await t.events()).toEqual([]);
+      await vi.advanceTimersByTimeAsync(10_000);
+      const events = await t.events();
+      expect(events).toHaveLength(3);
+      const total = events.reduce((sum, e) => sum + (e.meta.count as number), 0);
+      expect(total).toBe(10_000);
+      const a = events.find((e) => e.meta.actor === 'bot-a')!;
+      expect(a).toMatchObject({ module: 'message_bus', type: 'POLICY_VIOLATION', severity: 'CRITICAL' });
+      expect(a.meta).toMatchObject({ source: 'acl_violations', count: 3_334, bus: 'main', window_ms: 10_000 });
+      expect(a.message).toMatch(/^actor bot-a: 3334 ACL violations in 10 s \(\d+ on control topics\) on /);
+      // The next window starts with the next violation; nothing is published while it is quiet.
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(await t.events()).toHaveLength(3);
+      t.bus.emit('aclViolation' as never, { actor: 'bot-a', topic: 'billing.1', control: false } as never);
+      await vi.advanceTimersByTimeAsync(10_000);
+      const after = await t.events();
+      expect(after).toHaveLength(4);
+      expect(after[3]).toMatchObject({ severity: 'WARNING', message: 'actor bot-a: 1 ACL violation in 10 s on billing.1' });
+    });
+
+    it('keeps rows bounded when thousands of actors violate: the rest share one row', async () => {
+      vi.useFakeTimers();
+      await using t = await setup({ aclMaxActorsPerWindow: 5 });
+      for (let i = 0; i < 10_000; i++) t.bus.emit('aclViolation' as never, { actor: `actor-${i}`, topic: 'x', control: false } as never);
+      t.bridge.flush();
+      const events = await t.events();
+      expect(events).toHaveLength(6);
+      expect(events.at(-1)!.meta).toMatchObject({ actor: '(other actors)', count: 9_995 });
+    });
+
+    it('records ACL alarms at most once per actor and reason per window', async () => {
+      vi.useFakeTimers();
+      await using t = await setup({ aclViolations: false });
+      const alarm = (actor: string, reason = 'spam_attack', violations = 10) => ({
+        reason,
+        actor,
+        offenders: ['bot', 'other'],
+        topic: 'billing.x',
+        violations,
+        totalViolations: violations,
+        violationsPerSecond: 10,
+        controlViolations: 0,
+        at: Date.now(),
+      });
+      for (let s = 0; s < 5; s++) {
+        t.bus.emit('aclAlarm' as never, alarm('bot', 'spam_attack', 10 + s * 50) as never);
+        t.bus.emit('aclAlarm' as never, alarm('bot', 'actor_blacklist', 20 + s * 50) as never);
+        await vi.advanceTimersByTimeAsync(1_000);
+      }
+      t.bus.emit('aclAlarm' as never, alarm('other', 'control_topic_flood') as never);
+      let events = await t.events();
+      expect(events.map((e) => [e.meta.reason, e.meta.actor, e.severity])).toEqual([
+        ['spam_attack', 'bot', 'WARNING'],
+        ['actor_blacklist', 'bot', 'WARNING'],
+        ['control_topic_flood', 'other', 'CRITICAL'],
+      ]);
+      expect(events[0]!.meta).toMatchObject({ source: 'acl_alarm', offenders: ['bot', 'other'], violations_per_second: 10 });
+      await vi.advanceTimersByTimeAsync(10_000);
+      t.bus.emit('aclAlarm' as never, alarm('bot', 'spam_attack', 900) as never);
+      events = await t.events();
+      expect(events).toHaveLength(4);
+      expect(events[3]!.message).toBe('ACL spam_attack by actor bot: 900 violations (10/s across all actors)');
+    });
+
+    it('publishes the open window when the bridge stops', async () => {
+      const bus = new GuardBus();
+      await using service = new ImmuneService();
+      const bridge = bridgeGuardBus(bus, service);
+      bus.emit('aclViolation' as never, { actor: 'late', topic: 'x', control: false } as never);
+      bridge();
+      await bridge.settled();
+      expect((await service.getRecentEvents({ limit: 10 })).map((e) => e.meta.actor)).toEqual(['late']);
+    });
+  });
+
+  it('records playbook runs with their step results and whatever else the notice carries', async () => {
+    await using t = await setup();
+    const steps = [
+      { id: 'blacklist', action: 'blacklist_actor', outcome: 'succeeded', durationMs: 2, output: { nested: true } },
+      { id: 'rate_limit', action: 'rate_limit_topic', outcome: 'succeeded', durationMs: 1 },
+      { id: 'restart_bus', action: 'restart_message_bus', outcome: 'skipped', durationMs: 0 },
+      { id: 'notify', action: 'notify', outcome: 'failed', durationMs: 3, error: 'webhook 500' },
+    ];
+    t.bus.emit('playbookRun', {
+      runId: 'run_9',
+      playbook: 'message_bus_acl_violation_fix',
+      status: 'succeeded',
+      dryRun: false,
+      startedAt: 1_000,
+      finishedAt: 1_500,
+      reason: 'spam_attack',
+      steps,
+      key: 'bot',
+    } as never);
+    const [event] = await t.events();
+    expect(event!.message).toBe('playbook message_bus_acl_violation_fix succeeded: spam_attack [4 steps: 2 succeeded, 1 skipped, 1 failed]');
+    expect(event!.meta).toMatchObject({ run_id: 'run_9', key: 'bot', duration_ms: 500 });
+    expect(event!.meta.steps).toEqual([
+      { id: 'blacklist', action: 'blacklist_actor', outcome: 'succeeded', durationMs: 2 },
+      { id: 'rate_limit', action: 'rate_limit_topic', outcome: 'succeeded', durationMs: 1 },
+      { id: 'restart_bus', action: 'restart_message_bus', outcome: 'skipped', durationMs: 0 },
+      { id: 'notify', action: 'notify', outcome: 'failed', durationMs: 3, error: 'webhook 500' },
+    ]);
+  });
+
+  it('turns each source off on request', async () => {
+    vi.useFakeTimers();
+    try {
+      await using t = await setup({ heartbeats: false, pressure: false, aclViolations: false, aclAlarms: false, playbookRuns: false });
+      t.bus.emit('heartbeat' as never, { kind: 'crash_loop', component: 'x', reason: 'r', at: 1 } as never);
+      t.bus.emit('resourcePressure' as never, { resource: 'cpu', state: 'alarm', percent: 99, thresholdPercent: 80, sustainedMs: 1, at: 1 } as never);
+      t.bus.emit('aclViolation' as never, { actor: 'a', topic: 'x', control: false } as never);
+      t.bus.emit('aclAlarm' as never, { reason: 'spam_attack', actor: 'a' } as never);
+      t.bus.emit('playbookRun', { runId: 'r', playbook: 'p', status: 'succeeded', dryRun: false, startedAt: 1, finishedAt: 2 });
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(await t.events()).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('logs malformed monitor payloads instead of throwing into the bus', async () => {
+    const lines: string[] = [];
+    await using t = await setup({ logger: createJsonLogger({ level: 'warn', write: (l) => lines.push(l) }) });
+    expect(() => t.bus.emit('heartbeat' as never, { kind: 'missed' } as never)).not.toThrow();
+    expect(() => t.bus.emit('resourcePressure' as never, { resource: 'cpu', state: 'alarm' } as never)).not.toThrow();
+    expect(() => t.bus.emit('aclViolation' as never, null as never)).not.toThrow();
+    expect(await t.events()).toEqual([]);
+    expect(lines.filter((l) => l.includes('immune bridge could not map an event'))).toHaveLength(3);
+  });
+
   it('unsubscribes when disposed', async () => {
     const bus = new GuardBus();
     await using service = new ImmuneService();
@@ -152,6 +335,7 @@ describe('bridgeGuardBus', () => {
     expect(bus.listenerCount('detection')).toBe(0);
     expect(bus.listenerCount('sanitization')).toBe(0);
     expect(bus.listenerCount('breakerStateChange')).toBe(0);
+    for (const event of ['heartbeat', 'resourcePressure', 'aclViolation', 'aclAlarm', 'playbookRun']) expect(bus.listenerCount(event as never)).toBe(0);
   });
 
   it('classifies policy breaches by pattern or component', () => {

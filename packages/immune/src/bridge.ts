@@ -26,6 +26,26 @@ export interface GuardBridgeOptions {
   readonly memoryAlarms?: boolean;
   /** Turn breakers opening into `ERROR_SPIKE` warnings. Default true. */
   readonly breakerOpens?: boolean;
+  /** Record finished playbook runs with their step results. Default true. */
+  readonly playbookRuns?: boolean;
+  /**
+   * Record the heartbeat watchdog (`heartbeat` bus events of `@guard/playbooks`): missed deadlines, restarts,
+   * failed restarts, crash loops, recoveries and operator resets. Default true.
+   */
+  readonly heartbeats?: boolean;
+  /** Record resource pressure alarms and clears (`resourcePressure` bus events). Default true. */
+  readonly pressure?: boolean;
+  /**
+   * Record ACL violations (`aclViolation` bus events) aggregated: one `POLICY_VIOLATION` per actor per
+   * `aclWindowMs` with the count, never one row per violation. Default true.
+   */
+  readonly aclViolations?: boolean;
+  /** Record ACL monitor alarms (`aclAlarm`), at most one per actor and reason per `aclWindowMs`. Default true. */
+  readonly aclAlarms?: boolean;
+  /** The aggregation window of ACL violations and alarms. Default 10 000. */
+  readonly aclWindowMs?: number;
+  /** Most actors recorded on their own per window; the rest share one `(other actors)` row. Default 100. */
+  readonly aclMaxActorsPerWindow?: number;
   /** Where publish failures are reported (they never reach the bus). */
   readonly logger?: Logger;
 }
@@ -39,11 +59,74 @@ export interface GuardBridgeOptions {
  * bridge(); // unsubscribe
  */
 export interface GuardBridge {
+  /** Unsubscribes; ACL counts of the open window are published first. */
   (): void;
   [Symbol.dispose](): void;
   /** Resolves once every publish the bridge started has settled. */
   settled(): Promise<void>;
+  /** Publishes the ACL counts of the open window now (before a shutdown, or in tests). */
+  flush(): void;
 }
+
+/**
+ * The shapes of the `@guard/playbooks` bus events the bridge reads. Declared here by structure, because
+ * immune does not depend on playbooks; each field is checked at run time before use.
+ */
+interface HeartbeatNotice {
+  readonly kind: string;
+  readonly component: string;
+  readonly reason?: string;
+  readonly at?: number;
+  readonly recoveryMs?: number;
+  readonly error?: string;
+  readonly delayMs?: number;
+  readonly attempt?: number;
+  readonly restartsInWindow?: number;
+  readonly windowMs?: number;
+}
+interface PressureNotice {
+  readonly resource: string;
+  readonly state: string;
+  readonly percent?: number;
+  readonly level?: number;
+  readonly thresholdPercent?: number;
+  readonly sustainedMs?: number;
+  readonly at?: number;
+}
+interface AclViolationNotice {
+  readonly actor: string;
+  readonly topic: string;
+  readonly control?: boolean;
+  readonly bus?: string;
+  readonly at?: number;
+}
+interface AclAlarmNotice {
+  readonly reason: string;
+  readonly actor: string;
+  readonly topic?: string;
+  readonly offenders?: readonly string[];
+  readonly violations?: number;
+  readonly totalViolations?: number;
+  readonly violationsPerSecond?: number;
+  readonly controlViolations?: number;
+  readonly at?: number;
+}
+
+/** Events of other packages, subscribed by name (GuardBus is an EventEmitter underneath). */
+type LooseBus = { on(event: string, fn: (payload: never) => void): unknown; off(event: string, fn: (payload: never) => void): unknown };
+
+/** One actor's violations in the open window. */
+interface AclCount {
+  count: number;
+  control: number;
+  readonly topics: Map<string, number>;
+  firstAt: number;
+  lastAt: number;
+  bus?: string;
+}
+
+const MAX_TOPICS_PER_ROW = 20;
+const OTHER_ACTORS = '(other actors)';
 
 const SEVERITY: Record<Severity, ImmuneSeverity> = { info: 'INFO', warning: 'WARNING', critical: 'CRITICAL' };
 const POLICY = /acl|policy|violation|blacklist|rate_limit|forbidden|unauthori[sz]ed/i;
@@ -85,12 +168,76 @@ function fitMeta(meta: Record<string, unknown>, bulky: readonly string[]): Recor
   return scalars;
 }
 
+function num(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function str(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${field} must be a non-empty string`);
+  return value;
+}
+
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
 function depth(value: unknown, level = 1): number {
   if (typeof value !== 'object' || value === null) return level - 1;
   if (level > EVENT_LIMITS.maxMetaDepth + 1) return level;
   let max = level;
   for (const child of Object.values(value)) max = Math.max(max, depth(child, level + 1));
   return max;
+}
+
+const RUN_KEYS = new Set(['runId', 'playbook', 'status', 'dryRun', 'reason', 'startedAt', 'finishedAt', 'error']);
+
+/** Step results as plain scalars (strings clipped), at most 50 steps. */
+function compactSteps(value: unknown): Record<string, unknown>[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  return value.slice(0, 50).map((step: unknown) => {
+    if (typeof step !== 'object' || step === null) return { value: typeof step === 'string' ? clip(step, 512) : String(step) };
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(step)) {
+      if (typeof v === 'string') out[key] = clip(v, 512);
+      else if (v === null || typeof v === 'number' || typeof v === 'boolean') out[key] = v;
+    }
+    return out;
+  });
+}
+
+function stepSummary(steps: readonly Record<string, unknown>[]): string {
+  const counts = new Map<string, number>();
+  for (const step of steps) {
+    const outcome = typeof step.outcome === 'string' ? step.outcome : typeof step.status === 'string' ? step.status : 'done';
+    counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+  }
+  return `${steps.length} step${steps.length === 1 ? '' : 's'}: ${[...counts].map(([o, n]) => `${n} ${o}`).join(', ')}`;
+}
+
+/** Immune severity, type and message of a watchdog notice; undefined for notices not worth a row (`backoff`). */
+function mapHeartbeat(e: HeartbeatNotice, component: string): Pick<ImmuneEventInput, 'severity' | 'type' | 'message'> | undefined {
+  const name = clip(component, 512);
+  const m = (text: string) => clip(text, EVENT_LIMITS.maxMessageLength);
+  switch (e.kind) {
+    case 'missed':
+      return { severity: 'WARNING', type: 'ERROR_SPIKE', message: m(`component ${name} missed its heartbeat deadline`) };
+    case 'restarted':
+      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: m(`watchdog restarted component ${name}${num(e.attempt) === undefined ? '' : ` (restart ${e.attempt} in a row)`}; waiting for its heartbeat`) };
+    case 'restart_failed':
+      return { severity: 'WARNING', type: 'SELF_HEALING_ACTION', message: m(`watchdog could not restart component ${name}${typeof e.error === 'string' ? `: ${e.error}` : ''}`) };
+    case 'crash_loop':
+      return {
+        severity: 'CRITICAL',
+        type: 'ERROR_SPIKE',
+        message: m(`component ${name} is in crash_loop${num(e.restartsInWindow) === undefined ? '' : `: ${e.restartsInWindow} restarts`}${num(e.windowMs) === undefined ? '' : ` within ${Math.round(e.windowMs! / 1000)} s`}; restarts stopped`),
+      };
+    case 'recovered':
+      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: m(`component ${name} recovered: heartbeats again${num(e.recoveryMs) === undefined ? '' : ` ${e.recoveryMs} ms after the outage began`}`) };
+    case 'reset':
+      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: m(`operator reset the watchdog of component ${name}`) };
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -132,7 +279,7 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
       }
     };
 
-  const subs = [
+  const subs: (() => void)[] = [
     bus.subscribe(
       'detection',
       guard('detection', (d: Detection) => {
@@ -195,41 +342,51 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
         );
       }),
     ),
-    bus.subscribe(
-      'playbookRun',
-      guard('playbookRun', (run: PlaybookRunNotice) => {
-        if (run.status === 'started' && !options.includePlaybookStarts) return;
-        const bad = run.status === 'failed' || run.status === 'rolled_back';
-        publish(
-          {
-            ...agent,
-            module: 'playbooks',
-            severity: bad ? 'WARNING' : 'INFO',
-            type: 'SELF_HEALING_ACTION',
-            message: clip(
-              `playbook ${run.playbook} ${run.status}${run.dryRun ? ' (dry run)' : ''}${run.reason ? `: ${run.reason}` : ''}`,
-              EVENT_LIMITS.maxMessageLength,
-            ),
-            meta: fitMeta(
-              {
-                source: 'playbook',
-                run_id: run.runId,
-                playbook: run.playbook,
-                status: run.status,
-                dry_run: run.dryRun,
-                started_at: run.startedAt,
-                ...(run.finishedAt === undefined ? {} : { finished_at: run.finishedAt, duration_ms: run.finishedAt - run.startedAt }),
-                ...(run.reason ? { reason: run.reason } : {}),
-                ...(run.error ? { error: run.error } : {}),
-              },
-              [],
-            ),
-          },
-          'playbookRun',
-        );
-      }),
-    ),
   ];
+  if (options.playbookRuns !== false) {
+    subs.push(
+      bus.subscribe(
+        'playbookRun',
+        guard('playbookRun', (run: PlaybookRunNotice) => {
+          if (run.status === 'started' && !options.includePlaybookStarts) return;
+          const bad = run.status === 'failed' || run.status === 'rolled_back';
+          // Whatever else the engine puts on the notice (steps, trigger, verification...) goes to meta as is.
+          const extra: Record<string, unknown> = {};
+          for (const [key, value] of Object.entries(run)) if (!RUN_KEYS.has(key) && value !== undefined) extra[key] = value;
+          const steps = compactSteps(extra.steps);
+          if (steps) extra.steps = steps;
+          publish(
+            {
+              ...agent,
+              module: 'playbooks',
+              severity: bad ? 'WARNING' : 'INFO',
+              type: 'SELF_HEALING_ACTION',
+              message: clip(
+                `playbook ${run.playbook} ${run.status}${run.dryRun ? ' (dry run)' : ''}${run.reason ? `: ${run.reason}` : ''}${steps ? ` [${stepSummary(steps)}]` : ''}`,
+                EVENT_LIMITS.maxMessageLength,
+              ),
+              meta: fitMeta(
+                {
+                  source: 'playbook',
+                  run_id: run.runId,
+                  playbook: run.playbook,
+                  status: run.status,
+                  dry_run: run.dryRun,
+                  started_at: run.startedAt,
+                  ...(run.finishedAt === undefined ? {} : { finished_at: run.finishedAt, duration_ms: run.finishedAt - run.startedAt }),
+                  ...(run.reason ? { reason: run.reason } : {}),
+                  ...(run.error ? { error: run.error } : {}),
+                  ...extra,
+                },
+                Object.keys(extra),
+              ),
+            },
+            'playbookRun',
+          );
+        }),
+      ),
+    );
+  }
   if (options.memoryAlarms !== false) {
     subs.push(
       bus.subscribe(
@@ -276,15 +433,214 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
     );
   }
 
+  const loose = bus as unknown as LooseBus;
+  const subscribeLoose = <T>(event: string, fn: (payload: T) => void): void => {
+    const listener = guard(event, fn) as (payload: never) => void;
+    loose.on(event, listener);
+    subs.push(() => void loose.off(event, listener));
+  };
+
+  if (options.heartbeats !== false) {
+    subscribeLoose<HeartbeatNotice>('heartbeat', (e) => {
+      const component = str(e?.component, 'heartbeat.component');
+      const mapped = mapHeartbeat(e, component);
+      if (!mapped) return;
+      publish(
+        {
+          ...agent,
+          module: 'watchdog',
+          ...mapped,
+          meta: fitMeta(
+            {
+              source: 'watchdog',
+              kind: e.kind,
+              component: clip(component, 512),
+              ...(typeof e.reason === 'string' ? { reason: clip(e.reason, 512) } : {}),
+              ...(num(e.at) === undefined ? {} : { at: e.at }),
+              ...(num(e.attempt) === undefined ? {} : { attempt: e.attempt }),
+              ...(num(e.recoveryMs) === undefined ? {} : { recovery_ms: e.recoveryMs }),
+              ...(num(e.restartsInWindow) === undefined ? {} : { restarts_in_window: e.restartsInWindow }),
+              ...(num(e.windowMs) === undefined ? {} : { window_ms: e.windowMs }),
+              ...(typeof e.error === 'string' ? { error: clip(e.error, 1024) } : {}),
+            },
+            [],
+          ),
+        },
+        'heartbeat',
+      );
+    });
+  }
+
+  if (options.pressure !== false) {
+    subscribeLoose<PressureNotice>('resourcePressure', (c) => {
+      const resource = str(c?.resource, 'resourcePressure.resource');
+      const percent = num(c.percent) ?? num(c.level);
+      if (percent === undefined) throw new TypeError('resourcePressure.percent must be a number');
+      const threshold = num(c.thresholdPercent);
+      const alarm = c.state === 'alarm';
+      publish(
+        {
+          ...agent,
+          module: 'resources',
+          severity: alarm ? (percent >= 95 ? 'CRITICAL' : 'WARNING') : 'INFO',
+          type: 'ERROR_SPIKE',
+          message: clip(
+            alarm
+              ? `${resource} pressure: ${round1(percent)} %${threshold === undefined ? '' : ` >= ${threshold} %`}${num(c.sustainedMs) === undefined ? '' : ` for ${Math.round(c.sustainedMs! / 1000)} s`}`
+              : `${resource} pressure cleared: ${round1(percent)} %`,
+            EVENT_LIMITS.maxMessageLength,
+          ),
+          meta: {
+            source: 'pressure',
+            resource: clip(resource, 512),
+            state: alarm ? 'alarm' : 'cleared',
+            percent,
+            ...(threshold === undefined ? {} : { threshold_percent: threshold }),
+            ...(num(c.sustainedMs) === undefined ? {} : { sustained_ms: c.sustainedMs }),
+            ...(num(c.at) === undefined ? {} : { at: c.at }),
+          },
+        },
+        'resourcePressure',
+      );
+    });
+  }
+
+  const windowMs = options.aclWindowMs ?? 10_000;
+  const maxActors = options.aclMaxActorsPerWindow ?? 100;
+  const acl = new Map<string, AclCount>();
+  let aclTimer: NodeJS.Timeout | undefined;
+  let windowStart = 0;
+  const alarmed = new Map<string, number>();
+
+  const flushAcl = (): void => {
+    if (aclTimer) clearTimeout(aclTimer);
+    aclTimer = undefined;
+    if (acl.size === 0) return;
+    const windowEnd = Date.now();
+    for (const [actor, c] of acl) {
+      const topics = [...c.topics].sort((a, b) => b[1] - a[1]);
+      const shown = topics.slice(0, MAX_TOPICS_PER_ROW);
+      const other = actor === OTHER_ACTORS;
+      publish(
+        {
+          ...agent,
+          module: 'message_bus',
+          severity: c.control > 0 ? 'CRITICAL' : 'WARNING',
+          type: 'POLICY_VIOLATION',
+          message: clip(
+            `${other ? 'other actors' : `actor ${actor}`}: ${c.count} ACL violation${c.count === 1 ? '' : 's'} in ${Math.round((windowEnd - windowStart) / 1000)} s` +
+              `${c.control > 0 ? ` (${c.control} on control topics)` : ''} on ${shown.map(([t]) => t).join(', ')}${topics.length > shown.length ? ', …' : ''}`,
+            EVENT_LIMITS.maxMessageLength,
+          ),
+          meta: fitMeta(
+            {
+              source: 'acl_violations',
+              actor: clip(actor, 512),
+              count: c.count,
+              control_count: c.control,
+              topics: Object.fromEntries(shown.map(([t, n]) => [clip(t, 256), n])),
+              distinct_topics: topics.length,
+              first_at: c.firstAt,
+              last_at: c.lastAt,
+              window_start: windowStart,
+              window_end: windowEnd,
+              window_ms: windowMs,
+              ...(c.bus ? { bus: clip(c.bus, 256) } : {}),
+            },
+            ['topics'],
+          ),
+        },
+        'aclViolation',
+      );
+    }
+    acl.clear();
+  };
+
+  if (options.aclViolations !== false) {
+    subscribeLoose<AclViolationNotice>('aclViolation', (v) => {
+      const actor0 = str(v?.actor, 'aclViolation.actor');
+      const topic = str(v.topic, 'aclViolation.topic');
+      const at = num(v.at) ?? Date.now();
+      if (!aclTimer) {
+        windowStart = Date.now();
+        aclTimer = setTimeout(flushAcl, windowMs);
+        aclTimer.unref();
+      }
+      // Bounded: past maxActors distinct actors, the rest share one row.
+      const actor = acl.has(actor0) || acl.size < maxActors ? actor0 : OTHER_ACTORS;
+      let c = acl.get(actor);
+      if (!c) {
+        c = { count: 0, control: 0, topics: new Map(), firstAt: at, lastAt: at };
+        acl.set(actor, c);
+      }
+      c.count++;
+      if (v.control === true) c.control++;
+      c.lastAt = at;
+      if (typeof v.bus === 'string') c.bus = v.bus;
+      if (c.topics.has(topic) || c.topics.size < MAX_TOPICS_PER_ROW * 5) c.topics.set(topic, (c.topics.get(topic) ?? 0) + 1);
+    });
+  }
+
+  if (options.aclAlarms !== false) {
+    subscribeLoose<AclAlarmNotice>('aclAlarm', (a) => {
+      const actor = str(a?.actor, 'aclAlarm.actor');
+      const reason = str(a.reason, 'aclAlarm.reason');
+      // The monitor re-raises every second while an attack goes on: one row per actor and reason per window.
+      const key = `${reason}\u0000${actor}`;
+      const now = Date.now();
+      const last = alarmed.get(key);
+      if (last !== undefined && now - last < windowMs) return;
+      if (alarmed.size >= maxActors * 3) alarmed.clear();
+      alarmed.set(key, now);
+      const offenders = Array.isArray(a.offenders) ? a.offenders.filter((o): o is string => typeof o === 'string').slice(0, 20).map((o) => clip(o, 256)) : undefined;
+      publish(
+        {
+          ...agent,
+          module: 'message_bus',
+          severity: reason === 'control_topic_flood' ? 'CRITICAL' : 'WARNING',
+          type: 'POLICY_VIOLATION',
+          message: clip(
+            `ACL ${reason} by actor ${actor}${num(a.violations) === undefined ? '' : `: ${a.violations} violations`}${num(a.violationsPerSecond) === undefined ? '' : ` (${a.violationsPerSecond}/s across all actors)`}`,
+            EVENT_LIMITS.maxMessageLength,
+          ),
+          meta: fitMeta(
+            {
+              source: 'acl_alarm',
+              reason: clip(reason, 256),
+              actor: clip(actor, 512),
+              ...(typeof a.topic === 'string' ? { topic: clip(a.topic, 512) } : {}),
+              ...(num(a.violations) === undefined ? {} : { violations: a.violations }),
+              ...(num(a.totalViolations) === undefined ? {} : { total_violations: a.totalViolations }),
+              ...(num(a.violationsPerSecond) === undefined ? {} : { violations_per_second: a.violationsPerSecond }),
+              ...(num(a.controlViolations) === undefined ? {} : { control_violations: a.controlViolations }),
+              ...(offenders ? { offenders } : {}),
+              ...(num(a.at) === undefined ? {} : { at: a.at }),
+            },
+            ['offenders'],
+          ),
+        },
+        'aclAlarm',
+      );
+    });
+  }
+
   let active = true;
   const stop = (() => {
     if (!active) return;
     active = false;
     for (const sub of subs) sub();
+    flushAcl();
   }) as GuardBridge;
   stop[Symbol.dispose] = stop;
   stop.settled = async () => {
     while (inFlight.size > 0) await Promise.all([...inFlight]);
+  };
+  stop.flush = () => {
+    try {
+      flushAcl();
+    } catch (error) {
+      logger.warn({ err: error, source: 'aclViolation' }, 'immune bridge could not map an event');
+    }
   };
   return stop;
 }
