@@ -17,10 +17,14 @@ declare module '@guard/core' {
   interface GuardErrorCodes {
     /** The restart state file could not be written, so the restart was not started. */
     RESTART_STATE_ERROR: true;
+    /** `setThresholds` got an unknown field or a value out of range (`details.field` names it). */
+    INVALID_THRESHOLD: true;
   }
   interface GuardEvents {
-    /** The guardrail started a restart, or the restart budget refused one. */
+    /** The guardrail started a restart, the restart budget refused one, or the process survived one. */
     memoryRestart: [MemoryRestartNotice];
+    /** Thresholds were changed at run time (the audit record: who, what, before and after). */
+    memoryThresholdsChanged: [MemoryThresholdsChange];
   }
 }
 
@@ -31,6 +35,51 @@ declare module '@guard/core' {
  * const rssMb = guardrail.check().snapshot.rssBytes / BYTES_PER_MB;
  */
 export const BYTES_PER_MB = 1024 * 1024;
+
+/**
+ * The thresholds a running guardrail can change without a restart ({@link MemoryGuardrail.setThresholds}).
+ *
+ * @example
+ * const { rssThresholdMb, cacheEntriesThreshold } = guardrail.thresholds();
+ */
+export interface MemoryThresholds {
+  /** Hard RSS threshold (critical). */
+  readonly rssThresholdMb: number;
+  /** Hard threshold of entries per cache probe (critical). */
+  readonly cacheEntriesThreshold: number;
+  /** Share of a threshold at which the status becomes warning (0.01-1). */
+  readonly warningRatio: number;
+  /** Growth at or above which a good fit is a leak. */
+  readonly leakRateMbPerMin: number;
+}
+
+/** Payload of the `memoryThresholdsChanged` bus event: the audit record of a run-time threshold change. */
+export interface MemoryThresholdsChange {
+  readonly name: string;
+  readonly previous: MemoryThresholds;
+  readonly current: MemoryThresholds;
+  /** Fields whose value changed. */
+  readonly changed: readonly (keyof MemoryThresholds)[];
+  /** Who changed them: `'api'` by default, `'http'` from `POST /self-check/thresholds`, or what the caller passed. */
+  readonly source: string;
+  /** For `'http'`: the client's address. */
+  readonly remoteAddress?: string;
+  readonly at: number;
+}
+
+/** Options of {@link MemoryGuardrail.setThresholds}. */
+export interface SetThresholdsOptions {
+  /** Recorded in the audit event and log line. Default `'api'`. */
+  readonly source?: string;
+  readonly remoteAddress?: string;
+}
+
+const THRESHOLD_BOUNDS: Readonly<Record<keyof MemoryThresholds, { min: number; max?: number; integer?: boolean }>> = {
+  rssThresholdMb: { min: 1, max: 1_048_576 },
+  cacheEntriesThreshold: { min: 1, max: Number.MAX_SAFE_INTEGER },
+  warningRatio: { min: 0.01, max: 1 },
+  leakRateMbPerMin: { min: 0, max: 1_048_576 },
+};
 
 /** The guardrail's overall verdict. */
 export type MemoryStatus = MemoryAlarm['status'];
@@ -271,15 +320,15 @@ const round = (value: number, digits = 2) => Number(value.toFixed(digits));
  */
 export class MemoryGuardrail implements AsyncDisposable {
   readonly name: string;
-  readonly #rssThresholdMb: number;
-  readonly #cacheThreshold: number;
-  readonly #warningRatio: number;
+  #rssThresholdMb: number;
+  #cacheThreshold: number;
+  #warningRatio: number;
   readonly #checkIntervalMs: number;
   readonly #retentionMs: number;
   readonly #baselineSamples: number;
   readonly #baselineAcceptanceMb: number;
   readonly #leakWindowMs: number;
-  readonly #leakRate: number;
+  #leakRate: number;
   readonly #minFitR2: number;
   readonly #minLeakSamples: number;
   readonly #predictedBreachMs: number;
@@ -378,6 +427,71 @@ export class MemoryGuardrail implements AsyncDisposable {
    */
   static fromEnv(env: Env = process.env, defaults: MemoryGuardrailOptions = {}): MemoryGuardrail {
     return new MemoryGuardrail({ ...defaults, ...memoryOptionsFromEnv(env) });
+  }
+
+  /** The thresholds in force (they can change at run time through {@link MemoryGuardrail.setThresholds}). */
+  thresholds(): MemoryThresholds {
+    return {
+      rssThresholdMb: this.#rssThresholdMb,
+      cacheEntriesThreshold: this.#cacheThreshold,
+      warningRatio: this.#warningRatio,
+      leakRateMbPerMin: this.#leakRate,
+    };
+  }
+
+  /**
+   * Changes thresholds of the running guardrail, without a restart. Every field is validated before any is applied
+   * (all or nothing); an unknown field or a value out of range throws `INVALID_THRESHOLD` naming the field. `assess()`
+   * (so `/self-check`) uses the new values at once, the timer's next check acts on them (alarms, auto-restart).
+   * A change is audited: a `memoryThresholdsChanged` event on the bus and a `warn` log line
+   * `memory guardrail thresholds changed` with the previous and current values and the source.
+   *
+   * @returns the thresholds now in force.
+   * @example
+   * guardrail.setThresholds({ rssThresholdMb: 900, cacheEntriesThreshold: 5_000 }, { source: 'ops-console' });
+   */
+  setThresholds(changes: Partial<MemoryThresholds>, options: SetThresholdsOptions = {}): MemoryThresholds {
+    assertOpen(this.#closed, 'MemoryGuardrail');
+    const invalid = (field: string, value: unknown, message: string) =>
+      new GuardError('INVALID_THRESHOLD', message, { details: { field, value, status: 400, title: 'Invalid threshold' } });
+    if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) {
+      throw invalid('thresholds', changes, 'thresholds must be an object such as {"rssThresholdMb": 900}');
+    }
+    const fields = Object.keys(changes);
+    if (fields.length === 0) throw invalid('thresholds', changes, `name at least one of ${Object.keys(THRESHOLD_BOUNDS).join(', ')}`);
+    for (const field of fields) {
+      const bounds = THRESHOLD_BOUNDS[field as keyof MemoryThresholds];
+      const value: unknown = (changes as Record<string, unknown>)[field];
+      if (bounds === undefined || !Object.hasOwn(THRESHOLD_BOUNDS, field)) {
+        throw invalid(field, value, `${field} is not a threshold; use ${Object.keys(THRESHOLD_BOUNDS).join(', ')}`);
+      }
+      const { min, max = Infinity, integer = false } = bounds;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+        throw invalid(field, value, `${field} must be a finite number >= ${min}${max < Infinity ? ` and <= ${max}` : ''}, got ${JSON.stringify(value)}`);
+      }
+    }
+    const previous = this.thresholds();
+    const next = { ...previous, ...changes };
+    this.#rssThresholdMb = next.rssThresholdMb;
+    this.#cacheThreshold = next.cacheEntriesThreshold;
+    this.#warningRatio = next.warningRatio;
+    this.#leakRate = next.leakRateMbPerMin;
+    const current = this.thresholds();
+    const changed = (Object.keys(current) as (keyof MemoryThresholds)[]).filter((field) => current[field] !== previous[field]);
+    const source = options.source ?? 'api';
+    const at = this.#clock();
+    const audit: MemoryThresholdsChange = {
+      name: this.name,
+      previous,
+      current,
+      changed,
+      source,
+      ...(options.remoteAddress === undefined ? {} : { remoteAddress: options.remoteAddress }),
+      at,
+    };
+    this.#logger.warn({ guardrail: this.name, previous, current, changed, source, remoteAddress: options.remoteAddress }, 'memory guardrail thresholds changed');
+    this.#bus?.emit('memoryThresholdsChanged', audit);
+    return current;
   }
 
   /** The status of the last check (`healthy` before the first one). */

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkAdminToken, envReader, GuardError, isGuardError, problemFromError, readJsonBody, sendJson, sendProblem } from '@guard/core';
 import type { Env, HttpHandler, Problem } from '@guard/core';
 import { BYTES_PER_MB } from './memory-guardrail.js';
-import type { MemoryAssessment, MemoryGuardrail, MemoryReport, MemoryStatus } from './memory-guardrail.js';
+import type { MemoryAssessment, MemoryGuardrail, MemoryReport, MemoryStatus, MemoryThresholds } from './memory-guardrail.js';
 
 /**
  * Options for {@link createSelfCheckHandler}.
@@ -83,11 +83,12 @@ function growthView(a: MemoryAssessment) {
  * | `GET /self-check/detailed` | the full report: series, regression line, thresholds, restart budget |
  * | `POST /self-check/restart` | admin token and body `{"confirm": true}`; 202, or 429 inside the restart budget |
  * | `POST /self-check/force-memory-check` | admin token; runs a check now |
+ * | `POST /self-check/thresholds` | admin token and a JSON body of thresholds to change (`rssThresholdMb`, `cacheEntriesThreshold`, `warningRatio`, `leakRateMbPerMin`); 200 with the previous and current values, audited |
  * | `GET /livez` | 200 while the process answers |
  * | `GET /readyz` | 503 at or above `readyzFailAt`, else 200 |
  *
  * Errors are problem+json: 405 wrong method, 401 no token, 403 bad token (or no token configured), 400 missing
- * confirmation or malformed JSON, 413 body too large, 415 not JSON, 429 restart budget used, 404 unknown self-check path.
+ * confirmation, malformed JSON or an invalid threshold (naming the field), 413 body too large, 415 not JSON, 429 restart budget used, 404 unknown self-check path.
  *
  * @example
  * const selfCheck = createSelfCheckHandler(guardrail, { adminToken: process.env.GUARD_ADMIN_TOKEN });
@@ -238,6 +239,18 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
       } else {
         sendProblem(res, { status: 409, title: 'Restart in progress', detail: 'a restart is already in progress' });
       }
+    },
+    [`${basePath}/thresholds`]: async (req, res, started) => {
+      if (denied(req, res)) return;
+      const body = await readJsonBody(req, { limitBytes: bodyLimitBytes });
+      const previous = guardrail.thresholds();
+      const remoteAddress = req.socket?.remoteAddress;
+      const thresholds = guardrail.setThresholds(body as Partial<MemoryThresholds>, {
+        source: 'http',
+        ...(remoteAddress === undefined ? {} : { remoteAddress }),
+      });
+      const changed = (Object.keys(thresholds) as (keyof MemoryThresholds)[]).filter((field) => thresholds[field] !== previous[field]);
+      reply(res, 200, { name: guardrail.name, previous, thresholds, changed }, started);
     },
     [`${basePath}/force-memory-check`]: (req, res, started) => {
       if (denied(req, res)) return;
