@@ -1,0 +1,375 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { GuardBus, GuardError, createJsonLogger, resolveRegistry, silentLogger, sendProblem } from '@guard/core';
+import type { ComponentName, Env, GuardMode, HttpHandler, Logger, Registry } from '@guard/core';
+import {
+  DetectorChain,
+  HalfOpenDetector,
+  parasiteConfigFromEnv,
+  type ComponentConfig,
+  type ContextTracker,
+  type EventBusTracker,
+  type HandleTracker,
+  type ParasiteRoute,
+  type TrackedDialect,
+  type WebSocketTracker,
+} from '@guard/detectors';
+import { DeferredSanitizer, createCircuitSanitizer, deferredSanitizerOptionsFromEnv, type DeferredSanitizerOptions } from '@guard/sanitizer';
+import { BreakerRegistry, Bulkhead, type BulkheadOptions, type CircuitBreaker, type CircuitBreakerOptions } from '@guard/circuit';
+import { MemoryGuardrail, createSelfCheckHandler, memoryOptionsFromEnv, selfCheckOptionsFromEnv, type CacheProbe, type MemoryGuardrailOptions } from '@guard/memory';
+import { ImmuneService, bridgeGuardBus, createImmuneHandler, immuneConfigFromEnv } from '@guard/immune';
+import type { ResourcePressureMonitor, ResourcePressureMonitorOptions } from '@guard/playbooks';
+import type {} from './errors.js';
+import { createAdmission, type Rejection } from './admission.js';
+import { CloseStack } from './close-stack.js';
+import { createGuardHandler, metricsRoute, resolveEndpoints, type GuardEndpoints } from './guard-handler.js';
+import { HealthChecks, type HealthCheck, type HealthCheckOptions } from './health-checks.js';
+import { probeHandler } from './health-handler.js';
+import { openImmuneStore, type ImmuneStoreOptions } from './immune-store.js';
+import { modeSwitch } from './mode-switch.js';
+import { nodeEnv } from './node-env.js';
+import { RequestTracker } from './request-tracker.js';
+import { routeSanitizers } from './sanitizer-routing.js';
+import { startPressureMonitor, startSelfHealing, type PlaybooksOptions, type SelfHealing } from './self-healing.js';
+import { GracefulShutdown, type ShutdownOptions, type ShutdownReport } from './shutdown.js';
+import { buildTrackers, componentsOf, type TrackedResources } from './trackers.js';
+
+/**
+ * Options of {@link createGuard}. Everything is optional: with none, the guard watches handles and async
+ * contexts, memory, and keeps an immune log. Code options win over the environment.
+ *
+ * @example
+ * const guard = await createGuard({ wss, db: { main: pool }, routes: [{ prefix: '/api', component: 'db' }], handleSignals: true });
+ */
+export interface GuardOptions extends TrackedResources {
+  /** The environment, read once (default `process.env`). */
+  readonly env?: Env;
+  /** Global mode. Default `PARASITE_GUARD_MODE`, else `detect`. */
+  readonly mode?: GuardMode;
+  /** Per-component modes and sanitization switches (over `PARASITE_GUARD_<C>`). */
+  readonly components?: Readonly<Record<string, ComponentConfig>>;
+  /** Service name: `agentId` of immune events. Default `guard`. */
+  readonly name?: string;
+  /** pino-compatible logger. Default: JSON lines on stdout at `PARASITE_LOG_LEVEL` (info). */
+  readonly logger?: Logger;
+  /** prom-client registry. Default: prom-client's global registry (the app's own `/metrics` shows Guard's). */
+  readonly registry?: Registry;
+  /** Breakers to watch for half-open orphans (C4); more can be made with `guard.breakers.getOrCreate()`. */
+  readonly breakers?: readonly CircuitBreaker[];
+  /** Defaults of breakers made by `guard.breakers.getOrCreate()`. */
+  readonly breakerDefaults?: Omit<CircuitBreakerOptions, 'name' | 'initialState'>;
+  /** A bulkhead (max concurrent + bounded queue) as `guard.bulkhead`. Default none. */
+  readonly bulkhead?: BulkheadOptions;
+  /** Memory guardrail options over `MEMORY_*`, or false. `caches` are cache-size probes. Default on. */
+  readonly memory?: false | (MemoryGuardrailOptions & { readonly caches?: Readonly<Record<string, CacheProbe>> });
+  /** Immune event log store, or false. Default: SQLite file (needs better-sqlite3), Postgres when a URL is set. */
+  readonly immune?: false | ImmuneStoreOptions;
+  /** Resource pressure monitor (CPU, memory, disk, event loop) over `GUARD_PRESSURE_*`; drives load shedding. Default off. */
+  readonly pressure?: boolean | ResourcePressureMonitorOptions;
+  /** Playbooks and their monitors (ACL message bus, heartbeat watchdog). Default off. */
+  readonly playbooks?: boolean | PlaybooksOptions;
+  /** Deferred sanitizer options over `PARASITE_GUARD_*_ASYNC_DELAY` etc., or false for none (then full mode is refused). */
+  readonly sanitizer?: false | Partial<Omit<DeferredSanitizerOptions, 'sanitizers' | 'bus' | 'registry' | 'logger'>>;
+  /** `guard.middleware`: which request paths depend on which component. */
+  readonly routes?: readonly ParasiteRoute[];
+  /** Endpoint paths; `false` turns a group off. */
+  readonly endpoints?: GuardEndpoints;
+  /** Admin bearer token (mode switch, self-check POSTs). Default `GUARD_ADMIN_TOKEN`; none = admin endpoints off. */
+  readonly adminToken?: string;
+  /** Bearer token for `POST /api/immune/event`. Default `GUARD_IMMUNE_WRITE_TOKEN`. */
+  readonly immuneWriteToken?: string;
+  /** Per-check timeout of the probes. Default `GUARD_HEALTH_TIMEOUT`, else 1000 ms. */
+  readonly healthCheckTimeoutMs?: number;
+  /** HTTP servers to stop and drain on shutdown (more with `guard.attach(server)`). */
+  readonly server?: Server | readonly Server[];
+  /** Graceful shutdown settings. */
+  readonly shutdown?: ShutdownOptions;
+  /** Shorthand for `shutdown.handleSignals`. */
+  readonly handleSignals?: boolean;
+  /** Load shedding in `guard.middleware` and the adapters while under pressure: `Retry-After` seconds. Default 5. */
+  readonly retryAfterSeconds?: number;
+}
+
+/**
+ * A running guard: every part it built, one handler for its endpoints, the parasite middleware, probes and a
+ * graceful shutdown.
+ *
+ * @example
+ * await using guard = await createGuard({ wss });
+ * http.createServer((req, res) => guard.handler(req, res, () => app(req, res)));
+ */
+export interface Guard extends AsyncDisposable {
+  readonly bus: GuardBus;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly chain: DetectorChain;
+  readonly sanitizer: DeferredSanitizer | undefined;
+  /** WebSocket trackers by name (`ws`, `ws_2`, ... or your keys). `guard.sockets.ws.send(ws, msg)` adds ack tracking. */
+  readonly sockets: Readonly<Record<string, WebSocketTracker>>;
+  /** Tracked kysely dialects by name: `new Kysely({ dialect: guard.dialects.db })`. */
+  readonly dialects: Readonly<Record<string, TrackedDialect>>;
+  readonly emitters: EventBusTracker | undefined;
+  readonly contexts: ContextTracker | undefined;
+  readonly handles: HandleTracker | undefined;
+  readonly breakers: BreakerRegistry;
+  readonly bulkhead: Bulkhead | undefined;
+  readonly memory: MemoryGuardrail | undefined;
+  readonly immune: ImmuneService | undefined;
+  readonly pressure: ResourcePressureMonitor | undefined;
+  readonly healing: SelfHealing | undefined;
+  /** Every Guard endpoint; connect-style (node:http, Express, Connect). */
+  readonly handler: HttpHandler;
+  /** Load shedding under pressure, then the parasite middleware for `routes`. */
+  readonly middleware: HttpHandler;
+  /**
+   * Counts the request for the graceful shutdown and decides whether to answer it early (load shedding, or a
+   * route whose component is being healed in full mode). What `guard.middleware` and the adapters use.
+   */
+  admit(req: IncomingMessage, res: ServerResponse): Rejection | undefined;
+  /** True while the guard sheds load (pressure alarm or memory critical). */
+  isUnderPressure(): boolean;
+  /** Adds a readiness (default) or liveness check; returns a function that removes it. */
+  addCheck(name: string, check: HealthCheck, options?: HealthCheckOptions): () => void;
+  /** Registers an HTTP server to drain on shutdown; returns it. */
+  attach<S extends Server>(server: S): S;
+  /** Cleanup of your own (e.g. `() => db.destroy()`), run after draining, before Guard's parts close. */
+  onShutdown(hook: () => unknown): void;
+  /** Fails readiness, drains, closes everything in reverse order. Idempotent. */
+  shutdown(): Promise<ShutdownReport>;
+  /** True from the start of `shutdown()`. */
+  readonly shuttingDown: boolean;
+  /** Same as `shutdown()`, for `await using`. */
+  close(): Promise<void>;
+}
+
+const HEALABLE_WITHOUT_TRACKER: readonly ComponentName[] = ['circuit'];
+
+/** The mode a component runs in (the chain's own rule, applied before the chain exists). */
+function effectiveMode(global: GuardMode, config: ComponentConfig | undefined): GuardMode {
+  if (global === 'disabled') return 'disabled';
+  const mode = config?.mode ?? global;
+  return mode === 'full' && config?.sanitization === false ? 'detect' : mode;
+}
+
+function defaultLogger(env: Env): Logger {
+  const { logLevel } = parasiteConfigFromEnv(env);
+  return logLevel === 'silent' ? silentLogger : createJsonLogger({ level: logLevel });
+}
+
+/**
+ * Guards an existing Node service in one call (the seed's `add_parasite_guard(app)`): reads the environment
+ * once, builds a tracker and its own sanitizer for every resource it is given, the detector chain, memory
+ * guardrail, immune log, and (when asked) pressure monitor and playbooks.
+ *
+ * @throws GuardError `SANITIZER_MISSING` when a component would run in `full` mode with nothing to heal it;
+ * `INVALID_OPTION`/`INVALID_ENV` naming the bad option or variable; `MISSING_PEER` when the chosen store's driver is not installed.
+ * @example
+ * import { createGuard } from '@guard/node';
+ * const guard = await createGuard({ wss, db: pool, routes: [{ prefix: '/api', component: 'db' }], handleSignals: true });
+ * const server = http.createServer((req, res) => guard.handler(req, res, () => guard.middleware(req, res, () => app(req, res))));
+ * guard.attach(server.listen(3000));
+ */
+export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
+  const env: Env = { ...(options.env ?? process.env) };
+  const parasite = parasiteConfigFromEnv(env);
+  const own = nodeEnv(env);
+  const logger = options.logger ?? defaultLogger(env);
+  const registry = resolveRegistry(options.registry);
+  const stack = new CloseStack(logger);
+  const bus = new GuardBus({ logger });
+  const requests = new RequestTracker();
+  const checks = new HealthChecks({ defaultTimeoutMs: options.healthCheckTimeoutMs ?? own.healthCheckTimeoutMs });
+
+  try {
+    // Created first so it closes last: every other part may still publish while it closes.
+    let immune: ImmuneService | undefined;
+    if (options.immune !== false) {
+      const config = immuneConfigFromEnv(env);
+      const store = await openImmuneStore(options.immune ?? {}, config, { registry, logger });
+      immune = stack.defer('immune', new ImmuneService({ store, closeStore: true, bus, registry, logger, ...config.service }), (s) => s.close());
+      const bridge = bridgeGuardBus(bus, immune, { agentId: options.name ?? 'guard', logger });
+      stack.defer('immune-bridge', bridge, async (b) => {
+        await b.settled();
+        b();
+      });
+    }
+
+    let memory: MemoryGuardrail | undefined;
+    if (options.memory !== false) {
+      const { caches, ...memoryOptions } = options.memory ?? {};
+      memory = stack.defer(
+        'memory',
+        new MemoryGuardrail({ ...memoryOptionsFromEnv(env), ...memoryOptions, ...(caches ? { cacheProbes: caches } : {}), bus, registry, logger }),
+        (m) => m.close(),
+      );
+    }
+
+    const t = parasite.thresholds;
+    const breakers = stack.defer(
+      'breakers',
+      new BreakerRegistry({ defaults: { bus, registry, probeTimeoutMs: t.circuit.probeTimeoutMs, ...options.breakerDefaults } }),
+      (b) => b.close(),
+    );
+    for (const breaker of options.breakers ?? []) breakers.add(breaker);
+    const bulkhead = options.bulkhead ? stack.defer('bulkhead', new Bulkhead({ registry, ...options.bulkhead }), (b) => b.close()) : undefined;
+
+    const trackers = buildTrackers(options, t, stack);
+    const halfOpen = stack.defer('circuit', new HalfOpenDetector({ bus, ...t.circuit, probesInFlight: (name) => breakers.get(name)?.probesInFlight }), (d) => d.close());
+    const pairs = [...trackers.pairs];
+
+    let sanitizer: DeferredSanitizer | undefined;
+    const healable = new Set<ComponentName>();
+    if (options.sanitizer !== false) {
+      const sanitizers = [...routeSanitizers(pairs), createCircuitSanitizer(breakers)];
+      for (const s of sanitizers) healable.add(s.component);
+      sanitizer = stack.defer(
+        'sanitizer',
+        new DeferredSanitizer({ ...deferredSanitizerOptionsFromEnv(env), ...options.sanitizer, sanitizers, bus, registry, logger }),
+        async (s) => {
+          await s.waitForSanitization(5_000);
+          await s.close();
+        },
+      );
+    }
+
+    const components = [...new Set<ComponentName>([...componentsOf(pairs), ...HEALABLE_WITHOUT_TRACKER])];
+    const mode = options.mode ?? parasite.mode;
+    const componentConfigs: Readonly<Record<string, ComponentConfig>> = { ...parasite.components, ...options.components };
+    const unhealable = components.filter((c) => effectiveMode(mode, componentConfigs[c]) === 'full' && !healable.has(c));
+    if (unhealable.length > 0) {
+      throw new GuardError(
+        'SANITIZER_MISSING',
+        `full mode for ${unhealable.join(', ')} needs a sanitizer (the guard was given sanitizer: false): full mode would answer 503 while nothing heals. Use detect mode or enable the sanitizer.`,
+        { details: { components: unhealable } },
+      );
+    }
+    const chain = stack.defer(
+      'chain',
+      new DetectorChain({
+        mode,
+        components: componentConfigs,
+        thresholds: t,
+        metrics: parasite.metrics,
+        metricsPrefix: parasite.metricsPrefix,
+        registry,
+        bus,
+        logger,
+        ...(sanitizer ? { scheduler: sanitizer } : {}),
+        detectors: [...pairs.map((p) => p.detector), halfOpen],
+      }),
+      (c) => c.close(),
+    );
+    const pressureOptions = options.pressure === true ? {} : options.pressure || undefined;
+    const pressure = pressureOptions ? startPressureMonitor(pressureOptions, { env, bus, registry, logger, stack }) : undefined;
+    const playbookOptions = options.playbooks === true ? {} : options.playbooks || undefined;
+    const healing = playbookOptions ? await startSelfHealing(playbookOptions, pressure, { env, bus, registry, logger, stack }) : undefined;
+
+    const shutdown = new GracefulShutdown(
+      {
+        requests,
+        stack,
+        webSocketServers: trackers.webSocketServers,
+        ...(sanitizer ? { waitForSanitization: (ms: number) => sanitizer.waitForSanitization(ms) } : {}),
+        logger,
+      },
+      { timeoutMs: own.shutdownTimeoutMs, delayMs: own.shutdownDelayMs, ...options.shutdown },
+    );
+    const servers = options.server === undefined ? [] : Array.isArray(options.server) ? options.server : [options.server as Server];
+    for (const server of servers) shutdown.attach(server);
+    // The pools we were given end last, after everything that could still query them.
+    for (const [name, pool] of Object.entries(trackers.pgPools)) shutdown.onShutdown(() => (pool.ended ? undefined : pool.end().catch((error: unknown) => logger.warn({ err: error, pool: name }, 'guard: ending pool failed'))));
+
+    checks.add('shutdown', () => (shutdown.shuttingDown ? Promise.reject(new Error('shutting down')) : true), { critical: true });
+    checks.add('ping', () => true, { probe: 'liveness' });
+    if (memory) {
+      const failAt = selfCheckOptionsFromEnv(env).readyzFailAt ?? 'critical';
+      checks.add('memory', () => {
+        const status = memory.assess().status;
+        if (status === 'critical' || status === failAt) throw new Error(`memory status ${status}`);
+      });
+    }
+
+    const isUnderPressure = () => (pressure?.isUnderPressure() ?? false) || memory?.status === 'critical';
+    const endpoints = resolveEndpoints(options.endpoints);
+    const adminToken = options.adminToken ?? own.adminToken;
+    const immuneWriteToken = options.immuneWriteToken ?? own.immuneWriteToken;
+    const immuneHandler = immune
+      ? stack.defer(
+          'immune-http',
+          createImmuneHandler(immune, {
+            ...(endpoints.immune ? { basePath: endpoints.immune } : {}),
+            registry,
+            ...(immuneWriteToken ? ({ writeToken: immuneWriteToken } as object) : {}),
+          }),
+          (h) => h.close(),
+        )
+      : undefined;
+    const handler = createGuardHandler(
+      endpoints,
+      {
+        metrics: metricsRoute(registry, logger),
+        livez: probeHandler(checks, 'liveness', logger),
+        readyz: probeHandler(checks, 'readiness', logger),
+        mode: modeSwitch(chain, { adminToken, components, healable }),
+        ...(memory && endpoints.selfCheck ? { selfCheck: createSelfCheckHandler(memory, { adminToken, basePath: endpoints.selfCheck }) } : {}),
+        ...(immuneHandler ? { immune: immuneHandler } : {}),
+      },
+      requests,
+    );
+    const admission = createAdmission(chain, { routes: options.routes ?? [], retryAfterSeconds: options.retryAfterSeconds ?? 5, isUnderPressure });
+    const admit = (req: IncomingMessage, res: ServerResponse) => {
+      requests.track(req, res);
+      return admission(req);
+    };
+    const middleware: HttpHandler = (req, res, next) => {
+      const rejection = admit(req, res);
+      if (!rejection) return next?.();
+      req.resume();
+      sendProblem(res, rejection.problem, rejection.headers);
+    };
+
+    if (options.handleSignals || options.shutdown?.handleSignals) {
+      const signals = Array.isArray(options.shutdown?.handleSignals) ? options.shutdown.handleSignals : undefined;
+      shutdown.handleSignals(signals);
+    }
+
+    const guard: Guard = {
+      bus,
+      registry,
+      logger,
+      chain,
+      sanitizer,
+      sockets: trackers.sockets,
+      dialects: trackers.dialects,
+      emitters: trackers.emitters,
+      contexts: trackers.contexts,
+      handles: trackers.handles,
+      breakers,
+      bulkhead,
+      memory,
+      immune,
+      pressure,
+      healing,
+      handler,
+      middleware,
+      admit,
+      isUnderPressure,
+      addCheck: (name, check, checkOptions) => checks.add(name, check, checkOptions),
+      attach: (server) => shutdown.attach(server),
+      onShutdown: (hook) => shutdown.onShutdown(hook),
+      shutdown: () => shutdown.shutdown(),
+      get shuttingDown() {
+        return shutdown.shuttingDown;
+      },
+      close: async () => {
+        await shutdown.shutdown();
+      },
+      [Symbol.asyncDispose]: async () => {
+        await shutdown.shutdown();
+      },
+    };
+    return guard;
+  } catch (error) {
+    await stack.close();
+    throw error;
+  }
+}

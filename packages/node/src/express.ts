@@ -1,0 +1,22 @@
+import { Router } from 'express';
+import type { Guard } from './create-guard.js';
+
+/**
+ * The Guard as an Express 5 `Router`: load shedding and the parasite rule for every request, then Guard's
+ * endpoints; everything else goes on to your routes. Works before or after `express.json()`.
+ *
+ * @example
+ * import express from 'express';
+ * import { createGuard } from '@guard/node';
+ * import { guardRouter } from '@guard/node/express';
+ * const guard = await createGuard({ handleSignals: true });
+ * const app = express();
+ * app.use(express.json(), guardRouter(guard));
+ * guard.attach(app.listen(3000));
+ */
+export function guardRouter(guard: Guard): Router {
+  const router = Router();
+  router.use((req, res, next) => guard.middleware(req, res, next));
+  router.use((req, res, next) => guard.handler(req, res, next));
+  return router;
+}

@@ -1,0 +1,20 @@
+import type {} from './errors.js';
+
+export { createGuard } from './create-guard.js';
+export type { Guard, GuardOptions } from './create-guard.js';
+export { DEFAULT_ENDPOINTS } from './guard-handler.js';
+export type { GuardEndpoints } from './guard-handler.js';
+export { HealthChecks } from './health-checks.js';
+export type { HealthCheck, HealthCheckOptions, CheckResult, HealthReport, ProbeKind } from './health-checks.js';
+export { verboseReport } from './health-handler.js';
+export type { ImmuneStoreOptions } from './immune-store.js';
+export type { PlaybooksOptions, SelfHealing } from './self-healing.js';
+export { GracefulShutdown } from './shutdown.js';
+export type { ShutdownOptions, ShutdownReport, ShutdownParts } from './shutdown.js';
+export { CloseStack } from './close-stack.js';
+export { RequestTracker } from './request-tracker.js';
+export { nodeEnv } from './node-env.js';
+export type { NodeEnvConfig } from './node-env.js';
+export type { DbInput, PgPool, TrackedResources } from './trackers.js';
+export type { OneOrMany } from './named.js';
+export type { Rejection } from './admission.js';

@@ -1,0 +1,238 @@
+import type { Server } from 'node:http';
+import { assertNumberOption, silentLogger } from '@guard/core';
+import type { Logger } from '@guard/core';
+import type { WebSocketServer } from 'ws';
+import type { CloseStack } from './close-stack.js';
+import type { RequestTracker } from './request-tracker.js';
+
+/**
+ * How the guard shuts down.
+ *
+ * @example
+ * createGuard({ shutdown: { timeoutMs: 20_000, delayMs: 5_000, handleSignals: true } });
+ */
+export interface ShutdownOptions {
+  /** Deadline for draining in-flight requests, WebSocket clients and sanitizations, from the first signal. Default 10000 (`GUARD_SHUTDOWN_TIMEOUT`). */
+  readonly timeoutMs?: number;
+  /**
+   * Readiness fails at once, then the servers keep serving this long before they stop accepting, so load
+   * balancers see the failed probe first (lightship's `shutdownDelay`). Default 0 (`GUARD_SHUTDOWN_DELAY`).
+   */
+  readonly delayMs?: number;
+  /** Shut down gracefully on SIGTERM and SIGINT (or the given signals), then exit 0. Default false. */
+  readonly handleSignals?: boolean | readonly NodeJS.Signals[];
+  /**
+   * After a signal-triggered shutdown the process should exit by itself (nothing left running); if something
+   * still holds it open after this long, the leftover handle types are logged and it exits anyway. Default 1000.
+   */
+  readonly exitGraceMs?: number;
+}
+
+/**
+ * What {@link GracefulShutdown.shutdown} did.
+ *
+ * @example
+ * const report = await guard.shutdown();
+ * if (!report.drained) console.warn('closed with work in flight', report);
+ */
+export interface ShutdownReport {
+  /** True when everything drained before the deadline. */
+  readonly drained: boolean;
+  /** Requests still in flight at the deadline (0 when drained). */
+  readonly requestsLeft: number;
+  readonly durationMs: number;
+}
+
+/** What the shutdown drains; given by `createGuard`. */
+export interface ShutdownParts {
+  readonly requests: RequestTracker;
+  readonly stack: CloseStack;
+  readonly webSocketServers: readonly WebSocketServer[];
+  /** Waits for running sanitizations, up to `ms`; resolves true when none is left. */
+  readonly waitForSanitization?: (ms: number) => Promise<boolean>;
+  readonly logger?: Logger;
+}
+
+const GOING_AWAY = 1001;
+
+/**
+ * Graceful shutdown in the order Kubernetes needs: readiness fails at once; after `delayMs` the servers
+ * stop accepting and idle keep-alive connections close; in-flight requests, WebSocket clients (closed with
+ * 1001) and sanitizations drain until `timeoutMs`; shutdown hooks run; then every part Guard built closes in
+ * reverse order of creation. Idempotent: every call returns the same promise.
+ *
+ * @example
+ * const shutdown = new GracefulShutdown(parts, { timeoutMs: 10_000 });
+ * shutdown.attach(server);
+ * process.once('SIGTERM', () => void shutdown.shutdown());
+ */
+export class GracefulShutdown {
+  readonly #parts: ShutdownParts;
+  readonly #timeoutMs: number;
+  readonly #delayMs: number;
+  readonly #exitGraceMs: number;
+  readonly #logger: Logger;
+  readonly #servers = new Set<Server>();
+  readonly #hooks: (() => unknown)[] = [];
+  readonly #signalHandlers = new Map<NodeJS.Signals, () => void>();
+  #running: Promise<ShutdownReport> | undefined;
+
+  constructor(parts: ShutdownParts, options: ShutdownOptions = {}) {
+    this.#parts = parts;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#delayMs = options.delayMs ?? 0;
+    this.#exitGraceMs = options.exitGraceMs ?? 1_000;
+    assertNumberOption('shutdown.timeoutMs', this.#timeoutMs, { min: 1 });
+    assertNumberOption('shutdown.delayMs', this.#delayMs, { min: 0 });
+    assertNumberOption('shutdown.exitGraceMs', this.#exitGraceMs, { min: 0 });
+    this.#logger = parts.logger ?? silentLogger;
+  }
+
+  /** True from the first `shutdown()` on: readiness fails. */
+  get shuttingDown(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /** An HTTP server to stop and drain on shutdown. */
+  attach<S extends Server>(server: S): S {
+    this.#servers.add(server);
+    return server;
+  }
+
+  /** Cleanup of the app's own (e.g. `db.destroy()`), run after draining and before Guard's parts close; last added runs first. */
+  onShutdown(hook: () => unknown): void {
+    this.#hooks.push(hook);
+  }
+
+  shutdown(): Promise<ShutdownReport> {
+    this.#running ??= this.#run();
+    return this.#running;
+  }
+
+  /** Installs the signal handlers: the first signal shuts down and exits 0; a second one exits at once with 1. */
+  handleSignals(signals: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): void {
+    for (const signal of signals) {
+      if (this.#signalHandlers.has(signal)) continue;
+      const handler = () => {
+        if (this.shuttingDown) {
+          this.#logger.warn({ signal }, 'guard: second signal during shutdown, exiting now');
+          process.exit(1);
+        }
+        this.#logger.info({ signal }, 'guard: shutting down');
+        this.shutdown().then(
+          () => this.#exitWhenIdle(0),
+          (error: unknown) => {
+            this.#logger.error({ err: error }, 'guard: shutdown failed');
+            this.#exitWhenIdle(1);
+          },
+        );
+      };
+      this.#signalHandlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+  }
+
+  /** Removes the signal handlers (done at the end of every shutdown). */
+  releaseSignals(): void {
+    for (const [signal, handler] of this.#signalHandlers) process.removeListener(signal, handler);
+    this.#signalHandlers.clear();
+  }
+
+  async #run(): Promise<ShutdownReport> {
+    const started = performance.now();
+    const { requests, stack, webSocketServers } = this.#parts;
+    requests.draining = true;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.#timeoutMs);
+    timer.unref();
+    try {
+      if (this.#delayMs > 0) await sleep(Math.min(this.#delayMs, this.#timeoutMs), deadline.signal);
+
+      const serversClosed = [...this.#servers].map((server) => closeServer(server, deadline.signal));
+      for (const wss of webSocketServers) for (const ws of wss.clients) ws.close(GOING_AWAY, 'server shutting down');
+      const wsClosed = webSocketServers.map((wss) => clientsGone(wss, deadline.signal));
+      const [requestsDrained, ...rest] = await Promise.all([requests.idle(deadline.signal), ...serversClosed, ...wsClosed]);
+      const remainingMs = Math.max(0, this.#timeoutMs - (performance.now() - started));
+      const sanitized = this.#parts.waitForSanitization ? await this.#parts.waitForSanitization(Math.max(1, remainingMs)) : true;
+      const drained = requestsDrained && rest.every(Boolean) && sanitized;
+      const requestsLeft = requests.inFlight;
+      if (!drained) {
+        this.#logger.warn({ requestsLeft, sanitized, timeoutMs: this.#timeoutMs }, 'guard: shutdown deadline reached, closing the rest');
+        for (const server of this.#servers) server.closeAllConnections();
+        for (const wss of webSocketServers) for (const ws of wss.clients) ws.terminate();
+      }
+      for (const hook of [...this.#hooks].reverse()) {
+        try {
+          await hook();
+        } catch (error) {
+          this.#logger.error({ err: error }, 'guard: shutdown hook failed');
+        }
+      }
+      await stack.close();
+      return { drained, requestsLeft, durationMs: Math.round(performance.now() - started) };
+    } finally {
+      clearTimeout(timer);
+      this.releaseSignals();
+    }
+  }
+
+  /** Lets the process end by itself; if something still holds it open, says what and exits anyway. */
+  #exitWhenIdle(code: number): void {
+    process.exitCode = code;
+    setTimeout(() => {
+      const left = process.getActiveResourcesInfo().filter((type) => type !== 'TTYWrap' && type !== 'Timeout');
+      this.#logger.warn({ handles: left }, 'guard: handles still open after shutdown, exiting anyway');
+      process.exit(code);
+    }, this.#exitGraceMs).unref();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+/** Stops accepting, closes idle keep-alive sockets; resolves true once the server closed, false at the deadline. */
+function closeServer(server: Server, signal: AbortSignal): Promise<boolean> {
+  if (!server.listening) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    server.close(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    });
+    server.closeIdleConnections();
+    // Keep-alive sockets that finish their last request become idle later: close them as they do.
+    const interval = setInterval(() => server.closeIdleConnections(), 100);
+    interval.unref();
+    server.once('close', () => clearInterval(interval));
+    signal.addEventListener('abort', () => clearInterval(interval), { once: true });
+  });
+}
+
+/** Resolves true when a WebSocket server has no client left, false at the deadline. */
+function clientsGone(wss: WebSocketServer, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const check = setInterval(() => {
+      if (wss.clients.size === 0) finish(true);
+    }, 20);
+    check.unref();
+    const onAbort = () => finish(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (wss.clients.size === 0) finish(true);
+    function finish(done: boolean) {
+      clearInterval(check);
+      signal.removeEventListener('abort', onAbort);
+      resolve(done);
+    }
+  });
+}
