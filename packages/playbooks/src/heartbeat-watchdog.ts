@@ -440,6 +440,11 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     if (entry.restarting) return entry.restarting;
     const watched = entry.options.deadlineMs !== undefined;
     const startedAt = this.#now();
+    if (entry.state === 'crash_loop') {
+      // An explicit restart (operator, playbook) leaves the crash loop; a further miss may enter it again.
+      entry.crashLoopSince = undefined;
+      this.#crashLoopMetric.set({ component: entry.name }, 0);
+    }
     entry.state = 'restarting';
     entry.restartStartedAt = startedAt;
     entry.outageSince ??= since;
