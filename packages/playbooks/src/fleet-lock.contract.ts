@@ -53,4 +53,34 @@ export function describeFleetLockContract(factory: {
     await expect(a.tryRun(key, async () => Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
     expect(await b.tryRun(key, async () => 'ok')).toEqual({ acquired: true, value: 'ok' });
   });
+
+  it('contract: a step is recorded done only once it succeeded: while it runs the other holder is told held, not done', async () => {
+    const [a, b] = await factory.pair(60_000);
+    const key = factory.uniqueKey();
+    let release!: () => void;
+    const running = a.tryRun(key, () => new Promise<string>((r) => (release = () => r('first'))));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await b.tryRun(key, async () => 'second')).toEqual({ acquired: false, reason: 'held' });
+    release();
+    expect(await running).toEqual({ acquired: true, value: 'first' });
+    expect(await b.tryRun(key, async () => 'third')).toEqual({ acquired: false, reason: 'done' });
+  });
+
+  it('contract: a step that threw is not done: the other holder retries it within the dedupe window', async () => {
+    const [a, b] = await factory.pair(60_000);
+    const key = factory.uniqueKey();
+    await expect(a.tryRun(key, async () => Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
+    expect(await b.tryRun(key, async () => 'retried')).toEqual({ acquired: true, value: 'retried' });
+    expect(await a.tryRun(key, async () => 'again')).toEqual({ acquired: false, reason: 'done' });
+  });
+
+  it('contract: a step result reporting failure (outcome other than succeeded) is not done; a custom test is honoured', async () => {
+    const [a, b] = await factory.pair(60_000);
+    const key = factory.uniqueKey();
+    expect(await a.tryRun(key, async () => ({ outcome: 'failed' }))).toEqual({ acquired: true, value: { outcome: 'failed' } });
+    expect(await b.tryRun(key, async () => ({ outcome: 'timeout' }))).toEqual({ acquired: true, value: { outcome: 'timeout' } });
+    expect(await a.tryRun(key, async () => ({ ok: false }), { succeeded: (v) => v.ok })).toEqual({ acquired: true, value: { ok: false } });
+    expect(await b.tryRun(key, async () => ({ outcome: 'succeeded' }))).toEqual({ acquired: true, value: { outcome: 'succeeded' } });
+    expect(await a.tryRun(key, async () => ({ outcome: 'succeeded' }))).toEqual({ acquired: false, reason: 'done' });
+  });
 }

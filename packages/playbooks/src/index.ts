@@ -55,6 +55,6 @@ export { evaluateCondition, getPath, resolveParams } from './conditions.js';
 export { parsePlaybook, loadPlaybookFile, loadPlaybooks, builtinPlaybooksDir } from './load-playbooks.js';
 export type { ParsePlaybookOptions } from './load-playbooks.js';
 export { parseDurationMs } from './playbook-schema.js';
-export { createLocalFleetLock } from './fleet-lock.js';
-export type { FleetLock, FleetLockResult } from './fleet-lock.js';
+export { createLocalFleetLock, fleetStepSucceeded } from './fleet-lock.js';
+export type { FleetLock, FleetLockResult, FleetLockRunOptions } from './fleet-lock.js';
 export { DEFAULT_METRICS_PREFIX } from './metrics.js';

@@ -9,8 +9,8 @@ import { PlaybookEngine } from './playbook-engine.js';
 import { describeFleetLockContract } from './fleet-lock.contract.js';
 import { createPostgresFleetLock } from './postgres.js';
 
-const url = process.env.GUARD_TEST_PG_URL;
-if (!url) throw new Error('GUARD_TEST_PG_URL must point at a Postgres for these tests (e.g. postgres://postgres@127.0.0.1:5432/test)');
+// The local test database unless GUARD_TEST_PG_URL says otherwise (pnpm test runs with no env set).
+const url = process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 const table = `guard_pb_fleet_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
@@ -27,13 +27,15 @@ steps:
   - { id: purge_shared_bucket, action: work, fleet: true }
 `;
 
-function instance(id: string, ran: string[], fleetOptions: { dedupeWindowMs?: number; key?: string } = {}) {
+function instance(id: string, ran: string[], fleetOptions: { dedupeWindowMs?: number; key?: string; fail?: boolean } = {}) {
+  const { fail, ...lockOptions } = fleetOptions;
   const actions = new ActionRegistry().register('work', async (_p, ctx) => {
     ran.push(`${id}:${ctx.step}`);
+    if (fail && ctx.step === 'purge_shared_bucket') throw new Error('bucket unreachable');
     await new Promise((r) => setTimeout(r, 300));
     return { by: id };
   });
-  const fleetLock = createPostgresFleetLock({ connectionString: url, table, instanceId: id, ...fleetOptions });
+  const fleetLock = createPostgresFleetLock({ connectionString: url, table, instanceId: id, ...lockOptions });
   const engine = new PlaybookEngine({ actions, fleetLock, registry: new Registry(), playbooks: [parsePlaybook(BOOK.replace('fleet_cleanup', `fleet_cleanup_${fleetOptions.key ?? 'a'}`))] });
   return {
     engine,
@@ -114,6 +116,60 @@ describe('createPostgresFleetLock', () => {
     try {
       await expect(lock.tryRun('boom', async () => Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
       expect(await lock.tryRun('boom', async () => 'ok')).toEqual({ acquired: true, value: 'ok' });
+    } finally {
+      await lock.close();
+    }
+  });
+
+  it('a fleet step that failed on one instance is not recorded done: the next instance runs it', async () => {
+    const ran: string[] = [];
+    await using a = instance('a', ran, { key: 'retry', fail: true });
+    await using b = instance('b', ran, { key: 'retry' });
+    const first = await a.engine.trigger('disk.full');
+    expect(first[0]!.steps[1]).toMatchObject({ fleet: 'ran', outcome: 'failed' });
+    const rows = await sql`select key from ${sql.table(table)} where key = 'fleet_cleanup_retry:purge_shared_bucket'`.execute(admin);
+    expect(rows.rows).toHaveLength(0);
+    const second = await b.engine.trigger('disk.full');
+    expect(second[0]!.steps[1]).toMatchObject({ fleet: 'ran', outcome: 'succeeded' });
+    expect(ran.filter((r) => r.endsWith(':purge_shared_bucket'))).toEqual(['a:purge_shared_bucket', 'b:purge_shared_bucket']);
+  });
+
+  it('survives pg_terminate_backend of its connection while the step runs, and keeps working', async () => {
+    const app = `guard_pb_kill_${randomUUID().slice(0, 8)}`;
+    const lock = createPostgresFleetLock({ connectionString: `${url}${url.includes('?') ? '&' : '?'}application_name=${app}`, table, instanceId: 'k' });
+    const peer = createPostgresFleetLock({ connectionString: url, table, instanceId: 'p' });
+    try {
+      const key = randomUUID();
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const result = lock.tryRun(key, async () => {
+        started();
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${app}`.execute(admin);
+        // Wait until the backend is gone: its connection, checked out by the lock, raises 'error' (handled, no crash).
+        while ((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where application_name = ${app}`.execute(admin)).rows[0]!.n !== '0');
+        return 'ran';
+      });
+      await running;
+      // The step succeeded, so it is recorded (on another connection) and the peer sees it done.
+      expect(await result).toEqual({ acquired: true, value: 'ran' });
+      expect(await peer.tryRun(key, async () => 'again')).toEqual({ acquired: false, reason: 'done' });
+      expect(await lock.tryRun(randomUUID(), async () => 'next')).toEqual({ acquired: true, value: 'next' });
+    } finally {
+      await lock.close();
+      await peer.close();
+    }
+  });
+
+  it('rejects with STORE_UNAVAILABLE when the database cannot be reached, within the connect timeout', async () => {
+    const lock = createPostgresFleetLock({ connectionString: 'postgres://postgres@127.0.0.1:1/none', table, connectTimeoutMs: 500 });
+    try {
+      let ran = false;
+      await expect(
+        lock.tryRun('k', async () => {
+          ran = true;
+        }),
+      ).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect(ran).toBe(false);
     } finally {
       await lock.close();
     }

@@ -1,30 +1,61 @@
-import { assertNumberOption, GuardError } from '@guard/core';
+import type { Logger, PgPoolLike } from '@guard/core';
+import { assertNumberOption, GuardError, guardPgPool, isGuardError, isPgUnavailableError, pgPoolTimeoutConfig, resolvePgTimeouts, silentLogger } from '@guard/core';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import type { FleetLock, FleetLockResult } from './fleet-lock.js';
+import type { FleetLock, FleetLockResult, FleetLockRunOptions } from './fleet-lock.js';
+import { fleetStepSucceeded } from './fleet-lock.js';
 import './declarations.js';
+
+declare module '@guard/core' {
+  interface GuardErrorCodes {
+    /** The fleet lock's database cannot be reached (refused, reset, terminated, timed out); transient. */
+    STORE_UNAVAILABLE: true;
+    /** The fleet lock's database failed otherwise; `cause` holds the driver's error. */
+    STORE_ERROR: true;
+  }
+}
 
 /** Options for {@link createPostgresFleetLock}: a Kysely instance on Postgres, or a connection string. */
 export interface PostgresFleetLockOptions {
-  /** A Kysely instance with the Postgres dialect (not closed by the lock). */
+  /** A Kysely instance with the Postgres dialect (not closed by the lock; its pool's safety is the caller's). */
   readonly db?: Kysely<any>;
-  /** Used when `db` is not given: the lock creates (and closes) its own pool of `poolSize` (default 2). */
+  /** Used when `db` is not given: the lock creates (and closes) its own guarded pool of `poolSize` (default 2). */
   readonly connectionString?: string;
   readonly poolSize?: number;
-  /** A key that ran within this window is not run again by any instance. Default 60 000; 0 turns it off. */
+  /** A key that succeeded within this window is not run again by any instance. Default 60 000; 0 turns it off. */
   readonly dedupeWindowMs?: number;
-  /** Table remembering the last run of each key. Default `guard_playbooks_fleet_steps`. */
+  /** Table remembering the last success of each key. Default `guard_playbooks_fleet_steps`. */
   readonly table?: string;
   /** This instance's id, stored with each run. Default `<hostname>:<pid>`. */
   readonly instanceId?: string;
+  /** Own pool: opening a connection. Default `GUARD_PG_CONNECT_TIMEOUT_MS`, else 5 s. */
+  readonly connectTimeoutMs?: number;
+  /** Own pool: server-side `statement_timeout`. Default `GUARD_PG_STATEMENT_TIMEOUT_MS`, else 5 s. */
+  readonly statementTimeoutMs?: number;
+  /** Own pool: client-side bound of one query. Default `GUARD_PG_QUERY_TIMEOUT_MS`, else statement timeout + 1 s. */
+  readonly queryTimeoutMs?: number;
+  /** Connection losses and unrecorded successes are logged here (warn). Default silent. */
+  readonly logger?: Logger;
 }
 
 const TABLE = /^[a-z_][a-z0-9_]{0,62}$/;
 
+function storeError(error: unknown, what: string): GuardError {
+  if (isGuardError(error) && error.code !== 'TIMEOUT') return error;
+  return new GuardError(isPgUnavailableError(error) ? 'STORE_UNAVAILABLE' : 'STORE_ERROR', `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
+/** An error of the step itself, carried through the lock's connection scope untouched. */
+class StepFailure {
+  constructor(readonly error: unknown) {}
+}
+
 /**
- * A fleet lock on Postgres: `pg_try_advisory_lock` on one pooled connection elects the instance that
- * runs a fleet-wide step (the others skip it at once), and a small table makes the step run at most
- * once per `dedupeWindowMs` across the fleet, even when instances arrive one after another.
+ * A fleet lock on Postgres: `pg_try_advisory_lock` on one pooled connection elects the instance that runs a
+ * fleet-wide step (the others skip it at once), and a small table records each key once its step succeeded, so a
+ * step runs successfully at most once per `dedupeWindowMs` across the fleet, and a failed step is tried again by
+ * the next instance. Database failures reject with `STORE_UNAVAILABLE` (transient) or `STORE_ERROR`; the pool it
+ * creates survives terminated backends, resets and partitions (timeouts, error listeners, eviction).
  *
  * @example
  * import { createPostgresFleetLock } from '@guard/playbooks/postgres';
@@ -39,10 +70,20 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
   if (!options.db && !options.connectionString) {
     throw new GuardError('INVALID_OPTION', 'give db (a Kysely instance on Postgres) or connectionString', { details: { field: 'db' } });
   }
+  const logger = options.logger ?? silentLogger;
   const owned = !options.db;
-  const db: Kysely<any> =
-    options.db ??
-    new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 2 }) }) });
+  let db: Kysely<any>;
+  if (options.db) {
+    db = options.db;
+  } else {
+    const timeouts = resolvePgTimeouts({
+      ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+      ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
+      ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }),
+    });
+    const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 2, ...pgPoolTimeoutConfig(timeouts) });
+    db = new Kysely<any>({ dialect: new PostgresDialect({ pool: guardPgPool(pool as unknown as PgPoolLike, { timeouts, logger, name: 'playbooks fleet lock (postgres)' }) }) });
+  }
   const instanceId = options.instanceId ?? `${process.env.HOSTNAME ?? 'host'}:${process.pid}`;
   let ready: Promise<void> | undefined;
   let closed = false;
@@ -57,26 +98,54 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
         ready = undefined;
         throw error;
       }));
+  const lockId = (key: string) => sql`hashtextextended(${`guard_playbooks:${key}`}, 0)`;
+  const record = (executor: Kysely<any>, key: string) =>
+    sql`insert into ${sql.table(table)} (key, instance, ran_at) values (${key}, ${instanceId}, now()) on conflict (key) do update set instance = excluded.instance, ran_at = excluded.ran_at`.execute(
+      executor,
+    );
 
   return {
     instanceId,
-    async tryRun<T>(key: string, fn: () => Promise<T>): Promise<FleetLockResult<T>> {
+    async tryRun<T>(key: string, fn: () => Promise<T>, runOptions: FleetLockRunOptions<T> = {}): Promise<FleetLockResult<T>> {
       if (closed) throw new GuardError('CLOSED', 'fleet lock is closed');
-      if (dedupeWindowMs > 0) await ensureTable();
-      return db.connection().execute(async (conn) => {
-        const locked = await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtextextended(${`guard_playbooks:${key}`}, 0)) as ok`.execute(conn);
-        if (!locked.rows[0]?.ok) return { acquired: false, reason: 'held' } as const;
-        try {
-          if (dedupeWindowMs > 0) {
-            const recent = await sql<{ key: string }>`select key from ${sql.table(table)} where key = ${key} and ran_at > now() - make_interval(secs => ${dedupeWindowMs / 1000})`.execute(conn);
-            if (recent.rows.length > 0) return { acquired: false, reason: 'done' } as const;
-            await sql`insert into ${sql.table(table)} (key, instance, ran_at) values (${key}, ${instanceId}, now()) on conflict (key) do update set instance = excluded.instance, ran_at = excluded.ran_at`.execute(conn);
+      const succeeded = runOptions.succeeded ?? fleetStepSucceeded;
+      let outcome: FleetLockResult<T>;
+      try {
+        if (dedupeWindowMs > 0) await ensureTable();
+        outcome = await db.connection().execute(async (conn) => {
+          const locked = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${lockId(key)}) as ok`.execute(conn);
+          if (!locked.rows[0]?.ok) return { acquired: false, reason: 'held' } as const;
+          try {
+            if (dedupeWindowMs > 0) {
+              const recent = await sql<{ key: string }>`select key from ${sql.table(table)} where key = ${key} and ran_at > now() - make_interval(secs => ${dedupeWindowMs / 1000})`.execute(conn);
+              if (recent.rows.length > 0) return { acquired: false, reason: 'done' } as const;
+            }
+            let value: T;
+            try {
+              value = await fn();
+            } catch (error) {
+              throw new StepFailure(error); // not recorded: the next instance tries the step again
+            }
+            if (dedupeWindowMs > 0 && succeeded(value)) {
+              // Recorded while the advisory lock is still held, so nobody can slip in between success and record.
+              // If this connection died during the step, record on another one.
+              await record(conn, key).catch(() => record(db, key)).catch((error: unknown) => {
+                logger.warn({ err: error, key }, 'fleet step succeeded but could not be recorded; another instance may run it again');
+              });
+            }
+            return { acquired: true, value } as const;
+          } finally {
+            // A session that died took its advisory locks with it: nothing left to unlock then.
+            await sql`select pg_advisory_unlock(${lockId(key)})`.execute(conn).catch((error: unknown) => {
+              logger.warn({ err: error, key }, 'fleet lock: unlock failed (the connection is gone, and its lock with it)');
+            });
           }
-          return { acquired: true, value: await fn() } as const;
-        } finally {
-          await sql`select pg_advisory_unlock(hashtextextended(${`guard_playbooks:${key}`}, 0))`.execute(conn);
-        }
-      });
+        });
+      } catch (error) {
+        if (error instanceof StepFailure) throw error.error;
+        throw storeError(error, `fleet lock for ${key} failed`);
+      }
+      return outcome;
     },
     async close() {
       if (closed) return;
