@@ -178,6 +178,37 @@ describe('AclViolationMonitor', () => {
     expect(s.alarms).toHaveLength(before);
   });
 
+  it('caps alarms per second; actors over the budget are alarmed once there is room', async () => {
+    await using s = setup({ maxAlarmsPerSecond: 5 });
+    const actors = Array.from({ length: 12 }, (_, i) => `bot-${i}`);
+    for (let round = 0; round < 10; round++) {
+      for (const actor of actors) {
+        s.deny(actor);
+        s.advance(80);
+      }
+    }
+    const times = s.alarms.map((a) => a.at);
+    for (const t of times) expect(times.filter((u) => u > t - 1_000 && u <= t).length).toBeLessThanOrEqual(5);
+    expect(new Set(s.of('spam_attack'))).toEqual(new Set(actors));
+    expect(s.monitor.stats().suppressedAlarms).toBeGreaterThan(0);
+  });
+
+  it('stays fast under a flood of distinct actors', async () => {
+    await using s = setup();
+    const cpu = process.cpuUsage(); // real CPU time: the fake timers also fake performance.now()
+    for (let i = 0; i < 20_000; i++) {
+      s.messageBus.publish(`botnet-${i}`, 'billing.x');
+      if (i % 20 === 0) s.advance(1);
+    }
+    const used = process.cpuUsage(cpu);
+    const ms = (used.user + used.system) / 1000;
+    console.log(`20 000 violations of 20 000 distinct actors: ${ms.toFixed(0)} ms of CPU, ${s.alarms.length} alarms, ${s.monitor.stats().suppressedAlarms} over budget`);
+    expect(s.monitor.stats()).toMatchObject({ violations: 20_000, trackedActors: 10_000 });
+    // At most 200 alarms in any second of the (fake) 1000 ms the flood took.
+    expect(s.alarms.length).toBeLessThanOrEqual(400);
+    expect(s.alarms.at(-1)!.offenders).toHaveLength(100);
+  });
+
   it('takes thresholds from options and from the environment', async () => {
     await using s = setup({ spamThreshold: 3, spamWindowMs: 100 });
     for (let i = 0; i < 3; i++) s.deny('x');

@@ -75,6 +75,12 @@ export interface AclViolationMonitorOptions {
   readonly maxOffenders?: number;
   /** Most actors tracked at once; the least recently seen are forgotten first. Default 10 000. */
   readonly maxTrackedActors?: number;
+  /**
+   * Most alarms per second, all actors and reasons together. An alarm over the budget is not raised (counted in
+   * `stats().suppressedAlarms`); the actor stays due and is alarmed on its next violation once there is room, so a
+   * botnet of thousands of actors cannot start thousands of playbook runs in one second. Default 200.
+   */
+  readonly maxAlarmsPerSecond?: number;
   /** Playbook engine (or anything with `trigger`) to start the ACL playbook with the alarm as data. */
   readonly engine?: PlaybookTrigger;
   /** Where `aclAlarm` notices go. */
@@ -93,7 +99,8 @@ type NumericOption =
   | 'controlWindowMs'
   | 'reraiseIntervalMs'
   | 'maxOffenders'
-  | 'maxTrackedActors';
+  | 'maxTrackedActors'
+  | 'maxAlarmsPerSecond';
 
 interface ActorState {
   readonly name: string;
@@ -105,7 +112,7 @@ interface ActorState {
   readonly raisedAt: Map<AclAlarmReason, number>;
 }
 
-/** How often the offenders list is recomputed at most (unless a new actor shows up). */
+/** How often the offenders list is recomputed at most. */
 const OFFENDERS_REFRESH_MS = 100;
 
 /**
@@ -138,8 +145,10 @@ export class AclViolationMonitor implements AsyncDisposable {
   #spamHeld = false;
   #controlHeld = false;
   #offenders: { at: number; list: readonly string[] } | undefined;
+  readonly #raised = new SlidingWindow(1_000, 1_000);
   #total = 0;
   #alarms = 0;
+  #suppressed = 0;
   #closed = false;
 
   constructor(options: AclViolationMonitorOptions) {
@@ -158,6 +167,7 @@ export class AclViolationMonitor implements AsyncDisposable {
       reraiseIntervalMs: options.reraiseIntervalMs ?? 1_000,
       maxOffenders: options.maxOffenders ?? 100,
       maxTrackedActors: options.maxTrackedActors ?? 10_000,
+      maxAlarmsPerSecond: options.maxAlarmsPerSecond ?? 200,
     };
     for (const [field, value] of Object.entries(this.#options)) assertNumberOption(field, value, { min: 1, integer: true });
     this.#engine = options.engine;
@@ -260,9 +270,9 @@ export class AclViolationMonitor implements AsyncDisposable {
     return this.#offendersAt(this.#now());
   }
 
-  /** Totals since creation. */
-  stats(): { violations: number; alarms: number; trackedActors: number } {
-    return { violations: this.#total, alarms: this.#alarms, trackedActors: this.#actors.size };
+  /** Totals since creation (`suppressedAlarms`: over `maxAlarmsPerSecond`, raised later if the actor goes on). */
+  stats(): { violations: number; alarms: number; suppressedAlarms: number; trackedActors: number } {
+    return { violations: this.#total, alarms: this.#alarms, suppressedAlarms: this.#suppressed, trackedActors: this.#actors.size };
   }
 
   async close(): Promise<void> {
@@ -298,7 +308,6 @@ export class AclViolationMonitor implements AsyncDisposable {
       raisedAt: new Map(),
     };
     this.#actors.set(actor, state);
-    this.#offenders = undefined;
     return state;
   }
 
@@ -316,11 +325,16 @@ export class AclViolationMonitor implements AsyncDisposable {
   #alarmIfDue(state: ActorState, reason: AclAlarmReason, now: number): void {
     const last = state.raisedAt.get(reason);
     if (last !== undefined && now - last < this.#options.reraiseIntervalMs && now >= last) return;
+    if (this.#raised.count(now) >= this.#options.maxAlarmsPerSecond) {
+      this.#suppressed++;
+      return;
+    }
+    this.#raised.add(now);
     state.raisedAt.set(reason, now);
     this.#raise({
       reason,
       actor: state.name,
-      offenders: this.#offendersAt(now),
+      offenders: this.#offendersAt(now, state.name),
       topic: state.lastTopic,
       violations: state.total.count(now),
       totalViolations: this.#allTotal.count(now),
@@ -331,9 +345,15 @@ export class AclViolationMonitor implements AsyncDisposable {
     });
   }
 
-  #offendersAt(now: number): readonly string[] {
+  /** Recomputed at most every 100 ms (O(actors)); `mustInclude` is added when the cached list lacks it. */
+  #offendersAt(now: number, mustInclude?: string): readonly string[] {
     const cached = this.#offenders;
-    if (cached && now >= cached.at && now - cached.at < OFFENDERS_REFRESH_MS) return cached.list;
+    if (cached && now >= cached.at && now - cached.at < OFFENDERS_REFRESH_MS) {
+      if (mustInclude === undefined || cached.list.includes(mustInclude) || cached.list.length >= this.#options.maxOffenders) return cached.list;
+      const list = [...cached.list, mustInclude];
+      this.#offenders = { at: cached.at, list };
+      return list;
+    }
     const counted: [string, number][] = [];
     for (const state of this.#actors.values()) {
       const n = state.total.count(now);
