@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'guard-node-sigterm-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('graceful shutdown of a real process', () => {
+  it('SIGTERM mid-request: readiness fails at once, the in-flight request completes, WebSocket clients get 1001, exit code 0 with nothing left running', async () => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/sigterm-app.mjs', import.meta.url))], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, IMMUNE_DB: join(dir, 'immune.db'), GUARD_SHUTDOWN_DELAY: '1s', PARASITE_LOG_LEVEL: 'info' },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const lines: Record<string, unknown>[] = [];
+    const waiters: [string, (line: Record<string, unknown>) => void][] = [];
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      const line = JSON.parse(text) as Record<string, unknown>;
+      lines.push(line);
+      for (const [msg, resolve] of waiters) if (line.msg === msg) resolve(line);
+    });
+    const lineWith = (msg: string) => {
+      const seen = lines.find((l) => l.msg === msg);
+      return seen ? Promise.resolve(seen) : new Promise<Record<string, unknown>>((resolve) => waiters.push([msg, resolve]));
+    };
+
+    const { port } = (await lineWith('listening')) as { port: number };
+    const base = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise((resolve) => ws.once('open', resolve));
+    const wsClosed = new Promise<number>((resolve) => ws.once('close', resolve));
+
+    const slow = fetch(`${base}/slow`);
+    await lineWith('slow started');
+    child.kill('SIGTERM');
+    await lineWith('guard: shutting down');
+    const ready = await fetch(`${base}/readyz?verbose`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('[-]shutdown failed: shutting down');
+
+    child.stdin!.write('release\n');
+    const done = await slow;
+    expect(done.status).toBe(200);
+    expect(await done.text()).toBe('slow done');
+    expect(await wsClosed).toBe(1001);
+    expect(await exited).toBe(0);
+    // It ended by itself: the guard's fallback exit (which lists leftover handles) never ran.
+    expect(lines.some((l) => l.msg === 'guard: handles still open after shutdown, exiting anyway')).toBe(false);
+  });
+});
