@@ -6,7 +6,9 @@ import { createImmuneHandler } from './http-handler.js';
 import type { ImmuneHandlerOptions } from './http-handler.js';
 import { ImmuneService } from './immune-service.js';
 import { MemoryEventStore } from './memory-store.js';
-import { freshRegistry } from './test-helpers.js';
+import { join } from 'node:path';
+import { createSqliteStore } from './sqlite.js';
+import { freshRegistry, tempDir } from './test-helpers.js';
 
 interface Reply {
   status: number;
@@ -372,6 +374,31 @@ describe('createImmuneHandler', () => {
     critical.controller.abort();
     both.controller.abort();
     expect((await t.call('GET', '/api/immune/stream?events=loud')).body.field).toBe('events');
+  });
+
+  it('answers 500 problem+json to a store failure that is not transient, and logs every 5xx with its cause', async () => {
+    const tmp = tempDir();
+    const store = await createSqliteStore({ path: join(tmp.dir, 'broken.db') });
+    store.database.exec(`DROP TABLE "${store.tableName}_rollup"`); // a database that fails for real
+    const logged: Array<{ level: string; obj: Record<string, unknown> }> = [];
+    const capture = (level: string) => (obj: object) => void logged.push({ level, obj: obj as Record<string, unknown> });
+    const logger = { debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error') };
+    try {
+      await using t = await serve({ logger }, { store });
+      const publish = await t.post(valid);
+      expect(publish.status).toBe(500);
+      expect(publish.body).toMatchObject({ code: 'STORE_ERROR', title: 'Event store error' });
+      const health = await t.call('GET', '/api/immune/health');
+      expect(health.status).toBe(500);
+      expect(logged.map((l) => [l.level, l.obj.status, l.obj.path])).toEqual([
+        ['error', 500, '/api/immune/event'],
+        ['error', 500, '/api/immune/health'],
+      ]);
+      expect(((logged[0]!.obj.err as Error).cause as Error).message).toMatch(/no such table/);
+      expect(await t.registry.getSingleMetricAsString('guard_immune_http_refused_total')).toMatch(/reason="store_error"} 2/);
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it('validates its options', () => {

@@ -203,7 +203,7 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     this.#events = counter(registry, { name: metricName(prefix, 'events_total'), help: 'Immune events stored', labelNames: ['severity', 'type'] });
     this.#rejected = counter(registry, {
       name: metricName(prefix, 'publish_rejected_total'),
-      help: 'Events not stored, by reason (invalid, queue_full, store_error, closed)',
+      help: 'Events not stored, by reason (invalid, queue_full, store_unavailable, store_error, closed)',
       labelNames: ['reason'],
     });
     this.#listenerErrors = counter(registry, {
@@ -215,7 +215,8 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
 
   /**
    * Validates and stores an event; resolves with its id once it is durable in the store.
-   * Rejects with `INVALID_INPUT` (naming `details.field`), `QUEUE_FULL`, `STORE_ERROR`, `ABORTED` or `CLOSED`.
+   * Rejects with `INVALID_INPUT` (naming `details.field`), `QUEUE_FULL`, `STORE_UNAVAILABLE`, `STORE_ERROR`, `ABORTED` or `CLOSED`;
+   * a rejected event was not acknowledged (it may still have been stored if the connection died after the commit).
    */
   async publishEvent(input: ImmuneEventInput, options: { signal?: AbortSignal } = {}): Promise<string> {
     if (this.#closed) {
@@ -245,7 +246,8 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     try {
       await this.store.insert(event);
     } catch (error) {
-      this.#rejected.inc({ reason: isGuardError(error, 'QUEUE_FULL') ? 'queue_full' : isGuardError(error, 'CLOSED') ? 'closed' : 'store_error' });
+      const reason = isGuardError(error, 'QUEUE_FULL') ? 'queue_full' : isGuardError(error, 'CLOSED') ? 'closed' : isGuardError(error, 'STORE_UNAVAILABLE') ? 'store_unavailable' : 'store_error';
+      this.#rejected.inc({ reason });
       throw isGuardError(error) ? error : new GuardError('STORE_ERROR', `storing the event failed: ${(error as Error)?.message}`, { cause: error });
     } finally {
       if (--this.#inFlight === 0 && this.#idle.length > 0) {

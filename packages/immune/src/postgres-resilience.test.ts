@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isGuardError } from '@guard/core';
+import type { Logger } from '@guard/core';
 import { createImmuneHandler } from './http-handler.js';
 import { ImmuneService } from './immune-service.js';
-import { createPostgresStore } from './postgres.js';
+import { createPostgresStore, PostgresEventStore } from './postgres.js';
 import type { PostgresEventStoreOptions } from './postgres.js';
 import { freshRegistry, pgUrl, startTcpProxy, uniqueTable } from './test-helpers.js';
 
@@ -99,8 +100,8 @@ function expectTyped(failures: unknown[]) {
   for (const code of codes) expect(['STORE_UNAVAILABLE'], `failure code ${code}`).toContain(code);
 }
 
-async function serveHttp(service: ImmuneService) {
-  const handler = createImmuneHandler(service, { registry: freshRegistry(), retryAfterSeconds: 2 });
+async function serveHttp(service: ImmuneService, logger?: Logger) {
+  const handler = createImmuneHandler(service, { registry: freshRegistry(), retryAfterSeconds: 2, ...(logger ? { logger } : {}) });
   const server = createServer((req, res) => handler(req, res));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -141,6 +142,7 @@ describe('PostgresEventStore under connection loss', () => {
     expect(lost).toEqual([]);
     console.log(`pg_terminate_backend: ${killed} backends killed, ${run.acknowledged.length} acknowledged, ${run.failures.length} typed failures, 0 lost`);
     expect(store.pool.errors).toBeGreaterThan(0);
+    expect(await registry.getSingleMetricAsString('guard_immune_store_connection_errors_total')).toMatch(/store="postgres"} [1-9]/);
   }, 60_000);
 
   it('survives TCP resets of every connection mid-load (through a proxy) and recovers', async () => {
@@ -191,6 +193,7 @@ describe('PostgresEventStore under connection loss', () => {
     }
     const direct = await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'partitioned' }).catch((e: unknown) => e);
     expect(isGuardError(direct, 'STORE_UNAVAILABLE')).toBe(true);
+    expect(await registry.getSingleMetricAsString('guard_immune_publish_rejected_total')).toMatch(/reason="store_unavailable"} [1-9]/);
 
     proxy.heal();
     const after = await post(http.base);
@@ -201,4 +204,33 @@ describe('PostgresEventStore under connection loss', () => {
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
     console.log(`partition: ${figures.join('; ')}; first request after heal: 201`);
   }, 60_000);
+
+  it('starts while the database is unreachable: 503s logged with their cause, then serves once it is back (migrations retried)', async () => {
+    await using proxy = await startTcpProxy(Number(new URL(pgUrl()).port || 5432), new URL(pgUrl()).hostname);
+    proxy.partition();
+    const tableName = uniqueTable('late');
+    tables.push(tableName);
+    const logged: Array<{ level: string; obj: Record<string, unknown>; msg: string }> = [];
+    const capture = (level: string) => (obj: object, msg?: string) => logged.push({ level, obj: obj as Record<string, unknown>, msg: msg ?? '' });
+    const logger: Logger = { debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error') };
+    const registry = freshRegistry();
+    const store = new PostgresEventStore({ connectionString: urlThrough(proxy.port, 'guard_late'), tableName, registry, connectTimeoutMs: 500, statementTimeoutMs: 500 });
+    await using service = new ImmuneService({ store, registry });
+    await using http = await serveHttp(service, logger);
+    const down = await post(http.base);
+    expect(down.status).toBe(503);
+    expect(((await down.json()) as { code: string }).code).toBe('STORE_UNAVAILABLE');
+    expect((await fetch(`${http.base}/health`)).status).toBe(503);
+    const fiveHundreds = logged.filter((l) => l.obj.status === 503);
+    expect(fiveHundreds.map((l) => l.obj.path)).toEqual(['/api/immune/event', '/api/immune/health']);
+    for (const l of fiveHundreds) {
+      expect(l.level).toBe('warn');
+      expect(isGuardError(l.obj.err, 'STORE_UNAVAILABLE')).toBe(true);
+      expect((l.obj.err as Error).cause).toBeDefined(); // the driver's error, not just a status
+    }
+    proxy.heal();
+    const up = await post(http.base);
+    expect(up.status).toBe(201);
+    expect((await storedIds(tableName)).has(((await up.json()) as { id: string }).id)).toBe(true);
+  }, 30_000);
 });
