@@ -110,7 +110,7 @@ const untracedTracker = new EventBusTracker({ traceSources: false });
 const untracedEmitter = new EventEmitter();
 untracedTracker.track(untracedEmitter);
 const listener = () => {};
-const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false });
+const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false, scheduler: { schedule: () => false } });
 chain.add({ component: 'db', pattern: 'connection_orphan', scan: () => [{ pattern: 'connection_orphan', severity: 'critical', resourceId: 'conn_1', message: 'held', details: {} }] });
 chain.scan();
 const guard = createParasiteMiddleware(chain, { routes: [{ prefix: '/orders', component: 'db' }, { prefix: '/live', component: 'websocket' }, { pattern: /^\/events\b/, component: 'eventbus' }] });

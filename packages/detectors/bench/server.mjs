@@ -11,7 +11,7 @@ const hello = (req, res) => {
 let handler = hello;
 if (mode === 'middleware') {
   // full mode, real routes, a critical detection active on a component this route does not use
-  const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 1_000, bus: new GuardBus(), metrics: false });
+  const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 1_000, bus: new GuardBus(), metrics: false, scheduler: { schedule: () => false } });
   chain.add({ component: 'db', pattern: 'connection_orphan', scan: () => [{ pattern: 'connection_orphan', severity: 'critical', resourceId: 'conn_1', message: 'held', details: {} }] });
   chain.scan();
   const guard = createParasiteMiddleware(chain, {

@@ -76,7 +76,7 @@ describe('BatchWriter (C5) on SQLite', () => {
     const items: Item[] = Array.from({ length: 20 }, (_, n) => ({ n, bad: n % 5 === 0 }));
     for (const item of items) writer.add(item);
     const result = await writer.flush();
-    expect(result).toEqual({ flushed: 16, deadLettered: 4 });
+    expect(result).toEqual({ flushed: 16, deadLettered: 4, lost: 0, remaining: 0 });
     expect(calls).toBe(3 + 20);
     expect(await count()).toBe(16);
     expect(await writer.deadLetterCount()).toBe(4);
@@ -119,12 +119,12 @@ describe('BatchWriter (C5) on SQLite', () => {
       expect(scheduler.scheduled.length).toBe(mode === 'full' ? 1 : 0);
       if (mode === 'full') {
         // what the batch sanitizer does, through the BatchTarget contract:
-        expect(await writer.flush()).toEqual({ flushed: 0, deadLettered: 3 });
+        expect(await writer.flush()).toEqual({ flushed: 0, deadLettered: 3, lost: 0, remaining: 0 });
         expect(await writer.deadLetterCount()).toBe(3);
         expect(writer.buffered).toBe(0);
         healthy = true;
         writer.add({ n: 9 });
-        expect(await writer.flush()).toEqual({ flushed: 1, deadLettered: 0 });
+        expect(await writer.flush()).toEqual({ flushed: 1, deadLettered: 0, lost: 0, remaining: 0 });
         expect(chain.scan()).toEqual([]);
       } else {
         expect(await writer.deadLetterCount()).toBe(0);
@@ -161,7 +161,7 @@ describe('BatchWriter (C5) on SQLite', () => {
     await expect(writer.flush()).rejects.toSatisfy((e) => isGuardError(e, 'DEAD_LETTER_FAILED'));
     expect(writer.buffered).toBe(1);
     await writer.ensureSchema();
-    expect(await writer.flush()).toEqual({ flushed: 0, deadLettered: 1 });
+    expect(await writer.flush()).toEqual({ flushed: 0, deadLettered: 1, lost: 0, remaining: 0 });
     await writer.close();
     await db.destroy();
   });
@@ -180,6 +180,79 @@ describe('BatchWriter (C5) on SQLite', () => {
   });
 });
 
+describe('BatchWriter (C5) write timeout', () => {
+  it('a sink that never settles: each attempt times out, the batch is retried, dead-lettered, and the flush ends', async () => {
+    // timers only: the SQLite dead-letter insert still runs on real I/O callbacks
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const db = sqlite('never');
+    const signals: AbortSignal[] = [];
+    const writer = new BatchWriter<Item>({
+      db,
+      write: (_items, { signal }) => {
+        signals.push(signal);
+        return new Promise(() => {}); // never settles
+      },
+      maxBatchSize: 5,
+      retries: 1,
+      retryDelayMs: 100,
+      writeTimeoutMs: 1_000,
+      deadLetterTable: uniqueName('dl'),
+    });
+    await writer.ensureSchema();
+    // the 5th item starts a background flush of the first batch; the forced flush below waits for it first
+    for (let n = 0; n < 12; n++) writer.add({ n });
+    let settled: unknown;
+    const forced = writer.flush().then((r) => (settled = r));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(signals).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(signals[0]!.aborted).toBe(true);
+    expect(isGuardError(signals[0]!.reason, 'TIMEOUT')).toBe(true);
+    // the retry after retryDelayMs, then its own timeout: the background flush dead-letters its batch and stops
+    await vi.advanceTimersByTimeAsync(100 + 1_000);
+    expect(signals.length).toBeGreaterThanOrEqual(2);
+    // its dead-letter insert is real SQLite I/O; then the forced flush writes the next batch
+    while (signals.length < 3) await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBeUndefined();
+    expect(await writer.deadLetterCount()).toBe(5);
+    // the forced flush: one more batch, two attempts, dead-lettered; it ends instead of waiting once per batch
+    await vi.advanceTimersByTimeAsync(1_000 + 100 + 1_000);
+    await forced;
+    expect(signals).toHaveLength(4);
+    expect(settled).toEqual({ flushed: 0, deadLettered: 5, lost: 0, remaining: 2 });
+    expect(writer.buffered).toBe(2);
+    expect(writer.stats()).toMatchObject({ deadLettered: 10, lastError: expect.stringContaining('writeTimeoutMs') });
+    vi.useRealTimers();
+    expect(await writer.deadLetterCount()).toBe(10);
+    expect(() => new BatchWriter({ db, write: async () => {}, writeTimeoutMs: 0 })).toThrow(/writeTimeoutMs/);
+    await db.destroy();
+  });
+
+  it('a write that answers within writeTimeoutMs is unaffected', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const db = sqlite('slow-ok');
+    const written: number[] = [];
+    const writer = new BatchWriter<Item>({
+      db,
+      write: async (items) => {
+        await new Promise((resolve) => setTimeout(resolve, 900));
+        written.push(...items.map((i) => i.n));
+      },
+      writeTimeoutMs: 1_000,
+      deadLetterTable: uniqueName('dl'),
+    });
+    for (let n = 0; n < 3; n++) writer.add({ n });
+    const flushing = writer.flush();
+    await vi.advanceTimersByTimeAsync(900);
+    expect(await flushing).toEqual({ flushed: 3, deadLettered: 0, lost: 0, remaining: 0 });
+    expect(written).toEqual([0, 1, 2]);
+    vi.useRealTimers();
+    await writer.close();
+    await db.destroy();
+  });
+});
+
 describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => {
   it('dead-letters the failing items durably', async () => {
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 2 }) }) });
@@ -189,7 +262,7 @@ describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => 
     const writer = new BatchWriter<Item>({ db, write, retries: 1, retryDelayMs: 1, deadLetterTable });
     await writer.ensureSchema();
     for (let n = 0; n < 10; n++) writer.add({ n, bad: n === 3 || n === 7 });
-    expect(await writer.flush()).toEqual({ flushed: 8, deadLettered: 2 });
+    expect(await writer.flush()).toEqual({ flushed: 8, deadLettered: 2, lost: 0, remaining: 0 });
     expect(await count()).toBe(8);
     expect(await writer.deadLetterCount()).toBe(2);
     await writer.close();

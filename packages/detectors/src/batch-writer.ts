@@ -1,4 +1,4 @@
-import { GuardError, assertNumberOption, assertOpen, closeOnce, createId } from '@guard/core';
+import { GuardError, assertNumberOption, assertOpen, closeOnce, createId, isGuardError } from '@guard/core';
 import type { BatchTarget } from '@guard/core';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
@@ -11,11 +11,14 @@ import type { Detector, DetectorContext, Finding } from './detector.js';
  * new BatchWriter({ db, write: (rows) => sink(rows), maxBatchSize: 100, maxAgeMs: 5_000, retries: 2 });
  */
 export interface BatchWriterOptions<T> {
-  /** Writes one batch; throw to fail it. */
-  readonly write: (items: readonly T[]) => Promise<void>;
+  /**
+   * Writes one batch; throw to fail it. The signal aborts when the attempt ran past `writeTimeoutMs`: pass it
+   * on (fetch, a driver) so the abandoned write stops too.
+   */
+  readonly write: (items: readonly T[], options: { readonly signal: AbortSignal }) => Promise<void>;
   /** Where the dead-letter table lives (SQLite or Postgres). */
   readonly db: Kysely<any>;
-  /** The writer's name: resource id of its detections and a column of its dead letters. Default `batch`. */
+  /** The writer's name: resource id of its detections and a column of its dead letters. Default `batch`, then `batch_2`... for further unnamed writers in the process. */
   readonly name?: string;
   /** Dead-letter table name. Default `guard_dead_letter`. */
   readonly deadLetterTable?: string;
@@ -29,6 +32,11 @@ export interface BatchWriterOptions<T> {
   readonly retries?: number;
   /** Wait between attempts (doubled each time). Default 100. */
   readonly retryDelayMs?: number;
+  /**
+   * Longest one `write` call (and one dead-letter insert) may take. A write past it counts as failed (`TIMEOUT`),
+   * is retried, then dead-lettered; a sink that never settles can no longer hold a flush forever. Default 10000.
+   */
+  readonly writeTimeoutMs?: number;
 }
 
 interface Buffered<T> {
@@ -45,6 +53,10 @@ interface Buffered<T> {
 export interface FlushResult {
   readonly flushed: number;
   readonly deadLettered: number;
+  /** Items this flush took from the buffer and neither wrote, dead-lettered nor put back. Always 0 unless a bug says otherwise: it is counted, not assumed. */
+  readonly lost: number;
+  /** Items still buffered when the flush ended (a timed-out sink ends a flush early, see {@link BatchWriterOptions.writeTimeoutMs}). */
+  readonly remaining: number;
 }
 
 declare module '@guard/core' {
@@ -55,6 +67,8 @@ declare module '@guard/core' {
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Unnamed writers are numbered per process so two of them never share a resource id. */
+let writersUnnamed = 0;
 
 /**
  * C5: buffers items and writes them in batches, flushing on size or age with retries. A batch that still
@@ -78,7 +92,8 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   readonly maxBufferSize: number;
   readonly retries: number;
   readonly retryDelayMs: number;
-  readonly #write: (items: readonly T[]) => Promise<void>;
+  readonly writeTimeoutMs: number;
+  readonly #write: BatchWriterOptions<T>['write'];
   readonly #db: Kysely<any>;
   #buffer: Buffered<T>[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -92,7 +107,8 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   constructor(options: BatchWriterOptions<T>) {
     if (typeof options?.write !== 'function') throw new GuardError('INVALID_OPTION', 'write must be a function', { details: { field: 'write' } });
     if (options.db === undefined) throw new GuardError('INVALID_OPTION', 'db must be a Kysely instance', { details: { field: 'db' } });
-    this.name = options.name ?? 'batch';
+    const unnamed = options.name === undefined ? ++writersUnnamed : 0;
+    this.name = options.name ?? (unnamed === 1 ? 'batch' : `batch_${unnamed}`);
     this.deadLetterTable = options.deadLetterTable ?? 'guard_dead_letter';
     if (!NAME.test(this.deadLetterTable)) {
       throw new GuardError('INVALID_OPTION', `deadLetterTable must be a plain SQL identifier, got ${this.deadLetterTable}`, { details: { field: 'deadLetterTable' } });
@@ -102,11 +118,13 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
     this.maxBufferSize = options.maxBufferSize ?? 10_000;
     this.retries = options.retries ?? 2;
     this.retryDelayMs = options.retryDelayMs ?? 100;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? 10_000;
     assertNumberOption('maxBatchSize', this.maxBatchSize, { min: 1, integer: true });
     assertNumberOption('maxAgeMs', this.maxAgeMs, { min: 1 });
     assertNumberOption('maxBufferSize', this.maxBufferSize, { min: 1, integer: true });
     assertNumberOption('retries', this.retries, { min: 0, integer: true });
     assertNumberOption('retryDelayMs', this.retryDelayMs, { min: 0 });
+    assertNumberOption('writeTimeoutMs', this.writeTimeoutMs, { min: 1 });
     this.#write = options.write;
     this.#db = options.db;
   }
@@ -141,6 +159,11 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
     if (this.#buffer.length === this.maxBufferSize + 1) this.#trigger?.();
   }
 
+  /** True when `resourceId` is this writer's name: sanitizers route detections by it. */
+  owns(resourceId: string): boolean {
+    return resourceId === this.name;
+  }
+
   /** Items waiting to be written. */
   get buffered(): number {
     return this.#buffer.length;
@@ -164,7 +187,10 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   /**
    * Writes everything buffered now; items that still fail after the retries go to the dead-letter table.
    * One flush runs at a time (a second call waits for it, then flushes what is left). If even the
-   * dead-letter insert fails, the items go back to the buffer and the error is thrown.
+   * dead-letter insert fails, the items go back to the buffer and the error is thrown. A batch whose every
+   * attempt timed out is dead-lettered whole (writing its items one by one would wait once per item) and ends
+   * the flush: the rest stays buffered for the next one. So one flush waits at most about
+   * `(retries + 2) × writeTimeoutMs` plus the retry delays.
    */
   async flush(): Promise<FlushResult> {
     while (this.#flushing) await this.#flushing.catch(() => {});
@@ -238,8 +264,12 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
     this.#timer = undefined;
     let flushed = 0;
     let deadLettered = 0;
+    let taken = 0;
+    let returned = 0;
+    const result = (): FlushResult => ({ flushed, deadLettered, lost: taken - flushed - deadLettered - returned, remaining: this.#buffer.length });
     while (this.#buffer.length > 0) {
       const batch = this.#buffer.splice(0, this.maxBatchSize);
+      taken += batch.length;
       const items = batch.map((b) => b.item);
       const error = await this.#attempt(items, this.retries);
       if (error === undefined) {
@@ -249,31 +279,39 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
       this.#failedFlushes++;
       this.#lastError = errorMessage(error);
       this.#trigger?.();
+      const timedOut = isGuardError(error, 'TIMEOUT');
       const failed: { item: T; error: unknown }[] = [];
-      for (const item of items) {
-        const itemError = await this.#attempt([item], 0);
-        if (itemError === undefined) flushed++;
-        else failed.push({ item, error: itemError });
+      if (timedOut) for (const item of items) failed.push({ item, error });
+      else {
+        for (const item of items) {
+          const itemError = await this.#attempt([item], 0);
+          if (itemError === undefined) flushed++;
+          else failed.push({ item, error: itemError });
+        }
       }
-      if (failed.length === 0) continue;
-      try {
-        await this.#deadLetter(failed);
-      } catch (deadLetterError) {
-        const back = batch.filter((b) => failed.some((f) => f.item === b.item));
-        this.#buffer.unshift(...back);
-        throw new GuardError('DEAD_LETTER_FAILED', `dead-letter insert into ${this.deadLetterTable} failed; ${back.length} item(s) kept in the buffer`, {
-          cause: deadLetterError,
-          details: { table: this.deadLetterTable },
-        });
+      if (failed.length > 0) {
+        try {
+          await this.#deadLetter(failed);
+        } catch (deadLetterError) {
+          const back = batch.filter((b) => failed.some((f) => f.item === b.item));
+          this.#buffer.unshift(...back);
+          returned += back.length;
+          throw new GuardError('DEAD_LETTER_FAILED', `dead-letter insert into ${this.deadLetterTable} failed; ${back.length} item(s) kept in the buffer`, {
+            cause: deadLetterError,
+            details: { table: this.deadLetterTable, ...result() },
+          });
+        }
+        deadLettered += failed.length;
+        this.#deadLettered += failed.length;
       }
-      deadLettered += failed.length;
-      this.#deadLettered += failed.length;
+      // The sink did not answer in time: stop here instead of waiting once more per remaining batch.
+      if (timedOut) break;
     }
     if (this.#failedFlushes > 0 && deadLettered === 0) {
       // a clean flush after failures: the condition no longer holds
       this.#failedFlushes = 0;
     }
-    return { flushed, deadLettered };
+    return result();
   }
 
   async #attempt(items: readonly T[], retries: number): Promise<unknown> {
@@ -281,13 +319,34 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0 && this.retryDelayMs > 0) await new Promise((r) => setTimeout(r, this.retryDelayMs * 2 ** (attempt - 1)).unref());
       try {
-        await this.#write(items);
+        await this.#withTimeout('write', (signal) => this.#write(items, { signal }));
         return undefined;
       } catch (error) {
         lastError = error ?? new Error('write failed');
       }
     }
     return lastError;
+  }
+
+  /** Runs `work` under `writeTimeoutMs`: rejects with `TIMEOUT` (and aborts its signal) when it runs past it. */
+  async #withTimeout(what: string, work: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new GuardError('TIMEOUT', `${this.name}: ${what} took longer than writeTimeoutMs (${this.writeTimeoutMs} ms)`, { details: { writer: this.name } });
+        controller.abort(error);
+        reject(error);
+      }, this.writeTimeoutMs);
+      timer.unref();
+    });
+    try {
+      const running = Promise.resolve().then(() => work(controller.signal));
+      running.catch(() => {}); // a write that fails after its timeout must not become an unhandled rejection
+      await Promise.race([running, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #deadLetter(failed: readonly { item: T; error: unknown }[]): Promise<void> {
@@ -300,9 +359,11 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
       attempts: this.retries + 2,
       failed_at: now,
     }));
-    await this.#db.transaction().execute(async (trx) => {
-      for (let i = 0; i < rows.length; i += 100) await trx.insertInto(this.deadLetterTable).values(rows.slice(i, i + 100)).execute();
-    });
+    await this.#withTimeout('dead-letter insert', () =>
+      this.#db.transaction().execute(async (trx) => {
+        for (let i = 0; i < rows.length; i += 100) await trx.insertInto(this.deadLetterTable).values(rows.slice(i, i + 100)).execute();
+      }),
+    );
   }
 }
 

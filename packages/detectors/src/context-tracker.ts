@@ -205,6 +205,13 @@ export class ContextTracker implements Detector, ContextTarget, AsyncDisposable 
     return findings;
   }
 
+  /** True when `resourceId` names open spans (or `depth:<name>` while spans are too deep): sanitizers route by it. */
+  owns(resourceId: string): boolean {
+    if (resourceId.startsWith('depth:')) return this.#deep.size > 0;
+    for (const span of this.#open.values()) if (span.name === resourceId) return true;
+    return false;
+  }
+
   /**
    * Closes the orphans behind a detection with `status`: spans of that name older than `maxAgeMs`, or for
    * a `depth:<name>` detection every span deeper than `maxDepth`. Returns how many.

@@ -1,5 +1,5 @@
 import { GuardBus, isGuardError } from '@guard/core';
-import type { Detection, DetectionCleared, ModeChange } from '@guard/core';
+import type { Detection, DetectionCleared, GuardError, ModeChange } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Detector, Finding } from './detector.js';
@@ -261,7 +261,7 @@ describe('DetectorChain', () => {
     const registry = new Registry();
     const chain = DetectorChain.fromEnv(
       { PARASITE_GUARD_MODE: 'full', PARASITE_GUARD_DB: 'dry_run', PARASITE_GUARD_EVENTBUS_SANITIZATION: 'false', PARASITE_METRICS_PREFIX: 'px', PARASITE_GUARD_WEBSOCKET_THRESHOLD: 'ack_timeout=5' },
-      { registry, scanIntervalMs: 0, logger: memoryLogger() },
+      { registry, scanIntervalMs: 0, logger: memoryLogger(), scheduler: recordingScheduler() },
     );
     expect(chain.mode).toBe('full');
     expect(chain.modeOf('db')).toBe('dry_run');
@@ -273,5 +273,31 @@ describe('DetectorChain', () => {
     expect(await registry.metrics()).toContain('px_detected_total');
     await chain.close();
     expect(() => DetectorChain.fromEnv({ PARASITE_GUARD_MODE: 'maybe' })).toThrow(/PARASITE_GUARD_MODE/);
+  });
+
+  it('full mode without a scheduler is refused with a typed error, globally, per component and at run time', async () => {
+    const refused = (build: () => unknown, component?: string) => {
+      try {
+        build();
+        expect.unreachable();
+      } catch (error) {
+        expect(isGuardError(error, 'INVALID_OPTION')).toBe(true);
+        expect((error as GuardError).message).toMatch(/mode 'full'.*needs a sanitizer: pass scheduler/);
+        expect((error as GuardError).details).toEqual({ field: 'scheduler', ...(component ? { component } : {}) });
+      }
+    };
+    refused(() => new DetectorChain({ mode: 'full', metrics: false, scanIntervalMs: 0 }));
+    refused(() => new DetectorChain({ metrics: false, scanIntervalMs: 0, components: { db: { mode: 'full' } } }), 'db');
+    refused(() => DetectorChain.fromEnv({ PARASITE_GUARD_MODE: 'full' }, { metrics: false, scanIntervalMs: 0, logger: memoryLogger() }));
+    // sanitization off caps the component at detect, so nothing is promised
+    await using capped = new DetectorChain({ metrics: false, scanIntervalMs: 0, components: { db: { mode: 'full', sanitization: false } } });
+    expect(capped.modeOf('db')).toBe('detect');
+    await using chain = new DetectorChain({ mode: 'detect', metrics: false, scanIntervalMs: 0 });
+    refused(() => chain.setMode('full'));
+    refused(() => chain.setMode('full', 'websocket'), 'websocket');
+    expect(chain.mode).toBe('detect');
+    // with a scheduler every form works
+    await using healing = new DetectorChain({ mode: 'full', metrics: false, scanIntervalMs: 0, scheduler: recordingScheduler() });
+    expect(healing.modeOf('db')).toBe('full');
   });
 });

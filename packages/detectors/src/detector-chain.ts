@@ -36,7 +36,11 @@ export interface DetectorChainOptions {
   readonly bus?: GuardBus;
   /** Gets the "Parasite detected" lines. Default: silent. */
   readonly logger?: Logger;
-  /** Receives critical detections of components in `full` mode (e.g. `@guard/sanitizer`'s `DeferredSanitizer`). */
+  /**
+   * Receives critical detections of components in `full` mode (e.g. `@guard/sanitizer`'s `DeferredSanitizer`).
+   * Required for `full` (globally or for a component): without it the chain throws `INVALID_OPTION`
+   * (field `scheduler`) instead of answering 503 "being healed" while nothing heals.
+   */
   readonly scheduler?: SanitizationScheduler;
   /** Record the seed's metrics. Default true. */
   readonly metrics?: boolean;
@@ -59,6 +63,16 @@ interface Entry {
 }
 
 const GLOBAL = '*';
+
+/** `full` promises healing: without a scheduler nothing would heal, so refuse instead of 503-ing forever. */
+function noScheduler(component?: string): GuardError {
+  const where = component === undefined ? '' : ` for component ${component}`;
+  return new GuardError(
+    'INVALID_OPTION',
+    `mode 'full'${where} needs a sanitizer: pass scheduler (e.g. a DeferredSanitizer from @guard/sanitizer) to the DetectorChain, or use mode 'detect'`,
+    { details: { field: 'scheduler', ...(component === undefined ? {} : { component }) } },
+  );
+}
 
 function textLogger(level: LogLevel): Logger {
   const json = createJsonLogger({
@@ -122,6 +136,10 @@ export class DetectorChain implements AsyncDisposable {
     this.thresholds = options.thresholds ?? DEFAULT_THRESHOLDS;
     this.#logger = options.logger ?? silentLogger;
     this.#scheduler = options.scheduler;
+    if (this.#scheduler === undefined) {
+      if (mode === 'full') throw noScheduler();
+      for (const [component, config] of this.#configs) if (config.mode === 'full' && config.sanitization !== false) throw noScheduler(component);
+    }
     this.#metrics = options.metrics === false ? undefined : createParasiteMetrics({ registry: options.registry, prefix: options.metricsPrefix ?? 'parasite' });
     for (const detector of options.detectors ?? []) this.add(detector);
     if (scanIntervalMs > 0) this.#timer = unrefInterval(() => this.scan(), scanIntervalMs);
@@ -193,6 +211,7 @@ export class DetectorChain implements AsyncDisposable {
   setMode(mode: GuardMode | null, component?: string): void {
     assertOpen(this.#closed, 'DetectorChain');
     if (mode !== null && !isGuardMode(mode)) throw new GuardError('INVALID_OPTION', `mode must be one of disabled, dry_run, detect, full, got ${String(mode)}`, { details: { field: 'mode' } });
+    if (mode === 'full' && this.#scheduler === undefined) throw noScheduler(component);
     const components = new Set<string>([...this.#entries.map((e) => String(e.detector.component)), ...this.#configs.keys()]);
     if (component !== undefined) components.add(component);
     const before = new Map([...components].map((c) => [c, this.modeOf(c)]));

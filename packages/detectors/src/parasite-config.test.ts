@@ -62,6 +62,12 @@ describe('parasiteConfigFromEnv', () => {
     expect(parasiteConfigFromEnv({ PARASITE_GUARD_DISABLE: 'yes' }).mode).toBe('disabled');
   });
 
+  it('accepts the seed\'s log level names (DEBUG, INFO, WARNING, ERROR, CRITICAL) and ours', () => {
+    const levels = Object.fromEntries(['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL', 'warning', 'warn', 'silent', ' Info '].map((v) => [v, parasiteConfigFromEnv({ PARASITE_LOG_LEVEL: v }).logLevel]));
+    expect(levels).toEqual({ DEBUG: 'debug', INFO: 'info', WARNING: 'warn', ERROR: 'error', CRITICAL: 'fatal', warning: 'warn', warn: 'warn', silent: 'silent', ' Info ': 'info' });
+    expect(envError({ PARASITE_LOG_LEVEL: 'LOUD' })).toMatchObject({ code: 'INVALID_ENV', variable: 'PARASITE_LOG_LEVEL' });
+  });
+
   it('names the variable of every bad value', () => {
     expect(envError({ PARASITE_GUARD_MODE: 'loud' })).toMatchObject({ code: 'INVALID_ENV', variable: 'PARASITE_GUARD_MODE' });
     expect(envError({ PARASITE_GUARD: 'sometimes' })).toMatchObject({ code: 'INVALID_ENV', variable: 'PARASITE_GUARD' });

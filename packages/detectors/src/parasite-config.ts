@@ -64,6 +64,18 @@ export interface ParasiteConfig {
   readonly metricsPrefix: string;
 }
 
+/** `PARASITE_LOG_LEVEL`: our names or the seed's (DEBUG, INFO, WARNING, ERROR, CRITICAL), any case. */
+function logLevelFromEnv(env: Env): LogLevel {
+  const raw = env.PARASITE_LOG_LEVEL;
+  if (raw === undefined || raw.trim() === '') return 'info';
+  const value = raw.trim().toLowerCase();
+  const level = SEED_LOG_LEVELS[value] ?? value;
+  if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
+  throw new GuardError('INVALID_ENV', `PARASITE_LOG_LEVEL=${JSON.stringify(raw)} is invalid: expected one of ${[...LOG_LEVELS, 'warning', 'critical'].join(', ')}`, {
+    details: { variable: 'PARASITE_LOG_LEVEL', value: raw },
+  });
+}
+
 /** `key` in `..._THRESHOLD` → [field, multiplier to the field's unit]. Seconds for durations, as the seed. */
 const THRESHOLD_KEYS: { readonly [C in ParasiteComponent]: Readonly<Record<string, readonly [keyof ParasiteThresholds[C], number]>> } = {
   websocket: { ack_timeout: ['ackTimeoutMs', 1_000], ping_interval: ['pingIntervalMs', 1_000], max_buffered: ['maxBufferedBytes', 1] },
@@ -75,6 +87,9 @@ const THRESHOLD_KEYS: { readonly [C in ParasiteComponent]: Readonly<Record<strin
   handles: { window: ['windowMs', 1_000], growth: ['growthThreshold', 1] },
 };
 
+/** The seed's Python-style level names, mapped to ours (`WARNING` is `warn`, `CRITICAL` is `fatal`). */
+const SEED_LOG_LEVELS: Readonly<Record<string, LogLevel>> = { warning: 'warn', critical: 'fatal' };
+
 const BOOLEAN_TRUE = new Set(['1', 'true', 'yes', 'on', 'enabled']);
 const BOOLEAN_FALSE = new Set(['0', 'false', 'no', 'off', 'disabled']);
 
@@ -84,7 +99,7 @@ const BOOLEAN_FALSE = new Set(['0', 'false', 'no', 'off', 'disabled']);
  * - `PARASITE_GUARD` (boolean, default true), `PARASITE_GUARD_DISABLE` (boolean), `PARASITE_GUARD_MODE` (default `detect`)
  * - `PARASITE_GUARD_<C>` (boolean or a mode), `PARASITE_GUARD_<C>_SANITIZATION`, `PARASITE_GUARD_<C>_DISABLE`,
  *   `PARASITE_GUARD_<C>_THRESHOLD` (`ack_timeout=3,...`) for C in WEBSOCKET, EVENTBUS, DB, CIRCUIT, BATCH, CONTEXT, HANDLES
- * - `PARASITE_LOG_LEVEL`, `PARASITE_LOG_STRUCTURED`, `PARASITE_METRICS`, `PARASITE_METRICS_PREFIX`
+ * - `PARASITE_LOG_LEVEL` (ours or the seed's DEBUG, INFO, WARNING, ERROR, CRITICAL), `PARASITE_LOG_STRUCTURED`, `PARASITE_METRICS`, `PARASITE_METRICS_PREFIX`
  *
  * @example
  * const config = parasiteConfigFromEnv({ PARASITE_GUARD_MODE: 'full', PARASITE_GUARD_WEBSOCKET_THRESHOLD: 'ack_timeout=5' });
@@ -137,7 +152,7 @@ export function parasiteConfigFromEnv(env: Env = process.env): ParasiteConfig {
     mode,
     components,
     thresholds: thresholds as unknown as ParasiteThresholds,
-    logLevel: read.oneOf('PARASITE_LOG_LEVEL', LOG_LEVELS, 'info'),
+    logLevel: logLevelFromEnv(env),
     logStructured: read.boolean('PARASITE_LOG_STRUCTURED', true),
     metrics: read.boolean('PARASITE_METRICS', true),
     metricsPrefix,

@@ -90,6 +90,18 @@ describe.each(Object.entries(servers))('createParasiteMiddleware under %s', (_na
   });
 });
 
+describe('createParasiteMiddleware prefixes', () => {
+  it('match whole path segments only: /orders guards /orders, /orders/1 and /orders?x, never /ordersfoo', async () => {
+    const { guard } = setup('full');
+    await using server = await servers['node:http'](guard);
+    const statuses: Record<string, number> = {};
+    for (const path of ['/orders', '/orders/', '/orders/42', '/orders?page=2', '/ordersfoo', '/orders-archive', '/order']) {
+      statuses[path] = (await fetch(`${server.url}${path}`)).status;
+    }
+    expect(statuses).toEqual({ '/orders': 503, '/orders/': 503, '/orders/42': 503, '/orders?page=2': 503, '/ordersfoo': 200, '/orders-archive': 200, '/order': 200 });
+  });
+});
+
 describe('createParasiteMiddleware options', () => {
   it('rejects bad route configuration with INVALID_OPTION naming the field', () => {
     const chain = new DetectorChain({ scanIntervalMs: 0, metrics: false });

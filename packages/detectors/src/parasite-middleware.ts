@@ -4,7 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DetectorChain } from './detector-chain.js';
 
 /**
- * One route → component mapping: a URL path prefix or a RegExp tested against the URL.
+ * One route → component mapping: a URL path prefix (whole segments: `/live` matches `/live`, `/live/x` and
+ * `/live?x`, never `/lively`) or a RegExp tested against the URL.
  *
  * @example
  * const route: ParasiteRoute = { pattern: /^\/orders\b/, component: 'db' };
@@ -61,7 +62,7 @@ export function createParasiteMiddleware(chain: DetectorChain, options: Parasite
     const url = req.url ?? '/';
     let component: string | undefined;
     for (const route of table) {
-      if (route.prefix !== undefined ? url.startsWith(route.prefix) : route.pattern!.test(url)) {
+      if (route.prefix !== undefined ? matchesPrefix(url, route.prefix) : route.pattern!.test(url)) {
         component = route.component;
         break;
       }
@@ -87,4 +88,12 @@ export function createParasiteMiddleware(chain: DetectorChain, options: Parasite
     }
     next?.();
   };
+}
+
+/** True when `url` is `prefix` or continues it with a new segment, a query or a fragment. */
+function matchesPrefix(url: string, prefix: string): boolean {
+  if (!url.startsWith(prefix)) return false;
+  if (url.length === prefix.length || prefix.endsWith('/')) return true;
+  const next = url[prefix.length];
+  return next === '/' || next === '?' || next === '#';
 }

@@ -167,6 +167,58 @@ describe('trackDialect (C3) on the real local Postgres', () => {
     await db.destroy();
   });
 
+  it('releasing one orphan among concurrent checkouts destroys exactly its own client, never a sibling\'s', async () => {
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 8 });
+    const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 60_000, name: 'pg-concurrent' });
+    const db = new Kysely<any>({ dialect });
+    const pidOf = async (trx: Kysely<any>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
+    const alive = async (pid: number) => Number((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db)).rows[0]!.n) === 1;
+    const open: { rollback(): { execute(): Promise<void> } }[] = [];
+    await pool.query('select 1');
+    await one(db); // kysely's driver is initialised once; from then on checkouts run straight from the caller's stack
+    try {
+      for (let round = 0; round < 3; round++) {
+        // Idle clients that kysely has never seen (the pool is shared with plain `pool.query` users): their
+        // checkouts are handed out within one tick, so every 'acquire' event fires before any checkout resumes.
+        await Promise.all(Array.from({ length: 6 }, () => pool.query('select 1')));
+        // six concurrent checkouts; the orphan is opened from its own line, so its checkout is found by its acquiring stack
+        const orphanIndex = round * 2 + 1;
+        let orphanLine = '';
+        const openSibling = async () => await db.startTransaction().execute();
+        const openOrphan = async () => { orphanLine = lineHere(); return await db.startTransaction().execute(); };
+        const trxs = await Promise.all(Array.from({ length: 6 }, (_, i) => (i === orphanIndex ? openOrphan() : openSibling())));
+        open.push(...trxs);
+        const pids = await Promise.all(trxs.map(pidOf));
+        expect(new Set(pids).size).toBe(6);
+        const orphanPid = pids[orphanIndex]!;
+        const checkouts = dialect.tracker.checkouts();
+        expect(checkouts).toHaveLength(6);
+        const orphanId = checkouts.find((c) => fileLine(c.source[0]) === orphanLine)?.id;
+        expect(orphanId).toBeDefined();
+        expect(await dialect.tracker.release(orphanId!)).toBe(true);
+
+        for (let i = 0; i < 100 && (await alive(orphanPid)); i++) await new Promise((r) => setTimeout(r, 10));
+        expect(await alive(orphanPid)).toBe(false);
+        // every sibling keeps its own session and finishes its transaction normally
+        for (const [i, trx] of trxs.entries()) {
+          if (i === orphanIndex) {
+            await expect(trx.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'));
+            continue;
+          }
+          expect(await alive(pids[i]!)).toBe(true);
+          expect(await pidOf(trx)).toBe(pids[i]);
+          await trx.commit().execute();
+        }
+        expect(dialect.tracker.activeCount()).toBe(0);
+        open.length = 0;
+      }
+    } finally {
+      // a failed expectation must not leave transactions that keep db.destroy() waiting
+      await Promise.allSettled(open.map((t) => t.rollback().execute()));
+      await db.destroy();
+    }
+  });
+
   it('flags a pool over maxPoolSize with the pg counts; dispose drains it to 0 and it serves again', async () => {
     const { chain } = chainFor('detect');
     let pool!: pg.Pool;

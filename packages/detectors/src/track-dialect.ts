@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { GuardError, assertNumberOption, captureSource } from '@guard/core';
 import type { CapturedSource, DbPoolTarget } from '@guard/core';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely';
@@ -12,7 +13,8 @@ declare module '@guard/core' {
 }
 
 /**
- * The part of a `pg` `Pool` the tracker reads (counts) and uses (destroying an orphaned client).
+ * The part of a `pg` `Pool` the tracker reads (counts) and uses (destroying an orphaned client). `connect` is
+ * wrapped on the instance while tracked, so each checkout learns its own client (identity, not event order).
  *
  * @example
  * trackDialect(new PostgresDialect({ pool }), { pgPool: pool });
@@ -21,8 +23,9 @@ export interface PgPoolLike {
   readonly totalCount: number;
   readonly idleCount: number;
   readonly waitingCount: number;
-  on(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
-  removeListener(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
+  connect?(...args: any[]): Promise<PgClientLike> | void;
+  on?(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
+  removeListener?(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
 }
 
 /**
@@ -42,7 +45,10 @@ export interface PgClientLike {
  * trackDialect(dialect, { name: 'main', maxPoolSize: 30, leakThresholdMs: 30_000, pgPool: pool });
  */
 export interface TrackDialectOptions {
-  /** The pool's name, used as the resource id of `pool_overflow`. Default `db`. */
+  /**
+   * The pool's name: the resource id of `pool_overflow` and the prefix of its checkouts' ids (`<name>:conn_<n>`).
+   * Default `db`, then `db_2`, `db_3`... for further pools in the process, so ids never collide.
+   */
   readonly name?: string;
   /** More connections checked out than this is `pool_overflow` (critical). Default 30. */
   readonly maxPoolSize?: number;
@@ -131,7 +137,8 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
 
   /** @internal use {@link trackDialect}. */
   constructor(base: Dialect, factory: (() => Dialect) | undefined, options: TrackDialectOptions) {
-    this.name = options.name ?? 'db';
+    const unnamed = options.name === undefined ? ++poolsUnnamed : 0;
+    this.name = options.name ?? (unnamed === 1 ? 'db' : `db_${unnamed}`);
     this.maxPoolSize = options.maxPoolSize ?? 30;
     this.leakThresholdMs = options.leakThresholdMs ?? 30_000;
     this.#rollbackTimeoutMs = options.rollbackTimeoutMs ?? 2_000;
@@ -225,9 +232,14 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     }
   }
 
+  /** True when `resourceId` is this pool (`pool_overflow`) or one of its checkouts: sanitizers route by it. */
+  owns(resourceId: string): boolean {
+    return resourceId === this.name || this.#checkouts.has(resourceId);
+  }
+
   /** @internal */
   onAcquire(driver: TrackingDriver, inner: DatabaseConnection, source: CapturedSource | undefined): Checkout {
-    const c: Checkout = { id: `conn_${++this.#next}`, driver, inner, acquiredAt: Date.now(), source, inTransaction: false, released: false };
+    const c: Checkout = { id: `${this.name}:conn_${++this.#next}`, driver, inner, acquiredAt: Date.now(), source, inTransaction: false, released: false };
     this.#checkouts.set(c.id, c);
     this.#metrics?.dbConnectionsActive.inc();
     return c;
@@ -249,6 +261,57 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     c.released = true;
     if (this.#checkouts.delete(c.id)) this.#metrics?.dbConnectionsActive.dec();
   }
+}
+
+/** Unnamed pools are numbered per process so two of them never share a resource id. */
+let poolsUnnamed = 0;
+
+/**
+ * Where a checkout in progress receives its pg client: the wrapped `pool.connect` writes into the store of
+ * the async context it was called from, which is the one `TrackingDriver.acquireConnection` opened.
+ */
+interface ClientSlot {
+  client?: PgClientLike;
+}
+let clientSlots: AsyncLocalStorage<ClientSlot> | undefined;
+function slots(): AsyncLocalStorage<ClientSlot> {
+  return (clientSlots ??= new AsyncLocalStorage<ClientSlot>());
+}
+
+/** Pools whose `connect` is wrapped, with how many drivers use the wrapper (restored when the last one stops). */
+const wrappedPools = new WeakMap<PgPoolLike, { readonly own: boolean; readonly original: NonNullable<PgPoolLike['connect']>; users: number }>();
+
+function wrapConnect(pool: PgPoolLike): boolean {
+  const known = wrappedPools.get(pool);
+  if (known) {
+    known.users++;
+    return true;
+  }
+  const original = pool.connect;
+  if (typeof original !== 'function') return false;
+  const own = Object.prototype.hasOwnProperty.call(pool, 'connect');
+  wrappedPools.set(pool, { own, original, users: 1 });
+  const storage = slots();
+  (pool as { connect: unknown }).connect = function connect(this: unknown, ...args: unknown[]) {
+    const result = original.apply(this, args);
+    // callback style (no promise): not kysely's way, left alone
+    if (result === undefined || typeof (result as Promise<PgClientLike>).then !== 'function') return result;
+    const slot = storage.getStore();
+    if (slot === undefined) return result;
+    return (result as Promise<PgClientLike>).then((client) => {
+      slot.client = client;
+      return client;
+    });
+  };
+  return true;
+}
+
+function unwrapConnect(pool: PgPoolLike): void {
+  const known = wrappedPools.get(pool);
+  if (!known || --known.users > 0) return;
+  wrappedPools.delete(pool);
+  if (known.own) (pool as { connect: unknown }).connect = known.original;
+  else delete (pool as { connect?: unknown }).connect;
 }
 
 function resolvePool(pool: TrackDialectOptions['pgPool']): PgPoolLike | undefined {
@@ -286,13 +349,10 @@ class TrackingDriver implements Driver {
   readonly #tracker: DbPoolTracker;
   readonly #factory: (() => Dialect) | undefined;
   readonly #pgPool: TrackDialectOptions['pgPool'];
+  /** kysely keeps one connection object per pg client, so this mapping stays true for the client's life. */
   readonly #clients = new WeakMap<DatabaseConnection, PgClientLike>();
-  readonly #onPgAcquire = (client: PgClientLike) => {
-    this.#lastClient = client;
-  };
   #inner: Driver;
   #gate: Promise<void> | undefined;
-  #lastClient: PgClientLike | undefined;
   #listeningPool: PgPoolLike | undefined;
 
   constructor(tracker: DbPoolTracker, inner: Driver, factory: (() => Dialect) | undefined, pgPool: TrackDialectOptions['pgPool']) {
@@ -310,9 +370,10 @@ class TrackingDriver implements Driver {
   async acquireConnection(): Promise<DatabaseConnection> {
     const source = this.#tracker.traceSources ? captureSource({ skip: TrackingDriver.prototype.acquireConnection, limit: 8 }) : undefined;
     while (this.#gate) await this.#gate;
-    const inner = await this.#inner.acquireConnection();
-    if (this.#lastClient && !this.#clients.has(inner)) this.#clients.set(inner, this.#lastClient);
-    this.#lastClient = undefined;
+    // The wrapped pool.connect fills this checkout's own slot: concurrent checkouts cannot swap clients.
+    const slot: ClientSlot = {};
+    const inner = this.#listeningPool ? await slots().run(slot, () => this.#inner.acquireConnection()) : await this.#inner.acquireConnection();
+    if (slot.client) this.#clients.set(inner, slot.client);
     return new TrackedConnection(this.#tracker.onAcquire(this, inner, source));
   }
 
@@ -409,12 +470,11 @@ class TrackingDriver implements Driver {
     const pool = resolvePool(this.#pgPool);
     if (!pool || pool === this.#listeningPool) return;
     this.#unlisten();
-    pool.on('acquire', this.#onPgAcquire);
-    this.#listeningPool = pool;
+    if (wrapConnect(pool)) this.#listeningPool = pool;
   }
 
   #unlisten(): void {
-    this.#listeningPool?.removeListener('acquire', this.#onPgAcquire);
+    if (this.#listeningPool) unwrapConnect(this.#listeningPool);
     this.#listeningPool = undefined;
   }
 }
