@@ -14,17 +14,21 @@ import { formatLoadTestReport, parseDurationMs, runLoadTest } from './load-test.
 import { MemoryGuardrail } from './memory-guardrail.js';
 import { createSelfCheckHandler } from './self-check-handler.js';
 
+const MB = 1024 * 1024;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const run = promisify(execFile);
 
 /** A real service: fast, slow, failing and hanging routes behind the self-check handler. RSS grows per hit, as set. */
 async function startService() {
-  const state = { hits: 0, rssPerHitMb: 0, inFlight: 0, maxInFlight: 0 };
+  /** `spike`: extra RSS while the hit count is in [fromHit, toHit), like a burst of allocations mid-run. */
+  const state = { hits: 0, rssPerHitMb: 0, inFlight: 0, maxInFlight: 0, spike: { fromHit: 0, toHit: 0, mb: 0 } };
   const guardrail = new MemoryGuardrail({
     autoStart: false,
     registry: new Registry(),
     sampler: () => {
-      const rss = (200 + state.hits * state.rssPerHitMb) * 1024 * 1024;
+      const { fromHit, toHit, mb } = state.spike;
+      const spikeMb = state.hits >= fromHit && state.hits < toHit ? mb : 0;
+      const rss = (200 + state.hits * state.rssPerHitMb + spikeMb) * 1024 * 1024;
       return { rss, heapUsed: rss / 2, heapTotal: rss / 2, external: 0, arrayBuffers: 0 };
     },
   });
@@ -69,14 +73,17 @@ describe('runLoadTest against a real local server', () => {
     await service.close();
   });
   beforeEach(() => {
-    Object.assign(service.state, { hits: 0, rssPerHitMb: 0, inFlight: 0, maxInFlight: 0 });
+    Object.assign(service.state, { hits: 0, rssPerHitMb: 0, inFlight: 0, maxInFlight: 0, spike: { fromHit: 0, toHit: 0, mb: 0 } });
   });
 
   it('holds the rate, measures latency and RSS growth, and passes', async () => {
     service.state.rssPerHitMb = 0.1;
     const result = await runLoadTest({ url: `${service.url}/api/items`, ratePerSec: 50, durationMs: 1000, criteria: { maxP95Ms: 10_000 } });
     expect(result.requests).toEqual({ scheduled: 50, sent: 50, succeeded: 50, failed: 0, timedOut: 0, dropped: 0 });
-    expect(service.state.hits).toBe(50);
+    // The default warm-up (10 % of the duration) sent 5 more, not judged, before the baseline was read.
+    expect(result.warmup).toEqual({ durationMs: 100, sent: 5, succeeded: 5, failed: 0 });
+    expect(service.state.hits).toBe(55);
+    expect(result.rss).toMatchObject({ initialBytes: 200 * MB, baselineBytes: 200.5 * MB, finalBytes: 205.5 * MB });
     expect(result.successRatio).toBe(1);
     expect(result.statusCodes).toEqual({ 200: 50 });
     const l = result.latencyMs!;
@@ -93,6 +100,59 @@ describe('runLoadTest against a real local server', () => {
     expect(result.pass).toBe(true);
     expect(result.aborted).toBe(false);
     expect(formatLoadTestReport(result)).toMatch(/PASS$/);
+  });
+
+  it('samples RSS during the run: a spike in the middle shows in the Memory Range and peak, though RSS is back down at the end', async () => {
+    // Requests 40-69 of the run (0.4 s to 0.7 s in) hold 300 MB more.
+    service.state.spike = { fromHit: 40, toHit: 70, mb: 300 };
+    const result = await runLoadTest({
+      url: `${service.url}/api/items`,
+      ratePerSec: 100,
+      durationMs: 1000,
+      warmupMs: 0,
+      rssSampleIntervalMs: 50,
+      criteria: { maxP95Ms: 10_000, maxRssPeakGrowthMb: 100 },
+    });
+    const rss = result.rss!;
+    expect(rss).toMatchObject({ initialBytes: 200 * MB, baselineBytes: 200 * MB, finalBytes: 200 * MB, growthMb: 0, sampleErrors: 0 });
+    expect(rss.samples.length).toBeGreaterThanOrEqual(5);
+    expect(rss.samples.some((sample) => sample.rssBytes === 500 * MB)).toBe(true);
+    expect(rss).toMatchObject({ minBytes: 200 * MB, maxBytes: 500 * MB, rangeMb: 300, peakGrowthMb: 300 });
+    expect(rss.peakAtMs).toBeGreaterThan(0);
+    expect(rss.peakAtMs).toBeLessThan(result.elapsedMs + 100);
+    // Before/after alone would call this run flat; the peak check catches the spike.
+    expect(result.checks.map((c) => [c.name, c.pass])).toEqual([
+      ['rss_growth_mb', true],
+      ['rss_peak_growth_mb', false],
+      ['p95_ms', true],
+      ['success_ratio', true],
+    ]);
+    const report = formatLoadTestReport(result);
+    console.log(report);
+    expect(report).toMatch(/Memory Range\s+200\.0 MB - 500\.0 MB \(300 MB; peak at/);
+  });
+
+  it('reads Initial RSS before the warm-up and Baseline RSS after it, through an injected sampler', async () => {
+    service.state.rssPerHitMb = 1;
+    const reads: number[] = [];
+    const result = await runLoadTest({
+      url: `${service.url}/api/items`,
+      ratePerSec: 50,
+      durationMs: 1000,
+      warmupMs: 200,
+      rssSampleIntervalMs: 100,
+      rssSampler: () => {
+        reads.push(service.state.hits);
+        return (200 + service.state.hits) * MB;
+      },
+      criteria: { maxP95Ms: 10_000 },
+    });
+    expect(reads[0]).toBe(0);
+    expect(result.warmup).toMatchObject({ durationMs: 200, sent: 10, succeeded: 10 });
+    expect(result.rss).toMatchObject({ baselineUrl: 'rssSampler', initialBytes: 200 * MB, baselineBytes: 210 * MB, finalBytes: 260 * MB, growthMb: 50 });
+    expect(result.rss!.samples.length).toBeGreaterThanOrEqual(3);
+    // Growth is judged from the baseline (after warm-up): 50 MB is not below the 50 MB limit.
+    expect(result.checks.find((c) => c.name === 'rss_growth_mb')).toMatchObject({ pass: false, actual: 50 });
   });
 
   it('is open-loop: a slow server gets every request on schedule, concurrently', async () => {
@@ -145,7 +205,7 @@ describe('runLoadTest against a real local server', () => {
     const refused = await runLoadTest({ url: 'http://127.0.0.1:1/', ratePerSec: 10, durationMs: 200 });
     expect(refused.errors.ECONNREFUSED).toBe(2);
     expect(refused.rss).toMatchObject({ growthMb: null });
-    expect(refused.rss!.error).toMatch(/before: .*ECONNREFUSED/);
+    expect(refused.rss!.error).toMatch(/initial: .*ECONNREFUSED/);
     expect(refused.checks.find((c) => c.name === 'rss_growth_mb')).toMatchObject({ pass: false, actual: null });
   });
 
@@ -180,6 +240,9 @@ describe('runLoadTest against a real local server', () => {
     [{ maxInFlight: 0.5 }, 'maxInFlight'],
     [{ baselineUrl: 'nope' }, 'baselineUrl'],
     [{ criteria: { minSuccessRatio: 2 } }, 'criteria.minSuccessRatio'],
+    [{ warmupMs: -1 }, 'warmupMs'],
+    [{ rssSampleIntervalMs: 1 }, 'rssSampleIntervalMs'],
+    [{ rssSampler: 'nope' as unknown as () => number }, 'rssSampler'],
   ])('rejects %j with INVALID_OPTION naming %s', async (bad, field) => {
     const error = await runLoadTest({ url: service.url, ratePerSec: 1, durationMs: 1, ...bad }).catch((e: unknown) => e);
     expect(isGuardError(error, 'INVALID_OPTION')).toBe(true);
@@ -221,7 +284,9 @@ describe('guard-loadtest bin', () => {
   it('prints PASS, writes --json and exits 0', async () => {
     const out = join(dir, 'out.json');
     const { stdout } = await run(process.execPath, [bin, '--url', `${service.url}/api/items`, '--rate', '20', '--duration', '1s', '--json', out, '--max-p95-ms', '10000']);
-    expect(stdout).toMatch(/rss\s+200\.0 MB -> 200\.0 MB/);
+    expect(stdout).toMatch(/Baseline RSS\s+200\.0 MB/);
+    expect(stdout).toMatch(/Final RSS\s+200\.0 MB/);
+    expect(stdout).toMatch(/Memory Range\s+200\.0 MB - 200\.0 MB/);
     expect(stdout.trim()).toMatch(/PASS$/);
     const result = JSON.parse(readFileSync(out, 'utf8'));
     expect(result).toMatchObject({ pass: true, ratePerSec: 20, durationMs: 1000, requests: { sent: 20, succeeded: 20 } });

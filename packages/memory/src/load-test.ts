@@ -6,8 +6,10 @@ import { assertNumberOption, GuardError } from '@guard/core';
 
 /** Pass/fail limits; defaults are the WAL-609 seed's (growth < 50 MB, p95 < 200 ms) plus a success ratio. */
 export interface LoadTestCriteria {
-  /** RSS growth (after minus before, from `/self-check/baseline`) must stay below this. Default 50. */
+  /** RSS growth (final minus baseline, from `/self-check/baseline`) must stay below this. Default 50. */
   readonly maxRssGrowthMb?: number;
+  /** When set, the peak RSS sampled during the run minus the baseline must stay below this too. Off by default. */
+  readonly maxRssPeakGrowthMb?: number;
   /** p95 latency must stay below this. Default 200. */
   readonly maxP95Ms?: number;
   /** Share of 2xx-3xx answers must be at least this. Default 0.99. */
@@ -26,8 +28,20 @@ export interface LoadTestOptions {
   /** Requests per second, held open-loop: requests start on schedule whether or not earlier ones answered. */
   readonly ratePerSec: number;
   readonly durationMs: number;
-  /** Where RSS is read before and after. Default: `/self-check/baseline` on the target's origin; `false` skips the growth check. */
+  /** Where RSS is read (before, after the warm-up, during the run, after). Default: `/self-check/baseline` on the target's origin; `false` skips the RSS checks. */
   readonly baselineUrl?: string | URL | false;
+  /**
+   * Reads the target's RSS in bytes instead of `baselineUrl` (e.g. from a metrics endpoint, or `process.memoryUsage`
+   * when the target runs in this process).
+   */
+  readonly rssSampler?: (signal: AbortSignal) => number | Promise<number>;
+  /**
+   * Warm-up at the same rate before the measured run (JIT, caches and pools fill up); its requests are not judged,
+   * and the baseline RSS is read after it. Default 10 % of `durationMs`, at most 30 000; 0 skips it.
+   */
+  readonly warmupMs?: number;
+  /** How often RSS is sampled during the run, so a spike in the middle shows. Default 1000. */
+  readonly rssSampleIntervalMs?: number;
   /** Default `GET`. */
   readonly method?: string;
   readonly headers?: Readonly<Record<string, string>>;
@@ -43,7 +57,7 @@ export interface LoadTestOptions {
 
 /** One pass/fail criterion. */
 export interface LoadTestCheck {
-  readonly name: 'rss_growth_mb' | 'p95_ms' | 'success_ratio' | 'completed';
+  readonly name: 'rss_growth_mb' | 'rss_peak_growth_mb' | 'p95_ms' | 'success_ratio' | 'completed';
   /** `<`, or `>=` for the success ratio. */
   readonly limit: number;
   readonly actual: number | null;
@@ -89,17 +103,55 @@ export interface LoadTestResult {
   readonly latencyMs: LatencySummary | null;
   readonly statusCodes: Readonly<Record<string, number>>;
   readonly errors: Readonly<Record<string, number>>;
-  readonly rss: {
-    readonly baselineUrl: string;
-    readonly beforeBytes: number | null;
-    readonly afterBytes: number | null;
-    readonly growthBytes: number | null;
-    readonly growthMb: number | null;
-    readonly error?: string;
-  } | null;
+  /** The warm-up before the measured run (its requests are not in `requests` or `latencyMs`). */
+  readonly warmup: { readonly durationMs: number; readonly sent: number; readonly succeeded: number; readonly failed: number };
+  readonly rss: LoadTestRss | null;
   readonly checks: readonly LoadTestCheck[];
   readonly pass: boolean;
 }
+
+/** One RSS reading during the measured run. */
+export interface RssSample {
+  /** Milliseconds since the measured run started. */
+  readonly atMs: number;
+  readonly rssBytes: number;
+}
+
+/**
+ * RSS over the run, with the seed's names: Initial RSS (before the warm-up), Baseline RSS (after it), Final RSS
+ * (after the run) and the Memory Range (lowest to highest reading, samples during the run included).
+ */
+export interface LoadTestRss {
+  /** Where RSS was read: the baseline URL, or `'rssSampler'`. */
+  readonly baselineUrl: string;
+  readonly initialBytes: number | null;
+  readonly baselineBytes: number | null;
+  readonly finalBytes: number | null;
+  /** Same as `baselineBytes` (the reference of the growth check). */
+  readonly beforeBytes: number | null;
+  /** Same as `finalBytes`. */
+  readonly afterBytes: number | null;
+  /** Final minus baseline. */
+  readonly growthBytes: number | null;
+  readonly growthMb: number | null;
+  /** Lowest and highest of baseline, samples and final; null when none was read. */
+  readonly minBytes: number | null;
+  readonly maxBytes: number | null;
+  /** `maxBytes - minBytes`. */
+  readonly rangeBytes: number | null;
+  readonly rangeMb: number | null;
+  /** When the highest reading was taken, ms since the measured run started (0 = the baseline). */
+  readonly peakAtMs: number | null;
+  /** Highest reading minus baseline. */
+  readonly peakGrowthMb: number | null;
+  /** Readings during the run, in order (at most 10 000 kept; min/max cover all). */
+  readonly samples: readonly RssSample[];
+  /** Samples that could not be read. */
+  readonly sampleErrors: number;
+  readonly error?: string;
+}
+
+const MAX_KEPT_SAMPLES = 10_000;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
 
@@ -176,7 +228,9 @@ function errorCode(error: unknown, timedOut: boolean): string {
 
 /**
  * Load-tests a URL at a fixed request rate (open-loop: requests start on schedule, so a slow server cannot slow
- * the test down and hide its own latency). Reads RSS from `/self-check/baseline` before and after, and judges the run
+ * the test down and hide its own latency). After a warm-up (not judged), reads RSS from `/self-check/baseline`: Initial
+ * (before the warm-up), Baseline (after it), every `rssSampleIntervalMs` during the run (so a spike in the middle shows
+ * in the Memory Range and peak) and Final; judges the run
  * by the WAL-609 criteria: RSS growth < 50 MB, p95 < 200 ms, plus at least 99 % successful answers.
  *
  * @example
@@ -192,13 +246,26 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   assertNumberOption('timeoutMs', timeoutMs, { min: 1 });
   const maxInFlight = options.maxInFlight ?? 1000;
   assertNumberOption('maxInFlight', maxInFlight, { min: 1, integer: true });
+  const warmupMs = options.warmupMs ?? Math.min(30_000, Math.round(options.durationMs * 0.1));
+  assertNumberOption('warmupMs', warmupMs, { min: 0 });
+  const sampleIntervalMs = options.rssSampleIntervalMs ?? 1000;
+  assertNumberOption('rssSampleIntervalMs', sampleIntervalMs, { min: 10 });
   const maxRssGrowthMb = options.criteria?.maxRssGrowthMb ?? 50;
   const maxP95Ms = options.criteria?.maxP95Ms ?? 200;
   const minSuccessRatio = options.criteria?.minSuccessRatio ?? 0.99;
+  const maxPeakGrowthMb = options.criteria?.maxRssPeakGrowthMb;
   assertNumberOption('criteria.maxRssGrowthMb', maxRssGrowthMb);
   assertNumberOption('criteria.maxP95Ms', maxP95Ms, { min: 0 });
   assertNumberOption('criteria.minSuccessRatio', minSuccessRatio, { min: 0, max: 1 });
-  const baselineUrl = options.baselineUrl === false ? undefined : toUrl(options.baselineUrl ?? new URL('/self-check/baseline', url), 'baselineUrl');
+  if (maxPeakGrowthMb !== undefined) assertNumberOption('criteria.maxRssPeakGrowthMb', maxPeakGrowthMb);
+  if (options.rssSampler !== undefined && typeof options.rssSampler !== 'function') {
+    throw new GuardError('INVALID_OPTION', 'rssSampler must be a function', { details: { field: 'rssSampler' } });
+  }
+  const baselineUrl =
+    options.rssSampler !== undefined || options.baselineUrl === false
+      ? undefined
+      : toUrl(options.baselineUrl ?? new URL('/self-check/baseline', url), 'baselineUrl');
+  const measuresRss = options.rssSampler !== undefined || baselineUrl !== undefined;
   const method = (options.method ?? 'GET').toUpperCase();
   const headers: Record<string, string> = { ...options.headers };
   if (options.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
@@ -213,12 +280,18 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
   const readRss = async (): Promise<number> => {
+    const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]);
+    if (options.rssSampler !== undefined) {
+      const rss = await options.rssSampler(signal);
+      if (typeof rss !== 'number' || !Number.isFinite(rss)) throw new Error(`rssSampler returned ${String(rss)}, not a number of bytes`);
+      return rss;
+    }
     const target = baselineUrl!;
     const { status, body } = await exchange(target, {
       method: 'GET',
       headers: { accept: 'application/json' },
       agent: target.protocol === 'https:' ? new HttpsAgent({ keepAlive: false }) : baselineAgent,
-      signal: AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]),
+      signal,
       keepBody: true,
     });
     if (status < 200 || status >= 300) throw new Error(`${target.href} answered ${status}`);
@@ -227,57 +300,83 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
     if (typeof rss !== 'number') throw new Error(`${target.href} has no current.rssBytes`);
     return rss;
   };
+  const rssErrors: string[] = [];
+  const tryReadRss = async (when: string): Promise<number | null> => {
+    if (!measuresRss || stop.signal.aborted) return null;
+    try {
+      return await readRss();
+    } catch (error) {
+      rssErrors.push(`${when}: ${(error as Error).message}`);
+      return null;
+    }
+  };
 
-  let rssError: string | undefined;
-  let beforeBytes: number | null = null;
-  let afterBytes: number | null = null;
   const startedAt = new Date();
   const counts = { scheduled: 0, sent: 0, succeeded: 0, failed: 0, timedOut: 0, dropped: 0 };
+  const warmCounts = { sent: 0, succeeded: 0, failed: 0 };
   const statusCodes: Record<string, number> = {};
   const errors: Record<string, number> = {};
   const total = Math.max(1, Math.round((options.durationMs / 1000) * options.ratePerSec));
   const latencies = new Float64Array(total);
   let completed = 0;
   const inFlight = new Set<Promise<void>>();
+  const samples: RssSample[] = [];
+  let sampleErrors = 0;
+  let minBytes: number | null = null;
+  let maxBytes: number | null = null;
+  let peakAtMs: number | null = null;
+  const observe = (rssBytes: number, atMs: number) => {
+    if (minBytes === null || rssBytes < minBytes) minBytes = rssBytes;
+    if (maxBytes === null || rssBytes > maxBytes) {
+      maxBytes = rssBytes;
+      peakAtMs = atMs;
+    }
+  };
+  let initialBytes: number | null;
+  let baselineBytes: number | null;
+  let finalBytes: number | null;
   let elapsedMs: number;
 
-  try {
-    if (baselineUrl) {
-      try {
-        beforeBytes = await readRss();
-      } catch (error) {
-        rssError = `before: ${(error as Error).message}`;
-      }
-    }
+  const fire = (dueAt: number, measured: boolean) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([stop.signal, timeout]);
+    const request = exchange(url, { method, headers, ...(options.body === undefined ? {} : { body: options.body }), agent, signal, keepBody: false });
+    const run = (
+      measured
+        ? request.then(
+            ({ status }) => {
+              statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+              if (status >= 200 && status < 400) counts.succeeded++;
+              else counts.failed++;
+              latencies[completed++] = performance.now() - dueAt;
+            },
+            (error: unknown) => {
+              counts.failed++;
+              const timedOut = timeout.aborted && !stop.signal.aborted;
+              if (timedOut) counts.timedOut++;
+              const code = errorCode(error, timedOut);
+              errors[code] = (errors[code] ?? 0) + 1;
+            },
+          )
+        : request.then(
+            ({ status }) => {
+              if (status >= 200 && status < 400) warmCounts.succeeded++;
+              else warmCounts.failed++;
+            },
+            () => {
+              warmCounts.failed++;
+            },
+          )
+    ).finally(() => inFlight.delete(run));
+    inFlight.add(run);
+  };
 
-    const fire = (dueAt: number) => {
-      counts.sent++;
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = AbortSignal.any([stop.signal, timeout]);
-      const run = exchange(url, { method, headers, ...(options.body === undefined ? {} : { body: options.body }), agent, signal, keepBody: false })
-        .then(
-          ({ status }) => {
-            statusCodes[status] = (statusCodes[status] ?? 0) + 1;
-            if (status >= 200 && status < 400) counts.succeeded++;
-            else counts.failed++;
-            latencies[completed++] = performance.now() - dueAt;
-          },
-          (error: unknown) => {
-            counts.failed++;
-            const timedOut = timeout.aborted && !stop.signal.aborted;
-            if (timedOut) counts.timedOut++;
-            const code = errorCode(error, timedOut);
-            errors[code] = (errors[code] ?? 0) + 1;
-          },
-        )
-        .finally(() => inFlight.delete(run));
-      inFlight.add(run);
-    };
-
+  /** Holds the rate for `count` requests from `start`; the measured run counts and times them, the warm-up does not. */
+  const phase = async (count: number, measured: boolean): Promise<number> => {
     const intervalMs = 1000 / options.ratePerSec;
     const start = performance.now();
     let i = 0;
-    while (i < total && !stop.signal.aborted) {
+    while (i < count && !stop.signal.aborted) {
       const wait = start + i * intervalMs - performance.now();
       if (wait > 1) {
         try {
@@ -287,26 +386,63 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
         }
       }
       const now = performance.now();
-      while (i < total && start + i * intervalMs <= now + 0.5) {
-        counts.scheduled++;
+      while (i < count && start + i * intervalMs <= now + 0.5) {
+        if (measured) counts.scheduled++;
         if (inFlight.size >= maxInFlight) {
-          counts.dropped++;
-          counts.failed++;
-          errors.DROPPED = (errors.DROPPED ?? 0) + 1;
-        } else fire(start + i * intervalMs);
+          if (measured) {
+            counts.dropped++;
+            counts.failed++;
+            errors.DROPPED = (errors.DROPPED ?? 0) + 1;
+          } else warmCounts.failed++;
+        } else {
+          if (measured) counts.sent++;
+          else warmCounts.sent++;
+          fire(start + i * intervalMs, measured);
+        }
         i++;
       }
     }
     await Promise.allSettled([...inFlight]);
-    elapsedMs = performance.now() - start;
+    return performance.now() - start;
+  };
 
-    if (baselineUrl && !stop.signal.aborted) {
-      try {
-        afterBytes = await readRss();
-      } catch (error) {
-        rssError = [rssError, `after: ${(error as Error).message}`].filter(Boolean).join('; ');
-      }
+  try {
+    initialBytes = await tryReadRss('initial');
+    const warmupCount = warmupMs > 0 ? Math.max(1, Math.round((warmupMs / 1000) * options.ratePerSec)) : 0;
+    if (warmupCount > 0) await phase(warmupCount, false);
+    baselineBytes = await tryReadRss('baseline');
+    if (baselineBytes !== null) observe(baselineBytes, 0);
+
+    // Sample RSS during the run, so a spike in the middle shows even when RSS is back down at the end.
+    const sampling = new AbortController();
+    const runStart = performance.now();
+    const sampler = measuresRss
+      ? (async () => {
+          for (;;) {
+            try {
+              await sleep(sampleIntervalMs, undefined, { signal: AbortSignal.any([sampling.signal, stop.signal]) });
+            } catch {
+              return;
+            }
+            try {
+              const rssBytes = await readRss();
+              const atMs = round(performance.now() - runStart);
+              observe(rssBytes, atMs);
+              if (samples.length < MAX_KEPT_SAMPLES) samples.push({ atMs, rssBytes });
+            } catch {
+              if (!stop.signal.aborted && !sampling.signal.aborted) sampleErrors++;
+            }
+          }
+        })()
+      : undefined;
+    try {
+      elapsedMs = await phase(total, true);
+    } finally {
+      sampling.abort();
+      await sampler;
     }
+    finalBytes = await tryReadRss('final');
+    if (finalBytes !== null) observe(finalBytes, round(performance.now() - runStart));
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     agent.destroy();
@@ -329,12 +465,17 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
           max: round(sorted[completed - 1]!),
         };
   const successRatio = counts.scheduled === 0 ? 0 : counts.succeeded / counts.scheduled;
-  const growthBytes = beforeBytes !== null && afterBytes !== null ? afterBytes - beforeBytes : null;
-  const growthMb = growthBytes === null ? null : round(growthBytes / (1024 * 1024));
+  const toMb = (bytes: number | null) => (bytes === null ? null : round(bytes / (1024 * 1024)));
+  const growthBytes = baselineBytes !== null && finalBytes !== null ? finalBytes - baselineBytes : null;
+  const growthMb = toMb(growthBytes);
+  const [lo, hi] = [minBytes as number | null, maxBytes as number | null];
+  const rangeBytes = lo !== null && hi !== null ? hi - lo : null;
+  const peakGrowthMb = hi !== null && baselineBytes !== null ? toMb(hi - baselineBytes) : null;
   const aborted = stop.signal.aborted;
+  const rssError = rssErrors.length > 0 ? rssErrors.join('; ') : undefined;
 
   const checks: LoadTestCheck[] = [];
-  if (baselineUrl) {
+  if (measuresRss) {
     checks.push({
       name: 'rss_growth_mb',
       limit: maxRssGrowthMb,
@@ -342,6 +483,15 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
       pass: growthMb !== null && growthMb < maxRssGrowthMb,
       ...(rssError === undefined ? {} : { note: `RSS not read: ${rssError}` }),
     });
+    if (maxPeakGrowthMb !== undefined) {
+      checks.push({
+        name: 'rss_peak_growth_mb',
+        limit: maxPeakGrowthMb,
+        actual: peakGrowthMb,
+        pass: peakGrowthMb !== null && peakGrowthMb < maxPeakGrowthMb,
+        ...(peakAtMs === null ? {} : { note: `peak at ${round((peakAtMs as number) / 1000)} s into the run` }),
+      });
+    }
   }
   checks.push({ name: 'p95_ms', limit: maxP95Ms, actual: latencyMs?.p95 ?? null, pass: latencyMs !== null && latencyMs.p95 < maxP95Ms });
   checks.push({ name: 'success_ratio', limit: minSuccessRatio, actual: round(successRatio * 10_000) / 10_000, pass: successRatio >= minSuccessRatio });
@@ -360,8 +510,27 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
     latencyMs,
     statusCodes,
     errors,
-    rss: baselineUrl
-      ? { baselineUrl: baselineUrl.href, beforeBytes, afterBytes, growthBytes, growthMb, ...(rssError === undefined ? {} : { error: rssError }) }
+    warmup: { durationMs: warmupMs, ...warmCounts },
+    rss: measuresRss
+      ? {
+          baselineUrl: baselineUrl?.href ?? 'rssSampler',
+          initialBytes,
+          baselineBytes,
+          finalBytes,
+          beforeBytes: baselineBytes,
+          afterBytes: finalBytes,
+          growthBytes,
+          growthMb,
+          minBytes: lo,
+          maxBytes: hi,
+          rangeBytes,
+          rangeMb: toMb(rangeBytes),
+          peakAtMs,
+          peakGrowthMb,
+          samples,
+          sampleErrors,
+          ...(rssError === undefined ? {} : { error: rssError }),
+        }
       : null,
     checks,
     pass: checks.every((check) => check.pass),
@@ -385,12 +554,22 @@ export function formatLoadTestReport(result: LoadTestResult): string {
       ? `  latency   p50 ${l.p50} ms  p95 ${l.p95} ms  p99 ${l.p99} ms  (min ${l.min}, mean ${l.mean}, max ${l.max})`
       : '  latency   no completed requests',
   ];
-  if (result.rss) {
+  if (result.warmup.durationMs > 0) {
+    lines.push(`  warm-up   ${result.warmup.durationMs / 1000} s, ${result.warmup.sent} requests (${result.warmup.failed} failed), not judged`);
+  }
+  const rss = result.rss;
+  if (rss) {
+    const mb = (bytes: number | null) => (bytes === null ? 'n/a' : `${(bytes / 1048576).toFixed(1)} MB`);
     lines.push(
-      result.rss.growthMb === null
-        ? `  rss       not read (${result.rss.error ?? 'unknown'})`
-        : `  rss       ${(result.rss.beforeBytes! / 1048576).toFixed(1)} MB -> ${(result.rss.afterBytes! / 1048576).toFixed(1)} MB (growth ${result.rss.growthMb} MB)`,
+      `  Initial RSS   ${mb(rss.initialBytes)}${result.warmup.durationMs > 0 ? ' (before warm-up)' : ''}`,
+      `  Baseline RSS  ${mb(rss.baselineBytes)}`,
+      `  Final RSS     ${mb(rss.finalBytes)}  (growth ${rss.growthMb === null ? 'n/a' : `${rss.growthMb} MB`})`,
+      rss.minBytes === null
+        ? '  Memory Range  n/a'
+        : `  Memory Range  ${mb(rss.minBytes)} - ${mb(rss.maxBytes)} (${rss.rangeMb} MB; peak at ${((rss.peakAtMs ?? 0) / 1000).toFixed(1)} s, ` +
+            `${rss.peakGrowthMb === null ? 'n/a' : `+${rss.peakGrowthMb} MB`} over baseline; ${rss.samples.length} samples during the run)`,
     );
+    if (rss.error) lines.push(`  rss       not read: ${rss.error}`);
   }
   for (const check of result.checks) {
     const op = check.name === 'success_ratio' ? '>=' : '<';

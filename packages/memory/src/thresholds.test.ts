@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GuardBus, isGuardError } from '@guard/core';
+import type { Logger } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryGuardrail } from './memory-guardrail.js';
@@ -19,9 +20,9 @@ function rig(rssMb = 600, caches = 0) {
   const bus = new GuardBus();
   const audits: MemoryThresholdsChange[] = [];
   bus.subscribe('memoryThresholdsChanged', (change) => audits.push(change));
-  const logLines: Array<{ msg: string; obj: Record<string, unknown> }> = [];
-  const record = (obj: Record<string, unknown>, msg: string) => logLines.push({ obj, msg });
-  const logger = { trace: record, debug: record, info: record, warn: record, error: record, fatal: record, child: () => logger };
+  const logLines: Array<{ msg: string | undefined; obj: object }> = [];
+  const record = (obj: object, msg?: string) => void logLines.push({ obj, msg });
+  const logger: Logger = { debug: record, info: record, warn: record, error: record, fatal: record };
   const guardrail = new MemoryGuardrail({
     autoStart: false,
     registry: new Registry(),

@@ -6,21 +6,26 @@ import { formatLoadTestReport, parseDurationMs, runLoadTest } from '../load-test
 
 const USAGE = `Usage: guard-loadtest --url <url> [options]
 
-Holds a fixed request rate (open-loop) against a URL, reads RSS from /self-check/baseline
-before and after, and prints PASS or FAIL (RSS growth < 50 MB, p95 < 200 ms, >= 99 % ok).
+Holds a fixed request rate (open-loop) against a URL after a warm-up, reads RSS from
+/self-check/baseline before the warm-up (Initial), after it (Baseline), every second during the
+run and after it (Final), and prints the Memory Range and PASS or FAIL (RSS growth < 50 MB,
+p95 < 200 ms, >= 99 % ok).
 
 Options:
   --url <url>               target URL (required)
   --rate <n>                requests per second (default 5)
   --duration <d>            e.g. 30s, 10m, 1h; a bare number is seconds (default 10m)
   --baseline-url <url>      where RSS is read (default <origin>/self-check/baseline)
-  --no-baseline             skip the RSS growth check
+  --no-baseline             skip the RSS checks
+  --warmup <d>              warm-up before the measured run (default 10 % of --duration, at most 30s; 0 = none)
+  --sample-interval <d>     RSS sampling interval during the run (default 1s)
   --method <m>              HTTP method (default GET)
   --header <k:v>            request header, repeatable
   --body <json>             request body (content-type defaults to application/json)
   --timeout <d>             per-request timeout (default 5s)
   --max-in-flight <n>       in-flight cap; requests over it count as dropped (default 1000)
-  --max-growth-mb <n>       RSS growth limit (default 50)
+  --max-growth-mb <n>       RSS growth limit, final - baseline (default 50)
+  --max-peak-growth-mb <n>  also fail when the peak RSS during the run exceeds the baseline by this (default off)
   --max-p95-ms <n>          p95 latency limit (default 200)
   --min-success-ratio <r>   success ratio floor (default 0.99)
   --json <file>             also write the full result as JSON
@@ -54,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
         timeout: { type: 'string', default: '5s' },
         'max-in-flight': { type: 'string' },
         'max-growth-mb': { type: 'string' },
+        'max-peak-growth-mb': { type: 'string' },
+        warmup: { type: 'string' },
+        'sample-interval': { type: 'string' },
         'max-p95-ms': { type: 'string' },
         'min-success-ratio': { type: 'string' },
         json: { type: 'string' },
@@ -85,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
     const maxRssGrowthMb = numberArg('max-growth-mb', values['max-growth-mb']);
     const maxP95Ms = numberArg('max-p95-ms', values['max-p95-ms']);
     const minSuccessRatio = numberArg('min-success-ratio', values['min-success-ratio']);
+    const maxRssPeakGrowthMb = numberArg('max-peak-growth-mb', values['max-peak-growth-mb']);
     const result = await runLoadTest({
       url: values.url,
       ratePerSec: numberArg('rate', values.rate)!,
@@ -96,10 +105,13 @@ async function main(argv: string[]): Promise<number> {
       ...(values.method === undefined ? {} : { method: values.method }),
       ...(values.body === undefined ? {} : { body: values.body }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
+      ...(values.warmup === undefined ? {} : { warmupMs: parseDurationMs(values.warmup, 'warmup') }),
+      ...(values['sample-interval'] === undefined ? {} : { rssSampleIntervalMs: parseDurationMs(values['sample-interval'], 'sample-interval') }),
       criteria: {
         ...(maxRssGrowthMb === undefined ? {} : { maxRssGrowthMb }),
         ...(maxP95Ms === undefined ? {} : { maxP95Ms }),
         ...(minSuccessRatio === undefined ? {} : { minSuccessRatio }),
+        ...(maxRssPeakGrowthMb === undefined ? {} : { maxRssPeakGrowthMb }),
       },
     });
     process.off('SIGINT', onSignal);
