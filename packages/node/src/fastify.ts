@@ -37,9 +37,17 @@ const plugin: FastifyPluginAsync<GuardFastifyOptions> = async (fastify, options)
     if (!rejection) return done();
     void reply.code(rejection.problem.status).headers(rejection.headers).type('application/problem+json; charset=utf-8').send({ type: 'about:blank', ...rejection.problem });
   });
+  // fastify.close() shuts an owned guard down; a guard shutdown (e.g. SIGTERM) closes Fastify after draining, so
+  // the app's own onClose hooks (database plugins, ...) run too. Each side skips the call when the other started.
+  let fastifyClosing = false;
+  fastify.addHook('preClose', (done) => {
+    fastifyClosing = true;
+    done();
+  });
   fastify.addHook('onClose', async () => {
     if (owned && !guard.shuttingDown) await guard.shutdown();
   });
+  guard.onShutdown(() => (fastifyClosing ? undefined : fastify.close()));
 
   // Guard's routes live in Fastify's router, in an encapsulated child whose one content-type parser leaves the
   // body unread: Guard's handlers read it themselves, with their own limits and problem+json errors.

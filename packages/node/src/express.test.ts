@@ -1,0 +1,36 @@
+import express from 'express';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '@guard/core';
+import { createGuard } from './index.js';
+import { guardRouter } from './express.js';
+import { listen } from '../test/support.js';
+
+describe('@guard/node/express', () => {
+  it('serves Guard endpoints after express.json() (POST bodies come from req.body) and passes other routes on', async () => {
+    await using guard = await createGuard({ env: { GUARD_ADMIN_TOKEN: 't' }, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' } });
+    const app = express();
+    app.use(express.json(), guardRouter(guard));
+    app.get('/hello', (_req, res) => {
+      res.json({ hello: 'world' });
+    });
+    await using http = await listen(app);
+    const json = { 'content-type': 'application/json' };
+    const event = await fetch(`${http.base}/api/immune/event`, { method: 'POST', headers: json, body: JSON.stringify({ severity: 'WARNING', type: 'ERROR_SPIKE', message: 'after express.json()' }) });
+    expect(event.status).toBe(201);
+    const mode = await fetch(`${http.base}/guard/mode`, { method: 'POST', headers: { ...json, authorization: 'Bearer t' }, body: JSON.stringify({ mode: 'dry_run' }) });
+    expect(mode.status).toBe(200);
+    expect(guard.chain.mode).toBe('dry_run');
+    expect((await fetch(`${http.base}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${http.base}/hello`)).json()).toEqual({ hello: 'world' });
+  });
+
+  it('mounts under a prefix', async () => {
+    await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' } });
+    const app = express();
+    app.use('/ops', guardRouter(guard));
+    await using http = await listen(app);
+    expect((await fetch(`${http.base}/ops/livez`)).status).toBe(200);
+    expect((await fetch(`${http.base}/ops/metrics`)).status).toBe(200);
+  });
+});
