@@ -23,8 +23,18 @@ class TestBatchWriter implements BatchTarget {
   add(item: Item): void {
     this.buffer.push(item);
   }
-  async flush(): Promise<{ flushed: number; deadLettered: number }> {
+  async flush(): Promise<{ flushed: number; deadLettered: number; lost: number; remaining: number }> {
+    const result = await this.#flush();
+    return { ...result, lost: this.taken - result.flushed - result.deadLettered, remaining: this.buffer.length };
+  }
+  /** Items taken from the buffer by the last flush. */
+  taken = 0;
+  /** When set, the flush "forgets" this many items: a bug the sanitizer must report, not hide. */
+  forget = 0;
+  async #flush(): Promise<{ flushed: number; deadLettered: number }> {
     const items = this.buffer.splice(0);
+    this.taken = items.length;
+    items.splice(0, this.forget);
     if (items.length === 0) return { flushed: 0, deadLettered: 0 };
     try {
       await this.db.transaction().execute((trx) => trx.insertInto('payments').values(items).execute());
@@ -75,7 +85,7 @@ describe('createBatchSanitizer against a real SQLite sink and dead-letter table'
 
       const report = await createBatchSanitizer(writer).sanitize(detection(), { signal });
 
-      expect(report).toEqual({ outcome: 'success', actions: ['flush'], details: { flushed: 10, deadLettered: 4, lost: 0 } });
+      expect(report).toEqual({ outcome: 'success', actions: ['flush'], details: { flushed: 10, deadLettered: 4, lost: 0, remaining: 0 } });
       expect(writer.buffer).toHaveLength(0);
     } finally {
       await db.destroy();
@@ -100,8 +110,27 @@ describe('createBatchSanitizer against a real SQLite sink and dead-letter table'
       await expect(createBatchSanitizer(writer).sanitize(detection(), { signal })).resolves.toEqual({
         outcome: 'success',
         actions: ['flush'],
-        details: { flushed: 1, deadLettered: 0, lost: 0 },
+        details: { flushed: 1, deadLettered: 0, lost: 0, remaining: 0 },
       });
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('reports lost items the target counted as failed, and says nothing about loss when the target does not count it', async () => {
+    const { writer, db } = await openWriter();
+    try {
+      for (let i = 0; i < 3; i++) writer.add({ account: `a${i}`, amount: i });
+      writer.forget = 1;
+      await expect(createBatchSanitizer(writer).sanitize(detection(), { signal })).resolves.toEqual({
+        outcome: 'failed',
+        actions: ['flush'],
+        details: { flushed: 2, deadLettered: 0, lost: 1, remaining: 0 },
+        error: '1 item(s) lost by the flush',
+      });
+      const bare: BatchTarget = { flush: async () => ({ flushed: 5, deadLettered: 0 }) };
+      const report = await createBatchSanitizer(bare).sanitize(detection(), { signal });
+      expect(report).toEqual({ outcome: 'success', actions: ['flush'], details: { flushed: 5, deadLettered: 0 } });
     } finally {
       await db.destroy();
     }

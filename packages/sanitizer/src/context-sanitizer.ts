@@ -1,4 +1,5 @@
 import type { ContextTarget } from '@guard/core';
+import { ownership } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -20,6 +21,7 @@ export const ORPHAN_CLOSE_STATUS = 'error';
 export function createContextSanitizer(target: ContextTarget): Sanitizer {
   return {
     component: 'context',
+    ...ownership(target),
     async sanitize(detection, { signal }) {
       signal.throwIfAborted();
       const closed = target.closeOrphans(detection.resourceId, ORPHAN_CLOSE_STATUS);

@@ -1,5 +1,6 @@
 import type { DbPoolTarget } from '@guard/core';
 import { raceAbort } from '@guard/core';
+import { ownership } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -15,6 +16,7 @@ import type { Sanitizer } from './sanitizer.js';
 export function createDbSanitizer(target: DbPoolTarget): Sanitizer {
   return {
     component: 'db',
+    ...ownership(target),
     async sanitize(detection, { signal }) {
       signal.throwIfAborted();
       const actions: string[] = ['release'];

@@ -331,11 +331,30 @@ describe('DeferredSanitizer options', () => {
     }
   });
 
-  it('rejects two sanitizers for one component, a non-array and a bad prefix', () => {
-    expect(() => new DeferredSanitizer({ sanitizers: [noop, noop], metrics: false })).toThrow(/two sanitizers for component db/);
+  it('rejects the same sanitizer twice, several for one component without owns, a non-array and a bad prefix', () => {
+    expect(() => new DeferredSanitizer({ sanitizers: [noop, noop], metrics: false })).toThrow(/same sanitizer for component db/);
+    expect(() => new DeferredSanitizer({ sanitizers: [noop, { ...noop }], metrics: false })).toThrow(/2 sanitizers for component db.*owns/);
     expect(() => new DeferredSanitizer({ sanitizers: undefined as never })).toThrow(/sanitizers/);
     expect(() => new DeferredSanitizer({ sanitizers: [{ component: 'db' } as never] })).toThrow(/sanitize function/);
     expect(() => new DeferredSanitizer({ sanitizers: [noop], registry: new Registry(), prefix: 'bad prefix' })).toThrow(/not a valid Prometheus name/);
+  });
+
+  it('routes each detection to the sanitizer that owns its resource, keyed by target', async () => {
+    const healed: string[] = [];
+    const owning = (name: string, ids: string[]): Sanitizer => ({
+      component: 'db',
+      owns: (resourceId) => ids.includes(resourceId),
+      async sanitize(d) {
+        healed.push(`${name}:${d.resourceId}`);
+        return { outcome: 'success' };
+      },
+    });
+    await using sanitizer = new DeferredSanitizer({ sanitizers: [owning('a', ['conn_1']), owning('b', ['conn_2'])], delaysMs: { db: 0 }, metrics: false });
+    expect(sanitizer.schedule(detection('db', 'conn_2'))).toBe(true);
+    expect(sanitizer.schedule(detection('db', 'conn_1'))).toBe(true);
+    expect(sanitizer.schedule(detection('db', 'conn_9'))).toBe(false);
+    expect(await sanitizer.waitForSanitization(1_000)).toBe(true);
+    expect(healed.sort()).toEqual(['a:conn_1', 'b:conn_2']);
   });
 
   it('rejects a bad waitForSanitization timeout', async () => {

@@ -38,7 +38,11 @@ const OUTCOMES: readonly SanitizeOutcome[] = ['success', 'partial', 'failed', 's
  * const options: DeferredSanitizerOptions = { sanitizers: [createHandleSanitizer()], concurrency: 2, timeoutMs: 10_000 };
  */
 export interface DeferredSanitizerOptions extends MetricsOptions {
-  /** One sanitizer per component; detections of other components are not accepted. */
+  /**
+   * The sanitizers; detections of components with none are not accepted. One component may have several (one
+   * per tracker: two WebSocket servers, two pools) when each has `owns` (the built-in factories forward their
+   * tracker's): a detection goes to the sanitizer that owns its resource.
+   */
   readonly sanitizers: readonly Sanitizer[];
   /** Where each {@link SanitizeResult} is emitted as `sanitization`. */
   readonly bus?: GuardBus;
@@ -143,7 +147,7 @@ function messageOf(error: unknown): string {
  * await sanitizer.waitForSanitization(10_000);
  */
 export class DeferredSanitizer implements SanitizationScheduler, Closeable {
-  readonly #sanitizers = new Map<string, Sanitizer>();
+  readonly #sanitizers = new Map<string, Sanitizer[]>();
   readonly #delaysMs = new Map<string, number>();
   readonly #defaultDelayMs: number;
   readonly #concurrency: number;
@@ -192,12 +196,24 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
           details: { field: 'sanitizers' },
         });
       }
-      if (this.#sanitizers.has(sanitizer.component)) {
-        throw new GuardError('INVALID_OPTION', `two sanitizers for component ${sanitizer.component}`, {
+      const siblings = this.#sanitizers.get(sanitizer.component) ?? [];
+      if (siblings.includes(sanitizer)) {
+        throw new GuardError('INVALID_OPTION', `the same sanitizer for component ${sanitizer.component} was given twice`, {
           details: { field: 'sanitizers', component: sanitizer.component },
         });
       }
-      this.#sanitizers.set(sanitizer.component, sanitizer);
+      siblings.push(sanitizer);
+      this.#sanitizers.set(sanitizer.component, siblings);
+    }
+    for (const [component, siblings] of this.#sanitizers) {
+      // Several sanitizers for one component can only be told apart by the resources their targets own.
+      if (siblings.length > 1 && siblings.some((s) => typeof s.owns !== 'function')) {
+        throw new GuardError(
+          'INVALID_OPTION',
+          `${siblings.length} sanitizers for component ${component}, but not all of them have owns(resourceId) to route detections by: build them from trackers (createXSanitizer(tracker)) or add owns`,
+          { details: { field: 'sanitizers', component } },
+        );
+      }
     }
     const delays = { ...DEFAULT_DELAYS_MS, ...options.delaysMs } as Record<string, number | undefined>;
     for (const [component, ms] of Object.entries(delays)) {
@@ -241,7 +257,7 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
    */
   schedule(detection: Detection): boolean {
     if (this.#closed) return false;
-    const sanitizer = this.#sanitizers.get(detection.component);
+    const sanitizer = this.#route(detection);
     if (!sanitizer || this.#disabled.has(detection.component)) return false;
     const key = keyOf(detection.component, detection.resourceId);
     if (this.#jobs.has(key)) return false;
@@ -317,6 +333,21 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** The component's only sanitizer, or the one whose target owns the resource; undefined when none does. */
+  #route(detection: Detection): Sanitizer | undefined {
+    const siblings = this.#sanitizers.get(detection.component);
+    if (siblings === undefined) return undefined;
+    if (siblings.length === 1) return siblings[0];
+    for (const sanitizer of siblings) {
+      try {
+        if (sanitizer.owns!(detection.resourceId)) return sanitizer;
+      } catch (error) {
+        this.#logger.warn({ component: detection.component, resourceId: detection.resourceId, err: messageOf(error) }, 'sanitizer owns() threw');
+      }
+    }
+    return undefined;
   }
 
   #enqueue(job: Job): void {

@@ -1,4 +1,5 @@
 import type { EventBusTarget } from '@guard/core';
+import { ownership } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -13,6 +14,7 @@ import type { Sanitizer } from './sanitizer.js';
 export function createEventBusSanitizer(target: EventBusTarget): Sanitizer {
   return {
     component: 'eventbus',
+    ...ownership(target),
     async sanitize(detection, { signal }) {
       signal.throwIfAborted();
       const before = target.listenerCount();

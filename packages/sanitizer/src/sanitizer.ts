@@ -36,4 +36,22 @@ export interface Sanitizer {
   /** The component whose detections this sanitizer heals, e.g. `websocket`. */
   readonly component: ComponentName;
   sanitize(detection: Detection, context: SanitizeContext): Promise<SanitizeReport>;
+  /**
+   * True when this sanitizer's target holds `resourceId`. With several sanitizers for one component (two
+   * WebSocket servers, two pools), the `DeferredSanitizer` hands each detection to the one that owns its resource;
+   * the built-in factories forward their target's `owns` (every `@guard/detectors` tracker has one).
+   */
+  owns?(resourceId: string): boolean;
+}
+
+/**
+ * Forwards `target.owns` when the target has one (trackers do; hand-written targets may not).
+ *
+ * @example
+ * return { component: 'db', ...ownership(target), async sanitize(detection, context) { ... } };
+ */
+export function ownership(target: object): Pick<Sanitizer, 'owns'> {
+  const owns = (target as { owns?: unknown }).owns;
+  if (typeof owns !== 'function') return {};
+  return { owns: (resourceId: string) => (owns as (id: string) => unknown).call(target, resourceId) === true };
 }

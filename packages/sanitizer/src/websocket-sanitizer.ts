@@ -1,6 +1,7 @@
 import { assertNumberOption, GuardError } from '@guard/core';
 import type { Detection, WebSocketTarget } from '@guard/core';
 import { waitUntil } from './abort.js';
+import { ownership } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -80,6 +81,7 @@ export function createWebSocketSanitizer(target: WebSocketTarget, options: WebSo
 
   return {
     component: 'websocket',
+    ...ownership(target),
     async sanitize(detection, { signal }) {
       signal.throwIfAborted();
       const id = detection.resourceId;
