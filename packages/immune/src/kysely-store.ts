@@ -1,6 +1,6 @@
 import type {} from './errors.js';
 import type { Logger, MetricsOptions } from '@guard/core';
-import { assertNumberOption, GuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
+import { assertNumberOption, GuardError, isGuardError, histogram, counter, metricName, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
@@ -310,7 +310,11 @@ export class KyselyEventStore implements EventStore {
     if (Number.isFinite(retentionMs)) {
       this.#pruneTimer = unrefInterval(() => {
         if (this.#pruning || this.#closed) return;
-        this.prune(Date.now() - retentionMs).catch((error: unknown) => this.#logger.error({ err: error }, 'immune store prune failed'));
+        this.prune(Date.now() - retentionMs).catch((error: unknown) => {
+          // An unreachable database is expected to come back (and is reported by every call meanwhile): warn only.
+          if (isGuardError(error, 'STORE_UNAVAILABLE')) this.#logger.warn({ err: error }, 'immune store prune skipped: store unavailable');
+          else this.#logger.error({ err: error }, 'immune store prune failed');
+        });
       }, pruneIntervalMs);
     }
     // A failed open is surfaced by `ready` and by every call, which retries it: the database may come back.

@@ -233,4 +233,24 @@ describe('PostgresEventStore under connection loss', () => {
     expect(up.status).toBe(201);
     expect((await storedIds(tableName)).has(((await up.json()) as { id: string }).id)).toBe(true);
   }, 30_000);
+
+  it('guards a caller-owned pool too, and takes its listeners off again on close', async () => {
+    const tableName = uniqueTable('given');
+    tables.push(tableName);
+    const app = 'guard_given_pool';
+    const pool = new pg.Pool({ connectionString: urlThrough(undefined, app), max: 2 }); // no 'error' listener of its own
+    const listeners = () => [pool.listenerCount('error'), pool.listenerCount('connect')];
+    const before = listeners();
+    const store = await createPostgresStore({ pool, tableName, registry: freshRegistry() });
+    expect(listeners()).toEqual([before[0]! + 1, before[1]! + 1]);
+    await using service = new ImmuneService({ store, registry: freshRegistry(), closeStore: false });
+    await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'before' });
+    expect(await terminate(app)).toBeGreaterThan(0); // the idle connection dies: handled, no crash
+    const id = await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'after' });
+    expect((await storedIds(tableName)).has(id)).toBe(true);
+    await store.close();
+    expect(listeners()).toEqual(before);
+    expect((await pool.query('select 1 as one')).rows[0].one).toBe(1); // not ended
+    await pool.end();
+  });
 });
