@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Runs the Chaos Safeguards stress scenarios and prints their timelines.
 // Usage: guard-chaos-scenarios [S01] [S02] [S03] [--json]
-// Env: GUARD_S03_SPIKE_MS (13000), GUARD_S03_WORKERS (2), GUARD_S03_SUSTAIN_MS (10000),
-//      GUARD_S03_CPU_SOURCE (demand | process | system | max).
+// Env: GUARD_S03_RUNAWAYS (2), GUARD_S03_WORKERS (3), GUARD_S03_SUSTAIN_MS (10000),
+//      GUARD_S03_CPU_SOURCE (service | demand | process | system | max; default service),
+//      GUARD_S02_ATTACKERS (2).
+// A scenario passes only when detection, the guard's healing action and recovery each happened.
 // Exits 1 when any scenario misses a target.
 import { formatTimelines, runS01, runS02, runS03 } from '../dist/scenarios.js';
 
@@ -27,9 +29,9 @@ const num = (name, fallback) => {
 };
 
 const cpuSource = () => {
-  const raw = process.env.GUARD_S03_CPU_SOURCE || 'demand';
-  if (!['demand', 'process', 'system', 'max'].includes(raw)) {
-    console.error(`GUARD_S03_CPU_SOURCE=${raw} is invalid: expected demand, process, system or max`);
+  const raw = process.env.GUARD_S03_CPU_SOURCE || 'service';
+  if (!['service', 'demand', 'process', 'system', 'max'].includes(raw)) {
+    console.error(`GUARD_S03_CPU_SOURCE=${raw} is invalid: expected service, demand, process, system or max`);
     process.exit(2);
   }
   return raw;
@@ -37,11 +39,11 @@ const cpuSource = () => {
 
 const runners = {
   S01: () => runS01(),
-  S02: () => runS02(),
+  S02: () => runS02({ attackers: num('GUARD_S02_ATTACKERS', 2) }),
   S03: () =>
     runS03({
-      spikeMs: num('GUARD_S03_SPIKE_MS', 13_000),
-      workers: num('GUARD_S03_WORKERS', 2),
+      runaways: num('GUARD_S03_RUNAWAYS', 2),
+      workers: num('GUARD_S03_WORKERS', 3),
       sustainMs: num('GUARD_S03_SUSTAIN_MS', 10_000),
       cpuSource: cpuSource(),
     }),

@@ -67,13 +67,50 @@ describe('built-in actions', () => {
     expect(await actions.get('blacklist_actor')({ actor: 'bot', duration: '5min' }, ctx())).toMatchObject({ actor: 'bot' });
     expect(bus.publish('bot', 'orders.x')).toBe('blacklisted');
     await actions.get('unblacklist_actor')({ actor: 'bot' }, ctx());
-    await actions.get('rate_limit_topic')({ topic: 'orders.x', rate_per_sec: 1, duration: '1min' }, ctx());
+    await actions.get('rate_limit_topic')({ topic: 'orders.x', scope: 'all', rate_per_sec: 1, duration: '1min' }, ctx());
     expect([bus.publish('bot', 'orders.x'), bus.publish('bot', 'orders.x')]).toEqual(['no_subscribers', 'rate_limited']);
     await actions.get('clear_rate_limit')({ topic: 'orders.x' }, ctx());
     expect(bus.publish('bot', 'orders.x')).toBe('no_subscribers');
-    expect(await actions.get('restart_message_bus')({}, ctx())).toEqual({ restarts: 1 });
+    expect(await actions.get('restart_message_bus')({}, ctx())).toMatchObject({ restarts: 1, canaryDelivered: true });
     expect(() => actions.get('blacklist_actor')({ actor: '' }, ctx())).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
     expect(() => actions.get('blacklist_actor')({ actor: 'x', duration: 'forever' }, ctx())).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+  });
+
+  it('rate-limits only the offending actor on a topic; the topic-wide limit needs scope: all', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { bot: ['orders.*'], api: ['orders.*'] } });
+    const actions = createActionRegistry({ messageBus: bus });
+    expect(() => actions.get('rate_limit_topic')({ topic: 'orders.x', rate_per_sec: 1 }, ctx())).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', details: { field: 'actor', action: 'rate_limit_topic' } }));
+    expect(await actions.get('rate_limit_topic')({ topic: 'orders.*', actor: 'bot', rate_per_sec: 1, duration: '1min' }, ctx())).toMatchObject({ scope: 'actor', actor: 'bot', topic: 'orders.*' });
+    const bot = Array.from({ length: 12 }, () => bus.publish('bot', 'orders.x'));
+    const api = Array.from({ length: 12 }, () => bus.publish('api', 'orders.x'));
+    expect(bot.filter((o) => o === 'rate_limited')).toHaveLength(11);
+    expect(api.filter((o) => o === 'rate_limited')).toHaveLength(0);
+    await actions.get('rate_limit_actor')({ actor: 'bot', rate_per_sec: 0, duration: '1min' }, ctx());
+    expect(bus.publish('bot', 'other.topic')).toBe('rate_limited');
+    expect(await actions.get('clear_rate_limit')({ topic: 'orders.*', actor: 'bot' }, ctx())).toEqual({ removed: true });
+  });
+
+  it('restart_message_bus re-attaches subscribers and reports what it did', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { api: ['orders.*'] } });
+    const got: number[] = [];
+    bus.subscribe('orders.created', (n: number) => got.push(n));
+    bus.blacklist('rogue');
+    bus.publish('api', 'orders.created', 1);
+    const actions = createActionRegistry({ messageBus: bus });
+    expect(await actions.get('restart_message_bus')({}, ctx())).toEqual({
+      restarts: 1,
+      routesDropped: 1,
+      subscribersReattached: 1,
+      topics: 1,
+      blacklistKept: 1,
+      rateLimitsKept: 0,
+      expiredDropped: 0,
+      listenerErrorsCleared: 0,
+      canaryDelivered: true,
+    });
+    bus.publish('api', 'orders.created', 2);
+    expect(got).toEqual([1, 2]);
+    expect(bus.publish('rogue', 'orders.created')).toBe('blacklisted');
   });
 
   it('restarts registered components through the watchdog', async () => {
@@ -103,6 +140,49 @@ describe('built-in actions', () => {
     expect(limiter.tryAcquire('non_critical')).toBe(true);
     expect(limiter.limits()).toEqual([]);
     expect(() => actions.get('throttle')({ target: 'x' }, ctx())).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+  });
+
+  it('throttle by percent halves the rate background work actually ran at', async () => {
+    let t = 10_000;
+    const limiter = new RateLimiter({ now: () => t });
+    // A job asks "may I run now" 20 times a second for 5 s.
+    for (let i = 0; i < 100; i++) {
+      expect(limiter.tryAcquire('non_critical')).toBe(true);
+      t += 50;
+    }
+    expect(limiter.observedRate('non_critical')).toBeCloseTo(20, 0);
+    const out = (await createActionRegistry({ limiter }).get('throttle')({ target: 'non_critical', percent: 50, duration: '5min' }, ctx())) as { ratePerSec: number; observedRatePerSec: number };
+    expect(out.ratePerSec).toBeCloseTo(out.observedRatePerSec / 2, 1);
+    let ran = 0;
+    for (let i = 0; i < 100; i++) {
+      if (limiter.tryAcquire('non_critical')) ran++;
+      t += 50;
+    }
+    // 5 s at 20 asks/s: at most burst + 5 s x 10/s.
+    expect(ran).toBeGreaterThanOrEqual(45);
+    expect(ran).toBeLessThanOrEqual(61);
+    expect(() => createActionRegistry({ limiter }).get('throttle')({ target: 'x', percent: 150 }, ctx())).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+  });
+
+  it('acquire waits for a token and rejects ABORTED on its signal', async () => {
+    vi.useFakeTimers();
+    const limiter = new RateLimiter();
+    limiter.setLimit('jobs', 2);
+    await limiter.acquire('jobs');
+    await limiter.acquire('jobs');
+    let third = false;
+    const pending = limiter.acquire('jobs').then(() => (third = true));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(third).toBe(false);
+    await vi.advanceTimersByTimeAsync(450);
+    await pending;
+    expect(third).toBe(true);
+    limiter.setLimit('blocked', 0);
+    const controller = new AbortController();
+    const blocked = limiter.acquire('blocked', { signal: controller.signal });
+    await vi.advanceTimersByTimeAsync(5_000);
+    controller.abort();
+    await expect(blocked).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
   it('answers 429 through the limiter HTTP handler while a limit is exhausted', async () => {
@@ -160,7 +240,7 @@ describe('built-in actions', () => {
     await using processes = new ProcessRegistry();
     const actions = createActionRegistry({ processes });
     const child = processes.spawn('spinner', process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
-    const exited = new Promise<NodeJS.Signals | null>((r) => child.child.once('exit', (_code, signal) => r(signal)));
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.child!.once('exit', (_code, signal) => r(signal)));
     expect(() => actions.get('kill_process')({ pid: process.pid }, ctx())).toThrow(expect.objectContaining({ code: 'NOT_OWNED' }));
     expect(() => actions.get('kill_process')({ pid: 1 }, ctx())).toThrow(expect.objectContaining({ code: 'NOT_OWNED' }));
     expect(() => actions.get('kill_process')({ name: 'spinner', signal: 'SIGSTOP' }, ctx())).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
@@ -206,16 +286,35 @@ describe('built-in actions', () => {
         const warnings: unknown[] = [];
         const logger = { debug() {}, info() {}, warn: (o: object) => void warnings.push(o), error() {} };
         const actions = createActionRegistry({ notifyWebhookUrl: `${base}/hook`, logger });
-        expect(await actions.get('notify')({ message: 'hello' }, ctx())).toEqual({ channel: 'log', delivered: true });
-        expect(await actions.get('notify')({ message: 'hook', channel: 'webhook', url: 'http://evil.example/' }, ctx())).toEqual({ channel: 'webhook', delivered: true, status: 204 });
+        expect(await actions.get('notify')({ message: 'hello' }, ctx())).toEqual({ delivered: { log: true }, severity: 'warning' });
+        expect(await actions.get('notify')({ message: 'hook', channel: 'webhook', url: 'http://evil.example/' }, ctx())).toEqual({ delivered: { webhook: { status: 204 } }, severity: 'warning' });
         expect(bodies).toEqual([expect.objectContaining({ message: 'hook', playbook: 'test', runId: 'run_1', event: { actor: 'bot' } })]);
         expect(warnings).toHaveLength(2);
         const failing = createActionRegistry({ notifyWebhookUrl: `${base}/fail` });
         await expect(failing.get('notify')({ message: 'x', channel: 'webhook' }, ctx()) as Promise<unknown>).rejects.toMatchObject({ message: 'notify: webhook answered 500' });
         await expect(createActionRegistry().get('notify')({ message: 'x', channel: 'webhook' }, ctx()) as Promise<unknown>).rejects.toMatchObject({ code: 'INVALID_OPTION' });
         await expect(createActionRegistry().get('notify')({ message: 'x', channel: 'pager' }, ctx()) as Promise<unknown>).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+        // The webhook URL may be known only later (a server that starts listening after the registry exists).
+        const late: { url?: string } = {};
+        const lazy = createActionRegistry({ notifyWebhookUrl: () => late.url });
+        await expect(lazy.get('notify')({ message: 'x', channel: 'webhook' }, ctx()) as Promise<unknown>).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+        late.url = `${base}/late`;
+        expect(await lazy.get('notify')({ message: 'late', channel: 'webhook' }, ctx())).toMatchObject({ delivered: { webhook: { status: 204 } } });
+        expect(bodies).toHaveLength(3);
       },
     );
+  });
+
+  it('notifies the immune log through an injected publish function, on several channels at once', async () => {
+    const published: unknown[] = [];
+    const actions = createActionRegistry({ publish: (n) => (published.push(n), 'evt_1'), now: () => 5 });
+    expect(await actions.get('notify')({ message: 'CPU high', severity: 'critical', channels: ['log', 'immune'] }, ctx())).toEqual({
+      delivered: { log: true, immune: { id: 'evt_1' } },
+      severity: 'critical',
+    });
+    expect(published).toEqual([{ playbook: 'test', runId: 'run_1', step: 's1', severity: 'critical', message: 'CPU high', event: { actor: 'bot' }, at: 5 }]);
+    await expect(createActionRegistry().get('notify')({ message: 'x', channel: 'immune' }, ctx()) as Promise<unknown>).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(actions.get('notify')({ message: 'x', severity: 'loud' }, ctx()) as Promise<unknown>).rejects.toMatchObject({ code: 'INVALID_INPUT' });
   });
 
   it('creates follow-ups, assesses probes and waits abortably', async () => {
@@ -249,6 +348,9 @@ describe('built-in probes', () => {
         const probes = createProbeRegistry({ messageBus: bus, aclMonitor, pressure, watchdog, healthUrl: `${base}/health` });
         const c = { signal: new AbortController().signal };
         expect(await probes.get('bus.healthy')({}, c)).toBe(true);
+        expect(await probes.get('bus.canary')({}, c)).toBe(true);
+        expect(await probes.get('acl.violations_since')({ window: '10s' }, c)).toBe(1);
+        expect(await probes.get('bus.blacklisted')({ actor: 'x' }, c)).toBe(false);
         expect(await probes.get('acl.violations_per_second')({}, c)).toBe(1);
         expect(await probes.get('acl.violations_of')({ actor: 'x' }, c)).toBe(1);
         expect(await probes.get('pressure.cpu_percent')({}, c)).toBe(91);
@@ -262,5 +364,37 @@ describe('built-in probes', () => {
     );
     const dead = createProbeRegistry({ healthUrl: 'http://127.0.0.1:9/' });
     expect(await dead.get('http.status')({}, { signal: new AbortController().signal })).toBe(0);
+  });
+
+  it('reads the health URL lazily, so a server that starts listening later is probed at its real address', async () => {
+    let url: string | undefined;
+    const probes = createProbeRegistry({ healthUrl: () => url });
+    const c = { signal: new AbortController().signal };
+    expect(await probes.get('http.status')({}, c)).toBe(0);
+    await withServer(
+      () => 200,
+      async (base) => {
+        url = `${base}/health`;
+        expect(await probes.get('http.status')({}, c)).toBe(200);
+      },
+    );
+  });
+
+  it('bus probes fail when the bus cannot deliver or violations continue', async () => {
+    let t = 1_000;
+    const bus = new MessageBus({ registry: new Registry(), now: () => t });
+    const probes = createProbeRegistry({ messageBus: bus });
+    const c = { signal: new AbortController().signal };
+    bus.publish('rogue', 'control.x');
+    expect(await probes.get('acl.violations_since')({ window: '2s' }, c)).toBe(1);
+    t += 2_001;
+    expect(await probes.get('acl.violations_since')({ window: '2s' }, c)).toBe(0);
+    bus.setRateLimit('**', 0);
+    expect(await probes.get('bus.canary')({}, c)).toBe(false);
+    expect(await probes.get('bus.healthy')({}, c)).toBe(false);
+    bus.clearRateLimit('**');
+    expect(await probes.get('bus.canary')({}, c)).toBe(true);
+    await bus.close();
+    expect(await probes.get('bus.canary')({}, c)).toBe(false);
   });
 });

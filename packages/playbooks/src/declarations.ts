@@ -6,6 +6,7 @@ import type { AclViolation } from './message-bus.js';
 import type { PressureChange } from './resource-pressure-monitor.js';
 import type { HeartbeatEvent } from './heartbeat-watchdog.js';
 import type { AclAlarm } from './acl-violation-monitor.js';
+import type { RunStepSummary } from './playbook-types.js';
 
 declare module '@guard/core' {
   interface GuardErrorCodes {
@@ -22,6 +23,19 @@ declare module '@guard/core' {
     /** An action was registered twice, or a component/playbook name is taken. */
     DUPLICATE: true;
   }
+  /**
+   * A finished run's notice also carries every step's result (and the checks), so the immune bridge can
+   * journal what the run did and measured. `status` is the run's outcome.
+   */
+  interface PlaybookRunNotice {
+    /** The resolved `concurrency_key` of the run, when the playbook has one. */
+    readonly key?: string;
+    readonly steps?: readonly RunStepSummary[];
+    readonly rollback?: readonly RunStepSummary[];
+    readonly verification?: { readonly passed: boolean; readonly attempts: number; readonly checks: readonly RunCheckSummary[] };
+    readonly before?: { readonly passed: boolean; readonly checks: readonly RunCheckSummary[] };
+    readonly after?: { readonly passed: boolean; readonly checks: readonly RunCheckSummary[] };
+  }
   interface GuardEvents {
     aclViolation: [AclViolation];
     aclAlarm: [AclAlarm];
@@ -30,4 +44,10 @@ declare module '@guard/core' {
   }
 }
 
-export {};
+/** One check of a run notice. */
+export interface RunCheckSummary {
+  readonly id: string;
+  readonly probe: string;
+  readonly value: unknown;
+  readonly passed: boolean;
+}

@@ -1,4 +1,4 @@
-export { MessageBus, ACL_VIOLATION_TOPIC } from './message-bus.js';
+export { MessageBus, ACL_VIOLATION_TOPIC, CANARY_ACTOR, CANARY_TOPIC } from './message-bus.js';
 export type {
   MessageBusOptions,
   AclRule,
@@ -8,6 +8,9 @@ export type {
   MessageBusHealth,
   MessageBusStats,
   TopicRateLimit,
+  ActorRateLimit,
+  MessageBusRestartReport,
+  CanaryResult,
 } from './message-bus.js';
 export { topicMatcher } from './topic-pattern.js';
 export { SlidingWindow } from './sliding-window.js';
@@ -33,11 +36,13 @@ export { RateLimiter } from './rate-limiter.js';
 export type { RateLimiterOptions, RateLimitEntry } from './rate-limiter.js';
 export { TaskGate } from './task-gate.js';
 export { ProcessRegistry } from './process-registry.js';
-export type { GuardedProcess, ProcessUsage } from './process-registry.js';
+export type { GuardedProcess, ProcessUsage, WorkerPool, KillRunawayOptions, KillRunawayResult } from './process-registry.js';
+export { topHostProcesses, sampleProcessCpu } from './proc-stat.js';
+export type { ProcessCpu, TopProcesses, TopProcessesOptions } from './proc-stat.js';
 export { ActionRegistry, ProbeRegistry } from './action-registry.js';
 export type { ActionContext, ActionHandler, ProbeHandler } from './action-registry.js';
 export { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
-export type { BuiltinActionDeps, BuiltinProbeDeps, ComponentRestarter, FollowUpTask } from './builtin-actions.js';
+export type { BuiltinActionDeps, BuiltinProbeDeps, ComponentRestarter, FollowUpTask, PlaybookNotification } from './builtin-actions.js';
 export { PlaybookEngine, formatPlan } from './playbook-engine.js';
 export type {
   PlaybookEngineOptions,
@@ -49,8 +54,10 @@ export type {
   SkipReason,
   CheckResult,
   VerificationResult,
+  SteadyStateResult,
 } from './playbook-engine.js';
-export type { Playbook, PlaybookStep, PlaybookCheck, Condition, ConditionOp, PlaybookTrigger } from './playbook-types.js';
+export type { Playbook, PlaybookStep, PlaybookCheck, Condition, ConditionOp, PlaybookTrigger, SteadyState, RunStepSummary } from './playbook-types.js';
+export type { RunCheckSummary } from './declarations.js';
 export { evaluateCondition, getPath, resolveParams } from './conditions.js';
 export { parsePlaybook, loadPlaybookFile, loadPlaybooks, builtinPlaybooksDir } from './load-playbooks.js';
 export type { ParsePlaybookOptions } from './load-playbooks.js';

@@ -30,14 +30,20 @@ describe('parsePlaybook', () => {
   it('parses the shipped seed playbooks with their defaults and durations', async () => {
     const [acl, cpu] = await loadPlaybooks(builtinPlaybooksDir());
     expect(acl!.name).toBe('message_bus_acl_violation_fix');
-    expect(acl!.steps.map((s) => s.action)).toEqual(['assess', 'blacklist_actor', 'rate_limit_topic', 'restart_message_bus', 'notify', 'create_followup']);
-    expect(acl!.steps[2]!.params).toEqual({ topic: '{{ event.topic }}', rate_per_sec: 10, duration: '5min' });
-    expect(acl!.steps[3]!.when).toEqual({ field: 'event.violations', op: '>', value: 200 });
-    expect(acl!.verify).toMatchObject({ retries: 40, intervalMs: 250, deadlineMs: 10_000 });
+    expect(acl!.steps.map((s) => s.action)).toEqual(['assess', 'blacklist_actor', 'blacklist_actor', 'rate_limit_topic', 'restart_message_bus', 'notify', 'create_followup']);
+    expect(acl!.trigger.conditions).toEqual({ all: [{ field: 'event.reason', op: 'in', value: ['spam_attack', 'actor_blacklist', 'control_topic_flood', 'spam', 'blacklist', 'control_flood'] }] });
+    expect(acl!.steps[2]).toMatchObject({ id: 'blacklist_offenders', forEach: '{{ event.offenders }}', params: { actor: '{{ item }}', duration: '10min' } });
+    expect(acl!.steps[3]!.params).toEqual({ topic: '{{ event.topic }}', actor: '{{ event.actor }}', rate_per_sec: 1, duration: '30min' });
+    expect(acl!.steps[4]!.when).toEqual({ any: [{ field: 'event.totalViolations', op: '>', value: 200 }, { field: 'event.violations', op: '>', value: 200 }] });
+    expect(acl!.concurrencyKey).toBe('{{ event.actor }}');
+    expect(acl!.verify).toMatchObject({ retries: 80, intervalMs: 250, deadlineMs: 20_000 });
+    expect(acl!.verify!.checks.map((c) => c.probe)).toEqual(['acl.violations_since', 'bus.canary']);
     expect(acl!.cooldownMs).toBe(30_000);
     expect(acl!.source).toContain('message_bus_acl_violation_fix.yaml');
     expect(cpu!.name).toBe('resource_pressure_cpu');
-    expect(cpu!.steps.map((s) => s.id)).toEqual(['identify_hogs', 'throttle_non_critical', 'pause_heavy_tasks', 'api_throttling', 'notify', 'route_to_scheduler']);
+    expect(cpu!.steps.map((s) => s.id)).toEqual(['identify_hogs', 'kill_runaway', 'scale_down', 'throttle_non_critical', 'pause_heavy_tasks', 'api_throttling', 'notify', 'route_to_scheduler']);
+    expect(cpu!.steps[1]!.params).toEqual({ threshold_percent: 50 });
+    expect(cpu!.steps[2]!.params).toEqual({ count: 2, min: 1 });
     expect(cpu!.verify!.checks.map((c) => [c.probe, c.op, c.value])).toEqual([
       ['pressure.cpu_percent', '<', 60],
       ['http.status', '==', 200],
@@ -48,7 +54,7 @@ describe('parsePlaybook', () => {
   it('fills defaults and generated step ids', () => {
     const p = parsePlaybook(MINIMAL);
     expect(p).toMatchObject({ cooldownMs: 60_000, timeoutMs: 300_000, rollback: [] });
-    expect(p.steps[0]).toEqual({ id: 'notify_1', action: 'notify', params: { message: 'hi' }, timeoutMs: 30_000, continueOnError: false, fleet: false });
+    expect(p.steps[0]).toEqual({ id: 'notify_1', action: 'notify', params: { message: 'hi' }, timeoutMs: 30_000, continueOnError: false, fleet: false, retry: { count: 0, delayMs: 0 } });
   });
 
   it('reports YAML syntax errors with file and line', () => {
@@ -161,3 +167,70 @@ describe('conditions and params', () => {
     expect([parseDurationMs('5 parsecs'), parseDurationMs(-1), parseDurationMs(null)]).toEqual([undefined, undefined, undefined]);
   });
 });
+
+describe('playbook format: input, for_each, retry, concurrency_key, steady state', () => {
+  const FULL = `
+name: acl_fix
+input: [actor, offenders, totalViolations]
+trigger: { event: message_bus.acl_violation }
+concurrency_key: "{{ event.actor }}"
+before:
+  checks: [{ probe: acl.violations_since, params: { window: 1s }, op: ">", value: 0 }]
+steps:
+  - id: blacklist
+    action: blacklist_actor
+    for_each: "{{ event.offenders }}"
+    params: { actor: "{{ item }}" }
+    retry: { count: 2, delay: 100ms }
+  - id: restart
+    action: restart_message_bus
+    when: { field: event.totalViolations, op: ">", value: 200 }
+    retry: { count: 1, delayMs: 50 }
+  - id: tell
+    action: notify
+    params: { message: "restarted: {{ steps.restart.outcome }}" }
+after:
+  checks: [{ probe: bus.canary, op: "==", value: true }]
+  on_failure: continue
+`;
+
+  it('parses the new keys', () => {
+    const p = parsePlaybook(FULL);
+    expect(p.input).toEqual(['actor', 'offenders', 'totalViolations']);
+    expect(p.concurrencyKey).toBe('{{ event.actor }}');
+    expect(p.steps[0]).toMatchObject({ forEach: '{{ event.offenders }}', retry: { count: 2, delayMs: 100 } });
+    expect(p.steps[1]!.retry).toEqual({ count: 1, delayMs: 50 });
+    expect(p.before).toEqual({ checks: [{ id: 'before_1', probe: 'acl.violations_since', params: { window: '1s' }, op: '>', value: 0 }], onFailure: 'continue' });
+    expect(p.after!.checks[0]).toMatchObject({ id: 'after_1', probe: 'bus.canary' });
+  });
+
+  it('a template typo fails at load with INVALID_PLAYBOOK naming the playbook, the field and the line', () => {
+    const e = errorOf(() => parsePlaybook(FULL.replace('actor: "{{ item }}"', 'actor: "{{ event.actr }}"'), { file: 'acl.yaml' }));
+    expect(e).toMatchObject({ code: 'INVALID_PLAYBOOK', details: { file: 'acl.yaml', playbook: 'acl_fix', field: 'event.actr', path: 'steps.0.params.actor', line: 12 } });
+    expect(e.message).toContain('playbook "acl_fix": "event.actr" reads event.actr, which is not a declared input (input: actor, offenders, totalViolations)');
+  });
+
+  it('checks conditions, for_each, concurrency keys and check params against the declared input too', () => {
+    for (const [from, to, field] of [
+      ['field: event.totalViolations', 'field: event.total', 'event.total'],
+      ['for_each: "{{ event.offenders }}"', 'for_each: "{{ event.offender }}"', 'event.offender'],
+      ['concurrency_key: "{{ event.actor }}"', 'concurrency_key: "{{ event.who }}"', 'event.who'],
+      ['params: { window: 1s }', 'params: { window: "{{ event.win }}" }', 'event.win'],
+    ] as const) {
+      expect(errorOf(() => parsePlaybook(FULL.replace(from, to)))).toMatchObject({ code: 'INVALID_PLAYBOOK', details: { field } });
+    }
+  });
+
+  it('refuses unknown roots, item outside for_each and steps that have not run yet', () => {
+    expect(errorOf(() => parsePlaybook(FULL.replace('{{ steps.restart.outcome }}', '{{ evnt.actor }}')))).toMatchObject({ details: { field: 'evnt.actor' } });
+    expect(errorOf(() => parsePlaybook(FULL.replace('{{ steps.restart.outcome }}', '{{ item }}')))).toMatchObject({ details: { field: 'item' } });
+    expect(errorOf(() => parsePlaybook(FULL.replace('{{ steps.restart.outcome }}', '{{ steps.later.outcome }}')))).toMatchObject({ details: { field: 'steps.later.outcome' } });
+    expect(errorOf(() => parsePlaybook(FULL.replace('for_each: "{{ event.offenders }}"', 'for_each: "event.offenders"')))).toMatchObject({ code: 'INVALID_PLAYBOOK', details: { path: 'steps.0.for_each' } });
+    expect(errorOf(() => parsePlaybook(FULL.replace('count: 2, delay: 100ms', 'count: -1')))).toMatchObject({ code: 'INVALID_PLAYBOOK', details: { path: 'steps.0.retry.count' } });
+  });
+
+  it('without input, event fields are not checked (older playbooks keep loading)', () => {
+    expect(parsePlaybook(FULL.replace('input: [actor, offenders, totalViolations]\n', '').replace('{{ item }}', '{{ event.anything }}')).input).toBeUndefined();
+  });
+});
+

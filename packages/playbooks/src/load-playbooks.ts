@@ -25,11 +25,13 @@ export interface ParsePlaybookOptions {
 interface Problem {
   readonly path: readonly (string | number)[];
   readonly message: string;
+  /** The template or condition path at fault (`event.actr`). */
+  readonly field?: string;
   readonly line?: number;
   readonly column?: number;
 }
 
-function fail(code: 'INVALID_PLAYBOOK' | 'UNKNOWN_ACTION', file: string, problems: readonly Problem[]): never {
+function fail(code: 'INVALID_PLAYBOOK' | 'UNKNOWN_ACTION', file: string, problems: readonly Problem[], playbook?: string): never {
   const lines = problems.slice(0, 5).map((p) => {
     const where = p.line === undefined ? file : `${file}:${p.line}:${p.column ?? 1}`;
     return `${where} ${p.path.length ? p.path.join('.') : '(root)'}: ${p.message}`;
@@ -39,8 +41,10 @@ function fail(code: 'INVALID_PLAYBOOK' | 'UNKNOWN_ACTION', file: string, problem
   throw new GuardError(code, `invalid playbook ${lines.join('; ')}${more}`, {
     details: {
       file,
+      ...(playbook === undefined ? {} : { playbook }),
       ...(first ? { path: first.path.join('.'), line: first.line, column: first.column } : {}),
-      problems: problems.map((p) => ({ path: p.path.join('.'), message: p.message, line: p.line, column: p.column })),
+      ...(first?.field === undefined ? {} : { field: first.field }),
+      problems: problems.map((p) => ({ path: p.path.join('.'), message: p.message, line: p.line, column: p.column, ...(p.field === undefined ? {} : { field: p.field }) })),
     },
   });
 }
@@ -111,7 +115,7 @@ export function parsePlaybook(text: string, options: ParsePlaybookOptions = {}):
     );
   }
   const { playbook, problems } = toPlaybook(parsed.data, options.file);
-  if (problems.length > 0) fail('INVALID_PLAYBOOK', file, problems.map((p) => ({ ...p, ...nodeAt(p.path) })));
+  if (problems.length > 0) fail('INVALID_PLAYBOOK', file, problems.map((p) => ({ ...p, ...nodeAt(p.path) })), playbook.name);
   const unknown: Problem[] = [];
   if (options.knownActions) {
     const known = new Set(options.knownActions);

@@ -2,7 +2,7 @@ import { GuardBus, isGuardError } from '@guard/core';
 import type { AclViolation } from './message-bus.js';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { ACL_VIOLATION_TOPIC, MessageBus } from './message-bus.js';
+import { ACL_VIOLATION_TOPIC, CANARY_ACTOR, CANARY_TOPIC, MessageBus } from './message-bus.js';
 import { topicMatcher } from './topic-pattern.js';
 
 function clock(start = 1_000_000): { now: () => number; advance(ms: number): void } {
@@ -185,5 +185,117 @@ describe('MessageBus', () => {
     expect(() => bus.publish(undefined as never, 't')).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', details: { field: 'actor' } }));
     expect(() => bus.publish('a', 42 as never)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT', details: { field: 'topic' } }));
     expect(() => bus.publish('a', '')).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+  });
+
+  it('limits one actor without touching other publishers of the same topic', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: { rogue: ['orders.*'], api: ['orders.*'] }, now: c.now });
+    const got: string[] = [];
+    bus.subscribe('orders.created', (_p, actor) => got.push(actor));
+    bus.limitActor('rogue', 1, { topic: 'orders.*', durationMs: 60_000 });
+    const rogue = Array.from({ length: 5 }, () => bus.publish('rogue', 'orders.created'));
+    const api = Array.from({ length: 50 }, () => bus.publish('api', 'orders.created'));
+    expect(rogue).toEqual(['delivered', 'rate_limited', 'rate_limited', 'rate_limited', 'rate_limited']);
+    expect(api.every((o) => o === 'delivered')).toBe(true);
+    expect(bus.health().actorRateLimits).toEqual([{ actor: 'rogue', topic: 'orders.*', ratePerSec: 1, expiresAt: c.now() + 60_000 }]);
+    c.advance(1_000);
+    expect(bus.publish('rogue', 'orders.created')).toBe('delivered');
+    expect(bus.clearActorLimit('rogue')).toBe(1);
+    expect(bus.publish('rogue', 'orders.created')).toBe('delivered');
+  });
+
+  it('an actor limit acts before the ACL decision, so a throttled offender stops producing violations', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: { api: ['orders.*'] }, now: c.now });
+    bus.limitActor('rogue', 0, { durationMs: 1_000 });
+    expect(bus.publish('rogue', 'control.shutdown')).toBe('rate_limited');
+    expect(bus.stats().violations).toBe(0);
+    c.advance(1_000);
+    expect(bus.publish('rogue', 'control.shutdown')).toBe('denied');
+    expect(bus.health().actorRateLimits).toEqual([]);
+  });
+
+  it('rates below 1/s let one publish through per 1/rate seconds instead of blocking everything', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] }, now: c.now });
+    bus.setRateLimit('t', 0.5);
+    expect([bus.publish('a', 't'), bus.publish('a', 't')]).toEqual(['no_subscribers', 'rate_limited']);
+    c.advance(1_000);
+    expect(bus.publish('a', 't')).toBe('rate_limited');
+    c.advance(1_000);
+    expect(bus.publish('a', 't')).toBe('no_subscribers');
+    bus.limitActor('b', 0.2);
+    bus.allow('b', ['u']);
+    expect([bus.publish('b', 'u'), bus.publish('b', 'u')]).toEqual(['no_subscribers', 'rate_limited']);
+    c.advance(5_000);
+    expect(bus.publish('b', 'u')).toBe('no_subscribers');
+  });
+
+  it('restart drops routes and re-attaches subscribers and violation listeners to a fresh emitter, keeping ACL and blacklist', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t.*'] }, now: c.now });
+    const got: number[] = [];
+    const violations: string[] = [];
+    bus.subscribe('t.x', (n: number) => got.push(n));
+    const off = bus.subscribe('t.y', (n: number) => got.push(-n));
+    bus.onViolation((v) => violations.push(v.actor));
+    bus.publish('a', 't.x', 1);
+    bus.publish('a', 't.y', 2);
+    bus.publish('b', 't.x', 3);
+    bus.blacklist('evil', { durationMs: 60_000 });
+    bus.blacklist('old', { durationMs: 10 });
+    bus.limitActor('slow', 1, { durationMs: 10 });
+    c.advance(20);
+    const report = bus.restart();
+    expect(report).toEqual({
+      restarts: 1,
+      routesDropped: 3,
+      subscribersReattached: 3,
+      topics: 3,
+      blacklistKept: 1,
+      rateLimitsKept: 0,
+      expiredDropped: 2,
+      listenerErrorsCleared: 0,
+    });
+    bus.publish('a', 't.x', 4);
+    bus.publish('b', 't.x', 5);
+    expect(bus.publish('evil', 't.x', 6)).toBe('blacklisted');
+    off();
+    expect(bus.publish('a', 't.y', 7)).toBe('no_subscribers');
+    expect(got).toEqual([1, -2, 4]);
+    expect(violations).toEqual(['b', 'b']);
+    expect(bus.health().subscribers).toBe(2);
+  });
+
+  it('canary goes through the publish path and fails when the bus cannot deliver', async () => {
+    const bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    expect(bus.canary()).toMatchObject({ delivered: true, outcome: 'delivered' });
+    expect(bus.publish('a', CANARY_TOPIC)).toBe('denied');
+    expect(bus.isAllowed(CANARY_ACTOR, 'orders.x')).toBe(false);
+    bus.setRateLimit('**', 0);
+    expect(bus.canary()).toMatchObject({ delivered: false, outcome: 'rate_limited' });
+    bus.clearRateLimit('**');
+    bus.blacklist(CANARY_ACTOR);
+    expect(bus.canary()).toMatchObject({ delivered: false, outcome: 'blacklisted' });
+    bus.unblacklist(CANARY_ACTOR);
+    expect(bus.health().subscribers).toBe(0);
+    await bus.close();
+    expect(bus.canary()).toMatchObject({ delivered: false, outcome: 'closed' });
+  });
+
+  it('counts violations since a point in time', async () => {
+    const c = clock();
+    await using bus = new MessageBus({ registry: new Registry(), acl: {}, now: c.now });
+    const start = c.now();
+    expect(bus.violationsSince(start)).toBe(0);
+    expect(bus.health().lastViolationAt).toBeUndefined();
+    bus.publish('x', 't');
+    c.advance(1_000);
+    bus.publish('x', 't');
+    bus.publish('y', 't');
+    expect(bus.violationsSince(start)).toBe(3);
+    expect(bus.violationsSince(start + 500)).toBe(2);
+    expect(bus.violationsSince(c.now() + 1)).toBe(0);
+    expect(bus.health().lastViolationAt).toBe(c.now());
   });
 });

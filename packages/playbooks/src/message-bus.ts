@@ -41,6 +41,49 @@ export interface TopicRateLimit {
   readonly expiresAt: number;
 }
 
+/** A per-actor rate limit (usually set by `rate_limit_actor` / `rate_limit_topic` with an actor). */
+export interface ActorRateLimit {
+  readonly actor: string;
+  /** Topic pattern the limit applies to; `'**'` = every topic of this actor. */
+  readonly topic: string;
+  readonly ratePerSec: number;
+  /** Epoch milliseconds when the limit lifts; `Infinity` when it does not. */
+  readonly expiresAt: number;
+}
+
+/** What {@link MessageBus.restart} did. */
+export interface MessageBusRestartReport {
+  readonly restarts: number;
+  /** Cached ACL decisions dropped (re-decided lazily from the rules). */
+  readonly routesDropped: number;
+  /** Subscriptions re-attached to the new emitter (violation listeners included). */
+  readonly subscribersReattached: number;
+  readonly topics: number;
+  /** Blacklist entries and rate limits that outlived the restart (expired ones are dropped). */
+  readonly blacklistKept: number;
+  readonly rateLimitsKept: number;
+  readonly expiredDropped: number;
+  readonly listenerErrorsCleared: number;
+}
+
+/** The result of {@link MessageBus.canary}. */
+export interface CanaryResult {
+  /** True when the canary went through the publish path (blacklist, ACL, rate limits, dispatch) and reached its subscriber. */
+  readonly delivered: boolean;
+  readonly outcome: PublishOutcome | 'closed';
+  readonly latencyMs: number;
+}
+
+/**
+ * The actor and topic of {@link MessageBus.canary}: reserved, so no application actor can publish or fake it.
+ *
+ * @example
+ * bus.canary(); // { delivered: true, outcome: 'delivered', latencyMs: 0.02 }
+ */
+export const CANARY_ACTOR = 'message_bus.canary';
+/** See {@link CANARY_ACTOR}. */
+export const CANARY_TOPIC = 'message_bus.canary';
+
 /** Options for {@link MessageBus}. */
 export interface MessageBusOptions extends MetricsOptions {
   /** Label of this bus in metrics and violations. Default `'default'`. */
@@ -66,7 +109,10 @@ export interface MessageBusHealth {
   readonly subscribers: number;
   readonly blacklisted: readonly { actor: string; expiresAt: number }[];
   readonly rateLimits: readonly TopicRateLimit[];
+  readonly actorRateLimits: readonly ActorRateLimit[];
   readonly listenerErrors: number;
+  /** Epoch ms of the last ACL violation, undefined when there was none. */
+  readonly lastViolationAt: number | undefined;
 }
 
 /** Counters of the bus since it was created. */
@@ -83,6 +129,7 @@ export interface MessageBusStats {
 export type MessageHandler<T = unknown> = (payload: T, actor: string, topic: string) => void;
 
 interface Limiter {
+  readonly actor?: string;
   readonly topic: string;
   readonly matches: (topic: string) => boolean;
   readonly ratePerSec: number;
@@ -105,6 +152,8 @@ interface CompiledRule {
 }
 
 const RESERVED_PREFIX = 'message_bus.';
+/** Violation timestamps kept for {@link MessageBus.violationsSince} (a ring; older ones are counted as "at least"). */
+const VIOLATION_RING = 4_096;
 
 /**
  * A topic message bus on eventemitter3 with ACLs. A denied publish is dropped and published on
@@ -120,7 +169,13 @@ const RESERVED_PREFIX = 'message_bus.';
  */
 export class MessageBus implements AsyncDisposable {
   readonly name: string;
-  readonly #ee = new EventEmitter();
+  #ee = new EventEmitter();
+  /** Every live subscription, so a restart can re-attach them to a fresh emitter. */
+  readonly #subscriptions = new Map<object, { topic: string; handler: MessageHandler<never> }>();
+  /** actor -> its limits (per topic pattern). */
+  readonly #actorLimits = new Map<string, Limiter[]>();
+  readonly #violationTimes = new Float64Array(VIOLATION_RING);
+  #violationCount = 0;
   readonly #rules: CompiledRule[] = [];
   readonly #control: ((topic: string) => boolean)[];
   /** actor -> topic -> route (a topic's handlers, or DENIED). */
@@ -195,6 +250,11 @@ export class MessageBus implements AsyncDisposable {
       this.#refused++;
       return 'blacklisted';
     }
+    // Per-actor limits act before the ACL decision, so a throttled attacker also stops producing violations.
+    if (this.#actorLimits.size !== 0 && !this.#takeActor(actor, topic)) {
+      this.#rateLimited++;
+      return 'rate_limited';
+    }
     let route: Route;
     if (actor === this.#lastActor && topic === this.#lastTopic) {
       route = this.#lastRoute!;
@@ -239,12 +299,14 @@ export class MessageBus implements AsyncDisposable {
     // subscribe twice); publish reads the topic's listener array, cached in a route and refreshed here.
     const token = {};
     this.#ee.on(topic, handler as never, token);
+    this.#subscriptions.set(token, { topic, handler: handler as MessageHandler<never> });
     this.#subscribers++;
     this.#refreshTopic(topic);
     let active = true;
     const off = (() => {
       if (!active) return;
       active = false;
+      if (!this.#subscriptions.delete(token)) return;
       this.#subscribers--;
       this.#ee.off(topic, handler as never, token);
       this.#refreshTopic(topic);
@@ -307,15 +369,52 @@ export class MessageBus implements AsyncDisposable {
     return this.#blacklist.size !== 0 && this.#isBlacklisted(actor);
   }
 
-  /** Limits publishes to topics matching `topic` to `ratePerSec` (token bucket, burst = rate) for `durationMs`. */
+  /**
+   * Limits publishes of EVERY actor to topics matching `topic` to `ratePerSec` (token bucket, burst =
+   * max(1, rate); 0 blocks the topic) for `durationMs`. This throttles legitimate publishers too: to stop
+   * one offender use {@link limitActor}.
+   */
   setRateLimit(topic: string, ratePerSec: number, options: { durationMs?: number } = {}): void {
     this.#assertOpen();
     assertNumberOption('ratePerSec', ratePerSec, { min: 0 });
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const now = this.#now();
-    this.#limits.set(topic, { topic, matches: topicMatcher(topic), ratePerSec, expiresAt: now + durationMs, tokens: ratePerSec, last: now });
+    this.#limits.set(topic, { topic, matches: topicMatcher(topic), ratePerSec, expiresAt: now + durationMs, tokens: burst(ratePerSec), last: now });
     this.#limitsByTopic.clear();
+  }
+
+  /**
+   * Limits publishes of one `actor` (to topics matching `topic`, default every topic) to `ratePerSec`
+   * (token bucket, burst = max(1, rate); 0 blocks) for `durationMs`. Other actors are not affected. The
+   * limit applies before the ACL decision, so a throttled offender also stops producing violations.
+   *
+   * @example
+   * bus.limitActor('rogue', 1, { topic: 'orders.*', durationMs: 300_000 });
+   */
+  limitActor(actor: string, ratePerSec: number, options: { topic?: string; durationMs?: number } = {}): ActorRateLimit {
+    this.#assertOpen();
+    if (typeof actor !== 'string' || actor.length === 0) throw new GuardError('INVALID_OPTION', 'actor must be a non-empty string', { details: { field: 'actor' } });
+    assertNumberOption('ratePerSec', ratePerSec, { min: 0 });
+    const durationMs = options.durationMs ?? Infinity;
+    assertNumberOption('durationMs', durationMs, { min: 1 });
+    const topic = options.topic ?? '**';
+    const now = this.#now();
+    const limit: Limiter = { actor, topic, matches: topicMatcher(topic), ratePerSec, expiresAt: now + durationMs, tokens: burst(ratePerSec), last: now };
+    const list = (this.#actorLimits.get(actor) ?? []).filter((l) => l.topic !== topic);
+    list.push(limit);
+    this.#actorLimits.set(actor, list);
+    return { actor, topic, ratePerSec, expiresAt: limit.expiresAt };
+  }
+
+  /** Removes `actor`'s limit on `topic` (or all of its limits when `topic` is omitted). @returns how many were removed. */
+  clearActorLimit(actor: string, topic?: string): number {
+    const list = this.#actorLimits.get(actor);
+    if (!list) return 0;
+    const kept = topic === undefined ? [] : list.filter((l) => l.topic !== topic);
+    if (kept.length === 0) this.#actorLimits.delete(actor);
+    else this.#actorLimits.set(actor, kept);
+    return list.length - kept.length;
   }
 
   /** Removes a rate limit. @returns true when there was one. */
@@ -324,21 +423,113 @@ export class MessageBus implements AsyncDisposable {
     return this.#limits.delete(topic);
   }
 
-  /** Resets the bus's transient state (ACL cache, expired entries, counters of errors) without dropping subscribers. */
-  restart(): void {
+  /**
+   * Restarts the bus's routing: drops every cached ACL decision and topic route, replaces the emitter with
+   * a fresh one and re-attaches every live subscription (violation listeners included) to it, drops
+   * expired blacklist entries and rate limits, and clears the listener error count. ACL rules, live
+   * blacklist entries and rate limits are kept. Publishes keep working across the restart.
+   *
+   * @example
+   * const report = bus.restart(); // { restarts: 1, routesDropped: 12, subscribersReattached: 3, ... }
+   */
+  restart(): MessageBusRestartReport {
     this.#assertOpen();
+    let routesDropped = 0;
+    for (const routes of this.#routes.values()) routesDropped += routes.size;
     this.#clearRoutes();
-    const now = this.#now();
-    for (const [actor, expiresAt] of this.#blacklist) if (expiresAt <= now) this.#blacklist.delete(actor);
-    for (const [topic, limit] of this.#limits) if (limit.expiresAt <= now) this.#limits.delete(topic);
     this.#limitsByTopic.clear();
+    const ee = new EventEmitter();
+    for (const [token, { topic, handler }] of this.#subscriptions) ee.on(topic, handler as never, token);
+    this.#ee.removeAllListeners();
+    this.#ee = ee;
+    this.#topics.clear();
+    for (const topic of new Set([...this.#subscriptions.values()].map((s) => s.topic))) this.#refreshTopic(topic);
+    const now = this.#now();
+    let expiredDropped = 0;
+    for (const [actor, expiresAt] of this.#blacklist) if (expiresAt <= now) expiredDropped += Number(this.#blacklist.delete(actor));
+    for (const [topic, limit] of this.#limits) if (limit.expiresAt <= now) expiredDropped += Number(this.#limits.delete(topic));
+    for (const [actor, list] of this.#actorLimits) {
+      const live = list.filter((l) => l.expiresAt > now);
+      expiredDropped += list.length - live.length;
+      if (live.length === 0) this.#actorLimits.delete(actor);
+      else this.#actorLimits.set(actor, live);
+    }
+    const listenerErrorsCleared = this.#listenerErrors;
     this.#listenerErrors = 0;
     this.#restarts++;
     this.#blacklistGauge.set({ bus: this.name }, this.#blacklist.size);
-    this.#logger.info({ bus: this.name, restarts: this.#restarts }, 'MessageBus restarted');
+    let actorLimits = 0;
+    for (const list of this.#actorLimits.values()) actorLimits += list.length;
+    const report: MessageBusRestartReport = {
+      restarts: this.#restarts,
+      routesDropped,
+      subscribersReattached: this.#subscriptions.size,
+      topics: this.#topics.size,
+      blacklistKept: this.#blacklist.size,
+      rateLimitsKept: this.#limits.size + actorLimits,
+      expiredDropped,
+      listenerErrorsCleared,
+    };
+    this.#logger.info({ bus: this.name, ...report }, 'MessageBus restarted');
+    return report;
   }
 
-  /** Health for verification checks: healthy while open. */
+  /**
+   * Publishes a canary through the real publish path (blacklist, rate limits, ACL decision, dispatch) as
+   * the reserved {@link CANARY_ACTOR} on {@link CANARY_TOPIC}, and reports whether its one-shot subscriber
+   * received it. False on a closed bus, or when a rate limit (e.g. a topic-wide `**` limit) swallows it.
+   *
+   * @example
+   * if (!bus.canary().delivered) alert('message bus does not deliver');
+   */
+  canary(): CanaryResult {
+    const t0 = performance.now();
+    if (this.#closed) return { delivered: false, outcome: 'closed', latencyMs: 0 };
+    const nonce = {};
+    let received = false;
+    const off = this.subscribe(CANARY_TOPIC, (payload) => {
+      if (payload === nonce) received = true;
+    });
+    try {
+      const outcome = this.publish(CANARY_ACTOR, CANARY_TOPIC, nonce);
+      return { delivered: received && outcome === 'delivered', outcome, latencyMs: performance.now() - t0 };
+    } finally {
+      off();
+    }
+  }
+
+  /**
+   * How many ACL violations happened at or after `sinceEpochMs` (exact for the last 4 096 violations; a
+   * larger count is reported as at least that).
+   *
+   * @example
+   * const quiet = bus.violationsSince(Date.now() - 2_000) === 0;
+   */
+  violationsSince(sinceEpochMs: number): number {
+    if (typeof sinceEpochMs !== 'number' || Number.isNaN(sinceEpochMs)) {
+      throw new GuardError('INVALID_INPUT', 'sinceEpochMs must be a number', { details: { field: 'sinceEpochMs' } });
+    }
+    const kept = Math.min(this.#violationCount, VIOLATION_RING);
+    let n = 0;
+    for (let i = 1; i <= kept; i++) {
+      if (this.#violationTimes[(this.#violationCount - i) % VIOLATION_RING]! < sinceEpochMs) break;
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * ACL violations within the last `windowMs` on the bus's clock ("no new violations for N s" is `=== 0`).
+   *
+   * @example
+   * bus.violationsWithin(2_000); // 0 once the offenders are stopped
+   */
+  violationsWithin(windowMs: number): number {
+    assertNumberOption('windowMs', windowMs, { min: 0 });
+    return this.violationsSince(this.#now() - windowMs);
+  }
+
+  /** A point-in-time view (`healthy` is only "open": verification should use {@link canary}). */
   health(): MessageBusHealth {
     const now = this.#now();
     const blacklisted: { actor: string; expiresAt: number }[] = [];
@@ -347,6 +538,10 @@ export class MessageBus implements AsyncDisposable {
     for (const l of this.#limits.values()) {
       if (l.expiresAt > now) rateLimits.push({ topic: l.topic, ratePerSec: l.ratePerSec, expiresAt: l.expiresAt });
     }
+    const actorRateLimits: ActorRateLimit[] = [];
+    for (const list of this.#actorLimits.values()) {
+      for (const l of list) if (l.expiresAt > now) actorRateLimits.push({ actor: l.actor!, topic: l.topic, ratePerSec: l.ratePerSec, expiresAt: l.expiresAt });
+    }
     return {
       healthy: !this.#closed,
       open: !this.#closed,
@@ -354,7 +549,9 @@ export class MessageBus implements AsyncDisposable {
       subscribers: this.#subscribers,
       blacklisted,
       rateLimits,
+      actorRateLimits,
       listenerErrors: this.#listenerErrors,
+      lastViolationAt: this.#violationCount === 0 ? undefined : this.#violationTimes[(this.#violationCount - 1) % VIOLATION_RING],
     };
   }
 
@@ -377,6 +574,7 @@ export class MessageBus implements AsyncDisposable {
     this.#detachMessages();
     this.#detachViolations();
     this.#ee.removeAllListeners();
+    this.#subscriptions.clear();
     this.#topics.clear();
     this.#clearRoutes();
     this.#subscribers = 0;
@@ -442,7 +640,7 @@ export class MessageBus implements AsyncDisposable {
   }
 
   #decide(actor: string, topic: string): boolean {
-    if (topic.startsWith(RESERVED_PREFIX)) return false;
+    if (topic.startsWith(RESERVED_PREFIX)) return actor === CANARY_ACTOR && topic === CANARY_TOPIC;
     const control = this.#control.length !== 0 && this.isControlTopic(topic);
     for (const rule of this.#rules) {
       if (rule.actor === actor || (!control && rule.actor === '*')) {
@@ -475,11 +673,29 @@ export class MessageBus implements AsyncDisposable {
         this.clearRateLimit(limit.topic);
         return this.#take(topic);
       }
-      limit.tokens = Math.min(limit.ratePerSec, limit.tokens + ((now - limit.last) / 1000) * limit.ratePerSec);
-      limit.last = now;
+      refill(limit, now);
       if (limit.tokens < 1) return false;
     }
     for (const limit of limits) limit.tokens -= 1;
+    return true;
+  }
+
+  #takeActor(actor: string, topic: string): boolean {
+    const list = this.#actorLimits.get(actor);
+    if (list === undefined) return true;
+    const now = this.#now();
+    let limit: Limiter | undefined;
+    for (const l of list) {
+      if (l.expiresAt <= now) {
+        this.clearActorLimit(actor, l.topic);
+        return this.#takeActor(actor, topic);
+      }
+      if (l.matches(topic) && (limit === undefined || l.ratePerSec < limit.ratePerSec)) limit = l;
+    }
+    if (limit === undefined) return true;
+    refill(limit, now);
+    if (limit.tokens < 1) return false;
+    limit.tokens -= 1;
     return true;
   }
 
@@ -487,7 +703,10 @@ export class MessageBus implements AsyncDisposable {
     this.#denied++;
     const control = this.isControlTopic(topic);
     this.#violationCounts[control ? 'control' : 'topic']++;
-    const violation: AclViolation = { bus: this.name, actor, topic, control, at: this.#now() };
+    const at = this.#now();
+    this.#violationTimes[this.#violationCount % VIOLATION_RING] = at;
+    this.#violationCount++;
+    const violation: AclViolation = { bus: this.name, actor, topic, control, at };
     const route = this.#topics.get(ACL_VIOLATION_TOPIC);
     if (route) {
       for (const handler of route.handlers) {
@@ -515,4 +734,14 @@ export class MessageBus implements AsyncDisposable {
     }
     this.#flushed = current;
   }
+}
+
+/** Burst size of a token bucket: at least one token, so rates below 1/s let one publish through per 1/rate s. */
+function burst(ratePerSec: number): number {
+  return ratePerSec === 0 ? 0 : Math.max(1, ratePerSec);
+}
+
+function refill(limit: Limiter, now: number): void {
+  limit.tokens = Math.min(burst(limit.ratePerSec), limit.tokens + ((now - limit.last) / 1000) * limit.ratePerSec);
+  limit.last = now;
 }

@@ -1,7 +1,7 @@
 import { GuardBus } from '@guard/core';
 import type { PlaybookRunNotice, PlaybookStepNotice } from '@guard/core';
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ProbeRegistry } from './action-registry.js';
 import { createActionRegistry } from './builtin-actions.js';
 import { createLocalFleetLock } from './fleet-lock.js';
@@ -301,3 +301,201 @@ rollback:
     await expect(s.engine.trigger('go', {}, { signal: controller.signal })).rejects.toThrow('operator cancelled');
   });
 });
+
+describe('PlaybookEngine: for_each, retry, concurrency_key, steady state, run notices', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('runs a for_each step once per item of the trigger list, with {{ item }} in params', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(
+      parsePlaybook(`name: each
+input: [offenders]
+trigger: { event: go }
+steps:
+  - id: every
+    action: record
+    for_each: "{{ event.offenders }}"
+    params: { actor: "{{ item }}", n: "{{ item_index }}" }
+`),
+    );
+    const [run] = await s.engine.trigger('go', { offenders: ['a', 'b', 'c'] });
+    expect(run!.status).toBe('succeeded');
+    expect(s.calls).toEqual([
+      ['record', { actor: 'a', n: 0 }],
+      ['record', { actor: 'b', n: 1 }],
+      ['record', { actor: 'c', n: 2 }],
+    ]);
+    expect(run!.steps[0]).toMatchObject({ items: ['a', 'b', 'c'], output: { succeeded: 3, failed: 0 } });
+    const [missing] = await s.engine.run('each', { offenders: 'a' }, { force: true }).then((r) => [r]);
+    expect(missing).toMatchObject({ status: 'failed', steps: [{ outcome: 'failed', error: 'for_each {{ event.offenders }} is not a list (got string)' }] });
+  });
+
+  it('a for_each step fails when any item fails, after trying the others', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.actions.register('picky', (p) => {
+      if (p.actor === 'bad') throw new Error('refused');
+      return { ok: p.actor };
+    });
+    s.engine.register(parsePlaybook(`name: each
+trigger: { event: go }
+steps:
+  - { id: every, action: picky, for_each: "{{ event.list }}", params: { actor: "{{ item }}" } }
+`));
+    const [run] = await s.engine.trigger('go', { list: ['a', 'bad', 'c'] });
+    expect(run!.status).toBe('failed');
+    expect(run!.steps[0]).toMatchObject({ outcome: 'failed', error: '"bad": refused', output: { succeeded: 2, failed: 1 } });
+  });
+
+  it('retries a failing step count times, delay apart, and reports the attempts', async () => {
+    vi.useFakeTimers();
+    const s = setup();
+    await using _e = s.engine;
+    let calls = 0;
+    s.engine.actions.register('flaky', () => {
+      calls++;
+      if (calls < 3) throw new Error(`try ${calls}`);
+      return { calls };
+    });
+    s.engine.register(parsePlaybook(`name: retrying
+trigger: { event: go }
+steps:
+  - { id: flaky, action: flaky, retry: { count: 2, delay: 1s } }
+`));
+    const pending = s.engine.trigger('go');
+    await vi.advanceTimersByTimeAsync(999);
+    expect(calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const [run] = await pending;
+    expect(run).toMatchObject({ status: 'succeeded', steps: [{ outcome: 'succeeded', attempts: 3, output: { calls: 3 } }] });
+    expect(s.runs.at(-1)!.steps).toEqual([expect.objectContaining({ id: 'flaky', status: 'succeeded', attempts: 3, result: { calls: 3 } })]);
+
+    calls = -10;
+    await vi.advanceTimersByTimeAsync(120_000);
+    const again = s.engine.trigger('go');
+    await vi.advanceTimersByTimeAsync(3_000);
+    const [failed] = await again;
+    expect(failed).toMatchObject({ status: 'failed', steps: [{ outcome: 'failed', attempts: 3, error: 'try -7' }] });
+  });
+
+  it('keys runs and cooldowns by concurrency_key: a second actor gets its own run while the first is running', async () => {
+    vi.useFakeTimers();
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(
+      parsePlaybook(`name: per_actor
+input: [actor]
+trigger: { event: go }
+concurrency_key: "{{ event.actor }}"
+cooldown: 30s
+steps:
+  - { action: slow }
+  - { action: record, params: { actor: "{{ event.actor }}" } }
+`),
+    );
+    const first = s.engine.trigger('go', { actor: 'a' });
+    const [again] = await s.engine.trigger('go', { actor: 'a' });
+    expect(again).toMatchObject({ status: 'skipped', skipReason: 'running', key: 'a' });
+    const second = s.engine.trigger('go', { actor: 'b' });
+    expect(s.engine.isRunning('per_actor', 'a')).toBe(true);
+    expect(s.engine.isRunning('per_actor', 'b')).toBe(true);
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await first)[0]).toMatchObject({ status: 'succeeded', key: 'a' });
+    expect((await second)[0]).toMatchObject({ status: 'succeeded', key: 'b' });
+    expect(s.calls).toEqual([
+      ['record', { actor: 'a' }],
+      ['record', { actor: 'b' }],
+    ]);
+    expect((await s.engine.trigger('go', { actor: 'a' }))[0]).toMatchObject({ status: 'skipped', skipReason: 'cooldown' });
+    const third = s.engine.trigger('go', { actor: 'c' });
+    expect(s.engine.isRunning('per_actor', 'c')).toBe(true);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect((await third)[0]!.status).toBe('succeeded');
+    const late = s.engine.trigger('go', { actor: 'a' });
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await late)[0]!.status).toBe('succeeded');
+    expect(s.runs.find((r) => r.status === 'started')).toMatchObject({ key: 'a' });
+  });
+
+  it('measures the steady state before and after; a failed after-check fails the run and rolls back', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(
+      parsePlaybook(`name: hypothesis
+trigger: { event: go }
+before:
+  checks: [{ id: broken_now, probe: state.value, op: "!=", value: 0 }]
+steps:
+  - { action: set_value, params: { value: "{{ event.to }}" } }
+after:
+  checks: [{ id: fixed, probe: state.value, op: "==", value: 0 }]
+rollback:
+  - { action: undo }
+cooldown: 0ms
+`),
+    );
+    s.state.value = 7;
+    const [good] = await s.engine.trigger('go', { to: 0 });
+    expect(good).toMatchObject({ status: 'succeeded', before: { passed: true, checks: [{ id: 'broken_now', value: 7 }] }, after: { passed: true } });
+    s.state.value = 7;
+    const [bad] = await s.engine.trigger('go', { to: 3 });
+    expect(bad).toMatchObject({ status: 'rolled_back', after: { passed: false, checks: [{ id: 'fixed', value: 3, passed: false }] } });
+    expect(bad!.error).toBe('steady state after the run does not hold: fixed: state.value=3, expected == 0');
+    // Already steady before: reported, and (on_failure: continue) the run still acts.
+    s.state.value = 0;
+    const [calm] = await s.engine.trigger('go', { to: 0 });
+    expect(calm).toMatchObject({ status: 'succeeded', before: { passed: false } });
+    expect(s.steps.filter((n) => n.step === 'before').map((n) => n.outcome)).toEqual(['succeeded', 'succeeded', 'failed']);
+    expect(s.runs.filter((r) => r.status === 'rolled_back')[0]).toMatchObject({ after: { passed: false, checks: [{ id: 'fixed', probe: 'state.value', value: 3, passed: false }] } });
+  });
+
+  it('on_failure: skip ends the run as skipped (steady_state) without a cooldown', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(`name: only_when_broken
+trigger: { event: go }
+cooldown: 1h
+before:
+  checks: [{ probe: state.value, op: "!=", value: 0 }]
+  on_failure: skip
+steps:
+  - { action: record }
+`));
+    const [skipped] = await s.engine.trigger('go');
+    expect(skipped).toMatchObject({ status: 'skipped', skipReason: 'steady_state', steps: [] });
+    s.state.value = 1;
+    expect((await s.engine.trigger('go'))[0]!.status).toBe('succeeded');
+    expect(s.calls).toHaveLength(1);
+  });
+
+  it('the finished run notice carries every step result and the checks', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register(parsePlaybook(BOOK));
+    await s.engine.trigger('value.bad', { level: 9, who: 'w', target: 0 });
+    const done = s.runs.find((r) => r.status === 'succeeded')!;
+    expect(done.steps).toEqual([
+      { id: 'first', action: 'record', status: 'succeeded', durationMs: expect.any(Number), result: { done: 'record' } },
+      { id: 'only_when_high', action: 'record', status: 'skipped', durationMs: 0 },
+      { id: 'fix', action: 'set_value', status: 'succeeded', durationMs: expect.any(Number), result: { value: 0 } },
+      { id: 'uses_output', action: 'record', status: 'succeeded', durationMs: expect.any(Number), result: { done: 'record' } },
+    ]);
+    expect(done.verification).toEqual({ passed: true, attempts: 1, checks: [{ id: 'value_zero', probe: 'state.value', value: 0, passed: true }] });
+    const big = setup();
+    await using _b = big.engine;
+    big.engine.actions.register('huge', () => ({ blob: 'x'.repeat(10_000) }));
+    big.engine.register(parsePlaybook(`name: big
+trigger: { event: go }
+steps:
+  - { action: huge }
+`));
+    await big.engine.trigger('go');
+    expect(big.runs.at(-1)!.steps![0]!.result).toMatchObject({ truncated: true });
+  });
+});
+

@@ -6,7 +6,7 @@ import { createActionRegistry } from './builtin-actions.js';
 import { compare, conditionReads, evaluateCondition, resolveParams } from './conditions.js';
 import type { FleetLock } from './fleet-lock.js';
 import { playbooksCounter, playbooksHistogram } from './metrics.js';
-import type { Playbook, PlaybookStep, PlaybookTrigger } from './playbook-types.js';
+import type { Playbook, PlaybookCheck, PlaybookStep, PlaybookTrigger, RunStepSummary } from './playbook-types.js';
 import './declarations.js';
 
 /** How a step ended. `planned` is a dry-run step. */
@@ -16,7 +16,7 @@ export type StepOutcome = PlaybookStepNotice['outcome'];
 export type RunStatus = 'succeeded' | 'failed' | 'rolled_back' | 'skipped';
 
 /** Why a run was skipped. */
-export type SkipReason = 'cooldown' | 'running' | 'conditions';
+export type SkipReason = 'cooldown' | 'running' | 'conditions' | 'steady_state';
 
 /** The result of one step. */
 export interface StepResult {
@@ -31,6 +31,10 @@ export interface StepResult {
   readonly fleet?: 'ran' | 'held' | 'done';
   /** Dry run: the `when` condition depends on earlier steps' outputs, so it is decided at run time. */
   readonly conditional?: boolean;
+  /** Attempts made (more than 1 when `retry` kicked in; for `for_each` steps, the most any item needed). */
+  readonly attempts?: number;
+  /** `for_each` steps: the items the step ran for (per-item results are in `output.items`). */
+  readonly items?: readonly unknown[];
 }
 
 /** One verification check's last evaluation. */
@@ -42,6 +46,12 @@ export interface CheckResult {
   readonly value: unknown;
   readonly passed: boolean;
   readonly error?: string;
+}
+
+/** A steady-state measurement (`before` or `after`). */
+export interface SteadyStateResult {
+  readonly passed: boolean;
+  readonly checks: readonly CheckResult[];
 }
 
 /** The verification phase of a run. */
@@ -59,11 +69,17 @@ export interface PlaybookRunResult {
   readonly dryRun: boolean;
   readonly reason?: string;
   readonly skipReason?: SkipReason;
+  /** The resolved `concurrency_key` ('' when the playbook has none). */
+  readonly key: string;
   readonly startedAt: number;
   readonly finishedAt: number;
   readonly durationMs: number;
   readonly steps: readonly StepResult[];
   readonly verification?: VerificationResult;
+  /** Steady state before the steps (reported; fails the run only with `on_failure: skip`, as a skip). */
+  readonly before?: SteadyStateResult;
+  /** Steady state after verification (a failure fails the run). */
+  readonly after?: SteadyStateResult;
   readonly rollback: readonly StepResult[];
   readonly error?: string;
 }
@@ -202,9 +218,11 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     return this.#probes;
   }
 
-  /** True while a run of `name` is in progress. */
-  isRunning(name: string): boolean {
-    return this.#running.has(name);
+  /** True while a run of `name` is in progress (for `key`, or for any key when omitted). */
+  isRunning(name: string, key?: string): boolean {
+    if (key !== undefined) return this.#running.has(slot(name, key));
+    for (const k of this.#running.keys()) if (k.startsWith(`${name}\u0000`)) return true;
+    return false;
   }
 
   /** Recent runs, newest last. */
@@ -253,24 +271,35 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     const dryRun = options.dryRun ?? this.#dryRun;
     const runId = createId('run');
     const now = this.#now();
+    const key = playbook.concurrencyKey === undefined ? '' : String(resolveParams(playbook.concurrencyKey, { event: data, playbook: { name: playbook.name } }) ?? '');
+    const id = slot(playbook.name, key);
     if (!dryRun) {
-      if (this.#running.has(playbook.name)) return Promise.resolve(this.#skip(playbook, runId, 'running', options.reason, now));
-      const last = this.#lastFinished.get(playbook.name);
+      if (this.#running.has(id)) return Promise.resolve(this.#skip(playbook, runId, key, 'running', options.reason, now));
+      const last = this.#lastFinished.get(id);
       if (!options.force && last !== undefined && now - last < playbook.cooldownMs) {
-        return Promise.resolve(this.#skip(playbook, runId, 'cooldown', options.reason, now));
+        return Promise.resolve(this.#skip(playbook, runId, key, 'cooldown', options.reason, now));
       }
     }
-    const promise = this.#execute(playbook, runId, data, dryRun, options).finally(() => {
+    const promise = this.#execute(playbook, runId, key, data, dryRun, options)
+      .finally(() => {
+        if (!dryRun) this.#running.delete(id);
+      })
+      .then((result) => {
       if (!dryRun) {
-        this.#running.delete(playbook.name);
-        this.#lastFinished.set(playbook.name, this.#now());
+        if (result.status !== 'skipped') this.#lastFinished.set(id, this.#now());
+        // Keys come from events: forget expired cooldowns so the map stays bounded.
+        if (this.#lastFinished.size > 10_000) {
+          const cutoff = this.#now() - playbook.cooldownMs;
+          for (const [k, t] of this.#lastFinished) if (t < cutoff) this.#lastFinished.delete(k);
+        }
       }
+      return result;
     });
-    if (!dryRun) this.#running.set(playbook.name, promise);
+    if (!dryRun) this.#running.set(id, promise);
     return promise;
   }
 
-  #skip(playbook: Playbook, runId: string, skipReason: SkipReason, reason: string | undefined, at: number): PlaybookRunResult {
+  #skip(playbook: Playbook, runId: string, key: string, skipReason: SkipReason, reason: string | undefined, at: number): PlaybookRunResult {
     const result: PlaybookRunResult = {
       runId,
       playbook: playbook.name,
@@ -278,6 +307,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       dryRun: false,
       ...(reason === undefined ? {} : { reason }),
       skipReason,
+      key,
       startedAt: at,
       finishedAt: at,
       durationMs: 0,
@@ -292,18 +322,20 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       status: 'skipped',
       dryRun: false,
       reason: reason ? `${reason} (skipped: ${skipReason})` : `skipped: ${skipReason}`,
+      ...(key === '' ? {} : { key }),
       startedAt: at,
       finishedAt: at,
+      steps: [],
     });
     return result;
   }
 
-  async #execute(playbook: Playbook, runId: string, data: Readonly<Record<string, unknown>>, dryRun: boolean, options: RunOptions): Promise<PlaybookRunResult> {
+  async #execute(playbook: Playbook, runId: string, key: string, data: Readonly<Record<string, unknown>>, dryRun: boolean, options: RunOptions): Promise<PlaybookRunResult> {
     const startedAt = this.#now();
     const t0 = performance.now();
     const reason = options.reason;
-    this.#bus?.emit('playbookRun', { runId, playbook: playbook.name, status: 'started', dryRun, ...(reason === undefined ? {} : { reason }), startedAt });
-    this.#logger.info({ runId, playbook: playbook.name, dryRun, reason }, 'playbook run started');
+    this.#bus?.emit('playbookRun', { runId, playbook: playbook.name, status: 'started', dryRun, ...(reason === undefined ? {} : { reason }), ...(key === '' ? {} : { key }), startedAt });
+    this.#logger.info({ runId, playbook: playbook.name, dryRun, reason, key }, 'playbook run started');
 
     const controller = new AbortController();
     const signals = [this.#abort.signal, ...(options.signal ? [options.signal] : [])];
@@ -313,20 +345,27 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     const runTimer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `playbook ${playbook.name} exceeded ${playbook.timeoutMs} ms`)), playbook.timeoutMs);
     const signal = controller.signal;
 
-    const context: { event: Readonly<Record<string, unknown>>; steps: Record<string, { outcome: StepOutcome; output?: unknown }>; playbook: { name: string }; run: { id: string; reason?: string } } = {
+    const context: RunContext = {
       event: data,
       steps: {},
       playbook: { name: playbook.name },
-      run: { id: runId, ...(reason === undefined ? {} : { reason }) },
+      run: { id: runId, key, ...(reason === undefined ? {} : { reason }) },
     };
     const steps: StepResult[] = [];
     const rollback: StepResult[] = [];
     let verification: VerificationResult | undefined;
+    let before: SteadyStateResult | undefined;
+    let after: SteadyStateResult | undefined;
     let error: string | undefined;
     let failed = false;
+    let skipped = false;
 
     try {
-      for (const step of playbook.steps) {
+      if (!dryRun && playbook.before) {
+        before = await this.#steadyState(playbook, runId, 'before', playbook.before.checks, context, signal);
+        if (!before.passed && playbook.before.onFailure === 'skip') skipped = true;
+      }
+      for (const step of skipped ? [] : playbook.steps) {
         if (signal.aborted) {
           failed = true;
           error = reasonText(signal.reason);
@@ -341,11 +380,18 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
           break;
         }
       }
-      if (!failed && !dryRun && playbook.verify) {
-        verification = await this.#verify(playbook, runId, signal);
+      if (!skipped && !failed && !dryRun && playbook.verify) {
+        verification = await this.#verify(playbook, runId, context, signal);
         if (!verification.passed) {
           failed = true;
-          error = signal.aborted ? reasonText(signal.reason) : `verification failed after ${verification.attempts} attempts`;
+          error = signal.aborted ? reasonText(signal.reason) : `verification failed after ${verification.attempts} attempts: ${failedChecks(verification.checks)}`;
+        }
+      }
+      if (!skipped && !failed && !dryRun && playbook.after) {
+        after = await this.#steadyState(playbook, runId, 'after', playbook.after.checks, context, signal);
+        if (!after.passed) {
+          failed = true;
+          error = `steady state after the run does not hold: ${failedChecks(after.checks)}`;
         }
       }
       if (failed && !dryRun && playbook.rollback.length > 0 && !this.#abort.signal.aborted) {
@@ -368,7 +414,14 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       for (const s of signals) s.removeEventListener('abort', onAbort);
     }
 
-    const status: RunStatus = !failed ? 'succeeded' : rollback.length > 0 && rollback.every((r) => r.outcome === 'succeeded' || r.outcome === 'skipped') ? 'rolled_back' : 'failed';
+    const status: RunStatus = skipped
+      ? 'skipped'
+      : !failed
+        ? 'succeeded'
+        : rollback.length > 0 && rollback.every((r) => r.outcome === 'succeeded' || r.outcome === 'skipped')
+          ? 'rolled_back'
+          : 'failed';
+    if (skipped) error = `steady state before the run does not hold: ${failedChecks(before!.checks)}`;
     const finishedAt = this.#now();
     const result: PlaybookRunResult = {
       runId,
@@ -376,11 +429,15 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       status,
       dryRun,
       ...(reason === undefined ? {} : { reason }),
+      ...(skipped ? { skipReason: 'steady_state' as const } : {}),
+      key,
       startedAt,
       finishedAt,
       durationMs: performance.now() - t0,
       steps,
       ...(verification ? { verification } : {}),
+      ...(before ? { before } : {}),
+      ...(after ? { after } : {}),
       rollback,
       ...(error === undefined ? {} : { error }),
     };
@@ -393,9 +450,15 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       status,
       dryRun,
       ...(reason === undefined ? {} : { reason }),
+      ...(key === '' ? {} : { key }),
       startedAt,
       finishedAt,
       ...(error === undefined ? {} : { error }),
+      steps: steps.map(summarize),
+      ...(rollback.length > 0 ? { rollback: rollback.map(summarize) } : {}),
+      ...(verification ? { verification: { passed: verification.passed, attempts: verification.attempts, checks: verification.checks.map(checkSummary) } } : {}),
+      ...(before ? { before: { passed: before.passed, checks: before.checks.map(checkSummary) } } : {}),
+      ...(after ? { after: { passed: after.passed, checks: after.checks.map(checkSummary) } } : {}),
     });
     if (dryRun) this.#logger.info({ runId, playbook: playbook.name }, formatPlan(result));
     else this.#logger.info({ runId, playbook: playbook.name, status, error }, `playbook run ${status}`);
@@ -406,22 +469,31 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     playbook: Playbook,
     runId: string,
     step: PlaybookStep,
-    context: object,
+    context: RunContext,
     dryRun: boolean,
     runSignal: AbortSignal,
   ): Promise<StepResult> {
     const t0 = performance.now();
-    const params = resolveParams(step.params, context) as Record<string, unknown>;
-    const base = { id: step.id, action: step.action, params };
+    let items: unknown[] | undefined;
+    let itemsError: string | undefined;
+    if (step.forEach !== undefined) {
+      const list: unknown = resolveParams(step.forEach, context);
+      if (Array.isArray(list)) items = list.slice(0, MAX_ITEMS);
+      else itemsError = `for_each ${step.forEach} is not a list (got ${list === undefined ? 'nothing' : typeof list})`;
+    }
+    const params = resolveParams(step.params, items && items.length > 0 ? { ...context, item: items[0], item_index: 0 } : context) as Record<string, unknown>;
+    const base = { id: step.id, action: step.action, params, ...(items ? { items } : {}) };
     let result: StepResult;
     const conditional = dryRun && conditionReads(step.when, 'steps');
     if (!conditional && !evaluateCondition(step.when, context)) {
       result = { ...base, outcome: 'skipped', durationMs: 0 };
+    } else if (itemsError !== undefined) {
+      result = { ...base, outcome: dryRun ? 'planned' : 'failed', durationMs: 0, error: itemsError };
     } else if (dryRun) {
       result = { ...base, outcome: 'planned', durationMs: 0, ...(conditional ? { conditional } : {}), ...(step.fleet ? { fleet: 'ran' as const } : {}) };
     } else if (step.fleet && this.#fleetLock) {
       const lock = await this.#fleetLock
-        .tryRun(`${playbook.name}:${step.id}`, () => this.#invoke(playbook, runId, step, params, context, runSignal, t0))
+        .tryRun(`${playbook.name}:${step.id}`, () => this.#run(playbook, runId, step, items, context, runSignal, t0))
         .catch((error: unknown): { acquired: true; value: StepResult; lockError: true } => ({
           acquired: true,
           value: { ...base, outcome: 'failed', durationMs: performance.now() - t0, error: `fleet lock: ${reasonText(error)}` },
@@ -430,7 +502,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       if (!lock.acquired) result = { ...base, outcome: 'skipped', durationMs: performance.now() - t0, fleet: lock.reason };
       else result = 'lockError' in lock ? lock.value : { ...lock.value, fleet: 'ran' };
     } else {
-      result = await this.#invoke(playbook, runId, step, params, context, runSignal, t0);
+      result = await this.#run(playbook, runId, step, items, context, runSignal, t0);
     }
     this.#stepMetric.observe({ playbook: playbook.name, action: step.action, outcome: result.outcome }, result.durationMs / 1000);
     this.#bus?.emit('playbookStep', {
@@ -445,16 +517,88 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     return result;
   }
 
+  /** Runs a step's action (once, or once per `for_each` item), with its retries. */
+  async #run(
+    playbook: Playbook,
+    runId: string,
+    step: PlaybookStep,
+    items: unknown[] | undefined,
+    context: RunContext,
+    runSignal: AbortSignal,
+    t0: number,
+  ): Promise<StepResult> {
+    if (items === undefined) {
+      const params = resolveParams(step.params, context) as Record<string, unknown>;
+      const r = await this.#attempts(playbook, runId, step, params, context, runSignal);
+      return {
+        id: step.id,
+        action: step.action,
+        params,
+        outcome: r.outcome,
+        durationMs: performance.now() - t0,
+        attempts: r.attempts,
+        ...(r.output === undefined ? {} : { output: r.output }),
+        ...(r.error === undefined ? {} : { error: r.error }),
+      };
+    }
+    const perItem: { item: unknown; outcome: StepOutcome; attempts: number; output?: unknown; error?: string }[] = [];
+    let firstParams: Record<string, unknown> = {};
+    for (const [index, item] of items.entries()) {
+      if (runSignal.aborted) break;
+      const itemContext = { ...context, item, item_index: index };
+      const params = resolveParams(step.params, itemContext) as Record<string, unknown>;
+      if (index === 0) firstParams = params;
+      const r = await this.#attempts(playbook, runId, step, params, itemContext, runSignal);
+      perItem.push({ item, ...r });
+    }
+    const failures = perItem.filter((r) => r.outcome !== 'succeeded');
+    const outcome: StepOutcome = failures.length === 0 && perItem.length === items.length ? 'succeeded' : failures.every((f) => f.outcome === 'timeout') && failures.length > 0 ? 'timeout' : 'failed';
+    return {
+      id: step.id,
+      action: step.action,
+      params: firstParams,
+      items,
+      outcome,
+      durationMs: performance.now() - t0,
+      attempts: Math.max(0, ...perItem.map((r) => r.attempts)),
+      output: { items: perItem, succeeded: perItem.length - failures.length, failed: failures.length },
+      ...(outcome === 'succeeded'
+        ? {}
+        : { error: failures.length > 0 ? failures.map((f) => `${JSON.stringify(f.item)}: ${f.error ?? f.outcome}`).join('; ') : 'aborted before every item ran' }),
+    };
+  }
+
+  /** One action call, repeated per `retry` after a failure or timeout (never after the run was aborted). */
+  async #attempts(
+    playbook: Playbook,
+    runId: string,
+    step: PlaybookStep,
+    params: Record<string, unknown>,
+    context: RunContext,
+    runSignal: AbortSignal,
+  ): Promise<{ outcome: StepOutcome; attempts: number; output?: unknown; error?: string }> {
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      const r = await this.#invoke(playbook, runId, step, params, context, runSignal);
+      if (r.outcome === 'succeeded' || attempts > step.retry.count || runSignal.aborted) return { ...r, attempts };
+      this.#logger.info({ runId, playbook: playbook.name, step: step.id, attempt: attempts, error: r.error }, 'playbook step failed; retrying');
+      try {
+        await sleep(step.retry.delayMs, runSignal);
+      } catch {
+        return { ...r, attempts };
+      }
+    }
+  }
+
   async #invoke(
     playbook: Playbook,
     runId: string,
     step: PlaybookStep,
     params: Record<string, unknown>,
-    context: object,
+    context: RunContext,
     runSignal: AbortSignal,
-    t0: number,
-  ): Promise<StepResult> {
-    const base = { id: step.id, action: step.action, params };
+  ): Promise<{ outcome: StepOutcome; output?: unknown; error?: string }> {
     const controller = new AbortController();
     const onRunAbort = (): void => controller.abort(runSignal.reason);
     runSignal.addEventListener('abort', onRunAbort, { once: true });
@@ -464,7 +608,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       runId,
       playbook: playbook.name,
       step: step.id,
-      event: (context as { event: Readonly<Record<string, unknown>> }).event,
+      event: context.event,
       signal: controller.signal,
       logger: this.#logger,
       probe: (name, p = {}) => this.#probe(name, p, controller.signal),
@@ -472,11 +616,11 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     try {
       const handler = this.#actions.get(step.action);
       const output = await abortable(Promise.resolve().then(() => handler(params, actionContext)), controller.signal);
-      return { ...base, outcome: 'succeeded', durationMs: performance.now() - t0, ...(output === undefined ? {} : { output }) };
+      return { outcome: 'succeeded', ...(output === undefined ? {} : { output }) };
     } catch (error) {
       const timedOut = isGuardError(error, 'TIMEOUT');
       this.#logger.warn({ err: error, runId, playbook: playbook.name, step: step.id }, `playbook step ${timedOut ? 'timed out' : 'failed'}`);
-      return { ...base, outcome: timedOut ? 'timeout' : 'failed', durationMs: performance.now() - t0, error: reasonText(error) };
+      return { outcome: timedOut ? 'timeout' : 'failed', error: reasonText(error) };
     } finally {
       clearTimeout(timer);
       runSignal.removeEventListener('abort', onRunAbort);
@@ -488,7 +632,41 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     return abortable(Promise.resolve().then(() => handler(params, { signal })), signal);
   }
 
-  async #verify(playbook: Playbook, runId: string, signal: AbortSignal): Promise<VerificationResult> {
+  /** Evaluates checks once. */
+  async #checks(checks: readonly PlaybookCheck[], context: RunContext, signal: AbortSignal): Promise<CheckResult[]> {
+    const out: CheckResult[] = [];
+    for (const check of checks) {
+      const expected = check.value === undefined ? {} : { expected: check.value };
+      try {
+        const value = await this.#probe(check.probe, resolveParams(check.params, context) as Record<string, unknown>, signal);
+        out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value, passed: compare(value, check.op, check.value) });
+      } catch (error) {
+        out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value: undefined, passed: false, error: reasonText(error) });
+      }
+    }
+    return out;
+  }
+
+  async #steadyState(playbook: Playbook, runId: string, phase: 'before' | 'after', checks: readonly PlaybookCheck[], context: RunContext, signal: AbortSignal): Promise<SteadyStateResult> {
+    const t0 = performance.now();
+    const results = await this.#checks(checks, context, signal);
+    const passed = results.every((c) => c.passed);
+    const durationMs = performance.now() - t0;
+    if (!passed) this.#logger.warn({ runId, playbook: playbook.name, phase, checks: results }, `steady state ${phase} the run does not hold`);
+    this.#stepMetric.observe({ playbook: playbook.name, action: phase, outcome: passed ? 'succeeded' : 'failed' }, durationMs / 1000);
+    this.#bus?.emit('playbookStep', {
+      runId,
+      playbook: playbook.name,
+      step: phase,
+      action: phase,
+      outcome: passed ? 'succeeded' : 'failed',
+      durationMs,
+      ...(passed ? {} : { error: failedChecks(results) }),
+    });
+    return { passed, checks: results };
+  }
+
+  async #verify(playbook: Playbook, runId: string, context: RunContext, signal: AbortSignal): Promise<VerificationResult> {
     const verify = playbook.verify!;
     const t0 = performance.now();
     const deadline = t0 + verify.deadlineMs;
@@ -497,15 +675,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     let passed = false;
     while (!signal.aborted) {
       attempts++;
-      checks = [];
-      for (const check of verify.checks) {
-        try {
-          const value = await this.#probe(check.probe, check.params, signal);
-          checks.push({ id: check.id, probe: check.probe, op: check.op, ...(check.value === undefined ? {} : { expected: check.value }), value, passed: compare(value, check.op, check.value) });
-        } catch (error) {
-          checks.push({ id: check.id, probe: check.probe, op: check.op, ...(check.value === undefined ? {} : { expected: check.value }), value: undefined, passed: false, error: reasonText(error) });
-        }
-      }
+      checks = await this.#checks(verify.checks, context, signal);
       passed = checks.every((c) => c.passed);
       if (passed || attempts > verify.retries || performance.now() + verify.intervalMs > deadline) break;
       await sleep(verify.intervalMs, signal).catch(() => undefined);
@@ -519,7 +689,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       action: 'verify',
       outcome: passed ? 'succeeded' : 'failed',
       durationMs,
-      ...(passed ? {} : { error: checks.filter((c) => !c.passed).map((c) => `${c.id}: ${c.probe}=${JSON.stringify(c.value)}`).join('; ') }),
+      ...(passed ? {} : { error: failedChecks(checks) }),
     });
     return { passed, attempts, checks };
   }
@@ -539,12 +709,64 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
 export function formatPlan(result: PlaybookRunResult): string {
   const lines = [`playbook ${result.playbook}${result.dryRun ? ' (dry run)' : ''}: ${result.status}`];
   result.steps.forEach((s, i) => {
-    const note = s.outcome === 'skipped' ? ' [skipped: condition false]' : s.conditional ? ' [if condition holds]' : '';
-    lines.push(`  ${i + 1}. ${s.id}: ${s.action} ${JSON.stringify(s.params)}${note}`);
+    const note = s.outcome === 'skipped' ? ' [skipped: condition false]' : s.conditional ? ' [if condition holds]' : s.error ? ` [${s.error}]` : '';
+    const each = s.items ? ` for each of ${JSON.stringify(s.items)}` : '';
+    lines.push(`  ${i + 1}. ${s.id}: ${s.action} ${JSON.stringify(s.params)}${each}${note}`);
   });
   if (result.verification) lines.push(`  verify: ${result.verification.passed ? 'passed' : 'failed'} after ${result.verification.attempts} attempts`);
   for (const r of result.rollback) lines.push(`  rollback ${r.id}: ${r.action} ${r.outcome}`);
   return lines.join('\n');
+}
+
+/** Most items one `for_each` step runs for (the ACL contract caps offenders at 100). */
+const MAX_ITEMS = 100;
+/** Largest step result (JSON characters) copied into a run notice. */
+const MAX_RESULT_CHARS = 2_000;
+
+interface RunContext {
+  readonly event: Readonly<Record<string, unknown>>;
+  readonly steps: Record<string, { outcome: StepOutcome; output?: unknown }>;
+  readonly playbook: { readonly name: string };
+  readonly run: { readonly id: string; readonly key: string; readonly reason?: string };
+}
+
+function slot(name: string, key: string): string {
+  return `${name}\u0000${key}`;
+}
+
+function failedChecks(checks: readonly CheckResult[]): string {
+  return checks
+    .filter((c) => !c.passed)
+    .map((c) => `${c.id}: ${c.probe}=${JSON.stringify(c.value)}${c.error ? ` (${c.error})` : ''}, expected ${c.op} ${JSON.stringify(c.expected ?? null)}`)
+    .join('; ');
+}
+
+function checkSummary(c: CheckResult): { id: string; probe: string; value: unknown; passed: boolean } {
+  return { id: c.id, probe: c.probe, value: clip(c.value), passed: c.passed };
+}
+
+/** A step result for the run notice: bounded, JSON-friendly. */
+function summarize(r: StepResult): RunStepSummary {
+  return {
+    id: r.id,
+    action: r.action,
+    status: r.outcome,
+    durationMs: Math.round(r.durationMs * 10) / 10,
+    ...(r.attempts !== undefined && r.attempts > 1 ? { attempts: r.attempts } : {}),
+    ...(r.error === undefined ? {} : { error: r.error.slice(0, MAX_RESULT_CHARS) }),
+    ...(r.output === undefined ? {} : { result: clip(r.output) }),
+  };
+}
+
+function clip(value: unknown): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return '[unserializable]';
+  }
+  if (text === undefined || text.length <= MAX_RESULT_CHARS) return value;
+  return { truncated: true, preview: text.slice(0, MAX_RESULT_CHARS) };
 }
 
 function reasonText(reason: unknown): string {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Condition, Playbook, PlaybookStep } from './playbook-types.js';
+import type { Condition, Playbook, PlaybookCheck, PlaybookStep } from './playbook-types.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000 };
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)$/;
@@ -55,6 +55,17 @@ const conditions = z.union([condition, z.array(condition).min(1).max(20)]).trans
 
 const params = z.record(z.string().max(100), z.unknown()).default({});
 
+const TEMPLATE_ONLY = /^\{\{\s*[A-Za-z0-9_.]+\s*\}\}$/;
+
+const retry = z
+  .strictObject({
+    count: z.number().int().min(0).max(20),
+    delay: duration(600_000).optional(),
+    /** Alias of `delay` in ms (the issue's spelling). */
+    delayMs: z.number().min(0).max(600_000).optional(),
+  })
+  .transform((r) => ({ count: r.count, delayMs: r.delay ?? r.delayMs ?? 0 }));
+
 const step = z.strictObject({
   id: z.string().regex(NAME, 'expected snake_case').max(64).optional(),
   action: z.string().regex(NAME, 'expected a snake_case action name').max(64),
@@ -63,6 +74,8 @@ const step = z.strictObject({
   timeout: duration(3_600_000).default(30_000),
   continue_on_error: z.boolean().default(false),
   fleet: z.boolean().default(false),
+  retry: retry.optional(),
+  for_each: z.string().regex(TEMPLATE_ONLY, 'expected one template like "{{ event.offenders }}"').max(200).optional(),
 });
 
 const check = z.strictObject({
@@ -71,6 +84,11 @@ const check = z.strictObject({
   params,
   op: z.enum(OPS),
   value: conditionValue.optional(),
+});
+
+const steadyState = z.strictObject({
+  checks: z.array(check).min(1).max(20),
+  on_failure: z.enum(['continue', 'skip']).default('continue'),
 });
 
 /** The zod schema of a playbook document (YAML keys are snake_case; durations are strings with a unit). */
@@ -93,6 +111,10 @@ export const playbookDocumentSchema = z.strictObject({
     })
     .optional(),
   rollback: z.array(step).max(50).default([]),
+  input: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a field name like actor')).max(50).optional(),
+  concurrency_key: z.string().max(200).optional(),
+  before: steadyState.optional(),
+  after: steadyState.optional(),
 });
 
 type Document = z.output<typeof playbookDocumentSchema>;
@@ -106,8 +128,8 @@ function conditionDepth(c: Condition | undefined): number {
 }
 
 /** Converts a validated document to a {@link Playbook}; returns problems it finds beyond the schema. */
-export function toPlaybook(doc: Document, source?: string): { playbook: Playbook; problems: { path: (string | number)[]; message: string }[] } {
-  const problems: { path: (string | number)[]; message: string }[] = [];
+export function toPlaybook(doc: Document, source?: string): { playbook: Playbook; problems: Problem[] } {
+  const problems: Problem[] = [];
   const seen = new Set<string>();
   const mapSteps = (list: Document['steps'], key: 'steps' | 'rollback'): PlaybookStep[] =>
     list.map((s, i) => {
@@ -123,6 +145,8 @@ export function toPlaybook(doc: Document, source?: string): { playbook: Playbook
         timeoutMs: s.timeout,
         continueOnError: s.continue_on_error,
         fleet: s.fleet,
+        retry: s.retry ?? { count: 0, delayMs: 0 },
+        ...(s.for_each === undefined ? {} : { forEach: s.for_each }),
       };
     });
   const steps = mapSteps(doc.steps, 'steps');
@@ -140,13 +164,7 @@ export function toPlaybook(doc: Document, source?: string): { playbook: Playbook
     ...(doc.verify
       ? {
           verify: {
-            checks: doc.verify.checks.map((c, i) => ({
-              id: c.id ?? `check_${i + 1}`,
-              probe: c.probe,
-              params: c.params,
-              op: c.op,
-              ...(c.value === undefined ? {} : { value: c.value }),
-            })),
+            checks: toChecks(doc.verify.checks, 'check'),
             retries: doc.verify.retries,
             intervalMs: doc.verify.interval,
             deadlineMs: doc.verify.deadline,
@@ -154,7 +172,80 @@ export function toPlaybook(doc: Document, source?: string): { playbook: Playbook
         }
       : {}),
     rollback,
+    ...(doc.input === undefined ? {} : { input: doc.input }),
+    ...(doc.concurrency_key === undefined ? {} : { concurrencyKey: doc.concurrency_key }),
+    ...(doc.before ? { before: { checks: toChecks(doc.before.checks, 'before'), onFailure: doc.before.on_failure } } : {}),
+    ...(doc.after ? { after: { checks: toChecks(doc.after.checks, 'after'), onFailure: doc.after.on_failure } } : {}),
     ...(source === undefined ? {} : { source }),
   };
+  problems.push(...checkReferences(playbook));
   return { playbook, problems };
+}
+
+function toChecks(list: Document['verify'] extends infer V ? (V extends { checks: infer C } ? C : never) : never, prefix: string): PlaybookCheck[] {
+  return list.map((c, i) => ({
+    id: c.id ?? `${prefix}_${i + 1}`,
+    probe: c.probe,
+    params: c.params,
+    op: c.op,
+    ...(c.value === undefined ? {} : { value: c.value }),
+  }));
+}
+
+const TEMPLATE_REF = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;
+const ROOTS = new Set(['event', 'steps', 'playbook', 'run']);
+
+/**
+ * Every template and condition path must start at a known root; `item` only inside a `for_each` step;
+ * `steps.<id>` only names an earlier step; with `input` declared, `event.<field>` must be one of them.
+ */
+function checkReferences(playbook: Playbook): Problem[] {
+  const problems: Problem[] = [];
+  const input = playbook.input ? new Set(playbook.input) : undefined;
+  const check = (path: string, where: (string | number)[], known: ReadonlySet<string>, item: boolean): void => {
+    const [root, field] = path.split('.');
+    const say = (message: string): void => void problems.push({ path: where, message: `playbook "${playbook.name}": ${message}`, field: path });
+    if (root === 'item' || root === 'item_index') {
+      if (!item) say(`"${path}" is only defined inside a for_each step`);
+      return;
+    }
+    if (!ROOTS.has(root!)) return say(`"${path}" starts with unknown root "${root}" (expected event, steps, playbook, run or item)`);
+    if (root === 'event' && input && field !== undefined && !input.has(field)) {
+      return say(`"${path}" reads event.${field}, which is not a declared input (input: ${[...input].join(', ')})`);
+    }
+    if (root === 'steps' && field !== undefined && !known.has(field)) say(`"${path}" names step "${field}", which does not run before this point`);
+  };
+  const templates = (value: unknown, where: (string | number)[], known: ReadonlySet<string>, item: boolean): void => {
+    if (typeof value === 'string') for (const m of value.matchAll(TEMPLATE_REF)) check(m[1]!, where, known, item);
+    else if (Array.isArray(value)) value.forEach((v, i) => templates(v, [...where, i], known, item));
+    else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) templates(v, [...where, k], known, item);
+  };
+  const fields = (c: Condition | undefined, where: (string | number)[], known: ReadonlySet<string>, item: boolean): void => {
+    if (c === undefined) return;
+    if ('all' in c) c.all.forEach((x) => fields(x, where, known, item));
+    else if ('any' in c) c.any.forEach((x) => fields(x, where, known, item));
+    else if ('not' in c) fields(c.not, where, known, item);
+    else check(c.field, where, known, item);
+  };
+  fields(playbook.trigger.conditions, ['trigger', 'conditions'], new Set(), false);
+  if (playbook.concurrencyKey !== undefined) templates(playbook.concurrencyKey, ['concurrency_key'], new Set(), false);
+  const known = new Set<string>();
+  for (const [key, list] of [['steps', playbook.steps], ['rollback', playbook.rollback]] as const) {
+    list.forEach((s, i) => {
+      fields(s.when, [key, i, 'when'], known, false);
+      if (s.forEach !== undefined) templates(s.forEach, [key, i, 'for_each'], known, false);
+      templates(s.params, [key, i, 'params'], known, s.forEach !== undefined);
+      known.add(s.id);
+    });
+  }
+  for (const [key, checks] of [['before', playbook.before?.checks], ['verify', playbook.verify?.checks], ['after', playbook.after?.checks]] as const) {
+    checks?.forEach((c, i) => templates(c.params, [key, ...(key === 'verify' ? ['checks'] : ['checks']), i, 'params'], known, false));
+  }
+  return problems;
+}
+
+interface Problem {
+  readonly path: (string | number)[];
+  readonly message: string;
+  readonly field?: string;
 }

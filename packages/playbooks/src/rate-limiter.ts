@@ -15,6 +15,15 @@ interface Bucket extends RateLimitEntry {
   last: number;
 }
 
+/** Acquire counts per key in one-second slots, for {@link RateLimiter.observedRate}. */
+interface RateWindow {
+  readonly slots: number[];
+  slot: number;
+  readonly since: number;
+}
+
+const RATE_WINDOW_S = 5;
+
 /** Options for {@link RateLimiter}. */
 export interface RateLimiterOptions {
   readonly now?: () => number;
@@ -31,20 +40,21 @@ export interface RateLimiterOptions {
  */
 export class RateLimiter {
   readonly #buckets = new Map<string, Bucket>();
+  readonly #observed = new Map<string, RateWindow>();
   readonly #now: () => number;
 
   constructor(options: RateLimiterOptions = {}) {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Limits `key` to `ratePerSec` (burst = max(1, rate)) for `durationMs` (default: until cleared). */
+  /** Limits `key` to `ratePerSec` (burst = max(1, rate); 0 refuses every call) for `durationMs` (default: until cleared). */
   setLimit(key: string, ratePerSec: number, options: { durationMs?: number } = {}): RateLimitEntry {
     if (typeof key !== 'string' || key.length === 0) throw new GuardError('INVALID_OPTION', 'key must be a non-empty string', { details: { field: 'key' } });
     assertNumberOption('ratePerSec', ratePerSec, { min: 0 });
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const now = this.#now();
-    const bucket: Bucket = { key, ratePerSec, expiresAt: now + durationMs, tokens: Math.max(1, ratePerSec), last: now };
+    const bucket: Bucket = { key, ratePerSec, expiresAt: now + durationMs, tokens: burst(ratePerSec), last: now };
     this.#buckets.set(key, bucket);
     return { key, ratePerSec, expiresAt: bucket.expiresAt };
   }
@@ -54,8 +64,61 @@ export class RateLimiter {
     return this.#buckets.delete(key);
   }
 
-  /** Takes one token of `key`. @returns false when the call should be refused. */
+  /**
+   * "May I run now?": takes one token of `key`. @returns false when the call should be refused (or deferred).
+   * Granted calls are counted, so {@link observedRate} knows the key's rate before any limit exists.
+   */
   tryAcquire(key: string): boolean {
+    const granted = this.#take(key);
+    if (granted) this.#count(key);
+    return granted;
+  }
+
+  /**
+   * Waits until `key` may run (at once when it has no limit), then takes a token. For background jobs:
+   * `await limiter.acquire('non_critical', { signal })` before each unit of work. Rejects `ABORTED` on the
+   * signal; a limit of 0 waits until it is lifted or expires.
+   *
+   * @example
+   * for (;;) { await limiter.acquire('non_critical', { signal }); await job(); }
+   */
+  async acquire(key: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    options.signal?.throwIfAborted();
+    while (!this.tryAcquire(key)) {
+      const waitMs = this.#waitMs(key);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(done, waitMs);
+        function done(): void {
+          options.signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }
+        function onAbort(): void {
+          clearTimeout(timer);
+          reject(new GuardError('ABORTED', `wait for rate limit "${key}" aborted`, { cause: options.signal?.reason }));
+        }
+        options.signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+  }
+
+  /**
+   * Granted acquires of `key` per second over the last 5 s (counted whether or not a limit is active).
+   *
+   * @example
+   * limiter.observedRate('non_critical'); // 8.2
+   */
+  observedRate(key: string): number {
+    const w = this.#observed.get(key);
+    if (!w) return 0;
+    const second = Math.floor(this.#now() / 1000);
+    this.#roll(w, second);
+    // Full past seconds plus the fraction of the current one.
+    const now = this.#now();
+    const elapsedS = Math.min(RATE_WINDOW_S - 1 + (now % 1000) / 1000, Math.max(1, (now - w.since) / 1000));
+    return Math.round((w.slots.reduce((a, b) => a + b, 0) / Math.max(elapsedS, 0.001)) * 100) / 100;
+  }
+
+  #take(key: string): boolean {
     if (this.#buckets.size === 0) return true;
     const bucket = this.#buckets.get(key);
     if (bucket === undefined) return true;
@@ -64,11 +127,37 @@ export class RateLimiter {
       this.#buckets.delete(key);
       return true;
     }
-    bucket.tokens = Math.min(Math.max(1, bucket.ratePerSec), bucket.tokens + ((now - bucket.last) / 1000) * bucket.ratePerSec);
+    bucket.tokens = Math.min(burst(bucket.ratePerSec), bucket.tokens + ((now - bucket.last) / 1000) * bucket.ratePerSec);
     bucket.last = now;
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;
+  }
+
+  #count(key: string): void {
+    let w = this.#observed.get(key);
+    const second = Math.floor(this.#now() / 1000);
+    if (!w) {
+      if (this.#observed.size >= 1_000) this.#observed.clear();
+      w = { slots: new Array<number>(RATE_WINDOW_S).fill(0), slot: second, since: this.#now() };
+      this.#observed.set(key, w);
+    }
+    this.#roll(w, second);
+    w.slots[second % RATE_WINDOW_S]! += 1;
+  }
+
+  #roll(w: RateWindow, second: number): void {
+    if (second === w.slot) return;
+    const steps = Math.min(RATE_WINDOW_S, second - w.slot);
+    for (let i = 1; i <= steps; i++) w.slots[(w.slot + i) % RATE_WINDOW_S] = 0;
+    w.slot = second;
+  }
+
+  /** ms until `key` has a token again (at least 1, at most 1 s for re-checks of a zero or lifted limit). */
+  #waitMs(key: string): number {
+    const bucket = this.#buckets.get(key);
+    if (!bucket || bucket.ratePerSec === 0) return bucket ? Math.max(1, Math.min(1_000, bucket.expiresAt - this.#now())) : 1;
+    return Math.max(1, Math.min(1_000, Math.ceil(((1 - bucket.tokens) / bucket.ratePerSec) * 1000)));
   }
 
   /** True while `key` has an active limit. */
@@ -96,4 +185,9 @@ export class RateLimiter {
       sendProblem(res, { status: 429, title: 'Too many requests', detail: `rate limit "${key}" is active`, code: 'RATE_LIMITED' }, { 'retry-after': '1' });
     };
   }
+}
+
+/** At least one token, so rates below 1/s let one call through per 1/rate s; 0 blocks. */
+function burst(ratePerSec: number): number {
+  return ratePerSec === 0 ? 0 : Math.max(1, ratePerSec);
 }
