@@ -163,7 +163,7 @@ describe('createSystemSampler', () => {
     const sampler = createSystemSampler({ cpuSource: 'process', diskPaths: ['/', '/definitely/missing/path'] });
     try {
       await sampler.sample();
-      const end = Date.now() + 150;
+      const end = Date.now() + 400;
       while (Date.now() < end) {
         // keep the CPU busy so the interval has measurable process CPU
       }
