@@ -18,8 +18,13 @@ export function describeFleetLockContract(factory: {
     const [a, b] = await factory.pair(0);
     const key = factory.uniqueKey();
     let release!: () => void;
-    const running = a.tryRun(key, () => new Promise<string>((r) => (release = () => r('first'))));
-    await new Promise((r) => setTimeout(r, 50));
+    let started!: () => void;
+    const inside = new Promise<void>((r) => (started = r));
+    const running = a.tryRun(key, () => {
+      started();
+      return new Promise<string>((r) => (release = () => r('first')));
+    });
+    await inside; // the first holder is running its step
     expect(await b.tryRun(key, async () => 'second')).toEqual({ acquired: false, reason: 'held' });
     release();
     expect(await running).toEqual({ acquired: true, value: 'first' });
@@ -30,9 +35,22 @@ export function describeFleetLockContract(factory: {
     const [a, b] = await factory.pair(0);
     const k1 = factory.uniqueKey();
     const k2 = factory.uniqueKey();
+    // Both steps must be inside the lock at the same time: each waits for the other to start.
+    let startA!: () => void;
+    let startB!: () => void;
+    const aStarted = new Promise<void>((r) => (startA = r));
+    const bStarted = new Promise<void>((r) => (startB = r));
     const [r1, r2] = await Promise.all([
-      a.tryRun(k1, () => new Promise((r) => setTimeout(() => r(1), 50))),
-      b.tryRun(k2, () => new Promise((r) => setTimeout(() => r(2), 50))),
+      a.tryRun(k1, async () => {
+        startA();
+        await bStarted;
+        return 1;
+      }),
+      b.tryRun(k2, async () => {
+        startB();
+        await aStarted;
+        return 2;
+      }),
     ]);
     expect([r1, r2]).toEqual([
       { acquired: true, value: 1 },
@@ -58,8 +76,13 @@ export function describeFleetLockContract(factory: {
     const [a, b] = await factory.pair(60_000);
     const key = factory.uniqueKey();
     let release!: () => void;
-    const running = a.tryRun(key, () => new Promise<string>((r) => (release = () => r('first'))));
-    await new Promise((r) => setTimeout(r, 50));
+    let started!: () => void;
+    const inside = new Promise<void>((r) => (started = r));
+    const running = a.tryRun(key, () => {
+      started();
+      return new Promise<string>((r) => (release = () => r('first')));
+    });
+    await inside; // the first holder is running its step
     expect(await b.tryRun(key, async () => 'second')).toEqual({ acquired: false, reason: 'held' });
     release();
     expect(await running).toEqual({ acquired: true, value: 'first' });
