@@ -24,6 +24,11 @@ export const DEMO_ENV_DEFAULTS: Readonly<Record<string, string>> = {
   BASELINE_SAMPLE_COUNT: '5',
   MEMORY_RSS_THRESHOLD_MB: '700',
   CACHE_ENTRIES_THRESHOLD: '2200',
+  // Postgres mode: the demo's statements are tiny, so a lost database fails a request (503) within ~2 s, or ~4 s
+  // where a store retries once on a fresh connection (core's defaults are 5 s / 5 s / 6 s).
+  GUARD_PG_CONNECT_TIMEOUT_MS: '1500',
+  GUARD_PG_STATEMENT_TIMEOUT_MS: '1500',
+  GUARD_PG_QUERY_TIMEOUT_MS: '2000',
 };
 
 /** The environment the demo reads: its defaults overlaid by `env`. */

@@ -146,7 +146,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const adminToken = env.GUARD_ADMIN_TOKEN;
   const labAllowed = labAccess(adminToken);
   const selfCheck = createSelfCheckHandler(guard.memory, { adminToken });
-  const immune = createImmuneHandler(guard.immune, { registry });
+  // Writes need GUARD_IMMUNE_WRITE_TOKEN when it is set (read from env); 5xx answers are logged with their cause.
+  const immune = createImmuneHandler(guard.immune, { registry, logger, env });
   const parasite = createParasiteMiddleware(guard.chain, { routes: [{ prefix: '/api/analyses', component: 'db' }] });
   const shedding = healing.pressure.loadShedding({ retryAfterSec: 2 });
   const apiLimit = healing.limiter.httpHandler('api');

@@ -1,0 +1,188 @@
+import { Agent, request } from 'node:http';
+
+/** One generated request. `mayReset`: the server may close before reading it all (huge body, unparsable request). */
+export interface HostileCase {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body?: Buffer;
+  readonly mayReset?: boolean;
+}
+
+/** What one request got: a status (and Retry-After), or a transport error; `ms` until the response ended. */
+export interface Outcome {
+  readonly status?: number;
+  readonly retryAfter?: string;
+  readonly error?: string;
+  readonly ms: number;
+}
+
+/** A small seeded PRNG (mulberry32), so a failing case can be reproduced from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+const PATHS = [
+  '/api/analyses',
+  '/api/analyses/an_nope',
+  `/api/analyses/${'x'.repeat(300)}`,
+  '/api/analyses/%F0%9F%98%80',
+  '/api/immune/event',
+  '/api/immune/events',
+  '/api/immune/health',
+  '/api/immune/stream',
+  '/self-check',
+  '/self-check/memory',
+  '/self-check/cache',
+  '/self-check/baseline',
+  '/self-check/detailed',
+  '/self-check/restart',
+  '/self-check/force-memory-check',
+  '/livez',
+  '/readyz',
+  '/metrics',
+  '/dashboard/state',
+  '/dashboard/stream',
+  '/',
+  '/dashboard.js',
+  '/dashboard.css',
+  '/guard/mode',
+  '/chaos/not-a-scenario',
+  '/chaos/ws-no-ack',
+  '/ws',
+  '/nope',
+  '/%',
+  '/..%2f..%2fetc%2fpasswd',
+];
+const QUERIES = [
+  '',
+  '',
+  '?limit=abc',
+  '?limit=-1',
+  '?limit=1e309',
+  '?limit=100000',
+  '?limit=1&limit=2',
+  '?since=zz',
+  '?since=-1',
+  '?window=9999999d',
+  '?window=1e400ms',
+  '?severity=LOUD',
+  '?type=%00',
+  '?%zz=%zz',
+  '?limit=%F0%9F',
+  `?${'a=1&'.repeat(2_000)}`,
+  `?q=${'%ED%A0%80'.repeat(20)}`,
+];
+const METHODS = ['GET', 'GET', 'POST', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'PROPFIND'];
+const TYPES = ['application/json', 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'multipart/form-data; boundary=x', '', 'application/vnd.api+json'];
+const BODIES: (() => string | Buffer)[] = [
+  () => '',
+  () => '{',
+  () => 'null',
+  () => '[]',
+  () => '42',
+  () => '"text"',
+  () => '{"text":"\\ud800"}',
+  () => '{"text":"ok \\ud83d"}',
+  () => '{"text":"\\udc00 tail"}',
+  () => '{"text":""}',
+  () => '{"text":42}',
+  () => `{"text":"${'y'.repeat(20_000)}"}`,
+  () => '{"text":"a","extra":true}',
+  () => '{"__proto__":{"polluted":true},"text":"p"}',
+  () => `${'['.repeat(20_000)}${']'.repeat(20_000)}`,
+  () => '{"severity":"CRITICAL","type":"ERROR_SPIKE","message":"\\ud800"}',
+  () => '{"severity":"LOUD","type":"ERROR_SPIKE","message":"x"}',
+  () => `{"severity":"INFO","type":"ERROR_SPIKE","message":"m","meta":{"k":"${'z'.repeat(70_000)}"}}`,
+  () => '{"mode":"loud"}',
+  () => '{"mode":"full","component":42}',
+  () => '{"confirm":true}',
+  () => Buffer.from([0xff, 0xfe, 0x7b, 0x00]),
+  () => Buffer.alloc(1_048_576, 0x61),
+  () => Buffer.alloc(100_000, 0x7b),
+];
+
+/** `count` hostile requests across every endpoint, reproducible from `seed`. None carries a credential. */
+export function generateHostileCases(count: number, seed: number): HostileCase[] {
+  const random = seededRandom(seed);
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+  const cases: HostileCase[] = [];
+  for (let i = 0; i < count; i++) {
+    const method = pick(METHODS);
+    const hasBody = method !== 'GET' && method !== 'HEAD' ? random() < 0.9 : random() < 0.1;
+    const raw = hasBody ? pick(BODIES)() : undefined;
+    const body = raw === undefined ? undefined : Buffer.isBuffer(raw) ? raw : Buffer.from(raw, 'utf8');
+    const headers: Record<string, string> = {};
+    const type = pick(TYPES);
+    if (body !== undefined && type) headers['content-type'] = type;
+    let path = `${pick(PATHS)}${pick(QUERIES)}`;
+    if (random() < 0.02) path = `/api/analyses/${'L'.repeat(20_000)}`; // past Node's header limit: 431
+    if (random() < 0.03) headers.authorization = pick(['Bearer wrong', 'Basic abc', 'Bearer ', `Bearer ${'t'.repeat(5_000)}`]);
+    // Node's client sends a GET/DELETE/OPTIONS body with no length unless told (the server would read it as the next
+    // request): always declare it, and sometimes lie (longer than sent: the server waits for the rest, we give up).
+    const lie = random() < 0.02;
+    if (body !== undefined || lie) headers['content-length'] = String((body?.length ?? 0) + (lie ? 10 : 0));
+    const mayReset = (body !== undefined && body.length > 60_000) || path.length > 16_000 || lie;
+    cases.push({ method, path, headers, body, mayReset });
+  }
+  return cases;
+}
+
+/** Sends one case and waits for the whole response (an event stream counts as answered at its headers). */
+export function sendCase(port: number, agent: Agent, c: HostileCase, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let settled = false;
+    const done = (outcome: Omit<Outcome, 'ms'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ...outcome, ms: performance.now() - started });
+    };
+    const req = request({ host: '127.0.0.1', port, method: c.method, path: c.path, headers: c.headers, agent }, (res) => {
+      const outcome = { status: res.statusCode, retryAfter: res.headers['retry-after'] };
+      if (String(res.headers['content-type']).includes('text/event-stream')) {
+        res.destroy();
+        return done(outcome);
+      }
+      res.on('error', () => {});
+      res.once('end', () => done(outcome));
+      res.once('close', () => done(outcome));
+      res.resume();
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      done({ error: 'HANG' });
+    }, timeoutMs);
+    req.on('error', (error: NodeJS.ErrnoException) => done({ error: error.code ?? error.message }));
+    if (c.mayReset && Number(c.headers['content-length'] ?? 0) > (c.body?.length ?? 0)) {
+      // The declared length is longer than what we send: give the server a moment, then give up on our side.
+      if (c.body) req.write(c.body);
+      setTimeout(() => req.destroy(), 200).unref();
+    } else req.end(c.body);
+  });
+}
+
+/** Runs `cases` with `concurrency` requests in flight. */
+export async function sendAll(port: number, cases: readonly HostileCase[], concurrency: number, timeoutMs: number): Promise<Outcome[]> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const outcomes: Outcome[] = new Array(cases.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < cases.length) {
+        const index = next++;
+        outcomes[index] = await sendCase(port, agent, cases[index]!, timeoutMs);
+      }
+    }),
+  );
+  agent.destroy();
+  return outcomes;
+}
