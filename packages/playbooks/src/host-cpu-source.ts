@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { firstDirWith, readCgroupPaths, readText as read, upToRoot, v1Candidates } from './cgroup-paths.js';
 
 /** Where a host CPU figure came from. */
 export type HostCpuSourceKind = 'cgroup_v2' | 'cgroup_v1' | 'proc_stat' | 'os_cpus';
@@ -71,41 +71,13 @@ export function parseCpuStatUsage(text: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-async function read(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** `0::/path` (v2) and the v1 controller paths of `/proc/self/cgroup`. */
-function parseCgroupFile(text: string): { v2?: string; v1: Map<string, string> } {
-  const v1 = new Map<string, string>();
-  let v2: string | undefined;
-  for (const line of text.trim().split('\n')) {
-    const [id, controllers, path] = line.split(':');
-    if (path === undefined) continue;
-    if (id === '0' && controllers === '') v2 = path;
-    else for (const c of controllers?.split(',') ?? []) v1.set(c, path);
-  }
-  return { ...(v2 === undefined ? {} : { v2 }), v1 };
-}
-
-/** The first directory (the cgroup's own, else the namespace root) that holds `file`. */
-async function dirWith(candidates: readonly string[], file: string): Promise<string | undefined> {
-  for (const dir of candidates) if ((await read(join(dir, file))) !== undefined) return dir;
-  return undefined;
-}
-
-/** Smallest quota (cores) on the way from `dir` up to `root`: a parent's limit binds its children too. */
+/** Smallest quota (cores) on the way from `dir` up to `root`. */
 async function v2QuotaCores(root: string, dir: string): Promise<number | undefined> {
   let smallest: number | undefined;
-  for (let current = dir; ; current = join(current, '..')) {
+  for (const current of upToRoot(root, dir)) {
     const text = await read(join(current, 'cpu.max'));
     const cores = text === undefined ? undefined : parseCpuMax(text);
     if (cores !== undefined) smallest = Math.min(smallest ?? Infinity, cores);
-    if (current === root || !current.startsWith(root) || current === '/') break;
   }
   return smallest;
 }
@@ -113,12 +85,11 @@ async function v2QuotaCores(root: string, dir: string): Promise<number | undefin
 type Meter = () => Promise<{ usage: number; total: number; capacityCores: number } | undefined>;
 
 async function detect(procRoot: string, cgroupRoot: string, clock: () => number, hostCores: number): Promise<{ kind: HostCpuSourceKind; meter: Meter }> {
-  const cgroupText = await read(join(procRoot, 'self/cgroup'));
-  const cgroup = cgroupText === undefined ? undefined : parseCgroupFile(cgroupText);
+  const cgroup = await readCgroupPaths(procRoot);
 
   // cgroup v2 with a quota: usage_usec of our cgroup against quota x wall time.
   if (cgroup?.v2 !== undefined) {
-    const dir = await dirWith([join(cgroupRoot, cgroup.v2), cgroupRoot], 'cpu.stat');
+    const dir = await firstDirWith([join(cgroupRoot, cgroup.v2), cgroupRoot], 'cpu.stat');
     const quota = dir === undefined ? undefined : await v2QuotaCores(cgroupRoot, dir);
     if (dir !== undefined && quota !== undefined) {
       const capacityCores = Math.min(quota, hostCores);
@@ -133,16 +104,11 @@ async function detect(procRoot: string, cgroupRoot: string, clock: () => number,
   }
 
   // cgroup v1 with a CFS quota: cpuacct.usage (ns) against quota x wall time.
-  const cpuPath = cgroup?.v1.get('cpu');
-  if (cpuPath !== undefined) {
-    const cpuDir = await dirWith([join(cgroupRoot, 'cpu', cpuPath), join(cgroupRoot, 'cpu,cpuacct', cpuPath), join(cgroupRoot, 'cpu'), join(cgroupRoot, 'cpu,cpuacct')], 'cpu.cfs_quota_us');
+  if (cgroup?.v1.has('cpu')) {
+    const cpuDir = await firstDirWith(v1Candidates(cgroupRoot, cgroup, 'cpu', 'cpu,cpuacct'), 'cpu.cfs_quota_us');
     const quotaUs = cpuDir === undefined ? undefined : Number((await read(join(cpuDir, 'cpu.cfs_quota_us')))?.trim());
     const periodUs = cpuDir === undefined ? undefined : Number((await read(join(cpuDir, 'cpu.cfs_period_us')))?.trim());
-    const acctPath = cgroup?.v1.get('cpuacct') ?? cpuPath;
-    const acctDir = await dirWith(
-      [join(cgroupRoot, 'cpuacct', acctPath), join(cgroupRoot, 'cpu,cpuacct', acctPath), join(cgroupRoot, 'cpuacct'), join(cgroupRoot, 'cpu,cpuacct')],
-      'cpuacct.usage',
-    );
+    const acctDir = await firstDirWith(v1Candidates(cgroupRoot, cgroup.v1.has('cpuacct') ? cgroup : { v1: new Map([['cpuacct', cgroup.v1.get('cpu')!]]) }, 'cpuacct', 'cpu,cpuacct'), 'cpuacct.usage');
     if (quotaUs !== undefined && periodUs !== undefined && quotaUs > 0 && periodUs > 0 && acctDir !== undefined) {
       const capacityCores = Math.min(quotaUs / periodUs, hostCores);
       return {

@@ -1,7 +1,9 @@
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import { cpus, freemem, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization, IntervalHistogram } from 'node:perf_hooks';
+import { firstDirWith, readCgroupPaths, readText, upToRoot, v1Candidates } from './cgroup-paths.js';
 import { createHostCpuSource } from './host-cpu-source.js';
 import type { HostCpuSourceKind } from './host-cpu-source.js';
 
@@ -80,29 +82,45 @@ type MemoryProbe = () => Promise<{ used: number; limit: number; source: 'cgroup_
 const UNLIMITED = 2 ** 60;
 
 async function readNumber(path: string): Promise<number | undefined> {
-  try {
-    const text = (await readFile(path, 'utf8')).trim();
-    if (text === 'max') return Infinity;
-    const n = Number(text);
-    return Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
-  }
+  const text = (await readText(path))?.trim();
+  if (text === undefined) return undefined;
+  if (text === 'max') return Infinity;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : undefined;
 }
 
-async function detectMemory(root: string): Promise<MemoryProbe> {
+/** Smallest finite `file` value from `dir` up to `root`. */
+async function smallestUpward(root: string, dir: string, file: string): Promise<number | undefined> {
+  let smallest: number | undefined;
+  for (const current of upToRoot(root, dir)) {
+    const n = await readNumber(join(current, file));
+    if (n !== undefined && Number.isFinite(n)) smallest = Math.min(smallest ?? Infinity, n);
+  }
+  return smallest;
+}
+
+/**
+ * Memory against the limit of this process's own cgroup (from `/proc/self/cgroup`, or the namespace root), the
+ * smallest limit on the way up counting: v2 `memory.current` / `memory.max`, v1 `memory.usage_in_bytes` /
+ * `memory.limit_in_bytes`; else the host.
+ */
+async function detectMemory(root: string, procRoot: string): Promise<MemoryProbe> {
   const host: MemoryProbe = async () => ({ used: totalmem() - freemem(), limit: totalmem(), source: 'host' });
-  const v2Max = await readNumber(`${root}/memory.max`);
-  if (v2Max !== undefined && Number.isFinite(v2Max) && v2Max < UNLIMITED) {
+  const paths = await readCgroupPaths(procRoot);
+  const v2Dir = await firstDirWith([...(paths?.v2 === undefined ? [] : [join(root, paths.v2)]), root], 'memory.current');
+  const v2Max = v2Dir === undefined ? undefined : await smallestUpward(root, v2Dir, 'memory.max');
+  if (v2Dir !== undefined && v2Max !== undefined && v2Max < UNLIMITED) {
     return async () => {
-      const used = await readNumber(`${root}/memory.current`);
+      const used = await readNumber(join(v2Dir, 'memory.current'));
       return used === undefined ? host() : { used, limit: v2Max, source: 'cgroup_v2' };
     };
   }
-  const v1Max = await readNumber(`${root}/memory/memory.limit_in_bytes`);
-  if (v1Max !== undefined && Number.isFinite(v1Max) && v1Max < Math.min(UNLIMITED, totalmem())) {
+  const v1Root = join(root, 'memory');
+  const v1Dir = await firstDirWith(v1Candidates(root, paths, 'memory'), 'memory.limit_in_bytes');
+  const v1Max = v1Dir === undefined ? undefined : await smallestUpward(v1Root, v1Dir, 'memory.limit_in_bytes');
+  if (v1Dir !== undefined && v1Max !== undefined && v1Max < Math.min(UNLIMITED, totalmem())) {
     return async () => {
-      const used = await readNumber(`${root}/memory/memory.usage_in_bytes`);
+      const used = await readNumber(join(v1Dir, 'memory.usage_in_bytes'));
       return used === undefined ? host() : { used, limit: v1Max, source: 'cgroup_v1' };
     };
   }
@@ -152,7 +170,8 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
   const diskPaths = options.diskPaths ?? [process.cwd()];
   const cpuSource = options.cpuSource ?? 'host';
   const root = options.cgroupRoot ?? '/sys/fs/cgroup';
-  const host = createHostCpuSource({ cgroupRoot: root, ...(options.procRoot === undefined ? {} : { procRoot: options.procRoot }) });
+  const procRoot = options.procRoot ?? '/proc';
+  const host = createHostCpuSource({ cgroupRoot: root, procRoot });
   // Starts the host interval now, so the first sample already has a figure.
   const hostPrimed = host.sample().catch(() => undefined);
   let memory: Promise<MemoryProbe> | undefined;
@@ -203,7 +222,7 @@ export function createSystemSampler(options: SystemSamplerOptions = {}): SystemS
         lastSched = sched;
         lastSchedAt = at;
       }
-      memory ??= detectMemory(root);
+      memory ??= detectMemory(root, procRoot);
       const mem = await (await memory)();
       const disks: { path: string; percent: number }[] = [];
       for (const path of diskPaths) {
