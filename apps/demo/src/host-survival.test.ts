@@ -163,11 +163,16 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     expect(figures.fiveXx, problems.join('\n')).toBe(0);
     expect(figures.hangs, problems.join('\n')).toBe(0);
     expect(figures.unexpectedResets, problems.join('\n')).toBe(0);
+    // No hostile request could write to the immune log: writes need GUARD_IMMUNE_WRITE_TOKEN.
+    expect(outcomes.filter((o, i) => o.status === 201 && cases[i]!.path.startsWith('/api/immune'))).toHaveLength(0);
+    const unsigned = await fetch(`${demo.url}/api/immune/event`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"severity":"CRITICAL","type":"ERROR_SPIKE","message":"forged"}' });
+    expect(unsigned.status).toBe(401);
     await alive();
   });
 
   it('survives pg_terminate_backend mid-load and a 10 s partition, loses no acknowledged event, and recovers with no restart', { timeout: 120_000 }, async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const shedBefore = figures.shed503;
     const acked: string[] = [];
     let stop = false;
     let sequence = 0;
@@ -213,6 +218,8 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     agent.destroy();
     console.log(`postgres faults: terminated ${killedFirst} + ${killedSecond} backends, partition 10 s, recovered ${figures.recoveryMs} ms after restore`);
     expect(killedFirst + killedSecond).toBeGreaterThan(0);
+    // The partition was felt (requests answered 503 + Retry-After while it lasted), and then it was over.
+    expect(figures.shed503 - shedBefore).toBeGreaterThan(0);
     expect(recovered).toBe(true);
 
     // Every acknowledged event is in the database (read straight from Postgres, not through the demo).

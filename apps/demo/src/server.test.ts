@@ -164,6 +164,19 @@ describe('do no harm', () => {
     socket.ws.close();
   });
 
+  it('puts WebSocket work through the same rate limit and shedding as the HTTP API', async () => {
+    demo.healing.limiter.setLimit('api', 0);
+    try {
+      const socket = await openSocket(demo.url);
+      socket.ws.send(JSON.stringify({ type: 'analyze', text: 'refused' }));
+      expect(await socket.next()).toMatchObject({ type: 'error', status: 'rate_limited', retryAfterSec: 1 });
+      expect((await fetch(`${demo.url}/api/analyses`, json({ text: 'refused' }))).status).toBe(429);
+      socket.ws.close();
+    } finally {
+      demo.healing.limiter.clear('api');
+    }
+  });
+
   it('closes only the offending socket: 1009 for an oversized frame, 1007 for invalid UTF-8', async () => {
     const bystander = await openSocket(demo.url);
     const big = await openSocket(demo.url);
