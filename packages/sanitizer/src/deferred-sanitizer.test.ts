@@ -4,6 +4,8 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeferredSanitizer } from './deferred-sanitizer.js';
 import type { SanitizeReport, Sanitizer } from './sanitizer.js';
+import { MemoryWebSocketTarget } from './testing.js';
+import { createWebSocketSanitizer } from './websocket-sanitizer.js';
 
 let seq = 0;
 function detection(component: string, resourceId = `r${++seq}`): Detection {
@@ -355,6 +357,22 @@ describe('DeferredSanitizer options', () => {
     expect(sanitizer.schedule(detection('db', 'conn_9'))).toBe(false);
     expect(await sanitizer.waitForSanitization(1_000)).toBe(true);
     expect(healed.sort()).toEqual(['a:conn_1', 'b:conn_2']);
+  });
+
+  it('routes between the in-memory targets of @guard/sanitizer/testing by owns, as between trackers', async () => {
+    const first = new MemoryWebSocketTarget();
+    const second = new MemoryWebSocketTarget();
+    first.add('ws_1', { pending: 2 });
+    second.add('ws_2', { pending: 5 });
+    await using sanitizer = new DeferredSanitizer({
+      sanitizers: [createWebSocketSanitizer(first, { graceMs: 0 }), createWebSocketSanitizer(second, { graceMs: 0 })],
+      delaysMs: { websocket: 0 },
+      metrics: false,
+    });
+    expect(sanitizer.schedule(detection('websocket', 'ws_2'))).toBe(true);
+    expect(await sanitizer.waitForSanitization(1_000)).toBe(true);
+    expect(second.forgotten.get('ws_2')).toMatchObject({ closeCode: 1011, pending: 5 });
+    expect(first.get('ws_1')).toMatchObject({ state: 'open' });
   });
 
   it('rejects a bad waitForSanitization timeout', async () => {

@@ -50,6 +50,10 @@ export class MemoryWebSocketTarget implements WebSocketTarget {
   get(id: string): MemoryConnection | undefined {
     return this.connections.get(id);
   }
+  /** True while the connection is known (not forgotten): several targets of one component route by it. */
+  owns(id: string): boolean {
+    return this.connections.has(id);
+  }
   close(id: string, code: number, reason: string): boolean {
     const connection = this.connections.get(id);
     if (!connection) return false;
@@ -93,6 +97,9 @@ export class MemoryEventBusTarget implements EventBusTarget {
     this.healthy = init.healthy ?? 0;
     this.stale = new Map(Object.entries(init.stale ?? {}));
   }
+  owns(resourceId: string): boolean {
+    return this.stale.has(resourceId);
+  }
   removeStale(resourceId: string): number {
     const removed = this.stale.get(resourceId) ?? 0;
     this.stale.delete(resourceId);
@@ -123,6 +130,9 @@ export class MemoryDbPoolTarget implements DbPoolTarget {
     this.maxPoolSize = init.maxPoolSize ?? 30;
     this.checkedOut = new Set(init.checkedOut ?? []);
     this.disposeDrains = init.disposeDrains ?? true;
+  }
+  owns(resourceId: string): boolean {
+    return this.checkedOut.has(resourceId);
   }
   async release(resourceId: string): Promise<boolean> {
     return this.checkedOut.delete(resourceId);
@@ -204,6 +214,9 @@ export class MemoryContextTarget implements ContextTarget {
 
   constructor(open: Readonly<Record<string, number>> = {}) {
     this.open = new Map(Object.entries(open));
+  }
+  owns(resourceId: string): boolean {
+    return this.open.has(resourceId);
   }
   closeOrphans(resourceId: string, status: string): number {
     const count = this.open.get(resourceId) ?? 0;
