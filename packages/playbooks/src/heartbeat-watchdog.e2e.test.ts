@@ -86,7 +86,7 @@ describe('HeartbeatWatchdog with real child processes', () => {
     await using watchdog = new HeartbeatWatchdog({ registry: new Registry() });
     const worker = supervised(watchdog, 'worker', () => ({}));
     try {
-      watchdog.register('worker', { deadlineMs: 300, restart: () => worker.restart() });
+      watchdog.register('worker', { deadlineMs: 1_000, restart: () => worker.restart() });
       const firstBeat = worker.nextBeat();
       worker.start();
       await firstBeat;
@@ -111,14 +111,14 @@ describe('HeartbeatWatchdog with real child processes', () => {
     const worker = supervised(watchdog, 'worker', () => ({ CRASH_AT_START: broken ? '1' : '0' }));
     try {
       const crashLoop = nextEvent(watchdog, 'crash_loop');
-      watchdog.register('worker', { deadlineMs: 200, restart: () => worker.restart() });
+      watchdog.register('worker', { deadlineMs: 500, restart: () => worker.restart() });
       worker.start();
       const event = await crashLoop;
       // The first start plus three restarts, then nothing.
       expect(event).toMatchObject({ component: 'worker', restartsInWindow: 3 });
       expect(worker.spawns).toBe(4);
       expect(watchdog.state('worker')).toMatchObject({ state: 'crash_loop', restartsInWindow: 3 });
-      // A negative check needs time to pass: five deadlines and the longest backoff, still no restart.
+      // A negative check needs time to pass: two deadlines plus the longest backoff, still no restart.
       await new Promise((r) => setTimeout(r, 1_200));
       expect(worker.spawns).toBe(4);
       // The operator fixes the cause and resets: the watchdog restarts it and it heartbeats.
