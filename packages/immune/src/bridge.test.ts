@@ -298,11 +298,35 @@ describe('bridgeGuardBus', () => {
     expect(event!.message).toBe('playbook message_bus_acl_violation_fix succeeded: spam_attack [4 steps: 2 succeeded, 1 skipped, 1 failed]');
     expect(event!.meta).toMatchObject({ run_id: 'run_9', key: 'bot', duration_ms: 500 });
     expect(event!.meta.steps).toEqual([
-      { id: 'blacklist', action: 'blacklist_actor', outcome: 'succeeded', durationMs: 2 },
+      { id: 'blacklist', action: 'blacklist_actor', outcome: 'succeeded', durationMs: 2, output: { nested: true } },
       { id: 'rate_limit', action: 'rate_limit_topic', outcome: 'succeeded', durationMs: 1 },
       { id: 'restart_bus', action: 'restart_message_bus', outcome: 'skipped', durationMs: 0 },
       { id: 'notify', action: 'notify', outcome: 'failed', durationMs: 3, error: 'webhook 500' },
     ]);
+  });
+
+  it("records the engine's run notice as it is: steps with status, rollback, verification; large results are dropped before the steps", async () => {
+    await using t = await setup();
+    const big = { rows: 'x'.repeat(2_000) };
+    emitLoose(t.bus, 'playbookRun', {
+      runId: 'run_10',
+      playbook: 'resource_pressure_cpu',
+      status: 'rolled_back',
+      dryRun: false,
+      startedAt: 0,
+      finishedAt: 45_000,
+      key: 'cpu',
+      steps: Array.from({ length: 12 }, (_, i) => ({ id: `s${i}`, action: 'throttle', status: 'succeeded', durationMs: i, result: big })),
+      rollback: [{ id: 'undo', action: 'clear_rate_limit', status: 'succeeded', durationMs: 1 }],
+      verification: { passed: false, attempts: 45, checks: [{ id: 'cpu', probe: 'pressure.cpu_percent', value: 97, passed: false }] },
+    });
+    const [event] = await t.events();
+    expect(event).toMatchObject({ severity: 'WARNING', type: 'SELF_HEALING_ACTION' });
+    expect(event!.message).toBe('playbook resource_pressure_cpu rolled_back [12 steps: 12 succeeded; verification failed after 45 attempts]');
+    const steps = event!.meta.steps as Record<string, unknown>[];
+    expect(steps).toHaveLength(12);
+    expect(steps[3]).toEqual({ id: 's3', action: 'throttle', status: 'succeeded', durationMs: 3 });
+    expect(event!.meta).toMatchObject({ key: 'cpu', rollback: [{ id: 'undo', status: 'succeeded' }], verification: { passed: false, attempts: 45 } });
   });
 
   it('turns each source off on request', async () => {

@@ -147,16 +147,18 @@ function clip(text: string, max: number): string {
   return trimmed.length <= max ? trimmed : `${trimmed.slice(0, max - 1)}…`;
 }
 
+/** True when `meta` is within the immune event limits (size and depth). */
+function fits(meta: Record<string, unknown>): boolean {
+  try {
+    const text = JSON.stringify(meta);
+    return Buffer.byteLength(text) <= EVENT_LIMITS.maxMetaBytes && depth(meta) <= EVENT_LIMITS.maxMetaDepth;
+  } catch {
+    return false;
+  }
+}
+
 /** Keeps meta within the event limits: drops the bulky fields first, then everything but the scalars. */
 function fitMeta(meta: Record<string, unknown>, bulky: readonly string[]): Record<string, unknown> {
-  const fits = (m: Record<string, unknown>) => {
-    try {
-      const text = JSON.stringify(m);
-      return Buffer.byteLength(text) <= EVENT_LIMITS.maxMetaBytes && depth(m) <= EVENT_LIMITS.maxMetaDepth;
-    } catch {
-      return false;
-    }
-  };
   if (fits(meta)) return meta;
   const slim: Record<string, unknown> = { ...meta, truncated: true };
   for (const key of bulky) delete slim[key];
@@ -191,8 +193,11 @@ function depth(value: unknown, level = 1): number {
 
 const RUN_KEYS = new Set(['runId', 'playbook', 'status', 'dryRun', 'reason', 'startedAt', 'finishedAt', 'error']);
 
-/** Step results as plain scalars (strings clipped), at most 50 steps. */
-function compactSteps(value: unknown): Record<string, unknown>[] | undefined {
+/**
+ * Step results, at most 50, strings clipped. With `scalarsOnly` nested values (a step's `result`) are left out:
+ * the fallback when the full results do not fit the event's meta.
+ */
+function compactSteps(value: unknown, scalarsOnly = false): Record<string, unknown>[] | undefined {
   if (!Array.isArray(value)) return undefined;
   return value.slice(0, 50).map((step: unknown) => {
     if (typeof step !== 'object' || step === null) return { value: typeof step === 'string' ? clip(step, 512) : String(step) };
@@ -200,10 +205,13 @@ function compactSteps(value: unknown): Record<string, unknown>[] | undefined {
     for (const [key, v] of Object.entries(step)) {
       if (typeof v === 'string') out[key] = clip(v, 512);
       else if (v === null || typeof v === 'number' || typeof v === 'boolean') out[key] = v;
+      else if (!scalarsOnly && v !== undefined) out[key] = v;
     }
     return out;
   });
 }
+
+const STEP_LISTS = ['steps', 'rollback'] as const;
 
 function stepSummary(steps: readonly Record<string, unknown>[]): string {
   const counts = new Map<string, number>();
@@ -353,8 +361,16 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
           // Whatever else the engine puts on the notice (steps, trigger, verification...) goes to meta as is.
           const extra: Record<string, unknown> = {};
           for (const [key, value] of Object.entries(run)) if (!RUN_KEYS.has(key) && value !== undefined) extra[key] = value;
-          const steps = compactSteps(extra.steps);
-          if (steps) extra.steps = steps;
+          const raw = { ...extra };
+          for (const key of STEP_LISTS) if (Array.isArray(raw[key])) extra[key] = compactSteps(raw[key]);
+          // Step results first; if they make the row too big, keep the steps without their nested results.
+          if (!fits(extra)) for (const key of STEP_LISTS) if (Array.isArray(raw[key])) extra[key] = compactSteps(raw[key], true);
+          const steps = extra.steps as Record<string, unknown>[] | undefined;
+          const verification = extra.verification as { passed?: unknown; attempts?: unknown } | undefined;
+          const verified =
+            typeof verification?.passed === 'boolean'
+              ? `; verification ${verification.passed ? 'passed' : 'failed'}${typeof verification.attempts === 'number' ? ` after ${verification.attempts} attempt${verification.attempts === 1 ? '' : 's'}` : ''}`
+              : '';
           publish(
             {
               ...agent,
@@ -362,7 +378,7 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
               severity: bad ? 'WARNING' : 'INFO',
               type: 'SELF_HEALING_ACTION',
               message: clip(
-                `playbook ${run.playbook} ${run.status}${run.dryRun ? ' (dry run)' : ''}${run.reason ? `: ${run.reason}` : ''}${steps ? ` [${stepSummary(steps)}]` : ''}`,
+                `playbook ${run.playbook} ${run.status}${run.dryRun ? ' (dry run)' : ''}${run.reason ? `: ${run.reason}` : ''}${steps ? ` [${stepSummary(steps)}${verified}]` : ''}`,
                 EVENT_LIMITS.maxMessageLength,
               ),
               meta: fitMeta(
