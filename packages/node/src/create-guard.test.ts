@@ -114,3 +114,15 @@ describe('createGuard', () => {
     expect((await again.immune!.getRecentEvents()).map((e) => e.message)).toContain('kept');
   });
 });
+
+describe('immune write token', () => {
+  it('protects POST /api/immune/event with GUARD_IMMUNE_WRITE_TOKEN; reads stay open', async () => {
+    await using guard = await createGuard(base({ env: { GUARD_IMMUNE_WRITE_TOKEN: 'w' } }));
+    await using http = await listen((req, res) => guard.handler(req, res));
+    const body = JSON.stringify({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: 'injected' });
+    const headers = { 'content-type': 'application/json' };
+    expect((await fetch(`${http.base}/api/immune/event`, { method: 'POST', headers, body })).status).toBe(401);
+    expect((await fetch(`${http.base}/api/immune/event`, { method: 'POST', headers: { ...headers, authorization: 'Bearer w' }, body })).status).toBe(201);
+    expect((await fetch(`${http.base}/api/immune/events`)).status).toBe(200);
+  });
+});

@@ -28,7 +28,6 @@ import { openImmuneStore, type ImmuneStoreOptions } from './immune-store.js';
 import { modeSwitch } from './mode-switch.js';
 import { nodeEnv } from './node-env.js';
 import { RequestTracker } from './request-tracker.js';
-import { routeSanitizers } from './sanitizer-routing.js';
 import { startPressureMonitor, startSelfHealing, type PlaybooksOptions, type SelfHealing } from './self-healing.js';
 import { GracefulShutdown, type ShutdownOptions, type ShutdownReport } from './shutdown.js';
 import { buildTrackers, componentsOf, type TrackedResources } from './trackers.js';
@@ -182,8 +181,9 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
   try {
     // Created first so it closes last: every other part may still publish while it closes.
     let immune: ImmuneService | undefined;
+    const immuneConfig = immuneConfigFromEnv(env);
     if (options.immune !== false) {
-      const config = immuneConfigFromEnv(env);
+      const config = immuneConfig;
       const store = await openImmuneStore(options.immune ?? {}, config, { registry, logger });
       immune = stack.defer('immune', new ImmuneService({ store, closeStore: true, bus, registry, logger, ...config.service }), (s) => s.close());
       const bridge = bridgeGuardBus(bus, immune, { agentId: options.name ?? 'guard', logger });
@@ -219,7 +219,8 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     let sanitizer: DeferredSanitizer | undefined;
     const healable = new Set<ComponentName>();
     if (options.sanitizer !== false) {
-      const sanitizers = [...routeSanitizers(pairs), createCircuitSanitizer(breakers)];
+      // One sanitizer per tracker instance; the scheduler routes each detection by the sanitizers' `owns`.
+      const sanitizers = [...pairs.map((p) => p.sanitizer), createCircuitSanitizer(breakers)];
       for (const s of sanitizers) healable.add(s.component);
       sanitizer = stack.defer(
         'sanitizer',
@@ -297,8 +298,11 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
           'immune-http',
           createImmuneHandler(immune, {
             ...(endpoints.immune ? { basePath: endpoints.immune } : {}),
+            limitBytes: immuneConfig.http.limitBytes,
+            heartbeatMs: immuneConfig.http.heartbeatMs,
+            maxSseClients: immuneConfig.http.maxSseClients,
             registry,
-            ...(immuneWriteToken ? ({ writeToken: immuneWriteToken } as object) : {}),
+            ...(immuneWriteToken ? { writeToken: immuneWriteToken } : {}),
           }),
           (h) => h.close(),
         )

@@ -59,9 +59,8 @@ export interface TrackedResources {
 export interface TrackerPair {
   readonly name: string;
   readonly detector: Detector;
+  /** Built from this tracker (`createXSanitizer(tracker)`), so it has the tracker's `owns`: the scheduler routes by it. */
   readonly sanitizer: Sanitizer;
-  /** True when this tracker owns the resource: routes a detection to this tracker's sanitizer. */
-  readonly owns: (resourceId: string) => boolean;
 }
 
 /** The trackers built for {@link TrackedResources}, by kind and name. */
@@ -100,8 +99,7 @@ export function buildTrackers(resources: TrackedResources, thresholds: ParasiteT
     const tracker = stack.defer(`websocket:${name}`, new WebSocketTracker(wss, thresholds.websocket), (t) => t.close());
     sockets[name] = tracker;
     webSocketServers.push(wss);
-    const owns = (id: string) => tracker.connections().some((c) => c.id === id);
-    pairs.push({ name, detector: tracker, sanitizer: createWebSocketSanitizer(tracker), owns });
+    pairs.push({ name, detector: tracker, sanitizer: createWebSocketSanitizer(tracker) });
   }
 
   const dialects: Record<string, TrackedDialect> = {};
@@ -116,9 +114,7 @@ export function buildTrackers(resources: TrackedResources, thresholds: ParasiteT
       ...(pgPool ? { pgPool } : {}),
     });
     dialects[name] = dialect;
-    const tracker = dialect.tracker;
-    const owns = (id: string) => id === tracker.name || tracker.checkouts().some((c) => c.id === id);
-    pairs.push({ name, detector: tracker, sanitizer: createDbSanitizer(tracker), owns });
+    pairs.push({ name, detector: dialect.tracker, sanitizer: createDbSanitizer(dialect.tracker) });
   }
 
   let emitters: EventBusTracker | undefined;
@@ -127,23 +123,22 @@ export function buildTrackers(resources: TrackedResources, thresholds: ParasiteT
     const tracker = stack.defer('eventbus', new EventBusTracker(thresholds.eventbus), (t) => t.close());
     for (const [name, emitter] of emitterList) tracker.track(emitter, { name });
     emitters = tracker;
-    pairs.push({ name: 'eventbus', detector: tracker, sanitizer: createEventBusSanitizer(tracker), owns: () => true });
+    pairs.push({ name: 'eventbus', detector: tracker, sanitizer: createEventBusSanitizer(tracker) });
   }
 
   for (const [name, batch] of named(resources.batches, 'batch', isBatch)) {
-    const owns = (id: string) => id === batch.name;
-    pairs.push({ name, detector: batch, sanitizer: createBatchSanitizer(batch), owns });
+    pairs.push({ name, detector: batch, sanitizer: createBatchSanitizer(batch) });
   }
 
   let contexts: ContextTracker | undefined;
   if (resources.contexts ?? true) {
     contexts = stack.defer('context', new ContextTracker(thresholds.context), (t) => t.close());
-    pairs.push({ name: 'context', detector: contexts, sanitizer: createContextSanitizer(contexts), owns: () => true });
+    pairs.push({ name: 'context', detector: contexts, sanitizer: createContextSanitizer(contexts) });
   }
   let handles: HandleTracker | undefined;
   if (resources.handles ?? true) {
     handles = new HandleTracker(thresholds.handles);
-    pairs.push({ name: 'handles', detector: handles, sanitizer: createHandleSanitizer(), owns: () => true });
+    pairs.push({ name: 'handles', detector: handles, sanitizer: createHandleSanitizer() });
   }
   return { pairs, sockets, webSocketServers, dialects, pgPools, emitters, contexts, handles };
 }
