@@ -64,6 +64,11 @@ function connect() {
   const source = new EventSource('/dashboard/stream');
   source.addEventListener('state', (event) => render(JSON.parse(event.data)));
   source.onopen = () => { $('conn').textContent = 'live'; $('conn').className = 'conn live'; };
-  source.onerror = () => { $('conn').textContent = 'reconnecting…'; $('conn').className = 'conn down'; };
+  source.onerror = () => {
+    $('conn').textContent = 'reconnecting…';
+    $('conn').className = 'conn down';
+    // EventSource gives up for good on an HTTP error (503 past the stream cap): try again after its Retry-After.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5_000);
+  };
 }
 connect();

@@ -20,7 +20,7 @@ const HANG_MS = 5_000;
 const SOCKETS = 2_000;
 
 /** Everything the suite counts; printed at the end and copied to the demo README. */
-const figures = { cases: 0, fiveXx: 0, shed503: 0, probe503: 0, hangs: 0, unexpectedResets: 0, acked: 0, lost: 0, wsFrames: 0, sockets: 0, recoveryMs: 0, exits: 0 };
+const figures = { cases: 0, fiveXx: 0, shed503: 0, probe503: 0, hangs: 0, slowestMs: 0, unexpectedResets: 0, acked: 0, lost: 0, wsFrames: 0, sockets: 0, recoveryMs: 0, exits: 0 };
 const problems: string[] = [];
 
 let admin: pg.Client;
@@ -31,6 +31,7 @@ let port: number;
 /** Counts one outcome against the bounds: 5xx other than 503 + Retry-After, hangs, and resets the case did not allow. */
 function judge(label: string, outcome: Outcome, mayReset = false): void {
   figures.cases++;
+  figures.slowestMs = Math.max(figures.slowestMs, Math.round(outcome.ms));
   if (outcome.error === 'HANG' || outcome.ms > HANG_MS) {
     figures.hangs++;
     problems.push(`${label}: ${outcome.error ?? outcome.status} after ${Math.round(outcome.ms)} ms`);
@@ -74,7 +75,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(
-    `host survival: cases ${figures.cases}, 5xx ${figures.fiveXx} (deliberate: 503 + Retry-After ${figures.shed503}, critical health probes ${figures.probe503}), hangs > 5 s ${figures.hangs}, ` +
+    `host survival: cases ${figures.cases}, 5xx ${figures.fiveXx} (deliberate: 503 + Retry-After ${figures.shed503}, critical health probes ${figures.probe503}), hangs > 5 s ${figures.hangs} (slowest ${figures.slowestMs} ms), ` +
       `unexpected resets ${figures.unexpectedResets}, acknowledged immune events ${figures.acked}, lost ${figures.lost}, ` +
       `hostile frames ${figures.wsFrames}, sockets ${figures.sockets}, recovery after the partition ${figures.recoveryMs} ms, exits ${figures.exits}` +
       (problems.length > 0 ? `\n  ${problems.slice(0, 30).join('\n  ')}` : ''),

@@ -203,7 +203,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     notFound,
     logger,
   );
-  const server = createServer(handler);
+  // Slow clients cannot hold a connection open forever while sending their request (slowloris); responses such as
+  // the SSE streams are not bounded by these.
+  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, handler);
   server.on('upgrade', (req, socket, head) => {
     if (!gate.admitUpgrade(socket)) return;
     if ((req.url ?? '').split('?')[0] !== '/ws') return void socket.destroy();
