@@ -33,7 +33,7 @@ interface Pending {
 interface Connection {
   readonly id: string;
   readonly ws: WebSocket;
-  /** The tracker's own listeners on `ws`, detached on `close()` (the error listener stays: see `#onSocketError`). */
+  /** The tracker's own listeners on `ws`, detached on `close()` (the error listener stays: see `#guardErrors`). */
   readonly listeners: readonly (readonly [event: string, listener: (...args: any[]) => void])[];
   readonly pending: Map<string, Pending>;
   /** The oldest pending message (Map order = send order), kept so a healthy scan allocates nothing. */
