@@ -299,7 +299,8 @@ function wrapConnect(pool: PgPoolLike): boolean {
     const slot = storage.getStore();
     if (slot === undefined) return result;
     return (result as Promise<PgClientLike>).then((client) => {
-      slot.client = client;
+      // the first connect in the checkout is the driver's; a later one (an onReserveConnection hook) is not
+      slot.client ??= client;
       return client;
     });
   };
