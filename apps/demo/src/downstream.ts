@@ -11,7 +11,9 @@ export interface Downstream extends AsyncDisposable {
 /** Starts a tiny JSON service on 127.0.0.1:0 that scores a text (a stand-in for a real dependency). */
 export async function startDownstream(): Promise<Downstream> {
   const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
+    // Any local process can reach this port: a target WHATWG URL cannot parse (e.g. `//`) is a 400, not a throw.
+    const url = URL.canParse(req.url ?? '/', 'http://x') ? new URL(req.url ?? '/', 'http://x') : undefined;
+    if (!url) return sendJson(res, 400, { error: 'invalid request target' });
     const text = url.searchParams.get('text') ?? '';
     let score = 0;
     for (let i = 0; i < text.length; i++) score = (score * 31 + text.charCodeAt(i)) % 1000;
