@@ -60,6 +60,9 @@ const PATHS = [
   '/nope',
   '/%',
   '/..%2f..%2fetc%2fpasswd',
+  '//',
+  '//evil.example/api/analyses',
+  '/api/analyses/../immune/event',
 ];
 const QUERIES = [
   '',
