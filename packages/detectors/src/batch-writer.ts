@@ -3,6 +3,7 @@ import type { BatchTarget } from '@guard/core';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Detector, DetectorContext, Finding } from './detector.js';
+import { nextProcessNumber } from './process-numbers.js';
 
 /**
  * Options for {@link BatchWriter}.
@@ -67,8 +68,6 @@ declare module '@guard/core' {
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Unnamed writers are numbered per process so two of them never share a resource id. */
-let writersUnnamed = 0;
 
 /**
  * C5: buffers items and writes them in batches, flushing on size or age with retries. A batch that still
@@ -107,7 +106,8 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   constructor(options: BatchWriterOptions<T>) {
     if (typeof options?.write !== 'function') throw new GuardError('INVALID_OPTION', 'write must be a function', { details: { field: 'write' } });
     if (options.db === undefined) throw new GuardError('INVALID_OPTION', 'db must be a Kysely instance', { details: { field: 'db' } });
-    const unnamed = options.name === undefined ? ++writersUnnamed : 0;
+    // unnamed writers are numbered per process so two of them never share a resource id
+    const unnamed = options.name === undefined ? nextProcessNumber('batch-writer') : 0;
     this.name = options.name ?? (unnamed === 1 ? 'batch' : `batch_${unnamed}`);
     this.deadLetterTable = options.deadLetterTable ?? 'guard_dead_letter';
     if (!NAME.test(this.deadLetterTable)) {

@@ -2,6 +2,7 @@ import { assertNumberOption, assertOpen, captureSource, closeOnce } from '@guard
 import type { CapturedSource, EventBusTarget } from '@guard/core';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
+import { nextProcessNumber } from './process-numbers.js';
 
 type Listener = (...args: any[]) => unknown;
 type EventName = string | symbol;
@@ -79,8 +80,6 @@ interface Tracked {
 const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
 const REMOVE = ['off', 'removeListener'] as const;
 const STALE = '#stale';
-/** Default emitter names are numbered per process, so two trackers never report the same resource id. */
-let emittersTracked = 0;
 
 /**
  * C2: wraps `node:events` and eventemitter3 emitters and counts their listeners. Reports
@@ -132,7 +131,8 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     assertOpen(this.#closed, 'EventBusTracker');
     const known = this.#byEmitter.get(emitter);
     if (known) return known.name;
-    const name = options.name ?? `emitter_${++emittersTracked}`;
+    // default names are numbered per process, so two trackers never report the same resource id
+    const name = options.name ?? `emitter_${nextProcessNumber('emitter')}`;
     const target = emitter as unknown as Record<string, unknown>;
     const originals = new Map<string, { own: boolean; value: unknown }>();
     const tracked: Tracked = {

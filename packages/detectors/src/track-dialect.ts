@@ -4,6 +4,7 @@ import type { CapturedSource, DbPoolTarget } from '@guard/core';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
+import { nextProcessNumber } from './process-numbers.js';
 
 declare module '@guard/core' {
   interface GuardErrorCodes {
@@ -137,7 +138,8 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
 
   /** @internal use {@link trackDialect}. */
   constructor(base: Dialect, factory: (() => Dialect) | undefined, options: TrackDialectOptions) {
-    const unnamed = options.name === undefined ? ++poolsUnnamed : 0;
+    // unnamed pools are numbered per process so two of them never share a resource id
+    const unnamed = options.name === undefined ? nextProcessNumber('db-pool') : 0;
     this.name = options.name ?? (unnamed === 1 ? 'db' : `db_${unnamed}`);
     this.maxPoolSize = options.maxPoolSize ?? 30;
     this.leakThresholdMs = options.leakThresholdMs ?? 30_000;
@@ -262,9 +264,6 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     if (this.#checkouts.delete(c.id)) this.#metrics?.dbConnectionsActive.dec();
   }
 }
-
-/** Unnamed pools are numbered per process so two of them never share a resource id. */
-let poolsUnnamed = 0;
 
 /**
  * Where a checkout in progress receives its pg client: the wrapped `pool.connect` writes into the store of

@@ -3,6 +3,7 @@ import type { CapturedSource, Logger, WebSocketTarget } from '@guard/core';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
+import { nextProcessNumber } from './process-numbers.js';
 
 /**
  * Options for {@link WebSocketTracker}.
@@ -66,8 +67,6 @@ const CLOSED = 3;
 const CLOSE_INTERNAL_ERROR = 1011;
 /** ws error codes (`WS_ERR_*`) and errno names are a small fixed set; anything else is `unknown` (labels stay bounded). */
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
-/** Connection ids are numbered per process, so two trackers (two servers) never report the same resource id. */
-let connectionsTracked = 0;
 /** Sockets that already carry a tracker's error listener (a socket tracked by two trackers gets one). */
 const guarded = new WeakSet<WebSocket>();
 
@@ -139,7 +138,8 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     if (known) return known.id;
     const listeners: [string, (...args: any[]) => void][] = [];
     const connection: Connection = {
-      id: `ws_${++connectionsTracked}`,
+      // numbered per process, so two trackers (two servers) never report the same resource id
+      id: `ws_${nextProcessNumber('websocket-connection')}`,
       ws,
       listeners,
       pending: new Map(),
