@@ -142,7 +142,35 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     expect(probe.readyState).toBe(WebSocket.OPEN);
     expect(bystander.readyState).toBe(WebSocket.OPEN);
     probe.close();
+    // One socket firing 3,000 analyze messages at once: it spends its burst, is closed with 1008, and the loop stays responsive.
+    const flood = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    flood.on('error', () => {});
+    const floodClosed = new Promise<number>((resolve) => flood.once('close', (code) => resolve(code)));
+    await once(flood, 'open');
+    for (let i = 0; i < 3_000 && flood.readyState === WebSocket.OPEN; i++) flood.send(JSON.stringify({ type: 'analyze', text: `flood ${i}` }));
+    expect(await floodClosed).toBe(1008);
+    const started = performance.now();
+    await alive();
+    expect(performance.now() - started).toBeLessThan(HANG_MS);
+    expect(bystander.readyState).toBe(WebSocket.OPEN);
     bystander.close();
+  });
+
+  it('caps dashboard streams at 100: the rest get 503 with Retry-After, and the held ones keep streaming', async () => {
+    const abort = new AbortController();
+    try {
+      const streams = await Promise.all(Array.from({ length: 110 }, () => fetch(`${demo.url}/dashboard/stream`, { signal: abort.signal })));
+      const refused = streams.filter((res) => res.status === 503);
+      expect(streams.filter((res) => res.status === 200)).toHaveLength(100);
+      expect(refused).toHaveLength(10);
+      expect(refused.every((res) => res.headers.get('retry-after') === '5')).toBe(true);
+      figures.cases += streams.length;
+      figures.shed503 += refused.length;
+      const reader = streams.find((res) => res.status === 200)!.body!.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: state');
+    } finally {
+      abort.abort();
+    }
     await alive();
   });
 
