@@ -158,14 +158,16 @@ export class RestartBudget {
   }
 
   #persistClamp(clamped: RestartRecord, locked: boolean): void {
-    // Best effort: without the lock (another process is deciding) the in-memory clamp still holds for this process.
-    if (!locked && !this.#tryLock()) return;
+    // Best effort: without the lock (another process is deciding) or a writable file, the in-memory clamp still
+    // holds for this process; a read (report(), /self-check) must never fail because of it.
+    let ownLock = false;
     try {
+      if (!locked && !(ownLock = this.#tryLock())) return;
       if (this.last()?.lastRestartAt === clamped.clampedFrom) this.#write(clamped);
     } catch (error) {
       this.#logger.warn({ err: error, file: this.#file }, 'cannot rewrite the restart state file; the clamp holds in this process only');
     } finally {
-      if (!locked) this.#unlock();
+      if (ownLock) this.#unlock();
     }
   }
 
