@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { sql } from 'kysely';
 import { WebSocket, type WebSocketServer } from 'ws';
 import { sendJson, sendProblem, type Detection, type SanitizeResult } from '@guard/core';
@@ -48,7 +50,7 @@ interface Fault {
   /** `healed`/`protected`: the guard's action and its measured effect. */
   remediated?(since: number): Seen | undefined | Promise<Seen | undefined>;
   /** `healed`/`protected`: the service is back to normal (checked only after the remedy). */
-  recovered?(): Seen | undefined | Promise<Seen | undefined>;
+  recovered?(since: number): Seen | undefined | Promise<Seen | undefined>;
   /** `reported`: the finding is in the immune log and nothing removed the fault. */
   reported?(since: number): Seen | undefined | Promise<Seen | undefined>;
   /** Undo what the fault left behind (after the verdict, or before a re-run). */
@@ -92,12 +94,32 @@ const isAlive = (pid: number): boolean => {
   }
 };
 
+/** `identify_hogs` output in one line: the top processes with their CPU demand, owned ones marked. */
+function summarizeHogs(output: unknown): string {
+  const hogs = (output as { hogs?: { pid?: number; name?: string; cpuPercent?: number; demandPercent?: number; owned?: boolean }[] } | undefined)?.hogs;
+  if (!Array.isArray(hogs)) return 'no report';
+  return hogs
+    .slice(0, 5)
+    .map((h) => `${h.pid} ${h.name ?? '?'} ${Math.round(h.demandPercent ?? h.cpuPercent ?? 0)}%${h.owned ? ' (owned)' : ''}`)
+    .join(', ');
+}
+
+/** A full garbage collection (`--expose-gc` turned on at run time for the lab only). */
+let gcFunction: (() => void) | undefined;
+function fullGc(): void {
+  if (!gcFunction) {
+    setFlagsFromString('--expose-gc');
+    gcFunction = runInNewContext('gc') as () => void;
+  }
+  gcFunction();
+}
+
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 };
 
-/** Injects each chaos scenario into the running demo and reports its timeline (`POST/GET /chaos/:scenario`). */
+/** Injects each chaos scenario into the running demo and reports its timeline (`POST/GET/DELETE /chaos/:scenario`). */
 export class ChaosLab {
   readonly #guard: Guard;
   readonly #healing: Healing;
@@ -131,7 +153,7 @@ export class ChaosLab {
     ];
   }
 
-  /** `POST /chaos/:scenario` injects, `GET /chaos/:scenario` reports; `next()` for other paths. */
+  /** `POST /chaos/:scenario` injects, `GET` reports, `DELETE` ends the fault; `next()` for other paths. */
   handle(req: IncomingMessage, res: ServerResponse, next: () => void): void {
     const match = /^\/chaos\/([a-z0-9-]+)$/.exec((req.url ?? '').split('?')[0]!);
     if (!match) return next();
@@ -149,7 +171,26 @@ export class ChaosLab {
       );
       return;
     }
-    sendProblem(res, { status: 405, title: 'Method not allowed', detail: 'use GET or POST' }, { allow: 'GET, POST' });
+    if (req.method === 'DELETE') {
+      this.stop(name).then(
+        (status) => (status ? sendJson(res, 200, status) : sendProblem(res, { status: 404, title: 'Not injected', detail: `scenario "${name}" was not injected yet`, field: 'scenario' })),
+        (error) => sendProblem(res, { status: 500, title: 'Stop failed', detail: (error as Error).message }),
+      );
+      return;
+    }
+    sendProblem(res, { status: 405, title: 'Method not allowed', detail: 'use GET, POST or DELETE' }, { allow: 'GET, POST, DELETE' });
+  }
+
+  /** Ends a scenario's fault without a verdict (`DELETE /chaos/:scenario`: the CLI gave up waiting). */
+  async stop(name: ScenarioName): Promise<ScenarioStatus | undefined> {
+    const run = this.#runs.get(name);
+    if (!run) return undefined;
+    if (!run.status.finished) {
+      run.status.finished = true;
+      run.status.detail = `stopped by the lab before the last milestone${run.status.detail ? ` (was: ${run.status.detail})` : ''}`;
+      await run.fault.cleanup?.();
+    }
+    return run.status;
   }
 
   /** Starts a scenario (a previous run of it is cleaned up first). */
@@ -190,7 +231,7 @@ export class ChaosLab {
       if (seen) Object.assign(status, { remediatedAt: seen.at, remediation: seen.by });
     }
     if (status.remediatedAt === undefined) return status;
-    const seen = await fault.recovered?.();
+    const seen = await fault.recovered?.(since);
     if (seen) {
       Object.assign(status, { recoveredAt: seen.at, recovery: seen.by, finished: true });
       await fault.cleanup?.();
@@ -218,7 +259,8 @@ export class ChaosLab {
       const hit = this.#events.sanitizations.find((s) => s.component === component && s.startedAt >= since && s.outcome === 'success');
       if (!hit) return undefined;
       const measured = effect?.(hit);
-      return { at: hit.finishedAt, by: `sanitizer ${component}: ${hit.actions.join(', ') || 'no actions'}${measured ? `; ${measured}` : ''}` };
+      // The remedy acts from its start (a close frame goes out before the sanitization reports back).
+      return { at: hit.startedAt, by: `sanitizer ${component}: ${hit.actions.join(', ') || 'no actions'}${measured ? `; ${measured}` : ''}` };
     };
   }
 
@@ -310,20 +352,31 @@ export class ChaosLab {
       }
       case 'bus-leak': {
         const event = 'analysis.finished';
-        status.injected = '1,200 per-request listeners on the app bus, never removed';
+        let churn: NodeJS.Timeout | undefined;
+        status.injected = '1,200 requests each subscribe a view to the app bus and never unsubscribe; the requests end, their listeners stay';
+        const stop = this.#track(() => {
+          if (churn) clearInterval(churn);
+        });
         return {
-          targets: { detectMs: 3_000, recoverMs: 10_000 },
+          targets: { detectMs: 5_000, recoverMs: 15_000 },
           inject: () => {
-            const subscribePerRequest = () => guard.appBus.on(event, () => {});
-            for (let i = 0; i < 1_200; i++) subscribePerRequest();
+            // The classic leak: a per-request subscription that is never removed. Each listener is owned by its request
+            // (a WeakRef), which ends with the request; the listener does not reference it.
+            for (let i = 0; i < 1_200; i++) guard.emitters.on(guard.appBus, event, () => {}, { owner: { request: i } });
+            // V8 clears weak references only in a full collection, which a long-running server runs sooner or later;
+            // the lab runs one every second so the ended requests are collected within the scenario's window.
+            churn = setInterval(fullGc, 1_000);
+            churn.unref();
           },
           detected: this.#detection('eventbus'),
+          // Only listeners whose owner was collected are removable (C2 never removes a live owner's listener).
           remediated: this.#sanitized('eventbus'),
           recovered: () => {
             const count = guard.appBus.listenerCount(event);
             return count < guard.emitters.leakThreshold ? { at: Date.now(), by: `${count} listeners left on ${event}` } : undefined;
           },
           cleanup: () => {
+            stop();
             if (guard.appBus.listenerCount(event) >= guard.emitters.leakThreshold) guard.appBus.removeAllListeners(event);
           },
         };
@@ -555,16 +608,23 @@ export class ChaosLab {
       remediated: (since) => {
         const fast = calls.filter((c) => c.circuitOpen && c.at >= since && (outageEndedAt === undefined || c.at < outageEndedAt));
         if (fast.length < 5) return undefined;
-        return { at: fast[0]!.at, by: `fail fast: ${fast.length} calls refused with CIRCUIT_OPEN during the outage (median ${median(fast.map((c) => c.ms)).toFixed(1)} ms, no call waited on the dead downstream)` };
+        return { at: fast[0]!.at, by: `fail fast: the open breaker refuses calls with CIRCUIT_OPEN (median ${median(fast.map((c) => c.ms)).toFixed(1)} ms) instead of waiting on the dead downstream` };
       },
-      recovered: () => {
+      recovered: (since) => {
         if (outageEndedAt === undefined) return undefined;
         const ended = outageEndedAt;
-        const halfOpen = this.#events.breakers.find((b) => b.to === 'half_open' && b.at >= ended - 2_000);
         const closed = this.#events.breakers.find((b) => b.to === 'closed' && b.at >= ended);
-        if (!halfOpen || !closed || guard.downstreamBreaker.state !== 'closed') return undefined;
+        if (!closed || guard.downstreamBreaker.state !== 'closed') return undefined;
+        const halfOpen = this.#events.breakers.filter((b) => b.to === 'half_open' && b.at <= closed.at).at(-1);
+        const during = calls.filter((c) => c.at >= since && c.at < ended);
+        const fast = during.filter((c) => c.circuitOpen);
         const ok = calls.filter((c) => c.ok && c.at >= closed.at).length;
-        return { at: closed.at, by: `breaker half-open at +${halfOpen.at - ended} ms, closed by its probes at +${closed.at - ended} ms after the outage ended; ${ok} calls ok since` };
+        return {
+          at: closed.at,
+          by:
+            `during the outage ${fast.length}/${during.length} calls failed fast (median ${median(fast.map((c) => c.ms)).toFixed(1)} ms); ` +
+            `the breaker's probe at +${halfOpen ? halfOpen.at - ended : '?'} ms closed it at +${closed.at - ended} ms after the outage ended; ${ok} calls ok since`,
+        };
       },
       cleanup: stop,
     };
@@ -573,17 +633,17 @@ export class ChaosLab {
   /** Two actors keep publishing to a control topic they may not use until the lab stops them. */
   #aclSpam(status: ScenarioStatus): Fault {
     const bus = this.#healing.messageBus;
-    const attackers = ['rogue-agent', 'rogue-agent-2'];
+    const attackers = ['rogue-agent'];
     const seen = new Map(attackers.map((a) => [a, { denied: 0, lastDeniedAt: 0, blacklistedAt: undefined as number | undefined }]));
     let alarm: { at: number; by: string } | undefined;
     let spam: NodeJS.Timeout | undefined;
     let legit = { sent: 0, delivered: 0, refused: 0 };
-    status.injected = `${attackers.join(' and ')} publish to control.shutdown (denied by the ACL) 20 times a second each, without end`;
+    status.injected = `${attackers.join(' and ')} publish(es) to control.shutdown (denied by the ACL) 20 times a second, without end`;
     const offAlarm = this.#healing.aclMonitor.onAlarm((a) => {
       const offenders = (a as { offenders?: readonly string[] }).offenders ?? [a.actor];
       if (!alarm && offenders.some((o) => attackers.includes(o))) alarm = { at: Date.now(), by: `ACL monitor ${a.reason}: ${a.violations} violations by ${a.actor}; offenders ${offenders.join(', ')}` };
     });
-    const offLegit = bus.subscribe('control.reload', () => void (legit.delivered += 1));
+    const offLegit = bus.subscribe('control.shutdown', (_payload, actor) => void (actor === 'scheduler' && (legit.delivered += 1)));
     const stop = this.#track(() => {
       if (spam) clearInterval(spam);
       offAlarm();
@@ -605,10 +665,10 @@ export class ChaosLab {
               s.lastDeniedAt = Date.now();
             } else if (outcome === 'blacklisted') s.blacklistedAt ??= Date.now();
           }
-          // A legitimate publisher on the same control topic family: it must keep getting through.
+          // A legitimate publisher on the same topic: a remedy aimed at the attackers must never refuse it.
           if (tick % 5 === 0) {
             legit.sent++;
-            if (bus.publish('scheduler', 'control.reload', { tick }) !== 'delivered') legit.refused++;
+            if (bus.publish('scheduler', 'control.shutdown', { tick }) !== 'delivered') legit.refused++;
           }
         }, 50);
       },
@@ -706,12 +766,12 @@ export class ChaosLab {
         }
         status.detail = undefined;
         remedy = { startedAtPause: workload.heavy.stats().started, removed };
-        const hogs = step('identify_hogs')?.output;
+        const hogs = summarizeHogs(step('identify_hogs')?.output);
         return {
           at: runaway!.exitedAt!,
           by:
             `playbook resource_pressure_cpu ${run.runId} succeeded: kill_runaway killed pid ${runaway!.pid}; scale_down removed pids ${removed.join(', ')} (gone); ` +
-            `pause_tasks heavy; throttle non_critical${hogs === undefined ? '' : `; identify_hogs: ${JSON.stringify(hogs).slice(0, 300)}`}`,
+            `pause_tasks heavy; throttle non_critical; identify_hogs: ${hogs}`,
         };
       },
       recovered: () => {

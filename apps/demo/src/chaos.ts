@@ -73,6 +73,7 @@ function judge(status: ChaosStatus): Verdict {
     if (v.recoveredMs === undefined) v.misses.push('not recovered');
     else if (v.recoveredMs > recoverMs) v.misses.push(`recovered after ${v.recoveredMs} ms > ${recoverMs} ms`);
     if (v.remediatedMs !== undefined && v.detectedMs !== undefined && v.remediatedMs < v.detectedMs) v.misses.push('remedy before detection');
+    if (v.remediatedMs !== undefined && v.recoveredMs !== undefined && v.recoveredMs < v.remediatedMs) v.misses.push('recovered before the remedy');
   }
   v.ok = v.misses.length === 0;
   v.verdict = v.ok ? status.claim : 'FAIL';
@@ -87,6 +88,8 @@ async function runScenario(base: string, token: string | undefined, scenario: Sc
     await sleep(100);
     status = (await call(`${base}/chaos/${scenario}`, token)) as ChaosStatus;
   }
+  // Gave up waiting: end the fault so it does not keep burning in the demo (the verdict stays what was seen).
+  if (!status.finished) await call(`${base}/chaos/${scenario}`, token, { method: 'DELETE' }).catch(() => undefined);
   return judge(status);
 }
 

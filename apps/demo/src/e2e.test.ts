@@ -1,22 +1,70 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoadTest } from '@guard/memory';
-import { SCENARIOS } from './chaos-scenarios.js';
+import { SCENARIOS, SCENARIO_CLAIMS, type ScenarioName } from './chaos-scenarios.js';
 import { ADMIN_TOKEN, CHAOS_CLI, run, spawnDemo, type DemoProcess } from './test-support.js';
 
-// End to end against the built demo in full mode, as a user runs it: load test, every chaos scenario, the dashboard.
+// End to end against the built demo, as a user runs it: a load test, `chaos all` in full mode, and two mutations that
+// must make the healing claims fail: the guard switched to `detect` at run time, and notify-only playbooks.
+const NOTIFY_ONLY_PLAYBOOKS = fileURLToPath(new URL('./mutations/notify-only/', import.meta.url));
+
 let demo: DemoProcess;
+let detectDemo: DemoProcess;
+let notifyOnlyDemo: DemoProcess;
 
 beforeAll(async () => {
-  demo = await spawnDemo({ PARASITE_GUARD_MODE: 'full' });
-});
+  [demo, detectDemo, notifyOnlyDemo] = await Promise.all([
+    spawnDemo({ PARASITE_GUARD_MODE: 'full' }),
+    spawnDemo({ PARASITE_GUARD_MODE: 'full' }),
+    spawnDemo({ PARASITE_GUARD_MODE: 'full', GUARD_PLAYBOOKS_DIR: NOTIFY_ONLY_PLAYBOOKS }),
+  ]);
+}, 60_000);
 afterAll(async () => {
-  expect(await demo?.stop()).toBe(0);
+  const codes = await Promise.all([demo?.stop(), detectDemo?.stop(), notifyOnlyDemo?.stop()]);
+  expect(codes).toEqual([0, 0, 0]);
 });
 
-describe('demo end to end (full mode)', () => {
+/** The summary table's verdict per scenario (`PASS healed`, `PASS reported at 440 ms`, `FAIL (...)`). */
+function verdicts(output: string): Map<ScenarioName, string> {
+  const out = new Map<ScenarioName, string>();
+  const line = new RegExp(`^(${SCENARIOS.join('|')})\\s+.*?\\s((?:PASS|FAIL)\\b.*)$`, 'gm');
+  for (const match of output.matchAll(line)) out.set(match[1] as ScenarioName, match[2]!);
+  return out;
+}
+
+const healedClaims = SCENARIOS.filter((s) => SCENARIO_CLAIMS[s] === 'healed');
+
+/** The three chaos runs go in parallel (each against its own demo); each test awaits its own. */
+let runs: { full: ReturnType<typeof timed>; detect: ReturnType<typeof timed>; notifyOnly: ReturnType<typeof timed> } | undefined;
+
+async function timed(label: string, args: readonly string[], before?: () => Promise<void>) {
+  await before?.();
+  const t0 = performance.now();
+  const result = await run([CHAOS_CLI, ...args]);
+  console.log(`--- chaos ${label} (${((performance.now() - t0) / 1000).toFixed(1)} s, exit ${result.code}) ---\n${result.output}`);
+  return { ...result, verdicts: verdicts(result.output) };
+}
+
+function startRuns() {
+  runs ??= {
+    full: timed('full', ['all', '--url', demo.url]),
+    detect: timed('detect mutation', ['all', '--url', detectDemo.url], async () => {
+      const res = await fetch(`${detectDemo.url}/guard/mode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` },
+        body: JSON.stringify({ mode: 'detect' }),
+      });
+      expect(res.status).toBe(200);
+    }),
+    notifyOnly: timed('notify-only mutation', ['acl-spam,cpu-spike', '--url', notifyOnlyDemo.url]),
+  };
+  return runs;
+}
+
+describe('demo end to end', () => {
   it('passes a 30 s load test at 5 req/s: RSS growth < 50 MB, p95 < 200 ms', { timeout: 90_000 }, async () => {
     const result = await runLoadTest({
       url: `${demo.url}/api/analyses`,
@@ -29,15 +77,42 @@ describe('demo end to end (full mode)', () => {
     expect(result.pass, JSON.stringify(result)).toBe(true);
   });
 
-  it('chaos all: every scenario is detected, healed and recovered within its target', { timeout: 300_000 }, async () => {
-    const { code, output } = await run([CHAOS_CLI, 'all', '--url', demo.url]);
+  it('chaos all in full mode: every scenario passes with the verdict it claims', { timeout: 400_000 }, async () => {
+    const { code, output, verdicts: got } = await startRuns().full;
+    for (const scenario of SCENARIOS) expect(got.get(scenario), `${scenario}\n${output}`).toMatch(new RegExp(`^PASS ${SCENARIO_CLAIMS[scenario]}\\b`));
     expect(output).toContain(`chaos: ${SCENARIOS.length} passed, 0 failed`);
-    for (const scenario of SCENARIOS) expect(output).toMatch(new RegExp(`^${scenario}\\s.*PASS`, 'm'));
     expect(code).toBe(0);
-    const events = (await (await fetch(`${demo.url}/api/immune/events?limit=200`)).json()) as { events: { type: string }[] };
+    // The CPU playbook's run is the remedy, and it ended succeeded (not rolled back).
+    expect(output).toMatch(/playbook resource_pressure_cpu \S+ succeeded: kill_runaway killed pid \d+; scale_down removed pids \d+, \d+ \(gone\)/);
+    const events = (await (await fetch(`${demo.url}/api/immune/events?limit=500`)).json()) as { events: { type: string; module?: string }[] };
     expect(events.events.some((e) => e.type === 'SELF_HEALING_ACTION')).toBe(true);
+    expect(events.events.some((e) => e.module === 'playbooks.notify')).toBe(true);
     const metrics = await (await fetch(`${demo.url}/metrics`)).text();
     expect(metrics).toMatch(/parasite_sanitized_total\{component="websocket",outcome="success"\} [1-9]/);
+  });
+
+  it('mutation: with the guard switched to detect, every scenario that claims healing FAILS for want of a remedy', { timeout: 400_000 }, async () => {
+    const { code, output, verdicts: got } = await startRuns().detect;
+    for (const scenario of healedClaims) {
+      const verdict = got.get(scenario);
+      expect(verdict, `${scenario}\n${output}`).toMatch(/^FAIL \(/);
+      expect(verdict, `${scenario}: fails because nothing healed it, not for want of detection`).toContain('no healing action by the guard');
+      expect(verdict).not.toContain('not detected');
+    }
+    expect(code).toBe(1);
+  });
+
+  it('mutation: with notify-only playbooks, acl-spam and cpu-spike FAIL although their playbooks ran', { timeout: 400_000 }, async () => {
+    const { code, output, verdicts: got } = await startRuns().notifyOnly;
+    for (const scenario of ['acl-spam', 'cpu-spike'] as const) {
+      expect(got.get(scenario), `${scenario}\n${output}`).toMatch(/^FAIL \(.*no healing action by the guard/);
+    }
+    expect(code).toBe(1);
+    // The mutation was live: both playbooks triggered and ran their one step.
+    const events = (await (await fetch(`${notifyOnlyDemo.url}/api/immune/events?limit=500`)).json()) as { events: { message: string }[] };
+    const notified = events.events.filter((e) => e.message.includes('notify-only mutation')).map((e) => e.message);
+    expect(notified.some((m) => m.startsWith('ACL'))).toBe(true);
+    expect(notified.some((m) => m.startsWith('CPU'))).toBe(true);
   });
 
   it('the dashboard shows a chaos detection live in Chromium', { timeout: 60_000 }, async () => {
