@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isGuardError, silentLogger } from '@guard/core';
 import { createGuard, type GuardOptions } from './index.js';
-import { listen } from '../test/support.js';
+import { listen, wsServer } from '../test/support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'guard-node-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -126,3 +126,35 @@ describe('immune write token', () => {
     expect((await fetch(`${http.base}/api/immune/events`)).status).toBe(200);
   });
 });
+
+describe('guard.track', () => {
+  it('tracks resources made after the guard: a late WebSocket server is healed in full mode, a BatchWriter on the guard\'s own dialect joins', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const { Kysely, SqliteDialect } = await import('kysely');
+    const { BatchWriter } = await import('@guard/detectors');
+    await using guard = await createGuard(
+      base({
+        mode: 'full',
+        db: { app: new SqliteDialect({ database: new Database(':memory:') }) },
+        env: { PARASITE_GUARD_WEBSOCKET_THRESHOLD: 'ping_interval=1', PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '0' },
+      }),
+    );
+    const db = new Kysely<any>({ dialect: guard.dialects.app! });
+    const batch = new BatchWriter<number>({ name: 'results', db, write: async () => {} });
+    guard.track({ batches: { results: batch } });
+    expect(Object.keys((await modeView(guard)).components)).toContain('batch');
+
+    await using late = await wsServer();
+    guard.track({ wss: { late: late.wss } });
+    const dead = await late.connect({ autoPong: false });
+    expect(await new Promise<number>((resolve) => dead.once('close', resolve))).toBe(1011);
+    expect(() => guard.track({ wss: { late: late.wss } })).toThrow(/already tracked/);
+    await batch.close();
+    await db.destroy();
+  });
+});
+
+async function modeView(guard: Awaited<ReturnType<typeof createGuard>>): Promise<{ components: Record<string, string> }> {
+  await using http = await listen((req, res) => guard.handler(req, res));
+  return (await (await fetch(`${http.base}/guard/mode`)).json()) as { components: Record<string, string> };
+}

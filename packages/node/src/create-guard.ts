@@ -30,7 +30,7 @@ import { nodeEnv } from './node-env.js';
 import { RequestTracker } from './request-tracker.js';
 import { startPressureMonitor, startSelfHealing, type PlaybooksOptions, type SelfHealing } from './self-healing.js';
 import { GracefulShutdown, type ShutdownOptions, type ShutdownReport } from './shutdown.js';
-import { buildTrackers, componentsOf, type TrackedResources } from './trackers.js';
+import { TrackerSet, type TrackedResources } from './trackers.js';
 
 /**
  * Options of {@link createGuard}. Everything is optional: with none, the guard watches handles and async
@@ -46,6 +46,10 @@ export interface GuardOptions extends TrackedResources {
   readonly mode?: GuardMode;
   /** Per-component modes and sanitization switches (over `PARASITE_GUARD_<C>`). */
   readonly components?: Readonly<Record<string, ComponentConfig>>;
+  /** Track AsyncLocalStorage spans (C6): `guard.contexts.run(name, fn)`. Default true. */
+  readonly contexts?: boolean;
+  /** Watch active handles by type (C7, report only). Default true. */
+  readonly handles?: boolean;
   /** Service name: `agentId` of immune events. Default `guard`. */
   readonly name?: string;
   /** pino-compatible logger. Default: JSON lines on stdout at `PARASITE_LOG_LEVEL` (info). */
@@ -106,7 +110,8 @@ export interface Guard extends AsyncDisposable {
   readonly sockets: Readonly<Record<string, WebSocketTracker>>;
   /** Tracked kysely dialects by name: `new Kysely({ dialect: guard.dialects.db })`. */
   readonly dialects: Readonly<Record<string, TrackedDialect>>;
-  readonly emitters: EventBusTracker | undefined;
+  /** The emitter tracker (C2): `guard.emitters.track(emitter, { name })`, or `on(emitter, event, fn, { owner })`. */
+  readonly emitters: EventBusTracker;
   readonly contexts: ContextTracker | undefined;
   readonly handles: HandleTracker | undefined;
   readonly breakers: BreakerRegistry;
@@ -126,6 +131,11 @@ export interface Guard extends AsyncDisposable {
   admit(req: IncomingMessage, res: ServerResponse): Rejection | undefined;
   /** True while the guard sheds load (pressure alarm or memory critical). */
   isUnderPressure(): boolean;
+  /**
+   * Tracks resources made after the guard (e.g. a `BatchWriter` that writes through `guard.dialects.db`): each
+   * gets its tracker and sanitizer and joins the chain; closed before the parts created earlier.
+   */
+  track(resources: TrackedResources): void;
   /** Adds a readiness (default) or liveness check; returns a function that removes it. */
   addCheck(name: string, check: HealthCheck, options?: HealthCheckOptions): () => void;
   /** Registers an HTTP server to drain on shutdown; returns it. */
@@ -177,15 +187,15 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
   const bus = new GuardBus({ logger });
   const requests = new RequestTracker();
   const checks = new HealthChecks({ defaultTimeoutMs: options.healthCheckTimeoutMs ?? own.healthCheckTimeoutMs });
+  const endpoints = resolveEndpoints(options.endpoints);
 
   try {
     // Created first so it closes last: every other part may still publish while it closes.
     let immune: ImmuneService | undefined;
     const immuneConfig = immuneConfigFromEnv(env);
     if (options.immune !== false) {
-      const config = immuneConfig;
-      const store = await openImmuneStore(options.immune ?? {}, config, { registry, logger });
-      immune = stack.defer('immune', new ImmuneService({ store, closeStore: true, bus, registry, logger, ...config.service }), (s) => s.close());
+      const store = await openImmuneStore(options.immune ?? {}, immuneConfig, { registry, logger });
+      immune = stack.defer('immune', new ImmuneService({ store, closeStore: true, bus, registry, logger, ...immuneConfig.service }), (s) => s.close());
       const bridge = bridgeGuardBus(bus, immune, { agentId: options.name ?? 'guard', logger });
       stack.defer('immune-bridge', bridge, async (b) => {
         await b.settled();
@@ -212,16 +222,15 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     for (const breaker of options.breakers ?? []) breakers.add(breaker);
     const bulkhead = options.bulkhead ? stack.defer('bulkhead', new Bulkhead({ registry, ...options.bulkhead }), (b) => b.close()) : undefined;
 
-    const trackers = buildTrackers(options, t, stack);
+    const trackers = new TrackerSet(t, stack, { contexts: options.contexts ?? true, handles: options.handles ?? true });
+    trackers.add(options);
     const halfOpen = stack.defer('circuit', new HalfOpenDetector({ bus, ...t.circuit, probesInFlight: (name) => breakers.get(name)?.probesInFlight }), (d) => d.close());
-    const pairs = [...trackers.pairs];
 
     let sanitizer: DeferredSanitizer | undefined;
-    const healable = new Set<ComponentName>();
     if (options.sanitizer !== false) {
-      // One sanitizer per tracker instance; the scheduler routes each detection by the sanitizers' `owns`.
-      const sanitizers = [...pairs.map((p) => p.sanitizer), createCircuitSanitizer(breakers)];
-      for (const s of sanitizers) healable.add(s.component);
+      // One sanitizer per component whose members are the trackers' own sanitizers (routed by their owns()),
+      // so trackers added later by guard.track() are healed too.
+      const sanitizers = [...trackers.sanitizers.values(), createCircuitSanitizer(breakers)];
       sanitizer = stack.defer(
         'sanitizer',
         new DeferredSanitizer({ ...deferredSanitizerOptionsFromEnv(env), ...options.sanitizer, sanitizers, bus, registry, logger }),
@@ -231,11 +240,12 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
         },
       );
     }
+    const healable = (component: ComponentName) => sanitizer !== undefined && (component === 'circuit' || trackers.sanitizers.has(component));
+    const components = () => [...new Set<ComponentName>([...trackers.components(), ...HEALABLE_WITHOUT_TRACKER])];
 
-    const components = [...new Set<ComponentName>([...componentsOf(pairs), ...HEALABLE_WITHOUT_TRACKER])];
     const mode = options.mode ?? parasite.mode;
     const componentConfigs: Readonly<Record<string, ComponentConfig>> = { ...parasite.components, ...options.components };
-    const unhealable = components.filter((c) => effectiveMode(mode, componentConfigs[c]) === 'full' && !healable.has(c));
+    const unhealable = components().filter((c) => effectiveMode(mode, componentConfigs[c]) === 'full' && !healable(c));
     if (unhealable.length > 0) {
       throw new GuardError(
         'SANITIZER_MISSING',
@@ -255,15 +265,11 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
         bus,
         logger,
         ...(sanitizer ? { scheduler: sanitizer } : {}),
-        detectors: [...pairs.map((p) => p.detector), halfOpen],
+        detectors: [...trackers.detectors, halfOpen],
       }),
       (c) => c.close(),
     );
-    const pressureOptions = options.pressure === true ? {} : options.pressure || undefined;
-    const pressure = pressureOptions ? startPressureMonitor(pressureOptions, { env, bus, registry, logger, stack }) : undefined;
-    const playbookOptions = options.playbooks === true ? {} : options.playbooks || undefined;
-    const healing = playbookOptions ? await startSelfHealing(playbookOptions, pressure, { env, bus, registry, logger, stack }) : undefined;
-
+    trackers.attachChain(chain);
     const shutdown = new GracefulShutdown(
       {
         requests,
@@ -279,6 +285,14 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     // The pools we were given end last, after everything that could still query them.
     for (const [name, pool] of Object.entries(trackers.pgPools)) shutdown.onShutdown(() => (pool.ended ? undefined : pool.end().catch((error: unknown) => logger.warn({ err: error, pool: name }, 'guard: ending pool failed'))));
 
+    const pressureOptions = options.pressure === true ? {} : options.pressure || undefined;
+    const pressure = pressureOptions ? startPressureMonitor(pressureOptions, { env, bus, registry, logger, stack }) : undefined;
+    const playbookOptions = options.playbooks === true ? {} : options.playbooks || undefined;
+    const probePath = endpoints.livez ?? endpoints.readyz;
+    // The CPU playbook verifies the service still answers: by default, the first attached server's probe.
+    const healthUrl = playbookOptions?.healthUrl ?? (() => (probePath ? shutdown.localUrl(probePath) : undefined));
+    const healing = playbookOptions ? await startSelfHealing({ ...playbookOptions, healthUrl }, pressure, { env, bus, registry, logger, stack }) : undefined;
+
     checks.add('shutdown', () => (shutdown.shuttingDown ? Promise.reject(new Error('shutting down')) : true), { critical: true });
     checks.add('ping', () => true, { probe: 'liveness' });
     if (memory) {
@@ -290,7 +304,6 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     }
 
     const isUnderPressure = () => (pressure?.isUnderPressure() ?? false) || memory?.status === 'critical';
-    const endpoints = resolveEndpoints(options.endpoints);
     const adminToken = options.adminToken ?? own.adminToken;
     const immuneWriteToken = options.immuneWriteToken ?? own.immuneWriteToken;
     const immuneHandler = immune
@@ -357,6 +370,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       middleware,
       admit,
       isUnderPressure,
+      track: (resources) => trackers.add(resources),
       addCheck: (name, check, checkOptions) => checks.add(name, check, checkOptions),
       attach: (server) => shutdown.attach(server),
       onShutdown: (hook) => shutdown.onShutdown(hook),

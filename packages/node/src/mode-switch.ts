@@ -9,13 +9,13 @@ import type { DetectorChain } from '@guard/detectors';
  * it is off (403 problem+json), whoever calls. Switching a component without a sanitizer to `full` is refused (409).
  *
  * @example
- * const mode = modeSwitch(chain, { adminToken: process.env.GUARD_ADMIN_TOKEN, components: ['db'], healable: new Set(['db']) });
+ * const mode = modeSwitch(chain, { adminToken: process.env.GUARD_ADMIN_TOKEN, components: () => ['db'], healable: () => true });
  */
 export function modeSwitch(
   chain: DetectorChain,
-  options: { readonly adminToken: string | undefined; readonly components: readonly ComponentName[]; readonly healable: ReadonlySet<ComponentName> },
+  options: { readonly adminToken: string | undefined; readonly components: () => readonly ComponentName[]; readonly healable: (component: ComponentName) => boolean },
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const view = () => ({ mode: chain.mode, components: Object.fromEntries(options.components.map((c) => [c, chain.modeOf(c)])) });
+  const view = () => ({ mode: chain.mode, components: Object.fromEntries(options.components().map((c) => [c, chain.modeOf(c)])) });
   return (req, res) => {
     if (req.method === 'GET' || req.method === 'HEAD') return sendJson(res, 200, view(), { 'cache-control': 'no-store' });
     if (req.method !== 'POST') {
@@ -31,11 +31,12 @@ export function modeSwitch(
       (body) => {
         const { mode, component } = (typeof body === 'object' && body !== null ? body : {}) as { mode?: unknown; component?: unknown };
         if (!isGuardMode(mode)) return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'mode must be disabled, dry_run, detect or full', field: 'mode' });
-        if (component !== undefined && (typeof component !== 'string' || !options.components.includes(component))) {
-          return sendProblem(res, { status: 400, title: 'Invalid field', detail: `component must be one of ${options.components.join(', ')}`, field: 'component' });
+        const components = options.components();
+        if (component !== undefined && (typeof component !== 'string' || !components.includes(component))) {
+          return sendProblem(res, { status: 400, title: 'Invalid field', detail: `component must be one of ${components.join(', ')}`, field: 'component' });
         }
-        const affected = component === undefined ? options.components : [component];
-        const unhealable = mode === 'full' ? affected.filter((c) => !options.healable.has(c)) : [];
+        const affected = component === undefined ? components : [component];
+        const unhealable = mode === 'full' ? affected.filter((c) => !options.healable(c)) : [];
         if (unhealable.length > 0) {
           return sendProblem(res, { status: 409, title: 'No sanitizer', detail: `full mode needs a sanitizer for ${unhealable.join(', ')}`, code: 'SANITIZER_MISSING', field: 'mode' });
         }

@@ -4,6 +4,7 @@ import {
   HeartbeatWatchdog,
   MessageBus,
   PlaybookEngine,
+  ProcessRegistry,
   RateLimiter,
   ResourcePressureMonitor,
   TaskGate,
@@ -31,8 +32,8 @@ export interface PlaybooksOptions {
   readonly controlTopics?: readonly string[];
   /** Run playbooks as plans only (nothing changes). Default false. */
   readonly dryRun?: boolean;
-  /** URL the CPU playbook's verification probes (e.g. your `/livez`). */
-  readonly healthUrl?: string;
+  /** URL the CPU playbook's verification probes (e.g. your `/livez`), or a function for one known after `listen`. */
+  readonly healthUrl?: string | (() => string | undefined);
 }
 
 /** What {@link startSelfHealing} built. */
@@ -43,6 +44,8 @@ export interface SelfHealing {
   readonly engine: PlaybookEngine;
   readonly limiter: RateLimiter;
   readonly tasks: TaskGate;
+  /** Child processes the playbooks may act on (`kill_runaway`, `scale_down` on the `workers` group): spawn yours through it. */
+  readonly processes: ProcessRegistry;
 }
 
 interface Shared {
@@ -78,6 +81,7 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
   const watchdog = stack.defer('watchdog', new HeartbeatWatchdog({ bus, registry, logger }), (w) => w.close());
   const limiter = new RateLimiter();
   const tasks = stack.defer('tasks', new TaskGate(), (t) => t.close());
+  const processes = stack.defer('processes', new ProcessRegistry(), (p) => p.close());
   const engine = stack.defer(
     'playbook-engine',
     new PlaybookEngine({
@@ -85,7 +89,7 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
       registry,
       logger,
       dryRun: options.dryRun ?? false,
-      actions: createActionRegistry({ messageBus, components: watchdog, limiter, tasks, logger }),
+      actions: createActionRegistry({ messageBus, components: watchdog, limiter, tasks, processes, workers: processes.pool('workers'), logger }),
       probes: createProbeRegistry({ messageBus, aclMonitor, ...(pressure ? { pressure } : {}), watchdog, ...(options.healthUrl ? { healthUrl: options.healthUrl } : {}) }),
     }),
     (e) => e.close(),
@@ -104,5 +108,5 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
     });
     stack.defer('pressure-trigger', offPressure, (off) => off());
   }
-  return { messageBus, aclMonitor, watchdog, engine, limiter, tasks };
+  return { messageBus, aclMonitor, watchdog, engine, limiter, tasks, processes };
 }

@@ -99,6 +99,15 @@ export class GracefulShutdown {
     return server;
   }
 
+  /** `http://127.0.0.1:<port><path>` of the first attached server that is listening on a port. */
+  localUrl(path: string): string | undefined {
+    for (const server of this.#servers) {
+      const address = server.address();
+      if (address && typeof address === 'object') return `http://127.0.0.1:${address.port}${path}`;
+    }
+    return undefined;
+  }
+
   /** Cleanup of the app's own (e.g. `db.destroy()`), run after draining and before Guard's parts close; last added runs first. */
   onShutdown(hook: () => unknown): void {
     this.#hooks.push(hook);

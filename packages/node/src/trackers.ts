@@ -11,6 +11,7 @@ import {
   WebSocketTracker,
   trackDialect,
   type Detector,
+  type DetectorChain,
   type ParasiteThresholds,
   type PgPoolLike,
   type TrackableEmitter,
@@ -26,6 +27,7 @@ import {
   type Sanitizer,
 } from '@guard/sanitizer';
 import type { CloseStack } from './close-stack.js';
+import { ComponentSanitizers } from './component-sanitizers.js';
 import { named, type OneOrMany } from './named.js';
 
 /**
@@ -43,37 +45,21 @@ export interface PgPool extends PgPoolLike {
 /** What `db` accepts: a kysely `Dialect` (SQLite, MySQL, Postgres, ...) or a `pg` `Pool`. */
 export type DbInput = Dialect | PgPool;
 
-/** The resources the guard tracks (each becomes one tracker with its own sanitizer). */
+/**
+ * Resources to track; each becomes a tracker with its own sanitizer. Given to `createGuard` or later to `guard.track()`.
+ *
+ * @example
+ * guard.track({ batches: { results: new BatchWriter({ name: 'results', db, write }) } });
+ */
 export interface TrackedResources {
+  /** `ws` servers: a `WebSocketServer`, an array, or `{ name: wss }`. */
   readonly wss?: OneOrMany<WebSocketServer>;
+  /** Databases: a kysely `Dialect` or a `pg` `Pool`, an array, or `{ name: … }`; query through `guard.dialects.<name>`. */
   readonly db?: OneOrMany<DbInput>;
+  /** Event emitters (Node's or eventemitter3) watched for subscription leaks. */
   readonly emitters?: OneOrMany<TrackableEmitter>;
+  /** `BatchWriter`s (C5). */
   readonly batches?: OneOrMany<BatchWriter<any>>;
-  /** Track AsyncLocalStorage spans (C6): `guard.contexts.run(name, fn)`. Default true. */
-  readonly contexts?: boolean;
-  /** Watch active handles by type (C7, report only). Default true. */
-  readonly handles?: boolean;
-}
-
-/** One tracker and the sanitizer that heals what it finds. */
-export interface TrackerPair {
-  readonly name: string;
-  readonly detector: Detector;
-  /** Built from this tracker (`createXSanitizer(tracker)`), so it has the tracker's `owns`: the scheduler routes by it. */
-  readonly sanitizer: Sanitizer;
-}
-
-/** The trackers built for {@link TrackedResources}, by kind and name. */
-export interface Trackers {
-  readonly pairs: readonly TrackerPair[];
-  readonly sockets: Readonly<Record<string, WebSocketTracker>>;
-  readonly webSocketServers: readonly WebSocketServer[];
-  readonly dialects: Readonly<Record<string, TrackedDialect>>;
-  /** The `pg` pools the guard was given, by name (ended on shutdown). */
-  readonly pgPools: Readonly<Record<string, PgPool>>;
-  readonly emitters: EventBusTracker | undefined;
-  readonly contexts: ContextTracker | undefined;
-  readonly handles: HandleTracker | undefined;
 }
 
 const isWss = (value: unknown): value is WebSocketServer =>
@@ -86,64 +72,104 @@ const isEmitter = (value: unknown): value is TrackableEmitter =>
   typeof value === 'object' && value !== null && typeof (value as TrackableEmitter).on === 'function' && typeof (value as { emit?: unknown }).emit === 'function';
 const isBatch = (value: unknown): value is BatchWriter<any> => value instanceof BatchWriter;
 
+const COMPONENTS: readonly ComponentName[] = ['websocket', 'eventbus', 'db', 'batch', 'context', 'handles'];
+
 /**
- * Builds one tracker per resource, each paired with its own sanitizer, in the order the close stack needs
- * (trackers are closed after the sanitizer and chain that use them, because they are created first).
+ * Every tracker of one guard, by kind and name, and the per-component sanitizers the scheduler holds. Trackers
+ * can be added after the guard started (`guard.track()`); each is closed (and leaves the chain) before the parts
+ * created before it.
+ *
+ * @example
+ * const set = new TrackerSet(thresholds, stack, { contexts: true, handles: true });
+ * set.add({ wss });
  */
-export function buildTrackers(resources: TrackedResources, thresholds: ParasiteThresholds, stack: CloseStack): Trackers {
-  const pairs: TrackerPair[] = [];
-  const sockets: Record<string, WebSocketTracker> = {};
-  const webSocketServers: WebSocketServer[] = [];
-  for (const [name, wss] of named(resources.wss, 'ws', isWss)) {
-    if (!isWss(wss)) throw new GuardError('INVALID_OPTION', `wss.${name} is not a ws WebSocketServer`, { details: { field: `wss.${name}` } });
-    const tracker = stack.defer(`websocket:${name}`, new WebSocketTracker(wss, thresholds.websocket), (t) => t.close());
-    sockets[name] = tracker;
-    webSocketServers.push(wss);
-    pairs.push({ name, detector: tracker, sanitizer: createWebSocketSanitizer(tracker) });
+export class TrackerSet {
+  readonly sockets: Record<string, WebSocketTracker> = {};
+  readonly dialects: Record<string, TrackedDialect> = {};
+  /** The `pg` pools the guard was given, by name (ended on shutdown). */
+  readonly pgPools: Record<string, PgPool> = {};
+  readonly webSocketServers: WebSocketServer[] = [];
+  readonly emitters: EventBusTracker;
+  readonly contexts: ContextTracker | undefined;
+  readonly handles: HandleTracker | undefined;
+  /** One per component, handed to the `DeferredSanitizer` once; members grow with the trackers. */
+  readonly sanitizers: ReadonlyMap<ComponentName, ComponentSanitizers>;
+  readonly #thresholds: ParasiteThresholds;
+  readonly #stack: CloseStack;
+  readonly #detectors: Detector[] = [];
+  #chain: DetectorChain | undefined;
+
+  constructor(thresholds: ParasiteThresholds, stack: CloseStack, options: { readonly contexts: boolean; readonly handles: boolean }) {
+    this.#thresholds = thresholds;
+    this.#stack = stack;
+    this.sanitizers = new Map(COMPONENTS.map((c) => [c, new ComponentSanitizers(c)]));
+    this.emitters = this.#own('eventbus', new EventBusTracker(thresholds.eventbus), createEventBusSanitizer);
+    this.contexts = options.contexts ? this.#own('context', new ContextTracker(thresholds.context), createContextSanitizer) : undefined;
+    this.handles = options.handles ? this.#own('handles', new HandleTracker(thresholds.handles), () => createHandleSanitizer()) : undefined;
   }
 
-  const dialects: Record<string, TrackedDialect> = {};
-  const pgPools: Record<string, PgPool> = {};
-  for (const [name, db] of named(resources.db, 'db', isDbInput)) {
-    if (!isDbInput(db)) throw new GuardError('INVALID_OPTION', `db.${name} must be a kysely Dialect or a pg Pool`, { details: { field: `db.${name}` } });
-    const pgPool = isPgPool(db) ? db : undefined;
-    if (pgPool) pgPools[name] = pgPool;
-    const dialect = trackDialect(pgPool ? new PostgresDialect({ pool: pgPool as never }) : (db as Dialect), {
-      name,
-      ...thresholds.db,
-      ...(pgPool ? { pgPool } : {}),
-    });
-    dialects[name] = dialect;
-    pairs.push({ name, detector: dialect.tracker, sanitizer: createDbSanitizer(dialect.tracker) });
+  /** The detectors so far (the chain is built with them; later ones join it directly). */
+  get detectors(): readonly Detector[] {
+    return this.#detectors;
   }
 
-  let emitters: EventBusTracker | undefined;
-  const emitterList = named(resources.emitters, 'bus', isEmitter);
-  if (emitterList.length > 0) {
-    const tracker = stack.defer('eventbus', new EventBusTracker(thresholds.eventbus), (t) => t.close());
-    for (const [name, emitter] of emitterList) tracker.track(emitter, { name });
-    emitters = tracker;
-    pairs.push({ name: 'eventbus', detector: tracker, sanitizer: createEventBusSanitizer(tracker) });
+  /** Components that have at least one tracker. */
+  components(): ComponentName[] {
+    return [...this.sanitizers].filter(([, s]) => s.size > 0).map(([c]) => c);
   }
 
-  for (const [name, batch] of named(resources.batches, 'batch', isBatch)) {
-    pairs.push({ name, detector: batch, sanitizer: createBatchSanitizer(batch) });
+  /** From now on, new trackers join this chain. */
+  attachChain(chain: DetectorChain): void {
+    this.#chain = chain;
   }
 
-  let contexts: ContextTracker | undefined;
-  if (resources.contexts ?? true) {
-    contexts = stack.defer('context', new ContextTracker(thresholds.context), (t) => t.close());
-    pairs.push({ name: 'context', detector: contexts, sanitizer: createContextSanitizer(contexts) });
+  /** Tracks more resources; names must be new within their kind. */
+  add(resources: TrackedResources): void {
+    const t = this.#thresholds;
+    for (const [name, wss] of named(resources.wss, 'ws', isWss)) {
+      if (!isWss(wss)) throw new GuardError('INVALID_OPTION', `wss.${name} is not a ws WebSocketServer`, { details: { field: `wss.${name}` } });
+      this.#unique(this.sockets, 'wss', name);
+      this.sockets[name] = this.#own(`websocket:${name}`, new WebSocketTracker(wss, t.websocket), createWebSocketSanitizer);
+      this.webSocketServers.push(wss);
+    }
+    for (const [name, db] of named(resources.db, 'db', isDbInput)) {
+      if (!isDbInput(db)) throw new GuardError('INVALID_OPTION', `db.${name} must be a kysely Dialect or a pg Pool`, { details: { field: `db.${name}` } });
+      this.#unique(this.dialects, 'db', name);
+      const pgPool = isPgPool(db) ? db : undefined;
+      if (pgPool) this.pgPools[name] = pgPool;
+      const dialect = trackDialect(pgPool ? new PostgresDialect({ pool: pgPool as never }) : (db as Dialect), { name, ...t.db, ...(pgPool ? { pgPool } : {}) });
+      this.dialects[name] = dialect;
+      this.#join(`db:${name}`, dialect.tracker, createDbSanitizer(dialect.tracker));
+    }
+    for (const [name, emitter] of named(resources.emitters, 'bus', isEmitter)) {
+      if (!isEmitter(emitter)) throw new GuardError('INVALID_OPTION', `emitters.${name} is not an event emitter`, { details: { field: `emitters.${name}` } });
+      this.emitters.track(emitter, { name });
+    }
+    for (const [name, batch] of named(resources.batches, 'batch', isBatch)) {
+      if (!isBatch(batch)) throw new GuardError('INVALID_OPTION', `batches.${name} is not a BatchWriter`, { details: { field: `batches.${name}` } });
+      this.#join(`batch:${name}`, batch, createBatchSanitizer(batch));
+    }
   }
-  let handles: HandleTracker | undefined;
-  if (resources.handles ?? true) {
-    handles = new HandleTracker(thresholds.handles);
-    pairs.push({ name: 'handles', detector: handles, sanitizer: createHandleSanitizer() });
-  }
-  return { pairs, sockets, webSocketServers, dialects, pgPools, emitters, contexts, handles };
-}
 
-/** Components that have at least one tracker. */
-export function componentsOf(pairs: readonly TrackerPair[]): Set<ComponentName> {
-  return new Set(pairs.map((p) => p.detector.component));
+  /** A tracker the guard created: closed by the guard. */
+  #own<T extends Detector>(name: string, tracker: T, sanitizerFor: (tracker: T) => Sanitizer): T {
+    this.#stack.defer(name, tracker, (t) => t.close?.());
+    this.#join(name, tracker, sanitizerFor(tracker));
+    return tracker;
+  }
+
+  #join(name: string, detector: Detector, sanitizer: Sanitizer): void {
+    const leave = this.sanitizers.get(sanitizer.component)?.add(sanitizer);
+    this.#detectors.push(detector);
+    if (this.#chain) {
+      this.#chain.add(detector);
+      const chain = this.#chain;
+      this.#stack.defer(`${name}:chain`, detector, (d) => chain.remove(d));
+    }
+    if (leave) this.#stack.defer(`${name}:sanitizer`, leave, (off) => off());
+  }
+
+  #unique(record: Record<string, unknown>, kind: string, name: string): void {
+    if (name in record) throw new GuardError('INVALID_OPTION', `${kind}.${name} is already tracked`, { details: { field: `${kind}.${name}` } });
+  }
 }
