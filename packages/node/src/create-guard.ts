@@ -66,7 +66,7 @@ export interface GuardOptions extends TrackedResources {
   readonly memory?: false | (MemoryGuardrailOptions & { readonly caches?: Readonly<Record<string, CacheProbe>> });
   /** Immune event log store, or false. Default: SQLite file (needs better-sqlite3), Postgres when a URL is set. */
   readonly immune?: false | ImmuneStoreOptions;
-  /** Resource pressure monitor (CPU, memory, disk, event loop) over `GUARD_PRESSURE_*`; drives load shedding. Default off. */
+  /** Resource pressure monitor (CPU, memory, disk, event loop) over `GUARD_PRESSURE_*`; drives load shedding. Default off (on with `playbooks`). */
   readonly pressure?: boolean | ResourcePressureMonitorOptions;
   /** Playbooks and their monitors (ACL message bus, heartbeat watchdog). Default off. */
   readonly playbooks?: boolean | PlaybooksOptions;
@@ -285,7 +285,8 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     // The pools we were given end last, after everything that could still query them.
     for (const [name, pool] of Object.entries(trackers.pgPools)) shutdown.onShutdown(() => (pool.ended ? undefined : pool.end().catch((error: unknown) => logger.warn({ err: error, pool: name }, 'guard: ending pool failed'))));
 
-    const pressureOptions = options.pressure === true ? {} : options.pressure || undefined;
+    // The built-in playbooks read pressure probes, so playbooks turn the monitor on unless pressure is false.
+    const pressureOptions = options.pressure === true || (options.pressure === undefined && options.playbooks) ? {} : options.pressure || undefined;
     const pressure = pressureOptions ? startPressureMonitor(pressureOptions, { env, bus, registry, logger, stack }) : undefined;
     const playbookOptions = options.playbooks === true ? {} : options.playbooks || undefined;
     const probePath = endpoints.livez ?? endpoints.readyz;
