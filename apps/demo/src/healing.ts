@@ -14,10 +14,10 @@ import {
   createSystemSampler,
   loadPlaybooks,
   type ActionRegistry,
+  type PlaybookNotification,
 } from '@guard/playbooks';
 import { createServiceCpu } from './service-cpu.js';
 import { createWorkload, type Workload } from './workload.js';
-import { registerWorkloadActions } from './workload-actions.js';
 
 /** The self-healing half of the demo: ACL message bus, monitors, watchdog, the YAML playbooks and the work they act on. */
 export interface Healing {
@@ -92,29 +92,33 @@ export async function createHealing(deps: HealingDeps): Promise<Healing> {
   });
   const watchdog = new HeartbeatWatchdog({ bus, registry, logger });
 
+  const webhookUrl = (): string | undefined => env.GUARD_NOTIFY_WEBHOOK_URL || undefined;
+  const immune = deps.immune;
   const actions = createActionRegistry({
     messageBus,
     components: watchdog,
     limiter,
     tasks,
     processes: workload.processes,
+    workers: workload.pool,
+    notifyWebhookUrl: webhookUrl,
+    ...(immune
+      ? {
+          publish: (n: PlaybookNotification) =>
+            immune.publishEvent({
+              severity: n.severity === 'critical' ? 'CRITICAL' : n.severity === 'info' ? 'INFO' : 'WARNING',
+              type: 'SELF_HEALING_ACTION',
+              module: 'playbooks.notify',
+              message: n.message,
+              meta: { playbook: n.playbook, runId: n.runId, step: n.step },
+            }),
+        }
+      : {}),
     logger,
-    ...(env.GUARD_NOTIFY_WEBHOOK_URL ? { notifyWebhookUrl: env.GUARD_NOTIFY_WEBHOOK_URL } : {}),
   });
-  registerWorkloadActions(actions, workload);
-  if (deps.immune) recordNotifications(actions, deps.immune, logger);
-  const probes = createProbeRegistry({ messageBus, aclMonitor, pressure, watchdog });
-  // Read the URL when probed: server.ts learns its port only after listen, long after this runs.
-  probes.register('http.status', async (p, ctx) => {
-    const path = typeof p.path === 'string' ? p.path : '';
-    try {
-      const response = await fetch(`${deps.healthUrl()}${path}`, { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(2_000)]) });
-      await response.body?.cancel();
-      return response.status;
-    } catch {
-      return 0;
-    }
-  }, { replace: true });
+  webhookOnlyWhenConfigured(actions, webhookUrl);
+  // The health URL is read at each probe: server.ts learns its port only after listen, long after this runs.
+  const probes = createProbeRegistry({ messageBus, aclMonitor, pressure, watchdog, processes: workload.processes, workers: workload.pool, healthUrl: deps.healthUrl });
 
   const engine = new PlaybookEngine({ bus, registry, logger, actions, probes });
   const dir = deps.playbooksDir ?? env.GUARD_PLAYBOOKS_DIR ?? fileURLToPath(new URL('../playbooks/', import.meta.url));
@@ -170,27 +174,19 @@ export async function createHealing(deps: HealingDeps): Promise<Healing> {
   };
 }
 
-/** Wraps `notify` so every notification also lands in the immune log (the log and webhook stay as they are). */
-function recordNotifications(actions: ActionRegistry, immune: NotificationSink, logger: Logger): void {
+/**
+ * The playbooks list `webhook` among their notify channels; the URL is configuration (`GUARD_NOTIFY_WEBHOOK_URL`),
+ * so without one the channel is dropped here instead of failing the step (the log and the immune log still get it).
+ */
+function webhookOnlyWhenConfigured(actions: ActionRegistry, url: () => string | undefined): void {
   const notify = actions.get('notify');
   actions.register(
     'notify',
-    async (params, ctx) => {
-      const output = await notify(params, ctx);
-      const severity = params.severity === 'critical' ? 'CRITICAL' : params.severity === 'info' ? 'INFO' : 'WARNING';
-      try {
-        const id = await immune.publishEvent({
-          severity,
-          type: 'SELF_HEALING_ACTION',
-          module: 'playbooks.notify',
-          message: String(params.message),
-          meta: { playbook: ctx.playbook, runId: ctx.runId, step: ctx.step, channel: params.channel ?? 'log' },
-        });
-        return { ...(output as object), immuneEventId: id };
-      } catch (error) {
-        logger.error({ err: error }, 'notification not recorded in the immune log');
-        return output;
-      }
+    (params, ctx) => {
+      const raw: unknown = params.channels ?? params.channel;
+      if (url() || !Array.isArray(raw) || !raw.includes('webhook')) return notify(params, ctx);
+      const { channel: _channel, ...rest } = params;
+      return notify({ ...rest, channels: raw.filter((c) => c !== 'webhook') }, ctx);
     },
     { replace: true },
   );
