@@ -447,7 +447,7 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
     let run: PlaybookRunResult | undefined;
     if (runPromise) {
       const deadline = (detectedAt ?? injectedAt) + recoveryTarget;
-      run = (await Promise.race([runPromise, new Promise<PlaybookRunResult[]>((r) => setTimeout(() => r([]), Math.max(0, deadline - performance.now())))]))[0];
+      run = (await before(runPromise, Math.max(0, deadline - performance.now()), []))[0];
       await waitFor(() => clearedAt !== undefined, Math.max(0, deadline - performance.now()), 50);
     }
     const runDoneAt = run ? performance.now() - (Date.now() - run.finishedAt) : undefined;
@@ -502,6 +502,16 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
     for (const r of runaways) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL');
     healthUrl = undefined;
     await new Promise<void>((r) => health.close(() => r()));
+  }
+}
+
+/** `promise`, or `fallback` when it has not settled within `ms` (the timer is cleared either way). */
+async function before<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<T>((r) => (timer = setTimeout(() => r(fallback), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
