@@ -373,4 +373,27 @@ describe('bridgeGuardBus', () => {
     expect(classifyDetection(detection({ component: 'acl' }))).toBe('POLICY_VIOLATION');
     expect(classifyDetection(detection({ component: 'db', pattern: 'connection_orphan' }))).toBe('ERROR_SPIKE');
   });
+  it('records the memory guardrail audit: threshold changes and failed restarts', async () => {
+    await using t = await setup();
+    emitLoose(t.bus, 'memoryThresholdsChanged', {
+      name: 'api',
+      previous: { rssThresholdMb: 700 },
+      current: { rssThresholdMb: 900 },
+      changed: ['rssThresholdMb'],
+      source: 'http',
+      remoteAddress: '127.0.0.1',
+      at: 5,
+    });
+    emitLoose(t.bus, 'memoryRestart', { name: 'api', reason: 'rss_threshold', outcome: 'failed', failure: 'survived', retryAfterMs: 1_000, at: 6 });
+    const [change, restart] = await t.events();
+    expect(change).toMatchObject({ module: 'memory', severity: 'INFO', meta: { source: 'memory_thresholds', changed: ['rssThresholdMb'], changed_by: 'http', current: { rssThresholdMb: 900 } } });
+    expect(restart).toMatchObject({ module: 'memory', severity: 'CRITICAL', type: 'SELF_HEALING_ACTION', meta: { outcome: 'failed', failure: 'survived' } });
+    expect(restart!.message).toContain('failed (survived)');
+  });
+
+  it('leaves the memory audit out when memoryAudit is false', async () => {
+    await using t = await setup({ memoryAudit: false });
+    emitLoose(t.bus, 'memoryRestart', { name: 'api', reason: 'manual', outcome: 'started', at: 1 });
+    expect(await t.events()).toEqual([]);
+  });
 });

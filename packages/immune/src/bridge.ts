@@ -46,6 +46,12 @@ export interface GuardBridgeOptions {
   readonly aclWindowMs?: number;
   /** Most actors recorded on their own per window; the rest share one `(other actors)` row. Default 100. */
   readonly aclMaxActorsPerWindow?: number;
+  /**
+   * Record the memory guardrail's audit trail (`@guard/memory`): run-time threshold changes
+   * (`memoryThresholdsChanged`) and restarts that started, were skipped by the budget or failed (`memoryRestart`).
+   * Default true.
+   */
+  readonly memoryAudit?: boolean;
   /** Where publish failures are reported (they never reach the bus). */
   readonly logger?: Logger;
 }
@@ -111,6 +117,27 @@ interface AclAlarmNotice {
   readonly controlViolations?: number;
   readonly at?: number;
 }
+
+interface MemoryThresholdsNotice {
+  readonly name?: string;
+  readonly previous?: Readonly<Record<string, unknown>>;
+  readonly current?: Readonly<Record<string, unknown>>;
+  readonly changed?: readonly string[];
+  readonly source?: string;
+  readonly remoteAddress?: string;
+  readonly at?: number;
+}
+
+interface MemoryRestartNotice {
+  readonly name?: string;
+  readonly reason?: string;
+  readonly outcome?: string;
+  readonly retryAfterMs?: number;
+  readonly failure?: string;
+  readonly at?: number;
+}
+
+const RESTART_SEVERITY: Readonly<Record<string, ImmuneSeverity>> = { started: 'WARNING', skipped: 'WARNING', failed: 'CRITICAL' };
 
 /** Events of other packages, subscribed by name (GuardBus is an EventEmitter underneath). */
 type LooseBus = { on(event: string, fn: (payload: never) => void): unknown; off(event: string, fn: (payload: never) => void): unknown };
@@ -636,6 +663,61 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
           ),
         },
         'aclAlarm',
+      );
+    });
+  }
+
+  if (options.memoryAudit !== false) {
+    subscribeLoose<MemoryThresholdsNotice>('memoryThresholdsChanged', (c) => {
+      const name = str(c?.name, 'memoryThresholdsChanged.name');
+      const changed = Array.isArray(c.changed) ? c.changed.filter((f): f is string => typeof f === 'string').slice(0, 10) : [];
+      publish(
+        {
+          ...agent,
+          module: 'memory',
+          severity: 'INFO',
+          type: 'POLICY_VIOLATION',
+          message: clip(`memory thresholds of ${name} changed (${changed.join(', ') || 'no field'}) by ${typeof c.source === 'string' ? c.source : 'api'}`, EVENT_LIMITS.maxMessageLength),
+          meta: fitMeta(
+            {
+              source: 'memory_thresholds',
+              guardrail: clip(name, 256),
+              changed,
+              previous: c.previous ?? {},
+              current: c.current ?? {},
+              changed_by: typeof c.source === 'string' ? clip(c.source, 256) : 'api',
+              ...(typeof c.remoteAddress === 'string' ? { remote_address: clip(c.remoteAddress, 64) } : {}),
+              ...(num(c.at) === undefined ? {} : { at: c.at }),
+            },
+            ['previous', 'current'],
+          ),
+        },
+        'memoryThresholdsChanged',
+      );
+    });
+    subscribeLoose<MemoryRestartNotice>('memoryRestart', (r) => {
+      const name = str(r?.name, 'memoryRestart.name');
+      const outcome = str(r.outcome, 'memoryRestart.outcome');
+      const reason = typeof r.reason === 'string' ? r.reason : 'unknown';
+      const detail = outcome === 'failed' ? ` (${typeof r.failure === 'string' ? r.failure : 'failed'})` : '';
+      publish(
+        {
+          ...agent,
+          module: 'memory',
+          severity: RESTART_SEVERITY[outcome] ?? 'WARNING',
+          type: 'SELF_HEALING_ACTION',
+          message: clip(`memory restart of ${name} ${outcome}${detail}: ${reason}`, EVENT_LIMITS.maxMessageLength),
+          meta: {
+            source: 'memory_restart',
+            guardrail: clip(name, 256),
+            outcome: clip(outcome, 32),
+            reason: clip(reason, 64),
+            ...(typeof r.failure === 'string' ? { failure: clip(r.failure, 64) } : {}),
+            ...(num(r.retryAfterMs) === undefined ? {} : { retry_after_ms: r.retryAfterMs }),
+            ...(num(r.at) === undefined ? {} : { at: r.at }),
+          },
+        },
+        'memoryRestart',
       );
     });
   }
