@@ -497,5 +497,11 @@ steps:
     await big.engine.trigger('go');
     expect(big.runs.at(-1)!.steps![0]!.result).toMatchObject({ truncated: true });
   });
-});
 
+  it('runs playbooks built in code without the loader defaults (no retry field)', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    s.engine.register({ name: 'coded', trigger: { event: 'go' }, cooldownMs: 0, timeoutMs: 5_000, steps: [{ id: 'one', action: 'record', params: {}, timeoutMs: 1_000, continueOnError: false, fleet: false }], rollback: [] });
+    expect((await s.engine.trigger('go'))[0]).toMatchObject({ status: 'succeeded', steps: [{ outcome: 'succeeded', attempts: 1 }] });
+  });
+});

@@ -6,7 +6,8 @@ import { createActionRegistry } from './builtin-actions.js';
 import { compare, conditionReads, evaluateCondition, resolveParams } from './conditions.js';
 import type { FleetLock } from './fleet-lock.js';
 import { playbooksCounter, playbooksHistogram } from './metrics.js';
-import type { Playbook, PlaybookCheck, PlaybookStep, PlaybookTrigger, RunStepSummary } from './playbook-types.js';
+import type { Playbook, PlaybookCheck, PlaybookStep, PlaybookTrigger } from './playbook-types.js';
+import { checkSummary, failedChecks, summarize } from './run-notice.js';
 import './declarations.js';
 
 /** How a step ended. `planned` is a dry-run step. */
@@ -581,10 +582,10 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     for (;;) {
       attempts++;
       const r = await this.#invoke(playbook, runId, step, params, context, runSignal);
-      if (r.outcome === 'succeeded' || attempts > step.retry.count || runSignal.aborted) return { ...r, attempts };
+      if (r.outcome === 'succeeded' || attempts > (step.retry?.count ?? 0) || runSignal.aborted) return { ...r, attempts };
       this.#logger.info({ runId, playbook: playbook.name, step: step.id, attempt: attempts, error: r.error }, 'playbook step failed; retrying');
       try {
-        await sleep(step.retry.delayMs, runSignal);
+        await sleep(step.retry?.delayMs ?? 0, runSignal);
       } catch {
         return { ...r, attempts };
       }
@@ -720,8 +721,6 @@ export function formatPlan(result: PlaybookRunResult): string {
 
 /** Most items one `for_each` step runs for (the ACL contract caps offenders at 100). */
 const MAX_ITEMS = 100;
-/** Largest step result (JSON characters) copied into a run notice. */
-const MAX_RESULT_CHARS = 2_000;
 
 interface RunContext {
   readonly event: Readonly<Record<string, unknown>>;
@@ -732,41 +731,6 @@ interface RunContext {
 
 function slot(name: string, key: string): string {
   return `${name}\u0000${key}`;
-}
-
-function failedChecks(checks: readonly CheckResult[]): string {
-  return checks
-    .filter((c) => !c.passed)
-    .map((c) => `${c.id}: ${c.probe}=${JSON.stringify(c.value)}${c.error ? ` (${c.error})` : ''}, expected ${c.op} ${JSON.stringify(c.expected ?? null)}`)
-    .join('; ');
-}
-
-function checkSummary(c: CheckResult): { id: string; probe: string; value: unknown; passed: boolean } {
-  return { id: c.id, probe: c.probe, value: clip(c.value), passed: c.passed };
-}
-
-/** A step result for the run notice: bounded, JSON-friendly. */
-function summarize(r: StepResult): RunStepSummary {
-  return {
-    id: r.id,
-    action: r.action,
-    status: r.outcome,
-    durationMs: Math.round(r.durationMs * 10) / 10,
-    ...(r.attempts !== undefined && r.attempts > 1 ? { attempts: r.attempts } : {}),
-    ...(r.error === undefined ? {} : { error: r.error.slice(0, MAX_RESULT_CHARS) }),
-    ...(r.output === undefined ? {} : { result: clip(r.output) }),
-  };
-}
-
-function clip(value: unknown): unknown {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch {
-    return '[unserializable]';
-  }
-  if (text === undefined || text.length <= MAX_RESULT_CHARS) return value;
-  return { truncated: true, preview: text.slice(0, MAX_RESULT_CHARS) };
 }
 
 function reasonText(reason: unknown): string {

@@ -19,8 +19,8 @@ export interface PlaybookStep {
   readonly continueOnError: boolean;
   /** Run on exactly one instance of the fleet (needs the engine's `fleetLock`). */
   readonly fleet: boolean;
-  /** Extra attempts after a failure or timeout (`count`), `delayMs` apart. Default none. */
-  readonly retry: { readonly count: number; readonly delayMs: number };
+  /** Extra attempts after a failure or timeout (`count`), `delayMs` apart. Default none (the loader always sets it). */
+  readonly retry?: { readonly count: number; readonly delayMs: number };
   /**
    * A template that resolves to a list (`"{{ event.offenders }}"`): the action runs once per item, with
    * `{{ item }}` (and `{{ item_index }}`) in params. Items run in order; the step fails if any item does.
