@@ -1,70 +1,186 @@
-// Benchmark of @guard/circuit against a bare call, opossum 9 and cockatiel 3, all in one run.
-// Run: pnpm --filter @guard/circuit bench   (builds are read from ../dist)
+// Benchmark of @guard/circuit against hand-written floors, cockatiel 3 and opossum 9, interleaved in one process.
+// Run: pnpm --filter @guard/circuit build && pnpm --filter @guard/circuit bench
+// Every ratio is taken per round (subject and baseline measured back to back) and printed as median (min-max).
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Bench } from 'tinybench';
 import OpossumBreaker from 'opossum';
 import * as cockatiel from 'cockatiel';
+import { interleave, loadLine, ratio, report } from '../../../scripts/bench-harness.mjs';
 import { Bulkhead, CircuitBreaker, wrap } from '../dist/index.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 
-const BATCH = 1_000; // calls per sample, so timer overhead is spread thin
 const fn = async () => 1;
-
-// --- instances -------------------------------------------------------------------------------------------------
-const guard = new CircuitBreaker({ name: 'bench' }); // metrics on (prom-client's global registry), as by default
-const guardPolicy = wrap(new Bulkhead({ name: 'bench', maxConcurrent: 50, maxQueued: 1000 }), new CircuitBreaker({ name: 'bench_wrapped' }));
-const cockatielBreaker = cockatiel.circuitBreaker(cockatiel.handleAll, {
-  halfOpenAfter: 60_000,
-  breaker: new cockatiel.ConsecutiveBreaker(5),
-});
-const cockatielPolicy = cockatiel.wrap(
-  cockatiel.bulkhead(50, 1000),
-  cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
-);
-const opossum = new OpossumBreaker(fn, { timeout: false, resetTimeout: 60_000, errorThresholdPercentage: 50 });
-
-const tasks = {
-  bare: async () => {
-    for (let i = 0; i < BATCH; i++) await fn();
-  },
-  '@guard/circuit breaker': async () => {
-    for (let i = 0; i < BATCH; i++) await guard.execute(fn);
-  },
-  'cockatiel breaker': async () => {
-    for (let i = 0; i < BATCH; i++) await cockatielBreaker.execute(fn);
-  },
-  'opossum breaker': async () => {
-    for (let i = 0; i < BATCH; i++) await opossum.fire();
-  },
-  '@guard/circuit wrap(bulkhead, breaker)': async () => {
-    for (let i = 0; i < BATCH; i++) await guardPolicy.execute(fn);
-  },
-  'cockatiel wrap(bulkhead, breaker)': async () => {
-    for (let i = 0; i < BATCH; i++) await cockatielPolicy.execute(fn);
-  },
+const fnWithSignal = async (signal) => (signal === undefined ? 0 : 1); // reads the signal, as `fetch(url, { signal })` does
+const failing = async () => {
+  throw new Error('down');
 };
 
-const bench = new Bench({ name: 'per-call cost', time: 1_500, warmup: true, warmupTime: 300 });
-for (const [name, task] of Object.entries(tasks)) bench.add(name, task);
-await bench.run();
-
-const nsPerCall = {};
-for (const task of bench.tasks) nsPerCall[task.name] = (task.result.latency.p50 * 1e6) / BATCH;
-const bare = nsPerCall.bare;
-const overhead = (name) => Math.max(0, nsPerCall[name] - bare);
-const rows = [];
-for (const name of Object.keys(tasks)) {
-  rows.push({
-    task: name,
-    'ns/call (median)': nsPerCall[name].toFixed(0),
-    'overhead ns': name === 'bare' ? '-' : overhead(name).toFixed(0),
-  });
+/** The smallest correct consecutive breaker: the floor of "plain breaker". */
+class MinimalBreaker {
+  failures = 0;
+  open = false;
+  async execute(op) {
+    if (this.open) throw new Error('open');
+    try {
+      const value = await op();
+      this.failures = 0;
+      return value;
+    } catch (error) {
+      if (++this.failures >= 5) this.open = true;
+      throw error;
+    }
+  }
 }
-console.log(`\nPer-call cost of execute(async () => 1), ${BATCH} sequential calls per sample, Node ${process.version}`);
-console.table(rows);
+
+/** The floor of "a call with a timeout": an AbortController and a setTimeout per call. */
+async function withTimeoutFloor(op, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error('timeout')), timeoutMs);
+  try {
+    return await op(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const loop = (call) => async (n) => {
+  for (let i = 0; i < n; i++) await call();
+};
+const rejectLoop = (call) => async (n) => {
+  for (let i = 0; i < n; i++) {
+    try {
+      await call();
+    } catch {
+      // expected: the circuit is open
+    }
+  }
+};
+
+console.log(`@guard/circuit benchmark, ${await loadLine()}, ${ROUNDS} interleaved rounds`);
+let ok = true;
+const reportAnd = (...args) => report(...args) && ok;
+
+// --- plain breaker ---------------------------------------------------------------------------------------------
+{
+  const guard = new CircuitBreaker({ name: 'bench' }); // metrics on (prom-client's global registry), as by default
+  const minimal = new MinimalBreaker();
+  const cockatielBreaker = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) });
+  const opossum = new OpossumBreaker(fn, { timeout: false, resetTimeout: 60_000 });
+  const result = await interleave(
+    {
+      'await fn() (bare)': loop(fn),
+      'hand-written minimal breaker (floor)': loop(() => minimal.execute(fn)),
+      '@guard/circuit breaker': loop(() => guard.execute(fn)),
+      'cockatiel breaker': loop(() => cockatielBreaker.execute(fn)),
+      'opossum breaker': loop(() => opossum.fire()),
+    },
+    { rounds: ROUNDS },
+  );
+  ok = reportAnd('plain breaker, per call (overhead = minus bare)', result, [
+    { label: 'overhead vs minimal floor', stat: ratio(result, '@guard/circuit breaker', 'hand-written minimal breaker (floor)', 'await fn() (bare)') },
+    { label: 'overhead vs cockatiel', stat: ratio(result, '@guard/circuit breaker', 'cockatiel breaker', 'await fn() (bare)'), target: 0.5 },
+    { label: 'overhead vs opossum', stat: ratio(result, '@guard/circuit breaker', 'opossum breaker', 'await fn() (bare)') },
+  ]);
+  opossum.shutdown();
+  await guard.close();
+}
+
+// --- timeoutMs: 1000 -------------------------------------------------------------------------------------------
+{
+  const guard = new CircuitBreaker({ name: 'bench_timeout' });
+  const cockatielTimed = cockatiel.wrap(
+    cockatiel.timeout(1_000, cockatiel.TimeoutStrategy.Cooperative),
+    cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
+  );
+  const opossum = new OpossumBreaker(fn, { timeout: 1_000, resetTimeout: 60_000 });
+  const result = await interleave(
+    {
+      'await fn(signal) (bare)': loop(() => fnWithSignal(undefined)),
+      'AbortController + setTimeout (floor)': loop(() => withTimeoutFloor(fnWithSignal, 1_000)),
+      '@guard/circuit timeoutMs, fn(signal)': loop(() => guard.execute(fnWithSignal, { timeoutMs: 1_000 })),
+      '@guard/circuit timeoutMs, fn()': loop(() => guard.execute(fn, { timeoutMs: 1_000 })),
+      'opossum timeout (no signal)': loop(() => opossum.fire()),
+      'cockatiel wrap(timeout, breaker)': loop(() => cockatielTimed.execute(({ signal }) => fnWithSignal(signal))),
+    },
+    { rounds: ROUNDS },
+  );
+  ok = reportAnd('breaker with timeoutMs: 1000, per call', result, [
+    { label: 'fn(signal) overhead vs floor', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)'), target: 1 },
+    { label: 'fn() overhead vs floor', stat: ratio(result, '@guard/circuit timeoutMs, fn()', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)'), target: 1 },
+    { label: 'fn(signal) overhead vs opossum', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'opossum timeout (no signal)', 'await fn(signal) (bare)') },
+    { label: 'fn() overhead vs opossum', stat: ratio(result, '@guard/circuit timeoutMs, fn()', 'opossum timeout (no signal)', 'await fn(signal) (bare)') },
+    { label: 'fn(signal) overhead vs cockatiel', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'cockatiel wrap(timeout, breaker)', 'await fn(signal) (bare)') },
+  ]);
+  opossum.shutdown();
+  await guard.close();
+}
+
+// --- rate mode -------------------------------------------------------------------------------------------------
+{
+  const guard = new CircuitBreaker({ name: 'bench_rate', mode: 'rate', failureRateThreshold: 0.5, windowMs: 10_000, minimumThroughput: 10 });
+  const sampling = cockatiel.circuitBreaker(cockatiel.handleAll, {
+    halfOpenAfter: 60_000,
+    breaker: new cockatiel.SamplingBreaker({ threshold: 0.5, duration: 10_000, minimumRps: 1 }),
+  });
+  const result = await interleave(
+    {
+      'await fn() (bare)': loop(fn),
+      '@guard/circuit rate mode': loop(() => guard.execute(fn)),
+      'cockatiel SamplingBreaker': loop(() => sampling.execute(fn)),
+    },
+    { rounds: ROUNDS },
+  );
+  ok = reportAnd('rate mode, per call', result, [
+    { label: 'overhead vs cockatiel SamplingBreaker', stat: ratio(result, '@guard/circuit rate mode', 'cockatiel SamplingBreaker', 'await fn() (bare)'), target: 0.5 },
+  ]);
+  await guard.close();
+}
+
+// --- fail-fast while open --------------------------------------------------------------------------------------
+{
+  const guard = new CircuitBreaker({ name: 'bench_open', failureThreshold: 1, resetTimeoutMs: 3_600_000 });
+  await guard.execute(failing).catch(() => {});
+  const cockatielOpen = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 3_600_000, breaker: new cockatiel.ConsecutiveBreaker(1) });
+  await cockatielOpen.execute(failing).catch(() => {});
+  const prebuilt = new Error('open');
+  if (guard.state !== 'open' || cockatielOpen.state !== cockatiel.CircuitState.Open) throw new Error('breakers did not open');
+  const result = await interleave(
+    {
+      'reject a pre-built error': rejectLoop(() => Promise.reject(prebuilt)),
+      '@guard/circuit open': rejectLoop(() => guard.execute(fn)),
+      'cockatiel open': rejectLoop(() => cockatielOpen.execute(fn)),
+    },
+    { rounds: ROUNDS },
+  );
+  ok = reportAnd('fail-fast while open, per rejected call', result, [
+    { label: 'vs cockatiel', stat: ratio(result, '@guard/circuit open', 'cockatiel open'), target: 0.5 },
+    { label: 'vs a pre-built error', stat: ratio(result, '@guard/circuit open', 'reject a pre-built error') },
+  ]);
+  await guard.close();
+}
+
+// --- wrap(bulkhead, breaker) -----------------------------------------------------------------------------------
+{
+  const guardPolicy = wrap(new Bulkhead({ name: 'bench', maxConcurrent: 50, maxQueued: 1000 }), new CircuitBreaker({ name: 'bench_wrapped' }));
+  const cockatielPolicy = cockatiel.wrap(
+    cockatiel.bulkhead(50, 1000),
+    cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
+  );
+  const result = await interleave(
+    {
+      'await fn() (bare)': loop(fn),
+      '@guard/circuit wrap(bulkhead, breaker)': loop(() => guardPolicy.execute(fn)),
+      'cockatiel wrap(bulkhead, breaker)': loop(() => cockatielPolicy.execute(fn)),
+    },
+    { rounds: ROUNDS },
+  );
+  ok = reportAnd('wrap(bulkhead, breaker), per call', result, [
+    { label: 'overhead vs cockatiel', stat: ratio(result, '@guard/circuit wrap(bulkhead, breaker)', 'cockatiel wrap(bulkhead, breaker)', 'await fn() (bare)'), target: 0.5 },
+  ]);
+}
 
 // --- bytes per breaker -----------------------------------------------------------------------------------------
 const COUNT = 10_000;
@@ -76,8 +192,7 @@ async function bytesPer(create, call, dispose) {
   gc();
   const before = process.memoryUsage().heapUsed;
   for (let i = 0; i < COUNT; i++) held[i] = create(i);
-  // one call each, so lazily created state is counted too
-  for (let i = 0; i < COUNT; i++) await call(held[i]);
+  for (let i = 0; i < COUNT; i++) await call(held[i]); // one call each, so lazily created state is counted too
   gc();
   gc();
   const after = process.memoryUsage().heapUsed;
@@ -86,65 +201,15 @@ async function bytesPer(create, call, dispose) {
 }
 
 const bytes = {
-  '@guard/circuit': await bytesPer(
-    (i) => new CircuitBreaker({ name: names[i] }),
-    (breaker) => breaker.execute(fn),
-    (breaker) => breaker.close(),
-  ),
+  '@guard/circuit': await bytesPer((i) => new CircuitBreaker({ name: names[i] }), (b) => b.execute(fn), (b) => b.close()),
   cockatiel: await bytesPer(
     () => cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
-    (breaker) => breaker.execute(fn),
+    (b) => b.execute(fn),
   ),
-  opossum: await bytesPer(
-    () => new OpossumBreaker(fn, { timeout: false, resetTimeout: 60_000 }),
-    (breaker) => breaker.fire(),
-    (breaker) => breaker.shutdown(),
-  ),
+  opossum: await bytesPer(() => new OpossumBreaker(fn, { timeout: false, resetTimeout: 60_000 }), (b) => b.fire(), (b) => b.shutdown()),
 };
+console.log(`\nheap bytes per breaker (${COUNT} breakers, each called once, after GC)`);
+for (const [lib, b] of Object.entries(bytes)) console.log(`  ${lib.padEnd(52)} ${b.toFixed(0).padStart(10)} B`);
+console.log(`  ${'ratio vs cockatiel'.padEnd(52)} ${(bytes['@guard/circuit'] / bytes.cockatiel).toFixed(2).padStart(10)}`);
 
-console.log(`\nHeap bytes per breaker (${COUNT} breakers, each called once, after GC)`);
-console.table(Object.entries(bytes).map(([lib, b]) => ({ library: lib, 'bytes/breaker': b.toFixed(0) })));
-
-const ratio = (a, b) => (b === 0 ? 'n/a' : (a / b).toFixed(2));
-const summary = [
-  {
-    measure: 'breaker overhead vs cockatiel',
-    ours: overhead('@guard/circuit breaker').toFixed(0),
-    theirs: overhead('cockatiel breaker').toFixed(0),
-    ratio: ratio(overhead('@guard/circuit breaker'), overhead('cockatiel breaker')),
-    target: '<= 0.50',
-  },
-  {
-    measure: 'breaker overhead vs opossum',
-    ours: overhead('@guard/circuit breaker').toFixed(0),
-    theirs: overhead('opossum breaker').toFixed(0),
-    ratio: ratio(overhead('@guard/circuit breaker'), overhead('opossum breaker')),
-    target: '-',
-  },
-  {
-    measure: 'wrap(bulkhead, breaker) overhead vs cockatiel',
-    ours: overhead('@guard/circuit wrap(bulkhead, breaker)').toFixed(0),
-    theirs: overhead('cockatiel wrap(bulkhead, breaker)').toFixed(0),
-    ratio: ratio(overhead('@guard/circuit wrap(bulkhead, breaker)'), overhead('cockatiel wrap(bulkhead, breaker)')),
-    target: '<= 0.50',
-  },
-  {
-    measure: 'bytes per breaker vs cockatiel',
-    ours: bytes['@guard/circuit'].toFixed(0),
-    theirs: bytes.cockatiel.toFixed(0),
-    ratio: ratio(bytes['@guard/circuit'], bytes.cockatiel),
-    target: '<= 0.50',
-  },
-  {
-    measure: 'bytes per breaker vs opossum',
-    ours: bytes['@guard/circuit'].toFixed(0),
-    theirs: bytes.opossum.toFixed(0),
-    ratio: ratio(bytes['@guard/circuit'], bytes.opossum),
-    target: '-',
-  },
-];
-console.log('\nSummary (ratio = ours / theirs; lower is better)');
-console.table(summary);
-
-opossum.shutdown();
-await guard.close();
+console.log(ok ? '\nall targets met' : '\nsome targets MISSED');

@@ -41,6 +41,17 @@ describe('CircuitBreaker (consecutive mode)', () => {
     expect(error).toMatchObject({ name: 'CircuitOpenError', circuit: 'c1', state: 'open', isolated: false });
   });
 
+  it('a refusal carries retryAfterMs and no captured call stack', async () => {
+    vi.useFakeTimers({ now: 10_000 });
+    await using breaker = new CircuitBreaker({ name: 'c1', metrics: false, failureThreshold: 1, resetTimeoutMs: 5_000 });
+    await fail(breaker, 1);
+    await vi.advanceTimersByTimeAsync(1_500);
+    const error = (await breaker.execute(ok).catch((e: unknown) => e)) as Error & { retryAfterMs: number };
+    expect(error).toMatchObject({ code: 'CIRCUIT_OPEN', retryAfterMs: 3_500, details: { circuit: 'c1', retryAfterMs: 3_500 } });
+    expect(error.stack).not.toMatch(/\n\s+at /);
+    expect(new Error('x').stack).toMatch(/\n\s+at /); // the global limit is restored
+  });
+
   it('a success resets the consecutive count', async () => {
     await using breaker = new CircuitBreaker({ metrics: false });
     await fail(breaker, 4);
@@ -168,6 +179,73 @@ describe('CircuitBreaker signals', () => {
     await using breaker = new CircuitBreaker({ metrics: false });
     const never = new Promise<never>(() => {});
     await expect(breaker.execute(() => never, { timeoutMs: 10 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  it('a deadline fires at its time, never early, and one timer serves every call due in the same millisecond', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 100 });
+    const never = () => new Promise<never>(() => {});
+    const timersBefore = vi.getTimerCount();
+    const calls = Array.from({ length: 50 }, () => breaker.execute(never, { timeoutMs: 100 }).catch((e: unknown) => e));
+    expect(vi.getTimerCount() - timersBefore).toBe(1);
+    let settled = 0;
+    for (const call of calls) void call.then(() => settled++);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(settled).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(settled).toBe(50);
+    for (const error of await Promise.all(calls)) expect(isGuardError(error, 'TIMEOUT')).toBe(true);
+    expect(vi.getTimerCount()).toBe(timersBefore);
+  });
+
+  it('a timed call that settles first leaves no live timer behind and is not failed later', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 1 });
+    await expect(breaker.execute(ok, { timeoutMs: 50 })).resolves.toBe('ok');
+    await vi.advanceTimersByTimeAsync(100);
+    expect(breaker.state).toBe('closed');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('calls due in the same millisecond share one signal; it aborts with TIMEOUT at their deadline', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 100 });
+    const signals: (AbortSignal | undefined)[] = [];
+    const pending = [1, 2].map(() => breaker.execute((signal) => (signals.push(signal), new Promise<never>(() => {})), { timeoutMs: 30 }).catch((e: unknown) => e));
+    const other = breaker.execute((signal) => (signals.push(signal), new Promise<never>(() => {})), { timeoutMs: 40 }).catch((e: unknown) => e);
+    expect(signals[0]).toBe(signals[1]);
+    expect(signals[2]).not.toBe(signals[0]);
+    await vi.advanceTimersByTimeAsync(30);
+    expect(signals[0]!.aborted).toBe(true);
+    expect(signals[2]!.aborted).toBe(false);
+    const [first, second] = await Promise.all(pending);
+    expect(first).toBe(signals[0]!.reason);
+    expect(second).toMatchObject({ code: 'TIMEOUT', details: { timeoutMs: 30 } });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await other).toMatchObject({ code: 'TIMEOUT', details: { timeoutMs: 40 } });
+  });
+
+  it('an operation that declares no parameter gets no signal (none is created); one that does gets it', async () => {
+    await using breaker = new CircuitBreaker({ metrics: false });
+    const seen: unknown[] = [];
+    await breaker.execute(function (this: unknown) {
+      // eslint-disable-next-line prefer-rest-params
+      seen.push(arguments[0]);
+      return 1;
+    }, { timeoutMs: 1_000 });
+    await breaker.execute((signal) => seen.push(signal), { timeoutMs: 1_000 });
+    expect(seen[0]).toBeUndefined();
+    expect(seen[1]).toBeInstanceOf(AbortSignal);
+  });
+
+  it('a synchronous throw under a timeout rejects and counts', async () => {
+    await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 1 });
+    await expect(
+      breaker.execute(() => {
+        throw new Error('sync');
+      }, { timeoutMs: 1_000 }),
+    ).rejects.toThrow('sync');
+    expect(breaker.state).toBe('open');
   });
 
   it('a caller abort aborts fn\'s signal, rejects with its reason and does not count', async () => {
@@ -397,5 +475,28 @@ describe('CircuitBreaker metrics after registry.clear()', () => {
     const text = await registry.metrics();
     expect(text).toContain('guard_circuit_calls_total{circuit="after",outcome="success"} 1');
     expect(text).toContain('guard_circuit_state{circuit="after"} 0');
+  });
+});
+
+describe('CircuitBreaker rate mode clock', () => {
+  it('successes land in the bucket of their time: they leave the window when it slides past them', async () => {
+    vi.useFakeTimers({ now: 0 });
+    await using breaker = new CircuitBreaker({ metrics: false, mode: 'rate', failureRateThreshold: 0.5, minimumThroughput: 4, windowMs: 10_000, windowBuckets: 10 });
+    await breaker.execute(ok); // bucket 0
+    await vi.advanceTimersByTimeAsync(5_000);
+    for (let i = 0; i < 3; i++) await breaker.execute(ok); // bucket 5, with no clock read of their own
+    await vi.advanceTimersByTimeAsync(5_500); // bucket 10: bucket 0 left the window, bucket 5 did not
+    expect(breaker.toJSON().window).toEqual({ calls: 3, failures: 0 });
+    await vi.advanceTimersByTimeAsync(5_000); // bucket 15: bucket 5 left too
+    expect(breaker.toJSON().window).toEqual({ calls: 0, failures: 0 });
+  });
+
+  it('close() leaves no timer behind', async () => {
+    vi.useFakeTimers({ now: 0 });
+    const breaker = new CircuitBreaker({ metrics: false, mode: 'rate' });
+    await breaker.execute(ok);
+    expect(vi.getTimerCount()).toBe(1);
+    await breaker.close();
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -3,6 +3,8 @@ import type { BreakerStateChange, CircuitState, GuardBus, Logger, Subscription }
 import { CircuitOpenError } from './errors.js';
 import { CALL_DELTAS, STATE_CODE, circuitMetrics } from './metrics.js';
 import type { BreakerMetricsSource, CircuitMetrics, CircuitMetricsOptions } from './metrics.js';
+import { DeadlineTimers } from './deadline-timers.js';
+import type { DeadlineBucket, DeadlineEntry } from './deadline-timers.js';
 import { INVOKE, invokeNext } from './policy.js';
 import type { ExecuteOptions, Operation, Policy } from './policy.js';
 
@@ -85,7 +87,13 @@ const OPEN = 2;
 const STATE_NAMES: readonly CircuitState[] = ['closed', 'half_open', 'open'];
 const STATE_CODES: Readonly<Record<string, number>> = { closed: CLOSED, half_open: HALF_OPEN, open: OPEN };
 
-/** Rolling failure-rate window: counts per time bucket, O(buckets) memory, no timer. */
+/**
+ * Rolling failure-rate window: counts per time bucket, O(buckets) memory. A success reads no clock: an unref'd
+ * timer marks the current bucket stale when it ends, and only then does the next call read `Date.now()` and roll
+ * the window (one timer per bucket while calls flow, none while idle). A success that runs before a late timer
+ * fires lands in the bucket that just ended, so it may leave the window up to one event-loop turn early.
+ * Failures always read the clock, so the ratio that opens the circuit is computed on the current window.
+ */
 class RateWindow {
   readonly failureRate: number;
   readonly minimumThroughput: number;
@@ -93,6 +101,14 @@ class RateWindow {
   readonly #ok: Uint32Array;
   readonly #failed: Uint32Array;
   #head = -1;
+  #slot = 0;
+  /** True while the head bucket is known to be the current one (its end timer has not fired). */
+  #fresh = false;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #markStale = () => {
+    this.#fresh = false;
+    this.#timer = undefined;
+  };
   calls = 0;
   failures = 0;
 
@@ -104,22 +120,26 @@ class RateWindow {
     this.#failed = new Uint32Array(buckets);
   }
 
-  record(now: number, failed: boolean): void {
-    const slot = this.#advance(now);
-    if (failed) {
-      this.#failed[slot]!++;
-      this.failures++;
-    } else {
-      this.#ok[slot]!++;
-    }
+  recordSuccess(): void {
+    if (!this.#fresh) this.#advance(Date.now());
+    this.#ok[this.#slot]!++;
     this.calls++;
   }
 
-  /** Drops buckets that fell out of the window; returns the current slot. */
-  #advance(now: number): number {
+  recordFailure(now: number): void {
+    this.#advance(now);
+    this.#failed[this.#slot]!++;
+    this.failures++;
+    this.calls++;
+  }
+
+  /** Drops buckets that fell out of the window and arms the timer that ends the head bucket. */
+  #advance(now: number): void {
     const size = this.#ok.length;
     const index = Math.floor(now / this.#bucketMs);
+    let moved = !this.#fresh;
     if (index > this.#head) {
+      moved = true;
       if (this.#head < 0 || index - this.#head >= size) {
         this.reset();
       } else {
@@ -132,8 +152,21 @@ class RateWindow {
         }
       }
       this.#head = index;
+      this.#slot = index % size;
     }
-    return this.#head % size;
+    if (moved) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = setTimeout(this.#markStale, Math.max(1, (this.#head + 1) * this.#bucketMs - now));
+      this.#timer.unref();
+      this.#fresh = true;
+    }
+  }
+
+  /** Stops the bucket timer (the breaker was closed). */
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#fresh = false;
   }
 
   /** Counts as of `now` (expired buckets dropped). */
@@ -150,11 +183,36 @@ class RateWindow {
   }
 }
 
+/** A closed-state call with a `timeoutMs`: one small object per call, no timer, no signal of its own. */
+class TimedCall<T> implements DeadlineEntry {
+  slot = 0;
+  bucket: DeadlineBucket | undefined = undefined;
+  settled = false;
+  resolve!: (value: T) => void;
+  reject!: (error: unknown) => void;
+  readonly epoch: number;
+  readonly #onExpire: (call: TimedCall<T>, reason: unknown) => void;
+
+  constructor(epoch: number, onExpire: (call: TimedCall<T>, reason: unknown) => void) {
+    this.epoch = epoch;
+    this.#onExpire = onExpire;
+  }
+
+  expire(reason: unknown): void {
+    this.#onExpire(this, reason);
+  }
+}
+
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
 /**
  * A circuit breaker: `closed` -> `open` after failures -> `half_open` after `resetTimeoutMs` -> `closed` after
- * `halfOpenSuccesses` good probes (or `open` again on a failed one). No timers: the move to half-open happens on the
- * first call after the reset time. A call costs a state check and two integer updates; a signal (AbortController)
- * is created only for a `timeoutMs`, a caller's `signal`, or a half-open probe.
+ * `halfOpenSuccesses` good probes (or `open` again on a failed one). No state timers: the move to half-open happens on
+ * the first call after the reset time (rate mode arms one unref'd timer per window bucket while calls flow, so a
+ * success reads no clock). A call costs a state check and two integer updates; a signal (AbortController)
+ * is created only for a caller's `signal` or a half-open probe.
+ * Timeouts share one timer and one signal per deadline millisecond (see `DeadlineTimers`) instead of an
+ * `AbortController` and a `setTimeout` per call.
  *
  * @example
  * await using breaker = new CircuitBreaker({ name: 'payments', failureThreshold: 5, resetTimeoutMs: 30_000 });
@@ -191,6 +249,16 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   #reported: number[] | undefined;
   #listeners: StateChangeListener[] | undefined;
   #probes: Set<AbortController> | undefined;
+  #deadlines: DeadlineTimers | undefined;
+  readonly #expire = (call: TimedCall<unknown>, reason: unknown): void => {
+    if (call.settled) return;
+    call.settled = true;
+    this.#timedOut++;
+    this.#countFailure(call.epoch, false);
+    call.reject(reason);
+  };
+  readonly #timeoutError = (timeoutMs: number) =>
+    new GuardError('TIMEOUT', `circuit "${this.name}" call timed out after ${timeoutMs} ms`, { details: { circuit: this.name, timeoutMs } });
 
   constructor(options: CircuitBreakerOptions = {}) {
     const name = options.name ?? 'default';
@@ -283,14 +351,23 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
 
   /**
    * Runs `fn` unless the circuit is open. `fn` gets a signal only when one is needed: a `timeoutMs`, a caller's
-   * `signal`, or a half-open probe (which `reopen()` may abort); otherwise `undefined`.
+   * `signal`, or a half-open probe (which `reopen()` may abort); otherwise `undefined`. Under a `timeoutMs` alone, an
+   * `fn` that declares no parameter gets `undefined`, and one that does gets the signal shared by the calls due in
+   * the same millisecond: it aborts at the deadline (also after this call settled, which is harmless to a callee
+   * that removed its listeners, as `fetch` does).
    * Rejects with `CIRCUIT_OPEN` without calling `fn`, `TIMEOUT` after `timeoutMs`, or the caller's abort reason.
    *
    * @example
    * const user = await breaker.execute((signal) => fetchUser(id, { signal }), { timeoutMs: 1_000 });
    */
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    if (this.#state === CLOSED && options === undefined && !this.#disposed) return this.#run(fn, undefined, undefined, 0);
+    if (this.#state === CLOSED && !this.#disposed) {
+      if (options === undefined) return this.#run(fn, undefined, undefined, 0);
+      const timeoutMs = options.timeoutMs;
+      if (options.signal === undefined && typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS) {
+        return this.#timed(fn, timeoutMs, undefined, 0);
+      }
+    }
     return this.#enter(fn, options?.signal, options?.timeoutMs, undefined, 0);
   }
 
@@ -300,37 +377,86 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     return this.#enter(fn, signal, undefined, chain, index);
   }
 
-  async #enter<T>(
+  /** Every case but the closed fast paths: refusals (no stack captured), probes, caller signals. */
+  #enter<T>(
     fn: Operation<T>,
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
     chain: readonly Policy[] | undefined,
     index: number,
   ): Promise<T> {
-    if (this.#disposed) throw new GuardError('CLOSED', `CircuitBreaker "${this.name}" is closed`, { details: { circuit: this.name } });
-    if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: 2_147_483_647 });
-    signal?.throwIfAborted();
     let probe = false;
+    try {
+      if (this.#disposed) throw new GuardError('CLOSED', `CircuitBreaker "${this.name}" is closed`, { details: { circuit: this.name } });
+      if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: MAX_TIMEOUT_MS });
+      signal?.throwIfAborted();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#state !== CLOSED) {
-      if (this.#isolated > 0) {
-        this.#rejected++;
-        throw new CircuitOpenError(this.name, 'open', true);
-      }
+      if (this.#isolated > 0) return this.#refuse('open', true, 0);
       if (this.#state === OPEN) {
-        if (Date.now() - this.#openedAt < this.#resetTimeoutMs) {
-          this.#rejected++;
-          throw new CircuitOpenError(this.name, 'open', false);
-        }
+        const waitedMs = Date.now() - this.#openedAt;
+        if (waitedMs < this.#resetTimeoutMs) return this.#refuse('open', false, this.#resetTimeoutMs - waitedMs);
         this.#transition(HALF_OPEN);
       }
-      if (this.#probing >= this.#halfOpenMax) {
-        this.#rejected++;
-        throw new CircuitOpenError(this.name, 'half_open', false);
-      }
+      if (this.#probing >= this.#halfOpenMax) return this.#refuse('half_open', false, 0);
       probe = true;
     }
-    if (!probe && timeoutMs === undefined && signal === undefined) return this.#run(fn, undefined, chain, index);
+    if (!probe && signal === undefined) {
+      if (timeoutMs === undefined) return this.#run(fn, undefined, chain, index);
+      return this.#timed(fn, timeoutMs, chain, index);
+    }
     return this.#guarded(fn, signal, timeoutMs, probe, chain, index);
+  }
+
+  #refuse(state: CircuitState, isolated: boolean, retryAfterMs: number): Promise<never> {
+    this.#rejected++;
+    return Promise.reject(new CircuitOpenError(this.name, state, isolated, retryAfterMs));
+  }
+
+  /**
+   * Closed with a `timeoutMs` and no caller signal: the call joins the deadline bucket of its millisecond, whose one
+   * timer and one signal serve every call due then. The signal is made only when an `fn` declares a parameter (one
+   * that takes none cannot read it). At the deadline the signal aborts with `TIMEOUT` and the call rejects with it,
+   * whether or not `fn` settles.
+   */
+  #timed<T>(fn: Operation<T>, timeoutMs: number, chain: readonly Policy[] | undefined, index: number): Promise<T> {
+    const call = new TimedCall<T>(this.#epoch, this.#expire as (call: TimedCall<T>, reason: unknown) => void);
+    const promise = new Promise<T>((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
+    });
+    const bucket = (this.#deadlines ??= new DeadlineTimers(this.#timeoutError)).add(call, timeoutMs);
+    const signal = chain !== undefined || fn.length > 0 ? bucket.signal : undefined;
+    let result: T | PromiseLike<T>;
+    try {
+      result = chain === undefined ? fn(signal) : invokeNext(fn, signal, chain, index);
+    } catch (error) {
+      this.#timedSettled(call, error, true);
+      return promise;
+    }
+    Promise.resolve(result).then(
+      (value) => this.#timedSettled(call, value, false),
+      (error: unknown) => this.#timedSettled(call, error, true),
+    );
+    return promise;
+  }
+
+  #timedSettled<T>(call: TimedCall<T>, outcome: unknown, failed: boolean): void {
+    if (call.settled) return; // the deadline won
+    call.settled = true;
+    this.#deadlines!.remove(call);
+    if (failed) {
+      if (this.#shouldCount === undefined || this.#safeShouldCount(outcome)) {
+        this.#failed++;
+        this.#countFailure(call.epoch, false);
+      }
+      call.reject(outcome);
+    } else {
+      this.#onSuccess(call.epoch, false);
+      call.resolve(outcome as T);
+    }
   }
 
   /** The hot path: closed, no signal. */
@@ -407,7 +533,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     } else if (this.#window === undefined) {
       this.#consecutive = 0;
     } else {
-      this.#window.record(Date.now(), false);
+      this.#window.recordSuccess();
     }
   }
 
@@ -420,6 +546,11 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       if (this.#shouldCount !== undefined && !this.#safeShouldCount(error)) return;
       this.#failed++;
     }
+    this.#countFailure(epoch, probe);
+  }
+
+  /** Moves the state for a counted failure (a timeout or an error `shouldCount` accepts). */
+  #countFailure(epoch: number, probe: boolean): void {
     if (epoch !== this.#epoch) return;
     if (probe) {
       this.#transition(OPEN);
@@ -427,7 +558,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       if (++this.#consecutive >= this.#failureThreshold) this.#transition(OPEN);
     } else {
       const window = this.#window;
-      window.record(Date.now(), true);
+      window.recordFailure(Date.now());
       if (window.calls >= window.minimumThroughput && window.failures / window.calls >= window.failureRate) this.#transition(OPEN);
     }
   }
@@ -605,6 +736,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     if (this.#disposed) return Promise.resolve();
     this.#disposed = true;
     this.#abortProbes('breaker closed');
+    this.#window?.dispose();
     if (this.#metricsRef !== undefined) this.#metrics!.removeBreaker(this.#metricsRef);
     this.#listeners = undefined;
     return Promise.resolve();

@@ -15,7 +15,10 @@ declare module '@guard/core' {
 }
 
 /**
- * Thrown by {@link CircuitBreaker.execute} when the circuit refuses a call without running it.
+ * Thrown by {@link CircuitBreaker.execute} when the circuit refuses a call without running it. It carries no stack
+ * (its `stack` is the message line only): a refusal is an expected, hot event (an open circuit may refuse thousands
+ * of calls a second) and the breaker's name says where it came from, so capturing the call stack would be the
+ * dominant cost of failing fast.
  *
  * @example
  * try { await breaker.execute(() => callDownstream()); }
@@ -28,21 +31,30 @@ export class CircuitOpenError extends GuardError {
   readonly state: CircuitState;
   /** True while the breaker is held open by `isolate()`. */
   readonly isolated: boolean;
+  /** Ms until the breaker lets a probe through (0 when unknown: isolated, or half-open with its slots taken). */
+  readonly retryAfterMs: number;
 
-  constructor(circuit: string, state: CircuitState, isolated: boolean) {
-    super(
-      'CIRCUIT_OPEN',
-      isolated
-        ? `circuit "${circuit}" is isolated`
-        : state === 'half_open'
-          ? `circuit "${circuit}" is half-open and its probe slots are taken`
-          : `circuit "${circuit}" is open`,
-      { details: { circuit, state, isolated } },
-    );
+  constructor(circuit: string, state: CircuitState, isolated: boolean, retryAfterMs = 0) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(
+        'CIRCUIT_OPEN',
+        isolated
+          ? `circuit "${circuit}" is isolated`
+          : state === 'half_open'
+            ? `circuit "${circuit}" is half-open and its probe slots are taken`
+            : `circuit "${circuit}" is open`,
+        { details: { circuit, state, isolated, retryAfterMs } },
+      );
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'CircuitOpenError';
     this.circuit = circuit;
     this.state = state;
     this.isolated = isolated;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
