@@ -101,14 +101,16 @@ export function createAnalysisService(guard: Guard, downstreamPort: () => number
     if (res.headersSent) return void res.destroy();
     const where = { method: req.method, path: (req.url ?? '').split('?')[0] };
     if (isGuardError(error, 'CIRCUIT_OPEN') || isGuardError(error, 'BULKHEAD_REJECTED')) {
+      // Deliberate fail-fast: the cause was logged when the breaker opened; warn so floods stay readable.
+      logger.warn({ err: error, ...where }, 'downstream refused fast');
       return sendProblem(res, { status: 503, title: 'Downstream unavailable', detail: error.message, code: error.code }, { 'retry-after': '2' });
     }
     if (isGuardError(error, 'TIMEOUT')) {
-      logger.warn({ err: error, ...where }, 'downstream timed out');
+      logger.error({ err: error, ...where }, 'downstream timed out');
       return sendProblem(res, { status: 503, title: 'Downstream timed out', detail: error.message, code: error.code }, { 'retry-after': '2' });
     }
     if (isDatabaseUnavailable(error)) {
-      logger.warn({ err: error, ...where }, 'database unavailable');
+      logger.error({ err: error, ...where }, 'database unavailable');
       return sendProblem(res, { status: 503, title: 'Database unavailable', detail: 'the database is unreachable or too slow; retry shortly', code: 'DATABASE_UNAVAILABLE' }, { 'retry-after': '2' });
     }
     const problem = problemFromError(error);
