@@ -24,4 +24,4 @@ export { memoryOptionsFromEnv, MEMORY_ENV } from './from-env.js';
 export { createSelfCheckHandler, selfCheckOptionsFromEnv, SELF_CHECK_HTTP_STATUS } from './self-check-handler.js';
 export type { SelfCheckHandlerOptions } from './self-check-handler.js';
 export { runLoadTest, parseDurationMs, formatLoadTestReport } from './load-test.js';
-export type { LoadTestOptions, LoadTestResult, LoadTestCriteria, LoadTestCheck, LatencySummary, LoadTestRss, RssSample } from './load-test.js';
+export type { LoadTestOptions, LoadTestResult, LoadTestCriteria, LoadTestCheck, LatencySummary, LoadTestRss, RssSample, LoadTestProgress } from './load-test.js';

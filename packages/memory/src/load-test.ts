@@ -53,6 +53,36 @@ export interface LoadTestOptions {
   readonly criteria?: LoadTestCriteria;
   /** Stops the run early; the result then has `aborted: true` and fails. */
   readonly signal?: AbortSignal;
+  /**
+   * Called when a phase starts and ends and every `progressIntervalMs` during it, so a caller (the CLI) can show a
+   * long run's progress. A throwing callback is ignored: progress never fails the run.
+   */
+  readonly onProgress?: (progress: LoadTestProgress) => void;
+  /** How often `onProgress` is called during a phase. Default 1000. */
+  readonly progressIntervalMs?: number;
+}
+
+/**
+ * A progress report from {@link runLoadTest}: which phase, how far into it, and the counts so far.
+ *
+ * @example
+ * runLoadTest({ url, ratePerSec: 5, durationMs: 60_000, onProgress: (p) => console.error(p.phase, p.elapsedMs) });
+ */
+export interface LoadTestProgress {
+  /** `warmup` (not judged), `run` (measured), `done` (after the final RSS reading). */
+  readonly phase: 'warmup' | 'run' | 'done';
+  /** `start` and `end` once per phase, `tick` every `progressIntervalMs` in between. */
+  readonly kind: 'start' | 'tick' | 'end';
+  /** Milliseconds since this phase started. */
+  readonly elapsedMs: number;
+  /** The phase's planned length. */
+  readonly phaseDurationMs: number;
+  /** Requests sent, answered 2xx-3xx and failed so far in this phase. */
+  readonly sent: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  /** The latest RSS reading (bytes), or null when none was read yet or RSS is not measured. */
+  readonly rssBytes: number | null;
 }
 
 /** One pass/fail criterion. */
@@ -250,6 +280,8 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   assertNumberOption('warmupMs', warmupMs, { min: 0 });
   const sampleIntervalMs = options.rssSampleIntervalMs ?? 1000;
   assertNumberOption('rssSampleIntervalMs', sampleIntervalMs, { min: 10 });
+  const progressIntervalMs = options.progressIntervalMs ?? 1000;
+  assertNumberOption('progressIntervalMs', progressIntervalMs, { min: 10 });
   const maxRssGrowthMb = options.criteria?.maxRssGrowthMb ?? 50;
   const maxP95Ms = options.criteria?.maxP95Ms ?? 200;
   const minSuccessRatio = options.criteria?.minSuccessRatio ?? 0.99;
@@ -325,7 +357,9 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   let minBytes: number | null = null;
   let maxBytes: number | null = null;
   let peakAtMs: number | null = null;
+  let latestRssBytes: number | null = null;
   const observe = (rssBytes: number, atMs: number) => {
+    latestRssBytes = rssBytes;
     if (minBytes === null || rssBytes < minBytes) minBytes = rssBytes;
     if (maxBytes === null || rssBytes > maxBytes) {
       maxBytes = rssBytes;
@@ -371,10 +405,43 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
     inFlight.add(run);
   };
 
+  const report = (phaseName: LoadTestProgress['phase'], kind: LoadTestProgress['kind'], startedAt: number, phaseDurationMs: number) => {
+    if (options.onProgress === undefined) return;
+    const c = phaseName === 'warmup' ? warmCounts : counts;
+    try {
+      options.onProgress({
+        phase: phaseName,
+        kind,
+        elapsedMs: round(performance.now() - startedAt),
+        phaseDurationMs,
+        sent: c.sent,
+        succeeded: c.succeeded,
+        failed: c.failed,
+        rssBytes: latestRssBytes,
+      });
+    } catch {
+      // Progress is for the operator's eyes; a failing callback must not fail the run.
+    }
+  };
+
   /** Holds the rate for `count` requests from `start`; the measured run counts and times them, the warm-up does not. */
   const phase = async (count: number, measured: boolean): Promise<number> => {
     const intervalMs = 1000 / options.ratePerSec;
     const start = performance.now();
+    const phaseName = measured ? 'run' : 'warmup';
+    const phaseDurationMs = round(count * intervalMs);
+    report(phaseName, 'start', start, phaseDurationMs);
+    const ticker = options.onProgress === undefined ? undefined : setInterval(() => report(phaseName, 'tick', start, phaseDurationMs), progressIntervalMs);
+    ticker?.unref();
+    try {
+      return await runPhase(count, measured, intervalMs, start);
+    } finally {
+      clearInterval(ticker);
+      report(phaseName, 'end', start, phaseDurationMs);
+    }
+  };
+
+  const runPhase = async (count: number, measured: boolean, intervalMs: number, start: number): Promise<number> => {
     let i = 0;
     while (i < count && !stop.signal.aborted) {
       const wait = start + i * intervalMs - performance.now();
@@ -408,6 +475,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
 
   try {
     initialBytes = await tryReadRss('initial');
+    latestRssBytes = initialBytes;
     const warmupCount = warmupMs > 0 ? Math.max(1, Math.round((warmupMs / 1000) * options.ratePerSec)) : 0;
     if (warmupCount > 0) await phase(warmupCount, false);
     baselineBytes = await tryReadRss('baseline');
@@ -443,6 +511,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
     }
     finalBytes = await tryReadRss('final');
     if (finalBytes !== null) observe(finalBytes, round(performance.now() - runStart));
+    report('done', 'end', runStart, options.durationMs);
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     agent.destroy();

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isGuardError } from '@guard/core';
 import { formatLoadTestReport, parseDurationMs, runLoadTest } from '../load-test.js';
+import { createProgressPrinter } from './progress-printer.js';
 
 const USAGE = `Usage: guard-loadtest --url <url> [options]
 
@@ -29,6 +30,7 @@ Options:
   --max-p95-ms <n>          p95 latency limit (default 200)
   --min-success-ratio <r>   success ratio floor (default 0.99)
   --json <file>             also write the full result as JSON
+  --quiet                   no progress (by default a line per phase and every 10 s on stderr, a bar on a TTY)
   -h, --help                show this help
 
 Exit code: 0 PASS, 1 FAIL, 2 bad usage.`;
@@ -65,12 +67,14 @@ async function main(argv: string[]): Promise<number> {
         'max-p95-ms': { type: 'string' },
         'min-success-ratio': { type: 'string' },
         json: { type: 'string' },
+        quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
     }));
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    // One line, not the whole usage: the mistake stays visible.
+    process.stderr.write(`guard-loadtest: ${(error as Error).message.split('\n')[0]}; see guard-loadtest --help\n`);
     return 2;
   }
   if (values.help) {
@@ -102,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
       baselineUrl: values['no-baseline'] ? false : values['baseline-url'],
       headers,
       signal: controller.signal,
+      ...(values.quiet ? {} : { onProgress: createProgressPrinter(process.stderr) }),
       ...(values.method === undefined ? {} : { method: values.method }),
       ...(values.body === undefined ? {} : { body: values.body }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
@@ -121,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
     return result.pass ? 0 : 1;
   } catch (error) {
     if (error instanceof UsageError || isGuardError(error, 'INVALID_OPTION')) {
-      process.stderr.write(`guard-loadtest: ${(error as Error).message}\n`);
+      process.stderr.write(`guard-loadtest: ${(error as Error).message}; see guard-loadtest --help\n`);
       return 2;
     }
     throw error;
