@@ -3,7 +3,7 @@ import { GuardBus } from '@guard/core';
 import type { PlaybookRunNotice, PlaybookStepNotice } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AclViolationMonitor } from './acl-violation-monitor.js';
+import { ACL_ALARM_EVENT, AclViolationMonitor } from './acl-violation-monitor.js';
 import { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
 import type { FollowUpTask } from './builtin-actions.js';
 import { builtinPlaybooksDir, loadPlaybookFile } from './load-playbooks.js';
@@ -71,6 +71,37 @@ describe('message_bus_acl_violation_fix.yaml', () => {
     const [old] = await legacy;
     expect(old).toMatchObject({ status: 'succeeded', key: 'old-style' });
     expect(old!.steps.find((s) => s.id === 'blacklist_offenders')!.outcome).toBe('skipped');
+  });
+
+  it('the > 200 restart is reachable from the real monitor: a botnet of new actors whose total crosses 200 gets the bus restarted', async () => {
+    vi.useFakeTimers();
+    const bus = new GuardBus();
+    await using messageBus = new MessageBus({ registry: new Registry(), acl: { api: ['orders.*'] } });
+    await using monitor = new AclViolationMonitor({ messageBus, bus });
+    await using engine = new PlaybookEngine({
+      bus,
+      registry: new Registry(),
+      historySize: 1_000,
+      actions: createActionRegistry({ messageBus, onFollowUp: () => undefined }),
+      probes: createProbeRegistry({ messageBus, aclMonitor: monitor }),
+      playbooks: [await loadPlaybookFile(join(builtinPlaybooksDir(), 'message_bus_acl_violation_fix.yaml'))],
+    });
+    const pending: Promise<unknown>[] = [];
+    monitor.onAlarm((alarm) => void pending.push(engine.trigger(ACL_ALARM_EVENT, { ...alarm }, { reason: alarm.reason })));
+    // New bots keep arriving (10 every 200 ms, one denied publish each): blacklisting the ones seen so far
+    // cannot stop the ones to come, so the window's total crosses 200.
+    for (let wave = 0; wave < 25; wave++) {
+      for (let i = 0; i < 10; i++) messageBus.publish(`bot-${wave * 10 + i}`, 'orders.refund_all');
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(pending);
+    const runs = engine.runs().filter((r) => r.status !== 'skipped');
+    expect(runs.length).toBeGreaterThan(0);
+    expect(runs.every((r) => r.status === 'succeeded')).toBe(true);
+    expect(runs.some((r) => r.steps.some((x) => x.id === 'restart_bus' && x.outcome === 'succeeded'))).toBe(true);
+    expect(messageBus.health().restarts).toBeGreaterThan(0);
+    for (let bot = 0; bot < 250; bot++) expect(messageBus.publish(`bot-${bot}`, 'orders.refund_all')).toBe('blacklisted');
   });
 
   it('fails verification while an offender keeps violating, and rolls back', async () => {
