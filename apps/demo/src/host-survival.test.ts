@@ -249,6 +249,8 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     expect(killedFirst + killedSecond).toBeGreaterThan(0);
     // The partition was felt (requests answered 503 + Retry-After while it lasted), and then it was over.
     expect(figures.shed503 - shedBefore).toBeGreaterThan(0);
+    // ... and each of those 503s was logged with its cause.
+    expect(demo.output().split('\n').some((line) => line.includes('database unavailable') && line.includes('"err"'))).toBe(true);
     expect(recovered).toBe(true);
 
     // Every acknowledged event is in the database (read straight from Postgres, not through the demo).
