@@ -1,0 +1,89 @@
+import type {} from './errors.js';
+import type { GuardedPgClient, GuardedPgPool, Logger, PgPoolLike, PgTimeouts } from '@guard/core';
+import { guardPgPool, resolvePgTimeouts } from '@guard/core';
+import { toStoreError } from './store-error.js';
+import type { ListenPoolLike } from './pg-listener.js';
+
+/**
+ * A pg pool as the fleet features need it: bounded queries for their tables and `connect()` for a LISTEN session.
+ *
+ * @example
+ * const pool: FleetPoolLike = new pg.Pool({ connectionString, max: 4 });
+ */
+export type FleetPoolLike = PgPoolLike & ListenPoolLike;
+
+/**
+ * The fleet tables' access to Postgres: queries bounded by the pool-safety timeouts, failures typed
+ * `STORE_UNAVAILABLE` (unreachable: fall back to this instance) or `STORE_ERROR`, and migrations serialized by an
+ * advisory lock so any number of replicas can create the schema at the same moment.
+ *
+ * @example
+ * const db = new FleetDb(pool, { name: 'fleet membership' });
+ * await db.migrate('guard_fleet_schema', ['create table if not exists t (id text primary key)']);
+ */
+export class FleetDb {
+  readonly pool: FleetPoolLike;
+  readonly guarded: GuardedPgPool;
+  readonly timeouts: PgTimeouts;
+
+  constructor(pool: FleetPoolLike, options: { timeouts?: PgTimeouts; logger?: Logger; name?: string } = {}) {
+    this.pool = pool;
+    this.timeouts = options.timeouts ?? resolvePgTimeouts();
+    this.guarded = guardPgPool(pool, { timeouts: this.timeouts, ...(options.logger ? { logger: options.logger } : {}), name: options.name ?? 'fleet (postgres)' });
+  }
+
+  /** One statement on a pooled connection; rejects with `STORE_UNAVAILABLE` or `STORE_ERROR`. */
+  async query<R = Record<string, unknown>>(text: string, values: readonly unknown[] = []): Promise<R[]> {
+    return this.session(async (client) => ((await client.query(text, values)) as { rows: R[] }).rows);
+  }
+
+  /** Runs `fn` inside BEGIN/COMMIT on one connection (ROLLBACK on error). */
+  async transaction<T>(fn: (query: <R = Record<string, unknown>>(text: string, values?: readonly unknown[]) => Promise<R[]>) => Promise<T>): Promise<T> {
+    return this.session(async (client) => {
+      await client.query('BEGIN');
+      try {
+        const value = await fn(async <R>(text: string, values: readonly unknown[] = []) => ((await client.query(text, values)) as { rows: R[] }).rows);
+        await client.query('COMMIT');
+        return value;
+      } catch (error) {
+        await Promise.resolve(client.query('ROLLBACK')).catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Runs DDL statements in one transaction holding `pg_advisory_xact_lock(lockName)`: concurrent starters wait for
+   * the first, then find the objects there (Postgres's `if not exists` alone races on its catalog).
+   */
+  migrate(lockName: string, statements: readonly string[]): Promise<void> {
+    return this.transaction(async (query) => {
+      await query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [lockName]);
+      for (const statement of statements) await query(statement);
+    });
+  }
+
+  async session<T>(fn: (client: GuardedPgClient) => Promise<T>): Promise<T> {
+    let client: GuardedPgClient;
+    try {
+      client = await this.guarded.connect();
+    } catch (error) {
+      throw toStoreError(error, 'fleet database unreachable');
+    }
+    try {
+      return await fn(client);
+    } catch (error) {
+      throw toStoreError(error, 'fleet query failed');
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Removes the pool listeners (the pool itself belongs to whoever made it). */
+  detach(): void {
+    this.guarded.detach();
+  }
+}
+
+/** Plain SQL identifiers only (table and channel names are interpolated). */
+export const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
