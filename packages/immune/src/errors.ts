@@ -9,6 +9,8 @@ declare module '@guard/core' {
      * timeout, SQLite busy); transient: retry later. `cause` holds the driver's error.
      */
     STORE_UNAVAILABLE: true;
+    /** An optional peer dependency (`pg`, `better-sqlite3`) the chosen entry point needs is not installed; `details.peer` names it. */
+    MISSING_PEER: true;
   }
 }
 

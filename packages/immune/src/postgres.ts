@@ -1,9 +1,12 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { GuardedPgPool, PgPoolLike } from '@guard/core';
 import { counter, GuardError, guardPgPool, metricName, pgPoolTimeoutConfig, resolvePgTimeouts, resolveRegistry } from '@guard/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import { KyselyEventStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
+import { requireOptionalPeer } from './optional-peer.js';
+
+const pgDriver = requireOptionalPeer<typeof pg>('pg', '@guard/immune/postgres', '@types/pg');
 
 /**
  * Options for {@link createPostgresStore}.
@@ -58,7 +61,7 @@ export class PostgresEventStore extends KyselyEventStore {
       ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
       ...(queryTimeoutMs === undefined ? {} : { queryTimeoutMs }),
     });
-    const pool = given ?? new pg.Pool({ connectionString, max: maxConnections, ...pgPoolTimeoutConfig(timeouts) });
+    const pool = given ?? new pgDriver.Pool({ connectionString, max: maxConnections, ...pgPoolTimeoutConfig(timeouts) });
     const connectionErrors = counter(resolveRegistry(rest.registry), {
       name: metricName(rest.metricsPrefix ?? 'guard_immune', 'store_connection_errors_total'),
       help: 'Postgres connections of the event store that failed (terminated, reset, timed out); each is replaced on demand',

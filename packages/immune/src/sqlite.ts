@@ -1,8 +1,11 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { GuardError } from '@guard/core';
 import { Kysely, SqliteDialect } from 'kysely';
 import { KyselyEventStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
+import { requireOptionalPeer } from './optional-peer.js';
+
+const BetterSqlite3 = requireOptionalPeer<typeof Database>('better-sqlite3', '@guard/immune/sqlite', '@types/better-sqlite3');
 
 /**
  * Options for {@link createSqliteStore}.
@@ -49,7 +52,7 @@ export class SqliteEventStore extends KyselyEventStore {
     }
     let database: Database.Database;
     try {
-      database = new Database(options.path, { timeout: busyTimeoutMs });
+      database = new BetterSqlite3(options.path, { timeout: busyTimeoutMs });
       database.pragma('journal_mode = WAL');
       database.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     } catch (error) {
