@@ -1,4 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
@@ -14,16 +16,30 @@ const NOTIFY_ONLY_PLAYBOOKS = fileURLToPath(new URL('./mutations/notify-only/', 
 let demo: DemoProcess;
 let detectDemo: DemoProcess;
 let notifyOnlyDemo: DemoProcess;
+/** A real webhook receiver for the full demo's playbook notifications. */
+let webhook: Server;
+const notifications: { playbook?: string; severity?: string; message?: string }[] = [];
 
 beforeAll(async () => {
+  webhook = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      notifications.push(JSON.parse(body) as (typeof notifications)[number]);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  const webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hooks/guard`;
   [demo, detectDemo, notifyOnlyDemo] = await Promise.all([
-    spawnDemo({ PARASITE_GUARD_MODE: 'full' }),
+    spawnDemo({ PARASITE_GUARD_MODE: 'full', GUARD_NOTIFY_WEBHOOK_URL: webhookUrl }),
     spawnDemo({ PARASITE_GUARD_MODE: 'full' }),
     spawnDemo({ PARASITE_GUARD_MODE: 'full', GUARD_PLAYBOOKS_DIR: NOTIFY_ONLY_PLAYBOOKS }),
   ]);
 }, 60_000);
 afterAll(async () => {
   const codes = await Promise.all([demo?.stop(), detectDemo?.stop(), notifyOnlyDemo?.stop()]);
+  await new Promise((resolve) => webhook?.close(resolve));
   expect(codes).toEqual([0, 0, 0]);
 });
 
@@ -87,6 +103,8 @@ describe('demo end to end', () => {
     const events = (await (await fetch(`${demo.url}/api/immune/events?limit=500`)).json()) as { events: { type: string; module?: string }[] };
     expect(events.events.some((e) => e.type === 'SELF_HEALING_ACTION')).toBe(true);
     expect(events.events.some((e) => e.module === 'playbooks.notify')).toBe(true);
+    // Both playbooks' notifications reached the configured webhook receiver.
+    expect(notifications.map((n) => n.playbook)).toEqual(expect.arrayContaining(['message_bus_acl_violation_fix', 'resource_pressure_cpu']));
     const metrics = await (await fetch(`${demo.url}/metrics`)).text();
     expect(metrics).toMatch(/parasite_sanitized_total\{component="websocket",outcome="success"\} [1-9]/);
   });
