@@ -177,6 +177,28 @@ describe('do no harm', () => {
     }
   });
 
+  it('sheds WebSocket work under resource pressure, like the HTTP API', async () => {
+    // A disk alarm (no playbook acts on it) fed straight to the monitor, in its future so the real 1 Hz samples do not interfere.
+    const { pressure } = demo.healing;
+    const at = Date.now() + 600_000;
+    pressure.evaluate({ diskPercent: 99 }, at);
+    pressure.evaluate({ diskPercent: 99 }, at + 60_000);
+    try {
+      expect(pressure.isUnderPressure()).toBe(true);
+      const socket = await openSocket(demo.url);
+      socket.ws.send(JSON.stringify({ type: 'analyze', text: 'shed me' }));
+      expect(await socket.next()).toMatchObject({ type: 'error', status: 'overloaded', retryAfterSec: 2 });
+      const shed = await fetch(`${demo.url}/api/analyses`, json({ text: 'shed me' }));
+      await problem(shed, 503);
+      expect(shed.headers.get('retry-after')).toBe('2');
+      socket.ws.close();
+    } finally {
+      pressure.evaluate({ diskPercent: 0 }, at + 120_000);
+      pressure.evaluate({ diskPercent: 0 }, at + 180_000);
+    }
+    expect(pressure.isUnderPressure()).toBe(false);
+  });
+
   it('closes only the offending socket: 1009 for an oversized frame, 1007 for invalid UTF-8', async () => {
     const bystander = await openSocket(demo.url);
     const big = await openSocket(demo.url);
