@@ -78,6 +78,7 @@ export class PgNotificationListener implements AsyncDisposable {
   #retryMs: number;
   #connecting: Promise<void> | undefined;
   #started = false;
+  #pinging = false;
   #closed = false;
 
   constructor(options: PgNotificationListenerOptions) {
@@ -164,7 +165,14 @@ export class PgNotificationListener implements AsyncDisposable {
   }
 
   #ping(client: ListenClientLike): void {
-    this.#bounded(client.query('select 1'), this.#timeouts.queryTimeoutMs, 'ping').catch((error: unknown) => this.#drop(client, error as Error));
+    // One ping at a time: a slow one is still bounded by the query timeout, which drops the session.
+    if (this.#pinging) return;
+    this.#pinging = true;
+    this.#bounded(client.query('select 1'), this.#timeouts.queryTimeoutMs, 'ping')
+      .catch((error: unknown) => this.#drop(client, error as Error))
+      .finally(() => {
+        this.#pinging = false;
+      });
   }
 
   /** Forgets a broken session (pg destroys its socket on release with an error) and schedules a new one. */

@@ -1,3 +1,4 @@
+import type { FleetDecisionSink } from './fleet-decisions.js';
 import { GuardError } from '@guard/core';
 import type { Logger } from '@guard/core';
 import { ActionRegistry, ProbeRegistry } from './action-registry.js';
@@ -44,6 +45,11 @@ export interface PlaybookNotification {
 export interface BuiltinActionDeps {
   /** `blacklist_actor`, `unblacklist_actor`, `rate_limit_actor`, `rate_limit_topic`, `clear_rate_limit`, `restart_message_bus`. */
   readonly messageBus?: MessageBus;
+  /**
+   * Fleet mode: `blacklist_actor`, `unblacklist_actor`, `rate_limit_actor` and `rate_limit_topic` go through this
+   * sink (e.g. a `FleetDecisions` on the same bus), which applies them here at once and shares them with every replica.
+   */
+  readonly fleet?: FleetDecisionSink;
   /** `restart_component`. */
   readonly components?: ComponentRestarter;
   /** `throttle`, `enable_rate_limit`, `disable_rate_limit`. */
@@ -88,21 +94,32 @@ function invalid(action: string, field: string, message: string): GuardError {
 export function createActionRegistry(deps: BuiltinActionDeps = {}): ActionRegistry {
   const registry = new ActionRegistry();
   const now = deps.now ?? Date.now;
-  const { messageBus: bus, components, limiter, tasks, processes, workers } = deps;
+  const { messageBus: bus, fleet, components, limiter, tasks, processes, workers } = deps;
 
   if (bus) {
     registry.register('blacklist_actor', (p) => {
       const actor = stringParam('blacklist_actor', p, 'actor');
       const durationMs = durationParam('blacklist_actor', p, 'duration', 600_000);
-      bus.blacklist(actor, { durationMs });
+      if (fleet) fleet.blacklist(actor, { durationMs, reason: 'playbook blacklist_actor' });
+      else bus.blacklist(actor, { durationMs });
       // The effect, read back: the bus now refuses the actor.
       return { actor, blacklisted: bus.isBlacklisted(actor), expiresAt: now() + durationMs };
     });
-    registry.register('unblacklist_actor', (p) => ({ actor: p.actor, removed: bus.unblacklist(stringParam('unblacklist_actor', p, 'actor')) }));
+    registry.register('unblacklist_actor', (p) => {
+      const actor = stringParam('unblacklist_actor', p, 'actor');
+      const removed = bus.isBlacklisted(actor);
+      if (fleet) fleet.unblacklist(actor);
+      else bus.unblacklist(actor);
+      return { actor, removed };
+    });
     const limitActor = (action: string, p: Readonly<Record<string, unknown>>, topic: string | undefined) => {
       const actor = stringParam(action, p, 'actor');
       const ratePerSec = numberParam(action, p, 'rate_per_sec', 1);
       const durationMs = durationParam(action, p, 'duration', 300_000);
+      if (fleet) {
+        fleet.limitActor(actor, ratePerSec, { durationMs, ...(topic === undefined ? {} : { topic }), reason: `playbook ${action}` });
+        return { scope: 'actor', actor, topic: topic ?? '**', ratePerSec, expiresAt: now() + durationMs };
+      }
       return { scope: 'actor', ...bus.limitActor(actor, ratePerSec, { durationMs, ...(topic === undefined ? {} : { topic }) }) };
     };
     registry.register('rate_limit_actor', (p) => limitActor('rate_limit_actor', p, p.topic === undefined ? undefined : stringParam('rate_limit_actor', p, 'topic')));
@@ -114,7 +131,8 @@ export function createActionRegistry(deps: BuiltinActionDeps = {}): ActionRegist
       }
       const ratePerSec = numberParam('rate_limit_topic', p, 'rate_per_sec', 10);
       const durationMs = durationParam('rate_limit_topic', p, 'duration', 300_000);
-      bus.setRateLimit(topic, ratePerSec, { durationMs });
+      if (fleet) fleet.limitTopic(topic, ratePerSec, { durationMs, reason: 'playbook rate_limit_topic' });
+      else bus.setRateLimit(topic, ratePerSec, { durationMs });
       return { scope: 'all', topic, ratePerSec, expiresAt: now() + durationMs };
     });
     registry.register('clear_rate_limit', (p) => {

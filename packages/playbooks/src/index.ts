@@ -65,3 +65,5 @@ export { parseDurationMs } from './playbook-schema.js';
 export { createLocalFleetLock, fleetStepSucceeded } from './fleet-lock.js';
 export type { FleetLock, FleetLockResult, FleetLockRunOptions } from './fleet-lock.js';
 export { DEFAULT_METRICS_PREFIX } from './metrics.js';
+export { FleetDecisions } from './fleet-decisions.js';
+export type { FleetDecisionsOptions, FleetDecision, FleetDecisionKind, FleetDecisionSink, FleetBusLike } from './fleet-decisions.js';

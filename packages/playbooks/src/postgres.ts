@@ -88,13 +88,14 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
   let ready: Promise<void> | undefined;
   let closed = false;
   const ensureTable = (): Promise<void> =>
-    (ready ??= sql`create table if not exists ${sql.table(table)} (key text primary key, instance text not null, ran_at timestamptz not null)`
-      .execute(db)
-      .then(() => undefined)
+    (ready ??= db
+      .transaction()
+      .execute(async (trx) => {
+        // Serialized by an advisory lock: concurrent `create table if not exists` races on Postgres's catalog.
+        await sql`select pg_advisory_xact_lock(hashtextextended(${`guard_fleet_schema:${table}`}, 0))`.execute(trx);
+        await sql`create table if not exists ${sql.table(table)} (key text primary key, instance text not null, ran_at timestamptz not null)`.execute(trx);
+      })
       .catch((error: unknown) => {
-        // Two instances creating the table at once: one loses with a duplicate error, and the table exists.
-        const code = (error as { code?: string }).code;
-        if (code === '23505' || code === '42P07') return;
         ready = undefined;
         throw error;
       }));
