@@ -20,7 +20,7 @@ describe('guard.handler', () => {
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain('guard_memory_');
     expect((await fetch(`${http.base}/livez`)).status).toBe(200);
-    expect(await (await fetch(`${http.base}/readyz`)).json()).toMatchObject({ status: 'ok', checks: [{ name: 'shutdown', ok: true }, { name: 'memory', ok: true }] });
+    expect(await (await fetch(`${http.base}/readyz`)).json()).toMatchObject({ status: 'ok', checks: [{ name: 'shutdown', ok: true }, { name: 'immune', ok: true }, { name: 'memory', ok: true }] });
     expect((await fetch(`${http.base}/self-check/memory`)).status).toBe(200);
     expect(await (await fetch(`${http.base}/api/immune/health`)).json()).toMatchObject({ status: 'healthy' });
     expect(await (await fetch(`${http.base}/guard/mode`)).json()).toMatchObject({ mode: 'detect' });

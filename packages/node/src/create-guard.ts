@@ -296,6 +296,8 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
 
     checks.add('shutdown', () => (shutdown.shuttingDown ? Promise.reject(new Error('shutting down')) : true), { critical: true });
     checks.add('ping', () => true, { probe: 'liveness' });
+    // Non-critical: a lost immune store shows in /readyz?verbose but does not take the service out of rotation.
+    if (immune) checks.add('immune', (signal) => immune.healthSummary({ windowMs: 60_000, signal }), { critical: false });
     if (memory) {
       const failAt = selfCheckOptionsFromEnv(env).readyzFailAt ?? 'critical';
       checks.add('memory', () => {

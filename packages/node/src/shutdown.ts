@@ -158,7 +158,7 @@ export class GracefulShutdown {
       if (this.#delayMs > 0) await sleep(Math.min(this.#delayMs, this.#timeoutMs), deadline.signal);
 
       const serversClosed = [...this.#servers].map((server) => closeServer(server, deadline.signal));
-      for (const wss of webSocketServers) for (const ws of wss.clients) ws.close(GOING_AWAY, 'server shutting down');
+      for (const wss of webSocketServers) for (const ws of wss.clients ?? []) ws.close(GOING_AWAY, 'server shutting down');
       const wsClosed = webSocketServers.map((wss) => clientsGone(wss, deadline.signal));
       const [requestsDrained, ...rest] = await Promise.all([requests.idle(deadline.signal), ...serversClosed, ...wsClosed]);
       const remainingMs = Math.max(0, this.#timeoutMs - (performance.now() - started));
@@ -168,7 +168,7 @@ export class GracefulShutdown {
       if (!drained) {
         this.#logger.warn({ requestsLeft, sanitized, timeoutMs: this.#timeoutMs }, 'guard: shutdown deadline reached, closing the rest');
         for (const server of this.#servers) server.closeAllConnections();
-        for (const wss of webSocketServers) for (const ws of wss.clients) ws.terminate();
+        for (const wss of webSocketServers) for (const ws of wss.clients ?? []) ws.terminate();
       }
       for (const hook of [...this.#hooks].reverse()) {
         try {
@@ -228,20 +228,10 @@ function closeServer(server: Server, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-/** Resolves true when a WebSocket server has no client left, false at the deadline. */
+/** Resolves true when every client of a WebSocket server has closed, false at the deadline. */
 function clientsGone(wss: WebSocketServer, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    const check = setInterval(() => {
-      if (wss.clients.size === 0) finish(true);
-    }, 20);
-    check.unref();
-    const onAbort = () => finish(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    if (wss.clients.size === 0) finish(true);
-    function finish(done: boolean) {
-      clearInterval(check);
-      signal.removeEventListener('abort', onAbort);
-      resolve(done);
-    }
-  });
+  const open = [...(wss.clients ?? [])].filter((ws) => ws.readyState !== ws.CLOSED);
+  if (open.length === 0) return Promise.resolve(true);
+  const closed = Promise.all(open.map((ws) => new Promise((resolve) => ws.once('close', resolve)))).then(() => true);
+  return Promise.race([closed, new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true }))]);
 }
