@@ -253,14 +253,19 @@ export class ChaosLab {
     };
   }
 
-  /** A sanitization of `component` after `since` that succeeded: the sanitizer acted (only in full mode). */
-  #sanitized(component: string, effect?: (s: SanitizeResult) => string | undefined): (since: number) => Seen | undefined {
+  /**
+   * A sanitization of `component` after `since` that succeeded: the sanitizer acted (only in full mode). With
+   * `resource`, it must be the lab's own resource (the connection it opened), not another one's.
+   */
+  #sanitized(component: string, resource?: () => string | undefined): (since: number) => Seen | undefined {
     return (since) => {
-      const hit = this.#events.sanitizations.find((s) => s.component === component && s.startedAt >= since && s.outcome === 'success');
+      const id = resource?.();
+      const hit = this.#events.sanitizations.find(
+        (s) => s.component === component && s.startedAt >= since && s.outcome === 'success' && (resource === undefined || s.resourceId === id),
+      );
       if (!hit) return undefined;
-      const measured = effect?.(hit);
       // The remedy acts from its start (a close frame goes out before the sanitization reports back).
-      return { at: hit.startedAt, by: `sanitizer ${component}: ${hit.actions.join(', ') || 'no actions'}${measured ? `; ${measured}` : ''}` };
+      return { at: hit.startedAt, by: `sanitizer ${component}: ${hit.actions.join(', ') || 'no actions'}${id ? ` on ${id}` : ''}` };
     };
   }
 
@@ -310,14 +315,17 @@ export class ChaosLab {
       case 'ws-no-ack': {
         let client: WebSocket | undefined;
         let closed: { code: number; at: number } | undefined;
+        let id: string | undefined;
         status.injected = 'a WebSocket client that reads but never acks';
         return {
           targets: { detectMs: 6_000, recoverMs: 15_000 },
           inject: async () => {
+            const before = new Set(guard.sockets.connections().map((c) => c.id));
             client = await this.#connect((ws) => ws.once('close', (code) => (closed = { code, at: Date.now() })), { ack: false });
+            id = guard.sockets.connections().find((c) => !before.has(c.id))?.id;
           },
           detected: this.#detection('websocket', 'no_ack'),
-          remediated: this.#sanitized('websocket'),
+          remediated: this.#sanitized('websocket', () => id),
           // The client never closes by itself: a close from the server with a policy code is the sanitizer's.
           recovered: () => (closed && closed.code !== 1000 ? { at: closed.at, by: `the server closed the client with ${closed.code}` } : undefined),
           cleanup: () => client?.terminate(),
@@ -327,6 +335,7 @@ export class ChaosLab {
         let client: WebSocket | undefined;
         let serverSide: WebSocket | undefined;
         let closedAt: number | undefined;
+        let id: string | undefined;
         status.injected = 'a client that stops reading while the server streams 30 MB';
         return {
           targets: { detectMs: 5_000, recoverMs: 15_000 },
@@ -335,7 +344,7 @@ export class ChaosLab {
             client = await this.#connect(() => {}, { ack: true });
             await new Promise((resolve) => setTimeout(resolve, 100));
             client.pause(); // stops reading: the server's buffer grows
-            const id = guard.sockets.connections().find((c) => !before.has(c.id))?.id;
+            id = guard.sockets.connections().find((c) => !before.has(c.id))?.id;
             serverSide = [...this.#deps.wss.clients].find((ws) => guard.sockets.connectionId(ws) === id);
             serverSide?.once('close', () => (closedAt = Date.now()));
             const chunk = 'x'.repeat(256 * 1024);
@@ -345,7 +354,7 @@ export class ChaosLab {
             }
           },
           detected: this.#detection('websocket', 'slow_consumer'),
-          remediated: this.#sanitized('websocket'),
+          remediated: this.#sanitized('websocket', () => id),
           recovered: () => (closedAt !== undefined ? { at: closedAt, by: 'the server-side socket is closed, its buffer released' } : undefined),
           cleanup: () => client?.terminate(),
         };
