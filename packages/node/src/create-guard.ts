@@ -21,7 +21,7 @@ import type { ResourcePressureMonitor, ResourcePressureMonitorOptions } from '@g
 import type {} from './errors.js';
 import { createAdmission, type Rejection } from './admission.js';
 import { CloseStack } from './close-stack.js';
-import { createGuardHandler, metricsRoute, resolveEndpoints, type GuardEndpoints } from './guard-handler.js';
+import { createGuardHandler, metricsRoute, resolveEndpoints, type GuardEndpoints, type ResolvedEndpoints } from './guard-handler.js';
 import { HealthChecks, type HealthCheck, type HealthCheckOptions } from './health-checks.js';
 import { probeHandler } from './health-handler.js';
 import { openImmuneStore, type ImmuneStoreOptions } from './immune-store.js';
@@ -120,6 +120,8 @@ export interface Guard extends AsyncDisposable {
   readonly immune: ImmuneService | undefined;
   readonly pressure: ResourcePressureMonitor | undefined;
   readonly healing: SelfHealing | undefined;
+  /** Where each endpoint group is served (`undefined` = off). */
+  readonly endpoints: ResolvedEndpoints;
   /** Every Guard endpoint; connect-style (node:http, Express, Connect). */
   readonly handler: HttpHandler;
   /** Load shedding under pressure, then the parasite middleware for `routes`. */
@@ -369,6 +371,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       immune,
       pressure,
       healing,
+      endpoints,
       handler,
       middleware,
       admit,

@@ -25,6 +25,23 @@ describe('@guard/node/express', () => {
     expect(await (await fetch(`${http.base}/hello`)).json()).toEqual({ hello: 'world' });
   });
 
+  it('sheds the app\'s routes under pressure but never its probes or metrics', async () => {
+    await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, pressure: { autoStart: false, sustainMs: 0 } });
+    const app = express();
+    app.use(guardRouter(guard));
+    app.get('/work', (_req, res) => {
+      res.send('done');
+    });
+    await using http = await listen(app);
+    guard.pressure!.evaluate({ cpuPercent: 99 });
+    guard.pressure!.evaluate({ cpuPercent: 99 });
+    const shed = await fetch(`${http.base}/work`);
+    expect(shed.status).toBe(503);
+    expect(shed.headers.get('retry-after')).toBe('5');
+    expect((await fetch(`${http.base}/livez`)).status).toBe(200);
+    expect((await fetch(`${http.base}/metrics`)).status).toBe(200);
+  });
+
   it('mounts under a prefix', async () => {
     await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' } });
     const app = express();

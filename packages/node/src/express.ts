@@ -2,8 +2,8 @@ import { Router } from 'express';
 import type { Guard } from './create-guard.js';
 
 /**
- * The Guard as an Express 5 `Router`: load shedding and the parasite rule for every request, then Guard's
- * endpoints; everything else goes on to your routes. Works before or after `express.json()`.
+ * The Guard as an Express 5 `Router`: Guard's endpoints, then load shedding and the parasite rule for every other
+ * request; what passes goes on to your routes. Works before or after `express.json()`.
  *
  * @example
  * import express from 'express';
@@ -16,7 +16,8 @@ import type { Guard } from './create-guard.js';
  */
 export function guardRouter(guard: Guard): Router {
   const router = Router();
-  router.use((req, res, next) => guard.middleware(req, res, next));
+  // Endpoints first: probes and /metrics must answer while the app sheds load.
   router.use((req, res, next) => guard.handler(req, res, next));
+  router.use((req, res, next) => guard.middleware(req, res, next));
   return router;
 }

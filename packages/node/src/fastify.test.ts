@@ -8,15 +8,15 @@ import { guardPlugin } from './fastify.js';
 const options = () => ({ env: { GUARD_ADMIN_TOKEN: 't' }, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' as const } });
 
 describe('@guard/node/fastify', () => {
-  it('registers Guard routes in Fastify\'s router and decorates fastify.guard', async () => {
+  it('registers Guard routes in Fastify\'s router (at the guard\'s paths) and decorates fastify.guard', async () => {
     const app = Fastify();
-    await app.register(guardPlugin, options());
+    await app.register(guardPlugin, { ...options(), endpoints: { metrics: '/internal/metrics' } });
     app.get('/hello', async () => ({ hello: 'world' }));
     await app.ready();
     expect(app.hasRoute({ method: 'GET', url: '/readyz' })).toBe(true);
-    expect(app.hasRoute({ method: 'GET', url: '/metrics' })).toBe(true);
     expect((await app.inject('/readyz')).json()).toMatchObject({ status: 'ok' });
-    expect((await app.inject('/metrics')).body).toContain('guard_memory_rss_bytes');
+    expect((await app.inject('/internal/metrics')).body).toContain('guard_memory_rss_bytes');
+    expect(app.hasRoute({ method: 'GET', url: '/metrics' })).toBe(false);
     expect((await app.inject('/hello')).json()).toEqual({ hello: 'world' });
     expect(app.guard.chain.mode).toBe('detect');
     await app.close();
@@ -50,6 +50,9 @@ describe('@guard/node/fastify', () => {
     expect(shed.statusCode).toBe(503);
     expect(shed.headers['retry-after']).toBe('5');
     expect(shed.json()).toMatchObject({ title: 'Service under pressure' });
+    // Probes and metrics still answer: shedding them would get a busy pod restarted or blind its monitoring.
+    expect((await app.inject('/livez')).statusCode).toBe(200);
+    expect((await app.inject('/metrics')).statusCode).toBe(200);
     await app.close();
   });
 

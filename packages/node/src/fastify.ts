@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, HTTPMethods } from 'fastify';
 import fp from 'fastify-plugin';
 import { createGuard, type Guard, type GuardOptions } from './create-guard.js';
-import { DEFAULT_ENDPOINTS, type GuardEndpoints } from './guard-handler.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,10 +16,7 @@ declare module 'fastify' {
  * @example
  * await app.register(guardPlugin, { wss, routes: [{ prefix: '/orders', component: 'db' }] });
  */
-export type GuardFastifyOptions = ({ readonly guard: Guard } | GuardOptions) & {
-  /** Endpoint paths to route (must match the guard's `endpoints`). Default: the guard's defaults. */
-  readonly endpoints?: GuardEndpoints;
-};
+export type GuardFastifyOptions = { readonly guard: Guard } | GuardOptions;
 
 const READ: HTTPMethods[] = ['GET', 'HEAD'];
 const ALL: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -33,6 +29,8 @@ const plugin: FastifyPluginAsync<GuardFastifyOptions> = async (fastify, options)
 
   // Shedding and the parasite rule run first, before parsing and routing, like @fastify/under-pressure.
   fastify.addHook('onRequest', (request, reply, done) => {
+    // Guard's own routes are never shed: probes and /metrics must answer while the app is under pressure.
+    if ((request.routeOptions.config as { guardEndpoint?: boolean } | undefined)?.guardEndpoint) return done();
     const rejection = guard.admit(request.raw, reply.raw);
     if (!rejection) return done();
     void reply.code(rejection.problem.status).headers(rejection.headers).type('application/problem+json; charset=utf-8').send({ type: 'about:blank', ...rejection.problem });
@@ -58,17 +56,18 @@ const plugin: FastifyPluginAsync<GuardFastifyOptions> = async (fastify, options)
       reply.hijack();
       guard.handler(request.raw, reply.raw);
     };
-    const paths = { ...DEFAULT_ENDPOINTS, ...options.endpoints };
+    const paths = guard.endpoints;
+    const config = { guardEndpoint: true };
     for (const key of ['metrics', 'livez', 'readyz'] as const) {
       const path = paths[key];
-      if (path) child.route({ method: READ, url: path, handler: serve });
+      if (path) child.route({ method: READ, url: path, handler: serve, config });
     }
-    if (paths.mode) child.route({ method: [...READ, 'POST'], url: paths.mode, handler: serve });
+    if (paths.mode) child.route({ method: [...READ, 'POST'], url: paths.mode, handler: serve, config });
     for (const key of ['selfCheck', 'immune'] as const) {
       const path = paths[key];
       if (!path) continue;
-      child.route({ method: ALL, url: path, handler: serve });
-      child.route({ method: ALL, url: `${path}/*`, handler: serve });
+      child.route({ method: ALL, url: path, handler: serve, config });
+      child.route({ method: ALL, url: `${path}/*`, handler: serve, config });
     }
   });
 };

@@ -30,6 +30,9 @@ export function probeHandler(checks: HealthChecks, probe: ProbeKind, logger: Log
         return;
       }
       sendJson(res, status, { status: report.ok ? 'ok' : 'failed', checks: report.checks.map((c) => ({ ...c, ...(c.message ? { message: publicMessage(c.message) } : {}) })) }, headers);
+    }).catch((error: unknown) => {
+      logger.error({ err: error, probe }, `guard: ${label} failed`);
+      if (!res.headersSent) res.writeHead(500).end();
     });
   };
 }

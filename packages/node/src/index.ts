@@ -3,7 +3,7 @@ import type {} from './errors.js';
 export { createGuard } from './create-guard.js';
 export type { Guard, GuardOptions } from './create-guard.js';
 export { DEFAULT_ENDPOINTS } from './guard-handler.js';
-export type { GuardEndpoints } from './guard-handler.js';
+export type { GuardEndpoints, ResolvedEndpoints } from './guard-handler.js';
 export { HealthChecks } from './health-checks.js';
 export type { HealthCheck, HealthCheckOptions, CheckResult, HealthReport, ProbeKind } from './health-checks.js';
 export { verboseReport } from './health-handler.js';
