@@ -23,7 +23,7 @@ export { resolveRegistry, metricName, counter, gauge, histogram, summary, regist
 export type { MetricsOptions, Registry } from './metrics.js';
 export { envReader } from './env.js';
 export type { Env, EnvNames, EnvReader, EnvNumberBounds, DurationUnit } from './env.js';
-export { captureSource, createSourceCapture, parseStackFrames, CapturedSource } from './source-frames.js';
+export { captureSource, createSourceCapture, parseStackFrames, shouldSampleSource, SOURCE_SAMPLE_FIRST, SOURCE_SAMPLE_EVERY, CapturedSource } from './source-frames.js';
 export type { SourceOptions } from './source-frames.js';
 export { closeOnce, assertOpen, unrefInterval, unrefTimeout } from './closeable.js';
 export type { Closeable } from './closeable.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { captureSource, createSourceCapture, parseStackFrames } from './source-frames.js';
+import { captureSource, createSourceCapture, parseStackFrames, shouldSampleSource } from './source-frames.js';
 
 function leakyFactory() {
   return captureSource(); // the line under test
@@ -39,6 +39,17 @@ describe('source frames', () => {
     const nest = (n: number): ReturnType<typeof captureSource> => (n === 0 ? captureSource({ depth: 2 }) : nest(n - 1));
     expect(nest(5).frames().length).toBeLessThanOrEqual(2);
     expect(nest(5).frames()[0]).toMatch(/source-frames\.test\.ts/);
+  });
+
+  it('samples a key: its first 16 calls, then about one in 64 at random', () => {
+    expect(Array.from({ length: 16 }, (_, i) => shouldSampleSource(i)).every(Boolean)).toBe(true);
+    let sampled = 0;
+    for (let i = 16; i < 16 + 64_000; i++) if (shouldSampleSource(i)) sampled++;
+    // expected 1,000; the bounds are ~30 standard deviations away
+    expect(sampled).toBeGreaterThan(500);
+    expect(sampled).toBeLessThan(2_000);
+    expect(shouldSampleSource(1, 2, 1)).toBe(true);
+    expect(shouldSampleSource(5, 2, 1)).toBe(true); // every = 1 samples everything
   });
 
   it('costs nothing when disabled', () => {

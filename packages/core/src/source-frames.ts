@@ -6,7 +6,7 @@ export interface SourceOptions {
   readonly skip?: (...args: never[]) => unknown;
   /** Most frames kept after filtering. Default 5. */
   readonly limit?: number;
-  /** Frames V8 captures before filtering (cost grows with it). Default 30; lower it on hot paths. */
+  /** Frames V8 captures before filtering (cost grows with it). Default 10. */
   readonly depth?: number;
   /** Extra patterns of files to leave out, e.g. a wrapper library's own folder. */
   readonly ignore?: readonly (string | RegExp)[];
@@ -35,6 +35,10 @@ function isInternal(file: string): boolean {
 export function parseStackFrames(stack: string, options: Pick<SourceOptions, 'limit' | 'ignore'> = {}): string[] {
   const limit = options.limit ?? 5;
   const ignore = options.ignore ?? [];
+  return parseFrames(stack, limit, ignore);
+}
+
+function parseFrames(stack: string, limit: number, ignore: readonly (string | RegExp)[]): string[] {
   const frames: string[] = [];
   for (const line of stack.split('\n')) {
     const match = FRAME.exec(line);
@@ -83,13 +87,31 @@ export class CapturedSource {
 export function captureSource(options: SourceOptions = {}): CapturedSource {
   const holder: { stack?: string } = {};
   const previous = Error.stackTraceLimit;
-  Error.stackTraceLimit = options.depth ?? 30;
+  Error.stackTraceLimit = options.depth ?? 10;
   Error.captureStackTrace(holder, (options.skip ?? captureSource) as (...args: unknown[]) => unknown);
   Error.stackTraceLimit = previous;
   // Reading `stack` formats it and lets V8 drop the structured frames with their receivers.
   if (options.eager) return new CapturedSource({ stack: holder.stack }, options);
   return new CapturedSource(holder, options);
 }
+
+/**
+ * Which calls of one call site (or any key standing for one: an emitter, a connection) capture a stack, so tracing
+ * can stay on: the first `first` calls of a key capture, then each later call with probability 1/`every` (random,
+ * so calls that alternate between sites cannot alias with the sampling period). A leaking site repeats, so it shows
+ * among the samples; a capture costs microseconds, a skipped one a `Math.random()`.
+ *
+ * @example
+ * if (shouldSampleSource(site.calls++)) site.last = captureSource({ skip: send });
+ */
+export function shouldSampleSource(count: number, first = SOURCE_SAMPLE_FIRST, every = SOURCE_SAMPLE_EVERY): boolean {
+  return count < first || Math.random() * every < 1;
+}
+
+/** Default of {@link shouldSampleSource}: calls of a key that always capture. */
+export const SOURCE_SAMPLE_FIRST = 16;
+/** Default of {@link shouldSampleSource}: after the first ones, one call in this many captures. */
+export const SOURCE_SAMPLE_EVERY = 64;
 
 /**
  * A capture function that costs nothing when disabled: it returns `undefined` without touching the stack.

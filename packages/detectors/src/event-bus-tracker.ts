@@ -1,4 +1,4 @@
-import { assertNumberOption, assertOpen, captureSource, closeOnce } from '@guard/core';
+import { assertNumberOption, assertOpen, captureSource, closeOnce, shouldSampleSource } from '@guard/core';
 import type { CapturedSource, EventBusTarget } from '@guard/core';
 import type { Detector, DetectorContext, Finding } from './detector.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
@@ -32,7 +32,12 @@ export interface EventBusTrackerOptions {
   readonly leakThreshold?: number;
   /** How many top registering call sites a detection reports. Default 5. */
   readonly topSites?: number;
-  /** Capture each registration's stack (lazy) to report call sites. Default true. */
+  /**
+   * Capture registrations' stacks to report call sites. Sampled so it can stay on: per emitter, the first 16
+   * registrations capture, then one in 64 at random (a leaking site repeats, so it shows among the samples;
+   * `topSites` counts the sampled registrations still registered). Every registration is captured on an emitter under the `pruneUnowned` policy, whose
+   * healing picks listeners by call site. Default true.
+   */
   readonly traceSources?: boolean;
   /**
    * Opt-in policy: healing a threshold detection (`<name>`) also removes listeners that have **no owner**,
@@ -75,6 +80,13 @@ interface Tracked {
   readonly owned: Set<Registration>;
   /** Owned registrations whose owner was collected (filled by a FinalizationRegistry, so scans stay O(1)). */
   readonly stale: Set<Registration>;
+  /** Registrations recorded so far (drives source sampling). */
+  adds: number;
+  /** Registered listeners whose stack was captured: what `topSites` groups. */
+  readonly sampled: Set<Registration>;
+  /** Bumped on every recorded add or remove: a threshold finding is rebuilt only when it changed. */
+  version: number;
+  leak: { readonly version: number; readonly total: number; readonly finding: Finding } | undefined;
 }
 
 const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
@@ -142,6 +154,10 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       byEvent: new Map(),
       owned: new Set(),
       stale: new Set(),
+      adds: 0,
+      sampled: new Set(),
+      version: 0,
+      leak: undefined,
       restore: () => {
         for (const [method, original] of originals) {
           if (original.own) target[method] = original.value;
@@ -155,13 +171,17 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       const original = target[method];
       if (typeof original !== 'function') continue;
       originals.set(method, { own: Object.prototype.hasOwnProperty.call(target, method), value: original });
-      const patched = function (this: unknown, event: EventName, listener: Listener, ...rest: unknown[]) {
+      const call = original as (...args: unknown[]) => unknown;
+      const patched = function (this: unknown, event: EventName, listener: Listener) {
+        // two arguments is every emitter's signature; anything else goes through as given
+        // eslint-disable-next-line prefer-rest-params
+        const args = arguments.length === 2 ? undefined : arguments;
         // node's `once` calls `this.on` with a wrapper: record only the outermost call.
-        if (tracker.#depth > 0) return (original as Listener).call(this, event, listener, ...rest);
+        if (tracker.#depth > 0) return args === undefined ? call.call(this, event, listener) : call.apply(this, args as unknown as unknown[]);
         tracker.#depth++;
         let result: unknown;
         try {
-          result = (original as Listener).call(this, event, listener, ...rest);
+          result = args === undefined ? call.call(this, event, listener) : call.apply(this, args as unknown as unknown[]);
         } finally {
           tracker.#depth--;
         }
@@ -186,7 +206,11 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       target.removeAllListeners = function (this: unknown, event?: EventName) {
         const result = (removeAll as Listener).apply(this, event === undefined ? [] : [event]);
         const removed = event === undefined ? [...tracked.byEvent.values()].flat() : (tracked.byEvent.get(event) ?? []);
-        for (const r of removed) tracker.#forgetOwner(tracked, r);
+        for (const r of removed) {
+          tracker.#forgetOwner(tracked, r);
+          tracked.sampled.delete(r);
+        }
+        tracked.version++;
         if (event === undefined) tracked.byEvent.clear();
         else tracked.byEvent.delete(event);
         return result;
@@ -252,17 +276,26 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
         gauge.set(label, (gauge.get(label) ?? 0) + n);
       }
       if (total > this.leakThreshold) {
-        const sites = this.#topSites(tracked);
-        findings.push({
-          pattern: 'subscription_leak',
-          // Without the prune policy only collected owners' listeners can be removed, and those have their own
-          // `#stale` detection: a critical here would answer 503 "being healed" while nothing heals.
-          severity: tracked.pruneUnowned ? 'critical' : 'warning',
-          resourceId: tracked.name,
-          message: `${total} listeners on ${tracked.name} (leakThreshold ${this.leakThreshold})${sites[0] ? `, most from ${sites[0].site}` : ''}`,
-          details: { total, leakThreshold: this.leakThreshold, byEvent: topCounts(counts, 10), topSites: sites, owned: tracked.owned.size, pruneUnowned: tracked.pruneUnowned },
-          source: sites.map((s) => s.site),
-        });
+        // unchanged since the last scan: report the same finding, without regrouping call sites
+        let leak = tracked.leak;
+        if (leak === undefined || leak.version !== tracked.version || leak.total !== total) {
+          const sites = this.#topSites(tracked);
+          leak = tracked.leak = {
+            version: tracked.version,
+            total,
+            finding: {
+              pattern: 'subscription_leak',
+              // Without the prune policy only collected owners' listeners can be removed, and those have their own
+              // `#stale` detection: a critical here would answer 503 "being healed" while nothing heals.
+              severity: tracked.pruneUnowned ? 'critical' : 'warning',
+              resourceId: tracked.name,
+              message: `${total} listeners on ${tracked.name} (leakThreshold ${this.leakThreshold})${sites[0] ? `, most from ${sites[0].site}` : ''}`,
+              details: { total, leakThreshold: this.leakThreshold, byEvent: topCounts(counts, 10), topSites: sites, owned: tracked.owned.size, pruneUnowned: tracked.pruneUnowned },
+              source: sites.map((s) => s.site),
+            },
+          };
+        }
+        findings.push(leak.finding);
       }
       if (tracked.stale.size > 0) {
         const stale = this.#stale(tracked);
@@ -273,7 +306,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
             resourceId: tracked.name + STALE,
             message: `${stale.length} listener(s) on ${tracked.name} outlived their collected owner`,
             details: { stale: stale.length, events: [...new Set(stale.map((r) => String(r.event)))] },
-            source: stale[0]?.source?.frames(),
+            source: stale.find((r) => r.source !== undefined)?.source?.frames(),
           });
         }
       }
@@ -328,12 +361,17 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   #record(tracked: Tracked, event: EventName, listener: Listener, skip: Listener): void {
     const owner = this.#pendingOwner;
     this.#pendingOwner = undefined;
+    tracked.version++;
     // With an owner, format now: a lazy capture keeps the frames' receivers, often the owner itself, alive.
-    const source = this.#traceSources ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10, eager: owner !== undefined }) : undefined;
+    const source =
+      this.#traceSources && (tracked.pruneUnowned || shouldSampleSource(tracked.adds++))
+        ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10, eager: owner !== undefined })
+        : undefined;
     let list = tracked.byEvent.get(event);
     if (!list) tracked.byEvent.set(event, (list = []));
     const registration: Registration = { event, listener, source, owner };
     list.push(registration);
+    if (source !== undefined) tracked.sampled.add(registration);
     if (owner) {
       tracked.owned.add(registration);
       const target = owner.deref();
@@ -345,10 +383,12 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   #unrecord(tracked: Tracked, event: EventName, listener: Listener): void {
     const list = tracked.byEvent.get(event);
     if (!list) return;
+    tracked.version++;
     for (let i = list.length - 1; i >= 0; i--) {
       const r = list[i]!;
       if (r.listener === listener || (listener as { listener?: Listener }).listener === r.listener) {
         this.#forgetOwner(tracked, r);
+        tracked.sampled.delete(r);
         list.splice(i, 1);
         break;
       }
@@ -370,21 +410,14 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
   }
 
   /**
-   * Groups recent registrations by their first frame: the newest (at most 256 per event, 1000 in all,
-   * biggest events first) since a leaking site keeps adding. Frames are formatted once per registration.
+   * Groups the sampled registrations still registered by their first frame (formatted once per registration), most
+   * first. Runs only when the emitter changed since the last scan (the finding is cached by `version`).
    */
   #topSites(tracked: Tracked): { site: string; count: number }[] {
     const bySite = new Map<string, number>();
-    let budget = 1_000;
-    const lists = [...tracked.byEvent.values()].sort((a, b) => b.length - a.length);
-    for (const list of lists) {
-      if (budget <= 0) break;
-      const take = Math.min(256, budget, list.length);
-      budget -= take;
-      for (let i = list.length - take; i < list.length; i++) {
-        const site = list[i]!.source?.frames()[0];
-        if (site) bySite.set(site, (bySite.get(site) ?? 0) + 1);
-      }
+    for (const r of tracked.sampled) {
+      const site = r.source!.frames()[0];
+      if (site) bySite.set(site, (bySite.get(site) ?? 0) + 1);
     }
     return [...bySite]
       .sort((a, b) => b[1] - a[1])

@@ -2,6 +2,7 @@ import { GuardError, sendProblem } from '@guard/core';
 import type { HttpHandler } from '@guard/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DetectorChain } from './detector-chain.js';
+import { RouteTable } from './route-table.js';
 
 /**
  * One route → component mapping: a URL path prefix (whole segments: `/live` matches `/live`, `/live/x` and
@@ -30,8 +31,9 @@ export interface ParasiteMiddlewareOptions {
 }
 
 /**
- * Connect-style middleware (node:http, Express, Connect). Per request it does an O(1) read of the
- * chain's current detections, never a scan. In `full` mode, a request routed to a component with an
+ * Connect-style middleware (node:http, Express, Connect). Per request it finds the route in time that does not grow
+ * with the number of prefix routes (see `RouteTable`) and does an O(1) read of the chain's current detections,
+ * never a scan. In `full` mode, a request routed to a component with an
  * active critical detection gets an immediate 503 with `Retry-After` and a problem+json body carrying the
  * detection id, and the sanitization is scheduled; otherwise `next()` runs unchanged.
  *
@@ -56,17 +58,10 @@ export function createParasiteMiddleware(chain: DetectorChain, options: Parasite
     throw new GuardError('INVALID_OPTION', `retryAfterSeconds must be an integer >= 0, got ${String(retryAfterSeconds)}`, { details: { field: 'retryAfterSeconds' } });
   }
   const retryAfter = String(retryAfterSeconds);
-  const table = routes.map((r) => ({ prefix: r.prefix, pattern: r.pattern, component: r.component }));
+  const table = new RouteTable(routes);
 
   return function parasiteMiddleware(req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void {
-    const url = req.url ?? '/';
-    let component: string | undefined;
-    for (const route of table) {
-      if (route.prefix !== undefined ? matchesPrefix(url, route.prefix) : route.pattern!.test(url)) {
-        component = route.component;
-        break;
-      }
-    }
+    const component = table.componentOf(req.url ?? '/');
     if (component !== undefined) {
       const detection = chain.criticalFor(component);
       if (detection !== undefined && chain.modeOf(component) === 'full') {
@@ -88,12 +83,4 @@ export function createParasiteMiddleware(chain: DetectorChain, options: Parasite
     }
     next?.();
   };
-}
-
-/** True when `url` is `prefix` or continues it with a new segment, a query or a fragment. */
-function matchesPrefix(url: string, prefix: string): boolean {
-  if (!url.startsWith(prefix)) return false;
-  if (url.length === prefix.length || prefix.endsWith('/')) return true;
-  const next = url[prefix.length];
-  return next === '/' || next === '?' || next === '#';
 }

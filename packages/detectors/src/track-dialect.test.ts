@@ -169,7 +169,8 @@ describe('trackDialect (C3) on the real local Postgres', () => {
 
   it('releasing one orphan among concurrent checkouts destroys exactly its own client, never a sibling\'s', async () => {
     const pool = new pg.Pool({ connectionString: PG_URL, max: 8 });
-    const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 60_000, name: 'pg-concurrent' });
+    // every checkout captures its stack here (no sampling): the test finds the orphan by its acquiring line
+    const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 60_000, name: 'pg-concurrent', sourceSampleEvery: 1 });
     const db = new Kysely<any>({ dialect });
     const pidOf = async (trx: Kysely<any>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
     const alive = async (pid: number) => Number((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db)).rows[0]!.n) === 1;

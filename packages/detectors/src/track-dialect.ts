@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { GuardError, assertNumberOption, captureSource } from '@guard/core';
+import { GuardError, SOURCE_SAMPLE_EVERY, SOURCE_SAMPLE_FIRST, assertNumberOption, captureSource, shouldSampleSource } from '@guard/core';
 import type { CapturedSource, DbPoolTarget } from '@guard/core';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely';
 import type { Detector, DetectorContext, Finding } from './detector.js';
@@ -55,8 +55,14 @@ export interface TrackDialectOptions {
   readonly maxPoolSize?: number;
   /** A connection held longer than this is a `connection_orphan` (critical), reported with its acquiring stack. Default 30000. */
   readonly leakThresholdMs?: number;
-  /** Capture the acquiring stack (lazily formatted, HikariCP-style). Default true. */
+  /**
+   * Capture the acquiring stack (lazily formatted, HikariCP-style), sampled so it can stay on: the pool's first 16
+   * checkouts, then one in `sourceSampleEvery` at random. A finding of an unsampled checkout points at the latest
+   * sampled one (`details.sourceSampled: true`). Default true.
+   */
   readonly traceSources?: boolean;
+  /** One checkout in this many captures its stack after the first 16; 1 captures every checkout. Default 64. */
+  readonly sourceSampleEvery?: number;
   /**
    * The `pg` pool behind a `PostgresDialect` (or a function returning the current one, when the dialect is
    * re-created by `dispose`): adds pool counts to detections and lets `release` destroy an orphaned client.
@@ -128,6 +134,10 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
   readonly leakThresholdMs: number;
   readonly #rollbackTimeoutMs: number;
   readonly #traceSources: boolean;
+  readonly #sampleEvery: number;
+  #acquires = 0;
+  /** The latest sampled checkout stack: what an unsampled checkout's finding points at (`sourceSampled: true`). */
+  #lastSource: CapturedSource | undefined;
   readonly #pgPool: TrackDialectOptions['pgPool'];
   readonly #checkouts = new Map<string, Checkout>();
   readonly #drivers = new Set<TrackingDriver>();
@@ -148,6 +158,8 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     assertNumberOption('leakThresholdMs', this.leakThresholdMs, { min: 1 });
     assertNumberOption('rollbackTimeoutMs', this.#rollbackTimeoutMs, { min: 1 });
     this.#traceSources = options.traceSources ?? true;
+    this.#sampleEvery = options.sourceSampleEvery ?? SOURCE_SAMPLE_EVERY;
+    assertNumberOption('sourceSampleEvery', this.#sampleEvery, { min: 1, integer: true });
     this.#pgPool = options.pgPool;
     this.#base = base;
     this.#factory = factory;
@@ -185,13 +197,21 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     for (const c of this.#checkouts.values()) {
       const heldMs = now - c.acquiredAt;
       if (heldMs < this.leakThresholdMs) break; // oldest first: the rest are younger
+      const source = c.source ?? this.#lastSource;
       c.finding ??= {
         pattern: 'connection_orphan',
         severity: 'critical',
         resourceId: c.id,
         message: `connection ${c.id} held for ${heldMs} ms${c.inTransaction ? ' in an open transaction' : ''} (leakThresholdMs ${this.leakThresholdMs})`,
-        details: { pool: this.name, heldMs, acquiredAt: c.acquiredAt, inTransaction: c.inTransaction, leakThresholdMs: this.leakThresholdMs },
-        source: c.source?.frames(),
+        details: {
+          pool: this.name,
+          heldMs,
+          acquiredAt: c.acquiredAt,
+          inTransaction: c.inTransaction,
+          leakThresholdMs: this.leakThresholdMs,
+          ...(c.source === undefined && source !== undefined ? { sourceSampled: true } : {}),
+        },
+        source: source?.frames(),
       };
       findings.push(c.finding);
     }
@@ -241,6 +261,7 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
 
   /** @internal */
   onAcquire(driver: TrackingDriver, inner: DatabaseConnection, source: CapturedSource | undefined): Checkout {
+    if (source !== undefined) this.#lastSource = source;
     const c: Checkout = { id: `${this.name}:conn_${++this.#next}`, driver, inner, acquiredAt: Date.now(), source, inTransaction: false, released: false };
     this.#checkouts.set(c.id, c);
     this.#metrics?.dbConnectionsActive.inc();
@@ -257,6 +278,11 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
   /** @internal */
   get traceSources(): boolean {
     return this.#traceSources;
+  }
+
+  /** @internal True when this checkout should capture its stack: the first 16 of the pool, then ~1 in 64. */
+  sampleSource(): boolean {
+    return this.#traceSources && shouldSampleSource(this.#acquires++, SOURCE_SAMPLE_FIRST, this.#sampleEvery);
   }
 
   #end(c: Checkout): void {
@@ -368,7 +394,7 @@ class TrackingDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const source = this.#tracker.traceSources ? captureSource({ skip: TrackingDriver.prototype.acquireConnection, limit: 8 }) : undefined;
+    const source = this.#tracker.sampleSource() ? captureSource({ skip: TrackingDriver.prototype.acquireConnection, limit: 8, depth: 10 }) : undefined;
     while (this.#gate) await this.#gate;
     // The wrapped pool.connect fills this checkout's own slot: concurrent checkouts cannot swap clients.
     const slot: ClientSlot = {};

@@ -161,6 +161,33 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     await chain.close();
   });
 
+  it('finds a slow consumer written to only by ws.send directly (the rotating buffer sweep), and forgets it once drained', async () => {
+    await using fx = await wsFixture();
+    await using tracker = new WebSocketTracker(fx.wss, { maxBufferedBytes: 256 * 1024, pingIntervalMs: 0 });
+    const { client, server } = await fx.connect();
+    client.pause();
+    const payload = 'x'.repeat(256 * 1024);
+    for (let i = 0; i < 64 && server.bufferedAmount <= 256 * 1024; i++) {
+      server.send(payload);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(tracker.scan(Date.now()).filter((f) => f.pattern === 'slow_consumer').map((f) => f.resourceId)).toEqual([tracker.connectionId(server)]);
+    client.resume();
+    await until(() => server.bufferedAmount === 0);
+    expect(tracker.scan(Date.now())).toEqual([]);
+  });
+
+  it('reports exactly the connections whose unacked messages are overdue, and none after forget()', async () => {
+    await using tracker = new WebSocketTracker(undefined, { pingIntervalMs: 0, ackTimeoutMs: 10, traceSources: false });
+    const sockets = Array.from({ length: 3 }, () => ({ readyState: 1, bufferedAmount: 0, on() {}, off() {}, send() {}, ping() {}, close() {}, terminate() {} }) as unknown as WebSocket);
+    for (const ws of sockets) tracker.send(ws, { n: 1 });
+    const now = Date.now();
+    expect(tracker.scan(now + 5)).toEqual([]);
+    expect(tracker.scan(now + 50).map((f) => f.resourceId).sort()).toEqual(sockets.map((ws) => tracker.connectionId(ws)).sort());
+    tracker.forget(tracker.connectionId(sockets[0]!)!);
+    expect(tracker.scan(now + 50)).toHaveLength(2);
+  });
+
   it('tracks connections made before it, validates options and refuses use after close', async () => {
     await using fx = await wsFixture();
     const { server } = await fx.connect();

@@ -1,4 +1,4 @@
-import { assertNumberOption, assertOpen, captureSource, closeOnce, silentLogger, unrefInterval } from '@guard/core';
+import { assertNumberOption, assertOpen, captureSource, closeOnce, shouldSampleSource, silentLogger, unrefInterval } from '@guard/core';
 import type { CapturedSource, Logger, WebSocketTarget } from '@guard/core';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Detector, DetectorContext, Finding } from './detector.js';
@@ -45,6 +45,9 @@ interface Connection {
   awaitingPong: boolean;
   missedPongs: number;
   closedAt: number | undefined;
+  /** `send` calls so far (drives source sampling) and the latest sampled call site. */
+  sends: number;
+  lastSource: CapturedSource | undefined;
 }
 
 /**
@@ -69,6 +72,7 @@ const CLOSE_INTERNAL_ERROR = 1011;
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 /** Sockets that already carry a tracker's error listener (a socket tracked by two trackers gets one). */
 const guarded = new WeakSet<WebSocket>();
+const SWEEP_PER_SCAN = 2_048;
 
 /**
  * C1: tracks the connections of a `ws` server. `send` adds an `id` to each JSON message and expects
@@ -96,6 +100,16 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   readonly #closedRetentionMs: number;
   readonly #connections = new Map<string, Connection>();
   readonly #byWs = new WeakMap<WebSocket, Connection>();
+  /** Connections with unacked messages: the only ones a scan checks for no_ack. */
+  readonly #waiting = new Set<Connection>();
+  /** Connections with missed pongs. */
+  readonly #missing = new Set<Connection>();
+  /** Closed connections kept for `closedRetentionMs`, in closing order. */
+  readonly #closing = new Set<Connection>();
+  /** Connections last seen with more than `maxBufferedBytes` buffered, re-checked by every scan until drained. */
+  readonly #slow = new Set<Connection>();
+  /** Where the rotating buffer sweep resumes (a live Map iterator survives inserts and deletes). */
+  #sweep: Iterator<Connection> | undefined;
   readonly #server: WebSocketServer | undefined;
   readonly #onConnection = (ws: WebSocket) => {
     this.track(ws);
@@ -149,6 +163,8 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       awaitingPong: false,
       missedPongs: 0,
       closedAt: undefined,
+      sends: 0,
+      lastSource: undefined,
     };
     this.#connections.set(connection.id, connection);
     this.#byWs.set(ws, connection);
@@ -164,6 +180,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
         () => {
           connection.awaitingPong = false;
           connection.missedPongs = 0;
+          this.#missing.delete(connection);
         },
       ],
       [
@@ -171,6 +188,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
         () => {
           connection.closedAt = Date.now();
           if (connection.pending.size === 0) this.#drop(connection);
+          else if (this.#connections.get(connection.id) === connection) this.#closing.add(connection);
         },
       ],
     );
@@ -200,15 +218,21 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     assertOpen(this.#closed, 'WebSocketTracker');
     const connection = this.#byWs.get(ws) ?? this.#connections.get(this.track(ws))!;
     const id = `m${++this.#nextMessage}`;
-    const source = this.#traceSources ? captureSource({ skip: WebSocketTracker.prototype.send, depth: 10 }) : undefined;
+    // sampled per connection (its first 16 sends, then ~1 in 64), so tracing can stay on
+    const source = this.#traceSources && shouldSampleSource(connection.sends++) ? captureSource({ skip: WebSocketTracker.prototype.send, depth: 10 }) : undefined;
+    if (source !== undefined) connection.lastSource = source;
     ws.send(JSON.stringify({ ...message, id }), callback); // throws while CONNECTING: nothing is recorded then
     const pending: Pending = { sentAt: Date.now(), source };
     connection.pending.set(id, pending);
     if (connection.oldest === undefined) {
       connection.oldest = pending;
       connection.oldestId = id;
+      this.#waiting.add(connection);
     }
-    if (ws.bufferedAmount > this.maxBufferedBytes) this.#trigger?.();
+    if (ws.bufferedAmount > this.maxBufferedBytes) {
+      this.#slow.add(connection);
+      this.#trigger?.();
+    }
     return id;
   }
 
@@ -244,50 +268,85 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     return this.#connections.has(resourceId);
   }
 
+  /**
+   * O(connections with unacked messages + with missed pongs + closing + over the buffer cap), not O(connections):
+   * a healthy connection costs nothing here. Buffers of connections that only `ws.send` writes to directly are
+   * checked by a rotating sweep of at most 2,048 connections per scan, on every ping round and after `send`.
+   */
   scan(now: number): Finding[] {
     const findings: Finding[] = [];
-    for (const connection of this.#connections.values()) {
-      if (connection.closedAt !== undefined) {
-        if (now - connection.closedAt >= this.#closedRetentionMs) this.#drop(connection);
-        continue;
-      }
+    for (const connection of this.#closing) {
+      if (now - connection.closedAt! < this.#closedRetentionMs) break;
+      this.#drop(connection);
+    }
+    for (const connection of this.#waiting) {
       const oldest = connection.oldest;
-      if (oldest !== undefined && now - oldest.sentAt >= this.ackTimeoutMs) {
-        let finding = connection.finding;
-        if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
-          const ageMs = now - oldest.sentAt;
-          finding = connection.finding = {
-            pattern: 'no_ack',
-            severity: 'critical',
-            resourceId: connection.id,
-            message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
-            details: { pending: connection.pending.size, oldestAgeMs: ageMs, oldestSentAt: oldest.sentAt, ackTimeoutMs: this.ackTimeoutMs },
-            source: oldest.source?.frames(),
-          };
-        }
-        findings.push(finding);
-      }
-      if (connection.missedPongs > 0) {
-        findings.push({
-          pattern: 'missed_pong',
-          severity: connection.missedPongs >= 2 ? 'critical' : 'warning',
-          resourceId: connection.id,
-          message: `${connection.missedPongs} ping(s) without a pong`,
-          details: { missedPongs: connection.missedPongs, pingIntervalMs: this.pingIntervalMs },
-        });
-      }
-      const buffered = connection.ws.bufferedAmount;
-      if (buffered > this.maxBufferedBytes) {
-        findings.push({
-          pattern: 'slow_consumer',
+      if (connection.closedAt !== undefined || oldest === undefined || now - oldest.sentAt < this.ackTimeoutMs) continue;
+      let finding = connection.finding;
+      if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
+        const ageMs = now - oldest.sentAt;
+        // an unsampled message points at the connection's latest sampled send (sourceSampled: true)
+        const source = oldest.source ?? connection.lastSource;
+        finding = connection.finding = {
+          pattern: 'no_ack',
           severity: 'critical',
           resourceId: connection.id,
-          message: `${buffered} bytes buffered (cap ${this.maxBufferedBytes})`,
-          details: { bufferedAmount: buffered, maxBufferedBytes: this.maxBufferedBytes, pending: connection.pending.size },
-        });
+          message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
+          details: {
+            pending: connection.pending.size,
+            oldestAgeMs: ageMs,
+            oldestSentAt: oldest.sentAt,
+            ackTimeoutMs: this.ackTimeoutMs,
+            ...(oldest.source === undefined && source !== undefined ? { sourceSampled: true } : {}),
+          },
+          source: source?.frames(),
+        };
       }
+      findings.push(finding);
+    }
+    for (const connection of this.#missing) {
+      if (connection.closedAt !== undefined) continue;
+      findings.push({
+        pattern: 'missed_pong',
+        severity: connection.missedPongs >= 2 ? 'critical' : 'warning',
+        resourceId: connection.id,
+        message: `${connection.missedPongs} ping(s) without a pong`,
+        details: { missedPongs: connection.missedPongs, pingIntervalMs: this.pingIntervalMs },
+      });
+    }
+    this.#sweepBuffers(SWEEP_PER_SCAN);
+    for (const connection of this.#slow) {
+      const buffered = connection.ws.bufferedAmount;
+      if (buffered <= this.maxBufferedBytes) {
+        this.#slow.delete(connection);
+        continue;
+      }
+      if (connection.closedAt !== undefined) continue;
+      findings.push({
+        pattern: 'slow_consumer',
+        severity: 'critical',
+        resourceId: connection.id,
+        message: `${buffered} bytes buffered (cap ${this.maxBufferedBytes})`,
+        details: { bufferedAmount: buffered, maxBufferedBytes: this.maxBufferedBytes, pending: connection.pending.size },
+      });
     }
     return findings;
+  }
+
+  /** Checks the buffers of up to `budget` connections, resuming where the last sweep stopped. */
+  #sweepBuffers(budget: number): void {
+    const max = this.maxBufferedBytes;
+    for (let i = 0; i < budget; i++) {
+      let next = (this.#sweep ??= this.#connections.values()).next();
+      if (next.done) {
+        this.#sweep = undefined;
+        if (i === 0) return;
+        next = (this.#sweep = this.#connections.values()).next();
+        if (next.done) return;
+      }
+      const connection = next.value;
+      if (connection.closedAt === undefined && connection.ws.bufferedAmount > max) this.#slow.add(connection);
+    }
   }
 
   close(resourceId: string, code: number, reason: string): boolean;
@@ -367,8 +426,12 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   }
 
   #drop(connection: Connection): void {
+    this.#waiting.delete(connection);
+    this.#missing.delete(connection);
+    this.#closing.delete(connection);
+    this.#slow.delete(connection);
     connection.pending.clear();
-    connection.oldest = connection.oldestId = connection.finding = undefined;
+    connection.oldest = connection.oldestId = connection.finding = connection.lastSource = undefined;
     this.#connections.delete(connection.id);
     if (this.#byWs.get(connection.ws) === connection) this.#byWs.delete(connection.ws);
   }
@@ -391,7 +454,10 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
         connection.oldestId = next.done ? undefined : next.value[0];
         connection.oldest = next.done ? undefined : next.value[1];
       }
-      if (connection.pending.size === 0) this.#trigger?.();
+      if (connection.pending.size === 0) {
+        this.#waiting.delete(connection);
+        this.#trigger?.();
+      }
     }
   }
 
@@ -400,8 +466,10 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       if (connection.closedAt !== undefined || connection.ws.readyState !== OPEN) continue;
       if (connection.awaitingPong) {
         connection.missedPongs++;
+        this.#missing.add(connection);
         this.#trigger?.();
       }
+      if (connection.ws.bufferedAmount > this.maxBufferedBytes) this.#slow.add(connection);
       connection.awaitingPong = true;
       try {
         connection.ws.ping();
