@@ -379,7 +379,7 @@ export class ChaosLab {
           },
           detected: this.#detection('eventbus'),
           // Only listeners whose owner was collected are removable (C2 never removes a live owner's listener).
-          remediated: this.#sanitized('eventbus'),
+          remediated: this.#sanitized('eventbus', () => 'app-bus#stale'),
           recovered: () => {
             const count = guard.appBus.listenerCount(event);
             return count < guard.emitters.leakThreshold ? { at: Date.now(), by: `${count} listeners left on ${event}` } : undefined;
@@ -434,7 +434,7 @@ export class ChaosLab {
             void guard.downstreamBreaker.execute((signal) => fetch(`http://127.0.0.1:${this.#proxy.port}/score?text=probe`, { signal })).catch(() => {});
           },
           detected: this.#detection('circuit', 'half_open_orphan'),
-          remediated: this.#sanitized('circuit'),
+          remediated: this.#sanitized('circuit', () => guard.downstreamBreaker.name),
           // Without the guard the hung probe holds the breaker half-open for 60 s; traffic is what probes it again.
           recovered: async () => {
             if (backAt === undefined) return undefined;
@@ -483,7 +483,7 @@ export class ChaosLab {
             for (let i = 0; i < 20; i++) guard.contexts.open('leaky-request');
           },
           detected: this.#detection('context'),
-          remediated: this.#sanitized('context'),
+          remediated: this.#sanitized('context', () => 'leaky-request'),
           recovered: () => (guard.contexts.openCount <= before ? { at: Date.now(), by: `${guard.contexts.openCount} contexts open (${before} before)` } : undefined),
         };
       }
