@@ -14,7 +14,10 @@ export type {
   CacheStatus,
   RestartDecision,
   ShutdownHook,
+  FleetRestartWait,
 } from './memory-guardrail.js';
+export { PostgresRestartLease, createLocalRestartGate } from './fleet-restart-lease.js';
+export type { RestartGate, RestartGateDecision, RestartGateOptions, PostgresRestartLeaseOptions } from './fleet-restart-lease.js';
 export type { RestartReason, RestartRecord } from './restart-budget.js';
 export { processMemorySampler } from './memory-sampler.js';
 export type { MemorySampler, MemoryUsageSample, CacheProbe, Clock } from './memory-sampler.js';

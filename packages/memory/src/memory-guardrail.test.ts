@@ -345,7 +345,7 @@ describe('MemoryGuardrail events, metrics and report', () => {
     expect(at(report.series[0]!.at)).toBeCloseTo(200, 6);
     expect(at(report.series.at(-1)!.at)).toBeCloseTo(260, 6);
     expect(report.status).toBe('warning');
-    expect(report.restart).toEqual({ autoRestart: false, inProgress: false, last: null, lastFailed: null, retryAfterMs: 0 });
+    expect(report.restart).toEqual({ autoRestart: false, inProgress: false, last: null, lastFailed: null, retryAfterMs: 0, fleetWait: null });
     expect(JSON.parse(JSON.stringify(report)).series).toHaveLength(11);
     await guardrail.close();
   });

@@ -10,6 +10,7 @@ import { processMemorySampler } from './memory-sampler.js';
 import type { CacheProbe, Clock, MemorySampler } from './memory-sampler.js';
 import { fitFromSums } from './regression.js';
 import { RestartBudget } from './restart-budget.js';
+import type { RestartGate } from './fleet-restart-lease.js';
 import type { RestartReason, RestartRecord } from './restart-budget.js';
 import { SnapshotRing } from './snapshot-ring.js';
 
@@ -17,6 +18,10 @@ declare module '@guard/core' {
   interface GuardErrorCodes {
     /** The restart state file could not be written, so the restart was not started. */
     RESTART_STATE_ERROR: true;
+    /** The fleet restart lease's database cannot be reached (transient). */
+    STORE_UNAVAILABLE: true;
+    /** The fleet restart lease's database failed otherwise. */
+    STORE_ERROR: true;
     /** `setThresholds` got an unknown field or a value out of range (`details.field` names it). */
     INVALID_THRESHOLD: true;
   }
@@ -167,6 +172,8 @@ export interface MemoryRestartNotice {
   readonly outcome: 'started' | 'skipped' | 'failed';
   /** With `skipped`: how long until the restart budget allows one again. With `failed`: the same, from now. */
   readonly retryAfterMs?: number;
+  /** With `skipped`: `cooldown` (this replica's budget) or `fleet_budget` (waiting for the fleet's restart gate). */
+  readonly skipped?: 'cooldown' | 'fleet_budget';
   /** With `failed`: why (`survived` the terminate, or `terminate_threw`). */
   readonly failure?: 'survived' | 'terminate_threw';
   readonly at: number;
@@ -178,10 +185,28 @@ export type RestartDecision =
   | {
       readonly restarted: false;
       readonly reason: RestartReason;
-      readonly skipped: 'cooldown' | 'in_progress';
+      /** `fleet_budget`: the fleet's restart gate said wait (other replicas are restarting, or the window is used). */
+      readonly skipped: 'cooldown' | 'in_progress' | 'fleet_budget';
       readonly retryAfterMs: number;
       readonly lastRestartAt?: number;
+      /** With `fleet_budget`: the replicas restarting now. */
+      readonly holders?: readonly string[];
     };
+
+/**
+ * A restart that waits for the fleet's restart gate (shown in `/self-check` and the report).
+ *
+ * @example
+ * const waiting = guardrail.report().restart.fleetWait; // { since, reason, blockedBy, retryAfterMs, holders } | null
+ */
+export interface FleetRestartWait {
+  /** Epoch ms of the first refusal of this wait. */
+  readonly since: number;
+  readonly reason: RestartReason;
+  readonly blockedBy: 'max_unavailable' | 'window';
+  readonly retryAfterMs: number;
+  readonly holders: readonly string[];
+}
 
 /** A shutdown hook: close servers, flush buffers. It gets a signal that aborts at the shutdown deadline. */
 export type ShutdownHook = (signal: AbortSignal) => void | Promise<void>;
@@ -220,6 +245,8 @@ export interface MemoryReport {
     readonly lastFailed: { readonly reason: RestartReason; readonly at: number; readonly failure: 'survived' | 'terminate_threw' } | null;
     /** 0 when a restart is allowed now. */
     readonly retryAfterMs: number;
+    /** Set while an advised restart waits for the fleet's restart gate. */
+    readonly fleetWait: FleetRestartWait | null;
   };
   readonly lastHeapSnapshot: { readonly path: string; readonly at: number } | null;
   readonly checkIntervalMs: number;
@@ -265,6 +292,18 @@ export interface MemoryGuardrailOptions extends MetricsOptions {
   readonly restartCooldownMs?: number;
   /** File that remembers the last restart time across restarts. Without it the budget lives in memory only. */
   readonly restartStateFile?: string;
+  /**
+   * Fleet mode: asked before every restart (after this replica's own cooldown allows one), so at most
+   * `maxUnavailable` replicas restart at once (e.g. a `PostgresRestartLease`). A refused restart waits and is tried
+   * again at the next check; the wait shows in `/self-check` and the log.
+   */
+  readonly restartGate?: RestartGate;
+  /**
+   * RSS at or above `rssThresholdMb` x this ratio restarts even when the fleet gate says wait (the slot is still
+   * recorded): that close to the limit the OOM killer would end the process uncontrolled anyway. Manual restarts
+   * never wait either. Default 1.2; `Infinity` makes every automatic restart wait for the gate.
+   */
+  readonly forceRestartRatio?: number;
   /** Deadline for the shutdown hooks. Default 10 000. */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -344,6 +383,9 @@ export class MemoryGuardrail implements AsyncDisposable {
   readonly #logger: Logger;
   readonly #metrics: MemoryMetrics;
   readonly #budget: RestartBudget;
+  readonly #gate: RestartGate | undefined;
+  readonly #forceRestartRatio: number;
+  #fleetWait: FleetRestartWait | null = null;
   readonly #ring: SnapshotRing<MemorySnapshot>;
   readonly #probes = new Map<string, CacheProbe>();
   readonly #hooks = new Set<ShutdownHook>();
@@ -411,6 +453,12 @@ export class MemoryGuardrail implements AsyncDisposable {
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
     this.#budget = new RestartBudget({ file: options.restartStateFile, cooldownMs: restartCooldownMs, logger: this.#logger });
+    if (options.restartGate !== undefined && (typeof options.restartGate !== 'object' || typeof options.restartGate.acquire !== 'function')) {
+      throw new GuardError('INVALID_OPTION', 'restartGate must implement RestartGate', { details: { field: 'restartGate' } });
+    }
+    this.#gate = options.restartGate;
+    this.#forceRestartRatio = options.forceRestartRatio ?? 1.2;
+    if (this.#forceRestartRatio !== Infinity) assertNumberOption('forceRestartRatio', this.#forceRestartRatio, { min: 1 });
     const capacity = Math.min(100_000, Math.max(2, Math.ceil(this.#retentionMs / this.#checkIntervalMs) + 1));
     this.#ring = new SnapshotRing(capacity);
     for (const [name, probe] of Object.entries(options.cacheProbes ?? {})) this.addCacheProbe(name, probe);
@@ -633,6 +681,7 @@ export class MemoryGuardrail implements AsyncDisposable {
         last: allowance.last ?? null,
         lastFailed: this.#lastFailedRestart,
         retryAfterMs: allowance.retryAfterMs,
+        fleetWait: this.#fleetWait,
       },
       lastHeapSnapshot: this.#lastHeapSnapshot,
       checkIntervalMs: this.#checkIntervalMs,
@@ -656,23 +705,35 @@ export class MemoryGuardrail implements AsyncDisposable {
     const now = this.#clock();
     if (this.#restartInProgress) return { restarted: false, reason, skipped: 'in_progress', retryAfterMs: 0 };
     this.#restartInProgress = true;
+    let lease: string | undefined;
+    // The fleet is asked only when this replica's own cooldown would allow the restart (the claim below decides).
+    if (this.#gate && this.#budget.check(now).allowed) {
+      const waited = await this.#askFleet(reason, now);
+      if (!waited.granted) {
+        this.#restartInProgress = false;
+        return waited.decision;
+      }
+      lease = waited.leaseId;
+    }
     let claim;
     try {
       claim = await this.#budget.claim(now, reason);
     } catch (error) {
       this.#restartInProgress = false;
+      this.#releaseLease(lease);
       throw new GuardError('RESTART_STATE_ERROR', `cannot persist the restart time, restart not started: ${(error as Error).message}`, {
         cause: error,
       });
     }
     if (!claim.allowed) {
       this.#restartInProgress = false;
+      this.#releaseLease(lease);
       this.#metrics.restartsSkipped.inc({ name: this.name });
       this.#logger.warn(
         { guardrail: this.name, reason, retryAfterMs: claim.retryAfterMs, lastRestartAt: claim.last?.lastRestartAt },
         'memory guardrail restart skipped: restart budget used',
       );
-      this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', retryAfterMs: claim.retryAfterMs, at: now });
+      this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', skipped: 'cooldown', retryAfterMs: claim.retryAfterMs, at: now });
       return {
         restarted: false,
         reason,
@@ -695,6 +756,39 @@ export class MemoryGuardrail implements AsyncDisposable {
         this.#logger.error({ err: error, guardrail: this.name }, 'memory guardrail restart failed');
       });
     return { restarted: true, reason, at: now };
+  }
+
+  /** Asks the fleet's restart gate; a refusal becomes a `fleet_budget` skip, logged and shown in the report. */
+  async #askFleet(reason: RestartReason, now: number): Promise<{ granted: true; leaseId: string | undefined } | { granted: false; decision: RestartDecision }> {
+    const rss = this.#latest?.snapshot.rssBytes ?? 0;
+    const force = reason === 'manual' || rss >= this.#rssThresholdMb * BYTES_PER_MB * this.#forceRestartRatio;
+    let answer;
+    try {
+      answer = await this.#gate!.acquire({ reason, force });
+    } catch (error) {
+      // A gate that fails is not a reason to keep a leaking process: fall back to this replica's own budget.
+      this.#logger.warn({ err: error, guardrail: this.name, reason }, 'fleet restart gate failed; restarting on this replica\'s own budget');
+      answer = { granted: true as const, degraded: true };
+    }
+    if (answer.granted) {
+      if (this.#fleetWait) this.#logger.info({ guardrail: this.name, reason, waitedMs: now - this.#fleetWait.since }, 'fleet restart gate granted the restart');
+      this.#fleetWait = null;
+      if (answer.forced) this.#logger.warn({ guardrail: this.name, reason, rssBytes: rss }, 'restarting over the fleet restart budget (manual, or RSS past the hard margin)');
+      return { granted: true, leaseId: answer.leaseId };
+    }
+    this.#fleetWait = { since: this.#fleetWait?.since ?? now, reason, blockedBy: answer.blockedBy, retryAfterMs: answer.retryAfterMs, holders: answer.holders };
+    this.#metrics.restartsSkipped.inc({ name: this.name });
+    this.#logger.warn(
+      { guardrail: this.name, reason, blockedBy: answer.blockedBy, retryAfterMs: answer.retryAfterMs, holders: answer.holders, waitingSince: this.#fleetWait.since },
+      'memory guardrail restart waits: the fleet restart budget is in use',
+    );
+    this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', skipped: 'fleet_budget', retryAfterMs: answer.retryAfterMs, at: now });
+    return { granted: false, decision: { restarted: false, reason, skipped: 'fleet_budget', retryAfterMs: answer.retryAfterMs, holders: answer.holders } };
+  }
+
+  #releaseLease(leaseId: string | undefined): void {
+    if (leaseId === undefined || !this.#gate) return;
+    this.#gate.release(leaseId).catch((error: unknown) => this.#logger.warn({ err: error, guardrail: this.name }, 'releasing the fleet restart slot failed; it frees itself at its deadline'));
   }
 
   /** Stops the timer; waits for a restart in progress. Idempotent; later calls reject with `CLOSED`. */

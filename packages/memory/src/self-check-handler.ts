@@ -130,6 +130,8 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
       inProgress: restart.inProgress,
       lastRestartAt: restart.last?.lastRestartAt ?? null,
       retryAfterMs: restart.retryAfterMs,
+      // Fleet mode: an advised restart waiting for the fleet's restart budget says so here.
+      waitingForFleet: restart.fleetWait,
     };
   };
 
