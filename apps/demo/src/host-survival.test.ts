@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { generateHostileCases, sendAll, sendCase, type HostileCase, type Outcome } from './survival/hostile-http.js';
+import { RAW_REQUESTS, RAW_UNFINISHED, generateHostileCases, sendAll, sendCase, sendRaw, type HostileCase, type Outcome } from './survival/hostile-http.js';
 import { PartitionProxy } from './survival/partition-proxy.js';
 import { encodeFrame, openRawWebSocket } from './survival/raw-websocket.js';
 import { ADMIN_TOKEN, spawnDemo, type DemoProcess } from './test-support.js';
@@ -192,6 +192,15 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     expect(figures.fiveXx, problems.join('\n')).toBe(0);
     expect(figures.hangs, problems.join('\n')).toBe(0);
     expect(figures.unexpectedResets, problems.join('\n')).toBe(0);
+    // Malformed HTTP no client library writes: a 4xx or a closed connection, never a 5xx, never a hang.
+    const [raw, unfinished] = await Promise.all([
+      Promise.all(RAW_REQUESTS.map((text) => sendRaw(port, text, HANG_MS))),
+      Promise.all(RAW_UNFINISHED.map((text) => sendRaw(port, text, 1_000))),
+    ]);
+    expect(unfinished.map((o) => o.error)).toEqual(RAW_UNFINISHED.map(() => 'NO_ANSWER')); // the server waits for the rest, as it should
+    raw.forEach((outcome, i) => judge(`raw ${JSON.stringify(RAW_REQUESTS[i]!.slice(0, 60))}`, outcome, true));
+    expect(raw.filter((o) => o.status !== undefined).every((o) => o.status! >= 400 && o.status! < 500), JSON.stringify(raw)).toBe(true);
+    expect(figures.fiveXx + figures.hangs, problems.join('\n')).toBe(0);
     // No hostile request could write to the immune log: writes need GUARD_IMMUNE_WRITE_TOKEN.
     expect(outcomes.filter((o, i) => o.status === 201 && cases[i]!.path.startsWith('/api/immune'))).toHaveLength(0);
     const unsigned = await fetch(`${demo.url}/api/immune/event`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"severity":"CRITICAL","type":"ERROR_SPIKE","message":"forged"}' });

@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 
 /** One generated request. `mayReset`: the server may close before reading it all (huge body, unparsable request). */
 export interface HostileCase {
@@ -188,4 +189,51 @@ export async function sendAll(port: number, cases: readonly HostileCase[], concu
   );
   agent.destroy();
   return outcomes;
+}
+
+/** Requests no HTTP client library will write: unknown methods, bad versions, broken framing, NUL bytes. */
+export const RAW_REQUESTS: readonly string[] = [
+  'FOO / HTTP/1.1\r\nHost: x\r\n\r\n',
+  'GET / HTTP/9.9\r\nHost: x\r\n\r\n',
+  'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n',
+  'GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\0b\r\n\r\n',
+  'GET / HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n',
+  'POST /api/analyses HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello',
+  'POST /api/analyses HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n',
+  'POST /api/analyses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n',
+  'POST /api/analyses HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+  'GET / HTTP/1.1\r\nHost: x\r\n' + `X-Long: ${'a'.repeat(20_000)}\r\n\r\n`,
+  'GET / HTTP/1.1\r\n' + 'X-Many: 1\r\n'.repeat(3_000) + '\r\n',
+  'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 99\r\n\r\n',
+  'GET /elsewhere HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+];
+
+/** Requests that never finish their head: the server rightly waits for more (its headers timeout ends them). */
+export const RAW_UNFINISHED: readonly string[] = ['\r\n\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\n'];
+
+/** Writes `text` on a fresh connection; resolves with the status code it got, or the error when the server closed. */
+export function sendRaw(port: number, text: string, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const socket = connect(port, '127.0.0.1');
+    let out = '';
+    let settled = false;
+    const done = (outcome: Omit<Outcome, 'ms'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ...outcome, ms: performance.now() - started });
+    };
+    const timer = setTimeout(() => done({ error: 'NO_ANSWER' }), timeoutMs);
+    socket.on('error', (error: NodeJS.ErrnoException) => done({ error: error.code ?? error.message }));
+    socket.on('data', (chunk: Buffer) => {
+      out += chunk.toString('latin1');
+      const head = /^HTTP\/1\.1 (\d{3})[^\r]*\r\n([\s\S]*?)\r\n\r\n/.exec(out);
+      if (head) done({ status: Number(head[1]), retryAfter: /^retry-after: *(\S+)/im.exec(head[2]!)?.[1] });
+    });
+    socket.on('close', () => done({ error: 'CLOSED' }));
+    socket.write(text);
+  });
 }
