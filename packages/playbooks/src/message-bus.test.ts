@@ -278,7 +278,11 @@ describe('MessageBus', () => {
     bus.blacklist(CANARY_ACTOR);
     expect(bus.canary()).toMatchObject({ delivered: false, outcome: 'blacklisted' });
     bus.unblacklist(CANARY_ACTOR);
+    expect(bus.canary().delivered).toBe(true);
+    // The canary's subscriber is the bus's own: not counted, but re-attached by a restart like any other.
     expect(bus.health().subscribers).toBe(0);
+    expect(bus.restart().subscribersReattached).toBe(1);
+    expect(bus.canary().delivered).toBe(true);
     await bus.close();
     expect(bus.canary()).toMatchObject({ delivered: false, outcome: 'closed' });
   });

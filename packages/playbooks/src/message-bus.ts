@@ -56,7 +56,7 @@ export interface MessageBusRestartReport {
   readonly restarts: number;
   /** Cached ACL decisions dropped (re-decided lazily from the rules). */
   readonly routesDropped: number;
-  /** Subscriptions re-attached to the new emitter (violation listeners included). */
+  /** Subscriptions re-attached to the new emitter (violation listeners and the canary's included). */
   readonly subscribersReattached: number;
   readonly topics: number;
   /** Blacklist entries and rate limits that outlived the restart (expired ones are dropped). */
@@ -202,6 +202,8 @@ export class MessageBus implements AsyncDisposable {
   #restarts = 0;
   #listenerErrors = 0;
   #subscribers = 0;
+  #canaryAttached = false;
+  #canaryReceived: unknown;
   #delivered = 0;
   #noSubscribers = 0;
   #denied = 0;
@@ -476,8 +478,10 @@ export class MessageBus implements AsyncDisposable {
 
   /**
    * Publishes a canary through the real publish path (blacklist, rate limits, ACL decision, dispatch) as
-   * the reserved {@link CANARY_ACTOR} on {@link CANARY_TOPIC}, and reports whether its one-shot subscriber
-   * received it. False on a closed bus, or when a rate limit (e.g. a topic-wide `**` limit) swallows it.
+   * the reserved {@link CANARY_ACTOR} on {@link CANARY_TOPIC}, and reports whether the bus's own canary
+   * subscriber received it. That subscriber is created on the first call and lives like any other
+   * subscription (a {@link restart} must re-attach it), but is not counted in `health().subscribers`.
+   * False on a closed bus, or when a rate limit (e.g. a topic-wide `**` limit) swallows the canary.
    *
    * @example
    * if (!bus.canary().delivered) alert('message bus does not deliver');
@@ -485,17 +489,16 @@ export class MessageBus implements AsyncDisposable {
   canary(): CanaryResult {
     const t0 = performance.now();
     if (this.#closed) return { delivered: false, outcome: 'closed', latencyMs: 0 };
-    const nonce = {};
-    let received = false;
-    const off = this.subscribe(CANARY_TOPIC, (payload) => {
-      if (payload === nonce) received = true;
-    });
-    try {
-      const outcome = this.publish(CANARY_ACTOR, CANARY_TOPIC, nonce);
-      return { delivered: received && outcome === 'delivered', outcome, latencyMs: performance.now() - t0 };
-    } finally {
-      off();
+    if (!this.#canaryAttached) {
+      this.subscribe(CANARY_TOPIC, (payload) => void (this.#canaryReceived = payload));
+      this.#subscribers--;
+      this.#canaryAttached = true;
     }
+    const nonce = {};
+    const outcome = this.publish(CANARY_ACTOR, CANARY_TOPIC, nonce);
+    const delivered = this.#canaryReceived === nonce && outcome === 'delivered';
+    this.#canaryReceived = undefined;
+    return { delivered, outcome, latencyMs: performance.now() - t0 };
   }
 
   /**

@@ -272,7 +272,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     const dryRun = options.dryRun ?? this.#dryRun;
     const runId = createId('run');
     const now = this.#now();
-    const key = playbook.concurrencyKey === undefined ? '' : String(resolveParams(playbook.concurrencyKey, { event: data, playbook: { name: playbook.name } }) ?? '');
+    const key = runKey(playbook, data);
     const id = slot(playbook.name, key);
     if (!dryRun) {
       if (this.#running.has(id)) return Promise.resolve(this.#skip(playbook, runId, key, 'running', options.reason, now));
@@ -727,6 +727,14 @@ interface RunContext {
   readonly steps: Record<string, { outcome: StepOutcome; output?: unknown }>;
   readonly playbook: { readonly name: string };
   readonly run: { readonly id: string; readonly key: string; readonly reason?: string };
+}
+
+/** The resolved `concurrency_key` ('' without one; objects as JSON, so two different values never share a key). */
+function runKey(playbook: Playbook, data: Readonly<Record<string, unknown>>): string {
+  if (playbook.concurrencyKey === undefined) return '';
+  const value: unknown = resolveParams(playbook.concurrencyKey, { event: data, playbook: { name: playbook.name } });
+  if (value === undefined || value === null) return '';
+  return typeof value === 'object' ? JSON.stringify(value) : String(value as string | number | boolean);
 }
 
 function slot(name: string, key: string): string {

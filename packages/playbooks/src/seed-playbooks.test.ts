@@ -57,7 +57,7 @@ describe('message_bus_acl_violation_fix.yaml', () => {
     expect(messageBus.health()).toMatchObject({ restarts: 1, rateLimits: [], actorRateLimits: [expect.objectContaining({ actor: 'flood', topic: 'orders.refund', ratePerSec: 1 })] });
     for (let i = 0; i < 30; i++) expect(messageBus.publish('api', 'orders.refund')).toBe('delivered');
     expect(delivered).toHaveLength(30);
-    expect(run!.steps[4]!.output).toMatchObject({ subscribersReattached: 2, blacklistKept: 3, canaryDelivered: true });
+    expect(run!.steps[4]!.output).toMatchObject({ subscribersReattached: 3, blacklistKept: 3, canaryDelivered: true });
     expect(followUps).toEqual([expect.objectContaining({ title: 'Review ACL violations of actor flood', queue: 'security', details: { actor: 'flood', offenders: ['flood', 'bot2', 'bot3'], topic: 'orders.refund', violations: 150 } })]);
     expect(steps.at(-1)).toMatchObject({ step: 'after', outcome: 'succeeded' });
     // The run notice (journaled by the immune bridge) carries every step's result.
