@@ -4,6 +4,15 @@ import type { ListenPoolLike } from './pg-listener.js';
 import { PgNotificationListener } from './pg-listener.js';
 import './declarations.js';
 
+declare module '@guard/core' {
+  interface GuardErrorCodes {
+    /** The fleet's database cannot be reached (refused, reset, terminated, timed out); transient. */
+    STORE_UNAVAILABLE: true;
+    /** The fleet's database failed otherwise; `cause` holds the driver's error. */
+    STORE_ERROR: true;
+  }
+}
+
 /**
  * What a fleet decision does: refuse an actor, limit a topic or an actor, or set the guard mode.
  *
