@@ -22,6 +22,10 @@ declare module '@guard/core' {
     NOT_OWNED: true;
     /** An action was registered twice, or a component/playbook name is taken. */
     DUPLICATE: true;
+    /** The fleet lock's or fleet decisions' database is unreachable (also declared by `./postgres`; here so the main entry's types have it). */
+    STORE_UNAVAILABLE: true;
+    /** The fleet lock's or fleet decisions' database failed otherwise. */
+    STORE_ERROR: true;
   }
   /**
    * A finished run's notice also carries every step's result (and the checks), so the immune bridge can
