@@ -1,169 +1,255 @@
-// Benchmarks for @guard/detectors: `pnpm --filter @guard/detectors bench` (after `build`).
+// Benchmarks for @guard/detectors, interleaved rounds with median ratios (scripts/bench-harness.mjs).
+// Run: pnpm --filter @guard/detectors build && pnpm --filter @guard/detectors bench
+// BENCH_HTTP_SECONDS=0 skips the autocannon section; BENCH_ROUNDS sets the rounds (default 9).
 import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { Bench } from 'tinybench';
-import { DummyDriver, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { WebSocket, WebSocketServer } from 'ws';
 import { GuardBus } from '@guard/core';
+import { interleave, loadLine, median, ratio, report } from '../../../scripts/bench-harness.mjs';
 import { DetectorChain, EventBusTracker, WebSocketTracker, createParasiteMiddleware, trackDialect } from '../dist/index.js';
 
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
-const fmtMs = (ms) => (ms >= 1 ? `${ms.toFixed(2)} ms` : ms >= 0.001 ? `${(ms * 1000).toFixed(2)} µs` : `${(ms * 1e6).toFixed(0)} ns`);
+console.log(`@guard/detectors benchmark, ${await loadLine()}, ${ROUNDS} interleaved rounds`);
+let ok = true;
+const check = (...args) => {
+  ok = report(...args) && ok;
+};
 
-// ---------- HTTP throughput: bare node:http vs node:http + middleware (servers in child processes) ----------
-// Both servers run side by side; autocannon alternates between them in ABBA order over 8 segments, so
-// bursts of load from other processes on the shared machine hit both alike. Each server gets
-// HTTP_SECONDS of measurement in total.
-async function start(mode) {
-  const child = fork(fileURLToPath(new URL('./server.mjs', import.meta.url)), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const { port } = await new Promise((resolve) => child.once('message', resolve));
-  return { child, url: `http://127.0.0.1:${port}/api/hello` };
+// ---------- per-call: listeners ----------
+{
+  const listener = () => {};
+  const plain = new EventEmitter();
+  const traced = new EventEmitter();
+  const untraced = new EventEmitter();
+  const tracedTracker = new EventBusTracker();
+  tracedTracker.track(traced);
+  const untracedTracker = new EventBusTracker({ traceSources: false });
+  untracedTracker.track(untraced);
+  const pair = (emitter) => (n) => {
+    for (let i = 0; i < n; i++) {
+      emitter.on('x', listener);
+      emitter.off('x', listener);
+    }
+  };
+  const result = await interleave(
+    {
+      'emitter.on + off (plain)': pair(plain),
+      'tracked on + off (traceSources: true)': pair(traced),
+      'tracked on + off (traceSources: false)': pair(untraced),
+    },
+    { rounds: ROUNDS },
+  );
+  check('listener on + off, per pair (C2 EventBusTracker, node:events)', result, [
+    { label: 'traced / plain', stat: ratio(result, 'tracked on + off (traceSources: true)', 'emitter.on + off (plain)'), target: 5 },
+    { label: 'untraced / plain', stat: ratio(result, 'tracked on + off (traceSources: false)', 'emitter.on + off (plain)') },
+  ]);
+  await tracedTracker.close();
+  await untracedTracker.close();
 }
-const servers = { bare: await start('bare'), middleware: await start('middleware') };
-for (const server of Object.values(servers)) await autocannon({ url: server.url, connections: 50, duration: 1 }); // warm-up
-const runs = { bare: [], middleware: [] };
-const order = ['bare', 'middleware', 'middleware', 'bare', 'bare', 'middleware', 'middleware', 'bare'];
-for (const mode of order) {
-  runs[mode].push(await autocannon({ url: servers[mode].url, connections: 50, pipelining: 1, duration: HTTP_SECONDS / 4 }));
+
+// ---------- per-call: sends on a real socket ----------
+{
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const sockets = [];
+  wss.on('connection', (ws) => sockets.push(ws));
+  const clients = [];
+  for (let i = 0; i < 3; i++) {
+    const client = new WebSocket(`ws://127.0.0.1:${wss.address().port}`);
+    // acks every message, as a healthy client does
+    client.on('message', (data) => {
+      const text = String(data);
+      const at = text.lastIndexOf('"id":"');
+      if (at >= 0) client.send(`{"type":"ack","id":"${text.slice(at + 6, text.indexOf('"', at + 6))}"}`);
+    });
+    await new Promise((resolve) => client.once('open', resolve));
+    clients.push(client);
+  }
+  while (sockets.length < 3) await new Promise((resolve) => setImmediate(resolve));
+  const traced = new WebSocketTracker(undefined, { pingIntervalMs: 0 });
+  const untraced = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: false });
+  const message = { type: 'price', value: 42 };
+  let n = 0;
+  const yieldEvery = async (i) => {
+    if (i % 64 === 63) await new Promise((resolve) => setImmediate(resolve)); // let acks and writes flow
+  };
+  const result = await interleave(
+    {
+      'ws.send(JSON) untracked': async (count) => {
+        for (let i = 0; i < count; i++) {
+          sockets[0].send(JSON.stringify({ ...message, id: `m${++n}` }));
+          await yieldEvery(i);
+        }
+      },
+      'tracker.send (traceSources: true)': async (count) => {
+        for (let i = 0; i < count; i++) {
+          traced.send(sockets[1], message);
+          await yieldEvery(i);
+        }
+      },
+      'tracker.send (traceSources: false)': async (count) => {
+        for (let i = 0; i < count; i++) {
+          untraced.send(sockets[2], message);
+          await yieldEvery(i);
+        }
+      },
+    },
+    { rounds: ROUNDS },
+  );
+  check('send on a real loopback socket, per message (C1 WebSocketTracker; the client acks)', result, [
+    { label: 'traced / untracked', stat: ratio(result, 'tracker.send (traceSources: true)', 'ws.send(JSON) untracked'), target: 1.2 },
+    { label: 'untraced / untracked', stat: ratio(result, 'tracker.send (traceSources: false)', 'ws.send(JSON) untracked') },
+  ]);
+  await traced.close();
+  await untraced.close();
+  for (const client of clients) client.close();
+  await new Promise((resolve) => wss.close(resolve));
 }
-for (const { child } of Object.values(servers)) {
-  child.send('stop');
-  await new Promise((resolve) => child.once('exit', resolve));
+
+// ---------- per-call: queries ----------
+{
+  const sqlite = () => new SqliteDialect({ database: new Database(':memory:') });
+  const bare = new Kysely({ dialect: sqlite() });
+  const traced = new Kysely({ dialect: trackDialect(sqlite(), { name: 'bench_traced' }) });
+  const untraced = new Kysely({ dialect: trackDialect(sqlite(), { name: 'bench_untraced', traceSources: false }) });
+  const query = (db) => async (count) => {
+    for (let i = 0; i < count; i++) await sql`select 1`.execute(db);
+  };
+  const result = await interleave(
+    {
+      'kysely select 1, bare SqliteDialect': query(bare),
+      'through trackDialect (traceSources: true)': query(traced),
+      'through trackDialect (traceSources: false)': query(untraced),
+    },
+    { rounds: ROUNDS },
+  );
+  check('kysely query on in-memory better-sqlite3, per query (C3 trackDialect)', result, [
+    { label: 'traced / bare', stat: ratio(result, 'through trackDialect (traceSources: true)', 'kysely select 1, bare SqliteDialect'), target: 1.3 },
+    { label: 'untraced / bare', stat: ratio(result, 'through trackDialect (traceSources: false)', 'kysely select 1, bare SqliteDialect') },
+  ]);
+  await bare.destroy();
+  await traced.destroy();
+  await untraced.destroy();
 }
-const total = (list) => list.reduce((sum, r) => sum + r.requests.total, 0);
-const p99 = (list) => Math.max(...list.map((r) => r.latency.p99));
-const bareRps = total(runs.bare) / HTTP_SECONDS;
-const guardedRps = total(runs.middleware) / HTTP_SECONDS;
-const ratio = guardedRps / bareRps;
-console.log('\nHTTP hello world, autocannon 50 connections, %d s per server in 8 alternating segments (loopback)', HTTP_SECONDS);
-console.table([
-  { server: 'bare node:http', 'req/s': Math.round(bareRps), 'p99 latency': `${p99(runs.bare)} ms`, ratio: '1.000' },
-  { server: 'node:http + parasite middleware', 'req/s': Math.round(guardedRps), 'p99 latency': `${p99(runs.middleware)} ms`, ratio: ratio.toFixed(3) },
-]);
-console.log(`middleware/bare = ${ratio.toFixed(3)} (target >= 0.97): ${ratio >= 0.97 ? 'PASS' : 'MISS'}`);
+
+// ---------- per-request: parasite middleware at 3, 30 and 300 routes ----------
+{
+  const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false, scheduler: { schedule: () => false } });
+  chain.add({ component: 'db', pattern: 'connection_orphan', scan: () => [{ pattern: 'connection_orphan', severity: 'critical', resourceId: 'conn_1', message: 'held', details: {} }] });
+  chain.scan();
+  const routes = (count) => [
+    ...Array.from({ length: count - 1 }, (_, i) => ({ prefix: `/svc${i}/v1`, component: i % 2 ? 'db' : 'websocket' })),
+    { pattern: /^\/events\b/, component: 'eventbus' },
+  ];
+  const guards = { 3: createParasiteMiddleware(chain, { routes: routes(3) }), 30: createParasiteMiddleware(chain, { routes: routes(30) }), 300: createParasiteMiddleware(chain, { routes: routes(300) }) };
+  const req = { url: '/api/hello/world?x=1' }; // matches no route: the old linear scan's worst case
+  const res = {};
+  let served = 0;
+  const next = () => {
+    served++;
+  };
+  const through = (guard) => (count) => {
+    for (let i = 0; i < count; i++) guard(req, res, next);
+  };
+  const result = await interleave(
+    {
+      'next() alone': (count) => {
+        for (let i = 0; i < count; i++) next();
+      },
+      'middleware, 3 routes': through(guards[3]),
+      'middleware, 30 routes': through(guards[30]),
+      'middleware, 300 routes': through(guards[300]),
+    },
+    { rounds: ROUNDS },
+  );
+  check('parasite middleware then next(), per request (no route matches)', result, [
+    { label: '300 routes / 3 routes', stat: ratio(result, 'middleware, 300 routes', 'middleware, 3 routes'), target: 2 },
+    { label: '30 routes / 3 routes', stat: ratio(result, 'middleware, 30 routes', 'middleware, 3 routes') },
+  ]);
+  if (served === 0) throw new Error('middleware never called next');
+  await chain.close();
+}
 
 // ---------- scans ----------
 function fakeSocket() {
-  return { readyState: 1, bufferedAmount: 0, on() {}, send() {}, ping() {}, close() {}, terminate() {} };
+  return { readyState: 1, bufferedAmount: 0, on() {}, off() {}, send() {}, ping() {}, close() {}, terminate() {} };
+}
+async function timeScan(label, scan, target) {
+  for (let i = 0; i < 3; i++) scan(); // warm-up (and the first formatting of sources)
+  const samples = [];
+  for (let round = 0; round < ROUNDS * 3; round++) {
+    const start = performance.now();
+    scan();
+    samples.push(performance.now() - start);
+  }
+  const m = median(samples);
+  const pass = m < target;
+  if (!pass) ok = false;
+  console.log(`  ${label.padEnd(60)} ${m.toFixed(2).padStart(8)} ms  (${Math.min(...samples).toFixed(2)}-${Math.max(...samples).toFixed(2)})  target < ${target} ms: ${pass ? 'ok' : 'MISSED'}`);
+}
+console.log('\none scan, median of', ROUNDS * 3, 'scans (min-max)');
+{
+  const healthy = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: true });
+  for (let i = 0; i < 100_000; i++) healthy.track(fakeSocket());
+  const now = Date.now();
+  await timeScan('C1: 100,000 sockets, healthy', () => healthy.scan(now), 5);
+  const unacked = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: true });
+  for (let i = 0; i < 100_000; i++) unacked.send(fakeSocket(), { type: 'tick', n: i });
+  await timeScan('C1: 100,000 sockets, every one with an unacked message', () => unacked.scan(now + 10_000), 5);
+  await healthy.close();
+  await unacked.close();
+}
+{
+  const bus = new EventBusTracker({ leakThreshold: 1_000 });
+  const owners = [];
+  for (let e = 0; e < 100; e++) {
+    const emitter = new EventEmitter().setMaxListeners(0);
+    bus.track(emitter);
+    owners.push(emitter);
+    for (let i = 0; i < 1_001; i++) {
+      if (i % 2 === 0) emitter.on(`event_${i % 10}`, () => {});
+      else bus.on(emitter, `event_${i % 10}`, () => {}, { owner: owners });
+    }
+  }
+  await timeScan('C2: 100 emitters x 1,001 listeners, all leaking (half owned)', () => bus.scan(Date.now()), 5);
+  await bus.close();
 }
 
-const ws = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: true });
-for (let i = 0; i < 10_000; i++) ws.send(fakeSocket(), { type: 'tick', n: i });
-
-const bus = new EventBusTracker({ leakThreshold: 1_000 });
-const emitters = [];
-for (let e = 0; e < 100; e++) {
-  const emitter = new EventEmitter().setMaxListeners(0);
-  bus.track(emitter);
-  emitters.push(emitter);
-  for (let i = 0; i < 1_000; i++) {
-    if (i % 2 === 0) emitter.on(`event_${i % 10}`, () => {});
-    else bus.on(emitter, `event_${i % 10}`, () => {}, { owner: emitters });
+// ---------- HTTP throughput: bare node:http vs node:http + middleware (servers in child processes) ----------
+// autocannon alternates between the two servers in ABBA order over 8 segments, so bursts of load from other
+// processes hit both alike.
+if (HTTP_SECONDS > 0) {
+  async function start(mode) {
+    const child = fork(fileURLToPath(new URL('./server.mjs', import.meta.url)), [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const { port } = await new Promise((resolve) => child.once('message', resolve));
+    return { child, url: `http://127.0.0.1:${port}/api/hello` };
   }
+  const servers = { bare: await start('bare'), middleware: await start('middleware') };
+  for (const server of Object.values(servers)) await autocannon({ url: server.url, connections: 50, duration: 1 }); // warm-up
+  const runs = { bare: [], middleware: [] };
+  for (const mode of ['bare', 'middleware', 'middleware', 'bare', 'bare', 'middleware', 'middleware', 'bare']) {
+    runs[mode].push(await autocannon({ url: servers[mode].url, connections: 50, pipelining: 1, duration: HTTP_SECONDS / 4 }));
+  }
+  for (const { child } of Object.values(servers)) {
+    child.send('stop');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+  // pair the segments (ABBA): one ratio per pair
+  const pairs = [];
+  for (let i = 0; i < 4; i++) pairs.push(runs.middleware[i].requests.total / runs.bare[i].requests.total);
+  const total = (list) => list.reduce((sum, r) => sum + r.requests.total, 0);
+  const stat = { median: median(pairs), min: Math.min(...pairs), max: Math.max(...pairs) };
+  console.log(`\nHTTP hello world, autocannon 50 connections, ${HTTP_SECONDS} s per server in 8 alternating segments`);
+  console.log(`  bare node:http                      ${Math.round(total(runs.bare) / HTTP_SECONDS)} req/s`);
+  console.log(`  node:http + parasite middleware     ${Math.round(total(runs.middleware) / HTTP_SECONDS)} req/s`);
+  const pass = stat.median >= 0.97;
+  if (!pass) ok = false;
+  console.log(`  ratio middleware / bare             ${stat.median.toFixed(3)} (${stat.min.toFixed(3)}-${stat.max.toFixed(3)})  target >= 0.97: ${pass ? 'ok' : 'MISSED'}`);
 }
 
-const dialect = trackDialect({
-  createDriver: () => new DummyDriver(),
-  createAdapter: () => new SqliteAdapter(),
-  createIntrospector: (db) => new SqliteIntrospector(db),
-  createQueryCompiler: () => new SqliteQueryCompiler(),
-}, { leakThresholdMs: 30_000 });
-const driver = dialect.createDriver();
-await driver.init();
-for (let i = 0; i < 1_000; i++) await driver.acquireConnection();
-const now = Date.now();
-dialect.tracker.scan(now + 60_000); // format the 1,000 acquire stacks once, as the first detection would
-
-const scans = new Bench({ time: 1_000, warmupTime: 200 });
-scans
-  .add('scan 10,000 sockets (healthy)', () => ws.scan(now))
-  .add('scan 10,000 sockets (all unacked)', () => ws.scan(now + 10_000))
-  .add('scan 100,000 listeners (100 emitters, 50,000 owned)', () => bus.scan(now))
-  .add('scan 1,000 checkouts (healthy)', () => dialect.tracker.scan(now))
-  .add('scan 1,000 checkouts (all orphaned)', () => dialect.tracker.scan(now + 60_000));
-await scans.run();
-console.log('\nOne scan (target < 5 ms each)');
-console.table(scans.tasks.map((t) => ({ scan: t.name, mean: fmtMs(t.result.latency.mean), p99: fmtMs(t.result.latency.p99), target: t.result.latency.mean < 5 ? 'PASS' : 'MISS' })));
-
-// ---------- per-call overhead ----------
-const plain = fakeSocket();
-const tracked = new WebSocketTracker(undefined, { pingIntervalMs: 0 });
-const trackedNoTrace = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: false });
-const s1 = fakeSocket();
-const s2 = fakeSocket();
-const message = { type: 'price', value: 42 };
-let n = 0;
-const ackEvery = (tracker, socket) => {
-  // keep the pending map small, as acks would
-  const id = tracker.connectionId(socket);
-  if (tracker.pendingCount(id) > 1_000) {
-    tracker.forget(id);
-    tracker.track(socket);
-  }
-};
-const plainEmitter = new EventEmitter();
-const trackedEmitter = new EventEmitter();
-const emitterTracker = new EventBusTracker();
-emitterTracker.track(trackedEmitter);
-const untracedTracker = new EventBusTracker({ traceSources: false });
-const untracedEmitter = new EventEmitter();
-untracedTracker.track(untracedEmitter);
-const listener = () => {};
-const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false, scheduler: { schedule: () => false } });
-chain.add({ component: 'db', pattern: 'connection_orphan', scan: () => [{ pattern: 'connection_orphan', severity: 'critical', resourceId: 'conn_1', message: 'held', details: {} }] });
-chain.scan();
-const guard = createParasiteMiddleware(chain, { routes: [{ prefix: '/orders', component: 'db' }, { prefix: '/live', component: 'websocket' }, { pattern: /^\/events\b/, component: 'eventbus' }] });
-const fakeReq = { url: '/api/hello' };
-const fakeRes = {};
-let served = 0;
-const next = () => {
-  served++;
-};
-
-const calls = new Bench({ time: 1_000, warmupTime: 200 });
-calls
-  .add('send: untracked ws.send(JSON)', () => plain.send(JSON.stringify({ ...message, id: `m${++n}` })))
-  .add('send: tracker.send (stack traced)', () => {
-    tracked.send(s1, message);
-    ackEvery(tracked, s1);
-  })
-  .add('send: tracker.send (traceSources: false)', () => {
-    trackedNoTrace.send(s2, message);
-    ackEvery(trackedNoTrace, s2);
-  })
-  .add('request: next() alone', () => next())
-  .add('request: parasite middleware then next()', () => guard(fakeReq, fakeRes, next))
-  .add('listener: untracked on+off', () => {
-    plainEmitter.on('x', listener);
-    plainEmitter.off('x', listener);
-  })
-  .add('listener: tracked on+off (stack traced)', () => {
-    trackedEmitter.on('x', listener);
-    trackedEmitter.off('x', listener);
-  })
-  .add('listener: tracked on+off (traceSources: false)', () => {
-    untracedEmitter.on('x', listener);
-    untracedEmitter.off('x', listener);
-  });
-await calls.run();
-const mean = (name) => calls.tasks.find((t) => t.name === name).result.latency.mean;
-const sendBase = mean('send: untracked ws.send(JSON)');
-const listenBase = mean('listener: untracked on+off');
-const requestBase = mean('request: next() alone');
-console.log('\nPer-call overhead (ratio against the untracked call in the same run)');
-console.table(
-  calls.tasks.map((t) => ({
-    call: t.name,
-    mean: fmtMs(t.result.latency.mean),
-    ratio: (t.result.latency.mean / (t.name.startsWith('send') ? sendBase : t.name.startsWith('request') ? requestBase : listenBase)).toFixed(2),
-  })),
-);
-await chain.close();
-if (served === 0) throw new Error('middleware never called next');
-await ws.close();
-await tracked.close();
-await trackedNoTrace.close();
-await bus.close();
-await emitterTracker.close();
-await untracedTracker.close();
+console.log(ok ? '\nall targets met' : '\nsome targets MISSED');

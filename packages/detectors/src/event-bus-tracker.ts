@@ -92,6 +92,7 @@ interface Tracked {
 const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
 const REMOVE = ['off', 'removeListener'] as const;
 const STALE = '#stale';
+const EMPTY_SWEEP_AT = 256;
 
 /**
  * C2: wraps `node:events` and eventemitter3 emitters and counts their listeners. Reports
@@ -194,8 +195,10 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       const original = target[method];
       if (typeof original !== 'function') continue;
       originals.set(method, { own: Object.prototype.hasOwnProperty.call(target, method), value: original });
-      target[method] = function (this: unknown, event: EventName, listener?: Listener, ...rest: unknown[]) {
-        const result = (original as Listener).call(this, event, listener, ...rest);
+      const call = original as (...args: unknown[]) => unknown;
+      target[method] = function (this: unknown, event: EventName, listener?: Listener) {
+        // eslint-disable-next-line prefer-rest-params
+        const result = arguments.length === 2 ? call.call(this, event, listener) : call.apply(this, arguments as unknown as unknown[]);
         if (listener !== undefined) tracker.#unrecord(tracked, event, listener);
         return result;
       };
@@ -368,7 +371,11 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
         ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10, eager: owner !== undefined })
         : undefined;
     let list = tracked.byEvent.get(event);
-    if (!list) tracked.byEvent.set(event, (list = []));
+    if (!list) {
+      // emptied lists stay (an on/off pair then costs no Map churn); swept when many events have come and gone
+      if (tracked.byEvent.size >= EMPTY_SWEEP_AT) for (const [name, l] of tracked.byEvent) if (l.length === 0) tracked.byEvent.delete(name);
+      tracked.byEvent.set(event, (list = []));
+    }
     const registration: Registration = { event, listener, source, owner };
     list.push(registration);
     if (source !== undefined) tracked.sampled.add(registration);
@@ -387,13 +394,13 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     for (let i = list.length - 1; i >= 0; i--) {
       const r = list[i]!;
       if (r.listener === listener || (listener as { listener?: Listener }).listener === r.listener) {
-        this.#forgetOwner(tracked, r);
-        tracked.sampled.delete(r);
-        list.splice(i, 1);
+        if (r.owner !== undefined) this.#forgetOwner(tracked, r);
+        if (r.source !== undefined) tracked.sampled.delete(r);
+        if (i === list.length - 1) list.pop();
+        else list.splice(i, 1);
         break;
       }
     }
-    if (list.length === 0) tracked.byEvent.delete(event);
   }
 
   #stale(tracked: Tracked): Registration[] {

@@ -108,6 +108,12 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   readonly #closing = new Set<Connection>();
   /** Connections last seen with more than `maxBufferedBytes` buffered, re-checked by every scan until drained. */
   readonly #slow = new Set<Connection>();
+  /** no_ack findings of the last scan, reused while no pending set changed and no deadline passed. */
+  #noAck: Finding[] = [];
+  #noAckDirty = true;
+  /** The earliest time a waiting connection not yet reported becomes overdue. */
+  #noAckNextDue = Infinity;
+  #noAckScannedAt = -Infinity;
   /** Where the rotating buffer sweep resumes (a live Map iterator survives inserts and deletes). */
   #sweep: Iterator<Connection> | undefined;
   readonly #server: WebSocketServer | undefined;
@@ -187,6 +193,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
         'close',
         () => {
           connection.closedAt = Date.now();
+          this.#noAckDirty = true;
           if (connection.pending.size === 0) this.#drop(connection);
           else if (this.#connections.get(connection.id) === connection) this.#closing.add(connection);
         },
@@ -224,6 +231,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     ws.send(JSON.stringify({ ...message, id }), callback); // throws while CONNECTING: nothing is recorded then
     const pending: Pending = { sentAt: Date.now(), source };
     connection.pending.set(id, pending);
+    this.#noAckDirty = true;
     if (connection.oldest === undefined) {
       connection.oldest = pending;
       connection.oldestId = id;
@@ -274,36 +282,12 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
    * checked by a rotating sweep of at most 2,048 connections per scan, on every ping round and after `send`.
    */
   scan(now: number): Finding[] {
-    const findings: Finding[] = [];
     for (const connection of this.#closing) {
       if (now - connection.closedAt! < this.#closedRetentionMs) break;
       this.#drop(connection);
     }
-    for (const connection of this.#waiting) {
-      const oldest = connection.oldest;
-      if (connection.closedAt !== undefined || oldest === undefined || now - oldest.sentAt < this.ackTimeoutMs) continue;
-      let finding = connection.finding;
-      if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
-        const ageMs = now - oldest.sentAt;
-        // an unsampled message points at the connection's latest sampled send (sourceSampled: true)
-        const source = oldest.source ?? connection.lastSource;
-        finding = connection.finding = {
-          pattern: 'no_ack',
-          severity: 'critical',
-          resourceId: connection.id,
-          message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
-          details: {
-            pending: connection.pending.size,
-            oldestAgeMs: ageMs,
-            oldestSentAt: oldest.sentAt,
-            ackTimeoutMs: this.ackTimeoutMs,
-            ...(oldest.source === undefined && source !== undefined ? { sourceSampled: true } : {}),
-          },
-          source: source?.frames(),
-        };
-      }
-      findings.push(finding);
-    }
+    if (this.#noAckDirty || now >= this.#noAckNextDue || now < this.#noAckScannedAt) this.#collectNoAck(now);
+    const findings: Finding[] = this.#noAck.slice();
     for (const connection of this.#missing) {
       if (connection.closedAt !== undefined) continue;
       findings.push({
@@ -331,6 +315,46 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       });
     }
     return findings;
+  }
+
+  /** Rebuilds the no_ack findings: one pass over the connections with unacked messages. */
+  #collectNoAck(now: number): void {
+    const found: Finding[] = [];
+    let nextDue = Infinity;
+    for (const connection of this.#waiting) {
+      const oldest = connection.oldest;
+      if (connection.closedAt !== undefined || oldest === undefined) continue;
+      const due = oldest.sentAt + this.ackTimeoutMs;
+      if (now < due) {
+        if (due < nextDue) nextDue = due;
+        continue;
+      }
+      let finding = connection.finding;
+      if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
+        const ageMs = now - oldest.sentAt;
+        // an unsampled message points at the connection's latest sampled send (sourceSampled: true)
+        const source = oldest.source ?? connection.lastSource;
+        finding = connection.finding = {
+          pattern: 'no_ack',
+          severity: 'critical',
+          resourceId: connection.id,
+          message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
+          details: {
+            pending: connection.pending.size,
+            oldestAgeMs: ageMs,
+            oldestSentAt: oldest.sentAt,
+            ackTimeoutMs: this.ackTimeoutMs,
+            ...(oldest.source === undefined && source !== undefined ? { sourceSampled: true } : {}),
+          },
+          source: source?.frames(),
+        };
+      }
+      found.push(finding);
+    }
+    this.#noAck = found;
+    this.#noAckDirty = false;
+    this.#noAckNextDue = nextDue;
+    this.#noAckScannedAt = now;
   }
 
   /** Checks the buffers of up to `budget` connections, resuming where the last sweep stopped. */
@@ -426,7 +450,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   }
 
   #drop(connection: Connection): void {
-    this.#waiting.delete(connection);
+    if (this.#waiting.delete(connection)) this.#noAckDirty = true;
     this.#missing.delete(connection);
     this.#closing.delete(connection);
     this.#slow.delete(connection);
@@ -449,6 +473,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     if (typeof parsed === 'object' && parsed !== null && (parsed as { type?: unknown }).type === 'ack') {
       const id = String((parsed as { id?: unknown }).id);
       if (!connection.pending.delete(id)) return;
+      this.#noAckDirty = true;
       if (id === connection.oldestId) {
         const next = connection.pending.entries().next();
         connection.oldestId = next.done ? undefined : next.value[0];
