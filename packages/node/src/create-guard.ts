@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { GuardBus, GuardError, createJsonLogger, resolveRegistry, silentLogger, sendProblem } from '@guard/core';
-import type { ComponentName, Env, GuardMode, HttpHandler, Logger, Registry } from '@guard/core';
+import { GuardBus, GuardError, createJsonLogger, envReader, resolvePgTimeouts, resolveRegistry, silentLogger, sendProblem } from '@guard/core';
+import type { ComponentName, Env, GuardMode, HttpHandler, Logger, PgTimeouts, Registry } from '@guard/core';
 import {
   DetectorChain,
   HalfOpenDetector,
@@ -161,6 +161,25 @@ function effectiveMode(global: GuardMode, config: ComponentConfig | undefined): 
   return mode === 'full' && config?.sanitization === false ? 'detect' : mode;
 }
 
+const NEVER_MS = 2 ** 31 - 1;
+
+/**
+ * Timeouts for the app's own pg pools: none unless `GUARD_PG_*_TIMEOUT_MS` asks for them (a guard must not
+ * start failing an app's legitimately long queries); the error handling applies either way.
+ */
+function appPoolTimeouts(env: Env): PgTimeouts {
+  const read = envReader(env);
+  const given = (name: string) => read.nameOf(name) !== undefined;
+  return resolvePgTimeouts(
+    {
+      connectTimeoutMs: given('GUARD_PG_CONNECT_TIMEOUT_MS') ? undefined : NEVER_MS,
+      statementTimeoutMs: given('GUARD_PG_STATEMENT_TIMEOUT_MS') ? undefined : NEVER_MS,
+      queryTimeoutMs: given('GUARD_PG_QUERY_TIMEOUT_MS') || given('GUARD_PG_STATEMENT_TIMEOUT_MS') ? undefined : NEVER_MS,
+    },
+    env,
+  );
+}
+
 function defaultLogger(env: Env): Logger {
   const { logLevel } = parasiteConfigFromEnv(env);
   return logLevel === 'silent' ? silentLogger : createJsonLogger({ level: logLevel });
@@ -224,7 +243,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     for (const breaker of options.breakers ?? []) breakers.add(breaker);
     const bulkhead = options.bulkhead ? stack.defer('bulkhead', new Bulkhead({ registry, ...options.bulkhead }), (b) => b.close()) : undefined;
 
-    const trackers = new TrackerSet(t, stack, { contexts: options.contexts ?? true, handles: options.handles ?? true });
+    const trackers = new TrackerSet(t, stack, { contexts: options.contexts ?? true, handles: options.handles ?? true, logger, pgTimeouts: appPoolTimeouts(env) });
     trackers.add(options);
     const halfOpen = stack.defer('circuit', new HalfOpenDetector({ bus, ...t.circuit, probesInFlight: (name) => breakers.get(name)?.probesInFlight }), (d) => d.close());
 
@@ -285,7 +304,9 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     const servers = options.server === undefined ? [] : Array.isArray(options.server) ? options.server : [options.server as Server];
     for (const server of servers) shutdown.attach(server);
     // The pools we were given end last, after everything that could still query them.
-    for (const [name, pool] of Object.entries(trackers.pgPools)) shutdown.onShutdown(() => (pool.ended ? undefined : pool.end().catch((error: unknown) => logger.warn({ err: error, pool: name }, 'guard: ending pool failed'))));
+    for (const [name, { pool, end }] of Object.entries(trackers.pgPools)) {
+      shutdown.onShutdown(() => (pool.ended ? undefined : end().catch((error: unknown) => logger.warn({ err: error, pool: name }, 'guard: ending pool failed'))));
+    }
 
     // The built-in playbooks read pressure probes, so playbooks turn the monitor on unless pressure is false.
     const pressureOptions = options.pressure === true || (options.pressure === undefined && options.playbooks) ? {} : options.pressure || undefined;

@@ -1,5 +1,5 @@
-import type { ComponentName } from '@guard/core';
-import { GuardError } from '@guard/core';
+import type { ComponentName, Logger, PgTimeouts } from '@guard/core';
+import { GuardError, guardPgPool } from '@guard/core';
 import type { Dialect } from 'kysely';
 import { PostgresDialect } from 'kysely';
 import type { WebSocketServer } from 'ws';
@@ -86,8 +86,8 @@ const COMPONENTS: readonly ComponentName[] = ['websocket', 'eventbus', 'db', 'ba
 export class TrackerSet {
   readonly sockets: Record<string, WebSocketTracker> = {};
   readonly dialects: Record<string, TrackedDialect> = {};
-  /** The `pg` pools the guard was given, by name (ended on shutdown). */
-  readonly pgPools: Record<string, PgPool> = {};
+  /** The `pg` pools the guard was given, by name, and how to end them (on shutdown). */
+  readonly pgPools: Record<string, { readonly pool: PgPool; end(): Promise<void> }> = {};
   readonly webSocketServers: WebSocketServer[] = [];
   readonly emitters: EventBusTracker;
   readonly contexts: ContextTracker | undefined;
@@ -99,9 +99,18 @@ export class TrackerSet {
   readonly #detectors: Detector[] = [];
   #chain: DetectorChain | undefined;
 
-  constructor(thresholds: ParasiteThresholds, stack: CloseStack, options: { readonly contexts: boolean; readonly handles: boolean }) {
+  readonly #logger: Logger;
+  readonly #pgTimeouts: PgTimeouts;
+
+  constructor(
+    thresholds: ParasiteThresholds,
+    stack: CloseStack,
+    options: { readonly contexts: boolean; readonly handles: boolean; readonly logger: Logger; readonly pgTimeouts: PgTimeouts },
+  ) {
     this.#thresholds = thresholds;
     this.#stack = stack;
+    this.#logger = options.logger;
+    this.#pgTimeouts = options.pgTimeouts;
     this.sanitizers = new Map(COMPONENTS.map((c) => [c, new ComponentSanitizers(c)]));
     this.emitters = this.#own('eventbus', new EventBusTracker(thresholds.eventbus), createEventBusSanitizer);
     this.contexts = options.contexts ? this.#own('context', new ContextTracker(thresholds.context), createContextSanitizer) : undefined;
@@ -136,8 +145,15 @@ export class TrackerSet {
       if (!isDbInput(db)) throw new GuardError('INVALID_OPTION', `db.${name} must be a kysely Dialect or a pg Pool`, { details: { field: `db.${name}` } });
       this.#unique(this.dialects, 'db', name);
       const pgPool = isPgPool(db) ? db : undefined;
-      if (pgPool) this.pgPools[name] = pgPool;
-      const dialect = trackDialect(pgPool ? new PostgresDialect({ pool: pgPool as never }) : (db as Dialect), { name, ...t.db, ...(pgPool ? { pgPool } : {}) });
+      let base = db as Dialect;
+      if (pgPool) {
+        // Do no harm: a connection the database drops (idle or checked out) is logged and replaced, never an
+        // unhandled 'error' that ends the process. The tracker reads the raw pool; kysely queries the guarded one.
+        const guarded = guardPgPool(pgPool as never, { timeouts: this.#pgTimeouts, logger: this.#logger, name: `pool ${name}` });
+        this.pgPools[name] = { pool: pgPool, end: () => guarded.end() };
+        base = new PostgresDialect({ pool: guarded as never });
+      }
+      const dialect = trackDialect(base, { name, ...t.db, ...(pgPool ? { pgPool } : {}) });
       this.dialects[name] = dialect;
       this.#join(`db:${name}`, dialect.tracker, createDbSanitizer(dialect.tracker));
     }

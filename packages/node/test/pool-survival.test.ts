@@ -1,0 +1,35 @@
+import { Kysely, sql } from 'kysely';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '@guard/core';
+import { createGuard } from '../src/index.js';
+import { PG_URL, until } from './support.js';
+
+describe('a pg pool handed to the guard', () => {
+  it('survives pg_terminate_backend on an idle and a checked-out connection (no unhandled error), and queries again', async () => {
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 3 });
+    await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, db: { app: pool } });
+    const db = new Kysely<any>({ dialect: guard.dialects.app! });
+    const pidOf = async (conn: Kysely<any>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn)).rows[0]!.pid;
+    const idlePid = await pidOf(db);
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const checkedOut = db.connection().execute(async (conn) => {
+        const pid = await pidOf(conn);
+        await admin.query('select pg_terminate_backend($1), pg_terminate_backend($2)', [pid, idlePid]);
+        // The checked-out client's socket dies under it: the next query fails, nothing crashes.
+        await until(() => pool.totalCount === 1 || pool.idleCount === 0, 'the idle client to be dropped');
+        return sql`select 1`.execute(conn).then(
+          () => 'answered',
+          () => 'failed',
+        );
+      });
+      expect(await checkedOut).toBe('failed');
+      expect((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]).toEqual({ one: 1 });
+    } finally {
+      await admin.end();
+    }
+  });
+});
