@@ -158,3 +158,30 @@ async function modeView(guard: Awaited<ReturnType<typeof createGuard>>): Promise
   await using http = await listen((req, res) => guard.handler(req, res));
   return (await (await fetch(`${http.base}/guard/mode`)).json()) as { components: Record<string, string> };
 }
+
+describe('memory budget', () => {
+  const sampler = () => ({ rss: 2_000 * 1024 * 1024, heapUsed: 1, heapTotal: 1, external: 0, arrayBuffers: 0 });
+
+  it('with no threshold set, a big process is reported but stays ready and is not shed (Guard does not guess a budget)', async () => {
+    await using guard = await createGuard(base({ memory: { sampler } }));
+    await using http = await listen((req, res) => guard.handler(req, res, () => guard.middleware(req, res, () => res.end('app'))));
+    guard.memory!.check();
+    const ready = await fetch(`${http.base}/readyz?verbose`);
+    expect(ready.status).toBe(200);
+    expect(await ready.text()).toContain('[-]memory failed: memory status critical (non-critical)');
+    expect(guard.isUnderPressure()).toBe(false);
+    expect(await (await fetch(`${http.base}/work`)).text()).toBe('app');
+  });
+
+  it('over a threshold the app set (MEMORY_RSS_THRESHOLD_MB), readiness fails and requests are shed with 503', async () => {
+    await using guard = await createGuard(base({ env: { MEMORY_RSS_THRESHOLD_MB: '1000' }, memory: { sampler } }));
+    await using http = await listen((req, res) => guard.handler(req, res, () => guard.middleware(req, res, () => res.end('app'))));
+    guard.memory!.check();
+    expect((await fetch(`${http.base}/readyz`)).status).toBe(503);
+    expect(guard.isUnderPressure()).toBe(true);
+    const shed = await fetch(`${http.base}/work`);
+    expect(shed.status).toBe(503);
+    expect(shed.headers.get('retry-after')).toBe('5');
+    expect((await fetch(`${http.base}/livez`)).status).toBe(200);
+  });
+});

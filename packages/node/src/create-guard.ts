@@ -131,7 +131,7 @@ export interface Guard extends AsyncDisposable {
    * route whose component is being healed in full mode). What `guard.middleware` and the adapters use.
    */
   admit(req: IncomingMessage, res: ServerResponse): Rejection | undefined;
-  /** True while the guard sheds load (pressure alarm or memory critical). */
+  /** True while the guard sheds load (a pressure alarm, or memory critical against a threshold you set). */
   isUnderPressure(): boolean;
   /**
    * Tracks resources made after the guard (e.g. a `BatchWriter` that writes through `guard.dialects.db`): each
@@ -225,11 +225,15 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     }
 
     let memory: MemoryGuardrail | undefined;
+    // Guard does not guess an app's memory budget: only a threshold the app set fails readiness and sheds load.
+    let memoryBudgetSet = false;
     if (options.memory !== false) {
       const { caches, ...memoryOptions } = options.memory ?? {};
+      const fromEnv = memoryOptionsFromEnv(env);
+      memoryBudgetSet = memoryOptions.rssThresholdMb !== undefined || fromEnv.rssThresholdMb !== undefined;
       memory = stack.defer(
         'memory',
-        new MemoryGuardrail({ ...memoryOptionsFromEnv(env), ...memoryOptions, ...(caches ? { cacheProbes: caches } : {}), bus, registry, logger }),
+        new MemoryGuardrail({ ...fromEnv, ...memoryOptions, ...(caches ? { cacheProbes: caches } : {}), bus, registry, logger }),
         (m) => m.close(),
       );
     }
@@ -323,13 +327,17 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     if (immune) checks.add('immune', (signal) => immune.healthSummary({ windowMs: 60_000, signal }), { critical: false });
     if (memory) {
       const failAt = selfCheckOptionsFromEnv(env).readyzFailAt ?? 'critical';
-      checks.add('memory', () => {
-        const status = memory.assess().status;
-        if (status === 'critical' || status === failAt) throw new Error(`memory status ${status}`);
-      });
+      checks.add(
+        'memory',
+        () => {
+          const status = memory.assess().status;
+          if (status === 'critical' || status === failAt) throw new Error(`memory status ${status}`);
+        },
+        { critical: memoryBudgetSet },
+      );
     }
 
-    const isUnderPressure = () => (pressure?.isUnderPressure() ?? false) || memory?.status === 'critical';
+    const isUnderPressure = () => (pressure?.isUnderPressure() ?? false) || (memoryBudgetSet && memory?.status === 'critical');
     const adminToken = options.adminToken ?? own.adminToken;
     const immuneWriteToken = options.immuneWriteToken ?? own.immuneWriteToken;
     const immuneHandler = immune
