@@ -259,10 +259,8 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       sanitizer = stack.defer(
         'sanitizer',
         new DeferredSanitizer({ ...deferredSanitizerOptionsFromEnv(env), ...options.sanitizer, sanitizers, bus, registry, logger }),
-        async (s) => {
-          await s.waitForSanitization(5_000);
-          await s.close();
-        },
+        // The shutdown already waited for running sanitizations (within its deadline); close aborts what is left.
+        (s) => s.close(),
       );
     }
     const healable = (component: ComponentName) => sanitizer !== undefined && (component === 'circuit' || trackers.sanitizers.has(component));
