@@ -504,4 +504,13 @@ steps:
     s.engine.register({ name: 'coded', trigger: { event: 'go' }, cooldownMs: 0, timeoutMs: 5_000, steps: [{ id: 'one', action: 'record', params: {}, timeoutMs: 1_000, continueOnError: false, fleet: false }], rollback: [] });
     expect((await s.engine.trigger('go'))[0]).toMatchObject({ status: 'succeeded', steps: [{ outcome: 'succeeded', attempts: 1 }] });
   });
+
+  it('register checks the templates of playbooks built in code too', async () => {
+    const s = setup();
+    await using _e = s.engine;
+    const step = { id: 'one', action: 'record', params: { actor: '{{ event.actr }}' }, timeoutMs: 1_000, continueOnError: false, fleet: false };
+    expect(() => s.engine.register({ name: 'typo', input: ['actor'], trigger: { event: 'go' }, cooldownMs: 0, timeoutMs: 5_000, steps: [step], rollback: [] })).toThrow(
+      expect.objectContaining({ code: 'INVALID_PLAYBOOK', details: expect.objectContaining({ playbook: 'typo', field: 'event.actr', path: 'steps.0.params.actor' }) }),
+    );
+  });
 });

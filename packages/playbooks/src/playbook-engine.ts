@@ -1,100 +1,31 @@
-import { assertNumberOption, createId, envReader, GuardError, isGuardError, silentLogger } from '@guard/core';
-import type { Env, GuardBus, Logger, MetricsOptions, PlaybookStepNotice } from '@guard/core';
-import type { ActionContext } from './action-registry.js';
+import { assertNumberOption, createId, envReader, GuardError, silentLogger } from '@guard/core';
+import type { Env, GuardBus, Logger, MetricsOptions } from '@guard/core';
 import { ActionRegistry, ProbeRegistry } from './action-registry.js';
 import { createActionRegistry } from './builtin-actions.js';
-import { compare, conditionReads, evaluateCondition, resolveParams } from './conditions.js';
+import { evaluateCondition, resolveParams } from './conditions.js';
 import type { FleetLock } from './fleet-lock.js';
 import { playbooksCounter, playbooksHistogram } from './metrics.js';
-import type { Playbook, PlaybookCheck, PlaybookStep, PlaybookTrigger } from './playbook-types.js';
+import { checkReferences } from './playbook-schema.js';
+import type { Playbook, PlaybookTrigger } from './playbook-types.js';
 import { checkSummary, failedChecks, summarize } from './run-notice.js';
+import { formatPlan } from './run-result.js';
+import type { PlaybookRunResult, RunOptions, RunStatus, SkipReason, StepResult, SteadyStateResult, VerificationResult } from './run-result.js';
+import { reasonText, StepRunner } from './step-runner.js';
+import type { RunContext } from './step-runner.js';
 import './declarations.js';
 
-/** How a step ended. `planned` is a dry-run step. */
-export type StepOutcome = PlaybookStepNotice['outcome'];
-
-/** How a run ended. `rolled_back`: a step failed or verification failed, and the rollback steps ran. */
-export type RunStatus = 'succeeded' | 'failed' | 'rolled_back' | 'skipped';
-
-/** Why a run was skipped. */
-export type SkipReason = 'cooldown' | 'running' | 'conditions' | 'steady_state';
-
-/** The result of one step. */
-export interface StepResult {
-  readonly id: string;
-  readonly action: string;
-  readonly outcome: StepOutcome;
-  readonly durationMs: number;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly output?: unknown;
-  readonly error?: string;
-  /** For fleet steps: ran here, or skipped because another instance holds or already ran it. */
-  readonly fleet?: 'ran' | 'held' | 'done';
-  /** Dry run: the `when` condition depends on earlier steps' outputs, so it is decided at run time. */
-  readonly conditional?: boolean;
-  /** Attempts made (more than 1 when `retry` kicked in; for `for_each` steps, the most any item needed). */
-  readonly attempts?: number;
-  /** `for_each` steps: the items the step ran for (per-item results are in `output.items`). */
-  readonly items?: readonly unknown[];
-}
-
-/** One verification check's last evaluation. */
-export interface CheckResult {
-  readonly id: string;
-  readonly probe: string;
-  readonly op: string;
-  readonly expected?: unknown;
-  readonly value: unknown;
-  readonly passed: boolean;
-  readonly error?: string;
-}
-
-/** A steady-state measurement (`before` or `after`). */
-export interface SteadyStateResult {
-  readonly passed: boolean;
-  readonly checks: readonly CheckResult[];
-}
-
-/** The verification phase of a run. */
-export interface VerificationResult {
-  readonly passed: boolean;
-  readonly attempts: number;
-  readonly checks: readonly CheckResult[];
-}
-
-/** Everything that happened in one run (also kept in {@link PlaybookEngine.runs}). */
-export interface PlaybookRunResult {
-  readonly runId: string;
-  readonly playbook: string;
-  readonly status: RunStatus;
-  readonly dryRun: boolean;
-  readonly reason?: string;
-  readonly skipReason?: SkipReason;
-  /** The resolved `concurrency_key` ('' when the playbook has none). */
-  readonly key: string;
-  readonly startedAt: number;
-  readonly finishedAt: number;
-  readonly durationMs: number;
-  readonly steps: readonly StepResult[];
-  readonly verification?: VerificationResult;
-  /** Steady state before the steps (reported; fails the run only with `on_failure: skip`, as a skip). */
-  readonly before?: SteadyStateResult;
-  /** Steady state after verification (a failure fails the run). */
-  readonly after?: SteadyStateResult;
-  readonly rollback: readonly StepResult[];
-  readonly error?: string;
-}
-
-/** Options of one run. */
-export interface RunOptions {
-  /** Why the run started (kept in notices and results). */
-  readonly reason?: string;
-  /** Plan only: evaluate conditions and params, change nothing. Default: the engine's `dryRun`. */
-  readonly dryRun?: boolean;
-  /** Ignore the cooldown (still one run at a time). */
-  readonly force?: boolean;
-  readonly signal?: AbortSignal;
-}
+export { formatPlan } from './run-result.js';
+export type {
+  StepOutcome,
+  RunStatus,
+  SkipReason,
+  StepResult,
+  CheckResult,
+  SteadyStateResult,
+  VerificationResult,
+  PlaybookRunResult,
+  RunOptions,
+} from './run-result.js';
 
 /** Options for {@link PlaybookEngine}. */
 export interface PlaybookEngineOptions extends MetricsOptions {
@@ -144,6 +75,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
   readonly #runsMetric;
   readonly #stepMetric;
   readonly #runMetric;
+  readonly #runner: StepRunner;
   #closed = false;
 
   constructor(options: PlaybookEngineOptions = {}) {
@@ -160,6 +92,14 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     this.#runsMetric = playbooksCounter(options, 'runs_total', 'Playbook runs by status', ['playbook', 'status']);
     this.#stepMetric = playbooksHistogram(options, 'step_duration_seconds', 'Playbook step duration by outcome', ['playbook', 'action', 'outcome']);
     this.#runMetric = playbooksHistogram(options, 'run_duration_seconds', 'Playbook run duration by status', ['playbook', 'status']);
+    this.#runner = new StepRunner({
+      actions: this.#actions,
+      probes: this.#probes,
+      fleetLock: this.#fleetLock,
+      bus: this.#bus,
+      logger: this.#logger,
+      stepMetric: this.#stepMetric,
+    });
     for (const playbook of options.playbooks ?? []) this.register(playbook);
   }
 
@@ -182,6 +122,12 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     if (this.#closed) throw new GuardError('CLOSED', 'PlaybookEngine is closed');
     if (this.#playbooks.has(playbook.name)) throw new GuardError('DUPLICATE', `playbook "${playbook.name}" is already registered`, { details: { name: playbook.name } });
     const where = playbook.source ? ` (${playbook.source})` : '';
+    const [problem] = checkReferences(playbook);
+    if (problem) {
+      throw new GuardError('INVALID_PLAYBOOK', `${problem.message}${where} at ${problem.path.join('.')}`, {
+        details: { playbook: playbook.name, path: problem.path.join('.'), ...(problem.field === undefined ? {} : { field: problem.field }), file: playbook.source },
+      });
+    }
     for (const step of [...playbook.steps, ...playbook.rollback]) {
       if (!this.#actions.has(step.action)) {
         throw new GuardError('UNKNOWN_ACTION', `playbook "${playbook.name}"${where} step "${step.id}" uses unknown action "${step.action}"; known: ${this.#actions.names().join(', ')}`, {
@@ -363,7 +309,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
 
     try {
       if (!dryRun && playbook.before) {
-        before = await this.#steadyState(playbook, runId, 'before', playbook.before.checks, context, signal);
+        before = await this.#runner.steadyState(playbook, runId, 'before', playbook.before.checks, context, signal);
         if (!before.passed && playbook.before.onFailure === 'skip') skipped = true;
       }
       for (const step of skipped ? [] : playbook.steps) {
@@ -372,7 +318,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
           error = reasonText(signal.reason);
           break;
         }
-        const result = await this.#step(playbook, runId, step, context, dryRun, signal);
+        const result = await this.#runner.step(playbook, runId, step, context, dryRun, signal);
         steps.push(result);
         context.steps[step.id] = { outcome: result.outcome, ...(result.output === undefined ? {} : { output: result.output }) };
         if ((result.outcome === 'failed' || result.outcome === 'timeout') && !step.continueOnError) {
@@ -382,14 +328,14 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
         }
       }
       if (!skipped && !failed && !dryRun && playbook.verify) {
-        verification = await this.#verify(playbook, runId, context, signal);
+        verification = await this.#runner.verify(playbook, runId, context, signal);
         if (!verification.passed) {
           failed = true;
           error = signal.aborted ? reasonText(signal.reason) : `verification failed after ${verification.attempts} attempts: ${failedChecks(verification.checks)}`;
         }
       }
       if (!skipped && !failed && !dryRun && playbook.after) {
-        after = await this.#steadyState(playbook, runId, 'after', playbook.after.checks, context, signal);
+        after = await this.#runner.steadyState(playbook, runId, 'after', playbook.after.checks, context, signal);
         if (!after.passed) {
           failed = true;
           error = `steady state after the run does not hold: ${failedChecks(after.checks)}`;
@@ -402,7 +348,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
         this.#abort.signal.addEventListener('abort', onClose, { once: true });
         try {
           for (const step of playbook.rollback) {
-            const result = await this.#step(playbook, runId, step, context, false, rollbackController.signal);
+            const result = await this.#runner.step(playbook, runId, step, context, false, rollbackController.signal);
             rollback.push(result);
             context.steps[step.id] = { outcome: result.outcome, ...(result.output === undefined ? {} : { output: result.output }) };
           }
@@ -466,267 +412,10 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     return result;
   }
 
-  async #step(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    context: RunContext,
-    dryRun: boolean,
-    runSignal: AbortSignal,
-  ): Promise<StepResult> {
-    const t0 = performance.now();
-    let items: unknown[] | undefined;
-    let itemsError: string | undefined;
-    if (step.forEach !== undefined) {
-      const list: unknown = resolveParams(step.forEach, context);
-      if (Array.isArray(list)) items = list.slice(0, MAX_ITEMS);
-      else itemsError = `for_each ${step.forEach} is not a list (got ${list === undefined ? 'nothing' : typeof list})`;
-    }
-    const params = resolveParams(step.params, items && items.length > 0 ? { ...context, item: items[0], item_index: 0 } : context) as Record<string, unknown>;
-    const base = { id: step.id, action: step.action, params, ...(items ? { items } : {}) };
-    let result: StepResult;
-    const conditional = dryRun && conditionReads(step.when, 'steps');
-    if (!conditional && !evaluateCondition(step.when, context)) {
-      result = { ...base, outcome: 'skipped', durationMs: 0 };
-    } else if (itemsError !== undefined) {
-      result = { ...base, outcome: dryRun ? 'planned' : 'failed', durationMs: 0, error: itemsError };
-    } else if (dryRun) {
-      result = { ...base, outcome: 'planned', durationMs: 0, ...(conditional ? { conditional } : {}), ...(step.fleet ? { fleet: 'ran' as const } : {}) };
-    } else if (step.fleet && this.#fleetLock) {
-      const lock = await this.#fleetLock
-        .tryRun(`${playbook.name}:${step.id}`, () => this.#run(playbook, runId, step, items, context, runSignal, t0))
-        .catch((error: unknown): { acquired: true; value: StepResult; lockError: true } => ({
-          acquired: true,
-          value: { ...base, outcome: 'failed', durationMs: performance.now() - t0, error: `fleet lock: ${reasonText(error)}` },
-          lockError: true,
-        }));
-      if (!lock.acquired) result = { ...base, outcome: 'skipped', durationMs: performance.now() - t0, fleet: lock.reason };
-      else result = 'lockError' in lock ? lock.value : { ...lock.value, fleet: 'ran' };
-    } else {
-      result = await this.#run(playbook, runId, step, items, context, runSignal, t0);
-    }
-    this.#stepMetric.observe({ playbook: playbook.name, action: step.action, outcome: result.outcome }, result.durationMs / 1000);
-    this.#bus?.emit('playbookStep', {
-      runId,
-      playbook: playbook.name,
-      step: step.id,
-      action: step.action,
-      outcome: result.outcome,
-      durationMs: result.durationMs,
-      ...(result.error === undefined ? {} : { error: result.error }),
-    });
-    return result;
-  }
-
-  /** Runs a step's action (once, or once per `for_each` item), with its retries. */
-  async #run(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    items: unknown[] | undefined,
-    context: RunContext,
-    runSignal: AbortSignal,
-    t0: number,
-  ): Promise<StepResult> {
-    if (items === undefined) {
-      const params = resolveParams(step.params, context) as Record<string, unknown>;
-      const r = await this.#attempts(playbook, runId, step, params, context, runSignal);
-      return {
-        id: step.id,
-        action: step.action,
-        params,
-        outcome: r.outcome,
-        durationMs: performance.now() - t0,
-        attempts: r.attempts,
-        ...(r.output === undefined ? {} : { output: r.output }),
-        ...(r.error === undefined ? {} : { error: r.error }),
-      };
-    }
-    const perItem: { item: unknown; outcome: StepOutcome; attempts: number; output?: unknown; error?: string }[] = [];
-    let firstParams: Record<string, unknown> = {};
-    for (const [index, item] of items.entries()) {
-      if (runSignal.aborted) break;
-      const itemContext = { ...context, item, item_index: index };
-      const params = resolveParams(step.params, itemContext) as Record<string, unknown>;
-      if (index === 0) firstParams = params;
-      const r = await this.#attempts(playbook, runId, step, params, itemContext, runSignal);
-      perItem.push({ item, ...r });
-    }
-    const failures = perItem.filter((r) => r.outcome !== 'succeeded');
-    const outcome: StepOutcome = failures.length === 0 && perItem.length === items.length ? 'succeeded' : failures.every((f) => f.outcome === 'timeout') && failures.length > 0 ? 'timeout' : 'failed';
-    return {
-      id: step.id,
-      action: step.action,
-      params: firstParams,
-      items,
-      outcome,
-      durationMs: performance.now() - t0,
-      attempts: Math.max(0, ...perItem.map((r) => r.attempts)),
-      output: { items: perItem, succeeded: perItem.length - failures.length, failed: failures.length },
-      ...(outcome === 'succeeded'
-        ? {}
-        : { error: failures.length > 0 ? failures.map((f) => `${JSON.stringify(f.item)}: ${f.error ?? f.outcome}`).join('; ') : 'aborted before every item ran' }),
-    };
-  }
-
-  /** One action call, repeated per `retry` after a failure or timeout (never after the run was aborted). */
-  async #attempts(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    params: Record<string, unknown>,
-    context: RunContext,
-    runSignal: AbortSignal,
-  ): Promise<{ outcome: StepOutcome; attempts: number; output?: unknown; error?: string }> {
-    let attempts = 0;
-    for (;;) {
-      attempts++;
-      const r = await this.#invoke(playbook, runId, step, params, context, runSignal);
-      if (r.outcome === 'succeeded' || attempts > (step.retry?.count ?? 0) || runSignal.aborted) return { ...r, attempts };
-      this.#logger.info({ runId, playbook: playbook.name, step: step.id, attempt: attempts, error: r.error }, 'playbook step failed; retrying');
-      try {
-        await sleep(step.retry?.delayMs ?? 0, runSignal);
-      } catch {
-        return { ...r, attempts };
-      }
-    }
-  }
-
-  async #invoke(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    params: Record<string, unknown>,
-    context: RunContext,
-    runSignal: AbortSignal,
-  ): Promise<{ outcome: StepOutcome; output?: unknown; error?: string }> {
-    const controller = new AbortController();
-    const onRunAbort = (): void => controller.abort(runSignal.reason);
-    runSignal.addEventListener('abort', onRunAbort, { once: true });
-    if (runSignal.aborted) onRunAbort();
-    const timer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `step ${step.id} exceeded ${step.timeoutMs} ms`)), step.timeoutMs);
-    const actionContext: ActionContext = {
-      runId,
-      playbook: playbook.name,
-      step: step.id,
-      event: context.event,
-      signal: controller.signal,
-      logger: this.#logger,
-      probe: (name, p = {}) => this.#probe(name, p, controller.signal),
-    };
-    try {
-      const handler = this.#actions.get(step.action);
-      const output = await abortable(Promise.resolve().then(() => handler(params, actionContext)), controller.signal);
-      return { outcome: 'succeeded', ...(output === undefined ? {} : { output }) };
-    } catch (error) {
-      const timedOut = isGuardError(error, 'TIMEOUT');
-      this.#logger.warn({ err: error, runId, playbook: playbook.name, step: step.id }, `playbook step ${timedOut ? 'timed out' : 'failed'}`);
-      return { outcome: timedOut ? 'timeout' : 'failed', error: reasonText(error) };
-    } finally {
-      clearTimeout(timer);
-      runSignal.removeEventListener('abort', onRunAbort);
-    }
-  }
-
-  async #probe(name: string, params: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<unknown> {
-    const handler = this.#probes.get(name);
-    return abortable(Promise.resolve().then(() => handler(params, { signal })), signal);
-  }
-
-  /** Evaluates checks once. */
-  async #checks(checks: readonly PlaybookCheck[], context: RunContext, signal: AbortSignal): Promise<CheckResult[]> {
-    const out: CheckResult[] = [];
-    for (const check of checks) {
-      const expected = check.value === undefined ? {} : { expected: check.value };
-      try {
-        const value = await this.#probe(check.probe, resolveParams(check.params, context) as Record<string, unknown>, signal);
-        out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value, passed: compare(value, check.op, check.value) });
-      } catch (error) {
-        out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value: undefined, passed: false, error: reasonText(error) });
-      }
-    }
-    return out;
-  }
-
-  async #steadyState(playbook: Playbook, runId: string, phase: 'before' | 'after', checks: readonly PlaybookCheck[], context: RunContext, signal: AbortSignal): Promise<SteadyStateResult> {
-    const t0 = performance.now();
-    const results = await this.#checks(checks, context, signal);
-    const passed = results.every((c) => c.passed);
-    const durationMs = performance.now() - t0;
-    if (!passed) this.#logger.warn({ runId, playbook: playbook.name, phase, checks: results }, `steady state ${phase} the run does not hold`);
-    this.#stepMetric.observe({ playbook: playbook.name, action: phase, outcome: passed ? 'succeeded' : 'failed' }, durationMs / 1000);
-    this.#bus?.emit('playbookStep', {
-      runId,
-      playbook: playbook.name,
-      step: phase,
-      action: phase,
-      outcome: passed ? 'succeeded' : 'failed',
-      durationMs,
-      ...(passed ? {} : { error: failedChecks(results) }),
-    });
-    return { passed, checks: results };
-  }
-
-  async #verify(playbook: Playbook, runId: string, context: RunContext, signal: AbortSignal): Promise<VerificationResult> {
-    const verify = playbook.verify!;
-    const t0 = performance.now();
-    const deadline = t0 + verify.deadlineMs;
-    let attempts = 0;
-    let checks: CheckResult[] = [];
-    let passed = false;
-    while (!signal.aborted) {
-      attempts++;
-      checks = await this.#checks(verify.checks, context, signal);
-      passed = checks.every((c) => c.passed);
-      if (passed || attempts > verify.retries || performance.now() + verify.intervalMs > deadline) break;
-      await sleep(verify.intervalMs, signal).catch(() => undefined);
-    }
-    const durationMs = performance.now() - t0;
-    this.#stepMetric.observe({ playbook: playbook.name, action: 'verify', outcome: passed ? 'succeeded' : 'failed' }, durationMs / 1000);
-    this.#bus?.emit('playbookStep', {
-      runId,
-      playbook: playbook.name,
-      step: 'verify',
-      action: 'verify',
-      outcome: passed ? 'succeeded' : 'failed',
-      durationMs,
-      ...(passed ? {} : { error: failedChecks(checks) }),
-    });
-    return { passed, attempts, checks };
-  }
-
   #remember(result: PlaybookRunResult): void {
     this.#history.push(result);
     if (this.#history.length > this.#historySize) this.#history.shift();
   }
-}
-
-/**
- * Formats a run (usually a dry run) as a readable plan.
- *
- * @example
- * console.log(formatPlan(await engine.plan('resource_pressure_cpu', { level: 93 })));
- */
-export function formatPlan(result: PlaybookRunResult): string {
-  const lines = [`playbook ${result.playbook}${result.dryRun ? ' (dry run)' : ''}: ${result.status}`];
-  result.steps.forEach((s, i) => {
-    const note = s.outcome === 'skipped' ? ' [skipped: condition false]' : s.conditional ? ' [if condition holds]' : s.error ? ` [${s.error}]` : '';
-    const each = s.items ? ` for each of ${JSON.stringify(s.items)}` : '';
-    lines.push(`  ${i + 1}. ${s.id}: ${s.action} ${JSON.stringify(s.params)}${each}${note}`);
-  });
-  if (result.verification) lines.push(`  verify: ${result.verification.passed ? 'passed' : 'failed'} after ${result.verification.attempts} attempts`);
-  for (const r of result.rollback) lines.push(`  rollback ${r.id}: ${r.action} ${r.outcome}`);
-  return lines.join('\n');
-}
-
-/** Most items one `for_each` step runs for (the ACL contract caps offenders at 100). */
-const MAX_ITEMS = 100;
-
-interface RunContext {
-  readonly event: Readonly<Record<string, unknown>>;
-  readonly steps: Record<string, { outcome: StepOutcome; output?: unknown }>;
-  readonly playbook: { readonly name: string };
-  readonly run: { readonly id: string; readonly key: string; readonly reason?: string };
 }
 
 /** The resolved `concurrency_key` ('' without one; objects as JSON, so two different values never share a key). */
@@ -739,41 +428,4 @@ function runKey(playbook: Playbook, data: Readonly<Record<string, unknown>>): st
 
 function slot(name: string, key: string): string {
   return `${name}\u0000${key}`;
-}
-
-function reasonText(reason: unknown): string {
-  if (reason instanceof Error) return reason.message;
-  return String(reason);
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

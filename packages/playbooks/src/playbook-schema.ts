@@ -198,8 +198,9 @@ const ROOTS = new Set(['event', 'steps', 'playbook', 'run']);
 /**
  * Every template and condition path must start at a known root; `item` only inside a `for_each` step;
  * `steps.<id>` only names an earlier step; with `input` declared, `event.<field>` must be one of them.
+ * The loader runs it on every file; the engine runs it on playbooks built in code.
  */
-function checkReferences(playbook: Playbook): Problem[] {
+export function checkReferences(playbook: Playbook): Problem[] {
   const problems: Problem[] = [];
   const input = playbook.input ? new Set(playbook.input) : undefined;
   const check = (path: string, where: (string | number)[], known: ReadonlySet<string>, item: boolean): void => {
@@ -244,7 +245,8 @@ function checkReferences(playbook: Playbook): Problem[] {
   return problems;
 }
 
-interface Problem {
+/** A problem found in a playbook, with where it is. */
+export interface Problem {
   readonly path: (string | number)[];
   readonly message: string;
   readonly field?: string;
