@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { WebSocketServer } from 'ws';
-import { GuardBus, type Env, type Logger } from '@guard/core';
+import { GuardBus, envReader, type Env, type Logger } from '@guard/core';
 import {
   BatchWriter,
   ContextTracker,
@@ -32,6 +32,7 @@ import { ImmuneService, bridgeGuardBus, createKyselyEventStore, type GuardBridge
 import type { DatabaseConfig, DemoTables } from './database.js';
 import { createDialect, migrate } from './database.js';
 import { isCallerFault } from './caller-fault.js';
+import { retryWhileUnavailable } from './startup-retry.js';
 
 /** One analysis result, written by the batch writer. */
 export interface AnalysisResult {
@@ -89,7 +90,8 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
   // C3: the app's database goes through the tracked dialect; the immune log gets its own connection to the same database.
   const dialect = trackDialect(await createDialect(deps.database, logger), { name: 'app-db', ...t.db });
   const db = new Kysely<DemoTables>({ dialect });
-  await migrate(db);
+  const startup = { logger, deadlineMs: envReader(env).durationMs('DATABASE_STARTUP_TIMEOUT_MS', 30_000, 'ms', { min: 0 }) };
+  await retryWhileUnavailable('demo tables', () => migrate(db), startup);
 
   const sink = { failing: false, written: 0 };
   const batch = new BatchWriter<AnalysisResult>({
@@ -103,7 +105,7 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
       sink.written += items.length;
     },
   });
-  await batch.ensureSchema();
+  await retryWhileUnavailable('dead-letter table', () => batch.ensureSchema(), startup);
   const contexts = new ContextTracker(t.context);
   const handles = new HandleTracker(t.handles);
 
@@ -150,8 +152,15 @@ export async function createGuard(deps: GuardDeps): Promise<Guard> {
 
   const memory = new MemoryGuardrail({ ...memoryOptionsFromEnv(env), bus, registry, logger, cacheProbes: deps.caches });
 
-  const immuneDb = new Kysely<any>({ dialect: await createDialect(deps.database, logger) });
-  const store = await createKyselyEventStore({ db: immuneDb, dialect: deps.database.kind, destroyOnClose: true, registry, logger });
+  // A failed store creation closes (and destroys) its connection, so each attempt gets a fresh one.
+  const store = await retryWhileUnavailable(
+    'immune log',
+    async () => {
+      const immuneDb = new Kysely<any>({ dialect: await createDialect(deps.database, logger) });
+      return createKyselyEventStore({ db: immuneDb, dialect: deps.database.kind, destroyOnClose: true, registry, logger });
+    },
+    startup,
+  );
   const immune = new ImmuneService({ store, closeStore: true, bus, registry, logger });
   const bridge: GuardBridge = bridgeGuardBus(bus, immune, { agentId: 'guard-demo', memoryAlarms: true, breakerOpens: true, logger });
 

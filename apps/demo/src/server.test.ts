@@ -232,6 +232,9 @@ describe('demo limits and lab access without a token', () => {
       const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
       refused.on('error', () => {});
       expect(status).toBe(503);
+      const elsewhere = new WebSocket(`${limited.url.replace('http', 'ws')}/not-ws`);
+      elsewhere.on('error', () => {});
+      expect(await new Promise<number>((resolve) => elsewhere.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)))).toBe(404);
       for (let i = 0; i < 10; i++) chatty.ws.send('{"type":"hello"}');
       expect(await chatty.closed).toBe(1008);
       expect(first.ws.readyState).toBe(WebSocket.OPEN);

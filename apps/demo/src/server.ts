@@ -207,8 +207,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   // the SSE streams are not bounded by these.
   const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, handler);
   server.on('upgrade', (req, socket, head) => {
-    if (!gate.admitUpgrade(socket)) return;
-    if ((req.url ?? '').split('?')[0] !== '/ws') return void socket.destroy();
+    if (!gate.admitUpgrade(req, socket, '/ws')) return;
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 

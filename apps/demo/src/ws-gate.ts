@@ -1,3 +1,4 @@
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { envReader, type Env, type Logger } from '@guard/core';
 import type { WebSocket, WebSocketServer } from 'ws';
@@ -23,6 +24,15 @@ export function webSocketLimitsFromEnv(env: Env): WebSocketLimits {
     messageBurst: read.number('WS_MESSAGE_BURST', 40, { min: 1, integer: true }),
     maxPayloadBytes: read.number('WS_MAX_PAYLOAD_BYTES', 64 * 1024, { min: 1_024, integer: true }),
   };
+}
+
+/** Answers an upgrade request with a problem+json status and closes the connection (no WebSocket was made). */
+export function refuseUpgrade(socket: Duplex, status: number, title: string, detail: string, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ type: 'about:blank', status, title, detail });
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n${extra}Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 /** A token bucket: `take()` is false once the socket has spent its burst faster than the rate refills it. */
@@ -73,16 +83,17 @@ export class WebSocketGate {
 
   /**
    * Call first in the server's 'upgrade' handler. Node removes its own error listener from an upgraded socket, so
-   * one is added here; returns false (and answers 503) when the server is full.
+   * one is added here; returns false after answering 404 (not `path`) or 503 (the server is full).
    */
-  admitUpgrade(socket: Duplex): boolean {
+  admitUpgrade(req: IncomingMessage, socket: Duplex, path: string): boolean {
     socket.on('error', () => socket.destroy());
+    if ((req.url ?? '').split('?')[0] !== path) {
+      refuseUpgrade(socket, 404, 'Not found', `WebSocket connections are served at ${path}`);
+      return false;
+    }
     if (this.#wss.clients.size < this.limits.maxConnections) return true;
     this.#refused++;
-    const body = JSON.stringify({ type: 'about:blank', status: 503, title: 'Too many connections', detail: `at most ${this.limits.maxConnections} WebSocket connections are served` });
-    socket.end(
-      `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
+    refuseUpgrade(socket, 503, 'Too many connections', `at most ${this.limits.maxConnections} WebSocket connections are served`, { 'Retry-After': '5' });
     return false;
   }
 
