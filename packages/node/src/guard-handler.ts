@@ -24,9 +24,20 @@ export interface GuardEndpoints {
   readonly mode?: string | false;
 }
 
-/** The resolved paths (`undefined` = off). */
+/**
+ * The resolved paths (`undefined` = off).
+ *
+ * @example
+ * if (guard.endpoints.metrics) console.log(`scrape ${guard.endpoints.metrics}`);
+ */
 export type ResolvedEndpoints = { readonly [K in keyof GuardEndpoints]-?: string | undefined };
 
+/**
+ * Where each endpoint group lives unless `endpoints` says otherwise.
+ *
+ * @example
+ * DEFAULT_ENDPOINTS.readyz; // '/readyz'
+ */
 export const DEFAULT_ENDPOINTS: Required<GuardEndpoints> = {
   metrics: '/metrics',
   livez: '/livez',

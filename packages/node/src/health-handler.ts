@@ -41,7 +41,12 @@ function publicMessage(message: string): string {
   return OWN_MESSAGE.test(message) ? message : 'reason withheld';
 }
 
-/** `[+]ping ok` / `[-]db failed: reason withheld` lines, then `readyz check passed|failed`. */
+/**
+ * `[+]ping ok` / `[-]db failed: reason withheld` lines, then `readyz check passed|failed` (the kube-apiserver's format).
+ *
+ * @example
+ * console.log(verboseReport(await checks.run('readiness'), 'readyz'));
+ */
 export function verboseReport(report: HealthReport, label: string): string {
   const lines = report.checks.map((c) => {
     if (c.ok) return `[+]${c.name} ok`;

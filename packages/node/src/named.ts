@@ -1,4 +1,9 @@
-/** One thing or many, by name: `x`, `[x, y]` or `{ main: x, replica: y }`. */
+/**
+ * One thing or many, by name: `x`, `[x, y]` or `{ main: x, replica: y }`.
+ *
+ * @example
+ * const db: OneOrMany<DbInput> = { orders: ordersPool, audit: auditPool };
+ */
 export type OneOrMany<T> = T | readonly T[] | Readonly<Record<string, T>>;
 
 /**

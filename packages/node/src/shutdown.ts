@@ -43,7 +43,12 @@ export interface ShutdownReport {
   readonly durationMs: number;
 }
 
-/** What the shutdown drains; given by `createGuard`. */
+/**
+ * What the shutdown drains; given by `createGuard`.
+ *
+ * @example
+ * new GracefulShutdown({ requests: new RequestTracker(), stack: new CloseStack(), webSocketServers: [wss] });
+ */
 export interface ShutdownParts {
   readonly requests: RequestTracker;
   readonly stack: CloseStack;
