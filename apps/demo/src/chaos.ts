@@ -3,81 +3,14 @@
 // verdict that follows the scenario's claim (healed, protected or reported). Exits 1 on any FAIL.
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SCENARIOS, isScenarioName, type ScenarioClaim, type ScenarioName } from './chaos-scenarios.js';
-
-interface ChaosStatus {
-  scenario: ScenarioName;
-  claim: ScenarioClaim;
-  injectedAt: number;
-  injected: string;
-  detectedAt?: number;
-  detectedBy?: string;
-  remediatedAt?: number;
-  remediation?: string;
-  recoveredAt?: number;
-  recovery?: string;
-  reportedAt?: number;
-  report?: string;
-  finished: boolean;
-  detail?: string;
-  targets: { detectMs: number; recoverMs: number };
-}
-
-/** One scenario's outcome as the CLI judged it. */
-interface Verdict {
-  scenario: ScenarioName;
-  claim?: ScenarioClaim;
-  ok: boolean;
-  /** `healed`, `protected` or `reported` when it passed. */
-  verdict: string;
-  detectedMs?: number;
-  remediatedMs?: number;
-  recoveredMs?: number;
-  reportedMs?: number;
-  misses: string[];
-  status?: ChaosStatus;
-  error?: string;
-}
+import { SCENARIOS, isScenarioName, type ScenarioName } from './chaos-scenarios.js';
+import { judge, type ChaosStatus, type Verdict } from './chaos-verdict.js';
 
 async function call(url: string, token: string | undefined, init: RequestInit = {}): Promise<unknown> {
   const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${res.status} ${JSON.stringify(body)}`);
   return body;
-}
-
-/** The verdict follows the claim: every milestone it needs must be there, in order, within the targets. */
-function judge(status: ChaosStatus): Verdict {
-  const ms = (at?: number) => (at === undefined ? undefined : at - status.injectedAt);
-  const v: Verdict = {
-    scenario: status.scenario,
-    claim: status.claim,
-    ok: false,
-    verdict: 'FAIL',
-    detectedMs: ms(status.detectedAt),
-    remediatedMs: ms(status.remediatedAt),
-    recoveredMs: ms(status.recoveredAt),
-    reportedMs: ms(status.reportedAt),
-    misses: [],
-    status,
-  };
-  const { detectMs, recoverMs } = status.targets;
-  if (v.detectedMs === undefined) v.misses.push('not detected');
-  else if (v.detectedMs > detectMs) v.misses.push(`detected after ${v.detectedMs} ms > ${detectMs} ms`);
-  if (status.claim === 'reported') {
-    if (v.reportedMs === undefined) v.misses.push('not reported in the immune log');
-    if (v.remediatedMs !== undefined || v.recoveredMs !== undefined) v.misses.push('claims a heal for a report-only finding');
-  } else {
-    const action = status.claim === 'healed' ? 'no healing action by the guard' : 'no protection by the guard';
-    if (v.remediatedMs === undefined) v.misses.push(action);
-    if (v.recoveredMs === undefined) v.misses.push('not recovered');
-    else if (v.recoveredMs > recoverMs) v.misses.push(`recovered after ${v.recoveredMs} ms > ${recoverMs} ms`);
-    if (v.remediatedMs !== undefined && v.detectedMs !== undefined && v.remediatedMs < v.detectedMs) v.misses.push('remedy before detection');
-    if (v.remediatedMs !== undefined && v.recoveredMs !== undefined && v.recoveredMs < v.remediatedMs) v.misses.push('recovered before the remedy');
-  }
-  v.ok = v.misses.length === 0;
-  v.verdict = v.ok ? status.claim : 'FAIL';
-  return v;
 }
 
 async function runScenario(base: string, token: string | undefined, scenario: ScenarioName): Promise<Verdict> {
