@@ -2,6 +2,8 @@ import { EventEmitter } from 'eventemitter3';
 import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
 import type { GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksGauge, pulledCounter } from './metrics.js';
+import { fullBucket, refill, takeToken } from './token-bucket.js';
+import type { TokenBucket } from './token-bucket.js';
 import { topicMatcher } from './topic-pattern.js';
 import './declarations.js';
 
@@ -128,14 +130,11 @@ export interface MessageBusStats {
 /** A message handler: `(payload, actor, topic)`. */
 export type MessageHandler<T = unknown> = (payload: T, actor: string, topic: string) => void;
 
-interface Limiter {
+interface Limiter extends TokenBucket {
   readonly actor?: string;
   readonly topic: string;
   readonly matches: (topic: string) => boolean;
-  readonly ratePerSec: number;
   readonly expiresAt: number;
-  tokens: number;
-  last: number;
 }
 
 /** A cached publish decision: the topic's handlers (shared with subscribe/unsubscribe), or denied. */
@@ -382,7 +381,7 @@ export class MessageBus implements AsyncDisposable {
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const now = this.#now();
-    this.#limits.set(topic, { topic, matches: topicMatcher(topic), ratePerSec, expiresAt: now + durationMs, tokens: burst(ratePerSec), last: now });
+    this.#limits.set(topic, { topic, matches: topicMatcher(topic), expiresAt: now + durationMs, ...fullBucket(ratePerSec, now) });
     this.#limitsByTopic.clear();
   }
 
@@ -402,7 +401,7 @@ export class MessageBus implements AsyncDisposable {
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const topic = options.topic ?? '**';
     const now = this.#now();
-    const limit: Limiter = { actor, topic, matches: topicMatcher(topic), ratePerSec, expiresAt: now + durationMs, tokens: burst(ratePerSec), last: now };
+    const limit: Limiter = { actor, topic, matches: topicMatcher(topic), expiresAt: now + durationMs, ...fullBucket(ratePerSec, now) };
     const list = (this.#actorLimits.get(actor) ?? []).filter((l) => l.topic !== topic);
     list.push(limit);
     this.#actorLimits.set(actor, list);
@@ -696,10 +695,7 @@ export class MessageBus implements AsyncDisposable {
       if (l.matches(topic) && (limit === undefined || l.ratePerSec < limit.ratePerSec)) limit = l;
     }
     if (limit === undefined) return true;
-    refill(limit, now);
-    if (limit.tokens < 1) return false;
-    limit.tokens -= 1;
-    return true;
+    return takeToken(limit, now);
   }
 
   #violation(actor: string, topic: string): void {
@@ -737,14 +733,4 @@ export class MessageBus implements AsyncDisposable {
     }
     this.#flushed = current;
   }
-}
-
-/** Burst size of a token bucket: at least one token, so rates below 1/s let one publish through per 1/rate s. */
-function burst(ratePerSec: number): number {
-  return ratePerSec === 0 ? 0 : Math.max(1, ratePerSec);
-}
-
-function refill(limit: Limiter, now: number): void {
-  limit.tokens = Math.min(burst(limit.ratePerSec), limit.tokens + ((now - limit.last) / 1000) * limit.ratePerSec);
-  limit.last = now;
 }

@@ -1,5 +1,7 @@
 import { assertNumberOption, GuardError, sendProblem } from '@guard/core';
 import type { HttpHandler } from '@guard/core';
+import { fullBucket, msUntilToken, takeToken } from './token-bucket.js';
+import type { TokenBucket } from './token-bucket.js';
 import './declarations.js';
 
 /** One active limit of a {@link RateLimiter}. */
@@ -10,10 +12,7 @@ export interface RateLimitEntry {
   readonly expiresAt: number;
 }
 
-interface Bucket extends RateLimitEntry {
-  tokens: number;
-  last: number;
-}
+interface Bucket extends RateLimitEntry, TokenBucket {}
 
 /** Acquire counts per key in one-second slots, for {@link RateLimiter.observedRate}. */
 interface RateWindow {
@@ -54,7 +53,7 @@ export class RateLimiter {
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const now = this.#now();
-    const bucket: Bucket = { key, ratePerSec, expiresAt: now + durationMs, tokens: burst(ratePerSec), last: now };
+    const bucket: Bucket = { key, expiresAt: now + durationMs, ...fullBucket(ratePerSec, now) };
     this.#buckets.set(key, bucket);
     return { key, ratePerSec, expiresAt: bucket.expiresAt };
   }
@@ -127,11 +126,7 @@ export class RateLimiter {
       this.#buckets.delete(key);
       return true;
     }
-    bucket.tokens = Math.min(burst(bucket.ratePerSec), bucket.tokens + ((now - bucket.last) / 1000) * bucket.ratePerSec);
-    bucket.last = now;
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return takeToken(bucket, now);
   }
 
   #count(key: string): void {
@@ -156,8 +151,9 @@ export class RateLimiter {
   /** ms until `key` has a token again (at least 1, at most 1 s for re-checks of a zero or lifted limit). */
   #waitMs(key: string): number {
     const bucket = this.#buckets.get(key);
-    if (!bucket || bucket.ratePerSec === 0) return bucket ? Math.max(1, Math.min(1_000, bucket.expiresAt - this.#now())) : 1;
-    return Math.max(1, Math.min(1_000, Math.ceil(((1 - bucket.tokens) / bucket.ratePerSec) * 1000)));
+    if (!bucket) return 1;
+    // A zero or long wait is re-checked at least once a second: the limit may be lifted or expire.
+    return Math.max(1, Math.min(1_000, msUntilToken(bucket), bucket.expiresAt - this.#now()));
   }
 
   /** True while `key` has an active limit. */
@@ -185,9 +181,4 @@ export class RateLimiter {
       sendProblem(res, { status: 429, title: 'Too many requests', detail: `rate limit "${key}" is active`, code: 'RATE_LIMITED' }, { 'retry-after': '1' });
     };
   }
-}
-
-/** At least one token, so rates below 1/s let one call through per 1/rate s; 0 blocks. */
-function burst(ratePerSec: number): number {
-  return ratePerSec === 0 ? 0 : Math.max(1, ratePerSec);
 }
