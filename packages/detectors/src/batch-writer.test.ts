@@ -271,3 +271,21 @@ describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => 
     await db.destroy();
   });
 });
+
+describe('BatchWriter (C5) schema under concurrency (real Postgres)', () => {
+  it('three writers creating the dead-letter table at the same moment all succeed (migration lock)', async () => {
+    const deadLetterTable = uniqueName('dl');
+    const dbs = [0, 1, 2].map(() => new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 1 }) }) }));
+    try {
+      // Warm connections, so the three statements reach the server together.
+      await Promise.all(dbs.map((db) => sql`select 1`.execute(db)));
+      const writers = dbs.map((db) => new BatchWriter<Item>({ db, write: async () => {}, deadLetterTable }));
+      const results = await Promise.allSettled(writers.map((w) => w.ensureSchema()));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+      await Promise.all(writers.map((w) => w.close()));
+    } finally {
+      await dbs[0]!.schema.dropTable(deadLetterTable).ifExists().execute();
+      await Promise.all(dbs.map((db) => db.destroy()));
+    }
+  });
+});

@@ -131,7 +131,24 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
 
   /** Creates the dead-letter table and its index if missing (idempotent, like a migration). */
   async ensureSchema(): Promise<void> {
-    await this.#db.schema
+    // Under the dialect's migration lock (Postgres: an advisory lock; SQLite: its single writer), so replicas that
+    // start together on a fresh database do not race on the catalog (`create table if not exists` alone does).
+    // kysely's Postgres lock is session-level: taken and released on one connection, released even on failure.
+    if (this.#db.isTransaction) return this.#createSchema(this.#db);
+    const lock = { lockTable: `${this.deadLetterTable}_lock`, lockRowId: 'schema' };
+    await this.#db.connection().execute(async (db) => {
+      const adapter = db.getExecutor().adapter;
+      await adapter.acquireMigrationLock(db, lock);
+      try {
+        await this.#createSchema(db);
+      } finally {
+        await adapter.releaseMigrationLock(db, lock);
+      }
+    });
+  }
+
+  async #createSchema(db: Kysely<any>): Promise<void> {
+    await db.schema
       .createTable(this.deadLetterTable)
       .ifNotExists()
       .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
@@ -141,7 +158,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
       .addColumn('attempts', 'integer', (c) => c.notNull())
       .addColumn('failed_at', 'bigint', (c) => c.notNull())
       .execute();
-    await this.#db.schema.createIndex(`${this.deadLetterTable}_writer_idx`).ifNotExists().on(this.deadLetterTable).column('writer').execute();
+    await db.schema.createIndex(`${this.deadLetterTable}_writer_idx`).ifNotExists().on(this.deadLetterTable).column('writer').execute();
   }
 
   /** Buffers one item; flushes in the background when the batch is full or the oldest item is `maxAgeMs` old. */
