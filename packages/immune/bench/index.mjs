@@ -1,9 +1,13 @@
-// Benchmark of @guard/immune: publish throughput per store and healthSummary latency over 1,000,000 rows.
-// Run: pnpm --filter @guard/immune bench   (Postgres rows need GUARD_TEST_PG_URL or a local server)
+// Benchmark of @guard/immune: publish throughput against the raw better-sqlite3 floor (interleaved rounds), per store,
+// and healthSummary latency over 1,000,000 rows.
+// Run: pnpm --filter @guard/immune build && pnpm --filter @guard/immune bench
+// (Postgres rows need GUARD_TEST_PG_URL or a local server; BENCH_ROWS and BENCH_SECONDS shrink the run.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Bench } from 'tinybench';
+import { loadLine, median } from '../../../scripts/bench-harness.mjs';
 import { createEventId, ImmuneService, MemoryEventStore } from '../dist/index.js';
 import { createSqliteStore } from '../dist/sqlite.js';
 import { createPostgresStore } from '../dist/postgres.js';
@@ -29,8 +33,61 @@ async function throughput(service, seconds = SECONDS) {
   return n / ((performance.now() - started) / 1_000);
 }
 
+/**
+ * Ours against the floor, interleaved: each round runs the raw better-sqlite3 writer, then ImmuneService.publishEvent,
+ * ROUND_MS each, on two files of the same schema (the store's own table: WITHOUT ROWID on (created_at, id) plus the
+ * partial CRITICAL index, which its queries need), WAL + synchronous=FULL. The floor is a prepared one-row INSERT,
+ * 1,000 rows per transaction, ids and meta JSON made in the loop; ours also validates, keeps the rollup and resolves
+ * one promise per event.
+ */
+async function ingestAgainstFloor(rounds = Number(process.env.BENCH_ROUNDS ?? 7), roundMs = 1_000) {
+  const service = new ImmuneService({ store: await createSqliteStore({ path: join(dir, 'ours.db') }) });
+  const schemaOnly = await createSqliteStore({ path: join(dir, 'floor.db') });
+  const table = schemaOnly.tableName;
+  await schemaOnly.close();
+  const db = new Database(join(dir, 'floor.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  const insert = db.prepare(`INSERT INTO "${table}" (id, agent_id, module, severity, type, message, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+  const batch = db.transaction((n, now) => {
+    for (let i = 0; i < n; i++) insert.run(createEventId(now), null, 'api', i % 50 === 0 ? 'CRITICAL' : 'INFO', 'ERROR_SPIKE', 'request failed', JSON.stringify({ n: i }), now);
+  });
+  const floor = async () => {
+    let n = 0;
+    const started = performance.now();
+    while (performance.now() < started + roundMs) {
+      batch(1_000, Date.now());
+      n += 1_000;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return n / ((performance.now() - started) / 1_000);
+  };
+  const ours = () => throughput(service, roundMs / 1_000);
+  await floor(); // warm-up
+  await ours();
+  const floors = [];
+  const oursRates = [];
+  const ratios = [];
+  for (let round = 0; round < rounds; round++) {
+    const f = await floor();
+    const o = await ours();
+    floors.push(f);
+    oursRates.push(o);
+    ratios.push(o / f);
+  }
+  await service.close();
+  db.close();
+  return { floor: median(floors), ours: median(oursRates), ratio: { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) } };
+}
+
 try {
   const rows = [];
+  console.log(`@guard/immune bench, ${await loadLine()}`);
+  const ingest = await ingestAgainstFloor();
+  console.log(`\ningest, ${process.env.BENCH_ROUNDS ?? 7} interleaved rounds of 1 s (median events/s):`);
+  console.log(`  raw better-sqlite3 floor (same schema, FULL)       ${Math.round(ingest.floor).toLocaleString('en-US')} events/s`);
+  console.log(`  ImmuneService.publishEvent, SQLite group commit    ${Math.round(ingest.ours).toLocaleString('en-US')} events/s`);
+  console.log(`  ratio ours / floor                                 ${ingest.ratio.median.toFixed(2)} (${ingest.ratio.min.toFixed(2)}-${ingest.ratio.max.toFixed(2)})  target >= 0.6: ${ingest.ratio.median >= 0.6 ? 'ok' : 'MISSED'}`);
 
   // 1. Publish throughput.
   {
