@@ -110,9 +110,9 @@ async function snapshot(pid: number): Promise<Snapshot | undefined> {
  */
 export async function sampleProcessCpu(pids: readonly number[], options: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<ProcessCpu[]> {
   options.signal?.throwIfAborted();
-  const first = await Promise.all(pids.map((pid) => snapshot(pid)));
+  const first = await mapLimited(pids, snapshot);
   await delay(options.intervalMs ?? 250, options.signal);
-  const second = await Promise.all(pids.map((pid) => snapshot(pid)));
+  const second = await mapLimited(pids, snapshot);
   const out: ProcessCpu[] = [];
   pids.forEach((pid, i) => {
     const a = first[i];
@@ -171,12 +171,21 @@ export async function topHostProcesses(options: TopProcessesOptions = {}): Promi
   const own = options.scope === 'host' ? undefined : await readCgroup('self');
   const cgroup = own !== undefined && own !== '/' ? own : undefined;
   if (cgroup !== undefined) {
-    const groups = await Promise.all(pids.map((pid) => readCgroup(pid)));
+    const groups = await mapLimited(pids, readCgroup);
     pids = pids.filter((_, i) => groups[i] !== undefined && (groups[i] === cgroup || groups[i]!.startsWith(`${cgroup}/`)));
   }
   const sampled = await sampleProcessCpu(pids, { intervalMs: options.intervalMs ?? 250, ...(options.signal ? { signal: options.signal } : {}) });
   const processes = sampled.sort((a, b) => b.cpuPercent - a.cpuPercent || b.demandPercent - a.demandPercent).slice(0, options.top ?? 5);
   return { scope: cgroup === undefined ? 'host' : 'cgroup', cgroup, sampledMs: Math.round(performance.now() - t0), scanned: sampled.length, processes };
+}
+
+/** Reads at most this many processes at once: a host with thousands of processes must not exhaust file descriptors. */
+const READ_CONCURRENCY = 64;
+
+async function mapLimited<T>(pids: readonly number[], read: (pid: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < pids.length; i += READ_CONCURRENCY) out.push(...(await Promise.all(pids.slice(i, i + READ_CONCURRENCY).map(read))));
+  return out;
 }
 
 function round1(n: number): number {
