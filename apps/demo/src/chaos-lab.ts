@@ -390,27 +390,31 @@ export class ChaosLab {
           },
         };
       }
-      case 'db-orphan':
+      case 'db-orphan': {
+        let id: string | undefined;
         status.injected = 'a transaction opened and never finished (holds its connection)';
         return {
           targets: { detectMs: 6_000, recoverMs: 15_000 },
           inject: () => {
+            const before = new Set(guard.dialect.tracker.checkouts().map((c) => c.id));
             void guard.db
               .transaction()
               .execute(async (trx) => {
                 await trx.selectFrom('analyses').select('id').limit(1).execute();
+                id = guard.dialect.tracker.checkouts().find((c) => !before.has(c.id))?.id;
                 await new Promise(() => {});
               })
               .catch(() => {});
           },
           detected: this.#detection('db', 'connection_orphan'),
-          remediated: this.#sanitized('db'),
+          remediated: this.#sanitized('db', () => id),
           recovered: async () => {
-            if (guard.dialect.tracker.activeCount() > 0) return undefined;
+            if (guard.dialect.tracker.checkouts().some((c) => c.id === id)) return undefined;
             await sql`select 1`.execute(guard.db);
-            return { at: Date.now(), by: '0 connections held; select 1 answers' };
+            return { at: Date.now(), by: `${id} released (${guard.dialect.tracker.activeCount()} connections held); select 1 answers` };
           },
         };
+      }
       case 'half-open': {
         let backAt: number | undefined;
         let back: NodeJS.Timeout | undefined;
