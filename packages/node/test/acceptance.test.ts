@@ -125,11 +125,12 @@ afterAll(async () => {
 });
 
 describe('acceptance: packed tarballs installed by npm outside the monorepo', () => {
-  it('has one prom-client (the app\'s 15.0.x), so Guard and the app share a registry', async () => {
-    const { stdout } = await run('npm', ['ls', 'prom-client', '--all', '--parseable', '--long'], { cwd: work });
-    const copies = stdout.trim().split('\n').filter(Boolean);
-    expect(copies).toHaveLength(1);
-    expect(copies[0]).toMatch(/prom-client@15\.0\.\d+/);
+  it('has one copy of each peer (prom-client is the app\'s 15.0.x), so Guard and the app share a registry and objects', async () => {
+    const copies = async (name: string) => (await run('npm', ['ls', name, '--all', '--parseable', '--long'], { cwd: work })).stdout.trim().split('\n').filter(Boolean);
+    const prom = await copies('prom-client');
+    expect(prom).toHaveLength(1);
+    expect(prom[0]).toMatch(/prom-client@15\.0\.\d+/);
+    for (const peer of ['kysely', 'ws', 'pg']) expect(await copies(peer), peer).toHaveLength(1);
   });
 
   it('the node:http + ws + kysely/pg quick start runs as written', async () => {
