@@ -67,6 +67,8 @@ export interface KillRunawayResult {
 interface Entry extends GuardedProcess {
   /** `/proc` start time of a pid registered by number, to notice pid reuse. */
   readonly startTicks: string | undefined;
+  /** Registration order (newest = highest), for `scaleDown`. */
+  readonly seq: number;
 }
 
 const SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']);
@@ -271,7 +273,7 @@ export class ProcessRegistry implements AsyncDisposable {
       scaleDown: async (count: number) => {
         if (!Number.isInteger(count) || count < 0) throw new GuardError('INVALID_INPUT', 'count must be an integer >= 0', { details: { field: 'count' } });
         const victims = members()
-          .sort((a, b) => b.startedAt - a.startedAt || Number(b.id.slice(5)) - Number(a.id.slice(5)))
+          .sort((a, b) => b.seq - a.seq)
           .slice(0, count);
         for (const v of victims) signalProcess(v, 'SIGTERM');
         const exited = await Promise.all(victims.map((v) => waitForExit(v, options.graceMs ?? 2_000)));
@@ -340,8 +342,9 @@ export class ProcessRegistry implements AsyncDisposable {
   }
 
   #track(child: ChildProcess | undefined, pid: number, name: string, group: string | undefined, ticks: string | undefined): GuardedProcess {
-    const id = `proc_${++this.#seq}`;
-    const entry: Entry = { id, name, group, pid, startedAt: Date.now(), child, startTicks: ticks };
+    const seq = ++this.#seq;
+    const id = `proc_${seq}`;
+    const entry: Entry = { id, name, group, pid, startedAt: Date.now(), child, startTicks: ticks, seq };
     this.#processes.set(id, entry);
     child?.once('exit', () => {
       this.#processes.delete(id);
