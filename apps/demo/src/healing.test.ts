@@ -70,6 +70,23 @@ describe('createHealing', () => {
   });
 });
 
+describe('createHealing with a bad playbook folder', () => {
+  it('rejects and stops the worker processes it started', { timeout: 20_000 }, async () => {
+    const before = await childPids();
+    await expect(
+      createHealing({ env: demoEnv({}), bus: new GuardBus(), registry: new Registry(), logger: silentLogger, healthUrl: () => '', playbooksDir: '/nonexistent/playbooks' }),
+    ).rejects.toThrow();
+    expect(await childPids()).toEqual(before);
+  });
+});
+
+async function childPids(): Promise<string[]> {
+  const { readFile, readdir } = await import('node:fs/promises');
+  const out: string[] = [];
+  for (const tid of await readdir(`/proc/${process.pid}/task`)) out.push(...(await readFile(`/proc/${process.pid}/task/${tid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean));
+  return out.sort();
+}
+
 async function asyncDisposable<T extends { close(): Promise<void> }>(value: Promise<T>): Promise<T & AsyncDisposable> {
   const v = await value;
   return Object.assign(v, { [Symbol.asyncDispose]: () => v.close() });

@@ -122,7 +122,14 @@ export async function createHealing(deps: HealingDeps): Promise<Healing> {
 
   const engine = new PlaybookEngine({ bus, registry, logger, actions, probes });
   const dir = deps.playbooksDir ?? env.GUARD_PLAYBOOKS_DIR ?? fileURLToPath(new URL('../playbooks/', import.meta.url));
-  for (const playbook of await loadPlaybooks(dir)) engine.register(playbook);
+  try {
+    for (const playbook of await loadPlaybooks(dir)) engine.register(playbook);
+  } catch (error) {
+    // A bad playbook folder must not leave the worker processes and monitors behind.
+    await Promise.allSettled([engine.close(), aclMonitor.close(), pressure.close(), watchdog.close(), messageBus.close(), workload.close()]);
+    system.close();
+    throw error;
+  }
 
   // Outside `full` mode a trigger still runs, as a dry run: the plan is logged and nothing changes.
   const trigger = (event: string, data: Record<string, unknown>, reason: string) =>
