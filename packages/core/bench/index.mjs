@@ -1,53 +1,80 @@
-// Benchmark of @guard/core's hot paths against their bare baselines, in one run.
-// Run: pnpm --filter @guard/core bench   (reads ../dist, so build first)
+// Benchmark of @guard/core's hot paths against their bare baselines, interleaved rounds of plain loops
+// (scripts/bench-harness.mjs), median ratio with its min-max spread.
+// Run: pnpm --filter @guard/core build && pnpm --filter @guard/core bench
 import { EventEmitter } from 'eventemitter3';
 import { Registry } from 'prom-client';
-import { Bench } from 'tinybench';
-import { GuardBus, captureSource, counter, createSourceCapture } from '../dist/index.js';
+import { interleave, loadLine, ratio, report } from '../../../scripts/bench-harness.mjs';
+import { GuardBus, captureSource, counter, createSourceCapture, shouldSampleSource } from '../dist/index.js';
 
-const BATCH = 1_000;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const detection = { id: 'd', component: 'websocket', pattern: 'no_ack', severity: 'critical', resourceId: 'r', message: 'm', details: {}, detectedAt: 0 };
 let sink = 0;
 const listener = () => {
   sink++;
 };
+console.log(`@guard/core benchmark, ${await loadLine()}, ${ROUNDS} interleaved rounds`);
 
-const plain = new EventEmitter();
-const bus = new GuardBus();
-for (let i = 0; i < 3; i++) {
-  plain.on('detection', listener);
-  bus.on('detection', listener);
+{
+  const plain = new EventEmitter();
+  const bus = new GuardBus();
+  for (let i = 0; i < 3; i++) {
+    plain.on('detection', listener);
+    bus.on('detection', listener);
+  }
+  const result = await interleave(
+    {
+      'eventemitter3 emit to 3 listeners': (n) => {
+        for (let i = 0; i < n; i++) plain.emit('detection', detection);
+      },
+      'GuardBus emit to 3 listeners (isolated)': (n) => {
+        for (let i = 0; i < n; i++) bus.emit('detection', detection);
+      },
+    },
+    { rounds: ROUNDS },
+  );
+  report('emit, per call', result, [{ label: 'GuardBus / eventemitter3', stat: ratio(result, 'GuardBus emit to 3 listeners (isolated)', 'eventemitter3 emit to 3 listeners') }]);
 }
-const registry = new Registry();
-const cached = counter(registry, { name: 'bench_calls_total', help: 'h', labelNames: ['outcome'] }).labels('ok');
-const off = createSourceCapture(false);
 
-const groups = [
-  ['emit to 3 listeners', {
-    'eventemitter3 emit (baseline)': () => { for (let i = 0; i < BATCH; i++) plain.emit('detection', detection); },
-    'GuardBus emit (isolated listeners)': () => { for (let i = 0; i < BATCH; i++) bus.emit('detection', detection); },
-  }],
-  ['source capture per call', {
-    'no capture (baseline)': () => { for (let i = 0; i < BATCH; i++) sink += off() === undefined ? 1 : 0; },
-    'new Error() (plain stack)': () => { for (let i = 0; i < BATCH; i++) { const error = new Error('x'); sink += error === undefined ? 0 : 1; } },
-    'captureSource depth 10': () => { for (let i = 0; i < BATCH; i++) sink += captureSource({ depth: 10 }) ? 1 : 0; },
-    'captureSource depth 30': () => { for (let i = 0; i < BATCH; i++) sink += captureSource() ? 1 : 0; },
-  }],
-  ['counter increment', {
-    'cached labelled child inc (baseline)': () => { for (let i = 0; i < BATCH; i++) cached.inc(); },
-    'counter() lookup + labels + inc': () => { for (let i = 0; i < BATCH; i++) counter(registry, { name: 'bench_calls_total', help: 'h', labelNames: ['outcome'] }).labels('ok').inc(); },
-  }],
-];
+{
+  const off = createSourceCapture(false);
+  let calls = 0;
+  const result = await interleave(
+    {
+      'no capture (tracing off)': (n) => {
+        for (let i = 0; i < n; i++) sink += off() === undefined ? 1 : 0;
+      },
+      'new Error() (a plain stack)': (n) => {
+        for (let i = 0; i < n; i++) sink += new Error('x').message.length;
+      },
+      'captureSource() (10 frames)': (n) => {
+        for (let i = 0; i < n; i++) sink += captureSource() ? 1 : 0;
+      },
+      'sampled: shouldSampleSource + captureSource': (n) => {
+        for (let i = 0; i < n; i++) sink += shouldSampleSource(calls++) ? (captureSource() ? 1 : 0) : 0;
+      },
+    },
+    { rounds: ROUNDS },
+  );
+  report('source capture, per call (sampled: after the first 16 of a key, ~1 in 64)', result, [
+    { label: 'captureSource / new Error()', stat: ratio(result, 'captureSource() (10 frames)', 'new Error() (a plain stack)') },
+    { label: 'sampled / captureSource', stat: ratio(result, 'sampled: shouldSampleSource + captureSource', 'captureSource() (10 frames)') },
+  ]);
+}
 
-console.log(`@guard/core benchmark, node ${process.version}, ${BATCH} operations per sample\n`);
-for (const [title, tasks] of groups) {
-  const bench = new Bench({ time: 1_000, warmup: true });
-  for (const [name, fn] of Object.entries(tasks)) bench.add(name, fn);
-  await bench.run();
-  const rows = bench.tasks.map((task) => ({ name: task.name, ns: (task.result.latency.mean * 1e6) / BATCH }));
-  const base = rows[0].ns;
-  console.log(title);
-  for (const row of rows) console.log(`  ${row.name.padEnd(40)} ${row.ns.toFixed(1).padStart(9)} ns/op   x${(row.ns / base).toFixed(2)}`);
-  console.log();
+{
+  const registry = new Registry();
+  const cached = counter(registry, { name: 'bench_calls_total', help: 'h', labelNames: ['outcome'] }).labels('ok');
+  const result = await interleave(
+    {
+      'cached labelled child inc()': (n) => {
+        for (let i = 0; i < n; i++) cached.inc();
+      },
+      'counter() lookup + labels() + inc()': (n) => {
+        for (let i = 0; i < n; i++) counter(registry, { name: 'bench_calls_total', help: 'h', labelNames: ['outcome'] }).labels('ok').inc();
+      },
+    },
+    { rounds: ROUNDS },
+  );
+  report('counter increment, per call', result, [{ label: 'lookup / cached', stat: ratio(result, 'counter() lookup + labels() + inc()', 'cached labelled child inc()') }]);
 }
 if (sink < 0) console.log(sink);

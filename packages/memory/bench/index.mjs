@@ -1,11 +1,10 @@
 // Benchmark of @guard/memory: cost of one snapshot + check, and CPU overhead of the guardrail at 1 Hz on a busy process.
 // Run: pnpm --filter @guard/memory bench   (reads the build in ../dist)
-import { Bench } from 'tinybench';
+import { interleave, loadLine, median, ratio, report } from '../../../scripts/bench-harness.mjs';
 import { Registry } from 'prom-client';
 import { MemoryGuardrail } from '../dist/index.js';
 import { createManualClock } from '../dist/testing.js';
 
-const BATCH = 100; // calls per sample, so timer overhead is spread thin
 
 /** A guardrail on the real sampler whose clock advances one interval per check, so its leak window holds as many points as in production. */
 function guardrailAt(checkIntervalMs, extra = {}) {
@@ -27,62 +26,47 @@ const at1Hz = guardrailAt(1_000);
 const sessions = new Map(Array.from({ length: 500 }, (_, i) => [i, i]));
 const withProbes = guardrailAt(60_000, { cacheProbes: { sessions: () => sessions.size, tokens: () => 42, users: () => 7 } });
 
-const tasks = {
-  'process.memoryUsage() (baseline)': () => {
-    for (let i = 0; i < BATCH; i++) process.memoryUsage();
-  },
-  'check() at 60 s (11-point window)': () => {
-    for (let i = 0; i < BATCH; i++) {
-      at60s.clock.advance(at60s.step);
-      at60s.guardrail.check();
-    }
-  },
-  'check() at 1 Hz (600-point window)': () => {
-    for (let i = 0; i < BATCH; i++) {
-      at1Hz.clock.advance(at1Hz.step);
-      at1Hz.guardrail.check();
-    }
-  },
-  'check() at 1 Hz, fixed sampler (guardrail logic only)': () => {
-    for (let i = 0; i < BATCH; i++) {
-      logicOnly.clock.advance(logicOnly.step);
-      logicOnly.guardrail.check();
-    }
-  },
-  'check() at 60 s + 3 cache probes': () => {
-    for (let i = 0; i < BATCH; i++) {
-      withProbes.clock.advance(withProbes.step);
-      withProbes.guardrail.check();
-    }
-  },
-  'assess() at 1 Hz (live, not stored)': () => {
-    for (let i = 0; i < BATCH; i++) at1Hz.guardrail.assess();
-  },
-  'report() at 1 Hz (3601 snapshots)': () => {
-    at1Hz.guardrail.report();
-  },
-  'scrape of the 15 guard_memory_* metrics': async () => {
-    await at1Hz.registry.metrics();
-  },
+// Plain loops interleaved over rounds (scripts/bench-harness.mjs): one ratio per round against memoryUsage().
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+console.log(`@guard/memory benchmark, ${await loadLine()}, ${ROUNDS} interleaved rounds`);
+const checkLoop = (g) => (n) => {
+  for (let i = 0; i < n; i++) {
+    g.clock.advance(g.step);
+    g.guardrail.check();
+  }
 };
-
-const bench = new Bench({ name: 'per-check cost', time: 1_500, warmup: true, warmupTime: 300 });
-for (const [name, task] of Object.entries(tasks)) bench.add(name, task);
-await bench.run();
-
-const usPer = {};
-for (const task of bench.tasks) usPer[task.name] = (task.result.latency.p50 * 1e3) / (task.name.startsWith('report') || task.name.startsWith('scrape') ? 1 : BATCH);
-const base = usPer['process.memoryUsage() (baseline)'];
-console.log(`\n@guard/memory benchmark (Node ${process.version}, ${new Date().toISOString()})\n`);
-console.table(
-  Object.keys(tasks).map((name) => ({ task: name, 'us/op (p50)': usPer[name].toFixed(2), 'x memoryUsage()': (usPer[name] / base).toFixed(2) })),
+const result = await interleave(
+  {
+    'process.memoryUsage()': (n) => {
+      for (let i = 0; i < n; i++) process.memoryUsage();
+    },
+    'check() at 60 s (11-point window)': checkLoop(at60s),
+    'check() at 1 Hz (600-point window)': checkLoop(at1Hz),
+    'check() at 1 Hz, fixed sampler (logic only)': checkLoop(logicOnly),
+    'check() at 60 s + 3 cache probes': checkLoop(withProbes),
+    'assess() at 1 Hz (live, not stored)': (n) => {
+      for (let i = 0; i < n; i++) at1Hz.guardrail.assess();
+    },
+    'report() at 1 Hz (3601 snapshots)': (n) => {
+      for (let i = 0; i < n; i++) at1Hz.guardrail.report();
+    },
+    'scrape of the guard_memory_* metrics': async (n) => {
+      for (let i = 0; i < n; i++) await at1Hz.registry.metrics();
+    },
+  },
+  { rounds: ROUNDS },
 );
+report('per call (check() calls memoryUsage() itself, so it cannot be cheaper than it)', result, [
+  { label: 'check() at 60 s / memoryUsage()', stat: ratio(result, 'check() at 60 s (11-point window)', 'process.memoryUsage()') },
+  { label: 'check() at 1 Hz / memoryUsage()', stat: ratio(result, 'check() at 1 Hz (600-point window)', 'process.memoryUsage()') },
+]);
+const usPer = Object.fromEntries(result.names.map((name) => [name, median(result.ns[name]) / 1_000]));
 
 // --- CPU overhead at 1 Hz on a busy process ------------------------------------------------------------------------
 // A busy event loop (JSON work over a ~150 MB live heap) runs for DURATION_MS twice: alone, then with a guardrail
 // checking at 1 Hz on the real clock and sampler. The time spent inside check() over the wall time is the overhead;
 // the throughput difference between the runs is printed too, but on a shared machine it is mostly noise.
-const DURATION_MS = 10_000;
+const DURATION_MS = Number(process.env.BENCH_BUSY_MS ?? 10_000);
 const live = Array.from({ length: 600_000 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b'], n: i * 1.5 }));
 const doc = JSON.stringify(live.slice(0, 200));
 
