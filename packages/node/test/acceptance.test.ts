@@ -59,7 +59,7 @@ async function start(file: string, env: Record<string, string> = {}): Promise<Ap
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', './app-metric.mjs', file], {
     cwd: work,
-    env: { PATH: process.env.PATH, PORT: String(port), PG_URL, GUARD_IMMUNE_TABLE: table, GUARD_SHUTDOWN_DELAY: '1s', PARASITE_LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH, PORT: String(port), PG_URL, GUARD_IMMUNE_TABLE: table, GUARD_SHUTDOWN_DELAY: '2s', PARASITE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
+import { until } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'guard-node-sigterm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -14,7 +15,7 @@ describe('graceful shutdown of a real process', () => {
   it('SIGTERM mid-request: readiness fails at once, the in-flight request completes, WebSocket clients get 1001, exit code 0 with nothing left running', async () => {
     const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/sigterm-app.mjs', import.meta.url))], {
       cwd: dir,
-      env: { PATH: process.env.PATH, IMMUNE_DB: join(dir, 'immune.db'), GUARD_SHUTDOWN_DELAY: '1s', PARASITE_LOG_LEVEL: 'info' },
+      env: { PATH: process.env.PATH, IMMUNE_DB: join(dir, 'immune.db'), GUARD_SHUTDOWN_DELAY: '3s', PARASITE_LOG_LEVEL: 'info' },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -40,11 +41,14 @@ describe('graceful shutdown of a real process', () => {
     const slow = fetch(`${base}/slow`);
     await lineWith('slow started');
     child.kill('SIGTERM');
+    // The shutdown delay (3 s) keeps the server accepting so this probe can see readiness fail; generous for a loaded CI box.
     await lineWith('guard: shutting down');
     const ready = await fetch(`${base}/readyz?verbose`);
     expect(ready.status).toBe(503);
     expect(await ready.text()).toContain('[-]shutdown failed: shutting down');
 
+    // After the delay the server stops accepting: a new request fails, yet the one in flight still completes.
+    await until(() => fetch(`${base}/livez`).then(() => false, () => true), 'the server to stop accepting', 10_000, 50);
     child.stdin!.write('release\n');
     const done = await slow;
     expect(done.status).toBe(200);
