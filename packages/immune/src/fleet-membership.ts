@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Logger, PgTimeouts } from '@guard/core';
-import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
+import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
+import { assertNumberOption, counter, GuardError, metricName, resolveRegistry, silentLogger } from '@guard/core';
 import type { FleetPoolLike } from './fleet-db.js';
 import { FleetDb, SQL_IDENTIFIER } from './fleet-db.js';
 
@@ -57,6 +57,9 @@ export interface FleetMembershipOptions {
   readonly table?: string;
   readonly timeouts?: PgTimeouts;
   readonly logger?: Logger;
+  /** prom-client registry (default global) and prefix (default `guard_immune`). */
+  readonly registry?: MetricsOptions['registry'];
+  readonly metricsPrefix?: string;
 }
 
 /**
@@ -83,6 +86,7 @@ export class FleetMembership implements AsyncDisposable {
   readonly #mode: () => string;
   readonly #status: () => string;
   readonly #logger: Logger;
+  readonly #heartbeatFailures: ReturnType<typeof counter>;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<boolean> | undefined;
   #queued: Promise<boolean> | undefined;
@@ -112,6 +116,10 @@ export class FleetMembership implements AsyncDisposable {
     this.#mode = options.mode ?? (() => 'full');
     this.#status = options.status ?? (() => 'running');
     this.#logger = options.logger ?? silentLogger;
+    this.#heartbeatFailures = counter(resolveRegistry(options.registry), {
+      name: metricName(options.metricsPrefix ?? 'guard_immune', 'fleet_heartbeat_failures_total'),
+      help: 'Fleet membership heartbeats that did not reach the database (the replica runs on its own meanwhile)',
+    });
     this.#db = new FleetDb(options.pool, { ...(options.timeouts ? { timeouts: options.timeouts } : {}), logger: this.#logger, name: 'fleet membership (postgres)' });
   }
 
@@ -177,6 +185,7 @@ export class FleetMembership implements AsyncDisposable {
       this.#reachable = true;
       return true;
     } catch (error) {
+      this.#heartbeatFailures.inc();
       if (this.#reachable !== false) this.#logger.warn({ err: error, instanceId: this.instanceId }, 'fleet membership: heartbeat failed; this replica runs on its own until the database is back');
       this.#reachable = false;
       return false;

@@ -28,7 +28,8 @@ function pool(url = pgUrl()): pg.Pool {
 
 async function replica(tableName: string, channel: string, instanceId: string, listenPool = pool(), timeouts?: { connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number }) {
   const service = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl(), tableName, registry: freshRegistry() }), registry: freshRegistry() });
-  const stream = new FleetEventStream({ service, pool: listenPool, table: tableName, channel, instanceId, pingIntervalMs: 100, ...(timeouts ? { timeouts } : {}) });
+  const registry = freshRegistry();
+  const stream = new FleetEventStream({ service, pool: listenPool, table: tableName, channel, instanceId, pingIntervalMs: 100, registry, ...(timeouts ? { timeouts } : {}) });
   stream.start();
   const seen: ImmuneStreamEnvelope[] = [];
   service.on('immune.event_published', (e) => seen.push(e));
@@ -36,6 +37,9 @@ async function replica(tableName: string, channel: string, instanceId: string, l
     service,
     stream,
     seen,
+    async metric(name: string): Promise<number> {
+      return (await registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+    },
     async close() {
       await stream.close();
       await service.close();
@@ -89,6 +93,7 @@ describe('FleetEventStream (two services on one database)', () => {
       expect(a.seen.filter((e) => e.payload.event_id === id)).toHaveLength(1);
       expect(b.stream.remoteEvents).toBe(1);
       expect(a.stream.remoteEvents).toBe(400);
+      expect(await a.metric('guard_immune_fleet_remote_events_total')).toBe(400);
     } finally {
       await a.close();
       await b.close();
@@ -149,6 +154,7 @@ describe('FleetEventStream (two services on one database)', () => {
       await Promise.all([connected(a.stream), connected(b.stream)]);
       proxy.partition();
       await waitFor(() => (b.stream.connected ? undefined : true), 'b to notice the partition');
+      expect(await b.metric('guard_immune_fleet_stream_listening')).toBe(0);
       const missed = await a.service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: 'while b was cut off' });
       // b's own store is direct: b still publishes and streams its own events meanwhile.
       const own = await b.service.publishEvent({ severity: 'INFO', type: 'SELF_HEALING_ACTION', message: 'b alone' });
@@ -158,6 +164,7 @@ describe('FleetEventStream (two services on one database)', () => {
       proxy.reset();
       await waitFor(() => b.seen.find((e) => e.payload.event_id === missed), 'the missed event on b after the reconnect');
       expect(b.seen.filter((e) => e.payload.event_id === own)).toHaveLength(1);
+      expect(await b.metric('guard_immune_fleet_stream_listening')).toBe(1);
     } finally {
       await a.close();
       await b.close();

@@ -1,5 +1,5 @@
-import type { Logger, PgTimeouts } from '@guard/core';
-import { GuardError, silentLogger } from '@guard/core';
+import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
+import { counter, gauge, GuardError, metricName, resolveRegistry, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
@@ -30,6 +30,9 @@ export interface FleetEventStreamOptions {
   readonly pingIntervalMs?: number;
   readonly timeouts?: PgTimeouts;
   readonly logger?: Logger;
+  /** prom-client registry (default global) and prefix (default `guard_immune`). */
+  readonly registry?: MetricsOptions['registry'];
+  readonly metricsPrefix?: string;
 }
 
 /** Ids per NOTIFY: 36-byte ids, comma-separated, stay well under Postgres's 8 000-byte payload limit. */
@@ -65,6 +68,8 @@ export class FleetEventStream implements AsyncDisposable {
   #lostAt: number | undefined;
   #pending: Set<Promise<unknown>> = new Set();
   #remoteEvents = 0;
+  readonly #remoteCounter: ReturnType<typeof counter>;
+  readonly #listening: ReturnType<typeof gauge>;
   #reads: Promise<void> = Promise.resolve();
   #notices: Promise<void> = Promise.resolve();
   #closed = false;
@@ -93,6 +98,11 @@ export class FleetEventStream implements AsyncDisposable {
     this.#logger = options.logger ?? silentLogger;
     this.#catchUpMarginMs = options.catchUpMarginMs ?? 5_000;
     this.#db = new FleetDb(options.pool, { ...(options.timeouts ? { timeouts: options.timeouts } : {}), logger: this.#logger, name: 'fleet event stream (postgres)' });
+    const registry = resolveRegistry(options.registry);
+    const prefix = options.metricsPrefix ?? 'guard_immune';
+    this.#remoteCounter = counter(registry, { name: metricName(prefix, 'fleet_remote_events_total'), help: 'Events of other fleet replicas emitted on this replica\'s stream' });
+    const listening = gauge(registry, { name: metricName(prefix, 'fleet_stream_listening'), help: '1 while the fleet event stream\'s LISTEN session is open, else 0 (this replica streams its own events only)' });
+    this.#listening = listening;
     this.#listener = new PgNotificationListener({
       pool: options.pool,
       channels: [channel],
@@ -101,8 +111,12 @@ export class FleetEventStream implements AsyncDisposable {
       ...(options.timeouts ? { timeouts: options.timeouts } : {}),
       ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
       onNotification: (_channel, payload) => this.#onNotification(payload),
-      onConnected: () => this.#catchUp(),
+      onConnected: () => {
+        listening.set(1);
+        this.#catchUp();
+      },
       onDisconnected: () => {
+        listening.set(0);
         this.#lostAt ??= Date.now();
       },
     });
@@ -206,6 +220,7 @@ export class FleetEventStream implements AsyncDisposable {
         this.#remember(row.id);
         const event = fromRow(row);
         this.#remoteEvents++;
+        this.#remoteCounter.inc();
         this.#service.emit('immune.event_published', toStreamEnvelope(event, 'immune.event_published', this.#service.target));
         if (event.severity === 'CRITICAL') this.#service.emit('immune.critical_event', toStreamEnvelope(event, 'immune.critical_event', this.#service.target));
       }
@@ -226,6 +241,7 @@ export class FleetEventStream implements AsyncDisposable {
       this.#closed = true;
       this.#service.off('immune.event_published', this.#onLocal);
       await this.#listener.close();
+      this.#listening.set(0);
       await Promise.allSettled([...this.#pending]);
       this.#db.detach();
     })();
