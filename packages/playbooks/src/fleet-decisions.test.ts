@@ -33,13 +33,15 @@ function table(): string {
 }
 
 function replica(t: string, instanceId: string, p = pool(), timeouts?: { connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number }) {
-  const bus = new MessageBus({ name: instanceId, acl: { rogue: ['orders.*'], shop: ['orders.*'] }, registry: new Registry() });
+  const registry = new Registry();
+  const bus = new MessageBus({ name: instanceId, acl: { rogue: ['orders.*'], shop: ['orders.*'] }, registry });
   const modes: Array<GuardMode | undefined> = [];
-  const decisions = new FleetDecisions({ pool: p, instanceId, bus, table: t, pingIntervalMs: 100, onMode: (mode) => modes.push(mode), ...(timeouts ? { timeouts } : {}) });
+  const decisions = new FleetDecisions({ pool: p, instanceId, bus, table: t, pingIntervalMs: 100, registry, onMode: (mode) => modes.push(mode), ...(timeouts ? { timeouts } : {}) });
   return {
     bus,
     decisions,
     modes,
+    metric: async (name: string) => (await registry.getSingleMetric(name)!.get()).values.reduce((sum, v) => sum + v.value, 0),
     async close() {
       await decisions.close();
       await bus.close();
@@ -171,6 +173,7 @@ describe('FleetDecisions (two replicas on one database)', () => {
       expect(a.bus.isBlacklisted('rogue')).toBe(true);
       await waitFor(() => a.decisions.reachable === false, 'a to fall back');
       expect(a.decisions.pendingCount).toBe(1);
+      expect(await a.metric('guard_playbooks_fleet_decisions_pending')).toBe(1);
       await expect(a.decisions.setMode('detect')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
       // Meanwhile b decides something a cannot hear yet.
       b.decisions.limitActor('shop', 0, { topic: 'orders.*', durationMs: 600_000 });
@@ -179,6 +182,8 @@ describe('FleetDecisions (two replicas on one database)', () => {
       await waitFor(() => b.bus.isBlacklisted('rogue'), 'the pending blacklist on b');
       await waitFor(() => a.bus.publish('shop', 'orders.new', {}) === 'rate_limited', 'b’s actor limit on a');
       expect(a.decisions.pendingCount).toBe(0);
+      expect(await a.metric('guard_playbooks_fleet_decisions_pending')).toBe(0);
+      expect(await b.metric('guard_playbooks_fleet_decisions_applied_total')).toBe(1);
     } finally {
       await a.close();
       await b.close();

@@ -1,5 +1,5 @@
-import type { GuardedPgClient, GuardedPgPool, GuardMode, Logger, PgPoolLike, PgTimeouts } from '@guard/core';
-import { assertNumberOption, GuardError, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, resolvePgTimeouts, silentLogger } from '@guard/core';
+import type { GuardedPgClient, GuardedPgPool, GuardMode, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
+import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, resolvePgTimeouts, silentLogger } from '@guard/core';
 import type { ListenPoolLike } from './pg-listener.js';
 import { PgNotificationListener } from './pg-listener.js';
 import './declarations.js';
@@ -100,6 +100,9 @@ export interface FleetDecisionsOptions {
   readonly pingIntervalMs?: number;
   readonly timeouts?: PgTimeouts;
   readonly logger?: Logger;
+  /** prom-client registry (default global) and prefix (default `guard_playbooks`). */
+  readonly registry?: MetricsOptions['registry'];
+  readonly prefix?: string;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -155,6 +158,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
   /** Decisions applied here from the table, by id. */
   readonly #applied = new Map<number, FleetDecision>();
   #pending: Pending[] = [];
+  readonly #metrics: { applied: ReturnType<typeof counter<'kind'>>; pending: ReturnType<typeof gauge> };
   #mode: FleetDecision | undefined;
   #modeTimer: NodeJS.Timeout | undefined;
   #migrated: Promise<void> | undefined;
@@ -177,6 +181,12 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
     this.#bus = options.bus;
     this.#onMode = options.onMode;
     this.#logger = options.logger ?? silentLogger;
+    const registry = resolveRegistry(options.registry);
+    const prefix = options.prefix ?? 'guard_playbooks';
+    this.#metrics = {
+      applied: counter(registry, { name: `${prefix}_fleet_decisions_applied_total`, help: 'Blacklists and rate limits of other replicas applied to this replica\'s bus, by kind', labelNames: ['kind'] }),
+      pending: gauge(registry, { name: `${prefix}_fleet_decisions_pending`, help: 'Decisions made here that wait for the fleet database (applied locally already)' }),
+    };
     const timeouts = options.timeouts ?? resolvePgTimeouts();
     this.#pool = guardPgPool(options.pool, { timeouts, logger: this.#logger, name: 'fleet decisions (postgres)' });
     this.#listener = new PgNotificationListener({
@@ -311,6 +321,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
       const dropped = this.#pending.shift()!;
       this.#logger.warn({ kind: dropped.kind, subject: dropped.subject }, 'fleet decisions: too many decisions wait for the database; the oldest stays local');
     }
+    this.#metrics.pending.set(this.#pending.length);
     void this.#requestSync();
   }
 
@@ -363,6 +374,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
           );
         }
         this.#pending.shift();
+        this.#metrics.pending.set(this.#pending.length);
       }
       const rows = await this.#query<Row>(`select ${COLUMNS} from "${this.#table}" where expires_at is null or expires_at > now() order by id`);
       if (this.#reachable === false) this.#logger.info({}, 'fleet decisions: database back; decisions shared and re-read');
@@ -392,6 +404,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
       if (this.#applied.has(decision.id)) continue;
       this.#applied.set(decision.id, decision);
       this.#apply(decision, remainingMs);
+      if (decision.createdBy !== this.instanceId) this.#metrics.applied.inc({ kind: decision.kind });
     }
     for (const [id, decision] of this.#applied) {
       if (seen.has(id)) continue;
