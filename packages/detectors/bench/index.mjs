@@ -99,7 +99,8 @@ const check = (...args) => {
         }
       },
     },
-    { rounds: ROUNDS },
+    // socket I/O is the noisiest row: more and longer rounds
+    { rounds: ROUNDS * 2, roundMs: 200 },
   );
   check('send on a real loopback socket, per message (C1 WebSocketTracker; the client acks)', result, [
     { label: 'traced / untracked', stat: ratio(result, 'tracker.send (traceSources: true)', 'ws.send(JSON) untracked'), target: 1.2 },
@@ -165,7 +166,7 @@ const check = (...args) => {
       'middleware, 30 routes': through(guards[30]),
       'middleware, 300 routes': through(guards[300]),
     },
-    { rounds: ROUNDS },
+    { rounds: ROUNDS * 2 },
   );
   check('parasite middleware then next(), per request (no route matches)', result, [
     { label: '300 routes / 3 routes', stat: ratio(result, 'middleware, 300 routes', 'middleware, 3 routes'), target: 2 },
