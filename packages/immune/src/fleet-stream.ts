@@ -38,6 +38,7 @@ export interface FleetEventStreamOptions {
 /** Ids per NOTIFY: 36-byte ids, comma-separated, stay well under Postgres's 8 000-byte payload limit. */
 const IDS_PER_NOTIFY = 150;
 const SEEN_CAPACITY = 20_000;
+const FETCH_ATTEMPTS = 4;
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -181,10 +182,20 @@ export class FleetEventStream implements AsyncDisposable {
       .split(',')
       .filter((id) => UUID_V7.test(id) && !this.#seen.has(id));
     if (ids.length === 0) return;
+    this.#fetchIds(ids, 1);
+  }
+
+  /** Reads announced rows; a failed read (a database hiccup) is tried again a few times before the events are left to replay. */
+  #fetchIds(ids: string[], attempt: number): void {
     const times = ids.map(createdAtOf);
     this.#track(
       this.#fetch(`where created_at between $1 and $2 and id = any($3::text[])`, [Math.min(...times), Math.max(...times), ids]).catch((error: unknown) => {
-        this.#logger.warn({ err: error, events: ids.length }, 'fleet event stream: reading announced events failed');
+        if (attempt >= FETCH_ATTEMPTS || this.#closed) {
+          this.#logger.warn({ err: error, events: ids.length }, 'fleet event stream: reading announced events failed; they are in the table (replay by Last-Event-ID)');
+          return;
+        }
+        const retry = setTimeout(() => this.#fetchIds(ids, attempt + 1), 500 * attempt);
+        retry.unref();
       }),
     );
   }
