@@ -356,6 +356,9 @@ describe('built-in probes', () => {
         expect(await probes.get('pressure.cpu_percent')({}, c)).toBe(91);
         expect(await probes.get('pressure.disk_percent')({}, c)).toBeNull();
         expect(await probes.get('pressure.under_pressure')({}, c)).toBe(true);
+        expect(await probes.get('pressure.alarm')({ resource: 'cpu' }, c)).toBe(true);
+        expect(await probes.get('pressure.alarm')({ resource: 'memory' }, c)).toBe(false);
+        expect(() => probes.get('pressure.alarm')({ resource: 'gpu' }, c)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
         expect(await probes.get('component.state')({ component: 'db' }, c)).toBe('healthy');
         expect(await probes.get('http.status')({}, c)).toBe(200);
         expect(await probes.get('http.status')({ path: '/other' }, c)).toBe(503);

@@ -336,7 +336,7 @@ export interface BuiltinProbeDeps {
   readonly messageBus?: MessageBus;
   /** `acl.violations_per_second`, `acl.violations_of` (`actor`). */
   readonly aclMonitor?: AclViolationMonitor;
-  /** `pressure.cpu_percent`, `pressure.memory_percent`, `pressure.disk_percent`, `pressure.event_loop_percent`, `pressure.under_pressure`. */
+  /** `pressure.cpu_percent`, `pressure.memory_percent`, `pressure.disk_percent`, `pressure.event_loop_percent`, `pressure.under_pressure`, `pressure.alarm` (`resource`). */
   readonly pressure?: ResourcePressureMonitor;
   /** `component.state` (`component`). */
   readonly watchdog?: HeartbeatWatchdog;
@@ -381,6 +381,14 @@ export function createProbeRegistry(deps: BuiltinProbeDeps = {}): ProbeRegistry 
       registry.register(`pressure.${resource}_percent`, () => pressure.levels().find((l) => l.resource === resource)?.percent ?? null);
     }
     registry.register('pressure.under_pressure', () => pressure.isUnderPressure());
+    // One resource's alarm: it clears only after the level stayed below the clear level for the monitor's
+    // clearSustainMs, so a check on it is a sustained measurement, not one lucky sample.
+    registry.register('pressure.alarm', (p) => {
+      const resource = stringParam('pressure.alarm', p, 'resource', 'cpu');
+      const level = pressure.levels().find((l) => l.resource === resource);
+      if (!level) throw new GuardError('INVALID_INPUT', `pressure.alarm: unknown resource ${JSON.stringify(resource)}`, { details: { field: 'resource' } });
+      return level.alarm;
+    });
   }
   if (watchdog) {
     registry.register('component.state', (p) => watchdog.state(stringParam('component.state', p, 'component'))?.state ?? null);

@@ -46,6 +46,7 @@ describe('parsePlaybook', () => {
     expect(cpu!.steps[2]!.params).toEqual({ count: 2, min: 1 });
     expect(cpu!.verify!.checks.map((c) => [c.probe, c.op, c.value])).toEqual([
       ['pressure.cpu_percent', '<', 60],
+      ['pressure.alarm', '==', false],
       ['http.status', '==', 200],
     ]);
     expect(cpu!.rollback.map((s) => s.action)).toEqual(['resume_tasks', 'disable_rate_limit', 'notify']);

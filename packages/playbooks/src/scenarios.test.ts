@@ -60,6 +60,9 @@ describe('stress scenarios', () => {
       expect(t.passed).toBe(false);
       expect(t.detectedMs).toBeDefined();
       expect(t.remediatedMs).toBeUndefined();
+      // A plan is not a verified run.
+      expect(t.recoveredMs).toBeUndefined();
+      expect(t.misses).toContain('ACL playbook verified: no new violations for 2 s and a canary delivered');
     });
   });
 
@@ -84,7 +87,7 @@ describe('stress scenarios', () => {
       expect(t.misses).toEqual(
         expect.arrayContaining([
           "kill_runaway killed every runaway, each exited on the guard's SIGTERM (0/2)",
-          'CPU playbook verified (CPU < 60 % from the sampler, health endpoint 200)',
+          'CPU playbook verified (CPU < 60 % from the sampler until the alarm cleared, health endpoint 200)',
         ]),
       );
     }, 60_000);
