@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { GuardBus, GuardError, createJsonLogger, envReader, resolvePgTimeouts, resolveRegistry, silentLogger, sendProblem } from '@guard/core';
-import type { ComponentName, Env, GuardMode, HttpHandler, Logger, PgTimeouts, Registry } from '@guard/core';
+import type { ComponentName, Env, GuardMode, HttpHandler, Logger, LogLevel, PgTimeouts, Registry } from '@guard/core';
 import {
   DetectorChain,
   HalfOpenDetector,
@@ -180,8 +180,7 @@ function appPoolTimeouts(env: Env): PgTimeouts {
   );
 }
 
-function defaultLogger(env: Env): Logger {
-  const { logLevel } = parasiteConfigFromEnv(env);
+function defaultLogger(logLevel: LogLevel): Logger {
   return logLevel === 'silent' ? silentLogger : createJsonLogger({ level: logLevel });
 }
 
@@ -202,7 +201,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
   const env: Env = { ...(options.env ?? process.env) };
   const parasite = parasiteConfigFromEnv(env);
   const own = nodeEnv(env);
-  const logger = options.logger ?? defaultLogger(env);
+  const logger = options.logger ?? defaultLogger(parasite.logLevel);
   const registry = resolveRegistry(options.registry);
   const stack = new CloseStack(logger);
   const bus = new GuardBus({ logger });
