@@ -198,6 +198,18 @@ describe('CircuitBreaker signals', () => {
     expect(vi.getTimerCount()).toBe(timersBefore);
   });
 
+  it('timers stay O(pending calls): sequential calls over many milliseconds keep at most two buckets', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    await using breaker = new CircuitBreaker({ metrics: false });
+    let most = 0;
+    for (let i = 0; i < 200; i++) {
+      await breaker.execute(ok, { timeoutMs: 30_000 });
+      most = Math.max(most, vi.getTimerCount());
+      await vi.advanceTimersByTimeAsync(1);
+    }
+    expect(most).toBeLessThanOrEqual(2);
+  });
+
   it('a timed call that settles first leaves no live timer behind and is not failed later', async () => {
     vi.useFakeTimers({ now: 1_000 });
     await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 1 });

@@ -45,8 +45,9 @@ export class DeadlineBucket {
  * Deadline buckets: calls with the same timeout whose deadlines fall in the same `resolutionMs` slot share one timer
  * and one `AbortSignal`, so a call costs an array push and a swap-remove instead of an `AbortController`, a
  * `setTimeout` and a `clearTimeout`. A deadline fires at or after its time (at most `resolutionMs` late), never early.
- * A bucket's timer is `ref`ed only while it holds entries, so completed calls never keep the process alive; the
- * bucket is dropped when its timer fires (its signal aborts then, even if every call of it already settled).
+ * A bucket's timer is `ref`ed only while it holds entries, so completed calls never keep the process alive. An empty
+ * bucket is dropped (timer cleared, signal never aborted) unless it is the one new calls are joining; that one aborts
+ * its signal at its time even if every call of it already settled. Live buckets are O(calls pending).
  *
  * @example
  * const timers = new DeadlineTimers((timeoutMs) => new Error(`timed out after ${timeoutMs} ms`));
@@ -71,6 +72,8 @@ export class DeadlineTimers {
     const at = Math.ceil((now + timeoutMs) / resolution) * resolution;
     let bucket = this.#last;
     if (bucket === undefined || bucket.at !== at || bucket.timeoutMs !== timeoutMs) {
+      // the bucket we leave is kept only while calls wait in it: live buckets stay O(pending calls)
+      if (bucket !== undefined && bucket.entries.length === 0) this.#discard(bucket);
       const key = `${at}/${timeoutMs}`;
       bucket = this.#buckets.get(key);
       if (bucket === undefined) {
@@ -102,9 +105,19 @@ export class DeadlineTimers {
       last.slot = entry.slot;
     }
     if (entries.length === 0) {
-      bucket.refed = false;
-      bucket.timer!.unref();
+      if (bucket !== this.#last) {
+        this.#discard(bucket);
+      } else {
+        bucket.refed = false;
+        bucket.timer!.unref();
+      }
     }
+  }
+
+  /** Drops an empty bucket before its time: its timer is cleared and its signal (if any) never aborts. */
+  #discard(bucket: DeadlineBucket): void {
+    clearTimeout(bucket.timer);
+    this.#buckets.delete(bucket.key);
   }
 
   #fire(bucket: DeadlineBucket): void {
