@@ -203,6 +203,12 @@ class TimedCall<T> implements DeadlineEntry {
   }
 }
 
+/** A breaker's deadline buckets and the one callback that expires its timed calls. */
+interface Deadlines {
+  readonly timers: DeadlineTimers;
+  readonly expire: (call: TimedCall<unknown>, reason: unknown) => void;
+}
+
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /**
@@ -249,16 +255,8 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   #reported: number[] | undefined;
   #listeners: StateChangeListener[] | undefined;
   #probes: Set<AbortController> | undefined;
-  #deadlines: DeadlineTimers | undefined;
-  readonly #expire = (call: TimedCall<unknown>, reason: unknown): void => {
-    if (call.settled) return;
-    call.settled = true;
-    this.#timedOut++;
-    this.#countFailure(call.epoch, false);
-    call.reject(reason);
-  };
-  readonly #timeoutError = (timeoutMs: number) =>
-    new GuardError('TIMEOUT', `circuit "${this.name}" call timed out after ${timeoutMs} ms`, { details: { circuit: this.name, timeoutMs } });
+  /** Made on the first call with a `timeoutMs`, so a breaker that never times calls carries none of it. */
+  #deadlines: Deadlines | undefined;
 
   constructor(options: CircuitBreakerOptions = {}) {
     const name = options.name ?? 'default';
@@ -422,12 +420,13 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
    * whether or not `fn` settles.
    */
   #timed<T>(fn: Operation<T>, timeoutMs: number, chain: readonly Policy[] | undefined, index: number): Promise<T> {
-    const call = new TimedCall<T>(this.#epoch, this.#expire as (call: TimedCall<T>, reason: unknown) => void);
+    const deadlines = (this.#deadlines ??= this.#makeDeadlines());
+    const call = new TimedCall<T>(this.#epoch, deadlines.expire as (call: TimedCall<T>, reason: unknown) => void);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
     });
-    const bucket = (this.#deadlines ??= new DeadlineTimers(this.#timeoutError)).add(call, timeoutMs);
+    const bucket = deadlines.timers.add(call, timeoutMs);
     const signal = chain !== undefined || fn.length > 0 ? bucket.signal : undefined;
     let result: T | PromiseLike<T>;
     try {
@@ -443,10 +442,25 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     return promise;
   }
 
+  #makeDeadlines(): Deadlines {
+    const timers = new DeadlineTimers(
+      (timeoutMs) =>
+        new GuardError('TIMEOUT', `circuit "${this.name}" call timed out after ${timeoutMs} ms`, { details: { circuit: this.name, timeoutMs } }),
+    );
+    const expire = (call: TimedCall<unknown>, reason: unknown): void => {
+      if (call.settled) return;
+      call.settled = true;
+      this.#timedOut++;
+      this.#countFailure(call.epoch, false);
+      call.reject(reason);
+    };
+    return { timers, expire };
+  }
+
   #timedSettled<T>(call: TimedCall<T>, outcome: unknown, failed: boolean): void {
     if (call.settled) return; // the deadline won
     call.settled = true;
-    this.#deadlines!.remove(call);
+    this.#deadlines!.timers.remove(call);
     if (failed) {
       if (this.#shouldCount === undefined || this.#safeShouldCount(outcome)) {
         this.#failed++;
