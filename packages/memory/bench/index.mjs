@@ -62,6 +62,45 @@ report('per call (check() calls memoryUsage() itself, so it cannot be cheaper th
 ]);
 const usPer = Object.fromEntries(result.names.map((name) => [name, median(result.ns[name]) / 1_000]));
 
+// --- the self-check handler in front of every request: its pass-through against the parasite middleware's ----------
+// Both sit in front of every request of an app; a request for neither should cost next() and little else. The
+// middleware is read from the sibling package's build (a bench-only import; @guard/memory does not depend on it).
+{
+  const { GuardBus } = await import('../../core/dist/index.js');
+  const { DetectorChain, createParasiteMiddleware } = await import('../../detectors/dist/index.js');
+  const { createSelfCheckHandler } = await import('../dist/index.js');
+  const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false, scheduler: { schedule: () => false } });
+  const middleware = createParasiteMiddleware(chain, {
+    routes: [{ prefix: '/orders', component: 'db' }, { prefix: '/live', component: 'websocket' }, { pattern: /^\/events\b/, component: 'eventbus' }],
+  });
+  const selfCheck = createSelfCheckHandler(at60s.guardrail);
+  const req = { url: '/api/hello/world?x=1', method: 'GET' };
+  const res = {};
+  let served = 0;
+  const next = () => {
+    served++;
+  };
+  const passes = await interleave(
+    {
+      'next() alone': (n) => {
+        for (let i = 0; i < n; i++) next();
+      },
+      'parasite middleware (3 routes), then next()': (n) => {
+        for (let i = 0; i < n; i++) middleware(req, res, next);
+      },
+      'self-check handler pass-through, then next()': (n) => {
+        for (let i = 0; i < n; i++) selfCheck(req, res, next);
+      },
+    },
+    { rounds: ROUNDS * 2 },
+  );
+  report('in front of every request, a URL neither serves (per request)', passes, [
+    { label: 'self-check pass-through / middleware', stat: ratio(passes, 'self-check handler pass-through, then next()', 'parasite middleware (3 routes), then next()'), target: 1 },
+  ]);
+  if (served === 0) throw new Error('next() was never called');
+  await chain.close();
+}
+
 // --- CPU overhead at 1 Hz on a busy process ------------------------------------------------------------------------
 // A busy event loop (JSON work over a ~150 MB live heap) runs for DURATION_MS twice: alone, then with a guardrail
 // checking at 1 Hz on the real clock and sampler. The time spent inside check() over the wall time is the overhead;
