@@ -91,5 +91,13 @@ describe('stress scenarios', () => {
         ]),
       );
     }, 60_000);
+
+    it('mutation: the guard in detect mode (dry run) makes S03 FAIL', async () => {
+      const t = await runS03({ registry: new Registry(), ...fast, recoveryTargetMs: 4_000, dryRun: true });
+      expect(t.passed).toBe(false);
+      expect(t.detectedMs).toBeDefined();
+      expect(t.remediatedMs).toBeUndefined();
+      expect(t.misses).toContain('CPU playbook verified (CPU < 60 % from the sampler until the alarm cleared, health endpoint 200)');
+    }, 60_000);
   });
 });
