@@ -282,6 +282,24 @@ describe('CircuitBreaker signals', () => {
     expect(fn).not.toHaveBeenCalled();
   });
 
+  it('with a caller signal and a timeout, the deadline aborts the call\'s own signal with TIMEOUT and counts', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 1 });
+    const caller = new AbortController();
+    let seen: AbortSignal | undefined;
+    const pending = breaker
+      .execute((signal) => ((seen = signal), new Promise<never>(() => {})), { signal: caller.signal, timeoutMs: 50 })
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(49);
+    expect(seen!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    const error = await pending;
+    expect(isGuardError(error, 'TIMEOUT')).toBe(true);
+    expect(seen!.reason).toBe(error);
+    expect(caller.signal.aborted).toBe(false);
+    expect(breaker.state).toBe('open');
+  });
+
   it('removes its listener from the caller signal after each call', async () => {
     await using breaker = new CircuitBreaker({ metrics: false });
     const controller = new AbortController();

@@ -203,6 +203,21 @@ class TimedCall<T> implements DeadlineEntry {
   }
 }
 
+/** The deadline of a call that has its own controller (a caller's signal, or a probe): it aborts that controller. */
+class ControllerDeadline implements DeadlineEntry {
+  slot = 0;
+  bucket: DeadlineBucket | undefined = undefined;
+  readonly #controller: AbortController;
+
+  constructor(controller: AbortController) {
+    this.#controller = controller;
+  }
+
+  expire(reason: unknown): void {
+    this.#controller.abort(reason);
+  }
+}
+
 /** A breaker's deadline buckets and the one callback that expires its timed calls. */
 interface Deadlines {
   readonly timers: DeadlineTimers;
@@ -499,19 +514,15 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     const epoch = this.#epoch;
     let signal = callerSignal;
     let controller: AbortController | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let deadline: ControllerDeadline | undefined;
     let onAbort: (() => void) | undefined;
     if (probe || timeoutMs !== undefined) {
       const own = (controller = new AbortController());
       signal = own.signal;
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          own.abort(
-            new GuardError('TIMEOUT', `circuit "${this.name}" call timed out after ${timeoutMs} ms`, {
-              details: { circuit: this.name, timeoutMs },
-            }),
-          );
-        }, timeoutMs);
+        // the deadline joins the shared buckets; only this call's own controller aborts
+        deadline = new ControllerDeadline(own);
+        (this.#deadlines ??= this.#makeDeadlines()).timers.add(deadline, timeoutMs);
       }
       if (callerSignal !== undefined) {
         onAbort = () => own.abort(callerSignal.reason);
@@ -530,7 +541,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       this.#onFailure(error, epoch, probe, signal);
       throw error;
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      if (deadline !== undefined) this.#deadlines!.timers.remove(deadline);
       if (onAbort !== undefined) callerSignal!.removeEventListener('abort', onAbort);
       if (probe) {
         this.#probing--;
