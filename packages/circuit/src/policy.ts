@@ -1,4 +1,5 @@
 import { GuardError, assertNumberOption, raceAbort } from '@guard/core';
+import type { DeadlineBucket, DeadlineEntry, DeadlineTimers } from './deadline-timers.js';
 
 /**
  * The work a policy runs. `signal` is defined only when a timeout, a caller's signal or a half-open probe asked for one.
@@ -47,19 +48,39 @@ export function invokeNext<T>(
   return fn(signal);
 }
 
+/** Holds a deadline bucket (and so its timer's ref) while one call runs; the bucket's own signal does the aborting. */
+class HeldDeadline implements DeadlineEntry {
+  slot = 0;
+  bucket: DeadlineBucket | undefined = undefined;
+  expire(): void {}
+}
+
 /**
  * @internal Runs `run` with a signal built from `options`: the caller's signal and/or a `timeoutMs` that aborts with
- * `TIMEOUT`. Rejects as soon as that signal aborts. Used only when options ask for it.
+ * `TIMEOUT`. Rejects as soon as that signal aborts. Used only when options ask for it. With `deadlines` and no
+ * caller signal, the call gets the signal shared by the calls of its deadline bucket instead of a controller and a
+ * timer of its own.
  */
 export async function runWithOptions<T>(
   run: (signal: AbortSignal | undefined) => Promise<T>,
   options: ExecuteOptions,
   what: string,
+  deadlines?: () => DeadlineTimers,
 ): Promise<T> {
   const { timeoutMs, signal: callerSignal } = options;
   if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: 2_147_483_647 });
   callerSignal?.throwIfAborted();
   if (timeoutMs === undefined) return callerSignal === undefined ? run(undefined) : raceAbort(run(callerSignal), callerSignal);
+  if (callerSignal === undefined && deadlines !== undefined) {
+    const timers = deadlines();
+    const held = new HeldDeadline();
+    const signal = timers.add(held, timeoutMs).signal;
+    try {
+      return await raceAbort(run(signal), signal);
+    } finally {
+      timers.remove(held);
+    }
+  }
   const controller = new AbortController();
   const timer = setTimeout(() => {
     controller.abort(new GuardError('TIMEOUT', `${what} call timed out after ${timeoutMs} ms`, { details: { timeoutMs } }));

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { isGuardError } from '@guard/core';
 import { Bulkhead } from './bulkhead.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { wrap } from './wrap.js';
@@ -52,6 +53,22 @@ describe('wrap', () => {
     ).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(seen?.aborted).toBe(true);
     expect(breaker.state).toBe('open');
+  });
+
+  it('concurrent chain calls due in one millisecond share one timer and time out together', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    try {
+      await using bulkhead = new Bulkhead({ maxConcurrent: 10, metrics: false });
+      const policy = wrap(bulkhead, new CircuitBreaker({ metrics: false, failureThreshold: 100 }));
+      const before = vi.getTimerCount();
+      const calls = Array.from({ length: 5 }, () => policy.execute(() => new Promise<never>(() => {}), { timeoutMs: 100 }).catch((e: unknown) => e));
+      expect(vi.getTimerCount() - before).toBe(1);
+      await vi.advanceTimersByTimeAsync(100);
+      for (const error of await Promise.all(calls)) expect(isGuardError(error, 'TIMEOUT')).toBe(true);
+      expect(bulkhead.running).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rejects what is not a policy', () => {
