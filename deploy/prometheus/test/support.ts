@@ -62,7 +62,13 @@ function own(child: ChildProcess, cleanup: () => void): OwnedProcess {
   return { child, output: () => out, stop, [Symbol.asyncDispose]: async () => void (await stop()) };
 }
 
-/** Waits until `probe` returns a value (polling every `everyMs`), or throws with `what` after `timeoutMs`. */
+/** Thrown by a `waitFor` probe when waiting longer cannot help (the process it waits on exited). */
+export class GiveUp extends Error {}
+
+/**
+ * Waits until `probe` returns a value (polling every `everyMs`), or throws with `what` after `timeoutMs`. Other errors
+ * of the probe are retried (a server not listening yet); a `GiveUp` ends the wait at once.
+ */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -71,6 +77,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof GiveUp) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
@@ -97,7 +104,7 @@ export async function startDemo(env: Record<string, string> = {}): Promise<Demo>
     const url = await waitFor(
       'the demo to print its URL',
       () => {
-        if (child.exitCode !== null) throw new Error(`demo exited with ${child.exitCode}: ${owned.output()}`);
+        if (child.exitCode !== null) throw new GiveUp(`demo exited with ${child.exitCode}: ${owned.output()}`);
         return /Guard demo on (http:\/\/[\d.]+:\d+)/.exec(owned.output())?.[1];
       },
       60_000,
@@ -161,7 +168,7 @@ export async function startPrometheus(binary: string, target: string, rulesFile:
       await waitFor(
         'Prometheus to be ready',
         async () => {
-          if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${owned.output()}`);
+          if (child.exitCode !== null) throw new GiveUp(`prometheus exited with ${child.exitCode}: ${owned.output()}`);
           return (await fetch(`${url}/-/ready`)).ok ? true : undefined;
         },
         60_000,

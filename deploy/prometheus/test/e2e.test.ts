@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { MISSING_PROMETHEUS, RULES_FILE, findBinary, startDemo, startPrometheus, waitFor, type PrometheusAlert } from './support.js';
+
+// A real Prometheus (Debian's package) scrapes a real demo in `full` mode every second and evaluates guard.rules.yml,
+// unchanged, every second. Chaos scenarios go in through the demo's lab endpoints; the alerts are read back from
+// Prometheus's HTTP API. Each scenario must fire its alert and, after Guard healed the fault, resolve it.
+
+/** A scenario, the alert it must fire (matched on these labels) and what the test saw, in ms since the start. */
+interface Expectation {
+  readonly scenario: 'downstream-outage' | 'acl-spam' | 'db-orphan';
+  readonly alertname: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /**
+   * The alert counts a counter series the fault creates (a first detection, a first violation): its rule counts a new
+   * series only where the target was scraped a minute before, so the fault goes in after a minute of scrapes.
+   */
+  readonly newCounterSeries: boolean;
+  injectedAt?: number;
+  healedAt?: number;
+  healedBy?: string;
+  firingAt?: number;
+  resolvedAt?: number;
+}
+
+const prometheus = findBinary('prometheus');
+if (!prometheus) console.warn(MISSING_PROMETHEUS);
+
+const matches = (alert: PrometheusAlert, e: Expectation) =>
+  alert.labels.alertname === e.alertname && Object.entries(e.labels).every(([k, v]) => alert.labels[k] === v);
+
+describe.skipIf(!prometheus)('a real Prometheus with guard.rules.yml scraping the demo', () => {
+  it('fires the matching alert for each chaos scenario and resolves it after Guard heals', { timeout: 360_000 }, async () => {
+    await using demo = await startDemo();
+    await using prom = await startPrometheus(prometheus!, demo.host, RULES_FILE);
+    const t0 = Date.now();
+    const since = () => Date.now() - t0;
+    const lab = (scenario: string, method = 'GET') =>
+      fetch(`${demo.url}/chaos/${scenario}`, { method, headers: { authorization: `Bearer ${demo.token}` } }).then(async (res) => {
+        expect(res.status, `${method} /chaos/${scenario}`).toBeLessThan(300);
+        return (await res.json()) as { finished: boolean; recoveredAt?: number; recovery?: string; detail?: string };
+      });
+    const query = async (promql: string) =>
+      (await prom.api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`query?query=${encodeURIComponent(promql)}`)).result;
+    const alerts = async () => (await prom.api<{ alerts: PrometheusAlert[] }>('alerts')).alerts;
+
+    // The rules loaded without errors, and the demo is scraped.
+    const groups = await waitFor(
+      'the rules to load',
+      async () => {
+        const data = await prom.api<{ groups: { name: string; rules: { name: string; health: string; lastError?: string }[] }[] }>('rules');
+        return data.groups.length > 0 ? data.groups : undefined;
+      },
+      30_000,
+    );
+    const loaded = groups.flatMap((g) => g.rules);
+    expect(loaded.length).toBeGreaterThanOrEqual(30);
+    await waitFor('the first scrape of the demo', async () => ((await query('up{job="guard-demo"} == 1')).length > 0 ? true : undefined), 30_000);
+    await waitFor('every rule evaluated', async () => (loaded.length > 0 && (await prom.api<{ groups: { rules: { health: string }[] }[] }>('rules')).groups.every((g) => g.rules.every((r) => r.health === 'ok')) ? true : undefined), 30_000);
+
+    const expected: Expectation[] = [
+      { scenario: 'downstream-outage', alertname: 'GuardCircuitOpen', labels: { circuit: 'downstream', severity: 'warning' }, newCounterSeries: false },
+      { scenario: 'acl-spam', alertname: 'GuardAclViolationSpam', labels: { bus: 'app', kind: 'control', severity: 'warning' }, newCounterSeries: true },
+      { scenario: 'db-orphan', alertname: 'GuardParasiteDetected', labels: { component: 'db', pattern: 'connection_orphan', severity: 'critical' }, newCounterSeries: true },
+    ];
+    // Quiet before any fault.
+    const before = await alerts();
+    for (const e of expected) expect(before.filter((a) => matches(a, e)), `${e.alertname} before ${e.scenario}`).toEqual([]);
+
+    const seen = new Map<string, { firstAt: number; state: string; lastAt: number; fired: boolean }>();
+    const inject = async (e: Expectation) => {
+      await lab(e.scenario, 'POST');
+      e.injectedAt = since();
+    };
+    await Promise.all(expected.filter((e) => !e.newCounterSeries).map(inject));
+
+    await waitFor(
+      'every alert to fire and resolve',
+      async () => {
+        if (expected.some((e) => e.injectedAt === undefined) && (await query('up{job="guard-demo"} offset 1m == 1')).length > 0) {
+          await Promise.all(expected.filter((e) => e.injectedAt === undefined).map(inject));
+        }
+        const now = await alerts();
+        for (const a of now) {
+          const key = `${a.labels.alertname}{${Object.entries(a.labels).filter(([k]) => k !== 'alertname' && k !== 'instance' && k !== 'job').map(([k, v]) => `${k}=${v}`).join(',')}}`;
+          const entry = seen.get(key) ?? { firstAt: since(), state: a.state, lastAt: since(), fired: false };
+          seen.set(key, { ...entry, state: a.state, lastAt: since(), fired: entry.fired || a.state === 'firing' });
+        }
+        for (const e of expected) {
+          if (e.injectedAt === undefined) continue;
+          if (e.healedAt === undefined) {
+            const status = await lab(e.scenario);
+            if (status.finished && status.recoveredAt !== undefined) Object.assign(e, { healedAt: status.recoveredAt - t0, healedBy: status.recovery });
+          }
+          const mine = now.filter((a) => matches(a, e));
+          if (e.firingAt === undefined && mine.some((a) => a.state === 'firing')) {
+            e.firingAt = since();
+            expect(mine[0]!.annotations.runbook_url).toBe(`deploy/prometheus/README.md#${e.alertname.toLowerCase()}`);
+          } else if (e.firingAt !== undefined && e.resolvedAt === undefined && mine.length === 0) e.resolvedAt = since();
+        }
+        return expected.every((e) => e.resolvedAt !== undefined && e.healedAt !== undefined) ? true : undefined;
+      },
+      240_000,
+      500,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\n${JSON.stringify(expected, null, 2)}\nalerts seen: ${JSON.stringify([...seen], null, 1)}\nprometheus: ${prom.output()}`);
+    });
+
+    const s = (ms?: number) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+    console.log(
+      [
+        `Prometheus e2e (times since Prometheus was ready; total ${s(since())}):`,
+        ...expected.map(
+          (e) =>
+            `  ${e.scenario.padEnd(18)} injected ${s(e.injectedAt)}, ${e.alertname} firing ${s(e.firingAt)} (+${s(e.firingAt! - e.injectedAt!)}), ` +
+            `healed ${s(e.healedAt)} (${e.healedBy}), resolved ${s(e.resolvedAt)} (+${s(e.resolvedAt! - e.healedAt!)} after healing)`,
+        ),
+        `  every alert seen: ${[...seen].map(([k, v]) => `${k} ${v.fired ? 'firing' : v.state} ${s(v.firstAt)}..${s(v.lastAt)}`).join('; ')}`,
+      ].join('\n'),
+    );
+    // Guard healed each fault, so the alerts for faults it did not stop stay quiet (at most pending).
+    const fired = [...seen].filter(([, v]) => v.fired).map(([k]) => k);
+    for (const quiet of ['GuardAclViolationsUnstopped', 'GuardCircuitOpenTooLong', 'GuardSanitizationFailing']) {
+      expect(fired.filter((k) => k.startsWith(`${quiet}{`)), `${quiet} never fires`).toEqual([]);
+    }
+    for (const e of expected) {
+      expect(e.firingAt!, `${e.alertname} fires after ${e.scenario} was injected`).toBeGreaterThanOrEqual(e.injectedAt!);
+      // The alert outlives the fault: it resolves only once Guard healed it (and the rule's window has passed).
+      expect(e.resolvedAt!, `${e.alertname} resolves after ${e.scenario} healed`).toBeGreaterThan(e.healedAt!);
+    }
+  });
+});
