@@ -10,7 +10,7 @@ import { Bulkhead, CircuitBreaker, wrap } from '../dist/index.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 
 const fn = async () => 1;
 const fnWithSignal = async (signal) => (signal === undefined ? 0 : 1); // reads the signal, as `fetch(url, { signal })` does
@@ -169,6 +169,11 @@ const reportAnd = (...args) => report(...args) && ok;
     cockatiel.bulkhead(50, 1000),
     cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
   );
+  const cockatielTimed = cockatiel.wrap(
+    cockatiel.timeout(1_000, cockatiel.TimeoutStrategy.Cooperative),
+    cockatiel.bulkhead(50, 1000),
+    cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
+  );
   const result = await interleave(
     {
       'await fn() (bare)': loop(fn),
@@ -179,6 +184,19 @@ const reportAnd = (...args) => report(...args) && ok;
   );
   ok = reportAnd('wrap(bulkhead, breaker), per call', result, [
     { label: 'overhead vs cockatiel', stat: ratio(result, '@guard/circuit wrap(bulkhead, breaker)', 'cockatiel wrap(bulkhead, breaker)', 'await fn() (bare)'), target: 0.5 },
+  ]);
+  const timed = await interleave(
+    {
+      'await fn(signal) (bare)': loop(() => fnWithSignal(undefined)),
+      'AbortController + setTimeout (floor)': loop(() => withTimeoutFloor(fnWithSignal, 1_000)),
+      '@guard/circuit wrap(...), timeoutMs, fn(signal)': loop(() => guardPolicy.execute(fnWithSignal, { timeoutMs: 1_000 })),
+      'cockatiel wrap(timeout, bulkhead, breaker)': loop(() => cockatielTimed.execute(({ signal }) => fnWithSignal(signal))),
+    },
+    { rounds: ROUNDS },
+  );
+  ok = reportAnd('wrap(bulkhead, breaker) with timeoutMs: 1000, per call', timed, [
+    { label: 'overhead vs timeout floor', stat: ratio(timed, '@guard/circuit wrap(...), timeoutMs, fn(signal)', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)') },
+    { label: 'overhead vs cockatiel', stat: ratio(timed, '@guard/circuit wrap(...), timeoutMs, fn(signal)', 'cockatiel wrap(timeout, bulkhead, breaker)', 'await fn(signal) (bare)') },
   ]);
 }
 
