@@ -203,6 +203,19 @@ console.log('\none scan, median of', ROUNDS * 3, 'scans (min-max)');
   const unacked = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: true });
   for (let i = 0; i < 100_000; i++) unacked.send(fakeSocket(), { type: 'tick', n: i });
   await timeScan('C1: 100,000 sockets, every one with an unacked message', () => unacked.scan(now + 10_000), 5);
+  const stuck = [];
+  const busy = new WebSocketTracker(undefined, { pingIntervalMs: 0, traceSources: true });
+  for (let i = 0; i < 100_000; i++) {
+    const socket = fakeSocket();
+    stuck.push(socket);
+    busy.send(socket, { type: 'tick', n: i });
+  }
+  let k = 0;
+  await timeScan('C1: the same, with 100 more sends between scans', () => {
+    for (let i = 0; i < 100; i++) busy.send(stuck[k++ % stuck.length], { type: 'tick' });
+    return busy.scan(now + 10_000);
+  }, 5);
+  await busy.close();
   await healthy.close();
   await unacked.close();
 }

@@ -186,6 +186,9 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     expect(tracker.scan(now + 50).map((f) => f.resourceId).sort()).toEqual(sockets.map((ws) => tracker.connectionId(ws)).sort());
     tracker.forget(tracker.connectionId(sockets[0]!)!);
     expect(tracker.scan(now + 50)).toHaveLength(2);
+    // a send to an overdue connection shows in its finding at the next scan
+    tracker.send(sockets[1]!, { n: 2 });
+    expect(tracker.scan(now + 60).find((f) => f.resourceId === tracker.connectionId(sockets[1]!))?.details).toMatchObject({ pending: 2 });
   });
 
   it('tracks connections made before it, validates options and refuses use after close', async () => {

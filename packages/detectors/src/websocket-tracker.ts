@@ -48,6 +48,8 @@ interface Connection {
   /** `send` calls so far (drives source sampling) and the latest sampled call site. */
   sends: number;
   lastSource: CapturedSource | undefined;
+  /** The deadline slot it waits in, while it has unacked messages not yet overdue. */
+  dueSlot: number | undefined;
 }
 
 /**
@@ -73,6 +75,8 @@ const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 /** Sockets that already carry a tracker's error listener (a socket tracked by two trackers gets one). */
 const guarded = new WeakSet<WebSocket>();
 const SWEEP_PER_SCAN = 2_048;
+/** Width of a deadline slot: a scan re-checks only the waiting connections of slots that have come due. */
+const DUE_SLOT_MS = 100;
 
 /**
  * C1: tracks the connections of a `ws` server. `send` adds an `id` to each JSON message and expects
@@ -100,20 +104,18 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   readonly #closedRetentionMs: number;
   readonly #connections = new Map<string, Connection>();
   readonly #byWs = new WeakMap<WebSocket, Connection>();
-  /** Connections with unacked messages: the only ones a scan checks for no_ack. */
-  readonly #waiting = new Set<Connection>();
+  /** Connections whose unacked messages changed since the last scan: with those coming due, all a scan re-checks. */
+  readonly #changed = new Set<Connection>();
+  /** Connections with unacked messages not yet overdue, by the slot (DUE_SLOT_MS wide) of their oldest's deadline. */
+  readonly #due = new Map<number, Set<Connection>>();
+  /** Overdue connections and their no_ack finding. */
+  readonly #overdue = new Map<Connection, Finding>();
   /** Connections with missed pongs. */
   readonly #missing = new Set<Connection>();
   /** Closed connections kept for `closedRetentionMs`, in closing order. */
   readonly #closing = new Set<Connection>();
   /** Connections last seen with more than `maxBufferedBytes` buffered, re-checked by every scan until drained. */
   readonly #slow = new Set<Connection>();
-  /** no_ack findings of the last scan, reused while no pending set changed and no deadline passed. */
-  #noAck: Finding[] = [];
-  #noAckDirty = true;
-  /** The earliest time a waiting connection not yet reported becomes overdue. */
-  #noAckNextDue = Infinity;
-  #noAckScannedAt = -Infinity;
   /** Where the rotating buffer sweep resumes (a live Map iterator survives inserts and deletes). */
   #sweep: Iterator<Connection> | undefined;
   readonly #server: WebSocketServer | undefined;
@@ -171,6 +173,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       closedAt: undefined,
       sends: 0,
       lastSource: undefined,
+      dueSlot: undefined,
     };
     this.#connections.set(connection.id, connection);
     this.#byWs.set(ws, connection);
@@ -193,7 +196,7 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
         'close',
         () => {
           connection.closedAt = Date.now();
-          this.#noAckDirty = true;
+          this.#changed.add(connection);
           if (connection.pending.size === 0) this.#drop(connection);
           else if (this.#connections.get(connection.id) === connection) this.#closing.add(connection);
         },
@@ -231,11 +234,10 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     ws.send(JSON.stringify({ ...message, id }), callback); // throws while CONNECTING: nothing is recorded then
     const pending: Pending = { sentAt: Date.now(), source };
     connection.pending.set(id, pending);
-    this.#noAckDirty = true;
+    this.#changed.add(connection);
     if (connection.oldest === undefined) {
       connection.oldest = pending;
       connection.oldestId = id;
-      this.#waiting.add(connection);
     }
     if (ws.bufferedAmount > this.maxBufferedBytes) {
       this.#slow.add(connection);
@@ -277,8 +279,8 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   }
 
   /**
-   * O(connections with unacked messages + with missed pongs + closing + over the buffer cap), not O(connections):
-   * a healthy connection costs nothing here. Buffers of connections that only `ws.send` writes to directly are
+   * O(connections whose unacked messages changed or came due + overdue + with missed pongs + closing + over the
+   * buffer cap), not O(connections): a healthy connection costs nothing here, an overdue one a copy of its finding. Buffers of connections that only `ws.send` writes to directly are
    * checked by a rotating sweep of at most 2,048 connections per scan, on every ping round and after `send`.
    */
   scan(now: number): Finding[] {
@@ -286,8 +288,16 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       if (now - connection.closedAt! < this.#closedRetentionMs) break;
       this.#drop(connection);
     }
-    if (this.#noAckDirty || now >= this.#noAckNextDue || now < this.#noAckScannedAt) this.#collectNoAck(now);
-    const findings: Finding[] = this.#noAck.slice();
+    for (const connection of this.#changed) this.#checkAck(connection, now);
+    this.#changed.clear();
+    const nowSlot = Math.floor(now / DUE_SLOT_MS);
+    const dueSlots: number[] = [];
+    for (const slot of this.#due.keys()) if (slot <= nowSlot) dueSlots.push(slot);
+    for (const slot of dueSlots) {
+      const connections = this.#due.get(slot);
+      if (connections !== undefined) for (const connection of [...connections]) this.#checkAck(connection, now);
+    }
+    const findings: Finding[] = [...this.#overdue.values()];
     for (const connection of this.#missing) {
       if (connection.closedAt !== undefined) continue;
       findings.push({
@@ -317,44 +327,55 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     return findings;
   }
 
-  /** Rebuilds the no_ack findings: one pass over the connections with unacked messages. */
-  #collectNoAck(now: number): void {
-    const found: Finding[] = [];
-    let nextDue = Infinity;
-    for (const connection of this.#waiting) {
-      const oldest = connection.oldest;
-      if (connection.closedAt !== undefined || oldest === undefined) continue;
-      const due = oldest.sentAt + this.ackTimeoutMs;
-      if (now < due) {
-        if (due < nextDue) nextDue = due;
-        continue;
-      }
-      let finding = connection.finding;
-      if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
-        const ageMs = now - oldest.sentAt;
-        // an unsampled message points at the connection's latest sampled send (sourceSampled: true)
-        const source = oldest.source ?? connection.lastSource;
-        finding = connection.finding = {
-          pattern: 'no_ack',
-          severity: 'critical',
-          resourceId: connection.id,
-          message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
-          details: {
-            pending: connection.pending.size,
-            oldestAgeMs: ageMs,
-            oldestSentAt: oldest.sentAt,
-            ackTimeoutMs: this.ackTimeoutMs,
-            ...(oldest.source === undefined && source !== undefined ? { sourceSampled: true } : {}),
-          },
-          source: source?.frames(),
-        };
-      }
-      found.push(finding);
+  /** Files one connection as overdue (with its no_ack finding) or under the slot of its oldest message's deadline. */
+  #checkAck(connection: Connection, now: number): void {
+    this.#unslot(connection);
+    const oldest = connection.oldest;
+    if (connection.closedAt !== undefined || oldest === undefined) {
+      this.#overdue.delete(connection);
+      return;
     }
-    this.#noAck = found;
-    this.#noAckDirty = false;
-    this.#noAckNextDue = nextDue;
-    this.#noAckScannedAt = now;
+    const due = oldest.sentAt + this.ackTimeoutMs;
+    if (now < due) {
+      this.#overdue.delete(connection);
+      const slot = Math.floor(due / DUE_SLOT_MS);
+      let connections = this.#due.get(slot);
+      if (connections === undefined) this.#due.set(slot, (connections = new Set()));
+      connections.add(connection);
+      connection.dueSlot = slot;
+      return;
+    }
+    let finding = connection.finding;
+    if (finding === undefined || finding.details.pending !== connection.pending.size || finding.details.oldestSentAt !== oldest.sentAt) {
+      const ageMs = now - oldest.sentAt;
+      // an unsampled message points at the connection's latest sampled send (sourceSampled: true)
+      const source = oldest.source ?? connection.lastSource;
+      finding = connection.finding = {
+        pattern: 'no_ack',
+        severity: 'critical',
+        resourceId: connection.id,
+        message: `${connection.pending.size} message(s) unacked, oldest for ${ageMs} ms (ackTimeoutMs ${this.ackTimeoutMs})`,
+        details: {
+          pending: connection.pending.size,
+          oldestAgeMs: ageMs,
+          oldestSentAt: oldest.sentAt,
+          ackTimeoutMs: this.ackTimeoutMs,
+          ...(oldest.source === undefined && source !== undefined ? { sourceSampled: true } : {}),
+        },
+        source: source?.frames(),
+      };
+    }
+    this.#overdue.set(connection, finding);
+  }
+
+  #unslot(connection: Connection): void {
+    const slot = connection.dueSlot;
+    if (slot === undefined) return;
+    connection.dueSlot = undefined;
+    const connections = this.#due.get(slot);
+    if (connections === undefined) return;
+    connections.delete(connection);
+    if (connections.size === 0) this.#due.delete(slot);
   }
 
   /** Checks the buffers of up to `budget` connections, resuming where the last sweep stopped. */
@@ -450,7 +471,9 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
   }
 
   #drop(connection: Connection): void {
-    if (this.#waiting.delete(connection)) this.#noAckDirty = true;
+    this.#changed.delete(connection);
+    this.#overdue.delete(connection);
+    this.#unslot(connection);
     this.#missing.delete(connection);
     this.#closing.delete(connection);
     this.#slow.delete(connection);
@@ -473,16 +496,13 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     if (typeof parsed === 'object' && parsed !== null && (parsed as { type?: unknown }).type === 'ack') {
       const id = String((parsed as { id?: unknown }).id);
       if (!connection.pending.delete(id)) return;
-      this.#noAckDirty = true;
+      this.#changed.add(connection);
       if (id === connection.oldestId) {
         const next = connection.pending.entries().next();
         connection.oldestId = next.done ? undefined : next.value[0];
         connection.oldest = next.done ? undefined : next.value[1];
       }
-      if (connection.pending.size === 0) {
-        this.#waiting.delete(connection);
-        this.#trigger?.();
-      }
+      if (connection.pending.size === 0) this.#trigger?.();
     }
   }
 
