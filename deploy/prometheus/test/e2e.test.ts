@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MISSING_PROMETHEUS, RULES_FILE, findBinary, startDemo, startPrometheus, waitFor, type PrometheusAlert } from './support.js';
+import { MISSING_PROMETHEUS, RULES_FILE, RUNBOOK_URL, findBinary, startDemo, startPrometheus, waitFor, type PrometheusAlert } from './support.js';
 
 // A real Prometheus (Debian's package) scrapes a real demo in `full` mode every second and evaluates guard.rules.yml,
 // unchanged, every second. Chaos scenarios go in through the demo's lab endpoints; the alerts are read back from
@@ -30,7 +30,9 @@ const matches = (alert: PrometheusAlert, e: Expectation) =>
 
 describe.skipIf(!prometheus)('a real Prometheus with guard.rules.yml scraping the demo', () => {
   it('fires the matching alert for each chaos scenario and resolves it after Guard heals', { timeout: 360_000 }, async () => {
-    await using demo = await startDemo();
+    // A threshold of its own, so the derived one below cannot match the default by chance.
+    const thresholdMb = 900;
+    await using demo = await startDemo({ MEMORY_RSS_THRESHOLD_MB: String(thresholdMb) });
     await using prom = await startPrometheus(prometheus!, demo.host, RULES_FILE);
     const t0 = Date.now();
     const since = () => Date.now() - t0;
@@ -94,7 +96,7 @@ describe.skipIf(!prometheus)('a real Prometheus with guard.rules.yml scraping th
           const mine = now.filter((a) => matches(a, e));
           if (e.firingAt === undefined && mine.some((a) => a.state === 'firing')) {
             e.firingAt = since();
-            expect(mine[0]!.annotations.runbook_url).toBe(`deploy/prometheus/README.md#${e.alertname.toLowerCase()}`);
+            expect(mine[0]!.annotations.runbook_url).toBe(`${RUNBOOK_URL}#${e.alertname.toLowerCase()}`);
           } else if (e.firingAt !== undefined && e.resolvedAt === undefined && mine.length === 0) e.resolvedAt = since();
         }
         return expected.every((e) => e.resolvedAt !== undefined && e.healedAt !== undefined) ? true : undefined;
@@ -117,6 +119,11 @@ describe.skipIf(!prometheus)('a real Prometheus with guard.rules.yml scraping th
         `  every alert seen: ${[...seen].map(([k, v]) => `${k} ${v.fired ? 'firing' : v.state} ${s(v.firstAt)}..${s(v.lastAt)}`).join('; ')}`,
       ].join('\n'),
     );
+    // The RSS threshold the memory rules derive from Guard's gauges is the one the demo runs with (RSS grew at some
+    // point of the run: its start, the chaos traffic).
+    const threshold = await waitFor('guard:memory_rss_threshold_bytes', async () => (await query('guard:memory_rss_threshold_bytes'))[0], 60_000);
+    expect(Number(threshold.value[1]) / 1024 / 1024).toBeCloseTo(thresholdMb, 3);
+
     // Guard healed each fault, so the alerts for faults it did not stop stay quiet (at most pending).
     const fired = [...seen].filter(([, v]) => v.fired).map(([k]) => k);
     for (const quiet of ['GuardAclViolationsUnstopped', 'GuardCircuitOpenTooLong', 'GuardSanitizationFailing']) {

@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MISSING_PROMETHEUS, RULES_FILE, RULE_TESTS_DIR, RUNBOOK, findBinary, run } from './support.js';
+import { MISSING_PROMETHEUS, RULES_FILE, RULE_TESTS_DIR, RUNBOOK, RUNBOOK_URL, findBinary, run } from './support.js';
 
 const rules = readFileSync(RULES_FILE, 'utf8');
 const testFiles = readdirSync(RULE_TESTS_DIR).filter((f) => f.endsWith('.yml')).sort();
@@ -47,7 +47,7 @@ describe('guard.rules.yml: structure', () => {
     expect(text).toMatch(/^ {10}summary: \S/m);
     expect(text).toMatch(/^ {10}description: \S/m);
     const runbookUrl = /^ {10}runbook_url: (\S+)$/m.exec(text)?.[1];
-    expect(runbookUrl).toBe(`deploy/prometheus/README.md#${name.toLowerCase()}`);
+    expect(runbookUrl).toBe(`${RUNBOOK_URL}#${name.toLowerCase()}`);
     // GitHub's anchor of a `### Name` heading is the lower-cased name.
     expect(runbook).toMatch(new RegExp(`^### ${name}$`, 'm'));
   });

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 export const RULES_FILE = fileURLToPath(new URL('../guard.rules.yml', import.meta.url));
 export const RULE_TESTS_DIR = fileURLToPath(new URL('../tests/', import.meta.url));
 export const RUNBOOK = fileURLToPath(new URL('../README.md', import.meta.url));
+/** Where the alerts' `runbook_url` annotations point: the runbook on the project's repository (package.json `repository`). */
+export const RUNBOOK_URL = 'https://github.com/guard-runtime/guard/blob/main/deploy/prometheus/README.md';
 
 /** The built demo (tests run after `pnpm build`). */
 export const DEMO_ENTRY = fileURLToPath(new URL('../../../apps/demo/dist/index.js', import.meta.url));
