@@ -56,18 +56,24 @@ export function createAnalysisService(guard: Guard, downstreamPort: () => number
   const policy = { breaker: guard.downstreamBreaker, bulkhead: guard.bulkhead };
 
   async function score(text: string, scoreOptions: { timeoutMs?: number } = {}): Promise<number> {
-    return policy.breaker.execute(
-      (signal) =>
-        policy.bulkhead.execute(async () => {
-          const res = await fetch(`http://127.0.0.1:${downstreamPort()}/score?text=${encodeURIComponent(truncateText(text, DOWNSTREAM_TEXT))}`, { signal });
-          if (!res.ok) {
-            await res.body?.cancel();
-            throw new DownstreamStatusError(res.status);
-          }
-          return ((await res.json()) as { score: number }).score;
-        }),
-      { timeoutMs: scoreOptions.timeoutMs ?? 1_000 },
-    );
+    const timeoutMs = scoreOptions.timeoutMs ?? 1_000;
+    const call = (signal: AbortSignal | undefined) =>
+      policy.bulkhead.execute(async () => {
+        const res = await fetch(`http://127.0.0.1:${downstreamPort()}/score?text=${encodeURIComponent(truncateText(text, DOWNSTREAM_TEXT))}`, { signal });
+        if (!res.ok) {
+          await res.body?.cancel();
+          throw new DownstreamStatusError(res.status);
+        }
+        return ((await res.json()) as { score: number }).score;
+      });
+    const guarded = policy.breaker.execute(call, { timeoutMs });
+    if (guard.chain.modeOf('circuit') === 'full') return guarded;
+    // Outside full mode the breaker only observes: it still counts failures and opens (the detection), but a call
+    // it would refuse goes to the downstream anyway, so nothing fails fast (detect and dry_run never change behaviour).
+    return guarded.catch((error: unknown) => {
+      if (!isGuardError(error, 'CIRCUIT_OPEN')) throw error;
+      return call(AbortSignal.timeout(timeoutMs));
+    });
   }
 
   async function analyze(text: string): Promise<{ id: string; score: number }> {
@@ -99,22 +105,24 @@ export function createAnalysisService(guard: Guard, downstreamPort: () => number
   /** Answers an error: the caller's mistakes as 4xx, a lost dependency as 503 + Retry-After, anything else as a logged 500. */
   function fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
     if (res.headersSent) return void res.destroy();
-    const where = { method: req.method, path: (req.url ?? '').split('?')[0] };
+    // Named fields only: a spread object could overwrite the logger's own (level, time, msg, pid, hostname).
+    const method = req.method;
+    const path = (req.url ?? '').split('?')[0];
     if (isGuardError(error, 'CIRCUIT_OPEN') || isGuardError(error, 'BULKHEAD_REJECTED')) {
       // Deliberate fail-fast: the cause was logged when the breaker opened; warn so floods stay readable.
-      logger.warn({ err: error, ...where }, 'downstream refused fast');
+      logger.warn({ err: error, method, path }, 'downstream refused fast');
       return sendProblem(res, { status: 503, title: 'Downstream unavailable', detail: error.message, code: error.code }, { 'retry-after': '2' });
     }
     if (isGuardError(error, 'TIMEOUT')) {
-      logger.error({ err: error, ...where }, 'downstream timed out');
+      logger.error({ err: error, method, path }, 'downstream timed out');
       return sendProblem(res, { status: 503, title: 'Downstream timed out', detail: error.message, code: error.code }, { 'retry-after': '2' });
     }
     if (isDatabaseUnavailable(error)) {
-      logger.error({ err: error, ...where }, 'database unavailable');
+      logger.error({ err: error, method, path }, 'database unavailable');
       return sendProblem(res, { status: 503, title: 'Database unavailable', detail: 'the database is unreachable or too slow; retry shortly', code: 'DATABASE_UNAVAILABLE' }, { 'retry-after': '2' });
     }
     const problem = problemFromError(error);
-    if (problem.status >= 500) logger.error({ err: error, ...where }, 'analysis request failed');
+    if (problem.status >= 500) logger.error({ err: error, method, path }, 'analysis request failed');
     sendProblem(res, problem);
   }
 

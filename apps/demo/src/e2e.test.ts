@@ -109,7 +109,7 @@ describe('demo end to end', () => {
     expect(metrics).toMatch(/parasite_sanitized_total\{component="websocket",outcome="success"\} [1-9]/);
   });
 
-  it('mutation: with the guard switched to detect, every scenario that claims healing FAILS for want of a remedy', { timeout: 400_000 }, async () => {
+  it('mutation: with the guard switched to detect, every scenario that claims healing (and the downstream protection) FAILS for want of a remedy', { timeout: 400_000 }, async () => {
     const { code, output, verdicts: got } = await startRuns().detect;
     for (const scenario of healedClaims) {
       const verdict = got.get(scenario);
@@ -117,6 +117,11 @@ describe('demo end to end', () => {
       expect(verdict, `${scenario}: fails because nothing healed it, not for want of detection`).toContain('no healing action by the guard');
       expect(verdict).not.toContain('not detected');
     }
+    // The downstream breaker follows the guard's mode for `circuit`: in detect it opens (the detection) but refuses
+    // nothing, so the outage's traffic waits on the dead downstream and the protection claim fails.
+    const outage = got.get('downstream-outage');
+    expect(outage, output).toMatch(/^FAIL \(.*no protection by the guard/);
+    expect(outage).not.toContain('not detected');
     expect(code).toBe(1);
   });
 

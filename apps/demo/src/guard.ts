@@ -1,34 +1,14 @@
+import { dirname, join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import { Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { WebSocketServer } from 'ws';
-import { GuardBus, envReader, type Env, type Logger } from '@guard/core';
-import {
-  BatchWriter,
-  ContextTracker,
-  DetectorChain,
-  EventBusTracker,
-  HalfOpenDetector,
-  HandleTracker,
-  WebSocketTracker,
-  parasiteConfigFromEnv,
-  trackDialect,
-  type TrackedDialect,
-} from '@guard/detectors';
-import {
-  DeferredSanitizer,
-  createBatchSanitizer,
-  createCircuitSanitizer,
-  createContextSanitizer,
-  createDbSanitizer,
-  createEventBusSanitizer,
-  createHandleSanitizer,
-  createWebSocketSanitizer,
-  deferredSanitizerOptionsFromEnv,
-} from '@guard/sanitizer';
-import { BreakerRegistry, Bulkhead, CircuitBreaker } from '@guard/circuit';
-import { MemoryGuardrail, memoryOptionsFromEnv } from '@guard/memory';
-import { ImmuneService, bridgeGuardBus, createKyselyEventStore, type GuardBridge } from '@guard/immune';
+import { envReader, type Env, type Logger } from '@guard/core';
+import type { CircuitBreaker } from '@guard/circuit';
+import { BatchWriter } from '@guard/detectors';
+import { createGuard, type Guard as NodeGuard } from '@guard/node';
+import type { PressureSampler } from '@guard/playbooks';
+import type { WorkerPool } from './worker-pool.js';
 import type { DatabaseConfig, DemoTables } from './database.js';
 import { createDialect, migrate } from './database.js';
 import { isCallerFault } from './caller-fault.js';
@@ -41,28 +21,28 @@ export interface AnalysisResult {
   readonly at: number;
 }
 
-/** Everything the guard holds around the demo service. */
+/** The guard (from `@guard/node`) and the demo's own parts it watches, under the names the service and the lab use. */
 export interface Guard {
-  readonly bus: GuardBus;
-  readonly chain: DetectorChain;
-  readonly sanitizer: DeferredSanitizer;
-  readonly sockets: WebSocketTracker;
-  readonly emitters: EventBusTracker;
-  readonly dialect: TrackedDialect;
+  /** The one `createGuard` result: handler, middleware, playbooks, shutdown. */
+  readonly node: NodeGuard;
+  readonly bus: NodeGuard['bus'];
+  readonly chain: NodeGuard['chain'];
+  readonly sockets: NodeGuard['sockets'][string];
+  readonly emitters: NodeGuard['emitters'];
+  readonly dialect: NodeGuard['dialects'][string];
+  readonly contexts: NonNullable<NodeGuard['contexts']>;
+  readonly breakers: NodeGuard['breakers'];
+  readonly memory: NonNullable<NodeGuard['memory']>;
+  readonly immune: NonNullable<NodeGuard['immune']>;
+  readonly bulkhead: NonNullable<NodeGuard['bulkhead']>;
+  readonly downstreamBreaker: CircuitBreaker;
+  /** The demo's database, queried through the tracked dialect. */
   readonly db: Kysely<DemoTables>;
   readonly batch: BatchWriter<AnalysisResult>;
-  readonly contexts: ContextTracker;
-  readonly handles: HandleTracker;
-  readonly breakers: BreakerRegistry;
-  readonly downstreamBreaker: CircuitBreaker;
-  readonly bulkhead: Bulkhead;
-  readonly memory: MemoryGuardrail;
-  readonly immune: ImmuneService;
   /** The app's own event bus (eventemitter3), tracked for subscription leaks. */
   readonly appBus: EventEmitter;
   /** Where batch results go; chaos `batch-loss` makes it fail. */
   readonly sink: { failing: boolean; written: number };
-  close(): Promise<void>;
 }
 
 /** What the guard needs from the service around it. */
@@ -74,111 +54,101 @@ export interface GuardDeps {
   readonly database: DatabaseConfig;
   /** Cache probes for the memory guardrail (name -> entries). */
   readonly caches: Readonly<Record<string, () => number>>;
+  /** The worker replicas the CPU playbook scales down. */
+  readonly workers: WorkerPool;
+  /** CPU, memory, disk and event-loop readings of the service (see `servicePressureSampler`). */
+  readonly sampler: PressureSampler;
+  /** Folder of playbook YAML files. Default `GUARD_PLAYBOOKS_DIR`, else `apps/demo/playbooks`. */
+  readonly playbooksDir: string;
+  /** SIGTERM/SIGINT shut the guard down gracefully, then the process exits 0. */
+  readonly handleSignals: boolean;
 }
 
-/** Composes every package around the demo: detectors, sanitizer, breakers, memory guardrail and immune log. */
-export async function createGuard(deps: GuardDeps): Promise<Guard> {
-  const { env, registry, logger } = deps;
-  const bus = new GuardBus({ logger });
-
-  const t = parasiteConfigFromEnv(env).thresholds;
-  const sockets = new WebSocketTracker(deps.wss, t.websocket);
-  const emitters = new EventBusTracker(t.eventbus);
-  const appBus = new EventEmitter();
-  emitters.track(appBus, { name: 'app-bus' });
-
-  // C3: the app's database goes through the tracked dialect; the immune log gets its own connection to the same database.
-  const dialect = trackDialect(await createDialect(deps.database, logger), { name: 'app-db', ...t.db });
-  const db = new Kysely<DemoTables>({ dialect });
+/** The guard around the demo: one `createGuard` call, then the demo's own database, batch writer and breaker. */
+export async function createDemoGuard(deps: GuardDeps): Promise<Guard> {
+  const { env, registry, logger, database } = deps;
   const startup = { logger, deadlineMs: envReader(env).durationMs('DATABASE_STARTUP_TIMEOUT_MS', 30_000, 'ms', { min: 0 }) };
-  await retryWhileUnavailable('demo tables', () => migrate(db), startup);
+  const appBus = new EventEmitter();
+  const dialect = await createDialect(database, logger);
+  // A database that is not up yet is retried (the guard's immune log lives in it too); other errors end startup.
+  const node = await retryWhileUnavailable(
+    'guard',
+    () =>
+      createGuard({
+        env,
+        registry,
+        logger,
+        name: 'guard-demo',
+        wss: deps.wss,
+        db: { 'app-db': dialect },
+        emitters: { 'app-bus': appBus },
+        bulkhead: { name: 'downstream', maxConcurrent: 20, maxQueued: 100, queueTimeoutMs: 2_000 },
+        memory: { caches: deps.caches },
+        immune: database.kind === 'postgres' ? { store: 'postgres', url: database.url } : { store: 'sqlite', path: join(dirname(database.file), 'immune.db') },
+        pressure: { sampler: deps.sampler },
+        playbooks: {
+          dir: deps.playbooksDir,
+          acl: { api: ['analysis.*', 'notifications.*'], scheduler: ['analysis.*', 'control.*'], dashboard: ['notifications.*'] },
+          followMode: true,
+          workers: deps.workers,
+        },
+        routes: [{ prefix: '/api/analyses', component: 'db' }],
+        retryAfterSeconds: 2,
+        handleSignals: deps.handleSignals,
+      }),
+    startup,
+  );
 
-  const sink = { failing: false, written: 0 };
-  const batch = new BatchWriter<AnalysisResult>({
-    name: 'analysis-results',
-    db,
-    ...t.batch,
-    retries: 1,
-    retryDelayMs: 50,
-    write: async (items) => {
-      if (sink.failing) throw new Error('results sink unavailable');
-      sink.written += items.length;
-    },
-  });
-  await retryWhileUnavailable('dead-letter table', () => batch.ensureSchema(), startup);
-  const contexts = new ContextTracker(t.context);
-  const handles = new HandleTracker(t.handles);
-
-  const breakers = new BreakerRegistry();
-  const downstreamBreaker = breakers.add(
-    new CircuitBreaker({
-      name: 'downstream',
-      bus,
-      registry,
-      logger,
+  try {
+    const db = new Kysely<DemoTables>({ dialect: node.dialects['app-db']! });
+    await retryWhileUnavailable('demo tables', () => migrate(db), startup);
+    const sink = { failing: false, written: 0 };
+    const batch = new BatchWriter<AnalysisResult>({
+      name: 'analysis-results',
+      db,
+      ...node.chain.thresholds.batch,
+      retries: 1,
+      retryDelayMs: 50,
+      write: async (items) => {
+        if (sink.failing) throw new Error('results sink unavailable');
+        sink.written += items.length;
+      },
+    });
+    await retryWhileUnavailable('dead-letter table', () => batch.ensureSchema(), startup);
+    node.track({ batches: { 'analysis-results': batch } });
+    // The batch writer flushes through the database: it closes first, then the database.
+    node.onShutdown(async () => {
+      await batch.close();
+      await db.destroy();
+    });
+    const downstreamBreaker = node.breakers.getOrCreate('downstream', {
       failureThreshold: 5,
       resetTimeoutMs: 2_000,
       halfOpenSuccesses: 3,
-      probeTimeoutMs: t.circuit.probeTimeoutMs,
+      logger,
       // A caller's bad input is not the downstream failing: it must not open the circuit for everyone else.
       shouldCount: (error) => !isCallerFault(error),
-    }),
-  );
-  const bulkhead = new Bulkhead({ name: 'downstream', registry, maxConcurrent: 20, maxQueued: 100, queueTimeoutMs: 2_000 });
-
-  // In full mode the chain hands critical detections to the deferred sanitizer, which acts through the trackers.
-  const sanitizer = new DeferredSanitizer({
-    ...deferredSanitizerOptionsFromEnv(env),
-    bus,
-    registry,
-    logger,
-    sanitizers: [
-      createWebSocketSanitizer(sockets, { graceMs: 1_000 }),
-      createEventBusSanitizer(emitters),
-      createDbSanitizer(dialect.tracker),
-      createCircuitSanitizer(breakers),
-      createBatchSanitizer(batch),
-      createContextSanitizer(contexts),
-      createHandleSanitizer(),
-    ],
-  });
-  const chain = DetectorChain.fromEnv(env, {
-    bus,
-    registry,
-    scheduler: sanitizer,
-    logger: logger.child?.({ component: 'parasite' }) ?? logger,
-    detectors: [sockets, emitters, dialect.tracker, batch, contexts, handles, new HalfOpenDetector({ bus, ...t.circuit, probesInFlight: (name) => breakers.get(name)?.probesInFlight })],
-  });
-
-  const memory = new MemoryGuardrail({ ...memoryOptionsFromEnv(env), bus, registry, logger, cacheProbes: deps.caches });
-
-  // A failed store creation closes (and destroys) its connection, so each attempt gets a fresh one.
-  const store = await retryWhileUnavailable(
-    'immune log',
-    async () => {
-      const immuneDb = new Kysely<any>({ dialect: await createDialect(deps.database, logger) });
-      return createKyselyEventStore({ db: immuneDb, dialect: deps.database.kind, destroyOnClose: true, registry, logger });
-    },
-    startup,
-  );
-  const immune = new ImmuneService({ store, closeStore: true, bus, registry, logger });
-  const bridge: GuardBridge = bridgeGuardBus(bus, immune, { agentId: 'guard-demo', memoryAlarms: true, breakerOpens: true, logger });
-
-  const close = async () => {
-    await chain.close();
-    await sanitizer.waitForSanitization(5_000);
-    await sanitizer.close();
-    await memory.close();
-    await batch.close();
-    await bridge.settled();
-    bridge();
-    await immune.close();
-    await sockets.close();
-    await emitters.close();
-    await contexts.close();
-    await breakers.close();
-    await db.destroy();
-  };
-
-  return { bus, chain, sanitizer, sockets, emitters, dialect, db, batch, contexts, handles, breakers, downstreamBreaker, bulkhead, memory, immune, appBus, sink, close };
+    });
+    return {
+      node,
+      bus: node.bus,
+      chain: node.chain,
+      sockets: node.sockets.ws!,
+      emitters: node.emitters,
+      dialect: node.dialects['app-db']!,
+      contexts: node.contexts!,
+      breakers: node.breakers,
+      memory: node.memory!,
+      immune: node.immune!,
+      bulkhead: node.bulkhead!,
+      downstreamBreaker,
+      db,
+      batch,
+      appBus,
+      sink,
+    };
+  } catch (error) {
+    await node.shutdown();
+    throw error;
+  }
 }

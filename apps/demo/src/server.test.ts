@@ -95,7 +95,7 @@ describe('demo service', () => {
     const bad = await fetch(`${demo.url}/guard/mode`, { method: 'POST', headers: auth, body: JSON.stringify({ mode: 'loud' }) });
     expect((await problem(bad, 400)).field).toBe('mode');
     const ok = await fetch(`${demo.url}/guard/mode`, { method: 'POST', headers: auth, body: JSON.stringify({ mode: 'dry_run', component: 'handles' }) });
-    expect(await ok.json()).toMatchObject({ mode: 'detect', effective: 'dry_run' });
+    expect(await ok.json()).toMatchObject({ mode: 'detect', components: { handles: 'dry_run' } });
     expect(demo.guard.chain.modeOf('handles')).toBe('dry_run');
   });
 

@@ -3,23 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { WebSocketServer } from 'ws';
-import {
-  checkAdminToken,
-  closeOnce,
-  envReader,
-  isGuardMode,
-  readJsonBody,
-  problemFromError,
-  sendJson,
-  sendProblem,
-  silentLogger,
-  type Env,
-  type HttpHandler,
-  type Logger,
-} from '@guard/core';
-import { createParasiteMiddleware } from '@guard/detectors';
-import { createSelfCheckHandler } from '@guard/memory';
-import { createImmuneHandler } from '@guard/immune';
+import { checkAdminToken, closeOnce, envReader, problemFromError, sendProblem, silentLogger, type Env, type HttpHandler, type Logger } from '@guard/core';
 import { createAnalysisService, type AnalysisService, type WorkRefusal } from './analysis-service.js';
 import { ChaosLab, type SessionCache } from './chaos-lab.js';
 import { Dashboard } from './dashboard.js';
@@ -28,8 +12,9 @@ import { WebSocketGate, webSocketLimitsFromEnv } from './ws-gate.js';
 import { demoEnv } from './demo-env.js';
 import { startDownstream } from './downstream.js';
 import { startFaultProxy } from './fault-proxy.js';
-import { createGuard, type Guard } from './guard.js';
-import { createHealing, type Healing } from './healing.js';
+import { createDemoGuard, type Guard } from './guard.js';
+import { createHealing, servicePressureSampler, type Healing } from './healing.js';
+import { WorkerPool } from './worker-pool.js';
 
 /** Options for {@link startDemo}. */
 export interface DemoOptions {
@@ -41,6 +26,8 @@ export interface DemoOptions {
   readonly env?: Env;
   /** Folder of the SQLite file (default `apps/demo/data`). */
   readonly dataDir?: string;
+  /** Shut down gracefully on SIGTERM/SIGINT and exit 0 (the guard's signal handling). Default false. */
+  readonly handleSignals?: boolean;
 }
 
 /** A running demo service with the full guard around it. */
@@ -58,6 +45,7 @@ export interface Demo extends AsyncDisposable {
 }
 
 const DEFAULT_DATA_DIR = fileURLToPath(new URL('../data/', import.meta.url));
+const DEFAULT_PLAYBOOKS_DIR = fileURLToPath(new URL('../playbooks/', import.meta.url));
 
 /** Runs handlers in order, each calling `next()` to pass the request on; errors become problems, 5xx logged with the cause. */
 function chain(handlers: readonly HttpHandler[], last: HttpHandler, logger: Logger): HttpHandler {
@@ -114,12 +102,34 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: wsLimits.maxPayloadBytes });
   const gate = new WebSocketGate(wss, wsLimits, logger);
   const sessions: SessionCache = { entries: new Map() };
-  const guard = await createGuard({ env, registry, logger, wss, database, caches: { sessions: () => sessions.entries.size } });
-  let url = '';
-  const healing = await createHealing({ env, bus: guard.bus, registry, logger, healthUrl: () => `${url}/livez`, modeOf: (component) => guard.chain.modeOf(component), immune: guard.immune });
+  const pool = new WorkerPool({ size: 3 });
+  const sampler = servicePressureSampler();
+  let guard: Guard;
+  try {
+    guard = await createDemoGuard({
+      env,
+      registry,
+      logger,
+      wss,
+      database,
+      caches: { sessions: () => sessions.entries.size },
+      workers: pool,
+      sampler: sampler.sample,
+      playbooksDir: env.GUARD_PLAYBOOKS_DIR ?? DEFAULT_PLAYBOOKS_DIR,
+      handleSignals: options.handleSignals ?? false,
+    });
+  } catch (error) {
+    // A failed start (a bad playbook folder, an unreachable database) leaves no worker process or server behind.
+    await Promise.allSettled([pool.close(), proxy.close(), downstream.close()]);
+    sampler.close();
+    wss.close();
+    throw error;
+  }
+  const node = guard.node;
+  const healing = createHealing(node, pool);
   // WebSocket work passes the same load shedding and API rate limit as HTTP requests.
   const admitWork = (): WorkRefusal | undefined => {
-    if (healing.pressure.isUnderPressure()) return { status: 'overloaded', detail: 'load shedding: the service is under pressure', retryAfterSec: 2 };
+    if (node.isUnderPressure()) return { status: 'overloaded', detail: 'load shedding: the service is under pressure', retryAfterSec: 2 };
     if (!healing.limiter.tryAcquire('api')) return { status: 'rate_limited', detail: 'rate limit "api" is active', retryAfterSec: 1 };
     return undefined;
   };
@@ -141,56 +151,21 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       .catch((error: unknown) => logger.error({ err: error }, 'immune publish failed'));
   });
 
+  let url = '';
   const dashboard = new Dashboard(guard, healing, { maxStreams: envReader(env).number('DASHBOARD_MAX_STREAMS', 100, { min: 1, integer: true }) });
   const lab = new ChaosLab({ guard, healing, service, proxy, wss, sessions, wsUrl: () => `${url.replace('http', 'ws')}/ws` });
-  const adminToken = env.GUARD_ADMIN_TOKEN;
-  const labAllowed = labAccess(adminToken);
-  const selfCheck = createSelfCheckHandler(guard.memory, { adminToken });
-  // Writes need GUARD_IMMUNE_WRITE_TOKEN when it is set (read from env); 5xx answers are logged with their cause.
-  const immune = createImmuneHandler(guard.immune, { registry, logger, env });
-  const parasite = createParasiteMiddleware(guard.chain, { routes: [{ prefix: '/api/analyses', component: 'db' }] });
-  const shedding = healing.pressure.loadShedding({ retryAfterSec: 2 });
+  const labAllowed = labAccess(env.GUARD_ADMIN_TOKEN);
   const apiLimit = healing.limiter.httpHandler('api');
-  let shuttingDown = false;
 
-  const metrics: HttpHandler = (req, res, next) => {
-    if (req.url !== '/metrics') return next?.();
-    registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'content-type': registry.contentType });
-        res.end(text);
-      },
-      (error) => {
-        logger.error({ err: error }, 'metrics failed');
-        sendProblem(res, { status: 500, title: 'Metrics unavailable' });
-      },
-    );
-  };
-  const draining: HttpHandler = (req, res, next) => {
-    if (shuttingDown && req.url?.startsWith('/readyz')) return sendJson(res, 503, { status: 'shutting_down' });
-    next?.();
-  };
-  const modeSwitch: HttpHandler = (req, res, next) => {
-    if (req.url !== '/guard/mode') return next?.();
-    if (req.method === 'GET') return sendJson(res, 200, { mode: guard.chain.mode });
-    if (req.method !== 'POST') return sendProblem(res, { status: 405, title: 'Method not allowed', detail: 'use GET or POST' }, { allow: 'GET, POST' });
-    if (!labAllowed(req, res)) return req.resume();
-    readJsonBody(req, { limitBytes: 1024 }).then((body) => {
-      const { mode, component } = (body ?? {}) as { mode?: unknown; component?: unknown };
-      if (!isGuardMode(mode)) return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'mode must be disabled, dry_run, detect or full', field: 'mode' });
-      if (component !== undefined && typeof component !== 'string') return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'component must be a string', field: 'component' });
-      guard.chain.setMode(mode, component);
-      sendJson(res, 200, { mode: guard.chain.mode, component: component ?? '*', effective: component ? guard.chain.modeOf(component) : mode });
-    }, (error) => sendProblem(res, problemFromError(error)));
-  };
   const chaos: HttpHandler = (req, res, next) => {
     if (!req.url?.startsWith('/chaos/')) return next?.();
     if (!labAllowed(req, res)) return req.resume();
     lab.handle(req, res, () => next?.());
   };
+  // The API: load shedding and the parasite middleware (the guard's), then the rate limit, then the service.
   const api: HttpHandler = (req, res, next) => {
     if (!req.url?.startsWith('/api/analyses')) return next?.();
-    shedding(req, res, () => apiLimit(req, res, () => parasite(req, res, () => service.handle(req, res, () => next?.()))));
+    node.middleware(req, res, () => apiLimit(req, res, () => service.handle(req, res, () => next?.())));
   };
   const badTarget: HttpHandler = (req, res, next) => {
     if (validTarget(req.url)) return next?.();
@@ -198,43 +173,48 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   };
   const notFound: HttpHandler = (req, res) => sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${req.method} ${(req.url ?? '').split('?')[0]}` });
 
-  const handler = chain(
-    [badTarget, draining, metrics, selfCheck, (req, res, next) => immune(req, res, next), (req, res, next) => dashboard.handle(req, res, () => next?.()), modeSwitch, chaos, api],
-    notFound,
-    logger,
-  );
+  const handler = chain([badTarget, node.handler, (req, res, next) => dashboard.handle(req, res, () => next?.()), chaos, api], notFound, logger);
   // Slow clients cannot hold a connection open forever while sending their request (slowloris); responses such as
   // the SSE streams are not bounded by these.
-  const server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, handler);
+  const server = node.attach(createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, handler));
   server.on('upgrade', (req, socket, head) => {
     if (!gate.admitUpgrade(req, socket, '/ws')) return;
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => resolve());
+  // Shutdown is the guard's: readiness fails, the dashboard and lab streams end, requests and sanitizations drain,
+  // then the demo's own parts close (last added first), then the guard's.
+  node.onShutdown(
+    () => {
+      lab.close();
+      dashboard.close();
+    },
+    { phase: 'drain' },
+  );
+  node.onShutdown(async () => {
+    await Promise.allSettled([proxy.close(), downstream.close()]);
+    wss.close();
+    sampler.close();
   });
+  node.onShutdown(async () => {
+    offAlarm();
+    await healing.close();
+  });
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 8080, options.host ?? '0.0.0.0', () => resolve());
+    });
+  } catch (error) {
+    await node.shutdown();
+    throw error;
+  }
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   logger.info({ url, mode: guard.chain.mode, database: database.kind }, 'demo listening');
 
   const close = closeOnce(async () => {
-    shuttingDown = true;
-    lab.close();
-    dashboard.close();
-    offAlarm();
-    for (const ws of wss.clients) ws.close(1001, 'shutting down');
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 2_000).unref();
-    });
-    await immune.close?.();
-    await healing.close();
-    await guard.close();
-    wss.close();
-    await proxy.close();
-    await downstream.close();
+    await node.shutdown();
   });
   return { server, url, registry, guard, healing, service, database, gate, close, [Symbol.asyncDispose]: close };
 }

@@ -1,8 +1,8 @@
 import { closeOnce } from '@guard/core';
-import { ProcessRegistry, type RateLimiter, type TaskGate } from '@guard/playbooks';
+import type { ProcessRegistry, RateLimiter, TaskGate } from '@guard/playbooks';
 import { BackgroundJobs } from './background-jobs.js';
 import { HeavyTasks } from './heavy-tasks.js';
-import { WorkerPool } from './worker-pool.js';
+import type { WorkerPool } from './worker-pool.js';
 
 /** The service's own work that the CPU playbook acts on, each part with a measurable effect. */
 export interface Workload extends AsyncDisposable {
@@ -21,8 +21,10 @@ export interface Workload extends AsyncDisposable {
 export interface WorkloadOptions {
   readonly limiter: RateLimiter;
   readonly tasks: TaskGate;
-  /** Worker replicas. Default 3 (the seed's scale-down removes 2). */
-  readonly poolSize?: number;
+  /** Worker replicas (the seed's scale-down removes 2 of 3); started and closed here. */
+  readonly pool: WorkerPool;
+  /** Where ad-hoc children are registered (the guard's: it closes them). */
+  readonly processes: ProcessRegistry;
   /** Background jobs per second. Default 20. */
   readonly jobsPerSec?: number;
   /** A small report build is queued this often in normal operation. Default 2000. */
@@ -31,8 +33,7 @@ export interface WorkloadOptions {
 
 /** Starts the demo's background jobs, worker pool and a trickle of heavy report builds. */
 export function createWorkload(options: WorkloadOptions): Workload {
-  const processes = new ProcessRegistry();
-  const pool = new WorkerPool({ size: options.poolSize ?? 3 });
+  const { pool, processes } = options;
   pool.start();
   const heavy = new HeavyTasks({ pool, gate: options.tasks, group: 'heavy' });
   const jobs = new BackgroundJobs({ limiter: options.limiter, key: 'non_critical', ratePerSec: options.jobsPerSec ?? 20 });

@@ -142,8 +142,11 @@ export interface Guard extends AsyncDisposable {
   addCheck(name: string, check: HealthCheck, options?: HealthCheckOptions): () => void;
   /** Registers an HTTP server to drain on shutdown; returns it. */
   attach<S extends Server>(server: S): S;
-  /** Cleanup of your own (e.g. `() => db.destroy()`), run after draining, before Guard's parts close. */
-  onShutdown(hook: () => unknown): void;
+  /**
+   * Cleanup of your own (e.g. `() => db.destroy()`), run after draining, before Guard's parts close. With
+   * `{ phase: 'drain' }` it runs as draining starts: end your long-lived responses (SSE) there.
+   */
+  onShutdown(hook: () => unknown, options?: { readonly phase?: 'drain' | 'close' }): void;
   /** Fails readiness, drains, closes everything in reverse order. Idempotent. */
   shutdown(): Promise<ShutdownReport>;
   /** True from the start of `shutdown()`. */
@@ -316,7 +319,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     const probePath = endpoints.livez ?? endpoints.readyz;
     // The CPU playbook verifies the service still answers: by default, the first attached server's probe.
     const healthUrl = playbookOptions?.healthUrl ?? (() => (probePath ? shutdown.localUrl(probePath) : undefined));
-    const healing = playbookOptions ? await startSelfHealing({ ...playbookOptions, healthUrl }, pressure, { env, bus, registry, logger, stack }) : undefined;
+    const healing = playbookOptions ? await startSelfHealing({ ...playbookOptions, healthUrl }, pressure, { env, bus, registry, logger, stack, modeOf: (c) => chain.modeOf(c), ...(immune ? { immune } : {}) }) : undefined;
 
     checks.add('shutdown', () => (shutdown.shuttingDown ? Promise.reject(new Error('shutting down')) : true), { critical: true });
     checks.add('ping', () => true, { probe: 'liveness' });
@@ -351,6 +354,8 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
           (h) => h.close(),
         )
       : undefined;
+    // The immune SSE streams never end on their own: they close as draining starts (the stack closes the rest).
+    if (immuneHandler) shutdown.onShutdown(() => immuneHandler.close(), { phase: 'drain' });
     const handler = createGuardHandler(
       endpoints,
       {
@@ -405,7 +410,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       track: (resources) => trackers.add(resources),
       addCheck: (name, check, checkOptions) => checks.add(name, check, checkOptions),
       attach: (server) => shutdown.attach(server),
-      onShutdown: (hook) => shutdown.onShutdown(hook),
+      onShutdown: (hook, hookOptions) => shutdown.onShutdown(hook, hookOptions),
       shutdown: () => shutdown.shutdown(),
       get shuttingDown() {
         return shutdown.shuttingDown;

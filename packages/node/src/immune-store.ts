@@ -39,7 +39,8 @@ export async function openImmuneStore(options: ImmuneStoreOptions, config: Immun
   if (kind === 'postgres') {
     if (!url) throw new GuardError('INVALID_OPTION', 'immune.store postgres needs immune.url or GUARD_IMMUNE_DATABASE_URL', { details: { field: 'immune.url' } });
     const { createPostgresStore } = await importPeer(() => import('@guard/immune/postgres'), 'pg', 'the Postgres immune store');
-    return createPostgresStore({ ...storeOptions, connectionString: url });
+    // The timeouts come from the guard's env (read once), not from process.env, which the store would read itself.
+    return createPostgresStore({ ...storeOptions, ...config.postgres, connectionString: url });
   }
   if (kind !== 'sqlite') throw new GuardError('INVALID_OPTION', `immune.store must be sqlite, postgres, memory or an EventStore, got ${String(kind)}`, { details: { field: 'immune.store' } });
   const path = options.path ?? config.sqlitePath ?? join(process.cwd(), '.guard', 'immune.db');

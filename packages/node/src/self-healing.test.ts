@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { silentLogger, type PlaybookRunNotice } from '@guard/core';
 import { createGuard } from './index.js';
-import { until } from '../test/support.js';
+import { listen, until } from '../test/support.js';
 
 describe('playbooks: true', () => {
   it('wires the ACL monitor to the built-in playbook: an actor spamming a denied topic is blacklisted, and the run is in the immune log', async () => {
@@ -26,5 +26,91 @@ describe('playbooks: true', () => {
     expect(bus.publish('bot', 'orders.created', {})).toBe('blacklisted');
     expect(bus.publish('api', 'orders.created', { id: 2 })).toBe('delivered');
     await until(async () => (await guard.immune!.getRecentEvents()).some((e) => e.type === 'SELF_HEALING_ACTION'), 'the run in the immune log');
+  });
+});
+
+/** A playbook that only notifies (log, immune and webhook) when an actor floods a control topic. */
+async function notifyPlaybookDir(): Promise<string> {
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'guard-node-playbooks-'));
+  await writeFile(
+    join(dir, 'acl_notify.yaml'),
+    [
+      'name: acl_notify',
+      'trigger:',
+      '  event: message_bus.acl_violation',
+      'steps:',
+      '  - id: tell',
+      '    action: notify',
+      '    params: { message: "ACL {{ event.reason }} by {{ event.actor }}", severity: warning, channels: [log, immune, webhook] }',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
+
+describe('playbooks: followMode', () => {
+  it('outside full mode for `playbooks` every run is a dry run (nothing blacklisted); switched to full, the remedy runs', async () => {
+    await using guard = await createGuard({
+      env: {},
+      logger: silentLogger,
+      registry: new Registry(),
+      immune: { store: 'memory' },
+      playbooks: { acl: { api: ['orders.*'] }, followMode: true },
+    });
+    const runs: PlaybookRunNotice[] = [];
+    guard.bus.subscribe('playbookRun', (run) => runs.push(run));
+    const bus = guard.healing!.messageBus;
+    for (let i = 0; i < 30; i++) bus.publish('bot', 'control.shutdown', {});
+    const finished = () => runs.find((r) => r.status !== 'started' && r.status !== 'skipped');
+    await until(() => finished() !== undefined, 'the dry run of the ACL playbook');
+    expect(finished()).toMatchObject({ dryRun: true });
+    expect(bus.isBlacklisted('bot')).toBe(false);
+
+    guard.chain.setMode('full', 'playbooks');
+    for (let i = 0; i < 30; i++) bus.publish('bot-2', 'control.shutdown', {});
+    await until(() => bus.isBlacklisted('bot-2'), 'the playbook to blacklist the second spammer');
+  });
+});
+
+describe('playbooks: notifications', () => {
+  it('without a webhook URL the webhook channel is dropped (the step succeeds) and the notification is in the immune log', async () => {
+    await using guard = await createGuard({
+      env: {},
+      logger: silentLogger,
+      registry: new Registry(),
+      immune: { store: 'memory' },
+      playbooks: { dir: await notifyPlaybookDir(), acl: {} },
+    });
+    const runs: PlaybookRunNotice[] = [];
+    guard.bus.subscribe('playbookRun', (run) => runs.push(run));
+    for (let i = 0; i < 30; i++) guard.healing!.messageBus.publish('bot', 'control.shutdown', {});
+    await until(() => runs.some((r) => r.status === 'succeeded'), 'the notify playbook to succeed');
+    const events = await guard.immune!.getRecentEvents();
+    expect(events.find((e) => e.module === 'playbooks.notify')).toMatchObject({ type: 'SELF_HEALING_ACTION', severity: 'WARNING', message: expect.stringContaining('by bot') });
+  });
+
+  it('GUARD_NOTIFY_WEBHOOK_URL receives the notification', async () => {
+    const received: Record<string, unknown>[] = [];
+    await using hook = await listen((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(204).end();
+      });
+    });
+    await using guard = await createGuard({
+      env: { GUARD_NOTIFY_WEBHOOK_URL: `${hook.base}/hooks` },
+      logger: silentLogger,
+      registry: new Registry(),
+      immune: { store: 'memory' },
+      playbooks: { dir: await notifyPlaybookDir(), acl: {} },
+    });
+    for (let i = 0; i < 30; i++) guard.healing!.messageBus.publish('bot', 'control.shutdown', {});
+    await until(() => received.length > 0, 'the webhook to receive the notification');
+    expect(received[0]).toMatchObject({ playbook: 'acl_notify', severity: 'warning' });
   });
 });

@@ -1,4 +1,5 @@
-import type { Env, GuardBus, Logger, Registry } from '@guard/core';
+import type { Env, GuardBus, GuardMode, Logger, Registry } from '@guard/core';
+import type { ImmuneService } from '@guard/immune';
 import {
   AclViolationMonitor,
   HeartbeatWatchdog,
@@ -12,8 +13,11 @@ import {
   createActionRegistry,
   createProbeRegistry,
   loadPlaybooks,
+  type ActionRegistry,
   type MessageBusOptions,
+  type PlaybookNotification,
   type ResourcePressureMonitorOptions,
+  type WorkerPool,
 } from '@guard/playbooks';
 import type { CloseStack } from './close-stack.js';
 
@@ -34,6 +38,19 @@ export interface PlaybooksOptions {
   readonly dryRun?: boolean;
   /** URL the CPU playbook's verification probes (e.g. your `/livez`), or a function for one known after `listen`. */
   readonly healthUrl?: string | (() => string | undefined);
+  /**
+   * Follow the guard's mode for the `playbooks` component: outside `full` every run is a dry run (its plan is
+   * logged, nothing changes), so switching the guard to `detect` at run time also stops playbook remedies.
+   * Default false (playbooks act whatever the detectors' mode).
+   */
+  readonly followMode?: boolean;
+  /** The replicas `scale_down` acts on (e.g. your worker pool). Default `processes.pool('workers')`. */
+  readonly workers?: WorkerPool;
+  /**
+   * Where `notify` with channel `webhook` posts. Default `GUARD_NOTIFY_WEBHOOK_URL`; without one the `webhook`
+   * channel is dropped from a step (the log and the immune log still get the notification) instead of failing it.
+   */
+  readonly notifyWebhookUrl?: string;
 }
 
 /** What {@link startSelfHealing} built. */
@@ -50,6 +67,10 @@ export interface SelfHealing {
 
 interface Shared {
   readonly env: Env;
+  /** The guard's mode of a component (the detector chain's). */
+  readonly modeOf?: (component: string) => GuardMode;
+  /** The immune log: every playbook notification is recorded there too. */
+  readonly immune?: ImmuneService;
   readonly bus: GuardBus;
   readonly registry: Registry;
   readonly logger: Logger;
@@ -71,7 +92,8 @@ export function startPressureMonitor(options: ResourcePressureMonitorOptions, sh
 
 /** Builds the message bus, ACL monitor, heartbeat watchdog and playbook engine, and wires the monitors to the engine. */
 export async function startSelfHealing(options: PlaybooksOptions, pressure: ResourcePressureMonitor | undefined, shared: Shared): Promise<SelfHealing> {
-  const { bus, registry, logger, stack } = shared;
+  const { bus, registry, logger, stack, immune } = shared;
+  const webhookUrl = options.notifyWebhookUrl ?? (shared.env.GUARD_NOTIFY_WEBHOOK_URL?.trim() || undefined);
   const messageBus = stack.defer(
     'message-bus',
     new MessageBus({ name: 'app', acl: options.acl ?? {}, controlTopics: options.controlTopics ?? ['control.*'], bus, registry, logger }),
@@ -89,7 +111,20 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
       registry,
       logger,
       dryRun: options.dryRun ?? false,
-      actions: createActionRegistry({ messageBus, components: watchdog, limiter, tasks, processes, workers: processes.pool('workers'), logger }),
+      actions: webhookOnlyWhenConfigured(
+        createActionRegistry({
+          messageBus,
+          components: watchdog,
+          limiter,
+          tasks,
+          processes,
+          workers: options.workers ?? processes.pool('workers'),
+          ...(webhookUrl ? { notifyWebhookUrl: webhookUrl } : {}),
+          ...(immune ? { publish: (n: PlaybookNotification) => immune.publishEvent(immuneEventOf(n)) } : {}),
+          logger,
+        }),
+        webhookUrl,
+      ),
       probes: createProbeRegistry({ messageBus, aclMonitor, ...(pressure ? { pressure } : {}), watchdog, ...(options.healthUrl ? { healthUrl: options.healthUrl } : {}) }),
     }),
     (e) => e.close(),
@@ -98,7 +133,8 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
   for (const dir of dirs) for (const playbook of await loadPlaybooks(dir)) engine.register(playbook);
 
   const trigger = (event: string, data: Record<string, unknown>, reason: string) => {
-    engine.trigger(event, data, { reason }).catch((error: unknown) => logger.error({ err: error, event }, 'guard: playbook trigger failed'));
+    const dryRun = options.followMode === true && shared.modeOf !== undefined && shared.modeOf('playbooks') !== 'full';
+    engine.trigger(event, data, { reason, ...(dryRun ? { dryRun } : {}) }).catch((error: unknown) => logger.error({ err: error, event }, 'guard: playbook trigger failed'));
   };
   const offAcl = aclMonitor.onAlarm((alarm) => trigger('message_bus.acl_violation', { ...alarm }, alarm.reason));
   stack.defer('acl-trigger', offAcl, (off) => off());
@@ -109,4 +145,36 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
     stack.defer('pressure-trigger', offPressure, (off) => off());
   }
   return { messageBus, aclMonitor, watchdog, engine, limiter, tasks, processes };
+}
+
+function immuneEventOf(n: PlaybookNotification) {
+  return {
+    severity: n.severity === 'critical' ? ('CRITICAL' as const) : n.severity === 'info' ? ('INFO' as const) : ('WARNING' as const),
+    type: 'SELF_HEALING_ACTION' as const,
+    module: 'playbooks.notify',
+    message: n.message,
+    meta: { playbook: n.playbook, runId: n.runId, step: n.step },
+  };
+}
+
+/**
+ * Playbooks may list `webhook` among their notify channels while the URL is configuration: without one the
+ * channel is dropped instead of failing the step (the log and the immune log still get the notification).
+ */
+function webhookOnlyWhenConfigured(actions: ActionRegistry, url: string | undefined): ActionRegistry {
+  if (url) return actions;
+  const notify = actions.get('notify');
+  actions.register(
+    'notify',
+    (params, ctx) => {
+      const raw: unknown = params.channels ?? params.channel;
+      const channels = Array.isArray(raw) ? raw : [raw];
+      if (!channels.includes('webhook')) return notify(params, ctx);
+      const { channel: _channel, channels: _channels, ...rest } = params;
+      const kept = channels.filter((c) => c !== 'webhook');
+      return notify({ ...rest, channels: kept.length > 0 ? kept : ['log'] }, ctx);
+    },
+    { replace: true },
+  );
+  return actions;
 }

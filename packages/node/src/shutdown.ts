@@ -79,6 +79,7 @@ export class GracefulShutdown {
   readonly #logger: Logger;
   readonly #servers = new Set<Server>();
   readonly #hooks: (() => unknown)[] = [];
+  readonly #drainHooks: (() => unknown)[] = [];
   readonly #signalHandlers = new Map<NodeJS.Signals, () => void>();
   #running: Promise<ShutdownReport> | undefined;
 
@@ -113,9 +114,13 @@ export class GracefulShutdown {
     return undefined;
   }
 
-  /** Cleanup of the app's own (e.g. `db.destroy()`), run after draining and before Guard's parts close; last added runs first. */
-  onShutdown(hook: () => unknown): void {
-    this.#hooks.push(hook);
+  /**
+   * Cleanup of the app's own (e.g. `db.destroy()`), run after draining and before Guard's parts close; last added
+   * runs first. `phase: 'drain'` runs it as draining starts instead, in the order added: for long-lived responses
+   * (SSE streams, long polls) that would otherwise hold the drain until its deadline.
+   */
+  onShutdown(hook: () => unknown, options: { readonly phase?: 'drain' | 'close' } = {}): void {
+    (options.phase === 'drain' ? this.#drainHooks : this.#hooks).push(hook);
   }
 
   shutdown(): Promise<ShutdownReport> {
@@ -162,6 +167,9 @@ export class GracefulShutdown {
     try {
       if (this.#delayMs > 0) await sleep(Math.min(this.#delayMs, this.#timeoutMs), deadline.signal);
 
+      // Long-lived responses (SSE streams) never finish on their own: they end as draining starts, or they would
+      // hold the drain until its deadline.
+      await this.#runHooks(this.#drainHooks);
       const serversClosed = [...this.#servers].map((server) => closeServer(server, deadline.signal));
       for (const wss of webSocketServers) for (const ws of wss.clients ?? []) ws.close(GOING_AWAY, 'server shutting down');
       const wsClosed = webSocketServers.map((wss) => clientsGone(wss, deadline.signal));
@@ -175,13 +183,7 @@ export class GracefulShutdown {
         for (const server of this.#servers) server.closeAllConnections();
         for (const wss of webSocketServers) for (const ws of wss.clients ?? []) ws.terminate();
       }
-      for (const hook of [...this.#hooks].reverse()) {
-        try {
-          await hook();
-        } catch (error) {
-          this.#logger.error({ err: error }, 'guard: shutdown hook failed');
-        }
-      }
+      await this.#runHooks([...this.#hooks].reverse());
       await stack.close();
       return { drained, requestsLeft, durationMs: Math.round(performance.now() - started) };
     } finally {
@@ -191,6 +193,16 @@ export class GracefulShutdown {
   }
 
   /** Lets the process end by itself; if something still holds it open, says what and exits anyway. */
+  async #runHooks(hooks: readonly (() => unknown)[]): Promise<void> {
+    for (const hook of hooks) {
+      try {
+        await hook();
+      } catch (error) {
+        this.#logger.error({ err: error }, 'guard: shutdown hook failed');
+      }
+    }
+  }
+
   #exitWhenIdle(code: number): void {
     process.exitCode = code;
     setTimeout(() => {
