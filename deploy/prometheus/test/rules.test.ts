@@ -92,14 +92,14 @@ describe.skipIf(!promtool)('guard.rules.yml: promtool', () => {
 
   // The unit tests must catch a broken rule: each of these edits makes `promtool test rules` fail.
   const mutations: [what: string, find: string | RegExp, replace: string, testFile: string][] = [
-    ['a detection counted only from its second sample (no new-series clause)', /\n {14}\(\n {18}parasite_detected_total\n[\s\S]*?up offset 1m == 1\n {14}\)\n {12}or/, '', 'parasites.test.yml'],
+    ['a detection counted only from its second sample (no new-series clause)', /\n {10}\(\n {14}parasite_detected_total\n[\s\S]*?up offset 1m == 1\n {10}\)\n {10}or/, '', 'parasites.test.yml'],
     ['breaker openings between scrapes missed', 'expr: guard:circuit_opened:increase1m > 0 or max_over_time(guard_circuit_state[1m]) == 2', 'expr: max_over_time(guard_circuit_state[1m]) == 2', 'circuit.test.yml'],
     ['memory critical paged at once', 'expr: guard_memory_status == 2\n        for: 2m', 'expr: guard_memory_status == 2\n        for: 0s', 'memory.test.yml'],
     ['skipped sanitizations counted as failures', 'outcome=~"failed|partial|timeout"', 'outcome!="success"', 'parasites.test.yml'],
     ['the memory threshold not derived from time to threshold', 'guard_memory_time_to_threshold_seconds * on', '0 * guard_memory_time_to_threshold_seconds * on', 'memory.test.yml'],
     ['ACL spam threshold raised', 'guard:bus_violations:increase1m >= 5', 'guard:bus_violations:increase1m >= 10', 'playbooks.test.yml'],
-    ['a new series counted by increase() first (its first sample lost)', /(\n {14}\(\n {18}guard_playbooks_bus_violations_total\n[\s\S]*?up offset 1m == 1\n {14}\))\n {12}or\n( {14}\(increase\(guard_playbooks_bus_violations_total\[1m\]\) > 0\))/, '\n$2\n            or$1', 'playbooks.test.yml'],
-    ['the first scrape of a target counted as new events (no up clause)', /\n {16}and on \(instance, job\)\n {18}up offset 1h == 1/, '', 'memory.test.yml'],
+    ['a new series counted by increase() first (its first sample lost)', /(\n {10}\(\n {14}guard_playbooks_bus_violations_total\n[\s\S]*?up offset 1m == 1\n {10}\))\n {10}or\n( {10}\(increase\(guard_playbooks_bus_violations_total\[1m\]\) > 0\))/, '\n$2\n          or$1', 'playbooks.test.yml'],
+    ['the first scrape of a target counted as new events (no up clause)', /\n {12}and on \(instance, job\)\n {14}up offset 1h == 1/, '', 'memory.test.yml'],
   ];
   it.each(mutations)('the unit tests fail when %s', async (_what, find, replace, testFile) => {
     const broken = rules.replace(find, replace);
