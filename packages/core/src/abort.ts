@@ -9,7 +9,7 @@ export function raceAbort<T>(promise: T | PromiseLike<T>, signal: AbortSignal): 
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, ONCE);
     Promise.resolve(promise).then(
       (value) => {
         signal.removeEventListener('abort', onAbort);
@@ -22,3 +22,6 @@ export function raceAbort<T>(promise: T | PromiseLike<T>, signal: AbortSignal): 
     );
   });
 }
+
+/** One options object for every listener (not one per call). */
+const ONCE = { once: true } as const;
