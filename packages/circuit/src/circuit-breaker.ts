@@ -365,9 +365,10 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   /**
    * Runs `fn` unless the circuit is open. `fn` gets a signal only when one is needed: a `timeoutMs`, a caller's
    * `signal`, or a half-open probe (which `reopen()` may abort); otherwise `undefined`. Under a `timeoutMs` alone, an
-   * `fn` that declares no parameter gets `undefined`, and one that does gets the signal shared by the calls due in
-   * the same millisecond: it aborts at the deadline (also after this call settled, which is harmless to a callee
-   * that removed its listeners, as `fetch` does).
+   * `fn` that declares no parameter (`fn.length === 0`: also a rest or default-valued one) gets `undefined`, and one
+   * that does gets the signal shared by the calls due in the same millisecond: it aborts at the deadline (also after
+   * this call settled, while new calls still join its bucket, which is harmless to a callee that removed its
+   * listeners, as `fetch` does).
    * Rejects with `CIRCUIT_OPEN` without calling `fn`, `TIMEOUT` after `timeoutMs`, or the caller's abort reason.
    *
    * @example
