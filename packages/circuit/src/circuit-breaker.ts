@@ -376,7 +376,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
    */
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
     if (this.#state === CLOSED && !this.#disposed) {
-      if (options === undefined) return this.#run(fn, undefined, undefined, 0);
+      if (options === undefined) return this.#runPlain(fn);
       const timeoutMs = options.timeoutMs;
       if (options.signal === undefined && typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS) {
         return this.#timed(fn, timeoutMs, undefined, 0);
@@ -487,6 +487,24 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       this.#onSuccess(call.epoch, false);
       call.resolve(outcome as T);
     }
+  }
+
+  /** The hottest path: closed, no options, no chain; the success bookkeeping is inlined. */
+  async #runPlain<T>(fn: Operation<T>): Promise<T> {
+    const epoch = this.#epoch;
+    let value: T;
+    try {
+      value = await fn(undefined);
+    } catch (error) {
+      this.#onFailure(error, epoch, false, undefined);
+      throw error;
+    }
+    this.#ok++;
+    if (epoch === this.#epoch) {
+      if (this.#window === undefined) this.#consecutive = 0;
+      else this.#window.recordSuccess();
+    }
+    return value;
   }
 
   /** The hot path: closed, no signal. */
