@@ -65,9 +65,11 @@ const usPer = Object.fromEntries(result.names.map((name) => [name, median(result
 // --- the self-check handler in front of every request: its pass-through against the parasite middleware's ----------
 // Both sit in front of every request of an app; a request for neither should cost next() and little else. The
 // middleware is read from the sibling package's build (a bench-only import; @guard/memory does not depend on it).
-{
+const detectors = await import('../../detectors/dist/index.js').catch(() => undefined);
+if (detectors === undefined) console.log('\n(self-check pass-through row skipped: build @guard/detectors first, e.g. pnpm build)');
+else {
   const { GuardBus } = await import('../../core/dist/index.js');
-  const { DetectorChain, createParasiteMiddleware } = await import('../../detectors/dist/index.js');
+  const { DetectorChain, createParasiteMiddleware } = detectors;
   const { createSelfCheckHandler } = await import('../dist/index.js');
   const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus: new GuardBus(), metrics: false, scheduler: { schedule: () => false } });
   const middleware = createParasiteMiddleware(chain, {
