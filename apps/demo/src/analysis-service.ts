@@ -66,14 +66,9 @@ export function createAnalysisService(guard: Guard, downstreamPort: () => number
         }
         return ((await res.json()) as { score: number }).score;
       });
-    const guarded = policy.breaker.execute(call, { timeoutMs });
-    if (guard.chain.modeOf('circuit') === 'full') return guarded;
-    // Outside full mode the breaker only observes: it still counts failures and opens (the detection), but a call
-    // it would refuse goes to the downstream anyway, so nothing fails fast (detect and dry_run never change behaviour).
-    return guarded.catch((error: unknown) => {
-      if (!isGuardError(error, 'CIRCUIT_OPEN')) throw error;
-      return call(AbortSignal.timeout(timeoutMs));
-    });
+    // The breaker follows the guard's mode for `circuit`: outside full it counts and opens (the detection) but a call
+    // it would refuse still goes to the downstream, so detect and dry_run never change behaviour.
+    return guard.node.protect(policy.breaker, call, { timeoutMs });
   }
 
   async function analyze(text: string): Promise<{ id: string; score: number }> {

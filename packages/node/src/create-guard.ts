@@ -14,7 +14,7 @@ import {
   type WebSocketTracker,
 } from '@guard/detectors';
 import { DeferredSanitizer, createCircuitSanitizer, deferredSanitizerOptionsFromEnv, type DeferredSanitizerOptions } from '@guard/sanitizer';
-import { BreakerRegistry, Bulkhead, type BulkheadOptions, type CircuitBreaker, type CircuitBreakerOptions } from '@guard/circuit';
+import { BreakerRegistry, Bulkhead, type BulkheadOptions, type CircuitBreaker, type CircuitBreakerOptions, type ExecuteOptions, type Operation } from '@guard/circuit';
 import { MemoryGuardrail, createSelfCheckHandler, memoryOptionsFromEnv, selfCheckOptionsFromEnv, type CacheProbe, type MemoryGuardrailOptions } from '@guard/memory';
 import { ImmuneService, bridgeGuardBus, createImmuneHandler, immuneConfigFromEnv } from '@guard/immune';
 import type { ResourcePressureMonitor, ResourcePressureMonitorOptions } from '@guard/playbooks';
@@ -27,6 +27,7 @@ import { probeHandler } from './health-handler.js';
 import { openImmuneStore, type ImmuneStoreOptions } from './immune-store.js';
 import { modeSwitch } from './mode-switch.js';
 import { nodeEnv } from './node-env.js';
+import { protect } from './protect.js';
 import { RequestTracker } from './request-tracker.js';
 import { startPressureMonitor, startSelfHealing, type PlaybooksOptions, type SelfHealing } from './self-healing.js';
 import { GracefulShutdown, type ShutdownOptions, type ShutdownReport } from './shutdown.js';
@@ -138,6 +139,11 @@ export interface Guard extends AsyncDisposable {
    * gets its tracker and sanitizer and joins the chain; closed before the parts created earlier.
    */
   track(resources: TrackedResources): void;
+  /**
+   * Calls `op` through `breaker` following the guard's mode for `circuit`: in `full` an open breaker refuses
+   * (`CIRCUIT_OPEN`); outside `full` it counts and opens but the call runs anyway (detect never changes behaviour).
+   */
+  protect<T>(breaker: CircuitBreaker, op: Operation<T>, options?: ExecuteOptions): Promise<T>;
   /** Adds a readiness (default) or liveness check; returns a function that removes it. */
   addCheck(name: string, check: HealthCheck, options?: HealthCheckOptions): () => void;
   /** Registers an HTTP server to drain on shutdown; returns it. */
@@ -407,6 +413,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       middleware,
       admit,
       isUnderPressure,
+      protect: (breaker, op, callOptions) => protect(chain, breaker, op, callOptions),
       track: (resources) => trackers.add(resources),
       addCheck: (name, check, checkOptions) => checks.add(name, check, checkOptions),
       attach: (server) => shutdown.attach(server),

@@ -1,6 +1,7 @@
 import type {} from './errors.js';
 
 export { createGuard } from './create-guard.js';
+export { protect } from './protect.js';
 export type { Guard, GuardOptions } from './create-guard.js';
 export { DEFAULT_ENDPOINTS } from './guard-handler.js';
 export type { GuardEndpoints, ResolvedEndpoints } from './guard-handler.js';
