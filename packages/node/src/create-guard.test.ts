@@ -184,4 +184,14 @@ describe('memory budget', () => {
     expect(shed.headers.get('retry-after')).toBe('5');
     expect((await fetch(`${http.base}/livez`)).status).toBe(200);
   });
+
+  it('a critical status that is not RSS over the budget (an oversized cache) fails readiness but sheds nothing', async () => {
+    const small = () => ({ rss: 100 * 1024 * 1024, heapUsed: 1, heapTotal: 1, external: 0, arrayBuffers: 0 });
+    await using guard = await createGuard(base({ env: { MEMORY_RSS_THRESHOLD_MB: '1000', CACHE_ENTRIES_THRESHOLD: '10' }, memory: { sampler: small, caches: { sessions: () => 50 } } }));
+    await using http = await listen((req, res) => guard.handler(req, res, () => guard.middleware(req, res, () => res.end('app'))));
+    expect(guard.memory!.check().status).toBe('critical');
+    expect((await fetch(`${http.base}/readyz`)).status).toBe(503);
+    expect(guard.isUnderPressure()).toBe(false);
+    expect(await (await fetch(`${http.base}/work`)).text()).toBe('app');
+  });
 });

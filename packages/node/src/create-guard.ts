@@ -343,7 +343,11 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       );
     }
 
-    const isUnderPressure = () => (pressure?.isUnderPressure() ?? false) || (memoryBudgetSet && memory?.status === 'critical');
+    // Memory sheds load only while RSS is over the budget the app set: fewer requests relieve that. A predicted
+    // breach (a growth trend, e.g. pools and JIT warming at startup) or an oversized cache fails readiness and is
+    // healed by its own remedy, but refusing traffic for it would turn a forecast into an outage.
+    const overMemoryBudget = () => memoryBudgetSet && memory?.status === 'critical' && memory.latest()?.restartReason === 'rss_threshold';
+    const isUnderPressure = () => (pressure?.isUnderPressure() ?? false) || overMemoryBudget();
     const adminToken = options.adminToken ?? own.adminToken;
     const immuneWriteToken = options.immuneWriteToken ?? own.immuneWriteToken;
     const immuneHandler = immune
