@@ -81,6 +81,8 @@ export class GracefulShutdown {
   readonly #hooks: (() => unknown)[] = [];
   readonly #drainHooks: (() => unknown)[] = [];
   readonly #signalHandlers = new Map<NodeJS.Signals, () => void>();
+  /** The signal that started the shutdown, if one did. */
+  #signalledBy: NodeJS.Signals | undefined;
   #running: Promise<ShutdownReport> | undefined;
 
   constructor(parts: ShutdownParts, options: ShutdownOptions = {}) {
@@ -133,10 +135,18 @@ export class GracefulShutdown {
     for (const signal of signals) {
       if (this.#signalHandlers.has(signal)) continue;
       const handler = () => {
-        if (this.shuttingDown) {
+        if (this.#signalledBy === signal) {
           this.#logger.warn({ signal }, 'guard: second signal during shutdown, exiting now');
           process.exit(1);
         }
+        if (this.#signalledBy !== undefined || this.shuttingDown) {
+          // A supervisor relaying the same request (pnpm and npm send SIGTERM after the terminal's SIGINT) must
+          // not cut the drain short: only the same signal twice (Ctrl-C, Ctrl-C) forces the exit.
+          this.#signalledBy ??= signal;
+          this.#logger.info({ signal }, 'guard: already shutting down');
+          return;
+        }
+        this.#signalledBy = signal;
         this.#logger.info({ signal }, 'guard: shutting down');
         this.shutdown().then(
           () => this.#exitWhenIdle(0),
@@ -188,7 +198,9 @@ export class GracefulShutdown {
       return { drained, requestsLeft, durationMs: Math.round(performance.now() - started) };
     } finally {
       clearTimeout(timer);
-      this.releaseSignals();
+      // After a signal the process is about to exit: the handlers stay, so a relayed signal cannot kill it by
+      // default action (and end it with a signal instead of 0) in the meantime.
+      if (this.#signalledBy === undefined) this.releaseSignals();
     }
   }
 

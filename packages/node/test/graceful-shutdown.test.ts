@@ -58,4 +58,36 @@ describe('graceful shutdown of a real process', () => {
     // It ended by itself: the guard's fallback exit (which lists leftover handles) never ran.
     expect(lines.some((l) => l.msg === 'guard: handles still open after shutdown, exiting anyway')).toBe(false);
   });
+
+  /** Starts the fixture and resolves with its port and its exit (code and signal). */
+  async function startFixture() {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/sigterm-app.mjs', import.meta.url))], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, IMMUNE_DB: join(dir, `immune-${Math.random().toString(36).slice(2)}.db`), GUARD_SHUTDOWN_DELAY: '1s', PARASITE_LOG_LEVEL: 'info' },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const lines: Record<string, unknown>[] = [];
+    const seen = (msg: string) => lines.some((l) => l.msg === msg);
+    createInterface({ input: child.stdout! }).on('line', (text) => lines.push(JSON.parse(text) as Record<string, unknown>));
+    await until(() => seen('listening'), 'the fixture to listen', 20_000, 20);
+    return { child, exited, seen };
+  }
+
+  it('SIGINT then a relayed SIGTERM (what pnpm does on Ctrl-C): the drain goes on and the process exits 0, not by the signal', async () => {
+    const { child, exited, seen } = await startFixture();
+    child.kill('SIGINT');
+    await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
+    child.kill('SIGTERM');
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(seen('guard: already shutting down')).toBe(true);
+  });
+
+  it('the same signal twice (Ctrl-C, Ctrl-C) exits at once with 1', async () => {
+    const { child, exited, seen } = await startFixture();
+    child.kill('SIGINT');
+    await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
+    child.kill('SIGINT');
+    expect(await exited).toEqual({ code: 1, signal: null });
+  });
 });
