@@ -59,6 +59,8 @@ export interface ShutdownParts {
 }
 
 const GOING_AWAY = 1001;
+/** A repeat of the signal this soon is a relayed copy (a supervisor passing the terminal's Ctrl-C on), not a second press. */
+const RELAY_WINDOW_MS = 1_000;
 
 /**
  * Graceful shutdown in the order Kubernetes needs: readiness fails at once; after `delayMs` the servers
@@ -81,8 +83,9 @@ export class GracefulShutdown {
   readonly #hooks: (() => unknown)[] = [];
   readonly #drainHooks: (() => unknown)[] = [];
   readonly #signalHandlers = new Map<NodeJS.Signals, () => void>();
-  /** The signal that started the shutdown, if one did. */
+  /** The signal that started the shutdown, if one did, and when. */
   #signalledBy: NodeJS.Signals | undefined;
+  #signalledAt: number | undefined;
   #running: Promise<ShutdownReport> | undefined;
 
   constructor(parts: ShutdownParts, options: ShutdownOptions = {}) {
@@ -135,18 +138,21 @@ export class GracefulShutdown {
     for (const signal of signals) {
       if (this.#signalHandlers.has(signal)) continue;
       const handler = () => {
-        if (this.#signalledBy === signal) {
+        const relayed = this.#signalledAt !== undefined && performance.now() - this.#signalledAt < RELAY_WINDOW_MS;
+        if (this.#signalledBy === signal && !relayed) {
           this.#logger.warn({ signal }, 'guard: second signal during shutdown, exiting now');
           process.exit(1);
         }
         if (this.#signalledBy !== undefined || this.shuttingDown) {
-          // A supervisor relaying the same request (pnpm and npm send SIGTERM after the terminal's SIGINT) must
-          // not cut the drain short: only the same signal twice (Ctrl-C, Ctrl-C) forces the exit.
+          // A supervisor relaying the request (Ctrl-C reaches pnpm and node together, and pnpm passes it on, or
+          // sends SIGTERM) must not cut the drain short: only the same signal again, later, forces the exit.
           this.#signalledBy ??= signal;
+          this.#signalledAt ??= performance.now();
           this.#logger.info({ signal }, 'guard: already shutting down');
           return;
         }
         this.#signalledBy = signal;
+        this.#signalledAt = performance.now();
         this.#logger.info({ signal }, 'guard: shutting down');
         this.shutdown().then(
           () => this.#exitWhenIdle(0),

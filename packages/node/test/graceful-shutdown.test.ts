@@ -63,7 +63,7 @@ describe('graceful shutdown of a real process', () => {
   async function startFixture() {
     const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/sigterm-app.mjs', import.meta.url))], {
       cwd: dir,
-      env: { PATH: process.env.PATH, IMMUNE_DB: join(dir, `immune-${Math.random().toString(36).slice(2)}.db`), GUARD_SHUTDOWN_DELAY: '1s', PARASITE_LOG_LEVEL: 'info' },
+      env: { PATH: process.env.PATH, IMMUNE_DB: join(dir, `immune-${Math.random().toString(36).slice(2)}.db`), GUARD_SHUTDOWN_DELAY: '3s', PARASITE_LOG_LEVEL: 'info' },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -83,10 +83,21 @@ describe('graceful shutdown of a real process', () => {
     expect(seen('guard: already shutting down')).toBe(true);
   });
 
-  it('the same signal twice (Ctrl-C, Ctrl-C) exits at once with 1', async () => {
+  it('SIGINT twice at once (the terminal\'s Ctrl-C reaches pnpm and node, and pnpm passes it on): one shutdown, exit 0', async () => {
     const { child, exited, seen } = await startFixture();
     child.kill('SIGINT');
     await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
+    child.kill('SIGINT'); // the relayed copy, within the 1 s relay window
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(seen('guard: already shutting down')).toBe(true);
+  });
+
+  it('the same signal again after the relay window (Ctrl-C, then Ctrl-C) exits at once with 1', async () => {
+    const { child, exited, seen } = await startFixture();
+    child.kill('SIGINT');
+    await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
+    // A person's second press, not a relayed copy: it comes after the 1 s relay window (the drain's 3 s delay is still running).
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
     child.kill('SIGINT');
     expect(await exited).toEqual({ code: 1, signal: null });
   });
