@@ -276,8 +276,15 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
   };
 
   return (req, res, next) => {
+    // Pass-through first: a URL under none of the handler's paths goes straight to next(), with no clock read,
+    // split or regex (every route is under basePath, /livez or /readyz, and a path is a prefix of its URL).
+    const url = req.url ?? '/';
+    if (next !== undefined && !url.startsWith(basePath) && !url.startsWith('/livez') && !url.startsWith('/readyz')) {
+      next();
+      return;
+    }
     const started = performance.now();
-    const path = (req.url ?? '/').split('?', 1)[0]!.replace(/(.)\/+$/, '$1');
+    const path = url.split('?', 1)[0]!.replace(/(.)\/+$/, '$1');
     const read = reads[path];
     const write = writes[path];
     if (!read && !write) {
