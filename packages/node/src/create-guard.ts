@@ -26,6 +26,7 @@ import { HealthChecks, type HealthCheck, type HealthCheckOptions } from './healt
 import { probeHandler } from './health-handler.js';
 import { openImmuneStore, type ImmuneStoreOptions } from './immune-store.js';
 import { modeSwitch } from './mode-switch.js';
+import { createFleet, type Fleet, type FleetOptions } from './fleet.js';
 import { nodeEnv } from './node-env.js';
 import { protect } from './protect.js';
 import { RequestTracker } from './request-tracker.js';
@@ -71,6 +72,12 @@ export interface GuardOptions extends TrackedResources {
   readonly pressure?: boolean | ResourcePressureMonitorOptions;
   /** Playbooks and their monitors (ACL message bus, heartbeat watchdog). Default off. */
   readonly playbooks?: boolean | PlaybooksOptions;
+  /**
+   * Fleet mode: replicas of this service share membership (`GET /api/fleet`), the immune stream, blacklists, rate
+   * limits and mode switches, and a restart budget, through the Postgres they already have (see `createFleet`).
+   * `true` uses `GUARD_FLEET_DATABASE_URL`, else `DATABASE_URL`. Default: on when `GUARD_FLEET` is true.
+   */
+  readonly fleet?: boolean | FleetOptions;
   /** Deferred sanitizer options over `PARASITE_GUARD_*_ASYNC_DELAY` etc., or false for none (then full mode is refused). */
   readonly sanitizer?: false | Partial<Omit<DeferredSanitizerOptions, 'sanitizers' | 'bus' | 'registry' | 'logger'>>;
   /** `guard.middleware`: which request paths depend on which component. */
@@ -121,6 +128,8 @@ export interface Guard extends AsyncDisposable {
   readonly immune: ImmuneService | undefined;
   readonly pressure: ResourcePressureMonitor | undefined;
   readonly healing: SelfHealing | undefined;
+  /** Fleet mode's parts (membership, stream, decisions, restart lease), when on. */
+  readonly fleet: Fleet | undefined;
   /** Where each endpoint group is served (`undefined` = off). */
   readonly endpoints: ResolvedEndpoints;
   /** Every Guard endpoint; connect-style (node:http, Express, Connect). */
@@ -232,6 +241,18 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       });
     }
 
+    // Before the memory guardrail, which asks its restart lease; closed before the immune service (its stream reads it).
+    const fleetOptions = options.fleet === true ? {} : options.fleet || (envReader(env).boolean('GUARD_FLEET', false) ? {} : undefined);
+    const fleet: Fleet | undefined = fleetOptions
+      ? stack.defer('fleet', await createFleet({ env, logger, ...(endpoints.fleet ? { basePath: endpoints.fleet } : {}), ...fleetOptions }), (f) => f.close())
+      : undefined;
+    // The replica serves once an attached server listens: then its restart slot (if it just restarted) frees.
+    const readyOnListen = (server: Server) => {
+      if (!fleet) return;
+      if (server.listening) void fleet.markReady();
+      else server.once('listening', () => void fleet.markReady());
+    };
+
     let memory: MemoryGuardrail | undefined;
     // Guard does not guess an app's memory budget: only a threshold the app set fails readiness and sheds load.
     let memoryBudgetSet = false;
@@ -241,7 +262,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       memoryBudgetSet = memoryOptions.rssThresholdMb !== undefined || fromEnv.rssThresholdMb !== undefined;
       memory = stack.defer(
         'memory',
-        new MemoryGuardrail({ ...fromEnv, ...memoryOptions, ...(caches ? { cacheProbes: caches } : {}), bus, registry, logger }),
+        new MemoryGuardrail({ ...fromEnv, ...(fleet?.restartGate ? { restartGate: fleet.restartGate } : {}), ...memoryOptions, ...(caches ? { cacheProbes: caches } : {}), bus, registry, logger }),
         (m) => m.close(),
       );
     }
@@ -312,7 +333,10 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       { timeoutMs: own.shutdownTimeoutMs, delayMs: own.shutdownDelayMs, ...options.shutdown },
     );
     const servers = options.server === undefined ? [] : Array.isArray(options.server) ? options.server : [options.server as Server];
-    for (const server of servers) shutdown.attach(server);
+    for (const server of servers) {
+      shutdown.attach(server);
+      readyOnListen(server);
+    }
     // The pools we were given end last, after everything that could still query them.
     for (const [name, { pool, end }] of Object.entries(trackers.pgPools)) {
       shutdown.onShutdown(() => (pool.ended ? undefined : end().catch((error: unknown) => logger.warn({ err: error, pool: name }, 'guard: ending pool failed'))));
@@ -325,7 +349,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     const probePath = endpoints.livez ?? endpoints.readyz;
     // The CPU playbook verifies the service still answers: by default, the first attached server's probe.
     const healthUrl = playbookOptions?.healthUrl ?? (() => (probePath ? shutdown.localUrl(probePath) : undefined));
-    const healing = playbookOptions ? await startSelfHealing({ ...playbookOptions, healthUrl }, pressure, { env, bus, registry, logger, stack, modeOf: (c) => chain.modeOf(c), ...(immune ? { immune } : {}) }) : undefined;
+    const healing = playbookOptions ? await startSelfHealing({ ...playbookOptions, healthUrl }, pressure, { env, bus, registry, logger, stack, modeOf: (c) => chain.modeOf(c), ...(immune ? { immune } : {}), fleet: fleet?.sink }) : undefined;
 
     checks.add('shutdown', () => (shutdown.shuttingDown ? Promise.reject(new Error('shutting down')) : true), { critical: true });
     checks.add('ping', () => true, { probe: 'liveness' });
@@ -375,9 +399,39 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
         mode: modeSwitch(chain, { adminToken, components, healable }),
         ...(memory && endpoints.selfCheck ? { selfCheck: createSelfCheckHandler(memory, { adminToken, basePath: endpoints.selfCheck }) } : {}),
         ...(immuneHandler ? { immune: immuneHandler } : {}),
+        ...(fleet ? { fleet: fleet.handler } : {}),
       },
       requests,
     );
+    if (fleet) {
+      // The stream needs the shared Postgres table; with another store each replica streams its own events.
+      const store = immune?.store as { kind?: string; tableName?: string } | undefined;
+      const immuneTable = store?.kind === 'postgres' ? store.tableName : undefined;
+      if (immune && !immuneTable) logger.warn({}, 'fleet: the immune store is not Postgres; each replica streams its own events only');
+      await fleet.join({
+        ...(immune && immuneTable ? { immune, immuneTable } : {}),
+        ...(healing ? { messageBus: healing.messageBus } : {}),
+        mode: {
+          get: () => chain.mode,
+          set: (wanted) => {
+            const next = wanted ?? mode;
+            // Full mode needs a sanitizer for every component; without one the fleet's "full" runs as detect here.
+            const unhealableNow = next === 'full' ? components().filter((c) => !healable(c)) : [];
+            if (unhealableNow.length > 0) logger.warn({ components: unhealableNow }, 'fleet: full mode asked, but nothing heals these components here; running detect');
+            chain.setMode(unhealableNow.length > 0 ? 'detect' : next);
+          },
+        },
+        status: () => (shutdown.shuttingDown ? 'stopping' : (memory?.status ?? 'running')),
+        ...(adminToken ? { adminToken } : {}),
+      });
+      checks.add(
+        'fleet',
+        () => {
+          if (fleet.membership?.reachable === false) throw new Error('fleet database unreachable: this replica runs on its own');
+        },
+        { critical: false },
+      );
+    }
     const admission = createAdmission(chain, { routes: options.routes ?? [], retryAfterSeconds: options.retryAfterSeconds ?? 5, isUnderPressure });
     const admit = (req: IncomingMessage, res: ServerResponse) => {
       requests.track(req, res);
@@ -412,6 +466,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       immune,
       pressure,
       healing,
+      fleet,
       endpoints,
       handler,
       middleware,
@@ -420,7 +475,10 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
       protect: (breaker, op, callOptions) => protect(chain, breaker, op, callOptions),
       track: (resources) => trackers.add(resources),
       addCheck: (name, check, checkOptions) => checks.add(name, check, checkOptions),
-      attach: (server) => shutdown.attach(server),
+      attach: (server) => {
+        readyOnListen(server);
+        return shutdown.attach(server);
+      },
       onShutdown: (hook, hookOptions) => shutdown.onShutdown(hook, hookOptions),
       shutdown: () => shutdown.shutdown(),
       get shuttingDown() {

@@ -22,6 +22,8 @@ export interface GuardEndpoints {
   readonly immune?: string | false;
   /** Mode switch (`GET`, admin `POST`). Default `/guard/mode`. */
   readonly mode?: string | false;
+  /** Fleet mode: the replica list, fleet-wide mode switch and blacklist (`GET`, admin `POST`). Default `/api/fleet`. */
+  readonly fleet?: string | false;
 }
 
 /**
@@ -45,6 +47,7 @@ export const DEFAULT_ENDPOINTS: Required<GuardEndpoints> = {
   selfCheck: '/self-check',
   immune: '/api/immune',
   mode: '/guard/mode',
+  fleet: '/api/fleet',
 };
 
 /** Validates the endpoint paths (code options over the defaults). */
@@ -74,6 +77,7 @@ export interface EndpointHandlers {
   readonly selfCheck?: HttpHandler;
   readonly immune?: HttpHandler;
   readonly mode?: Route;
+  readonly fleet?: HttpHandler;
 }
 
 /** Serves the registry's metrics in Prometheus text format. */
@@ -113,6 +117,7 @@ export function createGuardHandler(endpoints: ResolvedEndpoints, handlers: Endpo
   const prefixes: [string, HttpHandler][] = [];
   if (endpoints.selfCheck !== undefined && handlers.selfCheck) prefixes.push([endpoints.selfCheck, handlers.selfCheck]);
   if (endpoints.immune !== undefined && handlers.immune) prefixes.push([endpoints.immune, handlers.immune]);
+  if (endpoints.fleet !== undefined && handlers.fleet) prefixes.push([endpoints.fleet, handlers.fleet]);
 
   return function guardHandler(req, res, next) {
     requests.track(req, res);

@@ -10,6 +10,8 @@ export type { HealthCheck, HealthCheckOptions, CheckResult, HealthReport, ProbeK
 export { verboseReport } from './health-handler.js';
 export type { ImmuneStoreOptions } from './immune-store.js';
 export type { PlaybooksOptions, SelfHealing } from './self-healing.js';
+export { createFleet } from './fleet.js';
+export type { Fleet, FleetOptions, FleetParts } from './fleet.js';
 export { GracefulShutdown } from './shutdown.js';
 export type { ShutdownOptions, ShutdownReport, ShutdownParts } from './shutdown.js';
 export { CloseStack } from './close-stack.js';

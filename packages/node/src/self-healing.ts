@@ -14,6 +14,7 @@ import {
   createProbeRegistry,
   loadPlaybooks,
   type ActionRegistry,
+  type FleetDecisionSink,
   type MessageBusOptions,
   type PlaybookNotification,
   type ResourcePressureMonitorOptions,
@@ -71,6 +72,8 @@ interface Shared {
   readonly modeOf?: (component: string) => GuardMode;
   /** The immune log: every playbook notification is recorded there too. */
   readonly immune?: ImmuneService;
+  /** Fleet mode: the playbooks' blacklists and rate limits reach every replica. */
+  readonly fleet?: FleetDecisionSink | undefined;
   readonly bus: GuardBus;
   readonly registry: Registry;
   readonly logger: Logger;
@@ -121,6 +124,7 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
           workers: options.workers ?? processes.pool('workers'),
           ...(webhookUrl ? { notifyWebhookUrl: webhookUrl } : {}),
           ...(immune ? { publish: (n: PlaybookNotification) => immune.publishEvent(immuneEventOf(n)) } : {}),
+          ...(shared.fleet ? { fleet: shared.fleet } : {}),
           logger,
         }),
         webhookUrl,
