@@ -55,6 +55,14 @@ function render(state) {
   rows($('playbooks'), state.playbooks, [
     (p) => cell(time(p.startedAt)), (p) => cell(p.playbook), (p) => cell(p.status, `st-${p.status}`), (p) => cell(p.reason ?? ''),
   ], 'no playbook runs yet');
+  if (state.fleet) {
+    $('fleet-card').hidden = false;
+    $('fleet-count').textContent = `${state.fleet.instances.length} replica${state.fleet.instances.length === 1 ? '' : 's'}${state.fleet.degraded ? ' · database unreachable: this replica only' : ''}`;
+    rows($('fleet'), state.fleet.instances, [
+      (i) => cell(i.id === state.fleet.self ? `${i.id} (this one)` : i.id), (i) => cell(i.host), (i) => cell(i.pid),
+      (i) => cell(i.mode), (i) => cell(i.status, `st-${i.status}`), (i) => cell(`${(i.ageMs / 1000).toFixed(1)} s ago`),
+    ], 'no replicas listed');
+  }
   rows($('immune'), state.immune, [
     (e) => cell(time(e.createdAt)), (e) => cell(e.severity, `st-${e.severity}`), (e) => cell(e.type), (e) => cell(e.module ?? ''), (e) => cell(e.message),
   ], 'no immune events yet');

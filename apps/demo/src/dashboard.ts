@@ -6,6 +6,8 @@ import type { Detection, PlaybookRunNotice, SanitizeResult, ImmuneEventNotice, B
 import { BYTES_PER_MB } from '@guard/memory';
 import type { Guard } from './guard.js';
 import type { Healing } from './healing.js';
+import type { Fleet } from '@guard/node';
+import type { ImmuneStreamEnvelope } from '@guard/immune';
 
 const HISTORY = 50;
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
@@ -32,8 +34,10 @@ export interface DashboardState {
   readonly breakers: { name: string; state: string }[];
   readonly heartbeats: { name: string; state: string; restarts: number; lastRecoveryMs?: number }[];
   readonly pressure: { underPressure: boolean; levels: { resource: string; percent?: number; alarm: boolean }[] };
-  readonly immune: ImmuneEventNotice[];
+  readonly immune: (ImmuneEventNotice & { origin?: string })[];
   readonly playbooks: PlaybookRunNotice[];
+  /** Fleet mode: every replica as the fleet table lists it (null without fleet mode). */
+  readonly fleet: { self: string; degraded: boolean; instances: { id: string; host: string; pid: number; mode: string; status: string; ageMs: number }[] } | null;
 }
 
 /** Keeps the recent history of guard events and serves the live page (`/`) and its stream. */
@@ -46,12 +50,16 @@ export class Dashboard {
   readonly #timer: NodeJS.Timeout;
   readonly #subscriptions: (() => void)[];
   readonly #maxStreams: number;
+  readonly #fleet: Fleet | undefined;
+  #fleetView: DashboardState['fleet'] = null;
+  #fleetPolling = false;
 
   /** `maxStreams`: open `/dashboard/stream` clients at most; more get 503 + Retry-After (default 100). */
-  constructor(guard: Guard, healing: Healing, options: { maxStreams?: number } = {}) {
+  constructor(guard: Guard, healing: Healing, options: { maxStreams?: number; fleet?: Fleet | undefined } = {}) {
     this.#guard = guard;
     this.#healing = healing;
     this.#maxStreams = options.maxStreams ?? 100;
+    this.#fleet = options.fleet;
     const push = <T>(list: T[], item: T) => {
       list.unshift(item);
       if (list.length > HISTORY) list.pop();
@@ -60,7 +68,22 @@ export class Dashboard {
     this.#subscriptions = [
       bus.subscribe('detection', (d) => push(this.#history.detections, d)),
       bus.subscribe('sanitization', (s) => push(this.#history.sanitizations, s)),
-      bus.subscribe('immuneEvent', (e) => push(this.#history.immune, e)),
+      // The immune service's stream, not the bus: in fleet mode it also carries the other replicas' events.
+      (() => {
+        const onEvent = (e: ImmuneStreamEnvelope) =>
+          push(this.#history.immune, {
+            id: e.payload.event_id,
+            severity: e.payload.severity,
+            type: e.payload.type,
+            message: e.payload.message,
+            ...(e.payload.module === undefined ? {} : { module: e.payload.module }),
+            ...(e.payload.agent_id === undefined ? {} : { agentId: e.payload.agent_id }),
+            meta: e.payload.meta,
+            createdAt: Date.parse(e.payload.published_at ?? '') || Date.now(),
+          });
+        guard.immune.on('immune.event_published', onEvent);
+        return () => void guard.immune.off('immune.event_published', onEvent);
+      })(),
       bus.subscribe('playbookRun', (r) => {
         const list = this.#history.playbooks;
         const index = list.findIndex((p) => p.runId === r.runId);
@@ -69,7 +92,10 @@ export class Dashboard {
       }),
       bus.subscribe('breakerStateChange', (c) => this.#breakers.set(c.circuit, c.to)),
     ];
-    this.#timer = setInterval(() => this.#broadcast(), 1_000);
+    this.#timer = setInterval(() => {
+      this.#pollFleet();
+      this.#broadcast();
+    }, 1_000);
     this.#timer.unref();
   }
 
@@ -117,7 +143,29 @@ export class Dashboard {
       },
       immune: this.#history.immune,
       playbooks: this.#history.playbooks,
+      fleet: this.#fleetView,
     };
+  }
+
+  /** Reads the fleet list in the background (one read at a time); the state shows the latest answer. */
+  #pollFleet(): void {
+    const membership = this.#fleet?.membership;
+    if (!membership || this.#fleetPolling) return;
+    this.#fleetPolling = true;
+    const view = (degraded: boolean, list: Awaited<ReturnType<typeof membership.list>>) => ({
+      self: membership.instanceId,
+      degraded,
+      instances: list.map((i) => ({ id: i.id, host: i.host, pid: i.pid, mode: i.mode, status: i.status, ageMs: i.ageMs })),
+    });
+    membership
+      .list()
+      .then(
+        (list) => (this.#fleetView = view(false, list)),
+        () => (this.#fleetView = view(true, [membership.localInstance()])),
+      )
+      .finally(() => {
+        this.#fleetPolling = false;
+      });
   }
 
   /** Serves `/`, its assets, `/dashboard/state` and the `/dashboard/stream` SSE; `next()` otherwise. */

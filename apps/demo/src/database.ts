@@ -44,8 +44,25 @@ export async function createDialect(config: DatabaseConfig, logger: Logger = sil
   return new SqliteDialect({ database: db });
 }
 
-/** Creates the demo's tables if they are missing. */
+/**
+ * Creates the demo's tables if they are missing, under the dialect's migration lock (Postgres: an advisory lock), so
+ * replicas starting together on a fresh database do not race on the catalog: `create table if not exists` alone
+ * fails with `duplicate key value violates unique constraint "pg_type_typname_nsp_index"` for all but one of them.
+ */
 export async function migrate(db: Kysely<DemoTables>): Promise<void> {
+  const lock = { lockTable: 'demo_migrations_lock', lockRowId: 'schema' };
+  await db.connection().execute(async (conn) => {
+    const adapter = conn.getExecutor().adapter;
+    await adapter.acquireMigrationLock(conn, lock);
+    try {
+      await createTables(conn);
+    } finally {
+      await adapter.releaseMigrationLock(conn, lock);
+    }
+  });
+}
+
+async function createTables(db: Kysely<DemoTables>): Promise<void> {
   await db.schema
     .createTable('analyses')
     .ifNotExists()

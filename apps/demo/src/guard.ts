@@ -95,6 +95,9 @@ export async function createDemoGuard(deps: GuardDeps): Promise<Guard> {
         routes: [{ prefix: '/api/analyses', component: 'db' }],
         retryAfterSeconds: 2,
         handleSignals: deps.handleSignals,
+        // Fleet mode with Postgres (unless GUARD_FLEET=false): replicas on one database list each other, share the
+        // immune stream, blacklists, rate limits and mode switches, and restart one at a time.
+        ...(database.kind === 'postgres' && envReader(env).boolean('GUARD_FLEET', true) ? { fleet: { url: database.url } } : {}),
       }),
     startup,
   );

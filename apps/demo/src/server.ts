@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { WebSocketServer } from 'ws';
-import { checkAdminToken, closeOnce, envReader, problemFromError, sendProblem, silentLogger, type Env, type HttpHandler, type Logger } from '@guard/core';
+import { checkAdminToken, closeOnce, envReader, problemFromError, readJsonBody, sendJson, sendProblem, silentLogger, type Env, type HttpHandler, type Logger } from '@guard/core';
 import { createAnalysisService, type AnalysisService, type WorkRefusal } from './analysis-service.js';
 import { ChaosLab, type SessionCache } from './chaos-lab.js';
 import { Dashboard } from './dashboard.js';
@@ -152,11 +152,26 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   });
 
   let url = '';
-  const dashboard = new Dashboard(guard, healing, { maxStreams: envReader(env).number('DASHBOARD_MAX_STREAMS', 100, { min: 1, integer: true }) });
+  const dashboard = new Dashboard(guard, healing, { maxStreams: envReader(env).number('DASHBOARD_MAX_STREAMS', 100, { min: 1, integer: true }), fleet: node.fleet });
   const lab = new ChaosLab({ guard, healing, service, proxy, wss, sessions, wsUrl: () => `${url.replace('http', 'ws')}/ws` });
   const labAllowed = labAccess(env.GUARD_ADMIN_TOKEN);
   const apiLimit = healing.limiter.httpHandler('api');
 
+  // Lab: publish on the message bus as an actor (shows a fleet blacklist refusing it on every replica).
+  const busLab: HttpHandler = (req, res, next) => {
+    if (req.url !== '/lab/bus/publish') return next?.();
+    if (req.method !== 'POST') return sendProblem(res, { status: 405, title: 'Method not allowed', detail: 'use POST' }, { allow: 'POST' });
+    if (!labAllowed(req, res)) return req.resume();
+    readJsonBody(req, { limitBytes: 1024 }).then(
+      (body) => {
+        const { actor, topic } = (body ?? {}) as { actor?: unknown; topic?: unknown };
+        if (typeof actor !== 'string' || actor === '') return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'actor must be a non-empty string', field: 'actor' });
+        if (typeof topic !== 'string' || topic === '') return sendProblem(res, { status: 400, title: 'Invalid field', detail: 'topic must be a non-empty string', field: 'topic' });
+        sendJson(res, 200, { actor, topic, outcome: healing.messageBus.publish(actor, topic, { lab: true }) });
+      },
+      (error: unknown) => sendProblem(res, problemFromError(error)),
+    );
+  };
   const chaos: HttpHandler = (req, res, next) => {
     if (!req.url?.startsWith('/chaos/')) return next?.();
     if (!labAllowed(req, res)) return req.resume();
@@ -173,7 +188,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   };
   const notFound: HttpHandler = (req, res) => sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${req.method} ${(req.url ?? '').split('?')[0]}` });
 
-  const handler = chain([badTarget, node.handler, (req, res, next) => dashboard.handle(req, res, () => next?.()), chaos, api], notFound, logger);
+  const handler = chain([badTarget, node.handler, (req, res, next) => dashboard.handle(req, res, () => next?.()), busLab, chaos, api], notFound, logger);
   // Slow clients cannot hold a connection open forever while sending their request (slowloris); responses such as
   // the SSE streams are not bounded by these.
   const server = node.attach(createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, handler));
