@@ -89,14 +89,24 @@ describe('createGuard({ fleet })', () => {
   it('three processes starting together on a fresh database create every schema Guard uses (advisory locks)', { timeout: 60_000 }, async () => {
     const fresh = `${database}_m`;
     await admin.query(`create database "${fresh}"`);
-    const freshUrl = new URL(PG_URL);
-    freshUrl.pathname = `/${fresh}`;
-    const req = createRequire(fileURLToPath(new URL('../package.json', import.meta.url)));
-    const entry = (name: string) => pathToFileURL(req.resolve(name)).href;
-    const script = join(dir, 'migrate.mjs');
-    writeFileSync(
-      script,
-      `
+    try {
+      await migrateTogether(fresh);
+    } finally {
+      await admin.query(`drop database if exists "${fresh}" with (force)`);
+    }
+  });
+});
+
+/** Three child processes, connected first, then migrating every fleet schema on `fresh` at the same moment. */
+async function migrateTogether(fresh: string): Promise<void> {
+  const freshUrl = new URL(PG_URL);
+  freshUrl.pathname = `/${fresh}`;
+  const req = createRequire(fileURLToPath(new URL('../package.json', import.meta.url)));
+  const entry = (name: string) => pathToFileURL(req.resolve(name)).href;
+  const script = join(dir, 'migrate.mjs');
+  writeFileSync(
+    script,
+    `
 const { default: pg } = await import(${JSON.stringify(entry('pg'))});
 const { createPostgresStore } = await import(${JSON.stringify(entry('@guard/immune/postgres'))});
 const { FleetMembership } = await import(${JSON.stringify(entry('@guard/immune'))});
@@ -108,45 +118,40 @@ const pool = new pg.Pool({ connectionString: url, max: 4 });
 await pool.query('select 1');
 process.stdout.write('ready\\n');
 process.stdin.once('data', async () => {
-  try {
-    const store = await createPostgresStore({ connectionString: url });
-    const membership = new FleetMembership({ pool, heartbeatMs: 60_000 });
-    await membership.start();
-    if (!membership.reachable) throw new Error('membership table');
-    const decisions = new FleetDecisions({ pool, instanceId: 'x' + process.pid });
-    await decisions.active();
-    const lock = createPostgresFleetLock({ connectionString: url });
-    await lock.tryRun('migrate-' + process.pid, async () => true);
-    const lease = new PostgresRestartLease({ pool, holder: 'h' + process.pid });
-    await lease.holders();
-    await Promise.all([store.close(), membership.close(), decisions.close(), lock.close(), lease.close()]);
-    await pool.end();
-    process.stdout.write('ok\\n');
-  } catch (error) {
-    process.stdout.write('failed ' + (error?.cause?.message ?? error?.message) + '\\n');
-    process.exitCode = 1;
-  }
+try {
+  const store = await createPostgresStore({ connectionString: url });
+  const membership = new FleetMembership({ pool, heartbeatMs: 60_000 });
+  await membership.start();
+  if (!membership.reachable) throw new Error('membership table');
+  const decisions = new FleetDecisions({ pool, instanceId: 'x' + process.pid });
+  await decisions.active();
+  const lock = createPostgresFleetLock({ connectionString: url });
+  await lock.tryRun('migrate-' + process.pid, async () => true);
+  const lease = new PostgresRestartLease({ pool, holder: 'h' + process.pid });
+  await lease.holders();
+  await Promise.all([store.close(), membership.close(), decisions.close(), lock.close(), lease.close()]);
+  await pool.end();
+  process.stdout.write('ok\\n');
+} catch (error) {
+  process.stdout.write('failed ' + (error?.cause?.message ?? error?.message) + '\\n');
+  process.exitCode = 1;
+}
 });
 `,
-    );
-    try {
-      const children = [0, 1, 2].map(() => spawn(process.execPath, [script, freshUrl.toString()], { stdio: ['pipe', 'pipe', 'inherit'] }));
-      const runs = children.map((child) => {
-        let text = '';
-        child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        return {
-          ready: new Promise<void>((resolve) => child.stdout!.on('data', () => text.includes('ready') && resolve())),
-          done: new Promise<{ code: number | null; text: () => string }>((resolve) => child.on('exit', (code) => resolve({ code, text: () => text }))),
-        };
-      });
-      await Promise.all(runs.map((r) => r.ready));
-      for (const child of children) child.stdin!.end('go\n');
-      for (const result of await Promise.all(runs.map((r) => r.done))) {
-        expect(result.text()).toContain('ok');
-        expect(result.code).toBe(0);
-      }
-    } finally {
-      await admin.query(`drop database if exists "${fresh}" with (force)`);
-    }
+  );
+  const children = [0, 1, 2].map(() => spawn(process.execPath, [script, freshUrl.toString()], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const runs = children.map((child) => {
+    let text = '';
+    child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    return {
+      ready: new Promise<void>((resolve) => child.stdout!.on('data', () => text.includes('ready') && resolve())),
+      done: new Promise<{ code: number | null; text: () => string }>((resolve) => child.on('exit', (code) => resolve({ code, text: () => text }))),
+    };
   });
-});
+  await Promise.all(runs.map((r) => r.ready));
+  for (const child of children) child.stdin!.end('go\n');
+  for (const result of await Promise.all(runs.map((r) => r.done))) {
+    expect(result.text()).toContain('ok');
+    expect(result.code).toBe(0);
+  }
+}
