@@ -391,6 +391,14 @@ describe('bridgeGuardBus', () => {
     expect(restart!.message).toContain('failed (survived)');
   });
 
+  it('says in the immune log that a restart waits for the fleet restart budget', async () => {
+    await using t = await setup();
+    emitLoose(t.bus, 'memoryRestart', { name: 'api', reason: 'predicted_breach', outcome: 'skipped', skipped: 'fleet_budget', retryAfterMs: 60_000, at: 7 });
+    const [wait] = await t.events();
+    expect(wait).toMatchObject({ module: 'memory', severity: 'WARNING', meta: { outcome: 'skipped', skipped: 'fleet_budget', retry_after_ms: 60_000 } });
+    expect(wait!.message).toContain('waiting for the fleet restart budget');
+  });
+
   it('leaves the memory audit out when memoryAudit is false', async () => {
     await using t = await setup({ memoryAudit: false });
     emitLoose(t.bus, 'memoryRestart', { name: 'api', reason: 'manual', outcome: 'started', at: 1 });

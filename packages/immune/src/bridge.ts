@@ -134,6 +134,8 @@ interface MemoryRestartNotice {
   readonly outcome?: string;
   readonly retryAfterMs?: number;
   readonly failure?: string;
+  /** With `skipped`: `cooldown`, or `fleet_budget` (fleet mode: other replicas are restarting). */
+  readonly skipped?: string;
   readonly at?: number;
 }
 
@@ -699,7 +701,12 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
       const name = str(r?.name, 'memoryRestart.name');
       const outcome = str(r.outcome, 'memoryRestart.outcome');
       const reason = typeof r.reason === 'string' ? r.reason : 'unknown';
-      const detail = outcome === 'failed' ? ` (${typeof r.failure === 'string' ? r.failure : 'failed'})` : '';
+      const detail =
+        outcome === 'failed'
+          ? ` (${typeof r.failure === 'string' ? r.failure : 'failed'})`
+          : r.skipped === 'fleet_budget'
+            ? ' (waiting for the fleet restart budget: other replicas are restarting)'
+            : '';
       publish(
         {
           ...agent,
@@ -713,6 +720,7 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
             outcome: clip(outcome, 32),
             reason: clip(reason, 64),
             ...(typeof r.failure === 'string' ? { failure: clip(r.failure, 64) } : {}),
+            ...(typeof r.skipped === 'string' ? { skipped: clip(r.skipped, 32) } : {}),
             ...(num(r.retryAfterMs) === undefined ? {} : { retry_after_ms: r.retryAfterMs }),
             ...(num(r.at) === undefined ? {} : { at: r.at }),
           },

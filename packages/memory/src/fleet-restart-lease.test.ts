@@ -2,6 +2,7 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { Registry } from 'prom-client';
+import { GuardBus } from '@guard/core';
 import { createLocalRestartGate, PostgresRestartLease } from './fleet-restart-lease.js';
 import type { RestartGate } from './fleet-restart-lease.js';
 import { MemoryGuardrail } from './memory-guardrail.js';
@@ -98,7 +99,7 @@ describe('MemoryGuardrail with a fleet restart gate', () => {
     vi.useRealTimers();
   });
 
-  async function leakingFleet(gate: (holder: string) => RestartGate, forceRestartRatio?: number, autoRestart = false) {
+  async function leakingFleet(gate: (holder: string) => RestartGate, forceRestartRatio?: number, autoRestart = false, bus?: GuardBus) {
     const clock = createManualClock();
     const terminated: string[] = [];
     const guardrails = ['a', 'b', 'c'].map(
@@ -111,6 +112,7 @@ describe('MemoryGuardrail with a fleet restart gate', () => {
           sampler: createSyntheticSampler(clock, { rssMb: linearRssMb(500, 20) }),
           autoStart: false,
           autoRestart,
+          ...(bus ? { bus } : {}),
           baselineSamples: 1,
           minLeakSamples: 3,
           restartGate: gate(name),
@@ -150,7 +152,12 @@ describe('MemoryGuardrail with a fleet restart gate', () => {
   it('auto-restart: each check retries a waiting restart, so the replicas restart one after another on their own', async () => {
     vi.useFakeTimers();
     const shared = createLocalRestartGate({ leaseMs: 120_000 });
-    const { clock, guardrails, terminated } = await leakingFleet(() => shared, Infinity, true);
+    const bus = new GuardBus();
+    const waits: string[] = [];
+    bus.subscribe('memoryRestart', (n) => {
+      if (n.skipped === 'fleet_budget') waits.push(n.name);
+    });
+    const { clock, guardrails, terminated } = await leakingFleet(() => shared, Infinity, true, bus);
     for (let minute = 0; minute < 8; minute++) {
       clock.advance(60_000);
       for (const g of guardrails) g.check();
@@ -158,6 +165,8 @@ describe('MemoryGuardrail with a fleet restart gate', () => {
     }
     expect(terminated).toEqual(['a']);
     expect(guardrails[2]!.report().restart.fleetWait).toMatchObject({ blockedBy: 'max_unavailable', holders: [expect.any(String)] });
+    // Said once per wait (immune log, log), not at each of the 8 checks.
+    expect(waits.sort()).toEqual(['b', 'c']);
     shared.releaseOwn();
     clock.advance(60_000);
     for (const g of guardrails.slice(1)) g.check();

@@ -776,13 +776,17 @@ export class MemoryGuardrail implements AsyncDisposable {
       if (answer.forced) this.#logger.warn({ guardrail: this.name, reason, rssBytes: rss }, 'restarting over the fleet restart budget (manual, or RSS past the hard margin)');
       return { granted: true, leaseId: answer.leaseId };
     }
+    const starts = this.#fleetWait === null;
     this.#fleetWait = { since: this.#fleetWait?.since ?? now, reason, blockedBy: answer.blockedBy, retryAfterMs: answer.retryAfterMs, holders: answer.holders };
     this.#metrics.restartsSkipped.inc({ name: this.name });
-    this.#logger.warn(
-      { guardrail: this.name, reason, blockedBy: answer.blockedBy, retryAfterMs: answer.retryAfterMs, holders: answer.holders, waitingSince: this.#fleetWait.since },
-      'memory guardrail restart waits: the fleet restart budget is in use',
-    );
-    this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', skipped: 'fleet_budget', retryAfterMs: answer.retryAfterMs, at: now });
+    // Said once per wait (the log and the immune log), not at every check while it lasts; /self-check shows it throughout.
+    if (starts) {
+      this.#logger.warn(
+        { guardrail: this.name, reason, blockedBy: answer.blockedBy, retryAfterMs: answer.retryAfterMs, holders: answer.holders },
+        'memory guardrail restart waits: the fleet restart budget is in use',
+      );
+      this.#bus?.emit('memoryRestart', { name: this.name, reason, outcome: 'skipped', skipped: 'fleet_budget', retryAfterMs: answer.retryAfterMs, at: now });
+    }
     return { granted: false, decision: { restarted: false, reason, skipped: 'fleet_budget', retryAfterMs: answer.retryAfterMs, holders: answer.holders } };
   }
 
