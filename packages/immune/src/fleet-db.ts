@@ -1,8 +1,7 @@
 import type {} from './errors.js';
-import type { GuardedPgClient, GuardedPgPool, Logger, PgPoolLike, PgTimeouts } from '@guard/core';
+import type { GuardedPgClient, GuardedPgPool, ListenPoolLike, Logger, PgPoolLike, PgTimeouts } from '@guard/core';
 import { guardPgPool, resolvePgTimeouts } from '@guard/core';
 import { toStoreError } from './store-error.js';
-import type { ListenPoolLike } from './pg-listener.js';
 
 /**
  * A pg pool as the fleet features need it: bounded queries for their tables and `connect()` for a LISTEN session.

@@ -1,11 +1,10 @@
 import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
-import { counter, gauge, GuardError, metricName, resolveRegistry, silentLogger } from '@guard/core';
+import { counter, gauge, GuardError, metricName, PgNotificationListener, resolveRegistry, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
 import type { FleetPoolLike } from './fleet-db.js';
 import { FleetDb, SQL_IDENTIFIER } from './fleet-db.js';
-import { PgNotificationListener } from './pg-listener.js';
 
 /**
  * Options for {@link FleetEventStream}.

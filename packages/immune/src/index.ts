@@ -45,5 +45,6 @@ export { createFleetHandler } from './fleet-handler.js';
 export type { FleetHandlerOptions } from './fleet-handler.js';
 export { FleetDb } from './fleet-db.js';
 export type { FleetPoolLike } from './fleet-db.js';
-export { PgNotificationListener } from './pg-listener.js';
-export type { PgNotificationListenerOptions, ListenPoolLike, ListenClientLike } from './pg-listener.js';
+// Moved to @guard/core (shared with @guard/playbooks); re-exported so existing imports keep working.
+export { PgNotificationListener } from '@guard/core';
+export type { PgNotificationListenerOptions, ListenPoolLike, ListenClientLike } from '@guard/core';

@@ -1,7 +1,5 @@
-import type { GuardedPgClient, GuardedPgPool, GuardMode, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
-import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, resolvePgTimeouts, silentLogger } from '@guard/core';
-import type { ListenPoolLike } from './pg-listener.js';
-import { PgNotificationListener } from './pg-listener.js';
+import type { GuardedPgClient, GuardedPgPool, GuardMode, ListenPoolLike, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
+import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, PgNotificationListener, resolvePgTimeouts, silentLogger } from '@guard/core';
 import './declarations.js';
 
 declare module '@guard/core' {

@@ -1,5 +1,8 @@
-import type { Logger, PgTimeouts } from '@guard/core';
-import { GuardError, resolvePgTimeouts, silentLogger } from '@guard/core';
+import type { Logger } from './logger.js';
+import type { PgTimeouts } from './pg-pool-safety.js';
+import { GuardError } from './guard-error.js';
+import { silentLogger } from './logger.js';
+import { resolvePgTimeouts } from './pg-pool-safety.js';
 
 /**
  * The slice of a pg `PoolClient` a {@link PgNotificationListener} holds (structural: the main entry never imports pg).
