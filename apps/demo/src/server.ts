@@ -14,6 +14,8 @@ import { startDownstream } from './downstream.js';
 import { startFaultProxy } from './fault-proxy.js';
 import { createDemoGuard, type Guard } from './guard.js';
 import { createHealing, servicePressureSampler, type Healing } from './healing.js';
+import { createHttpMetrics } from './http-metrics.js';
+import { demoRouteTemplate, isStreamingRoute } from './route-template.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** Options for {@link startDemo}. */
@@ -152,7 +154,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   });
 
   let url = '';
-  const dashboard = new Dashboard(guard, healing, { maxStreams: envReader(env).number('DASHBOARD_MAX_STREAMS', 100, { min: 1, integer: true }), fleet: node.fleet });
+  const http = createHttpMetrics({ registry, route: demoRouteTemplate, streaming: isStreamingRoute });
+  const dashboard = new Dashboard(guard, healing, { http, logger, maxStreams: envReader(env).number('DASHBOARD_MAX_STREAMS', 100, { min: 1, integer: true }), fleet: node.fleet });
   const lab = new ChaosLab({ guard, healing, service, proxy, wss, sessions, wsUrl: () => `${url.replace('http', 'ws')}/ws` });
   const labAllowed = labAccess(env.GUARD_ADMIN_TOKEN);
   const apiLimit = healing.limiter.httpHandler('api');
@@ -188,7 +191,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   };
   const notFound: HttpHandler = (req, res) => sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${req.method} ${(req.url ?? '').split('?')[0]}` });
 
-  const handler = chain([badTarget, node.handler, (req, res, next) => dashboard.handle(req, res, () => next?.()), busLab, chaos, api], notFound, logger);
+  const handler = chain([http.middleware, badTarget, node.handler, (req, res, next) => dashboard.handle(req, res, () => next?.()), busLab, chaos, api], notFound, logger);
   // Slow clients cannot hold a connection open forever while sending their request (slowloris); responses such as
   // the SSE streams are not bounded by these.
   const server = node.attach(createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, handler));
