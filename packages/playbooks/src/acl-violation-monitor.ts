@@ -3,7 +3,7 @@ import type { Env, GuardBus, Logger, Subscription } from '@guard/core';
 import type { AclViolation, MessageBus } from './message-bus.js';
 import { SlidingWindow } from './sliding-window.js';
 import type { PlaybookTrigger } from './playbook-types.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** Why the monitor raised an alarm (the seed's names). */
 export type AclAlarmReason = 'spam_attack' | 'actor_blacklist' | 'control_topic_flood';

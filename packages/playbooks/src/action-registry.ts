@@ -1,6 +1,6 @@
 import { GuardError } from '@guard/core';
 import type { Logger } from '@guard/core';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** What an action gets besides its params. */
 export interface ActionContext {

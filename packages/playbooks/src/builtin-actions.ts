@@ -11,7 +11,7 @@ import type { RateLimiter } from './rate-limiter.js';
 import type { ResourcePressureMonitor } from './resource-pressure-monitor.js';
 import type { TaskGate } from './task-gate.js';
 import type { HeartbeatWatchdog } from './heartbeat-watchdog.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** Something that restarts named components (the {@link HeartbeatWatchdog} is one). */
 export interface ComponentRestarter {

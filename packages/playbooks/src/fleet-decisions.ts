@@ -1,6 +1,6 @@
 import type { GuardedPgClient, GuardedPgPool, GuardMode, ListenPoolLike, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
 import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, PgNotificationListener, resolvePgTimeouts, silentLogger } from '@guard/core';
-import './declarations.js';
+import type {} from './declarations.js';
 
 declare module '@guard/core' {
   interface GuardErrorCodes {

@@ -1,7 +1,7 @@
 import { assertNumberOption, envReader, GuardError, silentLogger } from '@guard/core';
 import type { Env, GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksCounter, playbooksGauge, playbooksHistogram } from './metrics.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /**
  * The state of a watched component:

@@ -6,7 +6,7 @@ import { isAlias, isCollection, LineCounter, parseDocument, visit } from 'yaml';
 import type { Node } from 'yaml';
 import { playbookDocumentSchema, toPlaybook } from './playbook-schema.js';
 import type { Playbook } from './playbook-types.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** Options for {@link parsePlaybook}. */
 export interface ParsePlaybookOptions {

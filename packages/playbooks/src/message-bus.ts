@@ -5,7 +5,7 @@ import { playbooksGauge, pulledCounter } from './metrics.js';
 import { fullBucket, refill, takeToken } from './token-bucket.js';
 import type { TokenBucket } from './token-bucket.js';
 import { topicMatcher } from './topic-pattern.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /**
  * The topic on which the bus publishes every denied publish.

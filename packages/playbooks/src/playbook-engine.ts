@@ -12,7 +12,7 @@ import { formatPlan } from './run-result.js';
 import type { PlaybookRunResult, RunOptions, RunStatus, SkipReason, StepResult, SteadyStateResult, VerificationResult } from './run-result.js';
 import { reasonText, StepRunner } from './step-runner.js';
 import type { RunContext } from './step-runner.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 export { formatPlan } from './run-result.js';
 export type {

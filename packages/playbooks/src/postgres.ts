@@ -4,7 +4,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { FleetLock, FleetLockResult, FleetLockRunOptions } from './fleet-lock.js';
 import { fleetStepSucceeded } from './fleet-lock.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 declare module '@guard/core' {
   interface GuardErrorCodes {

@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** Linux clock ticks per second (`getconf CLK_TCK`); 100 on every mainstream kernel build. */
 const CLK_TCK = 100;

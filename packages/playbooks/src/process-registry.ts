@@ -3,7 +3,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { GuardError } from '@guard/core';
 import { readProcStat, readSchedstat, sampleProcessCpu } from './proc-stat.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** A process the guard owns: a child it started, or a descendant registered with it. */
 export interface GuardedProcess {

@@ -2,7 +2,7 @@ import { assertNumberOption, GuardError, sendProblem } from '@guard/core';
 import type { HttpHandler } from '@guard/core';
 import { fullBucket, msUntilToken, takeToken } from './token-bucket.js';
 import type { TokenBucket } from './token-bucket.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** One active limit of a {@link RateLimiter}. */
 export interface RateLimitEntry {

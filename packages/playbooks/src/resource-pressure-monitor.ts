@@ -4,7 +4,7 @@ import { playbooksGauge } from './metrics.js';
 import type { PlaybookTrigger } from './playbook-types.js';
 import { createSystemSampler } from './system-sampler.js';
 import type { PressureReading, PressureSampler, SystemSamplerOptions } from './system-sampler.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** The resources the monitor watches. */
 export type PressureResource = 'cpu' | 'memory' | 'disk' | 'event_loop';

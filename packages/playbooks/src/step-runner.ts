@@ -7,7 +7,7 @@ import type { FleetLock } from './fleet-lock.js';
 import type { Playbook, PlaybookCheck, PlaybookStep } from './playbook-types.js';
 import type { CheckResult, StepOutcome, StepResult, SteadyStateResult, VerificationResult } from './run-result.js';
 import { failedChecks } from './run-notice.js';
-import './declarations.js';
+import type {} from './declarations.js';
 
 /** What templates and conditions of one run read. */
 export interface RunContext {

@@ -1,5 +1,5 @@
 import { assertNumberOption, GuardError } from '@guard/core';
-import './declarations.js';
+import type {} from './declarations.js';
 
 interface Group {
   until: number;
