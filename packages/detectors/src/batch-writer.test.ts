@@ -92,6 +92,32 @@ describe('BatchWriter (C5) on SQLite', () => {
     await db.destroy();
   });
 
+  it('clears a failed-flush finding after a quiet 2 x maxAgeMs with nothing buffered, even when no traffic brings a clean flush', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const db = sqlite('quiet-after-failure');
+      const { chain } = chainFor();
+      const writer = chain.add(
+        new BatchWriter<Item>({ db, write: () => Promise.reject(new Error('sink down')), maxAgeMs: 1_000, retries: 0, name: 'quiet', deadLetterTable: uniqueName('dl') }),
+      );
+      await writer.ensureSchema();
+      writer.add({ n: 1 });
+      expect(await writer.flush()).toMatchObject({ deadLettered: 1, remaining: 0 });
+      expect(chain.scan()).toMatchObject([{ pattern: 'flush_loss', details: { reasons: ['failed_flushes'] } }]);
+      vi.setSystemTime(Date.now() + 1_500);
+      chain.scan();
+      expect(chain.active()).toHaveLength(1);
+      vi.setSystemTime(Date.now() + 1_000);
+      chain.scan();
+      expect(chain.active()).toEqual([]);
+      expect(writer.stats().failedFlushes).toBe(0);
+      await writer.close();
+      await db.destroy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('flags items buffered too long (stuck writer) as critical; a forced flush dead-letters them; dry_run/detect change nothing', async () => {
     for (const mode of ['dry_run', 'detect', 'full'] as const) {
       vi.useFakeTimers({ toFake: ['Date'] });

@@ -98,6 +98,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<FlushResult> | undefined;
   #failedFlushes = 0;
+  #lastFailureAt = 0;
   #deadLettered = 0;
   #lastError: string | undefined;
   #trigger: (() => void) | undefined;
@@ -237,6 +238,9 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
       reasons.push('buffer_over_cap');
       severity = 'critical';
     }
+    // A failure is history once its items were dead-lettered, nothing is buffered and the sink has been quiet for
+    // 2 x maxAgeMs: with no new traffic no clean flush would ever come to clear it.
+    if (this.#failedFlushes > 0 && !oldest && now - this.#lastFailureAt > 2 * this.maxAgeMs) this.#failedFlushes = 0;
     if (this.#failedFlushes > 0) reasons.push('failed_flushes');
     if (reasons.length === 0) return [];
     return [
@@ -294,6 +298,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
         continue;
       }
       this.#failedFlushes++;
+      this.#lastFailureAt = Date.now();
       this.#lastError = errorMessage(error);
       this.#trigger?.();
       const timedOut = isGuardError(error, 'TIMEOUT');
