@@ -18,7 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const harness = join(root, 'tests', 'docs', 'docs-harness.mjs');
 const run = promisify(execFile);
 
-const READMES = ['README.md', ...['core', 'circuit', 'detectors', 'sanitizer', 'memory', 'immune'].map((name) => `packages/${name}/README.md`)];
+const READMES = ['README.md', ...['core', 'circuit', 'detectors', 'sanitizer', 'memory', 'immune', 'playbooks'].map((name) => `packages/${name}/README.md`)];
 const QUICK_START = /^## (Quick start|Import just one package)\s*$/;
 
 interface Block {
