@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { GuardBus } from './guard-bus.js';
 import type { Detection } from './types.js';
@@ -42,5 +43,57 @@ describe('GuardBus', () => {
     off();
     off();
     expect(bus.listenerCount('modeChange')).toBe(0);
+  });
+  it('runs a once listener a single time and removes it, also when another listener throws', () => {
+    const bus = new GuardBus();
+    const seen: string[] = [];
+    bus.on('detection', () => {
+      throw new Error('boom');
+    });
+    bus.once('detection', (d) => seen.push(d.id));
+    bus.emit('detection', detection);
+    bus.emit('detection', { ...detection, id: 'det_2' });
+    expect(seen).toEqual(['det_1']);
+    expect(bus.listenerCount('detection')).toBe(1);
+  });
+
+  it("works with node's events.once and leaves no listener behind", async () => {
+    const bus = new GuardBus();
+    const next = once(bus as never, 'detection');
+    bus.emit('detection', detection);
+    expect(await next).toEqual([detection]);
+    expect(bus.listenerCount('detection')).toBe(0);
+  });
+
+  it('calls a listener with the context it was added with', () => {
+    const bus = new GuardBus();
+    const owner = { name: 'owner', got: '' };
+    bus.on('detection', function (this: typeof owner, d) { this.got = d.id; }, owner);
+    bus.emit('detection', detection);
+    expect(owner.got).toBe('det_1');
+  });
+
+  it('ending a subscription removes only its own registration of a shared function', () => {
+    const bus = new GuardBus();
+    let calls = 0;
+    const count = () => void calls++;
+    const first = bus.subscribe('detection', count);
+    bus.subscribe('detection', count);
+    first();
+    bus.emit('detection', detection);
+    expect(calls).toBe(1);
+    expect(bus.listenerCount('detection')).toBe(1);
+  });
+
+  it('reports a rejected promise of an async listener instead of leaving it unhandled', async () => {
+    const errors: unknown[] = [];
+    const logger = { error: (obj: { err: unknown }) => errors.push(obj.err), warn() {}, info() {}, debug() {}, trace() {}, fatal() {} } as unknown as Logger;
+    const bus = new GuardBus({ logger });
+    bus.on('detection', async () => {
+      throw new Error('async boom');
+    });
+    bus.emit('detection', detection);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(errors).toHaveLength(1);
   });
 });

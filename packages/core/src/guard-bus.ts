@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
+import { safeEmit } from './safe-emit.js';
 import type { Detection, GuardMode, SanitizeResult, Severity } from './types.js';
 
 /** The three states of a circuit breaker. */
@@ -129,23 +130,18 @@ export class GuardBus extends EventEmitter<GuardEvents> {
   }
 
   override emit<K extends keyof GuardEvents>(event: K, ...args: GuardEvents[K]): boolean {
-    const listeners = this.listeners(event);
-    if (listeners.length === 0) return false;
-    for (const listener of listeners) {
-      try {
-        (listener as (...a: unknown[]) => void)(...args);
-      } catch (error) {
-        this.#logger.error({ err: error, event }, 'GuardBus listener threw');
-      }
-    }
-    return true;
+    return safeEmit(this, event, args, (error) => this.#logger.error({ err: error, event }, 'GuardBus listener threw'));
   }
 
   /** Adds a listener and returns a function (also `Disposable`) that removes it. */
   subscribe<K extends keyof GuardEvents>(event: K, listener: (...args: GuardEvents[K]) => void): Subscription {
-    this.on(event, listener as never);
+    // A registration of its own: ending this subscription never removes another registration of the same function.
+    const own = function (this: unknown, ...args: GuardEvents[K]): unknown {
+      return (listener as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    this.on(event, own as never);
     const off = (() => {
-      this.off(event, listener as never);
+      this.off(event, own as never);
     }) as Subscription;
     off[Symbol.dispose] = off;
     return off;

@@ -2,6 +2,7 @@ export { SEVERITIES, GUARD_MODES, isGuardMode, isSeverity, compareSeverity } fro
 export type { Severity, GuardMode, ComponentName, Detection, SanitizeOutcome, SanitizeResult } from './types.js';
 export { createId } from './id.js';
 export { GuardBus } from './guard-bus.js';
+export { safeEmit } from './safe-emit.js';
 export type {
   GuardEvents,
   GuardBusOptions,

@@ -1,7 +1,7 @@
 import type {} from './errors.js';
 import { EventEmitter } from 'eventemitter3';
 import type { GuardBus, ImmuneEventNotice, Logger, MetricsOptions } from '@guard/core';
-import { assertNumberOption, counter, GuardError, isGuardError, metricName, resolveRegistry, silentLogger } from '@guard/core';
+import { assertNumberOption, counter, GuardError, isGuardError, metricName, resolveRegistry, safeEmit, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput } from './event.js';
 import type { EventStore } from './event-store.js';
@@ -310,19 +310,7 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
 
   /** Calls every listener, isolated: a throwing (or rejecting) listener is logged and counted, never rethrown. */
   override emit<K extends keyof ImmuneStreamEvents>(event: K, ...args: ImmuneStreamEvents[K]): boolean {
-    const listeners = this.listeners(event);
-    if (listeners.length === 0) return false;
-    for (const listener of listeners) {
-      try {
-        const result = (listener as (...a: unknown[]) => unknown)(...args);
-        if (result && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, (error: unknown) => this.#listenerFailed(event, error));
-        }
-      } catch (error) {
-        this.#listenerFailed(event, error);
-      }
-    }
-    return true;
+    return safeEmit(this, event, args, (error) => this.#listenerFailed(event, error));
   }
 
   #listenerFailed(event: string, error: unknown): void {
