@@ -357,6 +357,8 @@ export class Dashboard {
         return sendProblem(res, { status: 503, title: 'Too many stream clients', detail: `at most ${this.#maxStreams} dashboard streams are served` }, { 'retry-after': '5' });
       }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      // HEAD asks for the headers only: an open stream would hold the connection until the client gives up.
+      if (req.method === 'HEAD') return void res.end();
       res.write(`event: state\ndata: ${JSON.stringify(this.state())}\n\n`);
       this.#clients.add(res);
       req.once('close', () => this.#clients.delete(res));

@@ -240,6 +240,12 @@ describe('demo limits and lab access without a token', () => {
       expect(first.ws.readyState).toBe(WebSocket.OPEN);
       first.ws.close();
 
+      // HEAD gets the stream's headers and an ended response, never an open stream.
+      const head = await fetch(`${limited.url}/dashboard/stream`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toBe('text/event-stream');
+      expect(await head.text()).toBe('');
+
       const stream = new AbortController();
       const open = await fetch(`${limited.url}/dashboard/stream`, { signal: stream.signal });
       expect(open.status).toBe(200);
