@@ -1,6 +1,6 @@
 import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
 import { counter, gauge, GuardError, metricName, PgNotificationListener, resolveRegistry, silentLogger } from '@guard/core';
-import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
+import { fromRow, type EventRow } from './event-row.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
 import type { FleetPoolLike } from './fleet-db.js';
@@ -220,7 +220,7 @@ export class FleetEventStream implements AsyncDisposable {
 
   async #read(where: string, values: unknown[]): Promise<void> {
     if (this.#closed) return;
-    const rows = await this.#db.query<Row>(`select id, agent_id, module, severity, type, message, meta, created_at from "${this.#table}" ${where}`, values);
+    const rows = await this.#db.query<EventRow>(`select id, agent_id, module, severity, type, message, meta, created_at from "${this.#table}" ${where}`, values);
     rows.sort((a, b) => Number(a.created_at) - Number(b.created_at) || (a.id < b.id ? -1 : 1));
     if (this.#closed || this.#service.closed) return;
     this.#relaying = true;
@@ -261,34 +261,6 @@ export class FleetEventStream implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-interface Row {
-  id: string;
-  agent_id: string | null;
-  module: string | null;
-  severity: string;
-  type: string;
-  message: string;
-  meta: string;
-  created_at: string | number;
-}
-
-function fromRow(r: Row): ImmuneEvent {
-  let meta: Record<string, unknown> = {};
-  try {
-    meta = JSON.parse(r.meta) as Record<string, unknown>;
-  } catch {}
-  return {
-    id: r.id,
-    ...(r.agent_id === null ? {} : { agentId: r.agent_id }),
-    ...(r.module === null ? {} : { module: r.module }),
-    severity: r.severity as ImmuneSeverity,
-    type: r.type as ImmuneEventType,
-    message: r.message,
-    meta,
-    createdAt: Number(r.created_at),
-  };
 }
 
 /** A UUIDv7 event id carries its creation time (the table's clustering key) in its first 48 bits. */

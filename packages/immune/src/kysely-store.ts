@@ -4,6 +4,7 @@ import { assertNumberOption, GuardError, isGuardError, histogram, counter, metri
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
+import { fromRow, toRow, type EventRow } from './event-row.js';
 import type { EventCounts, EventQuery, EventStore } from './event-store.js';
 import { emptyCounters } from './event-store.js';
 import { GroupCommitter } from './group-commit.js';
@@ -78,17 +79,6 @@ const FAST_CHUNK = 50;
 /** Attempts of a statement whose connection died under it (several pooled connections may be cut at once). */
 const LOST_CONNECTION_ATTEMPTS = 3;
 
-interface EventRow {
-  id: string;
-  agent_id: string | null;
-  module: string | null;
-  severity: string;
-  type: string;
-  message: string;
-  meta: string;
-  created_at: number | string;
-}
-
 function migrations(table: string, dialect: EventStoreDialect): Record<string, Migration> {
   // SQLite: WITHOUT ROWID tables clustered on their primary key. The events table is ordered by (created_at, id),
   // so time-range queries read it directly and inserts (time-ordered) append; no separate time index is needed.
@@ -135,32 +125,6 @@ function migrations(table: string, dialect: EventStoreDialect): Record<string, M
         await db.schema.dropTable(table).ifExists().execute();
       },
     },
-  };
-}
-
-function toRow(e: ImmuneEvent): EventRow {
-  return {
-    id: e.id,
-    agent_id: e.agentId ?? null,
-    module: e.module ?? null,
-    severity: e.severity,
-    type: e.type,
-    message: e.message,
-    meta: JSON.stringify(e.meta),
-    created_at: e.createdAt,
-  };
-}
-
-function fromRow(r: EventRow): ImmuneEvent {
-  return {
-    id: r.id,
-    ...(r.agent_id === null ? {} : { agentId: r.agent_id }),
-    ...(r.module === null ? {} : { module: r.module }),
-    severity: r.severity as ImmuneSeverity,
-    type: r.type as ImmuneEventType,
-    message: r.message,
-    meta: JSON.parse(r.meta) as Record<string, unknown>,
-    createdAt: Number(r.created_at),
   };
 }
 
