@@ -43,4 +43,6 @@ export { raceAbort } from './abort.js';
 export { guardPgPool, isPgUnavailableError, resolvePgTimeouts, pgPoolTimeoutConfig, PG_TIMEOUT_DEFAULTS } from './pg-pool-safety.js';
 export type { PgPoolLike, PgClientLike, PgTimeouts, GuardPgPoolOptions, GuardedPgPool, GuardedPgClient } from './pg-pool-safety.js';
 export { PgNotificationListener } from './pg-listener.js';
+export { inPgTransaction, migrateUnderLock } from './pg-transaction.js';
+export type { PgQueryable, PgRowsQuery } from './pg-transaction.js';
 export type { PgNotificationListenerOptions, ListenPoolLike, ListenClientLike } from './pg-listener.js';

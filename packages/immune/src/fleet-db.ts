@@ -1,6 +1,6 @@
 import type {} from './errors.js';
-import type { GuardedPgClient, GuardedPgPool, ListenPoolLike, Logger, PgPoolLike, PgTimeouts } from '@guard/core';
-import { guardPgPool, resolvePgTimeouts } from '@guard/core';
+import type { GuardedPgClient, GuardedPgPool, ListenPoolLike, Logger, PgPoolLike, PgRowsQuery, PgTimeouts } from '@guard/core';
+import { guardPgPool, inPgTransaction, migrateUnderLock, resolvePgTimeouts } from '@guard/core';
 import { toStoreError } from './store-error.js';
 
 /**
@@ -37,29 +37,13 @@ export class FleetDb {
   }
 
   /** Runs `fn` inside BEGIN/COMMIT on one connection (ROLLBACK on error). */
-  async transaction<T>(fn: (query: <R = Record<string, unknown>>(text: string, values?: readonly unknown[]) => Promise<R[]>) => Promise<T>): Promise<T> {
-    return this.session(async (client) => {
-      await client.query('BEGIN');
-      try {
-        const value = await fn(async <R>(text: string, values: readonly unknown[] = []) => ((await client.query(text, values)) as { rows: R[] }).rows);
-        await client.query('COMMIT');
-        return value;
-      } catch (error) {
-        await Promise.resolve(client.query('ROLLBACK')).catch(() => {});
-        throw error;
-      }
-    });
+  transaction<T>(fn: (query: PgRowsQuery) => Promise<T>): Promise<T> {
+    return this.session((client) => inPgTransaction(client, fn));
   }
 
-  /**
-   * Runs DDL statements in one transaction holding `pg_advisory_xact_lock(lockName)`: concurrent starters wait for
-   * the first, then find the objects there (Postgres's `if not exists` alone races on its catalog).
-   */
+  /** Runs DDL statements under `pg_advisory_xact_lock(lockName)` in one transaction (see core's `migrateUnderLock`). */
   migrate(lockName: string, statements: readonly string[]): Promise<void> {
-    return this.transaction(async (query) => {
-      await query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [lockName]);
-      for (const statement of statements) await query(statement);
-    });
+    return this.session((client) => migrateUnderLock(client, lockName, statements));
   }
 
   async session<T>(fn: (client: GuardedPgClient) => Promise<T>): Promise<T> {

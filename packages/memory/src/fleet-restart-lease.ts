@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
-import type { GuardedPgClient, GuardedPgPool, Logger, PgPoolLike, PgTimeouts } from '@guard/core';
-import { assertNumberOption, GuardError, guardPgPool, isPgUnavailableError, resolvePgTimeouts, silentLogger } from '@guard/core';
+import type { GuardedPgClient, GuardedPgPool, Logger, PgPoolLike, PgRowsQuery, PgTimeouts } from '@guard/core';
+import { assertNumberOption, GuardError, guardPgPool, inPgTransaction, isPgUnavailableError, migrateUnderLock, resolvePgTimeouts, silentLogger } from '@guard/core';
 import type { RestartReason } from './restart-budget.js';
 
 /**
@@ -229,26 +229,18 @@ export class PostgresRestartLease implements RestartGate, AsyncDisposable {
   }
 
   #ensureTable(client: GuardedPgClient): Promise<void> {
-    this.#migrated ??= (async () => {
-      await client.query('BEGIN');
-      try {
-        await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`guard_fleet_schema:${this.#table}`]);
-        await client.query(`create table if not exists "${this.#table}" (
-          id bigserial primary key, holder text not null, reason text not null, forced boolean not null default false,
-          acquired_at timestamptz not null, deadline timestamptz not null, released_at timestamptz)`);
-        await client.query('COMMIT');
-      } catch (error) {
-        await Promise.resolve(client.query('ROLLBACK')).catch(() => {});
-        throw error;
-      }
-    })().catch((error: unknown) => {
+    this.#migrated ??= migrateUnderLock(client, `guard_fleet_schema:${this.#table}`, [
+      `create table if not exists "${this.#table}" (
+        id bigserial primary key, holder text not null, reason text not null, forced boolean not null default false,
+        acquired_at timestamptz not null, deadline timestamptz not null, released_at timestamptz)`,
+    ]).catch((error: unknown) => {
       this.#migrated = undefined;
       throw error;
     });
     return this.#migrated;
   }
 
-  async #transaction<T>(fn: (query: <R = Record<string, unknown>>(text: string, values?: readonly unknown[]) => Promise<R[]>) => Promise<T>): Promise<T> {
+  async #transaction<T>(fn: (query: PgRowsQuery) => Promise<T>): Promise<T> {
     if (this.#closed) throw new GuardError('CLOSED', 'restart lease is closed');
     let client: GuardedPgClient;
     try {
@@ -258,15 +250,7 @@ export class PostgresRestartLease implements RestartGate, AsyncDisposable {
     }
     try {
       await this.#ensureTable(client);
-      await client.query('BEGIN');
-      try {
-        const value = await fn(async <R>(text: string, values: readonly unknown[] = []) => ((await client.query(text, values)) as { rows: R[] }).rows);
-        await client.query('COMMIT');
-        return value;
-      } catch (error) {
-        await Promise.resolve(client.query('ROLLBACK')).catch(() => {});
-        throw error;
-      }
+      return await inPgTransaction(client, fn);
     } catch (error) {
       throw storeError(error, 'fleet restart lease: query failed');
     } finally {

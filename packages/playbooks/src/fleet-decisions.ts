@@ -1,5 +1,5 @@
 import type { GuardedPgClient, GuardedPgPool, GuardMode, ListenPoolLike, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
-import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, PgNotificationListener, resolvePgTimeouts, silentLogger } from '@guard/core';
+import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, migrateUnderLock, PgNotificationListener, resolvePgTimeouts, silentLogger } from '@guard/core';
 import type {} from './declarations.js';
 
 declare module '@guard/core' {
@@ -458,22 +458,16 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
   }
 
   #ensureTable(): Promise<void> {
-    this.#migrated ??= this.#session(async (client) => {
-      await client.query('BEGIN');
-      try {
-        // Serialized: concurrent `create table if not exists` races on Postgres's catalog.
-        await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`guard_fleet_schema:${this.#table}`]);
-        await client.query(`create table if not exists "${this.#table}" (
+    // Serialized: concurrent `create table if not exists` races on Postgres's catalog.
+    this.#migrated ??= this.#session((client) =>
+      migrateUnderLock(client, `guard_fleet_schema:${this.#table}`, [
+        `create table if not exists "${this.#table}" (
           id bigserial primary key, kind text not null, target text not null, subject text not null,
           rate double precision, topic text, reason text, created_by text not null,
-          created_at timestamptz not null default now(), expires_at timestamptz)`);
-        await client.query(`create index if not exists "${this.#table}_expires_idx" on "${this.#table}" (expires_at)`);
-        await client.query('COMMIT');
-      } catch (error) {
-        await Promise.resolve(client.query('ROLLBACK')).catch(() => {});
-        throw error;
-      }
-    }).catch((error: unknown) => {
+          created_at timestamptz not null default now(), expires_at timestamptz)`,
+        `create index if not exists "${this.#table}_expires_idx" on "${this.#table}" (expires_at)`,
+      ]),
+    ).catch((error: unknown) => {
       this.#migrated = undefined;
       throw error;
     });
