@@ -2,6 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*', 'deploy/prometheus', 'tests/docs'],
+    projects: ['packages/*', 'apps/*', 'deploy/prometheus', 'tests/docs', 'tests/e2e'],
   },
 });
