@@ -75,7 +75,7 @@ async function start(replica: Replica): Promise<void> {
   life.readyAt = Date.now();
 }
 
-const json = async <T = any>(res: Response): Promise<T> => (await res.json()) as T;
+const json = async <T,>(res: Response): Promise<T> => (await res.json()) as T;
 const adminHeaders = { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` };
 const url = (name: Name) => replicas.get(name)!.url;
 

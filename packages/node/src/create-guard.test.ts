@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isGuardError, silentLogger } from '@guard/core';
 import { createGuard, type GuardOptions } from './index.js';
-import { listen, wsServer } from '../test/support.js';
+import { listen, wsServer, type NoTables } from '../test/support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'guard-node-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -139,7 +139,7 @@ describe('guard.track', () => {
         env: { PARASITE_GUARD_WEBSOCKET_THRESHOLD: 'ping_interval=1', PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '0' },
       }),
     );
-    const db = new Kysely<any>({ dialect: guard.dialects.app! });
+    const db = new Kysely<NoTables>({ dialect: guard.dialects.app! });
     const batch = new BatchWriter<number>({ name: 'results', db, write: async () => {} });
     guard.track({ batches: { results: batch } });
     expect(Object.keys((await modeView(guard)).components)).toContain('batch');

@@ -13,6 +13,7 @@ import {
   type Detector,
   type DetectorChain,
   type ParasiteThresholds,
+  type PgClientLike,
   type PgPoolLike,
   type TrackableEmitter,
   type TrackedDialect,
@@ -37,7 +38,8 @@ import { named, type OneOrMany } from './named.js';
  * createGuard({ db: new pg.Pool({ connectionString }) });
  */
 export interface PgPool extends PgPoolLike {
-  connect(...args: any[]): any;
+  // never[]: pg's overloads (promise and callback) both fit; the guard only hands the pool to kysely.
+  connect(...args: never[]): Promise<PgClientLike> | void;
   end(): Promise<void>;
   readonly ended?: boolean;
 }
@@ -59,7 +61,7 @@ export interface TrackedResources {
   /** Event emitters (Node's or eventemitter3) watched for subscription leaks. */
   readonly emitters?: OneOrMany<TrackableEmitter>;
   /** `BatchWriter`s (C5). */
-  readonly batches?: OneOrMany<BatchWriter<any>>;
+  readonly batches?: OneOrMany<BatchWriter<unknown>>;
 }
 
 const isWss = (value: unknown): value is WebSocketServer =>
@@ -70,7 +72,7 @@ const isDialect = (value: unknown): value is Dialect => typeof value === 'object
 const isDbInput = (value: unknown): value is DbInput => isPgPool(value) || isDialect(value);
 const isEmitter = (value: unknown): value is TrackableEmitter =>
   typeof value === 'object' && value !== null && typeof (value as TrackableEmitter).on === 'function' && typeof (value as { emit?: unknown }).emit === 'function';
-const isBatch = (value: unknown): value is BatchWriter<any> => value instanceof BatchWriter;
+const isBatch = (value: unknown): value is BatchWriter<unknown> => value instanceof BatchWriter;
 
 const COMPONENTS: readonly ComponentName[] = ['websocket', 'eventbus', 'db', 'batch', 'context', 'handles'];
 

@@ -23,10 +23,9 @@ export async function listen(handler: RequestListener): Promise<{ server: Server
 
 /** A `ws` server on its own HTTP server; `connect` resolves once the server saw the client. */
 export async function wsServer(): Promise<{ wss: WebSocketServer; connect(options?: ClientOptions): Promise<WebSocket> } & AsyncDisposable> {
-  const http = createServer();
-  const wss = new WebSocketServer({ server: http });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const http = await listen(() => {});
+  const wss = new WebSocketServer({ server: http.server });
+  const url = http.base.replace('http:', 'ws:');
   const clients: WebSocket[] = [];
   return {
     wss,
@@ -41,11 +40,13 @@ export async function wsServer(): Promise<{ wss: WebSocketServer; connect(option
     async [Symbol.asyncDispose]() {
       for (const c of clients) c.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await http[Symbol.asyncDispose]();
     },
   };
 }
+
+/** A kysely schema with no typed tables: the tests query with `sql` and `selectNoFrom`. */
+export type NoTables = Record<string, never>;
 
 /** Resolves once `predicate` holds, checking on every tick of `intervalMs`; rejects after `timeoutMs`. */
 export async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000, intervalMs = 25): Promise<void> {

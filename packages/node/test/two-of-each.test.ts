@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger, type SanitizeResult } from '@guard/core';
 import { createGuard } from '../src/index.js';
-import { PG_URL, until, wsServer } from './support.js';
+import { PG_URL, until, wsServer, type NoTables } from './support.js';
 
 const pools: pg.Pool[] = [];
 afterAll(async () => {
@@ -12,7 +12,7 @@ afterAll(async () => {
 });
 
 /** A checkout its owner never gives back: the classic orphan (a forgotten release in a callback). */
-function orphanCheckout(db: Kysely<any>): void {
+function orphanCheckout(db: Kysely<NoTables>): void {
   void db.connection().execute(() => new Promise(() => {})).catch(() => {});
 }
 
@@ -48,8 +48,8 @@ describe('one guard, two WebSocket servers and two pg pools, full mode', () => {
     const closedA = new Promise<number>((resolve) => deadA.once('close', resolve));
     const closedB = new Promise<number>((resolve) => deadB.once('close', resolve));
 
-    const orders = new Kysely<any>({ dialect: guard.dialects.orders! });
-    const audit = new Kysely<any>({ dialect: guard.dialects.audit! });
+    const orders = new Kysely<NoTables>({ dialect: guard.dialects.orders! });
+    const audit = new Kysely<NoTables>({ dialect: guard.dialects.audit! });
     orphanCheckout(orders);
     orphanCheckout(audit);
     await until(() => poolA.totalCount === 1 && poolB.totalCount === 1, 'both orphans checked out');
