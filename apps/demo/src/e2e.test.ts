@@ -5,12 +5,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLoadTest } from '@guard/memory';
 import { SCENARIOS, SCENARIO_CLAIMS, type ScenarioName } from './chaos-scenarios.js';
 import { ADMIN_TOKEN, CHAOS_CLI, run, spawnDemo, type DemoProcess } from './test-support.js';
 
-// End to end against the built demo, as a user runs it: a load test, `chaos all` in full mode, and two mutations that
-// must make the healing claims fail: the guard switched to `detect` at run time, and notify-only playbooks.
+// End to end against the built demo, as a user runs it: `chaos all` in full mode, and two mutations that must make the
+// healing claims fail: the guard switched to `detect` at run time, and notify-only playbooks.
 const NOTIFY_ONLY_PLAYBOOKS = fileURLToPath(new URL('./mutations/notify-only/', import.meta.url));
 
 let demo: DemoProcess;
@@ -81,18 +80,6 @@ function startRuns() {
 }
 
 describe('demo end to end', () => {
-  it('passes a 30 s load test at 5 req/s: RSS growth < 50 MB, p95 < 200 ms', { timeout: 90_000 }, async () => {
-    const result = await runLoadTest({
-      url: `${demo.url}/api/analyses`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ text: 'load test' }),
-      ratePerSec: 5,
-      durationMs: 30_000,
-    });
-    expect(result.pass, JSON.stringify(result)).toBe(true);
-  });
-
   it('chaos all in full mode: every scenario passes with the verdict it claims', { timeout: 400_000 }, async () => {
     const { code, output, verdicts: got } = await startRuns().full;
     for (const scenario of SCENARIOS) expect(got.get(scenario), `${scenario}\n${output}`).toMatch(new RegExp(`^PASS ${SCENARIO_CLAIMS[scenario]}\\b`));
