@@ -3,5 +3,5 @@ import { packageBuild } from '../../tsup.base.js';
 
 export default defineConfig({
   ...packageBuild,
-  entry: ['src/index.ts'],
+  entry: ['src/index.ts', 'src/testing.ts'],
 });

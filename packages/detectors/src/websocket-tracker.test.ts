@@ -114,14 +114,14 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     expect(scheduler.scheduled).toEqual([expect.objectContaining({ component: 'websocket', pattern: 'no_ack', resourceId: id })]);
     // what the websocket sanitizer does, through the WebSocketTarget contract:
     const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
-    expect(tracker.close(id, 1008, 'no ack')).toBe(true);
+    expect(tracker.disconnect(id, 1008, 'no ack')).toBe(true);
     expect(await closed).toBe(1008);
     expect(tracker.terminate(id)).toBe(true);
     await until(() => !tracker.isAlive(id));
     expect(tracker.forget(id)).toBe(2);
     expect(tracker.forget(id)).toBe(0);
     expect(tracker.isAlive(id)).toBe(false);
-    expect(tracker.close('ws_unknown', 1011, 'x')).toBe(false);
+    expect(tracker.disconnect('ws_unknown', 1011, 'x')).toBe(false);
     expect(tracker.terminate('ws_unknown')).toBe(false);
     chain.scan(Date.now() + 1_000);
     expect(chain.active()).toEqual([]);

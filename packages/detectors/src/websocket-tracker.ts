@@ -66,6 +66,9 @@ export interface TrackedConnectionInfo {
   readonly open: boolean;
 }
 
+/** `WebSocketTarget` with the per-socket close named `disconnect`, so `close()` is the tracker's own (no overload). */
+type SocketTarget = Omit<WebSocketTarget, 'close'> & { disconnect(resourceId: string, code: number, reason: string): boolean };
+
 const OPEN = 1;
 const CLOSED = 3;
 /** Close code for a socket that failed for a reason ws did not already close it for. */
@@ -94,7 +97,7 @@ const DUE_SLOT_MS = 100;
  * await using tracker = chain.add(new WebSocketTracker(wss, { ackTimeoutMs: 3_000 }));
  * wss.on('connection', (ws) => tracker.send(ws, { type: 'hello' }));
  */
-export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposable {
+export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable {
   readonly component = 'websocket';
   readonly pattern = 'no_ack';
   readonly ackTimeoutMs: number;
@@ -394,16 +397,14 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     }
   }
 
-  close(resourceId: string, code: number, reason: string): boolean;
-  close(): Promise<void>;
   /**
-   * With arguments (the `WebSocketTarget` contract): sends a close frame to one connection; false when unknown.
-   * Without: stops tracking (pings, the server's `connection` listener and the per-socket `message`, `pong` and
-   * `close` listeners) and resolves; safe to call twice. The sockets stay open, and keep their `'error'`
-   * listener: removing it would let the next hostile frame end the process again.
+   * Sends a close frame to one connection (the `WebSocketTarget` method the sanitizer heals through); false when
+   * the connection is unknown or already closed. Closing the tracker itself is {@link WebSocketTracker.close}.
+   *
+   * @example
+   * tracker.disconnect(tracker.connectionId(ws)!, 1008, 'no ack');
    */
-  close(resourceId?: string, code?: number, reason?: string): boolean | Promise<void> {
-    if (resourceId === undefined) return this.#closeTracker();
+  disconnect(resourceId: string, code: number, reason: string): boolean {
     const connection = this.#connections.get(resourceId);
     if (connection === undefined || connection.ws.readyState === CLOSED) return false;
     connection.ws.close(code, reason);
@@ -430,11 +431,12 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
     return dropped;
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.#closeTracker();
-  }
-
-  readonly #closeTracker = closeOnce(() => {
+  /**
+   * Stops tracking (pings, the server's `connection` listener and the per-socket `message`, `pong` and `close`
+   * listeners); safe to call twice. The sockets stay open, and keep their `'error'` listener: removing it would let
+   * the next hostile frame end the process again. One connection is closed with {@link WebSocketTracker.disconnect}.
+   */
+  readonly close = closeOnce(() => {
     this.#closed = true;
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     this.#server?.off('connection', this.#onConnection);
@@ -443,6 +445,10 @@ export class WebSocketTracker implements Detector, WebSocketTarget, AsyncDisposa
       this.#drop(connection);
     }
   });
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 
   /**
    * One `'error'` listener per socket, added once even if the socket is tracked again. ws has already sent the
