@@ -1,4 +1,5 @@
-import { GuardError } from './guard-error.js';
+import { parseDuration } from './duration.js';
+import { GuardError, isGuardError } from './guard-error.js';
 
 /** A read-only view of environment variables, e.g. `process.env`. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -16,7 +17,9 @@ export interface EnvNumberBounds {
 /** The unit of a bare number in a duration variable. */
 export type DurationUnit = 'ms' | 's' | 'min' | 'h';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000 };
+/** ms per {@link DurationUnit}: a variable's name may imply the unit of a bare number (`..._SEC=30`). */
+const UNIT_MS: Record<DurationUnit, number> = { ms: 1, s: 1_000, min: 60_000, h: 3_600_000 };
+const BARE_NUMBER = /^(\d+(?:\.\d*)?|\.\d+)$/;
 const TRUE = new Set(['1', 'true', 'yes', 'on', 'enabled']);
 const FALSE = new Set(['0', 'false', 'no', 'off', 'disabled']);
 
@@ -37,7 +40,7 @@ export interface EnvReader {
   /** Accepts 1/0, true/false, yes/no, on/off, enabled/disabled (any case). */
   boolean(names: EnvNames, fallback: boolean): boolean;
   number(names: EnvNames, fallback: number, bounds?: EnvNumberBounds): number;
-  /** A duration in ms: `250ms`, `5s`, `10min`, `1h`, or a bare number in `unit`. */
+  /** A duration in ms as {@link parseDuration} reads it (`250ms`, `5s`, `10min`, `1h`, `1d`), but a bare number is in `unit`. */
   durationMs(names: EnvNames, fallbackMs: number, unit?: DurationUnit, bounds?: EnvNumberBounds): number;
   oneOf<const T extends string>(names: EnvNames, allowed: readonly T[], fallback: NoInfer<T>): T;
   /** `key=value` pairs separated by commas, e.g. `ack_timeout=3,leak_threshold=1000`. */
@@ -57,6 +60,16 @@ function checkBounds(name: string, raw: string, value: number, bounds: EnvNumber
     throw invalid(name, raw, range);
   }
   return value;
+}
+
+/** The ms of a duration with a unit, NaN when unreadable (checkBounds turns it into INVALID_ENV naming the variable). */
+function parsedDuration(raw: string): number {
+  try {
+    return parseDuration(raw);
+  } catch (error) {
+    if (isGuardError(error, 'INVALID_INPUT')) return NaN;
+    throw error;
+  }
 }
 
 /** Creates an {@link EnvReader} over `env` (default `process.env`). Empty values count as unset. */
@@ -97,8 +110,7 @@ export function envReader(env: Env = process.env): EnvReader {
       const found = lookup(names);
       if (!found) return fallbackMs;
       const [name, raw] = found;
-      const match = /^(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?$/i.exec(raw);
-      const ms = match ? Number(match[1]) * UNIT_MS[(match[2] ?? unit).toLowerCase()]! : NaN;
+      const ms = BARE_NUMBER.test(raw) ? Number(raw) * UNIT_MS[unit] : parsedDuration(raw);
       return checkBounds(name, raw, ms, bounds, `a duration like 500ms, 5s, 10min or a number of ${unit}`);
     },
     oneOf(names, allowed, fallback) {

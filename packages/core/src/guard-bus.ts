@@ -1,66 +1,11 @@
-import { EventEmitter } from 'eventemitter3';
+import type { BreakerStateChange, ImmuneEventNotice, MemoryAlarm, PlaybookRunNotice, PlaybookStepNotice } from './contract-events.js';
+import { createSubscription, Emitter } from './emitter.js';
+import type { Subscription } from './emitter.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
-import { safeEmit } from './safe-emit.js';
 import type { Detection, GuardMode, SanitizeResult, Severity } from './types.js';
 
-/** The three states of a circuit breaker. */
-export type CircuitState = 'closed' | 'open' | 'half_open';
-
-/** A breaker moved from one state to another. */
-export interface BreakerStateChange {
-  readonly circuit: string;
-  readonly from: CircuitState;
-  readonly to: CircuitState;
-  /** Epoch milliseconds. */
-  readonly at: number;
-  /** How long a half-open probe may take before it counts as orphaned (C4). */
-  readonly probeTimeoutMs?: number;
-}
-
-/** The memory guardrail's view changed or crossed a threshold. */
-export interface MemoryAlarm {
-  readonly status: 'healthy' | 'warning' | 'critical';
-  readonly reasons: readonly string[];
-  readonly rssBytes: number;
-  readonly growthMbPerMin: number;
-  readonly at: number;
-}
-
-/** An immune event was stored (mirrors `@guard/immune`'s event, camelCase). */
-export interface ImmuneEventNotice {
-  readonly id: string;
-  readonly severity: 'INFO' | 'WARNING' | 'CRITICAL';
-  readonly type: 'POLICY_VIOLATION' | 'ERROR_SPIKE' | 'SELF_HEALING_ACTION';
-  readonly message: string;
-  readonly module?: string;
-  readonly agentId?: string;
-  readonly meta?: Readonly<Record<string, unknown>>;
-  readonly createdAt: number;
-}
-
-/** A playbook run started or ended. */
-export interface PlaybookRunNotice {
-  readonly runId: string;
-  readonly playbook: string;
-  readonly status: 'started' | 'succeeded' | 'failed' | 'rolled_back' | 'skipped';
-  readonly dryRun: boolean;
-  readonly reason?: string;
-  readonly startedAt: number;
-  readonly finishedAt?: number;
-  readonly error?: string;
-}
-
-/** One step of a playbook run finished. */
-export interface PlaybookStepNotice {
-  readonly runId: string;
-  readonly playbook: string;
-  readonly step: string;
-  readonly action: string;
-  readonly outcome: 'succeeded' | 'failed' | 'skipped' | 'timeout' | 'planned';
-  readonly durationMs: number;
-  readonly error?: string;
-}
+export type { Subscription };
 
 /** A guard's mode changed at run time; `component` is `'*'` for the global mode. */
 export interface ModeChange {
@@ -81,7 +26,7 @@ export interface DetectionCleared {
 
 /**
  * Every event that crosses package boundaries, as `name: [payload]`.
- * Packages add their own by declaration merging:
+ * The producing package adds its own by declaration merging (CONTRIBUTING.md, "Events on the bus"):
  *
  * @example
  * declare module '@guard/core' {
@@ -100,50 +45,85 @@ export interface GuardEvents {
   playbookStep: [PlaybookStepNotice];
 }
 
-/** A subscription you can end by calling it or with `using`. */
-export interface Subscription {
-  (): void;
-  [Symbol.dispose](): void;
-}
-
 /** Options for {@link GuardBus}. */
 export interface GuardBusOptions {
   /** Where listener errors are reported; they never reach the emitter. */
   readonly logger?: Logger;
 }
 
+type Listener<K extends keyof GuardEvents> = (...args: GuardEvents[K]) => unknown;
+
 /**
- * The typed event bus that packages talk through at run time.
- * A listener that throws is logged and skipped: emitting never throws into business logic.
+ * The typed event bus that packages talk through at run time. It holds an {@link Emitter}: a listener that throws
+ * (or whose promise rejects) is logged and skipped, so emitting never throws into business logic; `once` runs a
+ * single time, and `events.once(bus, name)` works and leaves nothing behind.
  *
  * @example
  * const bus = new GuardBus();
  * using sub = bus.subscribe('detection', (d) => console.log(d.component, d.pattern));
  * bus.emit('detection', detection);
  */
-export class GuardBus extends EventEmitter<GuardEvents> {
-  readonly #logger: Logger;
+export class GuardBus {
+  readonly #events: Emitter<GuardEvents>;
 
   constructor(options: GuardBusOptions = {}) {
-    super();
-    this.#logger = options.logger ?? silentLogger;
+    const logger = options.logger ?? silentLogger;
+    this.#events = new Emitter<GuardEvents>({ onError: (error, event) => logger.error({ err: error, event }, 'GuardBus listener threw') });
   }
 
-  override emit<K extends keyof GuardEvents>(event: K, ...args: GuardEvents[K]): boolean {
-    return safeEmit(this, event, args, (error) => this.#logger.error({ err: error, event }, 'GuardBus listener threw'));
+  /** Adds a listener (`context` is its `this`). @returns a Subscription ending this registration only. */
+  on<K extends keyof GuardEvents>(event: K, listener: Listener<K>, context?: unknown): Subscription {
+    return this.#events.on(event, listener, context);
   }
 
-  /** Adds a listener and returns a function (also `Disposable`) that removes it. */
+  /** Adds a listener that is removed before its first call. */
+  once<K extends keyof GuardEvents>(event: K, listener: Listener<K>, context?: unknown): Subscription {
+    return this.#events.once(event, listener, context);
+  }
+
+  /** Alias of {@link on}. */
+  addListener<K extends keyof GuardEvents>(event: K, listener: Listener<K>, context?: unknown): Subscription {
+    return this.on(event, listener, context);
+  }
+
+  /** Removes one registration of `listener`; without a listener, every listener of `event`. */
+  off<K extends keyof GuardEvents>(event: K, listener?: Listener<K>, context?: unknown): this {
+    if (listener === undefined) this.#events.removeAllListeners(event);
+    else this.#events.off(event, listener, context);
+    return this;
+  }
+
+  /** Alias of {@link off}. */
+  removeListener<K extends keyof GuardEvents>(event: K, listener?: Listener<K>, context?: unknown): this {
+    return this.off(event, listener, context);
+  }
+
+  /** Calls every listener of `event`. @returns whether it had listeners. */
+  emit<K extends keyof GuardEvents>(event: K, ...args: GuardEvents[K]): boolean {
+    return this.#events.emit(event, ...args);
+  }
+
+  /**
+   * Adds a listener and returns a function (also `Disposable`) that removes it. Adds and removes through this
+   * object's `on`/`off`, so an emitter tracker patched onto the bus sees both.
+   */
   subscribe<K extends keyof GuardEvents>(event: K, listener: (...args: GuardEvents[K]) => void): Subscription {
     // A registration of its own: ending this subscription never removes another registration of the same function.
-    const own = function (this: unknown, ...args: GuardEvents[K]): unknown {
-      return (listener as (...a: unknown[]) => unknown).apply(this, args);
-    };
-    this.on(event, own as never);
-    const off = (() => {
-      this.off(event, own as never);
-    }) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    const own: Listener<K> = (...args) => listener(...args);
+    this.on(event, own);
+    return createSubscription(() => this.off(event, own));
+  }
+
+  listenerCount(event: keyof GuardEvents): number {
+    return this.#events.listenerCount(event);
+  }
+
+  eventNames(): (keyof GuardEvents)[] {
+    return this.#events.eventNames();
+  }
+
+  removeAllListeners(event?: keyof GuardEvents): this {
+    this.#events.removeAllListeners(event);
+    return this;
   }
 }

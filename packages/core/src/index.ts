@@ -1,26 +1,31 @@
-export { SEVERITIES, GUARD_MODES, isGuardMode, isSeverity, compareSeverity } from './types.js';
-export type { Severity, GuardMode, ComponentName, Detection, SanitizeOutcome, SanitizeResult } from './types.js';
+export { SEVERITIES, GUARD_MODES, COMPONENT_NAMES, isGuardMode, isSeverity, compareSeverity } from './types.js';
+export type { Severity, GuardMode, ComponentName, BuiltinComponentName, Detection, SanitizeOutcome, SanitizeResult } from './types.js';
 export { createId } from './id.js';
+export { Emitter, createSubscription } from './emitter.js';
+export type { EmitterOptions, Subscription } from './emitter.js';
 export { GuardBus } from './guard-bus.js';
 export { safeEmit } from './safe-emit.js';
-export type {
-  GuardEvents,
-  GuardBusOptions,
-  Subscription,
-  CircuitState,
-  BreakerStateChange,
-  MemoryAlarm,
-  ImmuneEventNotice,
-  PlaybookRunNotice,
-  PlaybookStepNotice,
-  ModeChange,
-  DetectionCleared,
-} from './guard-bus.js';
+export type { GuardEvents, GuardBusOptions, ModeChange, DetectionCleared } from './guard-bus.js';
+export type { CircuitState, BreakerStateChange, MemoryAlarm, ImmuneEventNotice, PlaybookRunNotice, PlaybookStepNotice } from './contract-events.js';
+export { linkSignal, raceAbort } from './signals.js';
+export type { LinkedSignal, LinkSignalOptions } from './signals.js';
+export { sleep, waitUntil } from './time.js';
+export type { SleepOptions, WaitUntilOptions } from './time.js';
+export { parseDuration } from './duration.js';
+export type { ParseDurationOptions } from './duration.js';
+export { errorMessage } from './error-message.js';
+export { CloseStack } from './close-stack.js';
+export { scrapeGauge } from './scrape-gauge.js';
+export type { ScrapeGaugeConfig, ScrapeRead } from './scrape-gauge.js';
+export { TokenBucket } from './token-bucket.js';
+export type { TokenBucketOptions } from './token-bucket.js';
+export { terminateProcess } from './terminate-process.js';
+export type { TerminateProcessOptions, TerminateOutcome } from './terminate-process.js';
 export { GuardError, isGuardError, assertNumberOption } from './guard-error.js';
 export type { GuardErrorCodes, GuardErrorCode, GuardErrorOptions } from './guard-error.js';
 export { createJsonLogger, silentLogger, LOG_LEVELS } from './logger.js';
 export type { Logger, LogLevel, JsonLoggerOptions } from './logger.js';
-export { resolveRegistry, metricName, counter, gauge, histogram, summary, registryScoped } from './metrics.js';
+export { resolveRegistry, resolveMetricsPrefix, metricName, counter, gauge, histogram, summary, registryScoped } from './metrics.js';
 export type { MetricsOptions, Registry } from './metrics.js';
 export { envReader } from './env.js';
 export type { Env, EnvNames, EnvReader, EnvNumberBounds, DurationUnit } from './env.js';
@@ -39,7 +44,6 @@ export type {
   ContextTarget,
   SanitizationScheduler,
 } from './sanitize-targets.js';
-export { raceAbort } from './abort.js';
 export { guardPgPool, isPgUnavailableError, resolvePgTimeouts, pgPoolTimeoutConfig, PG_TIMEOUT_DEFAULTS } from './pg-pool-safety.js';
 export type { PgPoolLike, PgClientLike, PgTimeouts, GuardPgPoolOptions, GuardedPgPool, GuardedPgClient } from './pg-pool-safety.js';
 export { PgNotificationListener } from './pg-listener.js';

@@ -9,8 +9,22 @@ export type { Registry };
 export interface MetricsOptions {
   /** Where metrics register; defaults to prom-client's global `register`, so an app's `/metrics` shows them. */
   readonly registry?: Registry;
-  /** Prefix of metric names, e.g. `guard_circuit` or `parasite`. */
+  /** Prefix of metric names, joined with `_`: `guard_circuit` gives `guard_circuit_state`. Default: the package's own. */
+  readonly metricsPrefix?: string;
+  /** @deprecated Use {@link MetricsOptions.metricsPrefix} (read when that is unset). */
   readonly prefix?: string;
+  /** `false` registers no metrics. Default `true`. */
+  readonly metrics?: boolean;
+}
+
+/**
+ * The metric prefix for these options: `metricsPrefix`, else the deprecated `prefix`, else the package's default.
+ *
+ * @example
+ * const prefix = resolveMetricsPrefix(options, 'guard_memory');
+ */
+export function resolveMetricsPrefix(options: MetricsOptions | undefined, defaultPrefix: string): string {
+  return options?.metricsPrefix ?? options?.prefix ?? defaultPrefix;
 }
 
 /** @returns the caller's registry, or prom-client's global one. */

@@ -1,5 +1,3 @@
-import type { EventEmitter } from 'eventemitter3';
-
 /** eventemitter3's (v5) record of one registration: what `on`/`once` stored. */
 interface Registration {
   readonly fn: (...args: unknown[]) => unknown;
@@ -9,16 +7,24 @@ interface Registration {
 
 type Registrations = Registration | Registration[] | undefined;
 
+/** The part of an eventemitter3 (v5) emitter that {@link safeEmit} reads: typed here, so core needs no eventemitter3. */
+export interface SafeEmitTarget {
+  removeListener(event: string | symbol, fn?: (...args: never[]) => unknown, context?: unknown, once?: boolean): unknown;
+}
+
 /**
  * Emits like eventemitter3's own `emit` (a `once` registration is removed before it runs, each listener gets its
  * `context`) but never lets a listener's throw or rejected promise escape: both go to `onError` and the remaining
  * listeners still run. The emitter's listeners are read from eventemitter3's `_events` record, the same one its `emit`
  * walks, because `listeners()` drops the `once` flag and the context.
  *
+ * @deprecated Hold an {@link Emitter} instead of extending eventemitter3 (as `GuardBus` does): it dispatches safely
+ * by itself. Kept until `ImmuneService` moves over.
+ *
  * @example
  * class Bus extends EventEmitter { override emit(event, ...args) { return safeEmit(this, event, args, report); } }
  */
-export function safeEmit(emitter: EventEmitter<any>, event: string | symbol, args: readonly unknown[], onError: (error: unknown) => void): boolean {
+export function safeEmit(emitter: SafeEmitTarget, event: string | symbol, args: readonly unknown[], onError: (error: unknown) => void): boolean {
   const registered = (emitter as unknown as { _events: Record<string | symbol, Registrations> })._events[event];
   if (!registered) return false;
   // A copy: listeners may add or remove listeners while we dispatch, as with eventemitter3's own emit.

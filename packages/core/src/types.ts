@@ -28,16 +28,19 @@ export function compareSeverity(a: Severity, b: Severity): number {
   return SEVERITIES.indexOf(a) - SEVERITIES.indexOf(b);
 }
 
+/**
+ * The seven Parasite Guard components (C1-C7), in order.
+ *
+ * @example
+ * for (const component of COMPONENT_NAMES) chain.setMode('detect', component);
+ */
+export const COMPONENT_NAMES = ['websocket', 'eventbus', 'db', 'circuit', 'batch', 'context', 'handles'] as const;
+
+/** One of {@link COMPONENT_NAMES}. */
+export type BuiltinComponentName = (typeof COMPONENT_NAMES)[number];
+
 /** The Parasite Guard components (C1-C7); other packages may report under their own names. */
-export type ComponentName =
-  | 'websocket'
-  | 'eventbus'
-  | 'db'
-  | 'circuit'
-  | 'batch'
-  | 'context'
-  | 'handles'
-  | (string & {});
+export type ComponentName = BuiltinComponentName | (string & {});
 
 /**
  * One finding of a detector: a parasitic pattern on one resource.

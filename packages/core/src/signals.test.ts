@@ -1,6 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { raceAbort } from './abort.js';
+import { raceAbort } from './signals.js';
 
 describe('raceAbort', () => {
   it('settles like the promise and removes its listener', async () => {

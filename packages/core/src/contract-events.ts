@@ -1,0 +1,62 @@
+// Event payloads that are contracts between packages (CONTRIBUTING.md, "Events on the bus"): a payload is declared
+// by the package that produces it, by declaration merging on `GuardEvents`; core declares only those a package
+// consumes without depending on their producer (the C4 detector reads `breakerStateChange`, the immune bridge reads
+// `memoryAlarm`, `immuneEvent` and `playbookRun`/`playbookStep`). Nothing else belongs in this file.
+
+/** The three states of a circuit breaker. */
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+/** A breaker moved from one state to another. */
+export interface BreakerStateChange {
+  readonly circuit: string;
+  readonly from: CircuitState;
+  readonly to: CircuitState;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  /** How long a half-open probe may take before it counts as orphaned (C4). */
+  readonly probeTimeoutMs?: number;
+}
+
+/** The memory guardrail's view changed or crossed a threshold. */
+export interface MemoryAlarm {
+  readonly status: 'healthy' | 'warning' | 'critical';
+  readonly reasons: readonly string[];
+  readonly rssBytes: number;
+  readonly growthMbPerMin: number;
+  readonly at: number;
+}
+
+/** An immune event was stored (mirrors `@guard/immune`'s event, camelCase). */
+export interface ImmuneEventNotice {
+  readonly id: string;
+  readonly severity: 'INFO' | 'WARNING' | 'CRITICAL';
+  readonly type: 'POLICY_VIOLATION' | 'ERROR_SPIKE' | 'SELF_HEALING_ACTION';
+  readonly message: string;
+  readonly module?: string;
+  readonly agentId?: string;
+  readonly meta?: Readonly<Record<string, unknown>>;
+  readonly createdAt: number;
+}
+
+/** A playbook run started or ended. */
+export interface PlaybookRunNotice {
+  readonly runId: string;
+  readonly playbook: string;
+  readonly status: 'started' | 'succeeded' | 'failed' | 'rolled_back' | 'skipped';
+  readonly dryRun: boolean;
+  readonly reason?: string;
+  readonly startedAt: number;
+  readonly finishedAt?: number;
+  readonly error?: string;
+}
+
+/** One step of a playbook run finished. */
+export interface PlaybookStepNotice {
+  readonly runId: string;
+  readonly playbook: string;
+  readonly step: string;
+  readonly action: string;
+  readonly outcome: 'succeeded' | 'failed' | 'skipped' | 'timeout' | 'planned';
+  readonly durationMs: number;
+  readonly error?: string;
+}
