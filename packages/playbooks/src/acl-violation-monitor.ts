@@ -1,4 +1,4 @@
-import { assertNumberOption, envReader, GuardError, silentLogger } from '@guard/core';
+import { assertNumberOption, Emitter, envReader, GuardError, silentLogger } from '@guard/core';
 import type { Env, GuardBus, Logger, Subscription } from '@guard/core';
 import type { AclViolation, MessageBus } from './message-bus.js';
 import { SlidingWindow } from './sliding-window.js';
@@ -136,7 +136,7 @@ export class AclViolationMonitor implements AsyncDisposable {
   readonly #all: SlidingWindow;
   readonly #allTotal: SlidingWindow;
   readonly #control: SlidingWindow;
-  readonly #listeners = new Set<(alarm: AclAlarm) => void>();
+  readonly #events: Emitter<{ alarm: [AclAlarm] }>;
   readonly #engine: PlaybookTrigger | undefined;
   readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
@@ -173,6 +173,7 @@ export class AclViolationMonitor implements AsyncDisposable {
     this.#engine = options.engine;
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
+    this.#events = new Emitter({ onError: (error) => this.#logger.error({ err: error }, 'AclViolationMonitor listener threw') });
     this.#now = options.now ?? Date.now;
     this.#all = new SlidingWindow(this.#options.spamWindowMs);
     this.#allTotal = new SlidingWindow(this.#options.blacklistWindowMs);
@@ -181,32 +182,19 @@ export class AclViolationMonitor implements AsyncDisposable {
   }
 
   /**
-   * Reads thresholds from `GUARD_ACL_THRESHOLDS` (`spam=10,blacklist=20,control_flood=5`, also `actor_spam`) and
-   * windows from `GUARD_ACL_SPAM_WINDOW` (1s), `GUARD_ACL_BLACKLIST_WINDOW` (60s), `GUARD_ACL_CONTROL_WINDOW` (1s),
-   * `GUARD_ACL_REALARM_INTERVAL` (1s).
+   * A monitor configured from the environment (see {@link aclViolationMonitorOptionsFromEnv}); `overrides`, given in
+   * code, win over the environment.
    *
    * @example
-   * new AclViolationMonitor({ messageBus: bus, ...AclViolationMonitor.optionsFromEnv() });
+   * const monitor = AclViolationMonitor.fromEnv(process.env, { messageBus: bus, engine });
    */
+  static fromEnv(env: Env = process.env, overrides: AclViolationMonitorOptions): AclViolationMonitor {
+    return new AclViolationMonitor({ ...aclViolationMonitorOptionsFromEnv(env), ...overrides });
+  }
+
+  /** @deprecated use {@link aclViolationMonitorOptionsFromEnv} (or {@link AclViolationMonitor.fromEnv}). */
   static optionsFromEnv(env: Env = process.env): Partial<AclViolationMonitorOptions> {
-    const reader = envReader(env);
-    const t = reader.thresholds('GUARD_ACL_THRESHOLDS', ['spam', 'actor_spam', 'blacklist', 'control_flood']);
-    const out: Record<string, number> = {
-      spamWindowMs: reader.durationMs('GUARD_ACL_SPAM_WINDOW', 1_000, 'ms', { min: 1 }),
-      blacklistWindowMs: reader.durationMs('GUARD_ACL_BLACKLIST_WINDOW', 60_000, 'ms', { min: 1 }),
-      controlWindowMs: reader.durationMs('GUARD_ACL_CONTROL_WINDOW', 1_000, 'ms', { min: 1 }),
-      reraiseIntervalMs: reader.durationMs('GUARD_ACL_REALARM_INTERVAL', 1_000, 'ms', { min: 1 }),
-    };
-    if (t.spam !== undefined) out.spamThreshold = t.spam;
-    if (t.actor_spam !== undefined) out.actorSpamThreshold = t.actor_spam;
-    if (t.blacklist !== undefined) out.blacklistThreshold = t.blacklist;
-    if (t.control_flood !== undefined) out.controlFloodThreshold = t.control_flood;
-    for (const [key, value] of Object.entries(out)) {
-      if (!Number.isInteger(value) || value < 1) {
-        throw new GuardError('INVALID_ENV', `GUARD_ACL_THRESHOLDS: ${key} must be a positive integer`, { details: { variable: 'GUARD_ACL_THRESHOLDS' } });
-      }
-    }
-    return out;
+    return aclViolationMonitorOptionsFromEnv(env);
   }
 
   /** Records one violation (called for every `message_bus.acl_violation`; callable directly for other sources). */
@@ -248,10 +236,7 @@ export class AclViolationMonitor implements AsyncDisposable {
 
   /** Calls `listener` on every alarm. */
   onAlarm(listener: (alarm: AclAlarm) => void): Subscription {
-    this.#listeners.add(listener);
-    const off = (() => void this.#listeners.delete(listener)) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    return this.#events.on('alarm', listener);
   }
 
   /** Violations (all actors) within the spam window ending now: the "violations per second" probe. */
@@ -279,7 +264,7 @@ export class AclViolationMonitor implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#subscription();
-    this.#listeners.clear();
+    this.#events.removeAllListeners();
     this.#actors.clear();
   }
 
@@ -380,13 +365,7 @@ export class AclViolationMonitor implements AsyncDisposable {
       },
       `ACL ${alarm.reason} alarm for actor ${alarm.actor}`,
     );
-    for (const listener of this.#listeners) {
-      try {
-        listener(alarm);
-      } catch (error) {
-        this.#logger.error({ err: error }, 'AclViolationMonitor listener threw');
-      }
-    }
+    this.#events.emit('alarm', alarm);
     this.#bus?.emit('aclAlarm', alarm);
     if (this.#engine) {
       this.#engine.trigger(ACL_ALARM_EVENT, { ...alarm }, { reason: alarm.reason }).catch((error: unknown) => {
@@ -394,4 +373,33 @@ export class AclViolationMonitor implements AsyncDisposable {
       });
     }
   }
+}
+
+/**
+ * Reads thresholds from `GUARD_ACL_THRESHOLDS` (`spam=10,blacklist=20,control_flood=5`, also `actor_spam`) and
+ * windows from `GUARD_ACL_SPAM_WINDOW` (1s), `GUARD_ACL_BLACKLIST_WINDOW` (60s), `GUARD_ACL_CONTROL_WINDOW` (1s),
+ * `GUARD_ACL_REALARM_INTERVAL` (1s). A bad value throws `INVALID_ENV` naming the variable.
+ *
+ * @example
+ * new AclViolationMonitor({ ...aclViolationMonitorOptionsFromEnv(process.env), messageBus: bus });
+ */
+export function aclViolationMonitorOptionsFromEnv(env: Env = process.env): Partial<AclViolationMonitorOptions> {
+  const reader = envReader(env);
+  const t = reader.thresholds('GUARD_ACL_THRESHOLDS', ['spam', 'actor_spam', 'blacklist', 'control_flood']);
+  const out: Record<string, number> = {
+    spamWindowMs: reader.durationMs('GUARD_ACL_SPAM_WINDOW', 1_000, 'ms', { min: 1 }),
+    blacklistWindowMs: reader.durationMs('GUARD_ACL_BLACKLIST_WINDOW', 60_000, 'ms', { min: 1 }),
+    controlWindowMs: reader.durationMs('GUARD_ACL_CONTROL_WINDOW', 1_000, 'ms', { min: 1 }),
+    reraiseIntervalMs: reader.durationMs('GUARD_ACL_REALARM_INTERVAL', 1_000, 'ms', { min: 1 }),
+  };
+  if (t.spam !== undefined) out.spamThreshold = t.spam;
+  if (t.actor_spam !== undefined) out.actorSpamThreshold = t.actor_spam;
+  if (t.blacklist !== undefined) out.blacklistThreshold = t.blacklist;
+  if (t.control_flood !== undefined) out.controlFloodThreshold = t.control_flood;
+  for (const [key, value] of Object.entries(out)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new GuardError('INVALID_ENV', `GUARD_ACL_THRESHOLDS: ${key} must be a positive integer`, { details: { variable: 'GUARD_ACL_THRESHOLDS' } });
+    }
+  }
+  return out;
 }

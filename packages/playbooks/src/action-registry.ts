@@ -36,7 +36,7 @@ class NamedRegistry<H extends (...args: never[]) => unknown> {
     }
     if (typeof handler !== 'function') throw new GuardError('INVALID_OPTION', `${this.#what} "${name}" needs a handler function`, { details: { field: 'handler' } });
     if (this.#handlers.has(name) && !options.replace) {
-      throw new GuardError('DUPLICATE', `${this.#what} "${name}" is already registered (pass { replace: true } to override)`, { details: { name } });
+      throw new GuardError('INVALID_INPUT', `${this.#what} "${name}" is already registered (pass { replace: true } to override)`, { details: { field: 'name', name } });
     }
     this.#handlers.set(name, handler);
     return this;

@@ -1,5 +1,5 @@
 import type { FleetDecisionSink } from './fleet-decisions.js';
-import { GuardError } from '@guard/core';
+import { GuardError, sleep } from '@guard/core';
 import type { Logger } from '@guard/core';
 import { ActionRegistry, ProbeRegistry } from './action-registry.js';
 import type { AclViolationMonitor } from './acl-violation-monitor.js';
@@ -306,18 +306,7 @@ export function createActionRegistry(deps: BuiltinActionDeps = {}): ActionRegist
 
   registry.register('wait', async (p, ctx) => {
     const ms = durationParam('wait', p, 'duration');
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        ctx.signal.removeEventListener('abort', onAbort);
-        resolve();
-      }
-      function onAbort(): void {
-        clearTimeout(timer);
-        reject(ctx.signal.reason);
-      }
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-    });
+    await sleep(ms, { signal: ctx.signal });
     return { waitedMs: ms };
   });
 

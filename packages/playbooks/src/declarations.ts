@@ -20,9 +20,9 @@ declare module '@guard/core' {
     UNKNOWN_COMPONENT: true;
     /** `kill_process` targeted a process the guard did not start. */
     NOT_OWNED: true;
-    /** An action was registered twice, or a component/playbook name is taken. */
+    /** @deprecated no longer thrown: a taken action, component or playbook name is `INVALID_INPUT` (`details.field: 'name'`). */
     DUPLICATE: true;
-    /** The fleet lock's or fleet decisions' database is unreachable (also declared by `./postgres`; here so the main entry's types have it). */
+    /** The fleet lock's or fleet decisions' database cannot be reached (refused, reset, terminated, timed out); transient. */
     STORE_UNAVAILABLE: true;
     /** The fleet lock's or fleet decisions' database failed otherwise. */
     STORE_ERROR: true;

@@ -1,15 +1,9 @@
 import type { GuardedPgClient, GuardedPgPool, GuardMode, ListenPoolLike, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
-import { assertNumberOption, counter, gauge, GuardError, resolveRegistry, guardPgPool, isGuardError, isGuardMode, isPgUnavailableError, migrateUnderLock, PgNotificationListener, resolvePgTimeouts, silentLogger } from '@guard/core';
+import { assertNumberOption, GuardError, guardPgPool, isGuardMode, migrateUnderLock, PgNotificationListener, resolvePgTimeouts, scrapeGauge, silentLogger } from '@guard/core';
+import type { Counter } from 'prom-client';
+import { DEFAULT_METRICS_PREFIX, playbooksCounter } from './metrics.js';
+import { storeError } from './store-error.js';
 import type {} from './declarations.js';
-
-declare module '@guard/core' {
-  interface GuardErrorCodes {
-    /** The fleet's database cannot be reached (refused, reset, terminated, timed out); transient. */
-    STORE_UNAVAILABLE: true;
-    /** The fleet's database failed otherwise; `cause` holds the driver's error. */
-    STORE_ERROR: true;
-  }
-}
 
 /**
  * What a fleet decision does: refuse an actor, limit a topic or an actor, or set the guard mode.
@@ -78,7 +72,7 @@ export interface FleetDecisionSink {
  * @example
  * new FleetDecisions({ pool, instanceId: membership.instanceId, bus, onMode: (mode) => guard.setMode(mode ?? configuredMode) });
  */
-export interface FleetDecisionsOptions {
+export interface FleetDecisionsOptions extends MetricsOptions {
   /** The fleet's Postgres (a pg `Pool`; one connection is held for LISTEN; not closed here). */
   readonly pool: PgPoolLike & ListenPoolLike;
   /** This replica's id (a mode switch may target it). */
@@ -98,9 +92,6 @@ export interface FleetDecisionsOptions {
   readonly pingIntervalMs?: number;
   readonly timeouts?: PgTimeouts;
   readonly logger?: Logger;
-  /** prom-client registry (default global) and prefix (default `guard_playbooks`). */
-  readonly registry?: MetricsOptions['registry'];
-  readonly prefix?: string;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -156,7 +147,9 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
   /** Decisions applied here from the table, by id. */
   readonly #applied = new Map<number, FleetDecision>();
   #pending: Pending[] = [];
-  readonly #metrics: { applied: ReturnType<typeof counter<'kind'>>; pending: ReturnType<typeof gauge> };
+  readonly #appliedTotal: Counter<'kind'>;
+  /** Aborted by close(): stops the scrape-time readers. */
+  readonly #closeSignal = new AbortController();
   #mode: FleetDecision | undefined;
   #modeTimer: NodeJS.Timeout | undefined;
   #migrated: Promise<void> | undefined;
@@ -179,12 +172,12 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
     this.#bus = options.bus;
     this.#onMode = options.onMode;
     this.#logger = options.logger ?? silentLogger;
-    const registry = resolveRegistry(options.registry);
-    const prefix = options.prefix ?? 'guard_playbooks';
-    this.#metrics = {
-      applied: counter(registry, { name: `${prefix}_fleet_decisions_applied_total`, help: 'Blacklists and rate limits of other replicas applied to this replica\'s bus, by kind', labelNames: ['kind'] }),
-      pending: gauge(registry, { name: `${prefix}_fleet_decisions_pending`, help: 'Decisions made here that wait for the fleet database (applied locally already)' }),
-    };
+    this.#appliedTotal = playbooksCounter(options, 'fleet_decisions_applied_total', "Blacklists and rate limits of other replicas applied to this replica's bus, by kind", ['kind']);
+    scrapeGauge(
+      options,
+      { name: 'fleet_decisions_pending', help: 'Decisions made here that wait for the fleet database (applied locally already)', defaultPrefix: DEFAULT_METRICS_PREFIX, signal: this.#closeSignal.signal },
+      () => this.#pending.length,
+    );
     const timeouts = options.timeouts ?? resolvePgTimeouts();
     this.#pool = guardPgPool(options.pool, { timeouts, logger: this.#logger, name: 'fleet decisions (postgres)' });
     this.#listener = new PgNotificationListener({
@@ -319,7 +312,6 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
       const dropped = this.#pending.shift()!;
       this.#logger.warn({ kind: dropped.kind, subject: dropped.subject }, 'fleet decisions: too many decisions wait for the database; the oldest stays local');
     }
-    this.#metrics.pending.set(this.#pending.length);
     void this.#requestSync();
   }
 
@@ -372,8 +364,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
           );
         }
         this.#pending.shift();
-        this.#metrics.pending.set(this.#pending.length);
-      }
+          }
       const rows = await this.#query<Row>(`select ${COLUMNS} from "${this.#table}" where expires_at is null or expires_at > now() order by id`);
       if (this.#reachable === false) this.#logger.info({}, 'fleet decisions: database back; decisions shared and re-read');
       this.#reachable = true;
@@ -402,7 +393,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
       if (this.#applied.has(decision.id)) continue;
       this.#applied.set(decision.id, decision);
       this.#apply(decision, remainingMs);
-      if (decision.createdBy !== this.instanceId) this.#metrics.applied.inc({ kind: decision.kind });
+      if (decision.createdBy !== this.instanceId) this.#appliedTotal.inc({ kind: decision.kind });
     }
     for (const [id, decision] of this.#applied) {
       if (seen.has(id)) continue;
@@ -504,6 +495,7 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#closeSignal.abort();
       clearTimeout(this.#modeTimer);
       await this.#listener.close();
       await Promise.allSettled([...this.#work]);
@@ -538,11 +530,6 @@ function fromRow(r: Row): FleetDecision {
     // Expiry on this host's clock, from the database's remaining time.
     expiresAt: remaining === null ? null : Date.now() + remaining,
   };
-}
-
-function storeError(error: unknown, what: string): GuardError {
-  if (isGuardError(error) && error.code !== 'TIMEOUT') return error;
-  return new GuardError(isPgUnavailableError(error) ? 'STORE_UNAVAILABLE' : 'STORE_ERROR', `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
 }
 
 function nonEmpty(field: string, value: unknown): void {

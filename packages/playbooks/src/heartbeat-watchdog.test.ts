@@ -156,7 +156,7 @@ describe('HeartbeatWatchdog', () => {
   it('validates registrations, heartbeats and the restart policy', async () => {
     await using watchdog = new HeartbeatWatchdog({ registry: new Registry() });
     const off = watchdog.register('a', { restart: () => undefined });
-    expect(() => watchdog.register('a', { restart: () => undefined })).toThrow(expect.objectContaining({ code: 'DUPLICATE' }));
+    expect(() => watchdog.register('a', { restart: () => undefined })).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
     expect(() => watchdog.register('b', { deadlineMs: 0, restart: () => undefined })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(() => watchdog.register('c', {} as never)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(() => watchdog.register('d', { restart: () => undefined, crashLoopRestarts: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));

@@ -1,4 +1,4 @@
-import { assertNumberOption, envReader, GuardError, silentLogger } from '@guard/core';
+import { assertNumberOption, createSubscription, Emitter, envReader, errorMessage, GuardError, linkSignal, raceAbort, silentLogger } from '@guard/core';
 import type { Env, GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksCounter, playbooksGauge, playbooksHistogram } from './metrics.js';
 import type {} from './declarations.js';
@@ -161,7 +161,7 @@ function policyOf(options: RestartPolicy, fallback: Required<RestartPolicy>): Re
 export class HeartbeatWatchdog implements AsyncDisposable {
   readonly #entries = new Map<string, Entry>();
   readonly #recoveries: RecoveryRecord[] = [];
-  readonly #listeners = new Set<(event: HeartbeatEvent) => void>();
+  readonly #events: Emitter<{ event: [HeartbeatEvent] }>;
   readonly #restartTimeoutMs: number;
   readonly #historySize: number;
   readonly #policy: Required<RestartPolicy>;
@@ -182,6 +182,7 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     this.#policy = policyOf(options, DEFAULT_POLICY);
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
+    this.#events = new Emitter({ onError: (error) => this.#logger.error({ err: error }, 'HeartbeatWatchdog listener threw') });
     this.#now = options.now ?? Date.now;
     this.#restartsMetric = playbooksCounter(options, 'component_restarts_total', 'Component restarts by outcome', ['component', 'outcome']);
     this.#recoveryMetric = playbooksHistogram(options, 'component_recovery_seconds', 'Time from a missed heartbeat to the first heartbeat after the restart', ['component']);
@@ -189,28 +190,26 @@ export class HeartbeatWatchdog implements AsyncDisposable {
   }
 
   /**
-   * Reads `GUARD_WATCHDOG_RESTART_TIMEOUT` (10s), `GUARD_WATCHDOG_BACKOFF_BASE` (1s), `GUARD_WATCHDOG_BACKOFF_MAX`
-   * (60s), `GUARD_WATCHDOG_CRASH_LOOP_RESTARTS` (5) and `GUARD_WATCHDOG_CRASH_LOOP_WINDOW` (5m).
+   * A watchdog configured from the environment (see {@link heartbeatWatchdogOptionsFromEnv}); `overrides`, given in
+   * code, win over the environment.
    *
    * @example
-   * const watchdog = new HeartbeatWatchdog({ ...HeartbeatWatchdog.optionsFromEnv(), bus });
+   * const watchdog = HeartbeatWatchdog.fromEnv(process.env, { bus });
    */
-  static optionsFromEnv(env: Env = process.env): Pick<HeartbeatWatchdogOptions, 'restartTimeoutMs' | keyof RestartPolicy> {
-    const r = envReader(env);
-    return {
-      restartTimeoutMs: r.durationMs('GUARD_WATCHDOG_RESTART_TIMEOUT', 10_000, 'ms', { min: 1 }),
-      backoffBaseMs: r.durationMs('GUARD_WATCHDOG_BACKOFF_BASE', DEFAULT_POLICY.backoffBaseMs, 'ms', { min: 0 }),
-      backoffMaxMs: r.durationMs('GUARD_WATCHDOG_BACKOFF_MAX', DEFAULT_POLICY.backoffMaxMs, 'ms', { min: 0 }),
-      crashLoopRestarts: r.number('GUARD_WATCHDOG_CRASH_LOOP_RESTARTS', DEFAULT_POLICY.crashLoopRestarts, { min: 1, integer: true }),
-      crashLoopWindowMs: r.durationMs('GUARD_WATCHDOG_CRASH_LOOP_WINDOW', DEFAULT_POLICY.crashLoopWindowMs, 'ms', { min: 1 }),
-    };
+  static fromEnv(env: Env = process.env, overrides: HeartbeatWatchdogOptions = {}): HeartbeatWatchdog {
+    return new HeartbeatWatchdog({ ...heartbeatWatchdogOptionsFromEnv(env), ...overrides });
   }
 
-  /** Registers a component; its deadline starts now. @returns a function that unregisters it. */
+  /** @deprecated use {@link heartbeatWatchdogOptionsFromEnv} (or {@link HeartbeatWatchdog.fromEnv}). */
+  static optionsFromEnv(env: Env = process.env): Pick<HeartbeatWatchdogOptions, 'restartTimeoutMs' | keyof RestartPolicy> {
+    return heartbeatWatchdogOptionsFromEnv(env);
+  }
+
+  /** Registers a component; its deadline starts now. Throws `INVALID_INPUT` for a taken name. @returns a function that unregisters it. */
   register(name: string, options: WatchedComponentOptions): Subscription {
     if (this.#closed) throw new GuardError('CLOSED', 'HeartbeatWatchdog is closed');
     if (typeof name !== 'string' || name.length === 0) throw new GuardError('INVALID_OPTION', 'component name must be a non-empty string', { details: { field: 'name' } });
-    if (this.#entries.has(name)) throw new GuardError('DUPLICATE', `component "${name}" is already registered`, { details: { field: 'name', name } });
+    if (this.#entries.has(name)) throw new GuardError('INVALID_INPUT', `component "${name}" is already registered`, { details: { field: 'name', name } });
     if (typeof options?.restart !== 'function') throw new GuardError('INVALID_OPTION', 'restart must be a function', { details: { field: 'restart' } });
     if (options.deadlineMs !== undefined) assertNumberOption('deadlineMs', options.deadlineMs, { min: 1 });
     const entry: Entry = {
@@ -229,14 +228,12 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     };
     this.#entries.set(name, entry);
     this.#armDeadline(entry);
-    const off = (() => {
+    return createSubscription(() => {
       if (this.#entries.get(name) !== entry) return;
       this.#clearTimers(entry);
       this.#crashLoopMetric.remove({ component: name });
       this.#entries.delete(name);
-    }) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    });
   }
 
   /**
@@ -311,10 +308,7 @@ export class HeartbeatWatchdog implements AsyncDisposable {
 
   /** Calls `listener` on every watchdog event (see {@link HeartbeatEvent}). */
   onEvent(listener: (event: HeartbeatEvent) => void): Subscription {
-    this.#listeners.add(listener);
-    const off = (() => void this.#listeners.delete(listener)) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    return this.#events.on('event', listener);
   }
 
   /** Stops every timer and aborts restarts in flight. */
@@ -325,7 +319,7 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     const pending = [...this.#entries.values()].map((e) => e.restarting?.catch(() => undefined));
     for (const e of this.#entries.values()) this.#clearTimers(e);
     await Promise.all(pending);
-    this.#listeners.clear();
+    this.#events.removeAllListeners();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -453,23 +447,17 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     if (entry.deadline) clearTimeout(entry.deadline);
     entry.deadline = undefined;
     const run = async (): Promise<ComponentStatus> => {
-      const controller = new AbortController();
-      const onClose = (): void => controller.abort(this.#abort.signal.reason);
-      this.#abort.signal.addEventListener('abort', onClose, { once: true });
-      let timer: NodeJS.Timeout | undefined;
+      // Aborted by close() or by the restart timeout, whichever comes first.
+      using linked = linkSignal(this.#abort.signal, {
+        timeoutMs: this.#restartTimeoutMs,
+        timeoutReason: () => new GuardError('TIMEOUT', `restart of "${entry.name}" took longer than ${this.#restartTimeoutMs} ms`),
+      });
       let failed = false;
       try {
-        await Promise.race([
-          Promise.resolve().then(() => entry.options.restart(reason, controller.signal)),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              const error = new GuardError('TIMEOUT', `restart of "${entry.name}" took longer than ${this.#restartTimeoutMs} ms`);
-              controller.abort(error);
-              reject(error);
-            }, this.#restartTimeoutMs);
-            controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
-          }),
-        ]);
+        await raceAbort(
+          Promise.resolve().then(() => entry.options.restart(reason, linked.signal)),
+          linked.signal,
+        );
         const now = this.#now();
         entry.restarts++;
         entry.lastError = undefined;
@@ -490,14 +478,12 @@ export class HeartbeatWatchdog implements AsyncDisposable {
         failed = true;
         entry.state = 'failed';
         entry.failedRestarts++;
-        entry.lastError = error instanceof Error ? error.message : String(error);
+        entry.lastError = errorMessage(error);
         this.#restartsMetric.inc({ component: entry.name, outcome: 'failed' });
         this.#emit({ kind: 'restart_failed', component: entry.name, reason, at: this.#now(), error: entry.lastError, attempt: entry.consecutive });
         this.#logger.error({ err: error, component: entry.name, attempt: entry.consecutive }, 'component restart failed');
         throw error;
       } finally {
-        if (timer) clearTimeout(timer);
-        this.#abort.signal.removeEventListener('abort', onClose);
         entry.restarting = undefined;
         if (this.#entries.get(entry.name) === entry && !this.#closed && watched) this.#afterRestart(entry, reason, failed, startedAt);
       }
@@ -543,13 +529,26 @@ export class HeartbeatWatchdog implements AsyncDisposable {
   }
 
   #emit(event: HeartbeatEvent): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.#logger.error({ err: error }, 'HeartbeatWatchdog listener threw');
-      }
-    }
+    this.#events.emit('event', event);
     this.#bus?.emit('heartbeat', event);
   }
+}
+
+/**
+ * Reads `GUARD_WATCHDOG_RESTART_TIMEOUT` (10s), `GUARD_WATCHDOG_BACKOFF_BASE` (1s), `GUARD_WATCHDOG_BACKOFF_MAX`
+ * (60s), `GUARD_WATCHDOG_CRASH_LOOP_RESTARTS` (5) and `GUARD_WATCHDOG_CRASH_LOOP_WINDOW` (5m). A bad value throws
+ * `INVALID_ENV` naming the variable.
+ *
+ * @example
+ * const watchdog = new HeartbeatWatchdog({ ...heartbeatWatchdogOptionsFromEnv(process.env), bus });
+ */
+export function heartbeatWatchdogOptionsFromEnv(env: Env = process.env): Pick<HeartbeatWatchdogOptions, 'restartTimeoutMs' | keyof RestartPolicy> {
+  const r = envReader(env);
+  return {
+    restartTimeoutMs: r.durationMs('GUARD_WATCHDOG_RESTART_TIMEOUT', 10_000, 'ms', { min: 1 }),
+    backoffBaseMs: r.durationMs('GUARD_WATCHDOG_BACKOFF_BASE', DEFAULT_POLICY.backoffBaseMs, 'ms', { min: 0 }),
+    backoffMaxMs: r.durationMs('GUARD_WATCHDOG_BACKOFF_MAX', DEFAULT_POLICY.backoffMaxMs, 'ms', { min: 0 }),
+    crashLoopRestarts: r.number('GUARD_WATCHDOG_CRASH_LOOP_RESTARTS', DEFAULT_POLICY.crashLoopRestarts, { min: 1, integer: true }),
+    crashLoopWindowMs: r.durationMs('GUARD_WATCHDOG_CRASH_LOOP_WINDOW', DEFAULT_POLICY.crashLoopWindowMs, 'ms', { min: 1 }),
+  };
 }

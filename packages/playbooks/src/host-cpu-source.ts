@@ -21,7 +21,9 @@ export interface HostCpuSourceOptions {
   readonly procRoot?: string;
   /** Default `/sys/fs/cgroup`. */
   readonly cgroupRoot?: string;
-  /** Monotonic milliseconds (for the cgroup usage rate). Default `performance.now`. */
+  /** Milliseconds for the cgroup usage rate (only differences are used, so a monotonic clock fits). Default `performance.now`. */
+  readonly now?: () => number;
+  /** @deprecated use {@link HostCpuSourceOptions.now} (read when `now` is unset). */
   readonly clock?: () => number;
 }
 
@@ -162,7 +164,7 @@ async function detect(procRoot: string, cgroupRoot: string, clock: () => number,
 export function createHostCpuSource(options: HostCpuSourceOptions = {}): HostCpuSource {
   const procRoot = options.procRoot ?? '/proc';
   const cgroupRoot = options.cgroupRoot ?? '/sys/fs/cgroup';
-  const clock = options.clock ?? (() => performance.now());
+  const clock = options.now ?? options.clock ?? (() => performance.now());
   const hostCores = Math.max(1, availableParallelism());
   let detected: Promise<{ kind: HostCpuSourceKind; meter: Meter }> | undefined;
   let last: { usage: number; total: number } | undefined;

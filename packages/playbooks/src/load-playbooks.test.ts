@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
 import { evaluateCondition, resolveParams } from './conditions.js';
 import { builtinPlaybooksDir, loadPlaybookFile, loadPlaybooks, parsePlaybook } from './load-playbooks.js';
-import { parseDurationMs } from './playbook-schema.js';
+import { durationOrUndefined } from './playbook-schema.js';
 
 const MINIMAL = `name: demo
 trigger:
@@ -126,7 +126,7 @@ steps:
       await writeFile(join(dir, 'notes.txt'), 'ignored');
       expect((await loadPlaybooks(dir)).map((p) => p.name)).toEqual(['demo']);
       await writeFile(join(dir, 'b.yml'), MINIMAL);
-      await expect(loadPlaybooks(dir)).rejects.toMatchObject({ code: 'DUPLICATE' });
+      await expect(loadPlaybooks(dir)).rejects.toMatchObject({ code: 'INVALID_INPUT' });
       await writeFile(join(dir, 'b.yml'), 'name: [');
       await expect(loadPlaybooks(dir)).rejects.toMatchObject({ code: 'INVALID_PLAYBOOK', details: { file: join(dir, 'b.yml') } });
       await writeFile(join(dir, 'big.yaml'), 'x'.repeat(2_000));
@@ -164,8 +164,8 @@ describe('conditions and params', () => {
   });
 
   it('parses durations', () => {
-    expect([parseDurationMs('250ms'), parseDurationMs('5s'), parseDurationMs('10min'), parseDurationMs('1h'), parseDurationMs(42)]).toEqual([250, 5_000, 600_000, 3_600_000, 42]);
-    expect([parseDurationMs('5 parsecs'), parseDurationMs(-1), parseDurationMs(null)]).toEqual([undefined, undefined, undefined]);
+    expect([durationOrUndefined('250ms'), durationOrUndefined('5s'), durationOrUndefined('10min'), durationOrUndefined('1h'), durationOrUndefined(42)]).toEqual([250, 5_000, 600_000, 3_600_000, 42]);
+    expect([durationOrUndefined('5 parsecs'), durationOrUndefined(-1), durationOrUndefined(null)]).toEqual([undefined, undefined, undefined]);
   });
 });
 

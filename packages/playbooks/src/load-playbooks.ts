@@ -163,7 +163,7 @@ export async function loadPlaybooks(dir: string, options: Omit<ParsePlaybookOpti
   for (const name of names) out.push(await loadPlaybookFile(join(dir, name), options));
   const seen = new Set<string>();
   for (const p of out) {
-    if (seen.has(p.name)) throw new GuardError('DUPLICATE', `two playbooks in ${dir} are named "${p.name}"`, { details: { dir, name: p.name } });
+    if (seen.has(p.name)) throw new GuardError('INVALID_INPUT', `two playbooks in ${dir} are named "${p.name}"`, { details: { field: 'name', dir, name: p.name } });
     seen.add(p.name);
   }
   return out;

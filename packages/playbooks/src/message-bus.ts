@@ -1,9 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
-import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
+import { assertNumberOption, createSubscription, GuardError, scrapeGauge, silentLogger, TokenBucket } from '@guard/core';
 import type { GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
-import { playbooksGauge, pulledCounter } from './metrics.js';
-import { fullBucket, refill, takeToken } from './token-bucket.js';
-import type { TokenBucket } from './token-bucket.js';
+import { DEFAULT_METRICS_PREFIX, pulledCounter } from './metrics.js';
 import { topicMatcher } from './topic-pattern.js';
 import type {} from './declarations.js';
 
@@ -130,11 +128,14 @@ export interface MessageBusStats {
 /** A message handler: `(payload, actor, topic)`. */
 export type MessageHandler<T = unknown> = (payload: T, actor: string, topic: string) => void;
 
-interface Limiter extends TokenBucket {
+interface Limiter {
   readonly actor?: string;
   readonly topic: string;
   readonly matches: (topic: string) => boolean;
+  readonly ratePerSec: number;
   readonly expiresAt: number;
+  /** Burst max(1, rate), so a rate below 1/s lets one publish through every 1/rate s; a rate of 0 blocks. */
+  readonly bucket: TokenBucket;
 }
 
 /** A cached publish decision: the topic's handlers (shared with subscribe/unsubscribe), or denied. */
@@ -195,7 +196,8 @@ export class MessageBus implements AsyncDisposable {
   readonly #detachViolations: () => void;
   readonly #violationCounts = { topic: 0, control: 0 };
   readonly #violationsFlushed = { topic: 0, control: 0 };
-  readonly #blacklistGauge;
+  /** Aborted by close(): stops the scrape-time readers. */
+  readonly #closeSignal = new AbortController();
   readonly #detachMessages: () => void;
   #closed = false;
   #restarts = 0;
@@ -237,8 +239,11 @@ export class MessageBus implements AsyncDisposable {
         this.#violationsFlushed[kind] = this.#violationCounts[kind];
       }
     });
-    this.#blacklistGauge = playbooksGauge(options, 'bus_blacklisted_actors', 'Actors currently blacklisted on the bus', ['bus']);
-    this.#blacklistGauge.set({ bus: this.name }, 0);
+    scrapeGauge(
+      options,
+      { name: 'bus_blacklisted_actors', help: 'Actors currently blacklisted on the bus', labelNames: ['bus'], defaultPrefix: DEFAULT_METRICS_PREFIX, signal: this.#closeSignal.signal },
+      () => [[{ bus: this.name }, this.health().blacklisted.length]],
+    );
   }
 
   /**
@@ -303,17 +308,12 @@ export class MessageBus implements AsyncDisposable {
     this.#subscriptions.set(token, { topic, handler: handler as MessageHandler<never> });
     this.#subscribers++;
     this.#refreshTopic(topic);
-    let active = true;
-    const off = (() => {
-      if (!active) return;
-      active = false;
+    return createSubscription(() => {
       if (!this.#subscriptions.delete(token)) return;
       this.#subscribers--;
       this.#ee.off(topic, handler as never, token);
       this.#refreshTopic(topic);
-    }) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    });
   }
 
   /** Calls `listener` for every denied publish. */
@@ -355,14 +355,11 @@ export class MessageBus implements AsyncDisposable {
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
     this.#blacklist.set(actor, this.#now() + durationMs);
-    this.#blacklistGauge.set({ bus: this.name }, this.#blacklist.size);
   }
 
   /** Lifts a blacklist entry. @returns true when there was one. */
   unblacklist(actor: string): boolean {
-    const had = this.#blacklist.delete(actor);
-    this.#blacklistGauge.set({ bus: this.name }, this.#blacklist.size);
-    return had;
+    return this.#blacklist.delete(actor);
   }
 
   /** True when `actor` is blacklisted now. */
@@ -380,8 +377,7 @@ export class MessageBus implements AsyncDisposable {
     assertNumberOption('ratePerSec', ratePerSec, { min: 0 });
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
-    const now = this.#now();
-    this.#limits.set(topic, { topic, matches: topicMatcher(topic), expiresAt: now + durationMs, ...fullBucket(ratePerSec, now) });
+    this.#limits.set(topic, { topic, matches: topicMatcher(topic), ...this.#limiter(ratePerSec, durationMs) });
     this.#limitsByTopic.clear();
   }
 
@@ -400,8 +396,7 @@ export class MessageBus implements AsyncDisposable {
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
     const topic = options.topic ?? '**';
-    const now = this.#now();
-    const limit: Limiter = { actor, topic, matches: topicMatcher(topic), expiresAt: now + durationMs, ...fullBucket(ratePerSec, now) };
+    const limit: Limiter = { actor, topic, matches: topicMatcher(topic), ...this.#limiter(ratePerSec, durationMs) };
     const list = (this.#actorLimits.get(actor) ?? []).filter((l) => l.topic !== topic);
     list.push(limit);
     this.#actorLimits.set(actor, list);
@@ -458,7 +453,6 @@ export class MessageBus implements AsyncDisposable {
     const listenerErrorsCleared = this.#listenerErrors;
     this.#listenerErrors = 0;
     this.#restarts++;
-    this.#blacklistGauge.set({ bus: this.name }, this.#blacklist.size);
     let actorLimits = 0;
     for (const list of this.#actorLimits.values()) actorLimits += list.length;
     const report: MessageBusRestartReport = {
@@ -575,6 +569,7 @@ export class MessageBus implements AsyncDisposable {
     this.#closed = true;
     this.#detachMessages();
     this.#detachViolations();
+    this.#closeSignal.abort();
     this.#ee.removeAllListeners();
     this.#subscriptions.clear();
     this.#topics.clear();
@@ -657,7 +652,6 @@ export class MessageBus implements AsyncDisposable {
     if (expiresAt === undefined) return false;
     if (expiresAt > this.#now()) return true;
     this.#blacklist.delete(actor);
-    this.#blacklistGauge.set({ bus: this.name }, this.#blacklist.size);
     return false;
   }
 
@@ -675,10 +669,10 @@ export class MessageBus implements AsyncDisposable {
         this.clearRateLimit(limit.topic);
         return this.#take(topic);
       }
-      refill(limit, now);
-      if (limit.tokens < 1) return false;
+      if (limit.bucket.tokens < 1) return false;
     }
-    for (const limit of limits) limit.tokens -= 1;
+    // Every matching limit had a token: take one from each, so a refused publish costs none.
+    for (const limit of limits) limit.bucket.tryTake();
     return true;
   }
 
@@ -695,7 +689,11 @@ export class MessageBus implements AsyncDisposable {
       if (l.matches(topic) && (limit === undefined || l.ratePerSec < limit.ratePerSec)) limit = l;
     }
     if (limit === undefined) return true;
-    return takeToken(limit, now);
+    return limit.bucket.tryTake();
+  }
+
+  #limiter(ratePerSec: number, durationMs: number): Pick<Limiter, 'ratePerSec' | 'expiresAt' | 'bucket'> {
+    return { ratePerSec, expiresAt: this.#now() + durationMs, bucket: new TokenBucket({ ratePerSec, now: this.#now }) };
   }
 
   #violation(actor: string, topic: string): void {

@@ -1,12 +1,13 @@
-import { counter, gauge, histogram, resolveRegistry } from '@guard/core';
+import { counter, gauge, histogram, resolveMetricsPrefix, resolveRegistry } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 
 /**
  * The default metric prefix of this package.
  *
  * @example
- * new MessageBus({ prefix: DEFAULT_METRICS_PREFIX }); // guard_playbooks_bus_messages_total
+ * new MessageBus({ metricsPrefix: DEFAULT_METRICS_PREFIX }); // guard_playbooks_bus_messages_total
  */
 export const DEFAULT_METRICS_PREFIX = 'guard_playbooks';
 
@@ -14,13 +15,18 @@ const FLUSHERS = Symbol.for('@guard/playbooks.flushers');
 
 type Flushable = { [FLUSHERS]?: Set<() => void> };
 
-/** The registry the caller gave, or prom-client's global one. */
+/**
+ * The registry the caller gave, or prom-client's global one. With `metrics: false` a private registry nobody
+ * scrapes: the package's classes keep one code path and register nothing anywhere a user sees.
+ */
 export function registryOf(options: MetricsOptions | undefined): Registry {
+  if (options?.metrics === false) return new Registry();
   return resolveRegistry(options?.registry);
 }
 
-function name(options: MetricsOptions | undefined, suffix: string): string {
-  return `${options?.prefix ?? DEFAULT_METRICS_PREFIX}_${suffix}`;
+/** `<metricsPrefix>_<suffix>` (default prefix `guard_playbooks`; the deprecated `prefix` is read when unset). */
+export function metricNameOf(options: MetricsOptions | undefined, suffix: string): string {
+  return `${resolveMetricsPrefix(options, DEFAULT_METRICS_PREFIX)}_${suffix}`;
 }
 
 /**
@@ -34,7 +40,7 @@ export function pulledCounter<L extends string>(
   labelNames: readonly L[],
 ): { metric: Counter<L>; attach(flush: () => void): () => void } {
   const metric = counter<L>(registryOf(options), {
-    name: name(options, suffix),
+    name: metricNameOf(options, suffix),
     help,
     labelNames,
     collect(this: Counter<L>) {
@@ -61,7 +67,7 @@ export function playbooksCounter<L extends string>(
   help: string,
   labelNames: readonly L[],
 ): Counter<L> {
-  return counter<L>(registryOf(options), { name: name(options, suffix), help, labelNames });
+  return counter<L>(registryOf(options), { name: metricNameOf(options, suffix), help, labelNames });
 }
 
 /** Gets or creates a gauge named `<prefix>_<suffix>`. */
@@ -71,7 +77,7 @@ export function playbooksGauge<L extends string>(
   help: string,
   labelNames: readonly L[],
 ): Gauge<L> {
-  return gauge<L>(registryOf(options), { name: name(options, suffix), help, labelNames });
+  return gauge<L>(registryOf(options), { name: metricNameOf(options, suffix), help, labelNames });
 }
 
 /** Gets or creates a histogram named `<prefix>_<suffix>` (seconds buckets). */
@@ -82,7 +88,7 @@ export function playbooksHistogram<L extends string>(
   labelNames: readonly L[],
 ): Histogram<L> {
   return histogram<L>(registryOf(options), {
-    name: name(options, suffix),
+    name: metricNameOf(options, suffix),
     help,
     labelNames,
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],

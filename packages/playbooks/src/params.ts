@@ -1,5 +1,5 @@
 import { GuardError } from '@guard/core';
-import { parseDurationMs } from './playbook-schema.js';
+import { durationOrUndefined } from './playbook-schema.js';
 
 function bad(action: string, name: string, expected: string, value: unknown): GuardError {
   return new GuardError('INVALID_INPUT', `${action}: param "${name}" must be ${expected}, got ${JSON.stringify(value)}`, {
@@ -25,7 +25,7 @@ export function numberParam(action: string, params: Readonly<Record<string, unkn
 export function durationParam(action: string, params: Readonly<Record<string, unknown>>, name: string, fallbackMs?: number): number {
   const raw = params[name];
   if (raw === undefined && fallbackMs !== undefined) return fallbackMs;
-  const ms = parseDurationMs(raw);
+  const ms = durationOrUndefined(raw);
   if (ms === undefined || ms <= 0) throw bad(action, name, 'a duration like 30s or 5min', raw);
   return ms;
 }

@@ -1,4 +1,4 @@
-import { GuardBus } from '@guard/core';
+import { GuardBus, waitUntil } from '@guard/core';
 import type { PlaybookRunNotice, PlaybookStepNotice } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -8,6 +8,7 @@ import { createLocalFleetLock } from './fleet-lock.js';
 import { parsePlaybook } from './load-playbooks.js';
 import { formatPlan, PlaybookEngine } from './playbook-engine.js';
 
+/** An engine with recording actions on its own bus and registry; `await using` closes it. */
 function setup(options: { dryRun?: boolean } = {}) {
   const bus = new GuardBus();
   const runs: PlaybookRunNotice[] = [];
@@ -31,14 +32,32 @@ function setup(options: { dryRun?: boolean } = {}) {
   actions.register('explode', () => {
     throw new Error('kaboom');
   });
-  actions.register('hang', (_p, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))));
+  const hanging = { count: 0 };
+  actions.register('hang', (_p, ctx) => {
+    hanging.count++;
+    return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)));
+  });
   actions.register('slow', () => new Promise((r) => setTimeout(() => r('slow done'), 150)));
   const probes = new ProbeRegistry().register('state.value', () => state.value).register('broken', () => {
     throw new Error('probe down');
   });
   const registry = new Registry();
   const engine = new PlaybookEngine({ actions, probes, bus, registry, ...options });
-  return { engine, bus, runs, steps, calls, state, registry };
+  return {
+    engine,
+    bus,
+    runs,
+    steps,
+    calls,
+    state,
+    registry,
+    hanging,
+    /** Registers a playbook from YAML. */
+    book(yaml: string) {
+      engine.register(parsePlaybook(yaml));
+    },
+    [Symbol.asyncDispose]: () => engine.close(),
+  };
 }
 
 const BOOK = `name: fix_value
@@ -74,9 +93,8 @@ rollback:
 
 describe('PlaybookEngine', () => {
   it('runs matching playbooks step by step with templated params, conditions and verification', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(BOOK));
+    await using s = setup();
+    s.book(BOOK);
     const [run] = await s.engine.trigger('value.bad', { level: 7, who: 'ops', target: 0 }, { reason: 'test' });
     expect(run).toMatchObject({ playbook: 'fix_value', status: 'succeeded', dryRun: false, reason: 'test', rollback: [] });
     expect(run!.steps.map((x) => [x.id, x.outcome])).toEqual([
@@ -104,9 +122,8 @@ describe('PlaybookEngine', () => {
   });
 
   it('retries verification and rolls back when it keeps failing', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(BOOK));
+    await using s = setup();
+    s.book(BOOK);
     const [run] = await s.engine.trigger('value.bad', { level: 7, who: 'ops', target: 3 });
     expect(run!.status).toBe('rolled_back');
     expect(run!.verification).toMatchObject({ passed: false, attempts: 4, checks: [{ id: 'value_zero', value: 3, passed: false, expected: 0 }] });
@@ -116,9 +133,8 @@ describe('PlaybookEngine', () => {
   });
 
   it('passes verification once the probe recovers within the deadline', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(BOOK));
+    await using s = setup();
+    s.book(BOOK);
     setTimeout(() => (s.state.value = 0), 15);
     const [run] = await s.engine.trigger('value.bad', { level: 7, target: 9 });
     expect(run!.status).toBe('succeeded');
@@ -126,10 +142,8 @@ describe('PlaybookEngine', () => {
   });
 
   it('stops at a failing step, unless continue_on_error, and times out hung steps', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(
-      parsePlaybook(`name: failing
+    await using s = setup();
+    s.book(`name: failing
 trigger: { event: go }
 steps:
   - { id: soft, action: explode, continue_on_error: true }
@@ -137,8 +151,7 @@ steps:
   - { id: never, action: record }
 rollback:
   - { id: undo, action: undo }
-`),
-    );
+`);
     const run = await s.engine.run('failing');
     expect(run.steps.map((x) => [x.id, x.outcome, x.error])).toEqual([
       ['soft', 'failed', 'kaboom'],
@@ -150,9 +163,8 @@ rollback:
   });
 
   it('fails without rollback steps and when the run exceeds its own timeout', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(`name: slowpoke\ntrigger: { event: go }\ntimeout: 50ms\nsteps:\n  - { action: slow }\n  - { action: record }\n`));
+    await using s = setup();
+    s.book(`name: slowpoke\ntrigger: { event: go }\ntimeout: 50ms\nsteps:\n  - { action: slow }\n  - { action: record }\n`);
     const run = await s.engine.run('slowpoke');
     expect(run.status).toBe('failed');
     expect(run.steps[0]).toMatchObject({ outcome: 'timeout' });
@@ -160,9 +172,8 @@ rollback:
   });
 
   it('dry-run plans without acting, and says which conditions depend on earlier steps', async () => {
-    const s = setup({ dryRun: true });
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(BOOK));
+    await using s = setup({ dryRun: true });
+    s.book(BOOK);
     const [run] = await s.engine.trigger('value.bad', { level: 7, who: 'ops', target: 3 });
     expect(s.calls).toEqual([]);
     expect(s.state.value).toBe(0);
@@ -186,9 +197,8 @@ rollback:
   });
 
   it('allows one run at a time per playbook and honours the cooldown', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(`name: slow_book\ntrigger: { event: go }\ncooldown: 10min\nsteps:\n  - { action: slow }\n`));
+    await using s = setup();
+    s.book(`name: slow_book\ntrigger: { event: go }\ncooldown: 10min\nsteps:\n  - { action: slow }\n`);
     const first = s.engine.trigger('go');
     expect(s.engine.isRunning('slow_book')).toBe(true);
     const [second] = await s.engine.trigger('go', {}, { reason: 'again' });
@@ -203,37 +213,33 @@ rollback:
   });
 
   it('records probe errors as failed checks', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(`name: probing\ntrigger: { event: go }\nsteps:\n  - { action: record }\nverify:\n  checks:\n    - { probe: broken, op: exists }\n  retries: 0\n`));
+    await using s = setup();
+    s.book(`name: probing\ntrigger: { event: go }\nsteps:\n  - { action: record }\nverify:\n  checks:\n    - { probe: broken, op: exists }\n  retries: 0\n`);
     const run = await s.engine.run('probing');
     expect(run.status).toBe('failed');
     expect(run.verification!.checks[0]).toMatchObject({ passed: false, error: 'probe down' });
   });
 
   it('refuses unknown actions, probes, duplicate and unknown playbooks', async () => {
-    const s = setup();
-    await using _e = s.engine;
+    await using s = setup();
     const unknown = parsePlaybook(`name: bad\ntrigger: { event: go }\nsteps:\n  - { action: launch_missiles }\n`, { file: 'bad.yaml' });
     expect(() => s.engine.register(unknown)).toThrow(expect.objectContaining({ code: 'UNKNOWN_ACTION', message: expect.stringContaining('launch_missiles') }));
     const badProbe = parsePlaybook(`name: bad2\ntrigger: { event: go }\nsteps:\n  - { action: record }\nverify:\n  checks:\n    - { probe: nope, op: exists }\n`);
     expect(() => s.engine.register(badProbe)).toThrow(expect.objectContaining({ code: 'UNKNOWN_ACTION', message: expect.stringContaining('unknown probe') }));
-    s.engine.register(parsePlaybook(BOOK));
-    expect(() => s.engine.register(parsePlaybook(BOOK))).toThrow(expect.objectContaining({ code: 'DUPLICATE' }));
+    s.book(BOOK);
+    expect(() => s.book(BOOK)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
     await expect(s.engine.run('missing')).rejects.toMatchObject({ code: 'UNKNOWN_PLAYBOOK' });
     expect(s.engine.unregister('fix_value')).toBe(true);
     expect(s.engine.playbooks()).toEqual([]);
     expect(() => new PlaybookEngine({ actions: {} as never })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
-    expect(() => createActionRegistry().register('notify', () => 1)).toThrow(expect.objectContaining({ code: 'DUPLICATE' }));
+    expect(() => createActionRegistry().register('notify', () => 1)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
     expect(() => createActionRegistry().register('Bad Name', () => 1)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
   });
 
   it('runs a fleet step on one engine only when two share a lock', async () => {
     const lock = createLocalFleetLock({ dedupeWindowMs: 60_000 });
-    const a = setup();
-    const b = setup();
-    await using _a = a.engine;
-    await using _b = b.engine;
+    await using a = setup();
+    await using b = setup();
     const book = `name: fleet_book\ntrigger: { event: go }\nsteps:\n  - { id: local, action: record }\n  - { id: global, action: slow, fleet: true }\n`;
     const ea = new PlaybookEngine({ actions: a.engine.actions, registry: a.registry, fleetLock: lock, playbooks: [parsePlaybook(book)] });
     const eb = new PlaybookEngine({ actions: b.engine.actions, registry: b.registry, fleetLock: lock, playbooks: [parsePlaybook(book)] });
@@ -250,9 +256,9 @@ rollback:
 
   it('aborts runs on close and rejects new work', async () => {
     const s = setup();
-    s.engine.register(parsePlaybook(`name: hanging\ntrigger: { event: go }\nsteps:\n  - { action: hang, timeout: 1h }\n`));
+    s.book(`name: hanging\ntrigger: { event: go }\nsteps:\n  - { action: hang, timeout: 1h }\n`);
     const pending = s.engine.run('hanging');
-    await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => s.hanging.count > 0, { what: 'the step to start' });
     await s.engine.close();
     await s.engine.close();
     const run = await pending;
@@ -260,7 +266,7 @@ rollback:
     expect(run.steps[0]).toMatchObject({ outcome: 'failed', error: 'PlaybookEngine is closed' });
     await expect(s.engine.trigger('go')).rejects.toMatchObject({ code: 'CLOSED' });
     await expect(s.engine.run('hanging')).rejects.toMatchObject({ code: 'CLOSED' });
-    expect(() => s.engine.register(parsePlaybook(BOOK))).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    expect(() => s.book(BOOK)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
 
   it('reads its options from the environment', () => {
@@ -271,8 +277,7 @@ rollback:
   });
 
   it('fails a fleet step whose lock cannot be taken, without claiming it ran', async () => {
-    const s = setup();
-    await using _e = s.engine;
+    await using s = setup();
     const engine = new PlaybookEngine({
       actions: s.engine.actions,
       registry: s.registry,
@@ -288,9 +293,8 @@ rollback:
   });
 
   it('stops a run when the caller aborts it', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(`name: abortable\ntrigger: { event: go }\nsteps:\n  - { action: hang, timeout: 1h }\n  - { action: record }\n`));
+    await using s = setup();
+    s.book(`name: abortable\ntrigger: { event: go }\nsteps:\n  - { action: hang, timeout: 1h }\n  - { action: record }\n`);
     const controller = new AbortController();
     const pending = s.engine.run('abortable', {}, { signal: controller.signal });
     setTimeout(() => controller.abort(new Error('operator cancelled')), 20);
@@ -308,10 +312,8 @@ describe('PlaybookEngine: for_each, retry, concurrency_key, steady state, run no
   });
 
   it('runs a for_each step once per item of the trigger list, with {{ item }} in params', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(
-      parsePlaybook(`name: each
+    await using s = setup();
+    s.book(`name: each
 input: [offenders]
 trigger: { event: go }
 steps:
@@ -319,8 +321,7 @@ steps:
     action: record
     for_each: "{{ event.offenders }}"
     params: { actor: "{{ item }}", n: "{{ item_index }}" }
-`),
-    );
+`);
     const [run] = await s.engine.trigger('go', { offenders: ['a', 'b', 'c'] });
     expect(run!.status).toBe('succeeded');
     expect(s.calls).toEqual([
@@ -334,17 +335,16 @@ steps:
   });
 
   it('a for_each step fails when any item fails, after trying the others', async () => {
-    const s = setup();
-    await using _e = s.engine;
+    await using s = setup();
     s.engine.actions.register('picky', (p) => {
       if (p.actor === 'bad') throw new Error('refused');
       return { ok: p.actor };
     });
-    s.engine.register(parsePlaybook(`name: each
+    s.book(`name: each
 trigger: { event: go }
 steps:
   - { id: every, action: picky, for_each: "{{ event.list }}", params: { actor: "{{ item }}" } }
-`));
+`);
     const [run] = await s.engine.trigger('go', { list: ['a', 'bad', 'c'] });
     expect(run!.status).toBe('failed');
     expect(run!.steps[0]).toMatchObject({ outcome: 'failed', error: '"bad": refused', output: { succeeded: 2, failed: 1 } });
@@ -352,19 +352,18 @@ steps:
 
   it('retries a failing step count times, delay apart, and reports the attempts', async () => {
     vi.useFakeTimers();
-    const s = setup();
-    await using _e = s.engine;
+    await using s = setup();
     let calls = 0;
     s.engine.actions.register('flaky', () => {
       calls++;
       if (calls < 3) throw new Error(`try ${calls}`);
       return { calls };
     });
-    s.engine.register(parsePlaybook(`name: retrying
+    s.book(`name: retrying
 trigger: { event: go }
 steps:
   - { id: flaky, action: flaky, retry: { count: 2, delay: 1s } }
-`));
+`);
     const pending = s.engine.trigger('go');
     await vi.advanceTimersByTimeAsync(999);
     expect(calls).toBe(1);
@@ -385,10 +384,8 @@ steps:
 
   it('keys runs and cooldowns by concurrency_key: a second actor gets its own run while the first is running', async () => {
     vi.useFakeTimers();
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(
-      parsePlaybook(`name: per_actor
+    await using s = setup();
+    s.book(`name: per_actor
 input: [actor]
 trigger: { event: go }
 concurrency_key: "{{ event.actor }}"
@@ -396,8 +393,7 @@ cooldown: 30s
 steps:
   - { action: slow }
   - { action: record, params: { actor: "{{ event.actor }}" } }
-`),
-    );
+`);
     const first = s.engine.trigger('go', { actor: 'a' });
     const [again] = await s.engine.trigger('go', { actor: 'a' });
     expect(again).toMatchObject({ status: 'skipped', skipReason: 'running', key: 'a' });
@@ -423,10 +419,8 @@ steps:
   });
 
   it('measures the steady state before and after; a failed after-check fails the run and rolls back', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(
-      parsePlaybook(`name: hypothesis
+    await using s = setup();
+    s.book(`name: hypothesis
 trigger: { event: go }
 before:
   checks: [{ id: broken_now, probe: state.value, op: "!=", value: 0 }]
@@ -437,8 +431,7 @@ after:
 rollback:
   - { action: undo }
 cooldown: 0ms
-`),
-    );
+`);
     s.state.value = 7;
     const [good] = await s.engine.trigger('go', { to: 0 });
     expect(good).toMatchObject({ status: 'succeeded', before: { passed: true, checks: [{ id: 'broken_now', value: 7 }] }, after: { passed: true } });
@@ -455,9 +448,8 @@ cooldown: 0ms
   });
 
   it('on_failure: skip ends the run as skipped (steady_state) without a cooldown', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(`name: only_when_broken
+    await using s = setup();
+    s.book(`name: only_when_broken
 trigger: { event: go }
 cooldown: 1h
 before:
@@ -465,7 +457,7 @@ before:
   on_failure: skip
 steps:
   - { action: record }
-`));
+`);
     const [skipped] = await s.engine.trigger('go');
     expect(skipped).toMatchObject({ status: 'skipped', skipReason: 'steady_state', steps: [] });
     s.state.value = 1;
@@ -474,9 +466,8 @@ steps:
   });
 
   it('the finished run notice carries every step result and the checks', async () => {
-    const s = setup();
-    await using _e = s.engine;
-    s.engine.register(parsePlaybook(BOOK));
+    await using s = setup();
+    s.book(BOOK);
     await s.engine.trigger('value.bad', { level: 9, who: 'w', target: 0 });
     const done = s.runs.find((r) => r.status === 'succeeded')!;
     expect(done.steps).toEqual([
@@ -499,15 +490,13 @@ steps:
   });
 
   it('runs playbooks built in code without the loader defaults (no retry field)', async () => {
-    const s = setup();
-    await using _e = s.engine;
+    await using s = setup();
     s.engine.register({ name: 'coded', trigger: { event: 'go' }, cooldownMs: 0, timeoutMs: 5_000, steps: [{ id: 'one', action: 'record', params: {}, timeoutMs: 1_000, continueOnError: false, fleet: false }], rollback: [] });
     expect((await s.engine.trigger('go'))[0]).toMatchObject({ status: 'succeeded', steps: [{ outcome: 'succeeded', attempts: 1 }] });
   });
 
   it('register checks the templates of playbooks built in code too', async () => {
-    const s = setup();
-    await using _e = s.engine;
+    await using s = setup();
     const step = { id: 'one', action: 'record', params: { actor: '{{ event.actr }}' }, timeoutMs: 1_000, continueOnError: false, fleet: false };
     expect(() => s.engine.register({ name: 'typo', input: ['actor'], trigger: { event: 'go' }, cooldownMs: 0, timeoutMs: 5_000, steps: [step], rollback: [] })).toThrow(
       expect.objectContaining({ code: 'INVALID_PLAYBOOK', details: expect.objectContaining({ playbook: 'typo', field: 'event.actr', path: 'steps.0.params.actor' }) }),

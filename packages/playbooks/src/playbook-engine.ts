@@ -1,4 +1,4 @@
-import { assertNumberOption, createId, envReader, GuardError, silentLogger } from '@guard/core';
+import { assertNumberOption, createId, envReader, errorMessage, GuardError, linkSignal, silentLogger } from '@guard/core';
 import type { Env, GuardBus, Logger, MetricsOptions } from '@guard/core';
 import { ActionRegistry, ProbeRegistry } from './action-registry.js';
 import { createActionRegistry } from './builtin-actions.js';
@@ -10,7 +10,7 @@ import type { Playbook, PlaybookTrigger } from './playbook-types.js';
 import { checkSummary, failedChecks, summarize } from './run-notice.js';
 import { formatPlan } from './run-result.js';
 import type { PlaybookRunResult, RunOptions, RunStatus, SkipReason, StepResult, SteadyStateResult, VerificationResult } from './run-result.js';
-import { reasonText, StepRunner } from './step-runner.js';
+import { StepRunner } from './step-runner.js';
 import type { RunContext } from './step-runner.js';
 import type {} from './declarations.js';
 
@@ -104,23 +104,25 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
   }
 
   /**
-   * Reads `GUARD_PLAYBOOKS_DRY_RUN` (boolean, default false) and `GUARD_PLAYBOOKS_HISTORY` (runs kept, default 100).
+   * An engine configured from the environment (see {@link playbookEngineOptionsFromEnv}); `overrides`, given in
+   * code, win over the environment.
    *
    * @example
-   * const engine = new PlaybookEngine({ ...PlaybookEngine.optionsFromEnv(), actions, probes });
+   * const engine = PlaybookEngine.fromEnv(process.env, { actions, probes, bus });
    */
-  static optionsFromEnv(env: Env = process.env): Pick<PlaybookEngineOptions, 'dryRun' | 'historySize'> {
-    const r = envReader(env);
-    return {
-      dryRun: r.boolean('GUARD_PLAYBOOKS_DRY_RUN', false),
-      historySize: r.number('GUARD_PLAYBOOKS_HISTORY', 100, { min: 1, integer: true }),
-    };
+  static fromEnv(env: Env = process.env, overrides: PlaybookEngineOptions = {}): PlaybookEngine {
+    return new PlaybookEngine({ ...playbookEngineOptionsFromEnv(env), ...overrides });
   }
 
-  /** Adds a playbook. Throws `UNKNOWN_ACTION` for actions/probes not in the registries, `DUPLICATE` for a taken name. */
+  /** @deprecated use {@link playbookEngineOptionsFromEnv} (or {@link PlaybookEngine.fromEnv}). */
+  static optionsFromEnv(env: Env = process.env): Pick<PlaybookEngineOptions, 'dryRun' | 'historySize'> {
+    return playbookEngineOptionsFromEnv(env);
+  }
+
+  /** Adds a playbook. Throws `UNKNOWN_ACTION` for actions/probes not in the registries, `INVALID_INPUT` for a taken name. */
   register(playbook: Playbook): void {
     if (this.#closed) throw new GuardError('CLOSED', 'PlaybookEngine is closed');
-    if (this.#playbooks.has(playbook.name)) throw new GuardError('DUPLICATE', `playbook "${playbook.name}" is already registered`, { details: { name: playbook.name } });
+    if (this.#playbooks.has(playbook.name)) throw new GuardError('INVALID_INPUT', `playbook "${playbook.name}" is already registered`, { details: { field: 'name', name: playbook.name } });
     const where = playbook.source ? ` (${playbook.source})` : '';
     const [problem] = checkReferences(playbook);
     if (problem) {
@@ -284,13 +286,12 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
     this.#bus?.emit('playbookRun', { runId, playbook: playbook.name, status: 'started', dryRun, ...(reason === undefined ? {} : { reason }), ...(key === '' ? {} : { key }), startedAt });
     this.#logger.info({ runId, playbook: playbook.name, dryRun, reason, key }, 'playbook run started');
 
-    const controller = new AbortController();
-    const signals = [this.#abort.signal, ...(options.signal ? [options.signal] : [])];
-    const onAbort = (): void => controller.abort(signals.find((s) => s.aborted)?.reason);
-    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
-    if (signals.some((s) => s.aborted)) onAbort();
-    const runTimer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `playbook ${playbook.name} exceeded ${playbook.timeoutMs} ms`)), playbook.timeoutMs);
-    const signal = controller.signal;
+    // The run ends on close(), on the caller's signal or at the playbook's timeout.
+    const run = linkSignal([this.#abort.signal, options.signal], {
+      timeoutMs: playbook.timeoutMs,
+      timeoutReason: () => new GuardError('TIMEOUT', `playbook ${playbook.name} exceeded ${playbook.timeoutMs} ms`),
+    });
+    const signal = run.signal;
 
     const context: RunContext = {
       event: data,
@@ -315,7 +316,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
       for (const step of skipped ? [] : playbook.steps) {
         if (signal.aborted) {
           failed = true;
-          error = reasonText(signal.reason);
+          error = errorMessage(signal.reason);
           break;
         }
         const result = await this.#runner.step(playbook, runId, step, context, dryRun, signal);
@@ -331,7 +332,7 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
         verification = await this.#runner.verify(playbook, runId, context, signal);
         if (!verification.passed) {
           failed = true;
-          error = signal.aborted ? reasonText(signal.reason) : `verification failed after ${verification.attempts} attempts: ${failedChecks(verification.checks)}`;
+          error = signal.aborted ? errorMessage(signal.reason) : `verification failed after ${verification.attempts} attempts: ${failedChecks(verification.checks)}`;
         }
       }
       if (!skipped && !failed && !dryRun && playbook.after) {
@@ -342,23 +343,15 @@ export class PlaybookEngine implements PlaybookTrigger, AsyncDisposable {
         }
       }
       if (failed && !dryRun && playbook.rollback.length > 0 && !this.#abort.signal.aborted) {
-        // Rollback gets its own budget: the run's signal may already be aborted by its timeout.
-        const rollbackController = new AbortController();
-        const onClose = (): void => rollbackController.abort(this.#abort.signal.reason);
-        this.#abort.signal.addEventListener('abort', onClose, { once: true });
-        try {
-          for (const step of playbook.rollback) {
-            const result = await this.#runner.step(playbook, runId, step, context, false, rollbackController.signal);
-            rollback.push(result);
-            context.steps[step.id] = { outcome: result.outcome, ...(result.output === undefined ? {} : { output: result.output }) };
-          }
-        } finally {
-          this.#abort.signal.removeEventListener('abort', onClose);
+        // Rollback gets its own budget (only close() stops it): the run's signal may already be aborted by its timeout.
+        for (const step of playbook.rollback) {
+          const result = await this.#runner.step(playbook, runId, step, context, false, this.#abort.signal);
+          rollback.push(result);
+          context.steps[step.id] = { outcome: result.outcome, ...(result.output === undefined ? {} : { output: result.output }) };
         }
       }
     } finally {
-      clearTimeout(runTimer);
-      for (const s of signals) s.removeEventListener('abort', onAbort);
+      run.dispose();
     }
 
     const status: RunStatus = skipped
@@ -428,4 +421,19 @@ function runKey(playbook: Playbook, data: Readonly<Record<string, unknown>>): st
 
 function slot(name: string, key: string): string {
   return `${name}\u0000${key}`;
+}
+
+/**
+ * Reads `GUARD_PLAYBOOKS_DRY_RUN` (boolean, default false) and `GUARD_PLAYBOOKS_HISTORY` (runs kept, default 100).
+ * A bad value throws `INVALID_ENV` naming the variable.
+ *
+ * @example
+ * const engine = new PlaybookEngine({ ...playbookEngineOptionsFromEnv(process.env), actions, probes });
+ */
+export function playbookEngineOptionsFromEnv(env: Env = process.env): Pick<PlaybookEngineOptions, 'dryRun' | 'historySize'> {
+  const r = envReader(env);
+  return {
+    dryRun: r.boolean('GUARD_PLAYBOOKS_DRY_RUN', false),
+    historySize: r.number('GUARD_PLAYBOOKS_HISTORY', 100, { min: 1, integer: true }),
+  };
 }

@@ -1,28 +1,29 @@
+import { isGuardError, parseDuration } from '@guard/core';
 import { z } from 'zod';
 import type { Condition, Playbook, PlaybookCheck, PlaybookStep } from './playbook-types.js';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000 };
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)$/;
 const NAME = /^[a-z][a-z0-9_]*$/;
 const MAX_CONDITION_DEPTH = 8;
 
 /**
- * Parses `250ms`, `5s`, `10min`, `1h` or a number of milliseconds.
- * @returns ms, or undefined when invalid.
+ * Milliseconds of a playbook duration (`250ms`, `5s`, `10min`, `1h`, or a number of ms), undefined when it is not one.
  *
  * @example
- * parseDurationMs('5min'); // 300000
+ * durationOrUndefined('5min'); // 300000
  */
-export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
-  if (typeof value !== 'string') return undefined;
-  const match = DURATION.exec(value.trim());
-  return match ? Number(match[1]) * UNIT_MS[match[2]!]! : undefined;
+export function durationOrUndefined(value: unknown): number | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    if (isGuardError(error, 'INVALID_INPUT')) return undefined;
+    throw error;
+  }
 }
 
 const duration = (max: number) =>
   z.union([z.number(), z.string()]).transform((value, ctx) => {
-    const ms = parseDurationMs(value);
+    const ms = durationOrUndefined(value);
     if (ms === undefined || ms > max) {
       ctx.addIssue({ code: 'custom', message: `expected a duration like 500ms, 5s, 10min or 1h (at most ${max} ms), got ${JSON.stringify(value)}` });
       return z.NEVER;

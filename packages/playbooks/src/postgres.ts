@@ -4,16 +4,8 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { FleetLock, FleetLockResult, FleetLockRunOptions } from './fleet-lock.js';
 import { fleetStepSucceeded } from './fleet-lock.js';
+import { storeError } from './store-error.js';
 import type {} from './declarations.js';
-
-declare module '@guard/core' {
-  interface GuardErrorCodes {
-    /** The fleet lock's database cannot be reached (refused, reset, terminated, timed out); transient. */
-    STORE_UNAVAILABLE: true;
-    /** The fleet lock's database failed otherwise; `cause` holds the driver's error. */
-    STORE_ERROR: true;
-  }
-}
 
 /** Options for {@link createPostgresFleetLock}: a Kysely instance on Postgres, or a connection string. */
 export interface PostgresFleetLockOptions {
@@ -39,11 +31,6 @@ export interface PostgresFleetLockOptions {
 }
 
 const TABLE = /^[a-z_][a-z0-9_]{0,62}$/;
-
-function storeError(error: unknown, what: string): GuardError {
-  if (isGuardError(error) && error.code !== 'TIMEOUT') return error;
-  return new GuardError(isPgUnavailableError(error) ? 'STORE_UNAVAILABLE' : 'STORE_ERROR', `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
-}
 
 /** An error of the step itself, carried through the lock's connection scope untouched. */
 class StepFailure {

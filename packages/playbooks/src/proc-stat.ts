@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { sleep } from '@guard/core';
 import type {} from './declarations.js';
 
 /** Linux clock ticks per second (`getconf CLK_TCK`); 100 on every mainstream kernel build. */
@@ -111,7 +112,7 @@ async function snapshot(pid: number): Promise<Snapshot | undefined> {
 export async function sampleProcessCpu(pids: readonly number[], options: { intervalMs?: number; signal?: AbortSignal } = {}): Promise<ProcessCpu[]> {
   options.signal?.throwIfAborted();
   const first = await mapLimited(pids, snapshot);
-  await delay(options.intervalMs ?? 250, options.signal);
+  await sleep(options.intervalMs ?? 250, options.signal ? { signal: options.signal } : {});
   const second = await mapLimited(pids, snapshot);
   const out: ProcessCpu[] = [];
   pids.forEach((pid, i) => {
@@ -190,18 +191,4 @@ async function mapLimited<T>(pids: readonly number[], read: (pid: number) => Pro
 
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

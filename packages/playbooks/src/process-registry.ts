@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { GuardError } from '@guard/core';
+import { assertNumberOption, GuardError, terminateProcess } from '@guard/core';
 import { readProcStat, readSchedstat, sampleProcessCpu } from './proc-stat.js';
 import type {} from './declarations.js';
 
@@ -73,6 +73,12 @@ interface Entry extends GuardedProcess {
 
 const SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']);
 
+/** Options for {@link ProcessRegistry}. */
+export interface ProcessRegistryOptions {
+  /** How long a stopped process may take to exit after its signal before SIGKILL (`close()`, `stop()`, pools). Default 2000. */
+  readonly graceMs?: number;
+}
+
 /**
  * The processes the guard owns: children it spawned, and children/descendants registered with it.
  * Everything that kills (`kill_process`, `kill_runaway`, `scale_down`) acts only on these: anything else is
@@ -87,8 +93,14 @@ const SIGNALS = new Set(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']);
 export class ProcessRegistry implements AsyncDisposable {
   readonly #processes = new Map<string, Entry>();
   readonly #lastTicks = new Map<string, { cpuMs: number; demandNs: number | undefined; at: number }>();
+  readonly #graceMs: number;
   #seq = 0;
   #closed = false;
+
+  constructor(options: ProcessRegistryOptions = {}) {
+    this.#graceMs = options.graceMs ?? 2_000;
+    assertNumberOption('graceMs', this.#graceMs, { min: 0 });
+  }
 
   /** Spawns and tracks a child; it leaves the registry when it exits. */
   spawn(name: string, command: string, args: readonly string[] = [], options: SpawnOptions & { group?: string } = {}): GuardedProcess {
@@ -143,11 +155,8 @@ export class ProcessRegistry implements AsyncDisposable {
 
   /** Finds an owned process by id, name or pid. */
   find(target: string | number): GuardedProcess | undefined {
-    this.#prune();
-    for (const p of this.#processes.values()) {
-      if (p.id === target || p.name === target || p.pid === target || String(p.pid) === target) return publicView(p);
-    }
-    return undefined;
+    const entry = this.#lookup(target);
+    return entry && publicView(entry);
   }
 
   /** True when `pid` is owned. */
@@ -160,12 +169,9 @@ export class ProcessRegistry implements AsyncDisposable {
    * @returns the process signalled.
    */
   kill(target: string | number, signal: NodeJS.Signals = 'SIGTERM'): GuardedProcess {
-    const entry = this.find(target);
-    if (!entry) {
-      throw new GuardError('NOT_OWNED', `process ${String(target)} was not started by the guard; refusing to kill it`, { details: { target } });
-    }
+    const entry = this.#owned(target);
     signalProcess(entry, signal);
-    return entry;
+    return publicView(entry);
   }
 
   /**
@@ -173,8 +179,8 @@ export class ProcessRegistry implements AsyncDisposable {
    * @returns true when it exited.
    */
   async stop(target: string | number, options: { signal?: NodeJS.Signals; graceMs?: number } = {}): Promise<boolean> {
-    const entry = this.kill(target, options.signal ?? 'SIGTERM');
-    return waitForExit(entry, options.graceMs ?? 2_000);
+    const entry = this.#owned(target);
+    return terminate(entry, options.signal ?? 'SIGTERM', options.graceMs ?? this.#graceMs);
   }
 
   /** CPU of each owned process since the previous call (reads `/proc/<pid>/stat` and `schedstat` on Linux). */
@@ -244,9 +250,8 @@ export class ProcessRegistry implements AsyncDisposable {
     const killed = await Promise.all(
       over.map(async (u) => {
         const entry = this.#processes.get(u.id);
-        if (!entry) return { pid: u.pid, name: u.name, group: u.group, percent: percentOf(u), exited: true };
-        signalProcess(entry, signal);
-        return { pid: u.pid, name: u.name, group: u.group, percent: percentOf(u), exited: await waitForExit(entry, options.graceMs ?? 2_000) };
+        const exited = entry ? await terminate(entry, signal, options.graceMs ?? this.#graceMs) : true;
+        return { pid: u.pid, name: u.name, group: u.group, percent: percentOf(u), exited };
       }),
     );
     const spared = usage.filter((u) => percentOf(u) < thresholdPercent).map((u) => ({ pid: u.pid, name: u.name, percent: percentOf(u) }));
@@ -275,8 +280,7 @@ export class ProcessRegistry implements AsyncDisposable {
         const victims = members()
           .sort((a, b) => b.seq - a.seq)
           .slice(0, count);
-        for (const v of victims) signalProcess(v, 'SIGTERM');
-        const exited = await Promise.all(victims.map((v) => waitForExit(v, options.graceMs ?? 2_000)));
+        const exited = await Promise.all(victims.map((v) => terminate(v, 'SIGTERM', options.graceMs ?? this.#graceMs)));
         return exited.filter(Boolean).length;
       },
     };
@@ -321,20 +325,30 @@ export class ProcessRegistry implements AsyncDisposable {
     };
   }
 
-  /** SIGTERMs every owned process and waits (up to `graceMs`, then SIGKILL) for them to exit. */
-  async close(graceMs = 2_000): Promise<void> {
+  /** SIGTERMs every owned process and waits (up to the `graceMs` option, then SIGKILL) for them to exit. Idempotent. */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(
-      [...this.#processes.values()].map((p) => {
-        signalProcess(p, 'SIGTERM');
-        return waitForExit(p, graceMs);
-      }),
-    );
+    await Promise.all([...this.#processes.values()].map((p) => terminate(p, 'SIGTERM', this.#graceMs)));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  #lookup(target: string | number): Entry | undefined {
+    this.#prune();
+    for (const p of this.#processes.values()) {
+      if (p.id === target || p.name === target || p.pid === target || String(p.pid) === target) return p;
+    }
+    return undefined;
+  }
+
+  /** The owned entry of `target` (id, name or pid); `NOT_OWNED` for anything else. */
+  #owned(target: string | number): Entry {
+    const entry = this.#lookup(target);
+    if (entry) return entry;
+    throw new GuardError('NOT_OWNED', `process ${String(target)} was not started by the guard; refusing to kill it`, { details: { target } });
   }
 
   #assertOpen(): void {
@@ -368,7 +382,7 @@ function publicView(e: Entry): GuardedProcess {
   return { id: e.id, name: e.name, group: e.group, pid: e.pid, startedAt: e.startedAt, child: e.child };
 }
 
-function signalProcess(p: GuardedProcess, signal: NodeJS.Signals): void {
+function signalProcess(p: Entry, signal: NodeJS.Signals): void {
   try {
     if (p.child) p.child.kill(signal);
     else process.kill(p.pid, signal);
@@ -377,34 +391,19 @@ function signalProcess(p: GuardedProcess, signal: NodeJS.Signals): void {
   }
 }
 
-function hasExited(p: GuardedProcess): boolean {
+function hasExited(p: Entry): boolean {
   if (p.child) return p.child.exitCode !== null || p.child.signalCode !== null;
-  return !sameProcess(p as Entry);
+  return !sameProcess(p);
 }
 
-/** Resolves true once `p` exited; SIGKILL after `graceMs`, false if it still runs `graceMs` after that. */
-function waitForExit(p: GuardedProcess, graceMs: number): Promise<boolean> {
-  if (hasExited(p)) return Promise.resolve(true);
-  return new Promise<boolean>((resolve) => {
-    let killed = false;
-    const poll = setInterval(() => {
-      if (hasExited(p)) finish(true);
-    }, 20);
-    const deadline = setTimeout(() => {
-      if (killed) return finish(hasExited(p));
-      killed = true;
-      signalProcess(p, 'SIGKILL');
-      deadline.refresh();
-    }, graceMs);
-    const onExit = (): void => finish(true);
-    p.child?.once('exit', onExit);
-    function finish(exited: boolean): void {
-      clearInterval(poll);
-      clearTimeout(deadline);
-      p.child?.off('exit', onExit);
-      resolve(exited);
-    }
-  });
+/**
+ * Signals `p` and resolves true once it exited (SIGKILL after `graceMs`). A pid registered by number is checked
+ * first: once it exited (or its pid was reused by another process) it is never signalled.
+ */
+async function terminate(p: Entry, signal: NodeJS.Signals, graceMs: number): Promise<boolean> {
+  if (hasExited(p)) return true;
+  await terminateProcess(p.child ?? p.pid, { graceMs, signal });
+  return hasExited(p);
 }
 
 function statFields(pid: number): string[] | undefined {

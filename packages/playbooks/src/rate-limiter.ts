@@ -1,7 +1,5 @@
-import { assertNumberOption, GuardError, sendProblem } from '@guard/core';
+import { assertNumberOption, GuardError, sendProblem, sleep, TokenBucket } from '@guard/core';
 import type { HttpHandler } from '@guard/core';
-import { fullBucket, msUntilToken, takeToken } from './token-bucket.js';
-import type { TokenBucket } from './token-bucket.js';
 import type {} from './declarations.js';
 
 /** One active limit of a {@link RateLimiter}. */
@@ -12,7 +10,10 @@ export interface RateLimitEntry {
   readonly expiresAt: number;
 }
 
-interface Bucket extends RateLimitEntry, TokenBucket {}
+interface Bucket extends RateLimitEntry {
+  /** Burst max(1, rate): a rate below 1/s lets one call through every 1/rate s; a rate of 0 refuses every call. */
+  readonly bucket: TokenBucket;
+}
 
 /** Acquire counts per key in one-second slots, for {@link RateLimiter.observedRate}. */
 interface RateWindow {
@@ -52,8 +53,7 @@ export class RateLimiter {
     assertNumberOption('ratePerSec', ratePerSec, { min: 0 });
     const durationMs = options.durationMs ?? Infinity;
     assertNumberOption('durationMs', durationMs, { min: 1 });
-    const now = this.#now();
-    const bucket: Bucket = { key, expiresAt: now + durationMs, ...fullBucket(ratePerSec, now) };
+    const bucket: Bucket = { key, ratePerSec, expiresAt: this.#now() + durationMs, bucket: new TokenBucket({ ratePerSec, now: this.#now }) };
     this.#buckets.set(key, bucket);
     return { key, ratePerSec, expiresAt: bucket.expiresAt };
   }
@@ -84,19 +84,11 @@ export class RateLimiter {
   async acquire(key: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     options.signal?.throwIfAborted();
     while (!this.tryAcquire(key)) {
-      const waitMs = this.#waitMs(key);
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(done, waitMs);
-        function done(): void {
-          options.signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }
-        function onAbort(): void {
-          clearTimeout(timer);
-          reject(new GuardError('ABORTED', `wait for rate limit "${key}" aborted`, { cause: options.signal?.reason }));
-        }
-        options.signal?.addEventListener('abort', onAbort, { once: true });
-      });
+      try {
+        await sleep(this.#waitMs(key), options.signal ? { signal: options.signal } : {});
+      } catch (error) {
+        throw new GuardError('ABORTED', `wait for rate limit "${key}" aborted`, { cause: options.signal?.reason ?? error });
+      }
     }
   }
 
@@ -126,7 +118,7 @@ export class RateLimiter {
       this.#buckets.delete(key);
       return true;
     }
-    return takeToken(bucket, now);
+    return bucket.bucket.tryTake();
   }
 
   #count(key: string): void {
@@ -153,7 +145,7 @@ export class RateLimiter {
     const bucket = this.#buckets.get(key);
     if (!bucket) return 1;
     // A zero or long wait is re-checked at least once a second: the limit may be lifted or expire.
-    return Math.max(1, Math.min(1_000, msUntilToken(bucket), bucket.expiresAt - this.#now()));
+    return Math.max(1, Math.min(1_000, bucket.bucket.msUntil(), bucket.expiresAt - this.#now()));
   }
 
   /** True while `key` has an active limit. */

@@ -1,4 +1,4 @@
-import { assertNumberOption, envReader, GuardError, sendProblem, silentLogger } from '@guard/core';
+import { assertNumberOption, Emitter, envReader, GuardError, sendProblem, silentLogger } from '@guard/core';
 import type { Env, GuardBus, HttpHandler, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksGauge } from './metrics.js';
 import type { PlaybookTrigger } from './playbook-types.js';
@@ -102,7 +102,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
   readonly #sampler: PressureSampler;
   readonly #closeSampler: (() => void) | undefined;
   readonly #states = new Map<PressureResource, State>();
-  readonly #listeners = new Set<(change: PressureChange) => void>();
+  readonly #events: Emitter<{ change: [PressureChange] }>;
   readonly #engine: PlaybookTrigger | undefined;
   readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
@@ -149,6 +149,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
     this.#engine = options.engine;
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
+    this.#events = new Emitter({ onError: (error) => this.#logger.error({ err: error }, 'ResourcePressureMonitor listener threw') });
     this.#now = options.now ?? Date.now;
     this.#levelGauge = playbooksGauge(options, 'pressure_level_ratio', 'Resource level (0-1) at the last sample', ['resource']);
     this.#alarmGauge = playbooksGauge(options, 'pressure_alarm', '1 while a resource pressure alarm is active', ['resource']);
@@ -157,35 +158,19 @@ export class ResourcePressureMonitor implements AsyncDisposable {
   }
 
   /**
-   * Reads `GUARD_PRESSURE_INTERVAL` (1s), `GUARD_PRESSURE_SUSTAIN` (10s), `GUARD_PRESSURE_CLEAR_SUSTAIN` (3s),
-   * `GUARD_PRESSURE_THRESHOLDS` (`cpu=80,memory=85,disk=90,event_loop=90,clear=60`), `GUARD_PRESSURE_DISK_PATHS`
-   * (comma-separated, default the working directory; `none` turns disk off) and `GUARD_PRESSURE_CPU_SOURCE`
-   * (host|process|system|max|demand, default host).
+   * A monitor configured from the environment (see {@link resourcePressureMonitorOptionsFromEnv}); `overrides`,
+   * given in code, win over the environment.
    *
    * @example
-   * new ResourcePressureMonitor({ ...ResourcePressureMonitor.optionsFromEnv(), engine });
+   * const pressure = ResourcePressureMonitor.fromEnv(process.env, { engine });
    */
+  static fromEnv(env: Env = process.env, overrides: ResourcePressureMonitorOptions = {}): ResourcePressureMonitor {
+    return new ResourcePressureMonitor({ ...resourcePressureMonitorOptionsFromEnv(env), ...overrides });
+  }
+
+  /** @deprecated use {@link resourcePressureMonitorOptionsFromEnv} (or {@link ResourcePressureMonitor.fromEnv}). */
   static optionsFromEnv(env: Env = process.env): ResourcePressureMonitorOptions {
-    const r = envReader(env);
-    const t = r.thresholds('GUARD_PRESSURE_THRESHOLDS', ['cpu', 'memory', 'disk', 'event_loop', 'clear']);
-    for (const [key, value] of Object.entries(t)) {
-      if (value < 0 || value > 100) {
-        throw new GuardError('INVALID_ENV', `GUARD_PRESSURE_THRESHOLDS: ${key} must be within 0-100`, { details: { variable: 'GUARD_PRESSURE_THRESHOLDS' } });
-      }
-    }
-    const { clear, ...thresholds } = t;
-    const paths = r.string('GUARD_PRESSURE_DISK_PATHS');
-    return {
-      intervalMs: r.durationMs('GUARD_PRESSURE_INTERVAL', 1_000, 'ms', { min: 10 }),
-      sustainMs: r.durationMs('GUARD_PRESSURE_SUSTAIN', 10_000, 'ms'),
-      clearSustainMs: r.durationMs('GUARD_PRESSURE_CLEAR_SUSTAIN', 3_000, 'ms'),
-      thresholds: thresholds as Partial<Record<PressureResource, number>>,
-      ...(clear === undefined ? {} : { clearPercent: clear }),
-      system: {
-        cpuSource: r.oneOf('GUARD_PRESSURE_CPU_SOURCE', ['host', 'process', 'system', 'max', 'demand'] as const, 'host'),
-        ...(paths === undefined ? {} : { diskPaths: paths === 'none' ? [] : paths.split(',').map((p) => p.trim()).filter(Boolean) }),
-      },
-    };
+    return resourcePressureMonitorOptionsFromEnv(env);
   }
 
   /** Starts the 1 Hz loop (idempotent). */
@@ -283,10 +268,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
 
   /** Calls `listener` on every alarm and clear. */
   onChange(listener: (change: PressureChange) => void): Subscription {
-    this.#listeners.add(listener);
-    const off = (() => void this.#listeners.delete(listener)) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    return this.#events.on('change', listener);
   }
 
   /**
@@ -312,7 +294,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
     this.stop();
     await this.#sampling;
     this.#closeSampler?.();
-    this.#listeners.clear();
+    this.#events.removeAllListeners();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -327,13 +309,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
       { resource: change.resource, state: change.state, percent: change.percent, thresholdPercent: change.thresholdPercent, sustainedMs: change.sustainedMs, at: change.at },
       `resource pressure ${change.state}: ${change.resource} at ${change.percent.toFixed(1)} %`,
     );
-    for (const listener of this.#listeners) {
-      try {
-        listener(change);
-      } catch (error) {
-        this.#logger.error({ err: error }, 'ResourcePressureMonitor listener threw');
-      }
-    }
+    this.#events.emit('change', change);
     this.#bus?.emit('resourcePressure', change);
     if (change.state === 'alarm' && this.#engine) {
       const levels: Record<string, number | undefined> = {};
@@ -343,4 +319,36 @@ export class ResourcePressureMonitor implements AsyncDisposable {
         .catch((error: unknown) => this.#logger.error({ err: error }, 'pressure playbook trigger failed'));
     }
   }
+}
+
+/**
+ * Reads `GUARD_PRESSURE_INTERVAL` (1s), `GUARD_PRESSURE_SUSTAIN` (10s), `GUARD_PRESSURE_CLEAR_SUSTAIN` (3s),
+ * `GUARD_PRESSURE_THRESHOLDS` (`cpu=80,memory=85,disk=90,event_loop=90,clear=60`), `GUARD_PRESSURE_DISK_PATHS`
+ * (comma-separated, default the working directory; `none` turns disk off) and `GUARD_PRESSURE_CPU_SOURCE`
+ * (host|process|system|max|demand, default host). A bad value throws `INVALID_ENV` naming the variable.
+ *
+ * @example
+ * new ResourcePressureMonitor({ ...resourcePressureMonitorOptionsFromEnv(process.env), engine });
+ */
+export function resourcePressureMonitorOptionsFromEnv(env: Env = process.env): ResourcePressureMonitorOptions {
+  const r = envReader(env);
+  const t = r.thresholds('GUARD_PRESSURE_THRESHOLDS', ['cpu', 'memory', 'disk', 'event_loop', 'clear']);
+  for (const [key, value] of Object.entries(t)) {
+    if (value < 0 || value > 100) {
+      throw new GuardError('INVALID_ENV', `GUARD_PRESSURE_THRESHOLDS: ${key} must be within 0-100`, { details: { variable: 'GUARD_PRESSURE_THRESHOLDS' } });
+    }
+  }
+  const { clear, ...thresholds } = t;
+  const paths = r.string('GUARD_PRESSURE_DISK_PATHS');
+  return {
+    intervalMs: r.durationMs('GUARD_PRESSURE_INTERVAL', 1_000, 'ms', { min: 10 }),
+    sustainMs: r.durationMs('GUARD_PRESSURE_SUSTAIN', 10_000, 'ms'),
+    clearSustainMs: r.durationMs('GUARD_PRESSURE_CLEAR_SUSTAIN', 3_000, 'ms'),
+    thresholds: thresholds as Partial<Record<PressureResource, number>>,
+    ...(clear === undefined ? {} : { clearPercent: clear }),
+    system: {
+      cpuSource: r.oneOf('GUARD_PRESSURE_CPU_SOURCE', ['host', 'process', 'system', 'max', 'demand'] as const, 'host'),
+      ...(paths === undefined ? {} : { diskPaths: paths === 'none' ? [] : paths.split(',').map((p) => p.trim()).filter(Boolean) }),
+    },
+  };
 }

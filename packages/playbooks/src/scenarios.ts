@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { GuardBus } from '@guard/core';
+import { GuardBus, sleep, waitUntil } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 import { ACL_ALARM_EVENT, AclViolationMonitor } from './acl-violation-monitor.js';
 import { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
@@ -36,10 +36,18 @@ export interface ScenarioTimeline {
   readonly details: Readonly<Record<string, unknown>>;
 }
 
+/** Times on `performance.now()`'s clock; the timeline holds them relative to `injectedAt`. */
+interface ScenarioTimes {
+  readonly injectedAt: number;
+  readonly detectedAt: number | undefined;
+  readonly remediatedAt: number | undefined;
+  readonly recoveredAt: number | undefined;
+}
+
 function timeline(
   scenario: ScenarioTimeline['scenario'],
   title: string,
-  times: { detectedMs?: number | undefined; remediatedMs?: number | undefined; recoveredMs?: number | undefined },
+  times: ScenarioTimes,
   checks: readonly [string, boolean][],
   details: Record<string, unknown>,
 ): ScenarioTimeline {
@@ -48,9 +56,9 @@ function timeline(
     scenario,
     title,
     injectedMs: 0,
-    detectedMs: times.detectedMs,
-    remediatedMs: times.remediatedMs,
-    recoveredMs: times.recoveredMs,
+    detectedMs: since(times.injectedAt, times.detectedAt),
+    remediatedMs: since(times.injectedAt, times.remediatedAt),
+    recoveredMs: since(times.injectedAt, times.recoveredAt),
     passed: misses.length === 0,
     targets: checks.map(([t]) => t),
     misses,
@@ -60,16 +68,15 @@ function timeline(
 
 const round = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.round(ms * 10) / 10);
 
-function waitFor(predicate: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
-  return new Promise((resolve) => {
-    const deadline = performance.now() + timeoutMs;
-    const tick = (): void => {
-      if (predicate()) return resolve(true);
-      if (performance.now() > deadline) return resolve(false);
-      setTimeout(tick, stepMs);
-    };
-    tick();
-  });
+/** ms from `from` to `at`, to a tenth (undefined when it never happened). */
+const since = (from: number, at: number | undefined): number | undefined => round(at === undefined ? undefined : at - from);
+
+/** Waits until `predicate` holds or `timeoutMs` passed. @returns whether it held (a scenario reports a miss, never throws). */
+function waitFor(predicate: () => boolean, timeoutMs: number, intervalMs = 5): Promise<boolean> {
+  return waitUntil(predicate, { timeoutMs: Math.max(1, timeoutMs), intervalMs }).then(
+    () => true,
+    () => predicate(),
+  );
 }
 
 /** Options for {@link runS01}. */
@@ -115,7 +122,7 @@ export async function runS01(options: S01Options = {}): Promise<ScenarioTimeline
       if (e.kind === 'missed') detectedAt ??= performance.now();
       if (e.kind === 'restarted') remediatedAt ??= performance.now();
     });
-    await new Promise((r) => setTimeout(r, deadlineMs));
+    await sleep(deadlineMs);
     paused = true;
     injectedAt = performance.now();
     const beatsAtPause = beats;
@@ -123,11 +130,10 @@ export async function runS01(options: S01Options = {}): Promise<ScenarioTimeline
     await waitFor(() => beats > beatsAtPause, deadlineMs * 2, 1);
     if (beats > beatsAtPause) recoveredAt = performance.now();
     const recovery = watchdog.recoveries()[0];
-    const rel = (t: number | undefined): number | undefined => round(t === undefined ? undefined : t - injectedAt);
     return timeline(
       'S01',
       'heartbeat pause',
-      { detectedMs: rel(detectedAt), remediatedMs: rel(remediatedAt), recoveredMs: rel(recoveredAt) },
+      { injectedAt, detectedAt, remediatedAt, recoveredAt },
       [
         ['missed heartbeat detected', detectedAt !== undefined],
         [`component restarted within ${target} ms of the missed deadline`, recovery !== undefined && recovery.recoveryMs <= target],
@@ -236,7 +242,7 @@ export async function runS02(options: S02Options = {}): Promise<ScenarioTimeline
     );
     attack(attackers[0]!);
     if (attackers.length > 1) {
-      await new Promise((r) => setTimeout(r, options.secondAttackerDelayMs ?? 1_500));
+      await sleep(options.secondAttackerDelayMs ?? 1_500);
       for (const a of attackers.slice(1)) attack(a);
     }
     // Every attacker keeps trying; the scenario waits for the guard, never stops an attacker itself.
@@ -248,7 +254,7 @@ export async function runS02(options: S02Options = {}): Promise<ScenarioTimeline
     const verified = finished.length > 0 && finished.every((r) => r.status === 'succeeded' && !r.dryRun);
     const recoveredAt = verified ? performance.now() - (Date.now() - Math.max(...finished.map((r) => r.finishedAt))) : undefined;
     // Attackers still publishing: are they all refused, with no violation in the last 500 ms?
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const quietWhileAttacked = messageBus.violationsWithin(500) === 0 && attackers.every((a) => a.refused > 0);
     const canary = messageBus.canary().delivered;
     const blacklistedByGuard = (actor: string): boolean =>
@@ -262,12 +268,11 @@ export async function runS02(options: S02Options = {}): Promise<ScenarioTimeline
         ),
       );
     const stopped = attackers.filter((a) => a.refusedAt !== undefined && blacklistedByGuard(a.actor) && messageBus.isBlacklisted(a.actor));
-    const rel = (t: number | undefined): number | undefined => round(t === undefined ? undefined : t - injectedAt);
     const verifiedAt = recoveredAt;
     return timeline(
       'S02',
       'ACL spam',
-      { detectedMs: rel(detectedAt), remediatedMs: rel(remediatedAt), recoveredMs: rel(verifiedAt) },
+      { injectedAt, detectedAt, remediatedAt, recoveredAt: verifiedAt },
       [
         [`detected within ${detectTarget} ms`, detectedAt !== undefined && detectedAt - injectedAt <= detectTarget],
         [`every attacker stopped by the playbook's blacklist while still publishing (${stopped.length}/${attackers.length})`, stopped.length === attackers.length],
@@ -279,7 +284,7 @@ export async function runS02(options: S02Options = {}): Promise<ScenarioTimeline
       ],
       {
         alarms,
-        attackers: attackers.map((a) => ({ actor: a.actor, sent: a.sent, denied: a.denied, refused: a.refused, other: a.other, stoppedMs: rel(a.refusedAt) })),
+        attackers: attackers.map((a) => ({ actor: a.actor, sent: a.sent, denied: a.denied, refused: a.refused, other: a.other, stoppedMs: since(injectedAt, a.refusedAt) })),
         legit,
         runs: results.map((r) => ({
           key: r.key,
@@ -417,7 +422,7 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
       if (stopped) break;
       heavyRuns++;
       if (tasks.isPaused('heavy')) heavyRunsWhilePaused++;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   })();
 
@@ -434,7 +439,7 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
     );
     pressure.start();
     await pressure.sampleNow();
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     const injectedAt = performance.now();
     for (let i = 0; i < (options.runaways ?? 2); i++) {
       const child = spawn(process.execPath, ['-e', RUNAWAY], { stdio: 'ignore' });
@@ -460,18 +465,17 @@ export async function runS03(options: S03Options = {}): Promise<ScenarioTimeline
     const rateIn = (from: number, to: number): number => (to > from ? (jobRuns.filter((t) => t >= from && t < to).length * 1000) / (to - from) : 0);
     // Job rate in the 2 s before the alarm, and from 1 s to 3 s after the throttle (the bucket starts with a burst).
     const throttleStart = throttledAt;
-    if (throttleStart !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, throttleStart + 3_000 - performance.now())));
+    if (throttleStart !== undefined) await sleep(Math.max(0, throttleStart + 3_000 - performance.now()));
     const jobRateBefore = detectedAt === undefined ? 0 : rateIn(detectedAt - 2_000, detectedAt);
     const jobRateAfter = throttledAt === undefined ? 0 : rateIn(throttledAt + 1_000, throttledAt + 3_000);
     const throttled = throttledAt !== undefined;
     // A dry run (the guard in detect mode) "succeeds" as a plan: only a real, verified run counts.
     const verified = run !== undefined && run.status === 'succeeded' && !run.dryRun;
     const recoveredAt = clearedAt !== undefined && verified && runDoneAt !== undefined ? Math.max(clearedAt, runDoneAt) : undefined;
-    const rel = (t: number | undefined): number | undefined => round(t === undefined ? undefined : t - injectedAt);
     return timeline(
       'S03',
       'CPU spike',
-      { detectedMs: rel(detectedAt), remediatedMs: rel(remediatedAt), recoveredMs: rel(recoveredAt) },
+      { injectedAt, detectedAt, remediatedAt, recoveredAt },
       [
         ['alarm raised once the spike was sustained', detectedAt !== undefined],
         ['load shedding on during the alarm', sheddingAt !== undefined],
@@ -535,6 +539,7 @@ export function formatTimelines(timelines: readonly ScenarioTimeline[]): string 
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function metrics(options: MetricsOptions): MetricsOptions {
-  return { ...(options.registry ? { registry: options.registry } : {}), ...(options.prefix ? { prefix: options.prefix } : {}) };
+/** Only the metric options of a scenario's options bag. */
+function metrics({ registry, metricsPrefix, prefix, metrics }: MetricsOptions): MetricsOptions {
+  return { ...(registry ? { registry } : {}), ...(metricsPrefix ? { metricsPrefix } : {}), ...(prefix ? { prefix } : {}), ...(metrics === undefined ? {} : { metrics }) };
 }

@@ -1,4 +1,4 @@
-import { GuardError, isGuardError } from '@guard/core';
+import { errorMessage, GuardError, isGuardError, linkSignal, raceAbort, sleep } from '@guard/core';
 import type { GuardBus, Logger } from '@guard/core';
 import type { Histogram } from 'prom-client';
 import type { ActionContext, ActionRegistry, ProbeRegistry } from './action-registry.js';
@@ -15,6 +15,16 @@ export interface RunContext {
   readonly steps: Record<string, { outcome: StepOutcome; output?: unknown }>;
   readonly playbook: { readonly name: string };
   readonly run: { readonly id: string; readonly key: string; readonly reason?: string };
+}
+
+/** One step of one run, as the runner passes it between its phases. */
+interface StepCall {
+  readonly playbook: Playbook;
+  readonly runId: string;
+  readonly step: PlaybookStep;
+  readonly context: RunContext;
+  /** The run's signal (aborted by close, the caller or the run timeout). */
+  readonly signal: AbortSignal;
 }
 
 /** The objects a {@link StepRunner} acts through (the engine's). */
@@ -58,6 +68,7 @@ export class StepRunner {
     }
     const params = resolveParams(step.params, items && items.length > 0 ? { ...context, item: items[0], item_index: 0 } : context) as Record<string, unknown>;
     const base = { id: step.id, action: step.action, params, ...(items ? { items } : {}) };
+    const call: StepCall = { playbook, runId, step, context, signal: runSignal };
     let result: StepResult;
     const conditional = dryRun && conditionReads(step.when, 'steps');
     if (!conditional && !evaluateCondition(step.when, context)) {
@@ -68,16 +79,16 @@ export class StepRunner {
       result = { ...base, outcome: 'planned', durationMs: 0, ...(conditional ? { conditional } : {}), ...(step.fleet ? { fleet: 'ran' as const } : {}) };
     } else if (step.fleet && this.#deps.fleetLock) {
       const lock = await this.#deps.fleetLock
-        .tryRun(`${playbook.name}:${step.id}`, () => this.#run(playbook, runId, step, items, context, runSignal, t0))
+        .tryRun(`${playbook.name}:${step.id}`, () => this.#run(call, items, t0))
         .catch((error: unknown): { acquired: true; value: StepResult; lockError: true } => ({
           acquired: true,
-          value: { ...base, outcome: 'failed', durationMs: performance.now() - t0, error: `fleet lock: ${reasonText(error)}` },
+          value: { ...base, outcome: 'failed', durationMs: performance.now() - t0, error: `fleet lock: ${errorMessage(error)}` },
           lockError: true,
         }));
       if (!lock.acquired) result = { ...base, outcome: 'skipped', durationMs: performance.now() - t0, fleet: lock.reason };
       else result = 'lockError' in lock ? lock.value : { ...lock.value, fleet: 'ran' };
     } else {
-      result = await this.#run(playbook, runId, step, items, context, runSignal, t0);
+      result = await this.#run(call, items, t0);
     }
     this.#deps.stepMetric.observe({ playbook: playbook.name, action: step.action, outcome: result.outcome }, result.durationMs / 1000);
     this.#deps.bus?.emit('playbookStep', {
@@ -93,18 +104,11 @@ export class StepRunner {
   }
 
   /** Runs a step's action (once, or once per `for_each` item), with its retries. */
-  async #run(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    items: unknown[] | undefined,
-    context: RunContext,
-    runSignal: AbortSignal,
-    t0: number,
-  ): Promise<StepResult> {
+  async #run(call: StepCall, items: unknown[] | undefined, t0: number): Promise<StepResult> {
+    const { step, context } = call;
     if (items === undefined) {
       const params = resolveParams(step.params, context) as Record<string, unknown>;
-      const r = await this.#attempts(playbook, runId, step, params, context, runSignal);
+      const r = await this.#attempts(call, params);
       return {
         id: step.id,
         action: step.action,
@@ -119,11 +123,11 @@ export class StepRunner {
     const perItem: { item: unknown; outcome: StepOutcome; attempts: number; output?: unknown; error?: string }[] = [];
     let firstParams: Record<string, unknown> = {};
     for (const [index, item] of items.entries()) {
-      if (runSignal.aborted) break;
+      if (call.signal.aborted) break;
       const itemContext = { ...context, item, item_index: index };
       const params = resolveParams(step.params, itemContext) as Record<string, unknown>;
       if (index === 0) firstParams = params;
-      const r = await this.#attempts(playbook, runId, step, params, itemContext, runSignal);
+      const r = await this.#attempts({ ...call, context: itemContext }, params);
       perItem.push({ item, ...r });
     }
     const failures = perItem.filter((r) => r.outcome !== 'succeeded');
@@ -144,68 +148,53 @@ export class StepRunner {
   }
 
   /** One action call, repeated per `retry` after a failure or timeout (never after the run was aborted). */
-  async #attempts(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    params: Record<string, unknown>,
-    context: RunContext,
-    runSignal: AbortSignal,
-  ): Promise<{ outcome: StepOutcome; attempts: number; output?: unknown; error?: string }> {
+  async #attempts(call: StepCall, params: Record<string, unknown>): Promise<{ outcome: StepOutcome; attempts: number; output?: unknown; error?: string }> {
+    const { playbook, runId, step, signal } = call;
     let attempts = 0;
     for (;;) {
       attempts++;
-      const r = await this.#invoke(playbook, runId, step, params, context, runSignal);
-      if (r.outcome === 'succeeded' || attempts > (step.retry?.count ?? 0) || runSignal.aborted) return { ...r, attempts };
+      const r = await this.#invoke(call, params);
+      if (r.outcome === 'succeeded' || attempts > (step.retry?.count ?? 0) || signal.aborted) return { ...r, attempts };
       this.#deps.logger.info({ runId, playbook: playbook.name, step: step.id, attempt: attempts, error: r.error }, 'playbook step failed; retrying');
       try {
-        await sleep(step.retry?.delayMs ?? 0, runSignal);
+        await sleep(step.retry?.delayMs ?? 0, { signal });
       } catch {
         return { ...r, attempts };
       }
     }
   }
 
-  async #invoke(
-    playbook: Playbook,
-    runId: string,
-    step: PlaybookStep,
-    params: Record<string, unknown>,
-    context: RunContext,
-    runSignal: AbortSignal,
-  ): Promise<{ outcome: StepOutcome; output?: unknown; error?: string }> {
-    const controller = new AbortController();
-    const onRunAbort = (): void => controller.abort(runSignal.reason);
-    runSignal.addEventListener('abort', onRunAbort, { once: true });
-    if (runSignal.aborted) onRunAbort();
-    const timer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `step ${step.id} exceeded ${step.timeoutMs} ms`)), step.timeoutMs);
+  async #invoke(call: StepCall, params: Record<string, unknown>): Promise<{ outcome: StepOutcome; output?: unknown; error?: string }> {
+    const { playbook, runId, step, context } = call;
+    // Each attempt ends with the run or at the step's timeout, whichever comes first.
+    using attempt = linkSignal(call.signal, {
+      timeoutMs: step.timeoutMs,
+      timeoutReason: () => new GuardError('TIMEOUT', `step ${step.id} exceeded ${step.timeoutMs} ms`),
+    });
     const actionContext: ActionContext = {
       runId,
       playbook: playbook.name,
       step: step.id,
       event: context.event,
-      signal: controller.signal,
+      signal: attempt.signal,
       logger: this.#deps.logger,
-      probe: (name, p = {}) => this.probe(name, p, controller.signal),
+      probe: (name, p = {}) => this.probe(name, p, attempt.signal),
     };
     try {
       const handler = this.#deps.actions.get(step.action);
-      const output = await abortable(Promise.resolve().then(() => handler(params, actionContext)), controller.signal);
+      const output = await raceAbort(Promise.resolve().then(() => handler(params, actionContext)), attempt.signal);
       return { outcome: 'succeeded', ...(output === undefined ? {} : { output }) };
     } catch (error) {
       const timedOut = isGuardError(error, 'TIMEOUT');
       this.#deps.logger.warn({ err: error, runId, playbook: playbook.name, step: step.id }, `playbook step ${timedOut ? 'timed out' : 'failed'}`);
-      return { outcome: timedOut ? 'timeout' : 'failed', error: reasonText(error) };
-    } finally {
-      clearTimeout(timer);
-      runSignal.removeEventListener('abort', onRunAbort);
+      return { outcome: timedOut ? 'timeout' : 'failed', error: errorMessage(error) };
     }
   }
 
   /** Reads one probe, abortable. */
   async probe(name: string, params: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<unknown> {
     const handler = this.#deps.probes.get(name);
-    return abortable(Promise.resolve().then(() => handler(params, { signal })), signal);
+    return raceAbort(Promise.resolve().then(() => handler(params, { signal })), signal);
   }
 
   /** Evaluates checks once. */
@@ -217,7 +206,7 @@ export class StepRunner {
         const value = await this.probe(check.probe, resolveParams(check.params, context) as Record<string, unknown>, signal);
         out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value, passed: compare(value, check.op, check.value) });
       } catch (error) {
-        out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value: undefined, passed: false, error: reasonText(error) });
+        out.push({ id: check.id, probe: check.probe, op: check.op, ...expected, value: undefined, passed: false, error: errorMessage(error) });
       }
     }
     return out;
@@ -256,7 +245,7 @@ export class StepRunner {
       checks = await this.checks(verify.checks, context, signal);
       passed = checks.every((c) => c.passed);
       if (passed || attempts > verify.retries || performance.now() + verify.intervalMs > deadline) break;
-      await sleep(verify.intervalMs, signal).catch(() => undefined);
+      await sleep(verify.intervalMs, { signal }).catch(() => undefined);
     }
     const durationMs = performance.now() - t0;
     this.#deps.stepMetric.observe({ playbook: playbook.name, action: 'verify', outcome: passed ? 'succeeded' : 'failed' }, durationMs / 1000);
@@ -275,41 +264,3 @@ export class StepRunner {
 
 /** Most items one `for_each` step runs for (the ACL contract caps offenders at 100). */
 const MAX_ITEMS = 100;
-
-/** The message of an error or abort reason. */
-export function reasonText(reason: unknown): string {
-  if (reason instanceof Error) return reason.message;
-  return String(reason);
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
