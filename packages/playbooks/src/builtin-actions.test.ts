@@ -261,18 +261,9 @@ describe('built-in actions', () => {
       }
     })();
     expect(entry).toMatchObject({ code: 'INVALID_INPUT' });
-    await new Promise((r) => setTimeout(r, 50));
+    // The spawn failure's 'error' event comes on a later turn of the loop: it must not crash the process.
+    await new Promise((r) => setImmediate(r));
     expect(processes.list()).toEqual([]);
-  });
-
-  it('reports CPU of guarded children', async () => {
-    await using processes = new ProcessRegistry();
-    processes.spawn('burner', process.execPath, ['-e', 'const end = Date.now() + 5000; while (Date.now() < end) {}']);
-    await processes.usage();
-    await new Promise((r) => setTimeout(r, 300));
-    const [usage] = await processes.usage();
-    expect(usage).toMatchObject({ name: 'burner' });
-    if (process.platform === 'linux') expect(usage!.cpuPercent).toBeGreaterThan(5);
   });
 
   it('notifies by log and by webhook to the configured URL only', async () => {

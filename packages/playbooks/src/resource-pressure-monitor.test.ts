@@ -159,76 +159,12 @@ describe('ResourcePressureMonitor', () => {
 });
 
 describe('createSystemSampler', () => {
-  it('measures this process, the machine, memory, disk and the event loop per interval', async () => {
-    const sampler = createSystemSampler({ cpuSource: 'process', diskPaths: ['/', '/definitely/missing/path'] });
-    try {
-      await sampler.sample();
-      const end = Date.now() + 400;
-      while (Date.now() < end) {
-        // keep the CPU busy so the interval has measurable process CPU
-      }
-      const reading = await sampler.sample();
-      expect(reading.cpuPercent).toBeGreaterThan(10);
-      expect(reading.cpuPercent).toBeLessThanOrEqual(100);
-      expect(reading.memoryPercent).toBeGreaterThan(0);
-      expect(reading.memoryPercent).toBeLessThanOrEqual(100);
-      expect(reading.diskPercent).toBeGreaterThan(0);
-      expect(reading.details?.disks).toHaveLength(1);
-      expect(['cgroup_v2', 'cgroup_v1', 'host']).toContain(reading.details?.memorySource);
-      expect(reading.details?.memoryLimitBytes).toBeGreaterThan(0);
-      expect(reading.eventLoopPercent).toBeGreaterThan(50);
-      // Per-interval utilization: an idle interval right after reads low again (cumulative ELU would stay high).
-      await new Promise((r) => setTimeout(r, 200));
-      const idle = await sampler.sample();
-      expect(idle.eventLoopPercent).toBeLessThan(50);
-    } finally {
-      sampler.close();
-    }
-  });
-
-  it('defaults to the host CPU and the disk of the working directory', async () => {
-    const sampler = createSystemSampler();
-    try {
-      await sampler.sample();
-      const end = Date.now() + 150;
-      while (Date.now() < end) {
-        // one busy core shows in the host figure
-      }
-      const reading = await sampler.sample();
-      expect(reading.cpuPercent).toBe(reading.details?.hostCpuPercent);
-      expect(reading.details?.hostCpuPercent).toBeGreaterThan(40 / (reading.details?.cpuCapacityCores ?? availableParallelism()));
-      if (process.platform === 'linux') expect(['proc_stat', 'cgroup_v2', 'cgroup_v1']).toContain(reading.details?.hostCpuSource);
-      expect(reading.details?.disks).toEqual([{ path: process.cwd(), percent: expect.any(Number) }]);
-      expect(reading.diskPercent).toBeGreaterThan(0);
-    } finally {
-      sampler.close();
-    }
-  });
-
   it('turns disk off with an empty path list', async () => {
     const sampler = createSystemSampler({ diskPaths: [] });
     try {
       const reading = await sampler.sample();
       expect(reading.diskPercent).toBeUndefined();
       expect(reading.details?.disks).toEqual([]);
-    } finally {
-      sampler.close();
-    }
-  });
-
-  it.runIf(process.platform === 'linux')('measures CPU demand (run + run-queue wait) of all threads with cpuSource demand', async () => {
-    const { Worker } = await import('node:worker_threads');
-    const sampler = createSystemSampler({ cpuSource: 'demand' });
-    try {
-      await sampler.sample();
-      // A thread's time counts while it is alive, so sample while the worker still burns.
-      const worker = new Worker('const end = Date.now() + 5000; while (Date.now() < end) {}', { eval: true });
-      await new Promise((r) => worker.once('online', r));
-      await new Promise((r) => setTimeout(r, 400));
-      const reading = await sampler.sample();
-      await worker.terminate();
-      expect(reading.details?.demandCpuPercent).toBeGreaterThan(20);
-      expect(reading.cpuPercent).toBe(Math.min(100, reading.details!.demandCpuPercent!));
     } finally {
       sampler.close();
     }

@@ -3,10 +3,11 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HeartbeatEvent } from './heartbeat-watchdog.js';
-import { HeartbeatWatchdog } from './heartbeat-watchdog.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HeartbeatEvent } from '../../packages/playbooks/src/heartbeat-watchdog.js';
+import { HeartbeatWatchdog } from '../../packages/playbooks/src/heartbeat-watchdog.js';
+import { reportFigure } from './report.js';
 
 // Real child processes as watched components: a worker that heartbeats over IPC, and one that crashes at start.
 let dir: string;
@@ -83,7 +84,7 @@ function nextEvent(watchdog: HeartbeatWatchdog, kind: HeartbeatEvent['kind'], ti
 
 describe('HeartbeatWatchdog with real child processes', () => {
   it('restarts a killed worker and reports it healthy only once the new process heartbeats', async () => {
-    await using watchdog = new HeartbeatWatchdog({ registry: new Registry() });
+    await using watchdog = new HeartbeatWatchdog({ metrics: false });
     const worker = supervised(watchdog, 'worker', () => ({}));
     try {
       watchdog.register('worker', { deadlineMs: 1_000, restart: () => worker.restart() });
@@ -99,14 +100,14 @@ describe('HeartbeatWatchdog with real child processes', () => {
       expect(worker.spawns).toBe(2);
       expect(worker.child!.pid).not.toBe(firstPid);
       expect(watchdog.state('worker')).toMatchObject({ state: 'healthy', restarts: 1, consecutiveRestarts: 0 });
-      console.log(`killed worker: restarted and heartbeating again ${recovery.recoveryMs} ms after its missed deadline`);
+      reportFigure('playbooks watchdog: killed worker heartbeating again after its missed deadline', recovery.recoveryMs!, 'ms');
     } finally {
       await worker.stop();
     }
   }, 20_000);
 
   it('stops restarting a worker that crashes at start (crash_loop) until an operator reset', async () => {
-    await using watchdog = new HeartbeatWatchdog({ registry: new Registry(), backoffBaseMs: 50, backoffMaxMs: 200, crashLoopRestarts: 3, crashLoopWindowMs: 60_000 });
+    await using watchdog = new HeartbeatWatchdog({ metrics: false, backoffBaseMs: 50, backoffMaxMs: 200, crashLoopRestarts: 3, crashLoopWindowMs: 60_000 });
     let broken = true;
     const worker = supervised(watchdog, 'worker', () => ({ CRASH_AT_START: broken ? '1' : '0' }));
     try {
@@ -119,7 +120,7 @@ describe('HeartbeatWatchdog with real child processes', () => {
       expect(worker.spawns).toBe(4);
       expect(watchdog.state('worker')).toMatchObject({ state: 'crash_loop', restartsInWindow: 3 });
       // A negative check needs time to pass: two deadlines plus the longest backoff, still no restart.
-      await new Promise((r) => setTimeout(r, 1_200));
+      await sleep(1_200);
       expect(worker.spawns).toBe(4);
       // The operator fixes the cause and resets: the watchdog restarts it and it heartbeats.
       broken = false;
