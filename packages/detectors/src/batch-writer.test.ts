@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { BatchWriter } from './batch-writer.js';
 import { DetectorChain } from './detector-chain.js';
-import { recordingScheduler, uniqueName } from './test-support.js';
+import { chainFor, uniqueName } from './test-support.js';
 
 const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-batch-'));
@@ -36,12 +36,6 @@ async function sink(db: Kysely<any>, table: string) {
     },
     count: async () => (await db.selectFrom(table).selectAll().execute()).length,
   };
-}
-
-function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
-  const scheduler = recordingScheduler();
-  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry: new Registry(), scheduler });
-  return { chain, scheduler };
 }
 
 describe('BatchWriter (C5) on SQLite', () => {

@@ -127,6 +127,6 @@ describe('@guard/detectors public API', () => {
         'trackDialect',
       ].sort(),
     );
-    expect(Object.keys(testing)).toEqual(['ManualDetector']);
+    expect(Object.keys(testing).sort()).toEqual(['ManualDetector', 'wsTestServer']);
   });
 });

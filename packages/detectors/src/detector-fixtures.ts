@@ -8,8 +8,9 @@ import type { Detector } from './detector.js';
 import { EventBusTracker } from './event-bus-tracker.js';
 import { HalfOpenDetector } from './half-open-detector.js';
 import { HandleTracker } from './handle-tracker.js';
-import { ManualDetector } from './testing.js';
-import { until as waitUntil, wsFixture } from './test-support.js';
+import { ManualDetector } from './manual-detector.js';
+import { until as waitUntil } from './test-support.js';
+import { wsTestServer } from './ws-test-server.js';
 import { trackDialect } from './track-dialect.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 
@@ -35,7 +36,7 @@ const ACK_TIMEOUT_MS = 1_000;
 const LEAK_MS = 1_000;
 
 async function webSocket(): Promise<DetectorFixture> {
-  const fx = await wsFixture();
+  const fx = await wsTestServer();
   const detector = new WebSocketTracker(fx.wss, { pingIntervalMs: 0, ackTimeoutMs: ACK_TIMEOUT_MS });
   let peer: Awaited<ReturnType<typeof fx.connect>> | undefined;
   let messageId = '';

@@ -5,14 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { EventBusTracker } from './event-bus-tracker.js';
-import { fileLine, forceGc, lineHere, recordingScheduler, until } from './test-support.js';
-
-function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
-  const scheduler = recordingScheduler();
-  const registry = new Registry();
-  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry, scheduler });
-  return { chain, scheduler, registry };
-}
+import { chainFor, fileLine, forceGc, lineHere, until } from './test-support.js';
 
 type Fn = (...args: any[]) => void;
 /** What both emitter kinds offer, so the same tests drive both. */

@@ -1,12 +1,9 @@
-import { captureSource, createJsonLogger } from '@guard/core';
+import { GuardBus, captureSource, createJsonLogger } from '@guard/core';
 import type { Detection, Logger, SanitizationScheduler } from '@guard/core';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
-import type { ClientOptions } from 'ws';
+import { Registry } from 'prom-client';
+import { DetectorChain } from './detector-chain.js';
 
 /** `file:line` of the caller (same source line as the call that follows it on that line). */
 export function lineHere(): string {
@@ -32,6 +29,14 @@ export function recordingScheduler(): SanitizationScheduler & { readonly schedul
   };
 }
 
+/** A chain scanned by hand (no loop) on a bus and registry of its own, with a recording scheduler. */
+export function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect'): { chain: DetectorChain; scheduler: ReturnType<typeof recordingScheduler>; registry: Registry } {
+  const scheduler = recordingScheduler();
+  const registry = new Registry();
+  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry, scheduler });
+  return { chain, scheduler, registry };
+}
+
 /** A JSON logger whose lines are kept. */
 export function memoryLogger(): Logger & { readonly lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
@@ -43,42 +48,6 @@ export function memoryLogger(): Logger & { readonly lines: Record<string, unknow
 export function forceGc(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
-}
-
-/** A real `ws` server on 127.0.0.1, port 0. */
-export interface WsFixture extends AsyncDisposable {
-  readonly wss: WebSocketServer;
-  readonly url: string;
-  /** Connects a client and resolves with it and the server side socket. */
-  connect(options?: ClientOptions): Promise<{ client: WebSocket; server: WebSocket }>;
-}
-
-export async function wsFixture(): Promise<WsFixture> {
-  const http: Server = createServer();
-  const wss = new WebSocketServer({ server: http });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const clients: WebSocket[] = [];
-  return {
-    wss,
-    url,
-    async connect(options) {
-      const serverSide = new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
-      const client = new WebSocket(url, options);
-      clients.push(client);
-      await new Promise<void>((resolve, reject) => {
-        client.once('open', () => resolve());
-        client.once('error', reject);
-      });
-      return { client, server: await serverSide };
-    },
-    async [Symbol.asyncDispose]() {
-      for (const client of clients) client.terminate();
-      for (const socket of wss.clients) socket.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
 }
 
 /** A unique SQL identifier for this test run. */

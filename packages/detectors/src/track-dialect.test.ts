@@ -9,18 +9,11 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { trackDialect } from './track-dialect.js';
-import { fileLine, lineHere, recordingScheduler } from './test-support.js';
+import { chainFor, fileLine, lineHere } from './test-support.js';
 
 const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-db-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
-  const scheduler = recordingScheduler();
-  const registry = new Registry();
-  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry, scheduler });
-  return { chain, scheduler, registry };
-}
 
 const one = (db: Kysely<any>) => db.selectNoFrom(sql<number>`1`.as('one')).executeTakeFirstOrThrow();
 

@@ -1,21 +1,37 @@
 import { GuardBus, isGuardError } from '@guard/core';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket as WebSocketClient, WebSocketServer } from 'ws';
+import { WebSocket as WebSocketClient } from 'ws';
 import type { WebSocket } from 'ws';
 import { DetectorChain } from './detector-chain.js';
-import { fileLine, lineHere, memoryLogger, recordingScheduler, until, wsFixture } from './test-support.js';
+import { chainFor, fileLine, lineHere, memoryLogger, until } from './test-support.js';
 import { WebSocketTracker } from './websocket-tracker.js';
+import type { WebSocketTrackerOptions } from './websocket-tracker.js';
+import { wsTestServer } from './ws-test-server.js';
 
-function chainFor(mode: 'dry_run' | 'detect' | 'full' = 'detect') {
-  const scheduler = recordingScheduler();
-  const chain = new DetectorChain({ mode, scanIntervalMs: 0, bus: new GuardBus(), registry: new Registry(), scheduler });
-  return { chain, scheduler };
+/** A real ws server, a tracker on it in a scan-by-hand chain, and one connected peer that never acks. */
+async function trackedPeer(options: WebSocketTrackerOptions, mode: 'dry_run' | 'detect' | 'full' = 'detect') {
+  const fx = await wsTestServer();
+  const tracker = new WebSocketTracker(fx.wss, options);
+  const { chain, scheduler } = chainFor(mode);
+  chain.add(tracker);
+  const peer = await fx.connect();
+  return {
+    ...peer,
+    fx,
+    tracker,
+    chain,
+    scheduler,
+    async [Symbol.asyncDispose]() {
+      await chain.close();
+      await tracker.close();
+      await fx[Symbol.asyncDispose]();
+    },
+  };
 }
 
 function autoAck(client: WebSocket): string[] {
@@ -34,9 +50,8 @@ afterEach(() => {
 
 describe('WebSocketTracker (C1) on a real ws server', () => {
   it('on the scan loop, an unacked message is flagged after ackTimeoutMs plus at most one scan interval, not before', async () => {
-    await using fx = await wsFixture();
-    const { client, server } = await fx.connect();
-    client.on('message', () => {}); // reads, never acks
+    await using fx = await wsTestServer();
+    const { server } = await fx.connect();
     vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
     await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 3_000, pingIntervalMs: 0 });
     await using chain = new DetectorChain({ scanIntervalMs: 1_000, bus: new GuardBus(), registry: new Registry() });
@@ -49,71 +64,52 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
   });
 
   it('does not flag a client that acks every message', async () => {
-    await using fx = await wsFixture();
-    await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 50 });
-    const { chain } = chainFor();
-    chain.add(tracker);
-    const { client, server } = await fx.connect();
-    const seen = autoAck(client);
-    const ids = [tracker.send(server, { type: 'tick', n: 1 }), tracker.send(server, { type: 'tick', n: 2 })];
-    await until(() => tracker.pendingCount(tracker.connectionId(server)!) === 0);
+    await using t = await trackedPeer({ ackTimeoutMs: 50 });
+    const seen = autoAck(t.client);
+    const ids = [t.tracker.send(t.server, { type: 'tick', n: 1 }), t.tracker.send(t.server, { type: 'tick', n: 2 })];
+    await until(() => t.tracker.pendingCount(t.tracker.connectionId(t.server)!) === 0);
     expect(seen).toEqual(ids);
-    expect(chain.scan(Date.now() + 10_000)).toEqual([]);
-    await chain.close();
+    expect(t.chain.scan(Date.now() + 10_000)).toEqual([]);
   });
 
   it('flags unacked messages within ackTimeoutMs plus one scan, pointing at the sending line', async () => {
-    await using fx = await wsFixture();
-    await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 3_000 });
-    const { chain } = chainFor();
-    chain.add(tracker);
-    const { client, server } = await fx.connect();
+    await using t = await trackedPeer({ ackTimeoutMs: 3_000 });
     const received: unknown[] = [];
-    client.on('message', (data) => received.push(JSON.parse(String(data))));
-    const here = lineHere(); tracker.send(server, { type: 'price', value: 42 });
+    t.client.on('message', (data) => received.push(JSON.parse(String(data))));
+    const here = lineHere(); t.tracker.send(t.server, { type: 'price', value: 42 });
     await until(() => received.length === 1);
     expect(received[0]).toMatchObject({ type: 'price', value: 42, id: expect.any(String) });
     const sentAt = Date.now();
-    expect(chain.scan(sentAt + 1_000)).toEqual([]);
-    const [detection] = chain.scan(sentAt + 3_100);
-    expect(detection).toMatchObject({ component: 'websocket', pattern: 'no_ack', severity: 'critical', resourceId: tracker.connectionId(server), details: { pending: 1 } });
+    expect(t.chain.scan(sentAt + 1_000)).toEqual([]);
+    const [detection] = t.chain.scan(sentAt + 3_100);
+    expect(detection).toMatchObject({ component: 'websocket', pattern: 'no_ack', severity: 'critical', resourceId: t.tracker.connectionId(t.server), details: { pending: 1 } });
     expect(fileLine(detection!.source![0])).toBe(here);
-    await chain.close();
   });
 
   it('dry_run and detect leave the connection alone', async () => {
     for (const mode of ['dry_run', 'detect'] as const) {
-      await using fx = await wsFixture();
-      await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 10 });
-      const { chain, scheduler } = chainFor(mode);
-      chain.add(tracker);
-      const { client, server } = await fx.connect();
+      await using t = await trackedPeer({ ackTimeoutMs: 10 }, mode);
       const received: unknown[] = [];
-      client.on('message', (data) => received.push(String(data)));
-      tracker.send(server, { n: 1 });
-      expect(chain.scan(Date.now() + 1_000)).toHaveLength(1);
-      expect(scheduler.scheduled).toEqual([]);
-      tracker.send(server, { n: 2 });
+      t.client.on('message', (data) => received.push(String(data)));
+      t.tracker.send(t.server, { n: 1 });
+      expect(t.chain.scan(Date.now() + 1_000)).toHaveLength(1);
+      expect(t.scheduler.scheduled).toEqual([]);
+      t.tracker.send(t.server, { n: 2 });
       await until(() => received.length === 2);
-      expect(client.readyState).toBe(client.OPEN);
-      expect(tracker.isAlive(tracker.connectionId(server)!)).toBe(true);
-      await chain.close();
+      expect(t.client.readyState).toBe(t.client.OPEN);
+      expect(t.tracker.isAlive(t.tracker.connectionId(t.server)!)).toBe(true);
     }
   });
 
   it('full hands the detection to the scheduler; the target closes, terminates and forgets the socket', async () => {
-    await using fx = await wsFixture();
-    await using tracker = new WebSocketTracker(fx.wss, { ackTimeoutMs: 10 });
-    const { chain, scheduler } = chainFor('full');
-    chain.add(tracker);
-    const { client, server } = await fx.connect();
+    await using t = await trackedPeer({ ackTimeoutMs: 10 }, 'full');
+    const { tracker, chain, scheduler, server, closed } = t;
     const id = tracker.connectionId(server)!;
     tracker.send(server, { n: 1 });
     tracker.send(server, { n: 2 });
     chain.scan(Date.now() + 1_000);
     expect(scheduler.scheduled).toEqual([expect.objectContaining({ component: 'websocket', pattern: 'no_ack', resourceId: id })]);
     // what the websocket sanitizer does, through the WebSocketTarget contract:
-    const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
     expect(tracker.disconnect(id, 1008, 'no ack')).toBe(true);
     expect(await closed).toBe(1008);
     expect(tracker.terminate(id)).toBe(true);
@@ -125,30 +121,21 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     expect(tracker.terminate('ws_unknown')).toBe(false);
     chain.scan(Date.now() + 1_000);
     expect(chain.active()).toEqual([]);
-    await chain.close();
   });
 
   it('flags a client that stops answering pings', async () => {
-    await using fx = await wsFixture();
-    await using tracker = new WebSocketTracker(fx.wss, { pingIntervalMs: 20 });
-    const { chain } = chainFor();
-    chain.add(tracker);
-    const healthy = await fx.connect();
-    const dead = await fx.connect({ autoPong: false });
-    await until(() => chain.active().some((d) => d.severity === 'critical'), 5_000);
-    const flagged = chain.active().filter((d) => d.pattern === 'missed_pong');
-    expect(flagged.map((d) => d.resourceId)).toEqual([tracker.connectionId(dead.server)]);
+    await using t = await trackedPeer({ pingIntervalMs: 20 });
+    const dead = await t.fx.connect({ autoPong: false });
+    await until(() => t.chain.active().some((d) => d.severity === 'critical'), 5_000);
+    const flagged = t.chain.active().filter((d) => d.pattern === 'missed_pong');
+    expect(flagged.map((d) => d.resourceId)).toEqual([t.tracker.connectionId(dead.server)]);
     expect(flagged[0]!.severity).toBe('critical');
-    expect(tracker.connectionId(healthy.server)).toBeDefined();
-    await chain.close();
+    expect(t.tracker.connectionId(t.server)).toBeDefined();
   });
 
   it('flags a slow consumer whose bufferedAmount exceeds the cap', async () => {
-    await using fx = await wsFixture();
-    await using tracker = new WebSocketTracker(fx.wss, { maxBufferedBytes: 256 * 1024, pingIntervalMs: 0 });
-    const { chain } = chainFor();
-    chain.add(tracker);
-    const { client, server } = await fx.connect();
+    await using t = await trackedPeer({ maxBufferedBytes: 256 * 1024, pingIntervalMs: 0 });
+    const { tracker, chain, client, server } = t;
     client.pause();
     const payload = 'x'.repeat(256 * 1024);
     for (let i = 0; i < 64 && server.bufferedAmount <= 256 * 1024; i++) {
@@ -158,13 +145,11 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     expect(server.bufferedAmount).toBeGreaterThan(256 * 1024);
     await until(() => chain.active().some((d) => d.pattern === 'slow_consumer'));
     expect(chain.active().find((d) => d.pattern === 'slow_consumer')).toMatchObject({ severity: 'critical', resourceId: tracker.connectionId(server) });
-    await chain.close();
   });
 
   it('finds a slow consumer written to only by ws.send directly (the rotating buffer sweep), and forgets it once drained', async () => {
-    await using fx = await wsFixture();
-    await using tracker = new WebSocketTracker(fx.wss, { maxBufferedBytes: 256 * 1024, pingIntervalMs: 0 });
-    const { client, server } = await fx.connect();
+    await using t = await trackedPeer({ maxBufferedBytes: 256 * 1024, pingIntervalMs: 0 });
+    const { tracker, client, server } = t;
     client.pause();
     const payload = 'x'.repeat(256 * 1024);
     for (let i = 0; i < 64 && server.bufferedAmount <= 256 * 1024; i++) {
@@ -192,7 +177,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
   });
 
   it('tracks connections made before it, validates options and refuses use after close', async () => {
-    await using fx = await wsFixture();
+    await using fx = await wsTestServer();
     const { server } = await fx.connect();
     const tracker = new WebSocketTracker(fx.wss, { pingIntervalMs: 0 });
     expect(tracker.size).toBe(1);
@@ -260,49 +245,36 @@ describe('WebSocketTracker survives hostile frames (do no harm)', () => {
   ];
 
   it('closes only the offending socket with the right code; the process and the other sockets stay up', async () => {
-    const http = createServer();
-    const wss = new WebSocketServer({ server: http, maxPayload: 1_024 });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    await using fx = await wsTestServer({ maxPayload: 1_024 });
     const logger = memoryLogger();
     const registry = new Registry();
     await using chain = new DetectorChain({ scanIntervalMs: 0, bus: new GuardBus(), registry });
-    await using tracker = chain.add(new WebSocketTracker(wss, { pingIntervalMs: 0, logger }));
-    try {
-      const healthyServerSide = new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
-      const healthy = new WebSocketClient(url);
-      await once(healthy, 'open');
-      const healthyServer = await healthyServerSide;
-      autoAck(healthy);
+    await using tracker = chain.add(new WebSocketTracker(fx.wss, { pingIntervalMs: 0, logger }));
+    const healthy = await fx.connect();
+    autoAck(healthy.client);
 
-      for (const [name, bytes, code] of hostile) {
-        const { socket, closeCode } = await rawClient(url);
-        socket.write(bytes());
-        expect({ name, code: await closeCode }).toEqual({ name, code });
-        socket.destroy();
-      }
-
-      expect(tracker.errors).toBe(hostile.length);
-      const lines = logger.lines.filter((l) => l.msg === 'WebSocket error: closing the socket');
-      expect(lines.map((l) => l.code)).toEqual(hostile.map(([, , , wsCode]) => wsCode));
-      const metrics = await registry.metrics();
-      for (const [, , , wsCode] of hostile) expect(metrics).toContain(`parasite_websocket_errors_total{code="${wsCode}"} 1`);
-      // the healthy connection never noticed
-      expect(healthy.readyState).toBe(WebSocketClient.OPEN);
-      const id = tracker.send(healthyServer, { type: 'still-here' });
-      await until(() => tracker.pendingCount(tracker.connectionId(healthyServer)!) === 0);
-      expect(id).toMatch(/^m\d+$/);
-      healthy.terminate();
-    } finally {
-      for (const socket of wss.clients) socket.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+    for (const [name, bytes, code] of hostile) {
+      const { socket, closeCode } = await rawClient(fx.url);
+      socket.write(bytes());
+      expect({ name, code: await closeCode }).toEqual({ name, code });
+      socket.destroy();
     }
+
+    expect(tracker.errors).toBe(hostile.length);
+    const lines = logger.lines.filter((l) => l.msg === 'WebSocket error: closing the socket');
+    expect(lines.map((l) => l.code)).toEqual(hostile.map(([, , , wsCode]) => wsCode));
+    const metrics = await registry.metrics();
+    for (const [, , , wsCode] of hostile) expect(metrics).toContain(`parasite_websocket_errors_total{code="${wsCode}"} 1`);
+    // the healthy connection never noticed
+    expect(healthy.client.readyState).toBe(WebSocketClient.OPEN);
+    const id = tracker.send(healthy.server, { type: 'still-here' });
+    await until(() => tracker.pendingCount(tracker.connectionId(healthy.server)!) === 0);
+    expect(id).toMatch(/^m\d+$/);
   });
 
   it('close() detaches the per-socket listeners but keeps the error guard; ids are unique across trackers', async () => {
-    await using a = await wsFixture();
-    await using b = await wsFixture();
+    await using a = await wsTestServer();
+    await using b = await wsTestServer();
     const trackerA = new WebSocketTracker(a.wss, { pingIntervalMs: 0 });
     await using trackerB = new WebSocketTracker(b.wss, { pingIntervalMs: 0 });
     const rawSide = new Promise<WebSocket>((resolve) => a.wss.once('connection', resolve));
