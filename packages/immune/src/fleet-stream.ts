@@ -1,4 +1,4 @@
-import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
+import type { Logger, MetricsOptions, PgTimeouts, Subscription } from '@guard/core';
 import { counter, gauge, GuardError, metricName, PgNotificationListener, resolveRegistry, silentLogger } from '@guard/core';
 import { fromRow, type EventRow } from './event-row.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
@@ -72,6 +72,8 @@ export class FleetEventStream implements AsyncDisposable {
   readonly #listening: ReturnType<typeof gauge>;
   #reads: Promise<void> = Promise.resolve();
   #notices: Promise<void> = Promise.resolve();
+  /** The subscription to the service's own events, while started. */
+  #local: Subscription | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #onLocal = (envelope: ImmuneStreamEnvelope) => {
@@ -135,8 +137,8 @@ export class FleetEventStream implements AsyncDisposable {
   /** Starts announcing local events and listening for remote ones. Idempotent. */
   start(): void {
     if (this.#closed) throw new GuardError('CLOSED', 'fleet event stream is closed');
-    if (this.#service.listeners('immune.event_published').includes(this.#onLocal)) return;
-    this.#service.on('immune.event_published', this.#onLocal);
+    if (this.#local) return;
+    this.#local = this.#service.onEventPublished(this.#onLocal);
     this.#listener.start();
   }
 
@@ -249,7 +251,7 @@ export class FleetEventStream implements AsyncDisposable {
     this.#closing ??= (async () => {
       if (this.#outbox.length > 0) this.#flush();
       this.#closed = true;
-      this.#service.off('immune.event_published', this.#onLocal);
+      this.#local?.();
       await this.#listener.close();
       this.#listening.set(0);
       await Promise.allSettled([...this.#pending]);

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { createJsonLogger, GuardBus, isGuardError } from '@guard/core';
 import type { ImmuneEventNotice } from '@guard/core';
@@ -110,6 +111,45 @@ describe('ImmuneService', () => {
     expect(critical[0]).toMatchObject({ type: 'immune.critical_event', source: 'immune_service', payload: { event_id: crit, severity: 'CRITICAL' } });
     expect(critical[0]!.payload.critical_at).toMatch(/^\d{4}-/);
     expect(critical[0]!.payload).not.toHaveProperty('agent_id');
+  });
+
+  it('once delivers one event and detaches, also through events.once (no listener left behind)', async () => {
+    await using service = new ImmuneService();
+    const seen = vi.fn();
+    service.once('immune.event_published', seen);
+    const next = once(service as never, 'immune.event_published') as Promise<[ImmuneStreamEnvelope]>;
+    const first = await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'first' });
+    const [envelope] = await next;
+    expect(envelope.payload.event_id).toBe(first);
+    await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'second' });
+    await nextTurn();
+    expect(seen).toHaveBeenCalledTimes(1);
+    expect(service.listenerCount('immune.event_published')).toBe(0);
+    expect(service.eventNames()).toEqual([]); // events.once's own 'error' listener is gone too
+  });
+
+  it('ends only its own registration: a subscription, off, and the onX methods', async () => {
+    await using service = new ImmuneService();
+    const listener = vi.fn();
+    const first = service.on('immune.event_published', listener);
+    service.on('immune.event_published', listener);
+    const critical = vi.fn();
+    using _critical = service.onCriticalEvent(critical);
+    first();
+    first(); // a second call does nothing
+    await service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: 'one' });
+    await nextTurn();
+    expect(listener).toHaveBeenCalledTimes(1);
+    expect(critical).toHaveBeenCalledTimes(1);
+    service.off('immune.event_published', listener);
+    const published = vi.fn();
+    const sub = service.onEventPublished(published);
+    await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'two' });
+    await nextTurn();
+    expect(listener).toHaveBeenCalledTimes(1);
+    expect(published).toHaveBeenCalledTimes(1);
+    sub();
+    expect(service.listenerCount('immune.event_published')).toBe(0);
   });
 
   it('keeps publishing when a listener throws, rejects or is slow', async () => {

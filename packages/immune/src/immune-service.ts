@@ -1,7 +1,6 @@
 import type {} from './errors.js';
-import { EventEmitter } from 'eventemitter3';
-import type { GuardBus, ImmuneEventNotice, Logger, MetricsOptions } from '@guard/core';
-import { assertNumberOption, counter, GuardError, isGuardError, metricName, resolveRegistry, safeEmit, silentLogger } from '@guard/core';
+import type { GuardBus, ImmuneEventNotice, Logger, MetricsOptions, Subscription } from '@guard/core';
+import { assertNumberOption, counter, Emitter, errorMessage, GuardError, isGuardError, metricName, resolveMetricsPrefix, resolveRegistry, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput } from './event.js';
 import type { EventStore } from './event-store.js';
@@ -65,7 +64,7 @@ export interface ImmuneStreamEvents {
  * @example
  * new ImmuneService({ store, bus, defaultWindowMs: 15 * 60_000, maxLimit: 500 });
  */
-export interface ImmuneServiceOptions {
+export interface ImmuneServiceOptions extends MetricsOptions {
   /** Where events are kept. Default: a {@link MemoryEventStore} of 10,000 events. */
   readonly store?: EventStore;
   /** Close the store when the service closes. Default true. */
@@ -83,10 +82,6 @@ export interface ImmuneServiceOptions {
   /** Larger limits are capped to this. Default 1,000. */
   readonly maxLimit?: number;
   readonly logger?: Logger;
-  /** prom-client registry (default global). */
-  readonly registry?: MetricsOptions['registry'];
-  /** Metric name prefix. Default `guard_immune`. */
-  readonly metricsPrefix?: string;
   /** Clock (epoch ms); injectable for tests. */
   readonly now?: () => number;
 }
@@ -140,18 +135,21 @@ function inputError(field: string, message: string): GuardError {
   return new GuardError('INVALID_INPUT', message, { details: { field } });
 }
 
+type StreamListener<K extends keyof ImmuneStreamEvents> = (...args: ImmuneStreamEvents[K]) => unknown;
+
 /**
  * The immune event log: validates, stores (durably, with group commit in the database stores) and streams events.
  * `publishEvent` resolves with the id once the event is durable. Stream listeners run after that, on a later turn
- * of the event loop, isolated from each other: a listener that throws or is slow never fails or delays a publish.
+ * of the event loop, isolated from each other (a core `Emitter`): a listener that throws, rejects or is slow never
+ * fails or delays a publish; it is logged and counted.
  *
  * @example
  * await using service = new ImmuneService({ store: await createSqliteStore({ path: 'immune.db' }) });
- * service.on('immune.critical_event', (e) => console.log('CRITICAL', e.payload.message));
+ * service.onCriticalEvent((e) => console.log('CRITICAL', e.payload.message));
  * const id = await service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: '5xx > 20%' });
  * const health = await service.healthSummary({ windowMs: 15 * 60_000 });
  */
-export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
+export class ImmuneService {
   readonly store: EventStore;
   readonly defaultWindowMs: number;
   readonly maxWindowMs: number;
@@ -162,9 +160,10 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
   readonly #target: string;
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #events: ReturnType<typeof counter<'severity' | 'type'>>;
-  readonly #rejected: ReturnType<typeof counter<'reason'>>;
-  readonly #listenerErrors: ReturnType<typeof counter<'event'>>;
+  readonly #stream: Emitter<ImmuneStreamEvents>;
+  readonly #events: ReturnType<typeof counter<'severity' | 'type'>> | undefined;
+  readonly #rejected: ReturnType<typeof counter<'reason'>> | undefined;
+  readonly #listenerErrors: ReturnType<typeof counter<'event'>> | undefined;
   #outbox: ImmuneEvent[] = [];
   #dispatchScheduled = false;
   #inFlight = 0;
@@ -173,7 +172,6 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
   #closing: Promise<void> | undefined;
 
   constructor(options: ImmuneServiceOptions = {}) {
-    super();
     const defaultWindowMs = options.defaultWindowMs ?? 3_600_000;
     const maxWindowMs = options.maxWindowMs ?? 30 * 86_400_000;
     const maxLimit = options.maxLimit ?? 1_000;
@@ -198,19 +196,78 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     this.maxWindowMs = maxWindowMs;
     this.defaultLimit = defaultLimit;
     this.maxLimit = maxLimit;
-    const registry = resolveRegistry(options.registry);
-    const prefix = options.metricsPrefix ?? 'guard_immune';
-    this.#events = counter(registry, { name: metricName(prefix, 'events_total'), help: 'Immune events stored', labelNames: ['severity', 'type'] });
-    this.#rejected = counter(registry, {
-      name: metricName(prefix, 'publish_rejected_total'),
-      help: 'Events not stored, by reason (invalid, queue_full, store_unavailable, store_error, closed)',
-      labelNames: ['reason'],
+    const registry = options.metrics === false ? undefined : resolveRegistry(options.registry);
+    const prefix = resolveMetricsPrefix(options, 'guard_immune');
+    this.#events = registry && counter(registry, { name: metricName(prefix, 'events_total'), help: 'Immune events stored', labelNames: ['severity', 'type'] });
+    this.#rejected =
+      registry &&
+      counter(registry, {
+        name: metricName(prefix, 'publish_rejected_total'),
+        help: 'Events not stored, by reason (invalid, queue_full, store_unavailable, store_error, closed)',
+        labelNames: ['reason'],
+      });
+    this.#listenerErrors = registry && counter(registry, { name: metricName(prefix, 'listener_errors_total'), help: 'Stream listeners that threw', labelNames: ['event'] });
+    this.#stream = new Emitter<ImmuneStreamEvents>({
+      onError: (error, event) => {
+        this.#listenerErrors?.inc({ event });
+        this.#logger.error({ err: error, event }, 'immune stream listener threw');
+      },
     });
-    this.#listenerErrors = counter(registry, {
-      name: metricName(prefix, 'listener_errors_total'),
-      help: 'Stream or bus listeners that threw',
-      labelNames: ['event'],
-    });
+  }
+
+  /** Calls `listener` with the envelope of every stored event. */
+  onEventPublished(listener: StreamListener<'immune.event_published'>): Subscription {
+    return this.#stream.on('immune.event_published', listener);
+  }
+
+  /** Calls `listener` with the envelope of every stored CRITICAL event. */
+  onCriticalEvent(listener: StreamListener<'immune.critical_event'>): Subscription {
+    return this.#stream.on('immune.critical_event', listener);
+  }
+
+  /** Adds a stream listener (`context` is its `this`); the Subscription ends this registration only. */
+  on<K extends keyof ImmuneStreamEvents>(event: K, listener: StreamListener<K>, context?: unknown): Subscription {
+    return this.#stream.on(event, listener, context);
+  }
+
+  /** Like {@link on}; the listener is removed before its first call (`events.once(service, name)` works too). */
+  once<K extends keyof ImmuneStreamEvents>(event: K, listener: StreamListener<K>, context?: unknown): Subscription {
+    return this.#stream.once(event, listener, context);
+  }
+
+  /** Alias of {@link on}. */
+  addListener<K extends keyof ImmuneStreamEvents>(event: K, listener: StreamListener<K>, context?: unknown): Subscription {
+    return this.#stream.on(event, listener, context);
+  }
+
+  /** Removes one registration of `listener`; without one, every listener of `event`. */
+  off<K extends keyof ImmuneStreamEvents>(event: K, listener?: StreamListener<K>, context?: unknown): this {
+    if (listener) this.#stream.off(event, listener, context);
+    else this.#stream.removeAllListeners(event);
+    return this;
+  }
+
+  /** Alias of {@link off}. */
+  removeListener<K extends keyof ImmuneStreamEvents>(event: K, listener?: StreamListener<K>, context?: unknown): this {
+    return this.off(event, listener, context);
+  }
+
+  /** Delivers a stream event to its listeners now (the fleet stream relays other replicas' events with it). */
+  emit<K extends keyof ImmuneStreamEvents>(event: K, ...args: ImmuneStreamEvents[K]): boolean {
+    return this.#stream.emit(event, ...args);
+  }
+
+  listenerCount(event: keyof ImmuneStreamEvents): number {
+    return this.#stream.listenerCount(event);
+  }
+
+  eventNames(): (keyof ImmuneStreamEvents)[] {
+    return this.#stream.eventNames();
+  }
+
+  removeAllListeners(event?: keyof ImmuneStreamEvents): this {
+    this.#stream.removeAllListeners(event);
+    return this;
   }
 
   /**
@@ -220,7 +277,7 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
    */
   async publishEvent(input: ImmuneEventInput, options: { signal?: AbortSignal } = {}): Promise<string> {
     if (this.#closed) {
-      this.#rejected.inc({ reason: 'closed' });
+      this.#rejected?.inc({ reason: 'closed' });
       throw new GuardError('CLOSED', 'ImmuneService is closed');
     }
     if (options.signal?.aborted) throw new GuardError('ABORTED', 'publishEvent was aborted', { cause: options.signal.reason });
@@ -228,7 +285,7 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     try {
       parsed = parseEventInput(input);
     } catch (error) {
-      this.#rejected.inc({ reason: 'invalid' });
+      this.#rejected?.inc({ reason: 'invalid' });
       throw error;
     }
     const createdAt = this.#now();
@@ -247,8 +304,8 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
       await this.store.insert(event);
     } catch (error) {
       const reason = isGuardError(error, 'QUEUE_FULL') ? 'queue_full' : isGuardError(error, 'CLOSED') ? 'closed' : isGuardError(error, 'STORE_UNAVAILABLE') ? 'store_unavailable' : 'store_error';
-      this.#rejected.inc({ reason });
-      throw isGuardError(error) ? error : new GuardError('STORE_ERROR', `storing the event failed: ${(error as Error)?.message}`, { cause: error });
+      this.#rejected?.inc({ reason });
+      throw isGuardError(error) ? error : new GuardError('STORE_ERROR', `storing the event failed: ${errorMessage(error)}`, { cause: error });
     } finally {
       if (--this.#inFlight === 0 && this.#idle.length > 0) {
         const idle = this.#idle;
@@ -280,7 +337,7 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
     }
     for (const [key, n] of counts) {
       const [severity, type] = key.split('|') as [string, string];
-      this.#events.inc({ severity, type }, n);
+      this.#events?.inc({ severity, type }, n);
     }
     for (const event of events) {
       const wantsAll = this.listenerCount('immune.event_published') > 0;
@@ -298,24 +355,10 @@ export class ImmuneService extends EventEmitter<ImmuneStreamEvents> {
           meta: event.meta,
           createdAt: event.createdAt,
         };
-        try {
-          this.#bus.emit('immuneEvent', notice);
-        } catch (error) {
-          this.#listenerErrors.inc({ event: 'immuneEvent' });
-          this.#logger.error({ err: error }, 'GuardBus immuneEvent listener threw');
-        }
+        // The bus isolates its own listeners (and logs their failures).
+        this.#bus.emit('immuneEvent', notice);
       }
     }
-  }
-
-  /** Calls every listener, isolated: a throwing (or rejecting) listener is logged and counted, never rethrown. */
-  override emit<K extends keyof ImmuneStreamEvents>(event: K, ...args: ImmuneStreamEvents[K]): boolean {
-    return safeEmit(this, event, args, (error) => this.#listenerFailed(event, error));
-  }
-
-  #listenerFailed(event: string, error: unknown): void {
-    this.#listenerErrors.inc({ event });
-    this.#logger.error({ err: error, event }, 'immune stream listener threw');
   }
 
   #window(windowMs: number | undefined): number {

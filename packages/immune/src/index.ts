@@ -19,7 +19,10 @@ export type { MemoryEventStoreOptions } from './memory-store.js';
 export { GroupCommitter } from './group-commit.js';
 export type { GroupCommitterOptions } from './group-commit.js';
 export { KyselyEventStore, createKyselyEventStore } from './kysely-store.js';
-export type { KyselyEventStoreOptions, EventStoreDialect, SqliteHandle } from './kysely-store.js';
+export type { KyselyEventStoreOptions } from './kysely-store.js';
+export { dialectOf } from './store-dialect.js';
+export type { EventStoreDialect } from './store-dialect.js';
+export type { SqliteHandle } from './sqlite-writer.js';
 export { ImmuneService, toStreamEnvelope } from './immune-service.js';
 export type {
   ImmuneServiceOptions,

@@ -3,7 +3,7 @@ import { isGuardError } from '@guard/core';
 import { MemoryEventStore, createMemoryStore } from './memory-store.js';
 import { describeEventStoreContract, makeEvent } from './testing.js';
 
-describeEventStoreContract('memory', () => new MemoryEventStore({ capacity: 10_000 }));
+describeEventStoreContract('memory', () => new MemoryEventStore({ capacity: 10_000 }), { test: { describe, it } });
 
 describe('MemoryEventStore', () => {
   it('never grows past its capacity and drops the oldest first', async () => {

@@ -2,7 +2,9 @@ import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isGuardError } from '@guard/core';
-import { createKyselyEventStore } from './kysely-store.js';
+import { createKyselyEventStore, KyselyEventStore } from './kysely-store.js';
+import { dialectOf } from './store-dialect.js';
+import type { AnyKysely } from './store-dialect.js';
 import { createPostgresStore, PostgresEventStore } from './postgres.js';
 import { ImmuneService } from './immune-service.js';
 import { describeEventStoreContract } from './testing.js';
@@ -23,20 +25,19 @@ async function dropTables(): Promise<void> {
   created.clear();
 }
 
+const postgresDb = (): AnyKysely => new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl(), max: 2 }) }) });
+
 afterAll(async () => {
   await dropTables();
   await admin.end();
 });
 
-describeEventStoreContract('postgres', () => createPostgresStore({ connectionString: pgUrl(), tableName: table('c') }), { cleanup: dropTables });
+describeEventStoreContract('postgres', () => createPostgresStore({ connectionString: pgUrl(), tableName: table('c') }), { test: { describe, it }, cleanup: dropTables });
 
 describeEventStoreContract(
   'postgres (shared kysely instance)',
-  async () => {
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl(), max: 2 }) }) });
-    return createKyselyEventStore({ db, dialect: 'postgres', tableName: table('k'), destroyOnClose: true });
-  },
-  { cleanup: dropTables },
+  () => createKyselyEventStore({ db: postgresDb(), tableName: table('k'), destroyOnClose: true }),
+  { test: { describe, it }, cleanup: dropTables },
 );
 
 describe('PostgresEventStore (fleet mode)', () => {
@@ -69,6 +70,21 @@ describe('PostgresEventStore (fleet mode)', () => {
     ]);
     await x.close();
     await y.close();
+  });
+
+  it('takes its dialect from the kysely adapter: a contradicting dialect option is INVALID_OPTION', async () => {
+    const db = postgresDb();
+    expect(dialectOf(db)).toBe('postgres');
+    let error: unknown;
+    try {
+      new KyselyEventStore({ db, dialect: 'sqlite', tableName: table('mismatch') });
+    } catch (e) {
+      error = e;
+    }
+    expect(isGuardError(error, 'INVALID_OPTION')).toBe(true);
+    expect((error as { details: { field: string } }).details.field).toBe('dialect');
+    await using store = await createKyselyEventStore({ db, tableName: table('adapter'), destroyOnClose: true });
+    expect(store.kind).toBe('postgres');
   });
 
   it('uses a caller-owned pool without ending it', async () => {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { GuardedPgPool, PgPoolLike } from '@guard/core';
 import { counter, GuardError, guardPgPool, metricName, pgPoolTimeoutConfig, resolvePgTimeouts, resolveRegistry } from '@guard/core';
 import { Kysely, PostgresDialect } from 'kysely';
-import { KyselyEventStore } from './kysely-store.js';
+import { KyselyEventStore, openStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
 import { requireOptionalPeer } from './optional-peer.js';
 
@@ -75,8 +75,7 @@ export class PostgresEventStore extends KyselyEventStore {
     });
     super({
       ...rest,
-      db: new Kysely<any>({ dialect: new PostgresDialect({ pool: safe }) }),
-      dialect: 'postgres',
+      db: new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool: safe }) }),
       destroyOnClose: !given,
     });
     this.pool = safe;
@@ -98,11 +97,5 @@ export class PostgresEventStore extends KyselyEventStore {
  * await using store = await createPostgresStore({ connectionString: 'postgres://postgres@127.0.0.1:5432/guard', tableName: 'immune_events' });
  */
 export async function createPostgresStore(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
-  const store = new PostgresEventStore(options);
-  try {
-    return await store.ready;
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  return openStore(new PostgresEventStore(options));
 }

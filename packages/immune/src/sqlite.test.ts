@@ -4,6 +4,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isGuardError } from '@guard/core';
 import { createKyselyEventStore, KyselyEventStore } from './kysely-store.js';
+import type { AnyKysely } from './store-dialect.js';
 import { createSqliteStore, SqliteEventStore } from './sqlite.js';
 import { describeEventStoreContract, makeEvent } from './testing.js';
 import { freshRegistry, tempDir } from './test-helpers.js';
@@ -14,11 +15,12 @@ afterAll(() => tmp.cleanup());
 let n = 0;
 const file = () => join(tmp.dir, `events-${++n}.db`);
 
-describeEventStoreContract('sqlite (owned database, fast insert path)', () => createSqliteStore({ path: file() }));
+describeEventStoreContract('sqlite (owned database, fast insert path)', () => createSqliteStore({ path: file() }), { test: { describe, it } });
 
-describeEventStoreContract('sqlite (shared kysely instance)', async () => {
-  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file()) }) });
-  return createKyselyEventStore({ db, dialect: 'sqlite', tableName: 'shared_events', destroyOnClose: true });
+const sqliteDb = (database = new Database(file())): AnyKysely => new Kysely({ dialect: new SqliteDialect({ database }) });
+
+describeEventStoreContract('sqlite (shared kysely instance)', () => createKyselyEventStore({ db: sqliteDb(), tableName: 'shared_events', destroyOnClose: true }), {
+  test: { describe, it },
 });
 
 async function errorOf(fn: () => unknown): Promise<unknown> {
@@ -75,12 +77,12 @@ describe('SqliteEventStore', () => {
   });
 
   it('shares one kysely database with other tables (several stores, other tables untouched)', async () => {
-    const database = new Database(file());
-    const db = new Kysely<any>({ dialect: new SqliteDialect({ database }) });
+    const db = sqliteDb();
     await db.schema.createTable('app_users').addColumn('id', 'integer', (c) => c.primaryKey()).execute();
     await db.insertInto('app_users').values({ id: 1 }).execute();
-    const a = await createKyselyEventStore({ db, dialect: 'sqlite', tableName: 'immune_a' });
-    const b = await createKyselyEventStore({ db, dialect: 'sqlite', tableName: 'immune_b' });
+    const a = await createKyselyEventStore({ db, tableName: 'immune_a' });
+    const b = await createKyselyEventStore({ db, dialect: 'sqlite', tableName: 'immune_b' }); // the deprecated option, agreeing
+    expect([a.kind, b.kind]).toEqual(['sqlite', 'sqlite']);
     await a.insert(makeEvent({ message: 'in a' }));
     expect((await a.counts(0)).total).toBe(1);
     expect((await b.counts(0)).total).toBe(0);
@@ -98,8 +100,9 @@ describe('SqliteEventStore', () => {
       [() => new SqliteEventStore({ path: file(), retentionMs: 5 }), 'retentionMs'],
       [() => new SqliteEventStore({ path: file(), maxBatchSize: 0 }), 'maxBatchSize'],
       [() => new SqliteEventStore({ path: file(), rollupBucketMs: 10 }), 'rollupBucketMs'],
-      [() => new KyselyEventStore({ db: {} as never, dialect: 'sqlite' }), 'db'],
-      [() => new KyselyEventStore({ db: {} as never, dialect: 'mysql' as never }), 'dialect'],
+      [() => new KyselyEventStore({ db: {} as never }), 'db'],
+      [() => new KyselyEventStore({ db: sqliteDb(), dialect: 'mysql' as never }), 'dialect'],
+      [() => new KyselyEventStore({ db: sqliteDb(), dialect: 'postgres' }), 'dialect'], // the adapter says sqlite
     ];
     for (const [fn, field] of cases) {
       const error = await errorOf(fn);

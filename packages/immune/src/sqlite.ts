@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { GuardError } from '@guard/core';
 import { Kysely, SqliteDialect } from 'kysely';
-import { KyselyEventStore } from './kysely-store.js';
+import { KyselyEventStore, openStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
 import { requireOptionalPeer } from './optional-peer.js';
 
@@ -61,9 +61,8 @@ export class SqliteEventStore extends KyselyEventStore {
     const { path: _path, synchronous: _sync, busyTimeoutMs: _busy, ...rest } = options;
     super({
       ...rest,
-      db: new Kysely<any>({ dialect: new SqliteDialect({ database }) }),
-      dialect: 'sqlite',
-      sqliteHandle: database as never,
+      db: new Kysely<Record<string, never>>({ dialect: new SqliteDialect({ database }) }),
+      sqliteHandle: database,
       destroyOnClose: true,
     });
     this.database = database;
@@ -77,11 +76,5 @@ export class SqliteEventStore extends KyselyEventStore {
  * await using store = await createSqliteStore({ path: 'immune.db', retentionMs: 86_400_000 });
  */
 export async function createSqliteStore(options: SqliteEventStoreOptions): Promise<SqliteEventStore> {
-  const store = new SqliteEventStore(options);
-  try {
-    return await store.ready;
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
+  return openStore(new SqliteEventStore(options));
 }

@@ -20,6 +20,9 @@ export function toStoreError(error: unknown, what: string): GuardError {
   return new GuardError(unavailable ? 'STORE_UNAVAILABLE' : 'STORE_ERROR', message, { cause: error });
 }
 
+/** Attempts of a statement whose connection died under it (several pooled connections may be cut at once). */
+export const LOST_CONNECTION_ATTEMPTS = 3;
+
 const LOST_CODES = new Set(['57P01', '57P02', 'ECONNRESET', 'EPIPE']);
 const LOST_MESSAGES = /connection terminated unexpectedly|is not queryable|terminating connection/i;
 
@@ -58,5 +61,20 @@ export async function retryLostConnection<T>(fn: () => Promise<T>, attempts: num
     } catch (error) {
       if (attempt >= attempts || !isLostConnection(error)) throw error;
     }
+  }
+}
+
+/**
+ * Runs an idempotent read: on Postgres a read whose connection was cut under it is tried again on another one; a
+ * failure is wrapped by {@link toStoreError}.
+ *
+ * @example
+ * const rows = await guardedRead(() => db.selectFrom('immune_events').selectAll().execute());
+ */
+export async function guardedRead<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await retryLostConnection(fn, LOST_CONNECTION_ATTEMPTS);
+  } catch (error) {
+    throw toStoreError(error, 'event store query failed');
   }
 }
