@@ -7,9 +7,10 @@ interface Registration {
 
 type Registrations = Registration | Registration[] | undefined;
 
-/** The part of an eventemitter3 (v5) emitter that {@link safeEmit} reads: typed here, so core needs no eventemitter3. */
-export interface SafeEmitTarget {
-  removeListener(event: string | symbol, fn?: (...args: never[]) => unknown, context?: unknown, once?: boolean): unknown;
+/** What {@link safeEmit} calls on an eventemitter3 (v5) emitter (typed here, so core needs no eventemitter3). */
+interface SafeEmitTarget {
+  _events: Record<string | symbol, Registrations>;
+  removeListener(event: string | symbol, fn: (...args: unknown[]) => unknown, context: undefined, once: boolean): unknown;
 }
 
 /**
@@ -24,13 +25,14 @@ export interface SafeEmitTarget {
  * @example
  * class Bus extends EventEmitter { override emit(event, ...args) { return safeEmit(this, event, args, report); } }
  */
-export function safeEmit(emitter: SafeEmitTarget, event: string | symbol, args: readonly unknown[], onError: (error: unknown) => void): boolean {
-  const registered = (emitter as unknown as { _events: Record<string | symbol, Registrations> })._events[event];
+export function safeEmit(emitter: object, event: string | symbol, args: readonly unknown[], onError: (error: unknown) => void): boolean {
+  const target = emitter as SafeEmitTarget;
+  const registered = target._events[event];
   if (!registered) return false;
   // A copy: listeners may add or remove listeners while we dispatch, as with eventemitter3's own emit.
   const list = Array.isArray(registered) ? registered.slice() : [registered];
   for (const { fn, context, once } of list) {
-    if (once) emitter.removeListener(event, fn, undefined, true);
+    if (once) target.removeListener(event, fn, undefined, true);
     try {
       const result = fn.apply(context, args as unknown[]);
       if (result && typeof (result as PromiseLike<unknown>).then === 'function') (result as PromiseLike<unknown>).then(undefined, onError);
