@@ -1,27 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { GuardBus, isGuardError, resolveRegistry } from '@guard/core';
+import { GuardBus, isGuardError } from '@guard/core';
 import type { BreakerStateChange } from '@guard/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
-import type { Registry } from './metrics.js';
-
-const boom = () => Promise.reject(new Error('boom'));
-const ok = () => Promise.resolve('ok');
-const newRegistry = () => new (resolveRegistry().constructor as new () => Registry)();
-
-async function fail(breaker: CircuitBreaker, times: number): Promise<void> {
-  for (let i = 0; i < times; i++) await expect(breaker.execute(boom)).rejects.toThrow('boom');
-}
-
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { boom, deferred, failTimes as fail, newRegistry, ok } from './test-support.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -157,9 +139,10 @@ describe('CircuitBreaker (consecutive mode)', () => {
 
 describe('CircuitBreaker signals', () => {
   it('a per-call timeout aborts fn\'s signal, rejects with TIMEOUT and counts as a failure', async () => {
+    vi.useFakeTimers();
     await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 1 });
     let captured: AbortSignal | undefined;
-    const error = await breaker
+    const pending = breaker
       .execute(
         (signal) =>
           new Promise((_resolve, reject) => {
@@ -169,6 +152,8 @@ describe('CircuitBreaker signals', () => {
         { timeoutMs: 20 },
       )
       .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(20);
+    const error = await pending;
     expect(captured?.aborted).toBe(true);
     expect(isGuardError(error, 'TIMEOUT')).toBe(true);
     expect(captured?.reason).toBe(error);
@@ -176,9 +161,12 @@ describe('CircuitBreaker signals', () => {
   });
 
   it('rejects at the timeout even when fn ignores its signal', async () => {
+    vi.useFakeTimers();
     await using breaker = new CircuitBreaker({ metrics: false });
     const never = new Promise<never>(() => {});
-    await expect(breaker.execute(() => never, { timeoutMs: 10 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const pending = expect(breaker.execute(() => never, { timeoutMs: 10 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await vi.advanceTimersByTimeAsync(10);
+    await pending;
   });
 
   it('a deadline fires at its time, never early, and one timer serves every call due in the same millisecond', async () => {
@@ -308,40 +296,6 @@ describe('CircuitBreaker signals', () => {
   });
 });
 
-describe('CircuitBreaker rate mode', () => {
-  it('respects the minimum throughput, then opens on the failure ratio', async () => {
-    vi.useFakeTimers();
-    await using breaker = new CircuitBreaker({
-      metrics: false,
-      mode: 'rate',
-      failureRateThreshold: 0.5,
-      minimumThroughput: 10,
-      windowMs: 10_000,
-      windowBuckets: 10,
-    });
-    await fail(breaker, 9);
-    expect(breaker.state).toBe('closed');
-    expect(breaker.toJSON().window).toEqual({ calls: 9, failures: 9 });
-    await fail(breaker, 1);
-    expect(breaker.state).toBe('open');
-  });
-
-  it('stays closed under the ratio and forgets calls that leave the window', async () => {
-    vi.useFakeTimers();
-    await using breaker = new CircuitBreaker({ metrics: false, mode: 'rate', failureRateThreshold: 0.5, minimumThroughput: 4 });
-    await fail(breaker, 3);
-    for (let i = 0; i < 4; i++) await breaker.execute(ok);
-    expect(breaker.state).toBe('closed');
-    await vi.advanceTimersByTimeAsync(10_000);
-    expect(breaker.toJSON().window).toEqual({ calls: 0, failures: 0 });
-    await breaker.execute(ok);
-    await fail(breaker, 2);
-    expect(breaker.state).toBe('closed');
-    await fail(breaker, 1);
-    expect(breaker.state).toBe('open');
-  });
-});
-
 describe('CircuitBreaker control', () => {
   it('isolate() holds it open until released, then closes', async () => {
     await using breaker = new CircuitBreaker({ metrics: false, resetTimeoutMs: 0 });
@@ -383,6 +337,41 @@ describe('CircuitBreaker control', () => {
     expect(breaker.probesInFlight).toBe(0);
   });
 
+  it('a half-open probe that outlives probeTimeoutMs fails with TIMEOUT and reopens the circuit', async () => {
+    vi.useFakeTimers({ now: 0 });
+    await using breaker = new CircuitBreaker({ name: 'stuck', metrics: false, failureThreshold: 1, resetTimeoutMs: 1_000, probeTimeoutMs: 500 });
+    const states: string[] = [];
+    using _sub = breaker.onStateChange((state) => states.push(state));
+    await fail(breaker, 1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    let probeSignal: AbortSignal | undefined;
+    const probe = breaker
+      .execute((signal) => {
+        probeSignal = signal;
+        return new Promise<never>(() => {}); // ignores its signal: only the breaker's timer can end it
+      })
+      .catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(499);
+    expect(breaker.state).toBe('half_open');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(breaker.state).toBe('open');
+    expect(await probe).toMatchObject({ code: 'TIMEOUT', details: { circuit: 'stuck', probeTimeoutMs: 500 } });
+    expect(probeSignal?.aborted).toBe(true);
+    expect(breaker.probesInFlight).toBe(0);
+    expect(states).toEqual(['open', 'half_open', 'open']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a probe that settles in time clears its probe timer', async () => {
+    vi.useFakeTimers({ now: 0 });
+    await using breaker = new CircuitBreaker({ metrics: false, failureThreshold: 1, resetTimeoutMs: 0, probeTimeoutMs: 500, halfOpenSuccesses: 2 });
+    await fail(breaker, 1);
+    await breaker.execute(ok);
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(breaker.state).toBe('half_open');
+  });
+
   it('emits every change to subscribers and the GuardBus with probeTimeoutMs', async () => {
     const bus = new GuardBus();
     const events: BreakerStateChange[] = [];
@@ -412,6 +401,7 @@ describe('CircuitBreaker control', () => {
   });
 
   it('toJSON() round-trips through initialState', async () => {
+    vi.useFakeTimers({ now: 100_000 });
     const opened = Date.now() - 1_000;
     await using breaker = new CircuitBreaker({ metrics: false, initialState: { state: 'open', openedAt: opened } });
     expect(breaker.toJSON()).toMatchObject({ state: 'open', openedAt: opened, mode: 'consecutive' });
@@ -508,25 +498,3 @@ describe('CircuitBreaker metrics after registry.clear()', () => {
   });
 });
 
-describe('CircuitBreaker rate mode clock', () => {
-  it('successes land in the bucket of their time: they leave the window when it slides past them', async () => {
-    vi.useFakeTimers({ now: 0 });
-    await using breaker = new CircuitBreaker({ metrics: false, mode: 'rate', failureRateThreshold: 0.5, minimumThroughput: 4, windowMs: 10_000, windowBuckets: 10 });
-    await breaker.execute(ok); // bucket 0
-    await vi.advanceTimersByTimeAsync(5_000);
-    for (let i = 0; i < 3; i++) await breaker.execute(ok); // bucket 5, with no clock read of their own
-    await vi.advanceTimersByTimeAsync(5_500); // bucket 10: bucket 0 left the window, bucket 5 did not
-    expect(breaker.toJSON().window).toEqual({ calls: 3, failures: 0 });
-    await vi.advanceTimersByTimeAsync(5_000); // bucket 15: bucket 5 left too
-    expect(breaker.toJSON().window).toEqual({ calls: 0, failures: 0 });
-  });
-
-  it('close() leaves no timer behind', async () => {
-    vi.useFakeTimers({ now: 0 });
-    const breaker = new CircuitBreaker({ metrics: false, mode: 'rate' });
-    await breaker.execute(ok);
-    expect(vi.getTimerCount()).toBe(1);
-    await breaker.close();
-    expect(vi.getTimerCount()).toBe(0);
-  });
-});

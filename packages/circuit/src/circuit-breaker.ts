@@ -1,77 +1,24 @@
-import { GuardError, assertNumberOption, isGuardError, raceAbort, silentLogger } from '@guard/core';
-import type { BreakerStateChange, CircuitState, GuardBus, Logger, Subscription } from '@guard/core';
+import { Emitter, GuardError, assertNumberOption, isGuardError, linkSignal, raceAbort, silentLogger } from '@guard/core';
+import type { BreakerStateChange, CircuitState, Env, GuardBus, LinkedSignal, Logger, Subscription } from '@guard/core';
+import type { CircuitBreakerMode } from './breaker.js';
+import type { CircuitBreakerSnapshot } from './breaker-snapshot.js';
+import { hydratedState } from './breaker-snapshot.js';
+import { breakerSettings } from './circuit-breaker-options.js';
+import type { CircuitBreakerOptions } from './circuit-breaker-options.js';
+import type { ConsecutiveBreaker } from './consecutive-breaker.js';
 import { CircuitOpenError } from './errors.js';
+import { circuitBreakerOptionsFromEnv } from './from-env.js';
 import { CALL_DELTAS, STATE_CODE, circuitMetrics } from './metrics.js';
-import type { BreakerMetricsSource, CircuitMetrics, CircuitMetricsOptions } from './metrics.js';
-import { DeadlineTimers } from './deadline-timers.js';
-import type { DeadlineBucket, DeadlineEntry } from './deadline-timers.js';
+import type { BreakerMetricsSource, CircuitMetrics } from './metrics.js';
+import { DeadlineTimers, MAX_TIMER_MS } from './deadline-timers.js';
 import { INVOKE, invokeNext } from './policy.js';
 import type { ExecuteOptions, Operation, Policy } from './policy.js';
+import type { RateBreaker } from './rate-breaker.js';
+import { ControllerDeadline, TimedCall } from './timed-call.js';
 
-/** How a breaker decides to open. */
-export type CircuitBreakerMode = 'consecutive' | 'rate';
-
-/**
- * A breaker's state as plain data: what `toJSON()` returns and `initialState` accepts.
- *
- * @example
- * const snapshot: CircuitBreakerSnapshot = breaker.toJSON();
- */
-export interface CircuitBreakerSnapshot {
-  readonly name: string;
-  readonly mode: CircuitBreakerMode;
-  readonly state: CircuitState;
-  /** Epoch ms when the breaker last opened; null when it never did or is closed. */
-  readonly openedAt: number | null;
-  readonly consecutiveFailures: number;
-  /** Successful probes since the breaker went half-open. */
-  readonly halfOpenSuccesses: number;
-  readonly isolated: boolean;
-  /** Rate mode only: calls and failures in the rolling window. */
-  readonly window?: { readonly calls: number; readonly failures: number };
-}
-
-/**
- * Options of {@link CircuitBreaker}.
- *
- * @example
- * const options: CircuitBreakerOptions = { name: 'search', mode: 'rate', failureRateThreshold: 0.5, minimumThroughput: 20 };
- */
-export interface CircuitBreakerOptions extends CircuitMetricsOptions {
-  /** Names the breaker in events, errors and metric labels (keep the set small and fixed); default `'default'`. */
-  readonly name?: string;
-  /** `consecutive` (default): open after `failureThreshold` failures in a row. `rate`: open on a failure ratio over a window. */
-  readonly mode?: CircuitBreakerMode;
-  /** Consecutive mode: failures in a row that open the circuit; default 5. */
-  readonly failureThreshold?: number;
-  /** Rate mode: failure ratio (0-1] over the window that opens the circuit; default 0.5. */
-  readonly failureRateThreshold?: number;
-  /** Rate mode: length of the rolling window; default 10 000 ms. */
-  readonly windowMs?: number;
-  /** Rate mode: buckets the window is split into (memory is O(buckets)); default 10. */
-  readonly windowBuckets?: number;
-  /** Rate mode: calls the window needs before the ratio may open the circuit; default 10. */
-  readonly minimumThroughput?: number;
-  /** How long the circuit stays open before it lets probes through; default 60 000 ms. */
-  readonly resetTimeoutMs?: number;
-  /** Probes allowed at once while half-open; others fail fast; default 1. */
-  readonly halfOpenMaxConcurrent?: number;
-  /** Successful probes that close the circuit; default 3. */
-  readonly halfOpenSuccesses?: number;
-  /**
-   * How long a half-open probe may run before it counts as orphaned; default 30 000 ms. Sent with every
-   * `breakerStateChange` event so the C4 detector (half_open_orphan) can call `reopen()`. The breaker starts no timer for it.
-   */
-  readonly probeTimeoutMs?: number;
-  /** Which errors count as failures; others pass through without touching the state. Default: every error. */
-  readonly shouldCount?: (error: unknown) => boolean;
-  /** Hydrates the state, e.g. from a saved `toJSON()`. A `half_open` snapshot resumes as open with its reset time elapsed. */
-  readonly initialState?: Partial<Omit<CircuitBreakerSnapshot, 'name' | 'mode' | 'window'>>;
-  /** Receives `breakerStateChange` events. */
-  readonly bus?: GuardBus;
-  /** Where errors thrown by state listeners are reported. */
-  readonly logger?: Logger;
-}
+export type { CircuitBreakerMode } from './breaker.js';
+export type { CircuitBreakerSnapshot } from './breaker-snapshot.js';
+export type { CircuitBreakerOptions } from './circuit-breaker-options.js';
 
 /**
  * A state listener: gets the new state and the full change.
@@ -81,142 +28,15 @@ export interface CircuitBreakerOptions extends CircuitMetricsOptions {
  */
 export type StateChangeListener = (state: CircuitState, change: BreakerStateChange) => void;
 
+/** The events of a breaker (`onStateChange`). */
+interface BreakerEvents {
+  stateChange: [state: CircuitState, change: BreakerStateChange];
+}
+
 const CLOSED = 0;
 const HALF_OPEN = 1;
 const OPEN = 2;
 const STATE_NAMES: readonly CircuitState[] = ['closed', 'half_open', 'open'];
-const STATE_CODES: Readonly<Record<string, number>> = { closed: CLOSED, half_open: HALF_OPEN, open: OPEN };
-
-/**
- * Rolling failure-rate window: counts per time bucket, O(buckets) memory. A success reads no clock: an unref'd
- * timer marks the current bucket stale when it ends, and only then does the next call read `Date.now()` and roll
- * the window (one timer per bucket while calls flow, none while idle). A success that runs before a late timer
- * fires lands in the bucket that just ended, so it may leave the window up to one event-loop turn early.
- * Failures always read the clock, so the ratio that opens the circuit is computed on the current window.
- */
-class RateWindow {
-  readonly failureRate: number;
-  readonly minimumThroughput: number;
-  readonly #bucketMs: number;
-  readonly #ok: Uint32Array;
-  readonly #failed: Uint32Array;
-  #head = -1;
-  #slot = 0;
-  /** True while the head bucket is known to be the current one (its end timer has not fired). */
-  #fresh = false;
-  #timer: NodeJS.Timeout | undefined;
-  readonly #markStale = () => {
-    this.#fresh = false;
-    this.#timer = undefined;
-  };
-  calls = 0;
-  failures = 0;
-
-  constructor(windowMs: number, buckets: number, failureRate: number, minimumThroughput: number) {
-    this.failureRate = failureRate;
-    this.minimumThroughput = minimumThroughput;
-    this.#bucketMs = windowMs / buckets;
-    this.#ok = new Uint32Array(buckets);
-    this.#failed = new Uint32Array(buckets);
-  }
-
-  recordSuccess(): void {
-    if (!this.#fresh) this.#advance(Date.now());
-    this.#ok[this.#slot]!++;
-    this.calls++;
-  }
-
-  recordFailure(now: number): void {
-    this.#advance(now);
-    this.#failed[this.#slot]!++;
-    this.failures++;
-    this.calls++;
-  }
-
-  /** Drops buckets that fell out of the window and arms the timer that ends the head bucket. */
-  #advance(now: number): void {
-    const size = this.#ok.length;
-    const index = Math.floor(now / this.#bucketMs);
-    let moved = !this.#fresh;
-    if (index > this.#head) {
-      moved = true;
-      if (this.#head < 0 || index - this.#head >= size) {
-        this.reset();
-      } else {
-        for (let i = this.#head + 1; i <= index; i++) {
-          const slot = i % size;
-          this.calls -= this.#ok[slot]! + this.#failed[slot]!;
-          this.failures -= this.#failed[slot]!;
-          this.#ok[slot] = 0;
-          this.#failed[slot] = 0;
-        }
-      }
-      this.#head = index;
-      this.#slot = index % size;
-    }
-    if (moved) {
-      if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#timer = setTimeout(this.#markStale, Math.max(1, (this.#head + 1) * this.#bucketMs - now));
-      this.#timer.unref();
-      this.#fresh = true;
-    }
-  }
-
-  /** Stops the bucket timer (the breaker was closed). */
-  dispose(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#fresh = false;
-  }
-
-  /** Counts as of `now` (expired buckets dropped). */
-  snapshot(now: number): { calls: number; failures: number } {
-    this.#advance(now);
-    return { calls: this.calls, failures: this.failures };
-  }
-
-  reset(): void {
-    this.#ok.fill(0);
-    this.#failed.fill(0);
-    this.calls = 0;
-    this.failures = 0;
-  }
-}
-
-/** A closed-state call with a `timeoutMs`: one small object per call, no timer, no signal of its own. */
-class TimedCall<T> implements DeadlineEntry {
-  slot = 0;
-  bucket: DeadlineBucket | undefined = undefined;
-  settled = false;
-  resolve!: (value: T) => void;
-  reject!: (error: unknown) => void;
-  readonly epoch: number;
-  readonly #onExpire: (call: TimedCall<T>, reason: unknown) => void;
-
-  constructor(epoch: number, onExpire: (call: TimedCall<T>, reason: unknown) => void) {
-    this.epoch = epoch;
-    this.#onExpire = onExpire;
-  }
-
-  expire(reason: unknown): void {
-    this.#onExpire(this, reason);
-  }
-}
-
-/** The deadline of a call that has its own controller (a caller's signal, or a probe): it aborts that controller. */
-class ControllerDeadline implements DeadlineEntry {
-  slot = 0;
-  bucket: DeadlineBucket | undefined = undefined;
-  readonly #controller: AbortController;
-
-  constructor(controller: AbortController) {
-    this.#controller = controller;
-  }
-
-  expire(reason: unknown): void {
-    this.#controller.abort(reason);
-  }
-}
 
 /** A breaker's deadline buckets and the one callback that expires its timed calls. */
 interface Deadlines {
@@ -224,14 +44,13 @@ interface Deadlines {
   readonly expire: (call: TimedCall<unknown>, reason: unknown) => void;
 }
 
-const MAX_TIMEOUT_MS = 2_147_483_647;
-
 /**
  * A circuit breaker: `closed` -> `open` after failures -> `half_open` after `resetTimeoutMs` -> `closed` after
- * `halfOpenSuccesses` good probes (or `open` again on a failed one). No state timers: the move to half-open happens on
- * the first call after the reset time (rate mode arms one unref'd timer per window bucket while calls flow, so a
- * success reads no clock). A call costs a state check and two integer updates; a signal (AbortController)
- * is created only for a caller's `signal` or a half-open probe.
+ * `halfOpenSuccesses` good probes (or `open` again on a failed one, or on one that outlives `probeTimeoutMs`). When it
+ * opens is the strategy's call: a {@link ConsecutiveBreaker} or a {@link RateBreaker}, chosen by `mode`. No state
+ * timers: the move to half-open happens on the first call after the reset time (rate mode arms one unref'd timer per
+ * window bucket while calls flow, so a success reads no clock). A call costs a state check and two integer updates; a
+ * signal (AbortController) is created only for a caller's `signal` or a half-open probe.
  * Timeouts share one timer and one signal per deadline millisecond (see `DeadlineTimers`) instead of an
  * `AbortController` and a `setTimeout` per call.
  *
@@ -248,7 +67,6 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   /** Bumped on every transition; results of calls started in an older epoch do not move the state. */
   #epoch = 0;
   #openedAt = 0;
-  #consecutive = 0;
   #probeSuccesses = 0;
   #probing = 0;
   #isolated = 0;
@@ -257,63 +75,42 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   #failed = 0;
   #timedOut = 0;
   #rejected = 0;
-  readonly #failureThreshold: number;
   readonly #resetTimeoutMs: number;
   readonly #halfOpenMax: number;
   readonly #halfOpenSuccesses: number;
   readonly #shouldCount: ((error: unknown) => boolean) | undefined;
-  readonly #window: RateWindow | undefined;
+  /** Decides when a closed circuit opens; its counts are the persisted part of the state. */
+  readonly #breaker: ConsecutiveBreaker | RateBreaker;
   readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
   readonly #metrics: CircuitMetrics | undefined;
   readonly #metricsRef: WeakRef<BreakerMetricsSource> | undefined;
   #reported: number[] | undefined;
-  #listeners: StateChangeListener[] | undefined;
-  #probes: Set<AbortController> | undefined;
+  /** Made on the first `onStateChange`, so a breaker nobody listens to carries none of it. */
+  #events: Emitter<BreakerEvents> | undefined;
+  #probes: Set<LinkedSignal> | undefined;
   /** Made on the first call with a `timeoutMs`, so a breaker that never times calls carries none of it. */
   #deadlines: Deadlines | undefined;
 
+  /**
+   * A breaker configured from the environment ({@link circuitBreakerOptionsFromEnv}); `overrides` win over it.
+   *
+   * @example
+   * const breaker = CircuitBreaker.fromEnv(process.env, { name: 'payments' });
+   */
+  static fromEnv(env: Env = process.env, overrides: CircuitBreakerOptions = {}): CircuitBreaker {
+    return new CircuitBreaker({ ...circuitBreakerOptionsFromEnv(env), ...overrides });
+  }
+
   constructor(options: CircuitBreakerOptions = {}) {
-    const name = options.name ?? 'default';
-    if (typeof name !== 'string' || name === '') {
-      throw new GuardError('INVALID_OPTION', 'name must be a non-empty string', { details: { field: 'name' } });
-    }
-    const mode = options.mode ?? 'consecutive';
-    if (mode !== 'consecutive' && mode !== 'rate') {
-      throw new GuardError('INVALID_OPTION', `mode must be 'consecutive' or 'rate', got ${String(mode)}`, { details: { field: 'mode' } });
-    }
-    const {
-      failureThreshold = 5,
-      failureRateThreshold = 0.5,
-      windowMs = 10_000,
-      windowBuckets = 10,
-      minimumThroughput = 10,
-      resetTimeoutMs = 60_000,
-      halfOpenMaxConcurrent = 1,
-      halfOpenSuccesses = 3,
-      probeTimeoutMs = 30_000,
-      shouldCount,
-    } = options;
-    assertNumberOption('failureThreshold', failureThreshold, { min: 1, integer: true });
-    assertNumberOption('failureRateThreshold', failureRateThreshold, { min: Number.MIN_VALUE, max: 1 });
-    assertNumberOption('windowMs', windowMs, { min: 1, max: Number.MAX_SAFE_INTEGER });
-    assertNumberOption('windowBuckets', windowBuckets, { min: 1, max: 10_000, integer: true });
-    assertNumberOption('minimumThroughput', minimumThroughput, { min: 1, integer: true });
-    assertNumberOption('resetTimeoutMs', resetTimeoutMs, { min: 0, max: Number.MAX_SAFE_INTEGER });
-    assertNumberOption('halfOpenMaxConcurrent', halfOpenMaxConcurrent, { min: 1, integer: true });
-    assertNumberOption('halfOpenSuccesses', halfOpenSuccesses, { min: 1, integer: true });
-    assertNumberOption('probeTimeoutMs', probeTimeoutMs, { min: 1, max: Number.MAX_SAFE_INTEGER });
-    if (shouldCount !== undefined && typeof shouldCount !== 'function') {
-      throw new GuardError('INVALID_OPTION', 'shouldCount must be a function', { details: { field: 'shouldCount' } });
-    }
-    this.name = name;
-    this.probeTimeoutMs = probeTimeoutMs;
-    this.#failureThreshold = failureThreshold;
-    this.#resetTimeoutMs = resetTimeoutMs;
-    this.#halfOpenMax = halfOpenMaxConcurrent;
-    this.#halfOpenSuccesses = halfOpenSuccesses;
-    this.#shouldCount = shouldCount;
-    this.#window = mode === 'rate' ? new RateWindow(windowMs, windowBuckets, failureRateThreshold, minimumThroughput) : undefined;
+    const settings = breakerSettings(options);
+    this.name = settings.name;
+    this.probeTimeoutMs = settings.probeTimeoutMs;
+    this.#resetTimeoutMs = settings.resetTimeoutMs;
+    this.#halfOpenMax = settings.halfOpenMaxConcurrent;
+    this.#halfOpenSuccesses = settings.halfOpenSuccesses;
+    this.#shouldCount = settings.shouldCount;
+    this.#breaker = settings.createBreaker();
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
     if (options.initialState !== undefined) this.#hydrate(options.initialState);
@@ -322,29 +119,16 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   }
 
   #hydrate(initial: NonNullable<CircuitBreakerOptions['initialState']>): void {
-    const state = initial.state ?? 'closed';
-    const code = STATE_CODES[state];
-    if (code === undefined) {
-      throw new GuardError('INVALID_OPTION', `initialState.state must be closed, open or half_open, got ${String(state)}`, {
-        details: { field: 'initialState.state' },
-      });
+    const start = hydratedState(initial, this.#resetTimeoutMs, Date.now());
+    const breaker = this.#breaker;
+    if (breaker.mode === 'consecutive') {
+      if (initial.consecutiveFailures !== undefined) breaker.state = initial.consecutiveFailures;
+    } else if (initial.window !== undefined) {
+      breaker.state = initial.window;
     }
-    if (initial.consecutiveFailures !== undefined) {
-      assertNumberOption('initialState.consecutiveFailures', initial.consecutiveFailures, { min: 0, integer: true });
-      this.#consecutive = initial.consecutiveFailures;
-    }
-    if (initial.openedAt !== undefined && initial.openedAt !== null) {
-      assertNumberOption('initialState.openedAt', initial.openedAt, { min: 0 });
-    }
-    const now = Date.now();
-    if (code === OPEN) this.#openedAt = initial.openedAt ?? now;
-    if (code === HALF_OPEN) this.#openedAt = now - this.#resetTimeoutMs;
-    this.#state = code === CLOSED ? CLOSED : OPEN;
-    if (initial.isolated === true) {
-      this.#isolated = 1;
-      this.#state = OPEN;
-      this.#openedAt ||= now;
-    }
+    this.#state = start.state === 'closed' ? CLOSED : OPEN;
+    this.#openedAt = start.openedAt;
+    if (start.isolated) this.#isolated = 1;
   }
 
   /** The current state. An open breaker whose reset time has passed reports `open` until the next call probes it. */
@@ -354,7 +138,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
 
   /** `consecutive` or `rate`. */
   get mode(): CircuitBreakerMode {
-    return this.#window === undefined ? 'consecutive' : 'rate';
+    return this.#breaker.mode;
   }
 
   /** True once `close()` was called. */
@@ -378,7 +162,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     if (this.#state === CLOSED && !this.#disposed) {
       if (options === undefined) return this.#runPlain(fn);
       const timeoutMs = options.timeoutMs;
-      if (options.signal === undefined && typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS) {
+      if (options.signal === undefined && typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS) {
         return this.#timed(fn, timeoutMs, undefined, 0);
       }
     }
@@ -402,7 +186,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     let probe = false;
     try {
       if (this.#disposed) throw new GuardError('CLOSED', `CircuitBreaker "${this.name}" is closed`, { details: { circuit: this.name } });
-      if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: MAX_TIMEOUT_MS });
+      if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: MAX_TIMER_MS });
       signal?.throwIfAborted();
     } catch (error) {
       return Promise.reject(error);
@@ -500,10 +284,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       throw error;
     }
     this.#ok++;
-    if (epoch === this.#epoch) {
-      if (this.#window === undefined) this.#consecutive = 0;
-      else this.#window.recordSuccess();
-    }
+    if (epoch === this.#epoch) this.#breaker.success();
     return value;
   }
 
@@ -532,24 +313,20 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   ): Promise<T> {
     const epoch = this.#epoch;
     let signal = callerSignal;
-    let controller: AbortController | undefined;
+    let linked: LinkedSignal | undefined;
     let deadline: ControllerDeadline | undefined;
-    let onAbort: (() => void) | undefined;
     if (probe || timeoutMs !== undefined) {
-      const own = (controller = new AbortController());
-      signal = own.signal;
+      // a probe that never settles must not hold the circuit half-open: at probeTimeoutMs it fails (TIMEOUT) and reopens it
+      linked = linkSignal(callerSignal, probe ? { timeoutMs: this.probeTimeoutMs, timeoutReason: () => this.#probeTimedOut() } : undefined);
+      signal = linked.signal;
       if (timeoutMs !== undefined) {
-        // the deadline joins the shared buckets; only this call's own controller aborts
-        deadline = new ControllerDeadline(own);
+        // the deadline joins the shared buckets; only this call's own signal aborts
+        deadline = new ControllerDeadline(linked);
         (this.#deadlines ??= this.#makeDeadlines()).timers.add(deadline, timeoutMs);
-      }
-      if (callerSignal !== undefined) {
-        onAbort = () => own.abort(callerSignal.reason);
-        callerSignal.addEventListener('abort', onAbort, { once: true });
       }
       if (probe) {
         this.#probing++;
-        (this.#probes ??= new Set()).add(own);
+        (this.#probes ??= new Set()).add(linked);
       }
     }
     try {
@@ -561,12 +338,18 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       throw error;
     } finally {
       if (deadline !== undefined) this.#deadlines!.timers.remove(deadline);
-      if (onAbort !== undefined) callerSignal!.removeEventListener('abort', onAbort);
+      linked?.dispose();
       if (probe) {
         this.#probing--;
-        this.#probes!.delete(controller!);
+        this.#probes!.delete(linked!);
       }
     }
+  }
+
+  #probeTimedOut(): GuardError {
+    return new GuardError('TIMEOUT', `circuit "${this.name}" half-open probe did not settle within ${this.probeTimeoutMs} ms`, {
+      details: { circuit: this.name, probeTimeoutMs: this.probeTimeoutMs },
+    });
   }
 
   #onSuccess(epoch: number, probe: boolean): void {
@@ -574,10 +357,8 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     if (epoch !== this.#epoch) return;
     if (probe) {
       if (++this.#probeSuccesses >= this.#halfOpenSuccesses) this.#transition(CLOSED);
-    } else if (this.#window === undefined) {
-      this.#consecutive = 0;
     } else {
-      this.#window.recordSuccess();
+      this.#breaker.success();
     }
   }
 
@@ -598,12 +379,8 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     if (epoch !== this.#epoch) return;
     if (probe) {
       this.#transition(OPEN);
-    } else if (this.#window === undefined) {
-      if (++this.#consecutive >= this.#failureThreshold) this.#transition(OPEN);
-    } else {
-      const window = this.#window;
-      window.recordFailure(Date.now());
-      if (window.calls >= window.minimumThroughput && window.failures / window.calls >= window.failureRate) this.#transition(OPEN);
+    } else if (this.#breaker.failure()) {
+      this.#transition(OPEN);
     }
   }
 
@@ -623,9 +400,9 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     this.#state = to;
     this.#epoch++;
     this.#probeSuccesses = 0;
-    this.#consecutive = 0;
     if (to === OPEN) this.#openedAt = now;
-    else if (to === CLOSED) this.#window?.reset();
+    // a consecutive count starts again on every transition; a rate window is kept while open, for toJSON()
+    if (to === CLOSED || this.#breaker.mode === 'consecutive') this.#breaker.reset();
     this.#metrics?.transition(this.name, STATE_NAMES[to]!);
     const change: BreakerStateChange = {
       circuit: this.name,
@@ -634,16 +411,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
       at: now,
       probeTimeoutMs: this.probeTimeoutMs,
     };
-    const listeners = this.#listeners;
-    if (listeners !== undefined) {
-      for (const listener of listeners.slice()) {
-        try {
-          listener(change.to, change);
-        } catch (error) {
-          this.#logger.error({ err: error, circuit: this.name }, 'circuit state listener threw');
-        }
-      }
-    }
+    this.#events?.emit('stateChange', change.to, change);
     this.#bus?.emit('breakerStateChange', change);
   }
 
@@ -654,24 +422,15 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
    * using sub = breaker.onStateChange((state, change) => log.warn(change, `circuit ${state}`));
    */
   onStateChange(listener: StateChangeListener): Subscription {
-    const listeners = (this.#listeners ??= []);
-    listeners.push(listener);
-    let active = true;
-    const off = (() => {
-      if (!active) return;
-      active = false;
-      const list = this.#listeners;
-      const at = list?.indexOf(listener) ?? -1;
-      if (at >= 0) list!.splice(at, 1);
-      if (list?.length === 0) this.#listeners = undefined;
-    }) as Subscription;
-    off[Symbol.dispose] = off;
-    return off;
+    const events = (this.#events ??= new Emitter<BreakerEvents>({
+      onError: (error) => this.#logger.error({ err: error, circuit: this.name }, 'circuit state listener threw'),
+    }));
+    return events.on('stateChange', listener);
   }
 
   /** Number of state listeners (for leak checks). */
   get listenerCount(): number {
-    return this.#listeners?.length ?? 0;
+    return this.#events?.listenerCount('stateChange') ?? 0;
   }
 
   /**
@@ -705,8 +464,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
   reset(): void {
     this.#isolated = 0;
     this.#isolation++;
-    this.#consecutive = 0;
-    this.#window?.reset();
+    this.#breaker.reset();
     if (this.#state === CLOSED) this.#epoch++;
     else this.#transition(CLOSED);
   }
@@ -730,7 +488,7 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     const error = new GuardError('ABORTED', `circuit "${this.name}" probe aborted: ${reason}`, {
       details: { circuit: this.name, reason },
     });
-    for (const controller of Array.from(probes)) controller.abort(error);
+    for (const probe of Array.from(probes)) probe.abort(error);
   }
 
   /** Probes running now (half-open). */
@@ -745,16 +503,17 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
    * const saved = JSON.stringify(breaker); // later: new CircuitBreaker({ initialState: JSON.parse(saved) })
    */
   toJSON(): CircuitBreakerSnapshot {
+    const breaker = this.#breaker;
     const snapshot: CircuitBreakerSnapshot = {
       name: this.name,
       mode: this.mode,
       state: this.state,
       openedAt: this.#state === CLOSED ? null : this.#openedAt,
-      consecutiveFailures: this.#consecutive,
+      consecutiveFailures: breaker.mode === 'consecutive' ? breaker.state : 0,
       halfOpenSuccesses: this.#probeSuccesses,
       isolated: this.#isolated > 0,
     };
-    return this.#window === undefined ? snapshot : { ...snapshot, window: this.#window.snapshot(Date.now()) };
+    return breaker.mode === 'consecutive' ? snapshot : { ...snapshot, window: breaker.state };
   }
 
   /** @internal */
@@ -780,9 +539,9 @@ export class CircuitBreaker implements Policy, BreakerMetricsSource, AsyncDispos
     if (this.#disposed) return Promise.resolve();
     this.#disposed = true;
     this.#abortProbes('breaker closed');
-    this.#window?.dispose();
+    this.#breaker.dispose();
     if (this.#metricsRef !== undefined) this.#metrics!.removeBreaker(this.#metricsRef);
-    this.#listeners = undefined;
+    this.#events?.removeAllListeners();
     return Promise.resolve();
   }
 

@@ -1,29 +1,16 @@
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { isGuardError } from '@guard/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { ConnectionPool } from './connection-pool.js';
-import type { ConnectionPoolOptions } from './connection-pool.js';
+import { closeTestResources, refusedUrl, testPool as pool, wsTestServer } from './test-support.js';
 
-const cleanups: Array<() => Promise<void>> = [];
+afterEach(closeTestResources);
 
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** A real ws server on 127.0.0.1:0 that echoes text frames; `break` makes it send a malformed frame. */
-async function echoServer() {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(wss, 'listening');
-  const counts = { total: 0, open: 0 };
-  wss.on('connection', (ws: WebSocket) => {
-    counts.total++;
-    counts.open++;
-    ws.on('close', () => counts.open--);
-    ws.on('error', () => {});
+/** A real ws server that echoes text frames; `break` makes it send a malformed frame, `hang up` closes. */
+function echoServer() {
+  return wsTestServer((ws) => {
     ws.on('message', (data) => {
       const text = String(data);
       if (text === 'break') {
@@ -33,20 +20,6 @@ async function echoServer() {
       else ws.send(`echo:${text}`);
     });
   });
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const ws of wss.clients) ws.terminate();
-        wss.close(() => resolve());
-      }),
-  );
-  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, counts };
-}
-
-function pool(options: ConnectionPoolOptions = {}): ConnectionPool {
-  const created = new ConnectionPool({ metrics: false, ...options });
-  cleanups.push(() => created.close());
-  return created;
 }
 
 async function reply(socket: WebSocket, text: string): Promise<string> {
@@ -174,11 +147,7 @@ describe('ConnectionPool.acquire', () => {
   });
 
   it('counts connect failures on the URL’s breaker and then fails fast with CIRCUIT_OPEN', async () => {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const url = `ws://127.0.0.1:${port}`;
+    const url = await refusedUrl();
     const p = pool({ breaker: { failureThreshold: 2, resetTimeoutMs: 60_000 } });
     for (let i = 0; i < 2; i++) {
       const error = await p.acquire(url).catch((e: unknown) => e);

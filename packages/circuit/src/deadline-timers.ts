@@ -130,3 +130,6 @@ export class DeadlineTimers {
     for (const entry of entries) entry.expire(reason);
   }
 }
+
+/** The longest delay `setTimeout` honours (a larger one fires at once). */
+export const MAX_TIMER_MS = 2_147_483_647;

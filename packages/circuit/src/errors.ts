@@ -9,7 +9,7 @@ declare module '@guard/core' {
     BULKHEAD_REJECTED: true;
     /** A managed task was cancelled. */
     TASK_CANCELLED: true;
-    /** A task with that id is already registered. */
+    /** @deprecated No longer thrown: a duplicate task id is `INVALID_INPUT` with `details.reason: 'exists'`. */
     TASK_EXISTS: true;
   }
 }

@@ -1,5 +1,7 @@
 import { envReader } from '@guard/core';
-import type { Env } from '@guard/core';
+import type { Env, EnvNames, EnvReader } from '@guard/core';
+import type { CircuitBreakerOptions } from './circuit-breaker-options.js';
+import type { ConnectionPoolOptions } from './connection-pool.js';
 
 /** Breaker options read from the environment. */
 export interface CircuitBreakerEnvOptions {
@@ -17,7 +19,7 @@ export interface ConnectionPoolEnvOptions {
 }
 
 /**
- * The variables {@link fromEnv} reads: the `GUARD_*` name first, then the seed's `ANALYZER_*` alias.
+ * The variables this package reads: the `GUARD_*` name first, then the seed's `ANALYZER_*` alias.
  *
  * @example
  * console.log(CIRCUIT_ENV.failureThreshold); // ['GUARD_CIRCUIT_THRESHOLD', 'ANALYZER_CIRCUIT_THRESHOLD']
@@ -31,27 +33,73 @@ export const CIRCUIT_ENV = {
   halfOpenSuccesses: ['GUARD_CIRCUIT_HALF_OPEN_CALLS', 'ANALYZER_CIRCUIT_HALF_OPEN_CALLS'],
 } as const;
 
+/** Reads each set variable of `fields` into an options bag; unset ones are left out (so code and defaults apply). */
+function readSet<K extends keyof typeof CIRCUIT_ENV>(read: EnvReader, fields: Readonly<Record<K, (names: EnvNames) => number>>): Partial<Record<K, number>> {
+  const options: Partial<Record<K, number>> = {};
+  for (const field of Object.keys(fields) as K[]) {
+    if (read.nameOf(CIRCUIT_ENV[field]) !== undefined) options[field] = fields[field](CIRCUIT_ENV[field]);
+  }
+  return options;
+}
+
 /**
- * Reads breaker and pool options from the environment. Durations are seconds when bare (`10`) or carry a unit
- * (`500ms`, `5s`, `2min`). A bad value throws `INVALID_ENV` naming the variable.
+ * The breaker options set in the environment (only those set). Durations are seconds when bare (`10`) or carry a
+ * unit (`500ms`, `5s`, `2min`). A bad value throws `INVALID_ENV` naming the variable.
  *
  * @example
+ * const breaker = new CircuitBreaker({ ...circuitBreakerOptionsFromEnv(), name: 'payments' });
+ */
+export function circuitBreakerOptionsFromEnv(env: Env = process.env): Partial<CircuitBreakerOptions> {
+  const read = envReader(env);
+  return readSet(read, {
+    failureThreshold: (names) => read.number(names, 5, { min: 1, integer: true }),
+    resetTimeoutMs: (names) => read.durationMs(names, 60_000, 's', { min: 0 }),
+    halfOpenSuccesses: (names) => read.number(names, 3, { min: 1, integer: true }),
+  });
+}
+
+/**
+ * The pool options set in the environment (only those set), its breakers' options under `breaker`.
+ *
+ * @example
+ * await using pool = new ConnectionPool({ ...connectionPoolOptionsFromEnv(), requestTimeoutMs: 5_000 });
+ */
+export function connectionPoolOptionsFromEnv(env: Env = process.env): Partial<ConnectionPoolOptions> & { breaker: Partial<CircuitBreakerOptions> } {
+  const read = envReader(env);
+  const pool = readSet(read, {
+    maxConcurrentConnections: (names) => read.number(names, 50, { min: 1, integer: true }),
+    connectionTimeoutMs: (names) => read.durationMs(names, 10_000, 's', { min: 1 }),
+    idleTimeoutMs: (names) => read.durationMs(names, 300_000, 's', { min: 0 }),
+  });
+  return { ...pool, breaker: circuitBreakerOptionsFromEnv(env) };
+}
+
+/**
+ * Every option of this package set in the environment: `{ breaker, pool }`. `CircuitBreaker.fromEnv(env, overrides)`
+ * and `ConnectionPool.fromEnv(env, overrides)` apply them with the code's options winning.
+ *
+ * @example
+ * const { breaker } = circuitOptionsFromEnv(process.env);
+ */
+export function circuitOptionsFromEnv(env: Env = process.env): {
+  breaker: Partial<CircuitBreakerOptions>;
+  pool: Partial<ConnectionPoolOptions> & { breaker: Partial<CircuitBreakerOptions> };
+} {
+  return { breaker: circuitBreakerOptionsFromEnv(env), pool: connectionPoolOptionsFromEnv(env) };
+}
+
+/**
+ * Breaker and pool options from the environment with every default filled in.
+ *
+ * @deprecated Use {@link circuitOptionsFromEnv} (only what is set) with `CircuitBreaker.fromEnv` / `ConnectionPool.fromEnv`.
+ * @example
  * const { breaker, pool } = fromEnv();
- * const payments = new CircuitBreaker({ name: 'payments', ...breaker });
- * await using connections = new ConnectionPool(pool);
  */
 export function fromEnv(env: Env = process.env): { breaker: CircuitBreakerEnvOptions; pool: ConnectionPoolEnvOptions } {
-  const read = envReader(env);
-  const breaker: CircuitBreakerEnvOptions = {
-    failureThreshold: read.number(CIRCUIT_ENV.failureThreshold, 5, { min: 1, integer: true }),
-    resetTimeoutMs: read.durationMs(CIRCUIT_ENV.resetTimeoutMs, 60_000, 's', { min: 0 }),
-    halfOpenSuccesses: read.number(CIRCUIT_ENV.halfOpenSuccesses, 3, { min: 1, integer: true }),
-  };
-  const pool: ConnectionPoolEnvOptions = {
-    maxConcurrentConnections: read.number(CIRCUIT_ENV.maxConcurrentConnections, 50, { min: 1, integer: true }),
-    connectionTimeoutMs: read.durationMs(CIRCUIT_ENV.connectionTimeoutMs, 10_000, 's', { min: 1 }),
-    idleTimeoutMs: read.durationMs(CIRCUIT_ENV.idleTimeoutMs, 300_000, 's', { min: 0 }),
+  const breaker: CircuitBreakerEnvOptions = { failureThreshold: 5, resetTimeoutMs: 60_000, halfOpenSuccesses: 3, ...circuitBreakerOptionsFromEnv(env) };
+  const { breaker: _set, ...pool } = connectionPoolOptionsFromEnv(env);
+  return {
     breaker,
+    pool: { maxConcurrentConnections: 50, connectionTimeoutMs: 10_000, idleTimeoutMs: 300_000, ...pool, breaker },
   };
-  return { breaker, pool };
 }

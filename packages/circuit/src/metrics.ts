@@ -1,23 +1,17 @@
-import { counter, gauge, metricName, registryScoped, resolveRegistry } from '@guard/core';
+import { counter, gauge, metricName, registryScoped, resolveMetricsPrefix, resolveRegistry } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 
 /** A prom-client `Registry` (typed through core, so this package needs no direct prom-client dependency). */
 export type Registry = NonNullable<MetricsOptions['registry']>;
 
 /**
- * Metric options shared by every class of this package.
+ * Metric options shared by every class of this package: `registry` (default prom-client's global `register`),
+ * `metricsPrefix` (default `guard_circuit`; the older `prefix` is read when it is unset) and `metrics: false`.
  *
  * @example
  * new CircuitBreaker({ name: 'db', registry: myRegistry, metricsPrefix: 'guard_circuit' });
  */
-export interface CircuitMetricsOptions {
-  /** Where metrics register; default prom-client's global `register`. */
-  readonly registry?: Registry;
-  /** Prefix of metric names; default `guard_circuit`. */
-  readonly metricsPrefix?: string;
-  /** `false` turns metrics off for this instance; default `true`. */
-  readonly metrics?: boolean;
-}
+export type CircuitMetricsOptions = MetricsOptions;
 
 /** Calls counted per outcome, in this order. */
 export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'rejected'] as const;
@@ -194,7 +188,7 @@ export class CircuitMetrics {
 export function circuitMetrics(options: CircuitMetricsOptions): CircuitMetrics | undefined {
   if (options.metrics === false) return undefined;
   const registry = resolveRegistry(options.registry);
-  const prefix = options.metricsPrefix ?? 'guard_circuit';
+  const prefix = resolveMetricsPrefix(options, 'guard_circuit');
   // Version the key: a copy of another release must not share an object whose shape it does not know.
   return registryScoped(
     registry,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { isGuardError } from '@guard/core';
+import { isGuardError, waitUntil } from '@guard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TaskRegistry } from './task-registry.js';
 
@@ -95,17 +95,21 @@ describe('TaskRegistry', () => {
   it('cancel aborts the run signal, and a late result is ignored', async () => {
     await using tasks = new TaskRegistry();
     let seen: AbortSignal | undefined;
+    let finish!: (value: string) => void;
+    const late = new Promise<string>((resolve) => (finish = resolve));
     const task = tasks.register({
       taskId: 'slow',
       run: (signal) => {
         seen = signal;
-        return new Promise<string>((resolve) => setTimeout(() => resolve('late'), 30));
+        return late;
       },
     });
     await tasks.cancel('slow');
     expect(seen?.aborted).toBe(true);
     await expect(task.promise).rejects.toMatchObject({ code: 'TASK_CANCELLED' });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    finish('late');
+    await late;
+    await Promise.resolve(); // the task's own then() on the late result runs after ours
     expect(task.status).toBe('cancelled');
   });
 
@@ -121,10 +125,12 @@ describe('TaskRegistry', () => {
     expect(pidGone(proc.pid!)).toBe(true);
   });
 
-  it('rejects duplicate ids with TASK_EXISTS and bad input with typed errors', async () => {
+  it('rejects duplicate ids with INVALID_INPUT (reason exists) and bad input with typed errors', async () => {
     const tasks = new TaskRegistry();
     tasks.register({ taskId: 'one' });
-    expect(() => tasks.register({ taskId: 'one' })).toThrow(expect.objectContaining({ code: 'TASK_EXISTS' }));
+    expect(() => tasks.register({ taskId: 'one' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_INPUT', details: { field: 'taskId', taskId: 'one', reason: 'exists' } }),
+    );
     expect(() => tasks.register({ taskId: '' })).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
     expect(() => tasks.get('one')!.attach({} as never)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
     expect(() => new TaskRegistry({ killGraceMs: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
@@ -160,8 +166,6 @@ describe('TaskRegistry', () => {
     expect(shell.signalCode).toBe('SIGKILL');
     expect(pidGone(shell.pid!)).toBe(true);
     // The group's SIGKILL reaches the grandchild at once, but it may take the kernel a moment to finish it off.
-    const deadline = Date.now() + 2_000;
-    while (!notRunning(grandchild) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(notRunning(grandchild)).toBe(true);
+    await waitUntil(() => notRunning(grandchild), { timeoutMs: 2_000, what: 'the grandchild to die' });
   });
 });

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { GuardError, assertNumberOption } from '@guard/core';
+import { GuardError, assertNumberOption, terminateProcess } from '@guard/core';
 import { TaskCancelledError } from './errors.js';
 
 /** Where a task is in its life. */
@@ -185,26 +185,9 @@ export class ManagedTask<T = unknown> {
   async #kill(entry: Child): Promise<void> {
     const child = entry.process;
     if (!alive(child)) return;
-    const done = exited(child);
-    this.#signal(entry, 'SIGTERM');
-    const timer = setTimeout(() => {
-      if (alive(child)) this.#signal(entry, 'SIGKILL');
-    }, this.#killGraceMs);
-    try {
-      await done;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #signal(entry: Child, signal: NodeJS.Signals): void {
-    const pid = entry.process.pid;
-    try {
-      if (entry.group && pid !== undefined) process.kill(-pid, signal);
-      else entry.process.kill(signal);
-    } catch {
-      // already gone
-    }
+    await terminateProcess(child, { graceMs: this.#killGraceMs, group: entry.group });
+    // SIGKILL cannot be ignored, but its exit may come later than terminateProcess waits: cancel() promises the exit
+    await exited(child);
   }
 }
 
@@ -229,7 +212,8 @@ export class TaskRegistry implements AsyncDisposable {
   }
 
   /**
-   * Registers and starts a task; throws `TASK_EXISTS` when that id is running, `CLOSED` after `close()`.
+   * Registers and starts a task; throws `INVALID_INPUT` (`details.reason: 'exists'`) when that id is running,
+   * `CLOSED` after `close()`.
    *
    * @example
    * const task = tasks.register({ taskId: 'scan', run: async (signal) => scan(dir, { signal }) });
@@ -241,7 +225,7 @@ export class TaskRegistry implements AsyncDisposable {
       throw new GuardError('INVALID_INPUT', 'taskId must be a non-empty string', { details: { field: 'taskId' } });
     }
     if (this.#tasks.has(taskId)) {
-      throw new GuardError('TASK_EXISTS', `task "${taskId}" is already running`, { details: { taskId } });
+      throw new GuardError('INVALID_INPUT', `task "${taskId}" is already running`, { details: { field: 'taskId', taskId, reason: 'exists' } });
     }
     const task = new ManagedTask<T>(options, this.killGraceMs, (settled) => {
       if (this.#tasks.get(settled.taskId) === settled) this.#tasks.delete(settled.taskId);
