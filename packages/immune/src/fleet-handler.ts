@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpHandler, Logger } from '@guard/core';
 import { GuardError, isGuardError, sendJson, sendProblem, silentLogger } from '@guard/core';
 import type { FleetInstance, FleetMembership } from './fleet-membership.js';
+import { claimRequest, methodNotAllowed } from './http-routing.js';
 
 /**
  * Options for {@link createFleetHandler}.
@@ -44,22 +45,10 @@ export function createFleetHandler(membership: FleetMembership, options: FleetHa
   if (!path.startsWith('/')) throw new GuardError('INVALID_OPTION', `path must start with /, got ${JSON.stringify(path)}`, { details: { field: 'path' } });
   const logger = options.logger ?? silentLogger;
   return ((req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      if (next) next();
-      else sendProblem(res, { status: 400, title: 'Bad request', detail: 'malformed request target' });
-      return;
-    }
-    if (url.pathname.replace(/\/+$/, '') !== path) {
-      if (next) next();
-      else sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${url.pathname}` });
-      return;
-    }
+    const url = claimRequest(req, res, next, (requested) => requested === path);
+    if (!url) return;
     if ((req.method ?? 'GET').toUpperCase() !== 'GET') {
-      req.resume();
-      sendProblem(res, { status: 405, title: 'Method not allowed', detail: `${req.method} is not allowed on ${url.pathname}` }, { allow: 'GET' });
+      methodNotAllowed(req, res, url, ['GET']);
       return;
     }
     const staleRaw = url.searchParams.get('stale');

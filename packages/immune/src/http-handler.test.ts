@@ -13,6 +13,7 @@ import { freshRegistry, tempDir } from './test-helpers.js';
 interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON reply, read field by field in assertions
   body: any;
   text: string;
 }

@@ -5,10 +5,12 @@ import {
   checkAdminToken,
   counter,
   envReader,
+  errorMessage,
   gauge,
   GuardError,
   isGuardError,
   metricName,
+  parseDuration,
   problemFromError,
   readJsonBody,
   resolveRegistry,
@@ -20,6 +22,7 @@ import type { ImmuneEvent, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseWireEventInput, toWireEvent } from './event.js';
 import type { ImmuneService, ImmuneStreamEnvelope, ImmuneStreamEventName } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
+import { claimRequest, methodNotAllowed } from './http-routing.js';
 
 /**
  * Options for {@link createImmuneHandler}.
@@ -68,18 +71,22 @@ export interface ImmuneHandler extends HttpHandler, AsyncDisposable {
 }
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|min|h|d)?$/i;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000 };
 
 function bad(field: string, detail: string): GuardError {
   return new GuardError('INVALID_INPUT', detail, { details: { status: 400, title: 'Invalid query parameter', field } });
 }
 
-function parseDuration(field: string, raw: string): number {
-  const match = DURATION.exec(raw.trim());
-  if (!match) throw bad(field, `${field} must be a duration like 900000, 30s, 15m, 1h or 7d, got ${JSON.stringify(raw.slice(0, 64))}`);
-  const ms = Number(match[1]) * UNIT_MS[(match[2] ?? 'ms').toLowerCase()]!;
+/** A window query parameter (`900000`, `30s`, `15m`, `1h`, `7d`), at most the service's `maxWindowMs`. */
+function parseWindow(field: string, raw: string, maxWindowMs: number): number {
+  let ms: number;
+  try {
+    if (raw.length > 64) throw new Error(`${field} must be a duration like 900000, 30s, 15m, 1h or 7d`);
+    ms = parseDuration(raw, { field });
+  } catch (error) {
+    throw bad(field, errorMessage(error));
+  }
   if (!(ms > 0)) throw bad(field, `${field} must be greater than 0`);
+  if (ms > maxWindowMs) throw bad(field, `${field} must be at most ${maxWindowMs} ms`);
   return ms;
 }
 
@@ -208,8 +215,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   async function getHealth(_req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const raw = url.searchParams.get('window') ?? url.searchParams.get('window_ms');
     const field = url.searchParams.has('window') ? 'window' : 'window_ms';
-    const windowMs = raw === null ? undefined : parseDuration(field, raw);
-    if (windowMs !== undefined && windowMs > service.maxWindowMs) throw bad(field, `${field} must be at most ${service.maxWindowMs} ms`);
+    const windowMs = raw === null ? undefined : parseWindow(field, raw, service.maxWindowMs);
     sendJson(res, 200, wireSummary(await service.healthSummary(windowMs === undefined ? {} : { windowMs })));
   }
 
@@ -217,8 +223,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     const q = url.searchParams;
     const since = q.get('since') === null ? undefined : parseSince(q.get('since')!);
     const windowRaw = q.get('window');
-    const windowMs = windowRaw === null ? undefined : parseDuration('window', windowRaw);
-    if (windowMs !== undefined && windowMs > service.maxWindowMs) throw bad('window', `window must be at most ${service.maxWindowMs} ms`);
+    const windowMs = windowRaw === null ? undefined : parseWindow('window', windowRaw, service.maxWindowMs);
     const severity = parseEnum<ImmuneSeverity>('severity', q.get('severity'), IMMUNE_SEVERITIES);
     const type = parseEnum<ImmuneEventType>('type', q.get('type'), IMMUNE_EVENT_TYPES);
     const limitRaw = q.get('limit');
@@ -310,6 +315,10 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
           const live = held ?? [];
           held = undefined;
           for (const envelope of live) if (!sent.has(keyOf(envelope))) send(envelope);
+        })
+        .catch((error: unknown) => {
+          logger.warn({ err: error }, 'immune SSE replay failed; stream ended');
+          end();
         });
     }
     const heartbeat = setInterval(() => writeOrDrop(`: heartbeat ${Date.now()}\n\n`), heartbeatMs);
@@ -341,26 +350,14 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   }
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      if (next) next();
-      else sendProblem(res, { status: 400, title: 'Bad request', detail: 'malformed request target' });
-      return;
-    }
-    const path = url.pathname.replace(/\/+$/, '');
-    const route = path.startsWith(`${basePath}/`) ? routes[path.slice(basePath.length)] : undefined;
-    if (!route || !Object.prototype.hasOwnProperty.call(routes, path.slice(basePath.length))) {
-      if (next) next();
-      else sendProblem(res, { status: 404, title: 'Not found', detail: `no route for ${url.pathname}` });
-      return;
-    }
+    const routeOf = (path: string) => (path.startsWith(`${basePath}/`) && Object.hasOwn(routes, path.slice(basePath.length)) ? routes[path.slice(basePath.length)] : undefined);
+    const url = claimRequest(req, res, next, (path) => routeOf(path) !== undefined);
+    if (!url) return;
+    const route = routeOf(url.pathname.replace(/\/+$/, ''))!;
     const method = (req.method ?? 'GET').toUpperCase();
     const run = route[method];
     if (!run) {
-      req.resume();
-      sendProblem(res, { status: 405, title: 'Method not allowed', detail: `${method} is not allowed on ${url.pathname}` }, { allow: Object.keys(route).join(', ') });
+      methodNotAllowed(req, res, url, Object.keys(route));
       return;
     }
     const fail = (error: unknown) => {
