@@ -96,4 +96,46 @@ describe('GuardBus', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(errors).toHaveLength(1);
   });
+
+  it('events.once leaves no listener behind, the error listener it adds included', async () => {
+    const bus = new GuardBus();
+    const next = once(bus as never, 'modeChange');
+    expect(bus.eventNames().sort()).toEqual(['error', 'modeChange']);
+    bus.emit('modeChange', { component: '*', from: 'detect', to: 'full' });
+    await next;
+    expect(bus.eventNames()).toEqual([]);
+  });
+
+  it('off removes one registration; off without a listener and removeAllListeners remove the rest', () => {
+    const bus = new GuardBus();
+    let calls = 0;
+    const count = () => void calls++;
+    bus.on('detection', count);
+    bus.on('detection', count);
+    bus.off('detection', count);
+    bus.emit('detection', detection);
+    expect(calls).toBe(1);
+    bus.on('detection', count);
+    bus.removeListener('detection');
+    expect(bus.listenerCount('detection')).toBe(0);
+    bus.on('modeChange', () => {});
+    bus.on('sanitization', () => {});
+    bus.removeAllListeners();
+    expect(bus.eventNames()).toEqual([]);
+  });
+
+  it('subscribe adds and removes through the bus\'s own on/off, so an emitter tracker patched onto it sees both', () => {
+    const bus = new GuardBus();
+    const calls: string[] = [];
+    const on = bus.on.bind(bus);
+    const off = bus.off.bind(bus);
+    Object.assign(bus, {
+      on: (...args: Parameters<typeof on>) => (calls.push('on'), on(...args)),
+      off: (...args: Parameters<typeof off>) => (calls.push('off'), off(...args)),
+    });
+    const sub = bus.subscribe('detection', () => {});
+    sub();
+    expect(calls).toEqual(['on', 'off']);
+    expect(bus.listenerCount('detection')).toBe(0);
+  });
 });
