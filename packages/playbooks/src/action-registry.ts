@@ -16,11 +16,18 @@ export interface ActionContext {
   probe(name: string, params?: Readonly<Record<string, unknown>>): Promise<unknown>;
 }
 
+/**
+ * Params as the playbook wrote them (YAML scalars, lists and maps), read by name. Typed `any` on purpose: a handler
+ * validates what it reads (`params.ts`), and `unknown` would force a cast in every application's handler.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above: YAML params read by name
+type Params = Readonly<Record<string, any>>;
+
 /** An action: acts on real objects and returns a JSON-friendly output (kept as `steps.<id>.output`). */
-export type ActionHandler = (params: Readonly<Record<string, any>>, context: ActionContext) => unknown;
+export type ActionHandler = (params: Params, context: ActionContext) => unknown;
 
 /** A probe: reads one value for verification checks and `assess`. */
-export type ProbeHandler = (params: Readonly<Record<string, any>>, context: { readonly signal: AbortSignal }) => unknown;
+export type ProbeHandler = (params: Params, context: { readonly signal: AbortSignal }) => unknown;
 
 class NamedRegistry<H extends (...args: never[]) => unknown> {
   readonly #what: string;

@@ -185,6 +185,20 @@ describe('built-in actions', () => {
     await expect(blocked).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
+  it('a limiter rate below 1/s lets one call through every 1/rate s; 0 refuses every call', () => {
+    let t = 0;
+    const limiter = new RateLimiter({ now: () => t });
+    limiter.setLimit('slow', 0.25);
+    expect([limiter.tryAcquire('slow'), limiter.tryAcquire('slow')]).toEqual([true, false]);
+    t += 3_999;
+    expect(limiter.tryAcquire('slow')).toBe(false);
+    t += 1;
+    expect(limiter.tryAcquire('slow')).toBe(true);
+    limiter.setLimit('never', 0);
+    t += 3_600_000;
+    expect(limiter.tryAcquire('never')).toBe(false);
+  });
+
   it('answers 429 through the limiter HTTP handler while a limit is exhausted', async () => {
     const limiter = new RateLimiter();
     limiter.setLimit('api', 1, { durationMs: 60_000 });

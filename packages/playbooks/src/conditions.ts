@@ -85,7 +85,7 @@ const WHOLE = /^\{\{\s*([A-Za-z0-9_.]+)\s*\}\}$/;
  * @example
  * resolveParams({ actor: '{{ event.actor }}' }, { event: { actor: 'bot' } }); // { actor: 'bot' }
  */
-export function resolveParams(value: unknown, context: unknown): any {
+export function resolveParams(value: unknown, context: unknown): unknown {
   if (typeof value === 'string') {
     const whole = WHOLE.exec(value);
     if (whole) return getPath(context, whole[1]!);

@@ -3,36 +3,41 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgTestDatabase } from '@guard/core/testing';
+import type { PgTestDatabase } from '@guard/core/testing';
 import { Registry } from 'prom-client';
+import { waitUntil } from '@guard/core';
 import type { GuardMode } from '@guard/core';
 import { MessageBus } from './message-bus.js';
 import { FleetDecisions } from './fleet-decisions.js';
 import { createActionRegistry } from './builtin-actions.js';
 
-const url = process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+// A database of this file's own on the local server (or GUARD_TEST_PG_URL's), dropped at the end.
+let db: PgTestDatabase;
 const pools: pg.Pool[] = [];
-const tables: string[] = [];
+beforeAll(async () => {
+  db = await pgTestDatabase('playbooks_fleet_decisions');
+});
 afterAll(async () => {
-  const admin = new pg.Pool({ connectionString: url, max: 1 });
-  for (const t of tables) await admin.query(`drop table if exists "${t}"`);
-  await admin.end();
   await Promise.all(pools.map((p) => p.end().catch(() => {})));
+  await db?.drop();
 });
 
-function pool(connectionString = url): pg.Pool {
+function pool(connectionString = db.url): pg.Pool {
   const p = new pg.Pool({ connectionString, max: 3 });
   p.on('error', () => {});
   pools.push(p);
   return p;
 }
+/** A table of the test's own: replicas of one test share it, tests never do. */
 function table(): string {
-  const t = `fleet_decisions_${process.pid}_${randomBytes(3).toString('hex')}`;
-  tables.push(t);
-  return t;
+  return `fleet_decisions_${randomBytes(3).toString('hex')}`;
 }
 
-function replica(t: string, instanceId: string, p = pool(), timeouts?: { connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number }) {
+type Timeouts = { connectTimeoutMs: number; statementTimeoutMs: number; queryTimeoutMs: number };
+
+function replica(t: string, instanceId: string, p = pool(), timeouts?: Timeouts) {
   const registry = new Registry();
   const bus = new MessageBus({ name: instanceId, acl: { rogue: ['orders.*'], shop: ['orders.*'] }, registry });
   const modes: Array<GuardMode | undefined> = [];
@@ -42,152 +47,123 @@ function replica(t: string, instanceId: string, p = pool(), timeouts?: { connect
     decisions,
     modes,
     metric: async (name: string) => (await registry.getSingleMetric(name)!.get()).values.reduce((sum, v) => sum + v.value, 0),
-    async close() {
+    async [Symbol.asyncDispose]() {
       await decisions.close();
       await bus.close();
     },
   };
 }
 
-function waitFor(check: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + limitMs;
-    const tick = () => {
-      if (check()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
+/** Replicas `a` and `b` on one fresh table, started; `a` may reach the database through `aPool`. */
+async function twoReplicas(options: { aPool?: pg.Pool; aTimeouts?: Timeouts } = {}) {
+  const t = table();
+  const a = replica(t, 'a', options.aPool, options.aTimeouts);
+  const b = replica(t, 'b');
+  await Promise.all([a.decisions.start(), b.decisions.start()]);
+  return {
+    a,
+    b,
+    /** Another replica on the same table (not started). */
+    another: (id: string) => replica(t, id),
+    async [Symbol.asyncDispose]() {
+      await a[Symbol.asyncDispose]();
+      await b[Symbol.asyncDispose]();
+    },
+  };
+}
+
+function waitFor(check: () => boolean, what: string): Promise<void> {
+  return waitUntil(check, { timeoutMs: 10_000, intervalMs: 5, what });
 }
 
 describe('FleetDecisions (two replicas on one database)', () => {
   it('a blacklist set on one replica refuses the actor on the other, and lifting it frees the actor everywhere', async () => {
-    const t = table();
-    const a = replica(t, 'a');
-    const b = replica(t, 'b');
-    try {
-      await Promise.all([a.decisions.start(), b.decisions.start()]);
-      await waitFor(() => a.decisions.listening && b.decisions.listening, 'both listeners');
-      expect(b.bus.publish('rogue', 'orders.new', {})).toBe('no_subscribers');
-      const started = performance.now();
-      a.decisions.blacklist('rogue', { durationMs: 600_000, reason: 'acl spam' });
-      // Applied locally at once, before any database round trip.
-      expect(a.bus.publish('rogue', 'orders.new', {})).toBe('blacklisted');
-      await waitFor(() => b.bus.isBlacklisted('rogue'), 'the blacklist on b');
-      console.log(`fleet decisions: blacklist reached the other replica after ${(performance.now() - started).toFixed(1)} ms`);
-      expect(b.bus.publish('rogue', 'orders.new', {})).toBe('blacklisted');
-      expect(b.bus.publish('shop', 'orders.new', {})).toBe('no_subscribers');
-      const [stored] = await b.decisions.active();
-      expect(stored).toMatchObject({ kind: 'blacklist', subject: 'rogue', target: '*', createdBy: 'a', reason: 'acl spam' });
-      expect(stored!.expiresAt! - Date.now()).toBeGreaterThan(590_000);
-      b.decisions.unblacklist('rogue');
-      expect(b.bus.isBlacklisted('rogue')).toBe(false);
-      await waitFor(() => !a.bus.isBlacklisted('rogue'), 'the lift on a');
-      expect(await a.decisions.active()).toEqual([]);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await using fleet = await twoReplicas();
+    const { a, b } = fleet;
+    await waitFor(() => a.decisions.listening && b.decisions.listening, 'both listeners');
+    expect(b.bus.publish('rogue', 'orders.new', {})).toBe('no_subscribers');
+    const started = performance.now();
+    a.decisions.blacklist('rogue', { durationMs: 600_000, reason: 'acl spam' });
+    // Applied locally at once, before any database round trip.
+    expect(a.bus.publish('rogue', 'orders.new', {})).toBe('blacklisted');
+    await waitFor(() => b.bus.isBlacklisted('rogue'), 'the blacklist on b');
+    console.log(`fleet decisions: blacklist reached the other replica after ${(performance.now() - started).toFixed(1)} ms`);
+    expect(b.bus.publish('rogue', 'orders.new', {})).toBe('blacklisted');
+    expect(b.bus.publish('shop', 'orders.new', {})).toBe('no_subscribers');
+    const [stored] = await b.decisions.active();
+    expect(stored).toMatchObject({ kind: 'blacklist', subject: 'rogue', target: '*', createdBy: 'a', reason: 'acl spam' });
+    expect(stored!.expiresAt! - Date.now()).toBeGreaterThan(590_000);
+    b.decisions.unblacklist('rogue');
+    expect(b.bus.isBlacklisted('rogue')).toBe(false);
+    await waitFor(() => !a.bus.isBlacklisted('rogue'), 'the lift on a');
+    expect(await a.decisions.active()).toEqual([]);
   });
 
   it('a playbook’s blacklist_actor and rate_limit_topic actions reach every replica through the sink', async () => {
-    const t = table();
-    const a = replica(t, 'a');
-    const b = replica(t, 'b');
-    try {
-      await Promise.all([a.decisions.start(), b.decisions.start()]);
-      const actions = createActionRegistry({ messageBus: a.bus, fleet: a.decisions });
-      const ctx = { dryRun: false, signal: new AbortController().signal } as never;
-      await actions.get('blacklist_actor')!({ actor: 'rogue', duration: '10m' }, ctx);
-      await actions.get('rate_limit_topic')!({ topic: 'orders.*', scope: 'all', rate_per_sec: 0, duration: '5m' }, ctx);
-      await waitFor(() => b.bus.isBlacklisted('rogue'), 'the playbook blacklist on b');
-      await waitFor(() => b.bus.publish('shop', 'orders.new', {}) === 'rate_limited', 'the topic limit on b');
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await using fleet = await twoReplicas();
+    const { a, b } = fleet;
+    const actions = createActionRegistry({ messageBus: a.bus, fleet: a.decisions });
+    const ctx = { dryRun: false, signal: new AbortController().signal } as never;
+    await actions.get('blacklist_actor')!({ actor: 'rogue', duration: '10m' }, ctx);
+    await actions.get('rate_limit_topic')!({ topic: 'orders.*', scope: 'all', rate_per_sec: 0, duration: '5m' }, ctx);
+    await waitFor(() => b.bus.isBlacklisted('rogue'), 'the playbook blacklist on b');
+    await waitFor(() => b.bus.publish('shop', 'orders.new', {}) === 'rate_limited', 'the topic limit on b');
   });
 
   it('a decision expires on every replica (database clock)', async () => {
-    const t = table();
-    const a = replica(t, 'a');
-    const b = replica(t, 'b');
-    try {
-      await Promise.all([a.decisions.start(), b.decisions.start()]);
-      a.decisions.blacklist('rogue', { durationMs: 300 });
-      await waitFor(() => b.bus.isBlacklisted('rogue'), 'the blacklist on b');
-      await waitFor(() => !b.bus.isBlacklisted('rogue') && !a.bus.isBlacklisted('rogue'), 'expiry on both');
-      expect(await b.decisions.active()).toEqual([]);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await using fleet = await twoReplicas();
+    const { a, b } = fleet;
+    a.decisions.blacklist('rogue', { durationMs: 300 });
+    await waitFor(() => b.bus.isBlacklisted('rogue'), 'the blacklist on b');
+    await waitFor(() => !b.bus.isBlacklisted('rogue') && !a.bus.isBlacklisted('rogue'), 'expiry on both');
+    expect(await b.decisions.active()).toEqual([]);
   });
 
   it('a fleet-wide mode switch reaches every replica, one aimed at a replica reaches only it, and a new replica starts in the fleet’s mode', async () => {
-    const t = table();
-    const a = replica(t, 'a');
-    const b = replica(t, 'b');
-    try {
-      await Promise.all([a.decisions.start(), b.decisions.start()]);
-      expect(a.modes).toEqual([]);
-      await a.decisions.setMode('detect', { target: 'b' });
-      await waitFor(() => b.decisions.mode === 'detect', 'detect on b');
-      expect(a.decisions.mode).toBeUndefined();
-      await b.decisions.setMode('disabled', { target: 'fleet', reason: 'emergency' });
-      await waitFor(() => a.decisions.mode === 'disabled' && b.decisions.mode === 'disabled', 'the emergency disable on both');
-      expect(a.modes).toEqual(['disabled']);
-      expect(b.modes).toEqual(['detect', 'disabled']);
-      const c = replica(t, 'c');
-      try {
-        await c.decisions.start();
-        expect(c.modes).toEqual(['disabled']);
-        expect(await a.decisions.clearMode({ target: 'fleet' })).toBe(1);
-        // b goes back to the mode aimed at it; a and c to their own (undefined: no fleet mode).
-        await waitFor(() => b.decisions.mode === 'detect' && a.decisions.mode === undefined && c.decisions.mode === undefined, 'the restore');
-        expect(c.modes).toEqual(['disabled', undefined]);
-      } finally {
-        await c.close();
-      }
-      await expect(a.decisions.setMode('loud' as GuardMode)).rejects.toMatchObject({ code: 'INVALID_INPUT', details: { field: 'mode' } });
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await using fleet = await twoReplicas();
+    const { a, b } = fleet;
+    expect(a.modes).toEqual([]);
+    await a.decisions.setMode('detect', { target: 'b' });
+    await waitFor(() => b.decisions.mode === 'detect', 'detect on b');
+    expect(a.decisions.mode).toBeUndefined();
+    await b.decisions.setMode('disabled', { target: 'fleet', reason: 'emergency' });
+    await waitFor(() => a.decisions.mode === 'disabled' && b.decisions.mode === 'disabled', 'the emergency disable on both');
+    expect(a.modes).toEqual(['disabled']);
+    expect(b.modes).toEqual(['detect', 'disabled']);
+    await using c = fleet.another('c');
+    await c.decisions.start();
+    expect(c.modes).toEqual(['disabled']);
+    expect(await a.decisions.clearMode({ target: 'fleet' })).toBe(1);
+    // b goes back to the mode aimed at it; a and c to their own (undefined: no fleet mode).
+    await waitFor(() => b.decisions.mode === 'detect' && a.decisions.mode === undefined && c.decisions.mode === undefined, 'the restore');
+    expect(c.modes).toEqual(['disabled', undefined]);
+    await expect(a.decisions.setMode('loud' as GuardMode)).rejects.toMatchObject({ code: 'INVALID_INPUT', details: { field: 'mode' } });
   });
 
   it('while the database is cut off a blacklist applies locally, and reaches the others once it is back', async () => {
-    const t = table();
-    await using proxy = await tcpProxy(new URL(url).port ? Number(new URL(url).port) : 5432);
-    const cutUrl = new URL(url);
+    await using proxy = await tcpProxy(new URL(db.url).port ? Number(new URL(db.url).port) : 5432);
+    const cutUrl = new URL(db.url);
     cutUrl.host = `127.0.0.1:${proxy.port}`;
-    const a = replica(t, 'a', pool(cutUrl.toString()), { connectTimeoutMs: 300, statementTimeoutMs: 300, queryTimeoutMs: 300 });
-    const b = replica(t, 'b');
-    try {
-      await Promise.all([a.decisions.start(), b.decisions.start()]);
-      await waitFor(() => a.decisions.listening, 'a listening');
-      proxy.partition();
-      await waitFor(() => !a.decisions.listening, 'a to notice the cut');
-      a.decisions.blacklist('rogue', { durationMs: 600_000 });
-      expect(a.bus.isBlacklisted('rogue')).toBe(true);
-      await waitFor(() => a.decisions.reachable === false, 'a to fall back');
-      expect(a.decisions.pendingCount).toBe(1);
-      expect(await a.metric('guard_playbooks_fleet_decisions_pending')).toBe(1);
-      await expect(a.decisions.setMode('detect')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-      // Meanwhile b decides something a cannot hear yet.
-      b.decisions.limitActor('shop', 0, { topic: 'orders.*', durationMs: 600_000 });
-      proxy.heal();
-      proxy.reset();
-      await waitFor(() => b.bus.isBlacklisted('rogue'), 'the pending blacklist on b');
-      await waitFor(() => a.bus.publish('shop', 'orders.new', {}) === 'rate_limited', 'b’s actor limit on a');
-      expect(a.decisions.pendingCount).toBe(0);
-      expect(await a.metric('guard_playbooks_fleet_decisions_pending')).toBe(0);
-      expect(await b.metric('guard_playbooks_fleet_decisions_applied_total')).toBe(1);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await using fleet = await twoReplicas({ aPool: pool(cutUrl.toString()), aTimeouts: { connectTimeoutMs: 300, statementTimeoutMs: 300, queryTimeoutMs: 300 } });
+    const { a, b } = fleet;
+    await waitFor(() => a.decisions.listening, 'a listening');
+    proxy.partition();
+    await waitFor(() => !a.decisions.listening, 'a to notice the cut');
+    a.decisions.blacklist('rogue', { durationMs: 600_000 });
+    expect(a.bus.isBlacklisted('rogue')).toBe(true);
+    await waitFor(() => a.decisions.reachable === false, 'a to fall back');
+    expect(a.decisions.pendingCount).toBe(1);
+    expect(await a.metric('guard_playbooks_fleet_decisions_pending')).toBe(1);
+    await expect(a.decisions.setMode('detect')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    // Meanwhile b decides something a cannot hear yet.
+    b.decisions.limitActor('shop', 0, { topic: 'orders.*', durationMs: 600_000 });
+    proxy.heal();
+    proxy.reset();
+    await waitFor(() => b.bus.isBlacklisted('rogue'), 'the pending blacklist on b');
+    await waitFor(() => a.bus.publish('shop', 'orders.new', {}) === 'rate_limited', 'b’s actor limit on a');
+    expect(a.decisions.pendingCount).toBe(0);
+    expect(await a.metric('guard_playbooks_fleet_decisions_pending')).toBe(0);
+    expect(await b.metric('guard_playbooks_fleet_decisions_applied_total')).toBe(1);
   });
 });
 

@@ -187,9 +187,9 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
       logger: this.#logger,
       timeouts,
       ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
-      onNotification: () => this.#requestSync(),
+      onNotification: () => void this.#requestSync(),
       // Back after an outage: share what was decided meanwhile, then read what the others decided.
-      onConnected: () => this.#requestSync(),
+      onConnected: () => void this.#requestSync(),
     });
   }
 

@@ -1,6 +1,19 @@
 import { expect, it } from 'vitest';
 import type { FleetLock } from './fleet-lock.js';
 
+/** Starts a step on `lock` for `key` that runs until `release()`; resolves once the step is inside the lock. */
+async function holding(lock: FleetLock, key: string) {
+  let release!: () => void;
+  let started!: () => void;
+  const inside = new Promise<void>((r) => (started = r));
+  const running = lock.tryRun(key, () => {
+    started();
+    return new Promise<string>((r) => (release = () => r('first')));
+  });
+  await inside;
+  return { running, release: () => release() };
+}
+
 /**
  * The behaviour every FleetLock shares. `create(dedupeWindowMs)` returns a fresh lock; locks created
  * by one call of `pair()` must share state (one in-process lock, or two instances on one database).
@@ -14,21 +27,17 @@ export function describeFleetLockContract(factory: {
     expect(await a.tryRun(factory.uniqueKey(), async () => 'value')).toEqual({ acquired: true, value: 'value' });
   });
 
-  it('contract: refuses a key while another holder runs it, and frees it afterwards', async () => {
-    const [a, b] = await factory.pair(0);
+  it.each([
+    { dedupeWindowMs: 0, afterwards: { acquired: true, value: 'third' }, what: 'frees it afterwards' },
+    { dedupeWindowMs: 60_000, afterwards: { acquired: false, reason: 'done' }, what: 'with a dedupe window records it done only once it succeeded' },
+  ])('contract: refuses a key while another holder runs it (held, not done), and $what', async ({ dedupeWindowMs, afterwards }) => {
+    const [a, b] = await factory.pair(dedupeWindowMs);
     const key = factory.uniqueKey();
-    let release!: () => void;
-    let started!: () => void;
-    const inside = new Promise<void>((r) => (started = r));
-    const running = a.tryRun(key, () => {
-      started();
-      return new Promise<string>((r) => (release = () => r('first')));
-    });
-    await inside; // the first holder is running its step
+    const { running, release } = await holding(a, key);
     expect(await b.tryRun(key, async () => 'second')).toEqual({ acquired: false, reason: 'held' });
     release();
     expect(await running).toEqual({ acquired: true, value: 'first' });
-    expect(await b.tryRun(key, async () => 'third')).toEqual({ acquired: true, value: 'third' });
+    expect(await b.tryRun(key, async () => 'third')).toEqual(afterwards);
   });
 
   it('contract: keys are independent', async () => {
@@ -70,23 +79,6 @@ export function describeFleetLockContract(factory: {
     const key = factory.uniqueKey();
     await expect(a.tryRun(key, async () => Promise.reject(new Error('step failed')))).rejects.toThrow('step failed');
     expect(await b.tryRun(key, async () => 'ok')).toEqual({ acquired: true, value: 'ok' });
-  });
-
-  it('contract: a step is recorded done only once it succeeded: while it runs the other holder is told held, not done', async () => {
-    const [a, b] = await factory.pair(60_000);
-    const key = factory.uniqueKey();
-    let release!: () => void;
-    let started!: () => void;
-    const inside = new Promise<void>((r) => (started = r));
-    const running = a.tryRun(key, () => {
-      started();
-      return new Promise<string>((r) => (release = () => r('first')));
-    });
-    await inside; // the first holder is running its step
-    expect(await b.tryRun(key, async () => 'second')).toEqual({ acquired: false, reason: 'held' });
-    release();
-    expect(await running).toEqual({ acquired: true, value: 'first' });
-    expect(await b.tryRun(key, async () => 'third')).toEqual({ acquired: false, reason: 'done' });
   });
 
   it('contract: a step that threw is not done: the other holder retries it within the dedupe window', async () => {

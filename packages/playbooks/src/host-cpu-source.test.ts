@@ -1,27 +1,13 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHostCpuSource, parseCpuMax, parseCpuStatUsage, parseProcStat } from './host-cpu-source.js';
+import { fakeTree } from './test-support.js';
+import type { FakeTree } from './test-support.js';
 
-const roots: string[] = [];
+const trees: FakeTree[] = [];
 afterEach(async () => {
-  for (const root of roots.splice(0)) await rm(root, { recursive: true, force: true });
+  for (const t of trees.splice(0)) await t[Symbol.asyncDispose]();
 });
-
-/** A fake /proc and /sys/fs/cgroup under a temp dir. */
-async function tree(files: Record<string, string>) {
-  const root = await mkdtemp(join(tmpdir(), 'guard-hostcpu-'));
-  roots.push(root);
-  const write = async (files: Record<string, string>) => {
-    for (const [path, text] of Object.entries(files)) {
-      await mkdir(join(root, path, '..'), { recursive: true });
-      await writeFile(join(root, path), text);
-    }
-  };
-  await write(files);
-  return { procRoot: join(root, 'proc'), cgroupRoot: join(root, 'cgroup'), write };
-}
 
 describe('/proc and cgroup parsing', () => {
   it('parses the aggregate cpu line of /proc/stat (guest time is inside user, not added twice)', () => {
@@ -46,7 +32,8 @@ describe('/proc and cgroup parsing', () => {
  * writes the changed files and takes the next sample.
  */
 async function meter(files: Record<string, string>) {
-  const t = await tree(files);
+  const t = await fakeTree(files);
+  trees.push(t);
   let ms = 0;
   const cpu = createHostCpuSource({ ...t, now: () => ms });
   const first = await cpu.sample();

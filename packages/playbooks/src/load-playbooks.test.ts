@@ -16,7 +16,7 @@ steps:
     params: { message: hi }
 `;
 
-function errorOf(fn: () => unknown): { code: string; message: string; details: Record<string, any> } {
+function errorOf(fn: () => unknown): { code: string; message: string; details: Record<string, unknown> } {
   try {
     fn();
   } catch (error) {

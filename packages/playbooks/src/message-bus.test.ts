@@ -229,6 +229,14 @@ describe('MessageBus', () => {
     expect([bus.publish('b', 'u'), bus.publish('b', 'u')]).toEqual(['no_subscribers', 'rate_limited']);
     c.advance(5_000);
     expect(bus.publish('b', 'u')).toBe('no_subscribers');
+    // A rate of 0 blocks for good; a refused publish takes no token from a second matching limit.
+    bus.allow('a', ['z.*']);
+    bus.setRateLimit('z.*', 0);
+    bus.setRateLimit('z.x', 0.5);
+    c.advance(60_000);
+    expect(bus.publish('a', 'z.x')).toBe('rate_limited');
+    bus.clearRateLimit('z.*');
+    expect(bus.publish('a', 'z.x')).toBe('no_subscribers');
   });
 
   it('restart drops routes and re-attaches subscribers and violation listeners to a fresh emitter, keeping ACL and blacklist', async () => {

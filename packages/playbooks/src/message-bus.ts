@@ -140,7 +140,7 @@ interface Limiter {
 
 /** A cached publish decision: the topic's handlers (shared with subscribe/unsubscribe), or denied. */
 interface Route {
-  handlers: readonly ((payload: any, actor: string, topic: string) => void)[];
+  handlers: readonly ((payload: unknown, actor: string, topic: string) => void)[];
 }
 
 const DENIED: Route = Object.freeze({ handlers: [] });

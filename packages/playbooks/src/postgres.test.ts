@@ -2,22 +2,32 @@ import { randomUUID } from 'node:crypto';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgTestDatabase } from '@guard/core/testing';
+import type { PgTestDatabase } from '@guard/core/testing';
 import { ActionRegistry } from './action-registry.js';
 import { parsePlaybook } from './load-playbooks.js';
 import { PlaybookEngine } from './playbook-engine.js';
+import type { PlaybookRunResult } from './playbook-engine.js';
 import { describeFleetLockContract } from './fleet-lock.contract.js';
 import { createPostgresFleetLock } from './postgres.js';
 
-// The local test database unless GUARD_TEST_PG_URL says otherwise (pnpm test runs with no env set).
-const url = process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+/** The lock runs raw SQL only: no table types. */
+type NoTables = Record<string, never>;
 
-const table = `guard_pb_fleet_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
-
+// A database of this file's own on the local server (or GUARD_TEST_PG_URL's), dropped at the end.
+let db: PgTestDatabase;
+let url: string;
+let admin: Kysely<NoTables>;
+const table = 'guard_pb_fleet_steps';
+beforeAll(async () => {
+  db = await pgTestDatabase('playbooks_fleet_lock');
+  url = db.url;
+  admin = new Kysely<NoTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
+});
 afterAll(async () => {
-  await sql`drop table if exists ${sql.table(table)}`.execute(admin);
-  await admin.destroy();
+  await admin?.destroy();
+  await db?.drop();
 });
 
 const BOOK = `name: fleet_cleanup
@@ -27,12 +37,17 @@ steps:
   - { id: purge_shared_bucket, action: work, fleet: true }
 `;
 
-function instance(id: string, ran: string[], fleetOptions: { dedupeWindowMs?: number; key?: string; fail?: boolean } = {}) {
-  const { fail, ...lockOptions } = fleetOptions;
+/**
+ * One instance of the service: an engine with the fleet lock. The fleet step waits for `hold` (default: runs
+ * through), so a test can keep the lock held until the other instance has been turned away.
+ */
+function instance(id: string, ran: string[], fleetOptions: { dedupeWindowMs?: number; key?: string; fail?: boolean; hold?: Promise<void> } = {}) {
+  const { fail, hold, ...lockOptions } = fleetOptions;
   const actions = new ActionRegistry().register('work', async (_p, ctx) => {
     ran.push(`${id}:${ctx.step}`);
-    if (fail && ctx.step === 'purge_shared_bucket') throw new Error('bucket unreachable');
-    await new Promise((r) => setTimeout(r, 300));
+    if (ctx.step !== 'purge_shared_bucket') return { by: id };
+    if (fail) throw new Error('bucket unreachable');
+    await hold;
     return { by: id };
   });
   const fleetLock = createPostgresFleetLock({ connectionString: url, table, instanceId: id, ...lockOptions });
@@ -65,9 +80,15 @@ describe('createPostgresFleetLock', () => {
 
   it('runs a fleet-wide step on exactly one of two instances, and each local step on both', async () => {
     const ran: string[] = [];
-    await using a = instance('a', ran);
-    await using b = instance('b', ran);
-    const [[ra], [rb]] = await Promise.all([a.engine.trigger('disk.full'), b.engine.trigger('disk.full')]);
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    await using a = instance('a', ran, { hold });
+    await using b = instance('b', ran, { hold });
+    const runs: [Promise<PlaybookRunResult[]>, Promise<PlaybookRunResult[]>] = [a.engine.trigger('disk.full'), b.engine.trigger('disk.full')];
+    // The instance that lost the lock finishes while the winner still holds it; then the winner may finish.
+    await Promise.race(runs);
+    release();
+    const [[ra], [rb]] = await Promise.all(runs);
     expect(ran.filter((r) => r.endsWith(':local_cache')).sort()).toEqual(['a:local_cache', 'b:local_cache']);
     expect(ran.filter((r) => r.endsWith(':purge_shared_bucket'))).toHaveLength(1);
     const fleetSteps = [ra!.steps[1]!, rb!.steps[1]!];
@@ -99,13 +120,13 @@ describe('createPostgresFleetLock', () => {
   });
 
   it('accepts a Kysely instance it does not own, and validates options', async () => {
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
-    const lock = createPostgresFleetLock({ db, table, dedupeWindowMs: 0 });
+    const own = new Kysely<NoTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
+    const lock = createPostgresFleetLock({ db: own, table, dedupeWindowMs: 0 });
     expect(await lock.tryRun('k', async () => 42)).toEqual({ acquired: true, value: 42 });
     await lock.close();
     await expect(lock.tryRun('k', async () => 1)).rejects.toMatchObject({ code: 'CLOSED' });
-    expect((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]!.one).toBe(1);
-    await db.destroy();
+    expect((await sql<{ one: number }>`select 1 as one`.execute(own)).rows[0]!.one).toBe(1);
+    await own.destroy();
     expect(() => createPostgresFleetLock({})).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(() => createPostgresFleetLock({ connectionString: url, table: 'x; drop table y' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(() => createPostgresFleetLock({ connectionString: url, dedupeWindowMs: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));

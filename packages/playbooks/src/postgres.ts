@@ -1,5 +1,5 @@
 import type { Logger, PgPoolLike } from '@guard/core';
-import { assertNumberOption, GuardError, guardPgPool, isGuardError, isPgUnavailableError, pgPoolTimeoutConfig, resolvePgTimeouts, silentLogger } from '@guard/core';
+import { assertNumberOption, GuardError, guardPgPool, pgPoolTimeoutConfig, resolvePgTimeouts, silentLogger } from '@guard/core';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { FleetLock, FleetLockResult, FleetLockRunOptions } from './fleet-lock.js';
@@ -10,6 +10,7 @@ import type {} from './declarations.js';
 /** Options for {@link createPostgresFleetLock}: a Kysely instance on Postgres, or a connection string. */
 export interface PostgresFleetLockOptions {
   /** A Kysely instance with the Postgres dialect (not closed by the lock; its pool's safety is the caller's). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schema: the lock runs raw SQL on its own table only
   readonly db?: Kysely<any>;
   /** Used when `db` is not given: the lock creates (and closes) its own guarded pool of `poolSize` (default 2). */
   readonly connectionString?: string;
@@ -31,6 +32,9 @@ export interface PostgresFleetLockOptions {
 }
 
 const TABLE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The lock's queries are raw SQL: no table types. */
+type NoTables = Record<string, never>;
 
 /** An error of the step itself, carried through the lock's connection scope untouched. */
 class StepFailure {
@@ -59,9 +63,9 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
   }
   const logger = options.logger ?? silentLogger;
   const owned = !options.db;
-  let db: Kysely<any>;
+  let db: Kysely<NoTables>;
   if (options.db) {
-    db = options.db;
+    db = options.db as Kysely<NoTables>;
   } else {
     const timeouts = resolvePgTimeouts({
       ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
@@ -69,7 +73,7 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
       ...(options.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: options.queryTimeoutMs }),
     });
     const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 2, ...pgPoolTimeoutConfig(timeouts) });
-    db = new Kysely<any>({ dialect: new PostgresDialect({ pool: guardPgPool(pool as unknown as PgPoolLike, { timeouts, logger, name: 'playbooks fleet lock (postgres)' }) }) });
+    db = new Kysely<NoTables>({ dialect: new PostgresDialect({ pool: guardPgPool(pool as unknown as PgPoolLike, { timeouts, logger, name: 'playbooks fleet lock (postgres)' }) }) });
   }
   const instanceId = options.instanceId ?? `${process.env.HOSTNAME ?? 'host'}:${process.pid}`;
   let ready: Promise<void> | undefined;
@@ -87,7 +91,7 @@ export function createPostgresFleetLock(options: PostgresFleetLockOptions): Flee
         throw error;
       }));
   const lockId = (key: string) => sql`hashtextextended(${`guard_playbooks:${key}`}, 0)`;
-  const record = (executor: Kysely<any>, key: string) =>
+  const record = (executor: Kysely<NoTables>, key: string) =>
     sql`insert into ${sql.table(table)} (key, instance, ran_at) values (${key}, ${instanceId}, now()) on conflict (key) do update set instance = excluded.instance, ran_at = excluded.ran_at`.execute(
       executor,
     );

@@ -4,11 +4,9 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionContext } from './action-registry.js';
 import { createActionRegistry, createProbeRegistry } from './builtin-actions.js';
-import { topHostProcesses } from './proc-stat.js';
 import { ProcessRegistry } from './process-registry.js';
 
 const linux = process.platform === 'linux';
-const BURN = ['-e', 'for (;;) {}'];
 /** An idle child that costs no CPU even while starting (a node child spends ~100 ms of CPU booting). */
 const SLEEP = ['sleep', ['60']] as const;
 const IDLE = ['-e', 'setInterval(() => {}, 1000)'];
@@ -29,15 +27,6 @@ function ctx(): ActionContext {
     logger: { debug() {}, info() {}, warn() {}, error() {} },
     probe: async () => undefined,
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe.runIf(linux)('ProcessRegistry on Linux', () => {

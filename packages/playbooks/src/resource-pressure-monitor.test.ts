@@ -1,5 +1,4 @@
 import { createServer } from 'node:http';
-import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { GuardBus } from '@guard/core';
 import type { Logger } from '@guard/core';
@@ -9,6 +8,7 @@ import type { PlaybookTrigger } from './playbook-types.js';
 import type { PressureChange } from './resource-pressure-monitor.js';
 import { ResourcePressureMonitor } from './resource-pressure-monitor.js';
 import { createSystemSampler } from './system-sampler.js';
+import { fakeTree } from './test-support.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -171,57 +171,41 @@ describe('createSystemSampler', () => {
   });
 
   it("reads the memory of this process's own cgroup, with the smallest limit on the way up (v2 and v1)", async () => {
-    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const root = await mkdtemp(join(tmpdir(), 'guard-cgroup-own-'));
-    const write = async (path: string, text: string) => {
-      await mkdir(join(root, path, '..'), { recursive: true });
-      await writeFile(join(root, path), text);
-    };
-    try {
-      await write('v2/proc/self/cgroup', '0::/app.slice/svc\n');
-      await write('v2/proc/stat', 'cpu  1 0 0 1 0 0 0 0 0 0\n');
-      await write('v2/cg/memory.current', '999999999\n');
-      await write('v2/cg/app.slice/memory.max', '4000000\n');
-      await write('v2/cg/app.slice/svc/memory.max', 'max\n');
-      await write('v2/cg/app.slice/svc/memory.current', '1000000\n');
-      const v2 = createSystemSampler({ procRoot: join(root, 'v2/proc'), cgroupRoot: join(root, 'v2/cg'), diskPaths: [] });
-      const a = await v2.sample();
-      v2.close();
-      expect(a.memoryPercent).toBe(25);
-      expect(a.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 4_000_000, memoryUsedBytes: 1_000_000 });
-
-      await write('v1/proc/self/cgroup', '4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n');
-      await write('v1/proc/stat', 'cpu  1 0 0 1 0 0 0 0 0 0\n');
-      await write('v1/cg/memory/memory.limit_in_bytes', '9223372036854771712\n');
-      await write('v1/cg/memory/docker/abc/memory.limit_in_bytes', '2000000\n');
-      await write('v1/cg/memory/docker/abc/memory.usage_in_bytes', '500000\n');
-      const v1 = createSystemSampler({ procRoot: join(root, 'v1/proc'), cgroupRoot: join(root, 'v1/cg'), diskPaths: [] });
-      const b = await v1.sample();
-      v1.close();
-      expect(b.memoryPercent).toBe(25);
-      expect(b.details).toMatchObject({ memorySource: 'cgroup_v1', memoryLimitBytes: 2_000_000 });
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    const v2 = await sampleTree({
+      'proc/self/cgroup': '0::/app.slice/svc\n',
+      'proc/stat': 'cpu  1 0 0 1 0 0 0 0 0 0\n',
+      'cgroup/memory.current': '999999999\n',
+      'cgroup/app.slice/memory.max': '4000000\n',
+      'cgroup/app.slice/svc/memory.max': 'max\n',
+      'cgroup/app.slice/svc/memory.current': '1000000\n',
+    });
+    expect(v2.memoryPercent).toBe(25);
+    expect(v2.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 4_000_000, memoryUsedBytes: 1_000_000 });
+    const v1 = await sampleTree({
+      'proc/self/cgroup': '4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n',
+      'proc/stat': 'cpu  1 0 0 1 0 0 0 0 0 0\n',
+      'cgroup/memory/memory.limit_in_bytes': '9223372036854771712\n',
+      'cgroup/memory/docker/abc/memory.limit_in_bytes': '2000000\n',
+      'cgroup/memory/docker/abc/memory.usage_in_bytes': '500000\n',
+    });
+    expect(v1.memoryPercent).toBe(25);
+    expect(v1.details).toMatchObject({ memorySource: 'cgroup_v1', memoryLimitBytes: 2_000_000 });
   });
 
   it('reads the memory limit from a cgroup v2 tree when there is one', async () => {
-    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const root = await mkdtemp(join(tmpdir(), 'guard-cgroup-'));
-    try {
-      await writeFile(join(root, 'memory.max'), '1000000\n');
-      await writeFile(join(root, 'memory.current'), '250000\n');
-      const sampler = createSystemSampler({ cgroupRoot: root });
-      const reading = await sampler.sample();
-      sampler.close();
-      expect(reading.memoryPercent).toBe(25);
-      expect(reading.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 1_000_000, memoryUsedBytes: 250_000 });
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    const reading = await sampleTree({ 'cgroup/memory.max': '1000000\n', 'cgroup/memory.current': '250000\n' }, { procRoot: false });
+    expect(reading.memoryPercent).toBe(25);
+    expect(reading.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 1_000_000, memoryUsedBytes: 250_000 });
   });
 });
+
+/** One sample of a system sampler on a {@link fakeTree}. `procRoot: false` keeps the real /proc. */
+async function sampleTree(files: Record<string, string>, options: { procRoot?: false } = {}) {
+  await using t = await fakeTree(files);
+  const sampler = createSystemSampler({ ...(options.procRoot === false ? {} : { procRoot: t.procRoot }), cgroupRoot: t.cgroupRoot, diskPaths: [] });
+  try {
+    return await sampler.sample();
+  } finally {
+    sampler.close();
+  }
+}
