@@ -1,15 +1,14 @@
-import { GuardBus, isGuardError } from '@guard/core';
+import { isGuardError } from '@guard/core';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { BatchWriter } from './batch-writer.js';
-import { DetectorChain } from './detector-chain.js';
 import { chainFor, uniqueName } from './test-support.js';
+import type { AnyTables } from './test-support.js';
 
 const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-batch-'));
@@ -23,12 +22,12 @@ interface Item {
   readonly bad?: boolean;
 }
 
-function sqlite(name: string): Kysely<any> {
-  return new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(join(dir, `${name}.db`)) }) });
+function sqlite(name: string): Kysely<AnyTables> {
+  return new Kysely<AnyTables>({ dialect: new SqliteDialect({ database: new Database(join(dir, `${name}.db`)) }) });
 }
 
 /** A real sink table; items marked `bad` violate its CHECK constraint, so the database itself rejects them. */
-async function sink(db: Kysely<any>, table: string) {
+async function sink(db: Kysely<AnyTables>, table: string) {
   await db.schema.createTable(table).addColumn('n', 'integer', (c) => c.notNull().check(sql.raw('n >= 0'))).execute();
   return {
     write: async (items: readonly Item[]) => {
@@ -275,7 +274,7 @@ describe('BatchWriter (C5) write timeout', () => {
 
 describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => {
   it('dead-letters the failing items durably', async () => {
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 2 }) }) });
+    const db = new Kysely<AnyTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 2 }) }) });
     const table = uniqueName('sink');
     const deadLetterTable = uniqueName('dl');
     const { write, count } = await sink(db, table);
@@ -295,7 +294,7 @@ describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => 
 describe('BatchWriter (C5) schema under concurrency (real Postgres)', () => {
   it('three writers creating the dead-letter table at the same moment all succeed (migration lock)', async () => {
     const deadLetterTable = uniqueName('dl');
-    const dbs = [0, 1, 2].map(() => new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 1 }) }) }));
+    const dbs = [0, 1, 2].map(() => new Kysely<AnyTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 1 }) }) }));
     try {
       // Warm connections, so the three statements reach the server together.
       await Promise.all(dbs.map((db) => sql`select 1`.execute(db)));

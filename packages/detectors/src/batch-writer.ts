@@ -18,6 +18,7 @@ export interface BatchWriterOptions<T> {
    */
   readonly write: (items: readonly T[], options: { readonly signal: AbortSignal }) => Promise<void>;
   /** Where the dead-letter table lives (SQLite or Postgres). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a Kysely of any schema: the writer only touches its own table
   readonly db: Kysely<any>;
   /** The writer's name: resource id of its detections and a column of its dead letters. Default `batch`, then `batch_2`... for further unnamed writers in the process. */
   readonly name?: string;
@@ -39,6 +40,17 @@ export interface BatchWriterOptions<T> {
    */
   readonly writeTimeoutMs?: number;
 }
+
+/** The dead-letter table, under whatever name `deadLetterTable` gives it. */
+interface DeadLetterRow {
+  id: string;
+  writer: string;
+  payload: string;
+  error: string;
+  attempts: number;
+  failed_at: number;
+}
+type DeadLetterTables = Record<string, DeadLetterRow>;
 
 interface Buffered<T> {
   readonly item: T;
@@ -93,7 +105,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   readonly retryDelayMs: number;
   readonly writeTimeoutMs: number;
   readonly #write: BatchWriterOptions<T>['write'];
-  readonly #db: Kysely<any>;
+  readonly #db: Kysely<DeadLetterTables>;
   #buffer: Buffered<T>[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<FlushResult> | undefined;
@@ -127,7 +139,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
     assertNumberOption('retryDelayMs', this.retryDelayMs, { min: 0 });
     assertNumberOption('writeTimeoutMs', this.writeTimeoutMs, { min: 1 });
     this.#write = options.write;
-    this.#db = options.db;
+    this.#db = options.db as Kysely<DeadLetterTables>;
   }
 
   /** Creates the dead-letter table and its index if missing (idempotent, like a migration). */
@@ -148,7 +160,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
     });
   }
 
-  async #createSchema(db: Kysely<any>): Promise<void> {
+  async #createSchema(db: Kysely<DeadLetterTables>): Promise<void> {
     await db.schema
       .createTable(this.deadLetterTable)
       .ifNotExists()

@@ -1,13 +1,11 @@
 import { GuardBus, isGuardError } from '@guard/core';
 import { EventEmitter as EE3 } from 'eventemitter3';
 import { EventEmitter } from 'node:events';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { DetectorChain } from './detector-chain.js';
 import { EventBusTracker } from './event-bus-tracker.js';
 import { chainFor, fileLine, forceGc, lineHere, until } from './test-support.js';
 
-type Fn = (...args: any[]) => void;
+type Fn = (...args: unknown[]) => void;
 /** What both emitter kinds offer, so the same tests drive both. */
 interface TestEmitter {
   on(event: string, fn: Fn): unknown;

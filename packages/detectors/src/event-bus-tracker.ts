@@ -4,7 +4,10 @@ import type { Detector, DetectorContext, Finding } from './detector.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 import { nextProcessNumber } from './process-numbers.js';
 
-type Listener = (...args: any[]) => unknown;
+/** A listener as the tracker holds it: it only passes listeners through, it never calls them. */
+type Listener = (...args: unknown[]) => unknown;
+/** Any function a caller registers (`(order: Order) => void` too). */
+type AnyListener = (...args: never[]) => unknown;
 type EventName = string | symbol;
 
 /**
@@ -14,10 +17,12 @@ type EventName = string | symbol;
  * const emitter: TrackableEmitter = new EventEmitter();
  */
 export interface TrackableEmitter {
-  on(event: any, listener: Listener, ...rest: any[]): unknown;
-  off?(event: any, listener?: Listener, ...rest: any[]): unknown;
-  removeListener(event: any, listener?: Listener, ...rest: any[]): unknown;
-  listenerCount(event: any): number;
+  // method syntax on purpose: its parameters are checked both ways, so typed emitters (eventemitter3's
+  // `EventEmitter<Events>`, a `GuardBus`) fit as well as `node:events`
+  on(event: EventName, listener: Listener, ...rest: unknown[]): unknown;
+  off?(event: EventName, listener?: Listener, ...rest: unknown[]): unknown;
+  removeListener(event: EventName, listener?: Listener, ...rest: unknown[]): unknown;
+  listenerCount(event: EventName): number;
   eventNames(): EventName[];
 }
 
@@ -240,17 +245,18 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
    * owner's constructor (the call site is formatted at once, so the capture does not keep the owner alive);
    * `listener` itself must not reference the owner, or the emitter keeps the owner alive through it.
    */
-  on(emitter: TrackableEmitter, event: EventName, listener: Listener, options: { owner?: object } = {}): () => void {
+  on(emitter: TrackableEmitter, event: EventName, listener: AnyListener, options: { owner?: object } = {}): () => void {
     assertOpen(this.#closed, 'EventBusTracker');
     this.track(emitter);
     this.#pendingOwner = options.owner ? new WeakRef(options.owner) : undefined;
+    const held = listener as Listener;
     try {
-      emitter.on(event, listener);
+      emitter.on(event, held);
     } finally {
       this.#pendingOwner = undefined;
     }
     return () => {
-      emitter.removeListener(event, listener);
+      emitter.removeListener(event, held);
     };
   }
 
@@ -361,7 +367,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     return this.close();
   }
 
-  #record(tracked: Tracked, event: EventName, listener: Listener, skip: Listener): void {
+  #record(tracked: Tracked, event: EventName, listener: Listener, skip: AnyListener): void {
     const owner = this.#pendingOwner;
     this.#pendingOwner = undefined;
     tracked.version++;

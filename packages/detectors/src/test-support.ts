@@ -50,6 +50,9 @@ export function forceGc(): void {
   (runInNewContext('gc') as () => void)();
 }
 
+/** A kysely schema for tests that name their tables at run time: any table, any columns. */
+export type AnyTables = Record<string, Record<string, unknown>>;
+
 /** A unique SQL identifier for this test run. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;

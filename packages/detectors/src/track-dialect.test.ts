@@ -10,12 +10,13 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { trackDialect } from './track-dialect.js';
 import { chainFor, fileLine, lineHere } from './test-support.js';
+import type { AnyTables } from './test-support.js';
 
 const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-db-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const one = (db: Kysely<any>) => db.selectNoFrom(sql<number>`1`.as('one')).executeTakeFirstOrThrow();
+const one = (db: Kysely<AnyTables>) => db.selectNoFrom(sql<number>`1`.as('one')).executeTakeFirstOrThrow();
 
 afterEach(() => {
   vi.useRealTimers();
@@ -24,7 +25,7 @@ afterEach(() => {
 describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
   it('on the scan loop, a checkout is flagged after leakThresholdMs plus at most one scan interval, not before', async () => {
     const dialect = trackDialect(new SqliteDialect({ database: new Database(':memory:') }), { leakThresholdMs: 10_000 });
-    const db = new Kysely<any>({ dialect });
+    const db = new Kysely<AnyTables>({ dialect });
     await one(db);
     vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
     const chain = new DetectorChain({ scanIntervalMs: 1_000, bus: new GuardBus(), registry: new Registry() });
@@ -43,7 +44,7 @@ describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
     const { chain, registry } = chainFor();
     const dialect = trackDialect(new SqliteDialect({ database: new Database(join(dir, 'healthy.db')) }), { leakThresholdMs: 1_000 });
     chain.add(dialect.tracker);
-    const db = new Kysely<any>({ dialect });
+    const db = new Kysely<AnyTables>({ dialect });
     await one(db);
     await db.transaction().execute(async (trx) => one(trx));
     expect(dialect.tracker.activeCount()).toBe(0);
@@ -57,7 +58,7 @@ describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
     const file = join(dir, 'leak.db');
     const dialect = trackDialect(new SqliteDialect({ database: new Database(file) }), { leakThresholdMs: 5_000 });
     chain.add(dialect.tracker);
-    const db = new Kysely<any>({ dialect });
+    const db = new Kysely<AnyTables>({ dialect });
     const table = 't_leak';
     await db.schema.createTable(table).addColumn('n', 'integer').execute();
     const here = lineHere(); const trx = await db.startTransaction().execute();
@@ -91,7 +92,7 @@ describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
       const { chain, scheduler } = chainFor(mode);
       const dialect = trackDialect(new SqliteDialect({ database: new Database(':memory:') }), { leakThresholdMs: 10 });
       chain.add(dialect.tracker);
-      const db = new Kysely<any>({ dialect });
+      const db = new Kysely<AnyTables>({ dialect });
       await one(db);
       const trx = await db.startTransaction().execute();
       expect(chain.scan(Date.now() + 1_000)).toHaveLength(1);
@@ -110,7 +111,7 @@ describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
       created++;
       return new SqliteDialect({ database: new Database(file) });
     });
-    const db = new Kysely<any>({ dialect });
+    const db = new Kysely<AnyTables>({ dialect });
     await one(db);
     await db.startTransaction().execute();
     expect(dialect.tracker.activeCount()).toBe(1);
@@ -134,7 +135,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
     const pool = new pg.Pool({ connectionString: PG_URL, max: 5 });
     const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 2_000, name: 'pg' });
     chain.add(dialect.tracker);
-    const db = new Kysely<any>({ dialect });
+    const db = new Kysely<AnyTables>({ dialect });
     await one(db);
     const here = lineHere(); const trx = await db.startTransaction().execute();
     const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
@@ -164,8 +165,8 @@ describe('trackDialect (C3) on the real local Postgres', () => {
     const pool = new pg.Pool({ connectionString: PG_URL, max: 8 });
     // every checkout captures its stack here (no sampling): the test finds the orphan by its acquiring line
     const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 60_000, name: 'pg-concurrent', sourceSampleEvery: 1 });
-    const db = new Kysely<any>({ dialect });
-    const pidOf = async (trx: Kysely<any>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
+    const db = new Kysely<AnyTables>({ dialect });
+    const pidOf = async (trx: Kysely<AnyTables>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
     const alive = async (pid: number) => Number((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db)).rows[0]!.n) === 1;
     const open: { rollback(): { execute(): Promise<void> } }[] = [];
     await pool.query('select 1');
@@ -222,7 +223,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
       name: 'pg-overflow',
     });
     chain.add(dialect.tracker);
-    const db = new Kysely<any>({ dialect });
+    const db = new Kysely<AnyTables>({ dialect });
     const table = `dt_${process.pid}_${Date.now().toString(36)}`;
     await db.schema.createTable(table).addColumn('n', 'integer').execute();
     const trxs = await Promise.all([1, 2, 3].map(() => db.startTransaction().execute()));

@@ -24,7 +24,8 @@ export interface PgPoolLike {
   readonly totalCount: number;
   readonly idleCount: number;
   readonly waitingCount: number;
-  connect?(...args: any[]): Promise<PgClientLike> | void;
+  // never[]: pg's overloads (promise and callback) both fit; the tracker passes the arguments through
+  connect?(...args: never[]): Promise<PgClientLike> | void;
   on?(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
   removeListener?(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
 }
@@ -318,7 +319,7 @@ function wrapConnect(pool: PgPoolLike): boolean {
   wrappedPools.set(pool, { own, original, users: 1 });
   const storage = slots();
   (pool as { connect: unknown }).connect = function connect(this: unknown, ...args: unknown[]) {
-    const result = original.apply(this, args);
+    const result = original.apply(this, args as never[]);
     // callback style (no promise): not kysely's way, left alone
     if (result === undefined || typeof (result as Promise<PgClientLike>).then !== 'function') return result;
     const slot = storage.getStore();

@@ -35,7 +35,7 @@ interface Connection {
   readonly id: string;
   readonly ws: WebSocket;
   /** The tracker's own listeners on `ws`, detached on `close()` (the error listener stays: see `#guardErrors`). */
-  readonly listeners: readonly (readonly [event: string, listener: (...args: any[]) => void])[];
+  readonly listeners: readonly (readonly [event: string, listener: (...args: unknown[]) => void])[];
   readonly pending: Map<string, Pending>;
   /** The oldest pending message (Map order = send order), kept so a healthy scan allocates nothing. */
   oldest: Pending | undefined;
@@ -161,7 +161,7 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
     assertOpen(this.#closed, 'WebSocketTracker');
     const known = this.#byWs.get(ws);
     if (known) return known.id;
-    const listeners: [string, (...args: any[]) => void][] = [];
+    const listeners: [string, (...args: unknown[]) => void][] = [];
     const connection: Connection = {
       // numbered per process, so two trackers (two servers) never report the same resource id
       id: `ws_${nextProcessNumber('websocket-connection')}`,
@@ -183,8 +183,8 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
     listeners.push(
       [
         'message',
-        (data: unknown, isBinary: boolean) => {
-          if (!isBinary) this.#onMessage(connection, data);
+        (data: unknown, isBinary: unknown) => {
+          if (isBinary !== true) this.#onMessage(connection, data);
         },
       ],
       [
