@@ -1,8 +1,9 @@
-import type { BreakerStateChange, Detection, GuardBus, Logger, MemoryAlarm, PlaybookRunNotice, SanitizeResult, Severity } from '@guard/core';
+import type { BreakerStateChange, Detection, GuardBus, GuardEvents, Logger, MemoryAlarm, PlaybookRunNotice, SanitizeResult, Severity } from '@guard/core';
 import { silentLogger } from '@guard/core';
 import type { ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { EVENT_LIMITS } from './event.js';
 import type { ImmuneService } from './immune-service.js';
+import { clip, compactSteps, fitMeta, fits, num, numbersOf, round1, stepSummary, str } from './event-meta.js';
 
 /**
  * Options for {@link bridgeGuardBus}.
@@ -54,6 +55,8 @@ export interface GuardBridgeOptions {
   readonly memoryAudit?: boolean;
   /** Where publish failures are reported (they never reach the bus). */
   readonly logger?: Logger;
+  /** Clock of the ACL windows (epoch ms). Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /**
@@ -171,107 +174,30 @@ export function classifyDetection(detection: Detection): ImmuneEventType {
   return POLICY.test(detection.pattern) || POLICY.test(detection.component) ? 'POLICY_VIOLATION' : 'ERROR_SPIKE';
 }
 
-function clip(text: string, max: number): string {
-  const trimmed = text.trim() === '' ? '(no message)' : text;
-  return trimmed.length <= max ? trimmed : `${trimmed.slice(0, max - 1)}…`;
-}
-
-/** True when `meta` is within the immune event limits (size and depth). */
-function fits(meta: Record<string, unknown>): boolean {
-  try {
-    const text = JSON.stringify(meta);
-    return Buffer.byteLength(text) <= EVENT_LIMITS.maxMetaBytes && depth(meta) <= EVENT_LIMITS.maxMetaDepth;
-  } catch {
-    return false;
-  }
-}
-
-/** Keeps meta within the event limits: drops the bulky fields first, then everything but the scalars. */
-function fitMeta(meta: Record<string, unknown>, bulky: readonly string[]): Record<string, unknown> {
-  if (fits(meta)) return meta;
-  const slim: Record<string, unknown> = { ...meta, truncated: true };
-  for (const key of bulky) delete slim[key];
-  if (fits(slim)) return slim;
-  const scalars: Record<string, unknown> = { truncated: true };
-  for (const [key, value] of Object.entries(meta)) {
-    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) scalars[key] = typeof value === 'string' ? clip(value, 512) : value;
-  }
-  return scalars;
-}
-
-function num(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
-
-function str(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${field} must be a non-empty string`);
-  return value;
-}
-
-function round1(value: number): number {
-  return Math.round(value * 10) / 10;
-}
-
-function depth(value: unknown, level = 1): number {
-  if (typeof value !== 'object' || value === null) return level - 1;
-  if (level > EVENT_LIMITS.maxMetaDepth + 1) return level;
-  let max = level;
-  for (const child of Object.values(value)) max = Math.max(max, depth(child, level + 1));
-  return max;
-}
-
-const RUN_KEYS = new Set(['runId', 'playbook', 'status', 'dryRun', 'reason', 'startedAt', 'finishedAt', 'error']);
-
-/**
- * Step results, at most 50, strings clipped. With `scalarsOnly` nested values (a step's `result`) are left out:
- * the fallback when the full results do not fit the event's meta.
- */
-function compactSteps(value: unknown, scalarsOnly = false): Record<string, unknown>[] | undefined {
-  if (!Array.isArray(value)) return undefined;
-  return value.slice(0, 50).map((step: unknown) => {
-    if (typeof step !== 'object' || step === null) return { value: typeof step === 'string' ? clip(step, 512) : String(step) };
-    const out: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(step)) {
-      if (typeof v === 'string') out[key] = clip(v, 512);
-      else if (v === null || typeof v === 'number' || typeof v === 'boolean') out[key] = v;
-      else if (!scalarsOnly && v !== undefined) out[key] = v;
-    }
-    return out;
-  });
-}
-
 const STEP_LISTS = ['steps', 'rollback'] as const;
 
-function stepSummary(steps: readonly Record<string, unknown>[]): string {
-  const counts = new Map<string, number>();
-  for (const step of steps) {
-    const outcome = typeof step.outcome === 'string' ? step.outcome : typeof step.status === 'string' ? step.status : 'done';
-    counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
-  }
-  return `${steps.length} step${steps.length === 1 ? '' : 's'}: ${[...counts].map(([o, n]) => `${n} ${o}`).join(', ')}`;
-}
+const RUN_KEYS = new Set(['runId', 'playbook', 'status', 'dryRun', 'reason', 'startedAt', 'finishedAt', 'error']);
 
 /** Immune severity, type and message of a watchdog notice; undefined for notices not worth a row (`backoff`). */
 function mapHeartbeat(e: HeartbeatNotice, component: string): Pick<ImmuneEventInput, 'severity' | 'type' | 'message'> | undefined {
   const name = clip(component, 512);
-  const m = (text: string) => clip(text, EVENT_LIMITS.maxMessageLength);
   switch (e.kind) {
     case 'missed':
-      return { severity: 'WARNING', type: 'ERROR_SPIKE', message: m(`component ${name} missed its heartbeat deadline`) };
+      return { severity: 'WARNING', type: 'ERROR_SPIKE', message: `component ${name} missed its heartbeat deadline` };
     case 'restarted':
-      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: m(`watchdog restarted component ${name}${num(e.attempt) === undefined ? '' : ` (restart ${e.attempt} in a row)`}; waiting for its heartbeat`) };
+      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: `watchdog restarted component ${name}${num(e.attempt) === undefined ? '' : ` (restart ${e.attempt} in a row)`}; waiting for its heartbeat` };
     case 'restart_failed':
-      return { severity: 'WARNING', type: 'SELF_HEALING_ACTION', message: m(`watchdog could not restart component ${name}${typeof e.error === 'string' ? `: ${e.error}` : ''}`) };
+      return { severity: 'WARNING', type: 'SELF_HEALING_ACTION', message: `watchdog could not restart component ${name}${typeof e.error === 'string' ? `: ${e.error}` : ''}` };
     case 'crash_loop':
       return {
         severity: 'CRITICAL',
         type: 'ERROR_SPIKE',
-        message: m(`component ${name} is in crash_loop${num(e.restartsInWindow) === undefined ? '' : `: ${e.restartsInWindow} restarts`}${num(e.windowMs) === undefined ? '' : ` within ${Math.round(e.windowMs! / 1000)} s`}; restarts stopped`),
+        message: `component ${name} is in crash_loop${num(e.restartsInWindow) === undefined ? '' : `: ${e.restartsInWindow} restarts`}${num(e.windowMs) === undefined ? '' : ` within ${Math.round(e.windowMs! / 1000)} s`}; restarts stopped`,
       };
     case 'recovered':
-      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: m(`component ${name} recovered: heartbeats again${num(e.recoveryMs) === undefined ? '' : ` ${e.recoveryMs} ms after the outage began`}`) };
+      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: `component ${name} recovered: heartbeats again${num(e.recoveryMs) === undefined ? '' : ` ${e.recoveryMs} ms after the outage began`}` };
     case 'reset':
-      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: m(`operator reset the watchdog of component ${name}`) };
+      return { severity: 'INFO', type: 'SELF_HEALING_ACTION', message: `operator reset the watchdog of component ${name}` };
     default:
       return undefined;
   }
@@ -289,14 +215,16 @@ function mapHeartbeat(e: HeartbeatNotice, component: string): Pick<ImmuneEventIn
  */
 export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: GuardBridgeOptions = {}): GuardBridge {
   const logger = options.logger ?? silentLogger;
+  const now = options.now ?? Date.now;
   const classify = options.classifyDetection ?? classifyDetection;
   const agent = options.agentId === undefined ? {} : { agentId: options.agentId };
   const inFlight = new Set<Promise<unknown>>();
 
+  /** Publishes in the background (the message clipped to the event limit); a failure is logged, never thrown into the bus. */
   const publish = (input: ImmuneEventInput, source: string) => {
     try {
       if (service.closed) return;
-      const p = service.publishEvent(input).catch((error: unknown) => {
+      const p = service.publishEvent({ ...input, message: clip(input.message, EVENT_LIMITS.maxMessageLength) }).catch((error: unknown) => {
         logger.warn({ err: error, source }, 'immune bridge could not publish an event');
       });
       inFlight.add(p);
@@ -316,237 +244,183 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
       }
     };
 
-  const subs: (() => void)[] = [
-    bus.subscribe(
-      'detection',
-      guard('detection', (d: Detection) => {
-        if (d.severity === 'info' && options.includeInfoDetections === false) return;
-        publish(
-          {
-            ...agent,
-            module: clip(String(d.component), EVENT_LIMITS.maxNameLength),
-            severity: SEVERITY[d.severity] ?? 'WARNING',
-            type: classify(d),
-            message: clip(d.message || `${d.component} ${d.pattern} on ${d.resourceId}`, EVENT_LIMITS.maxMessageLength),
-            meta: fitMeta(
-              {
-                source: 'detection',
-                detection_id: d.id,
-                component: d.component,
-                pattern: d.pattern,
-                resource_id: d.resourceId,
-                detected_at: d.detectedAt,
-                details: d.details,
-                ...(d.source ? { frames: d.source.slice(0, 10) } : {}),
-              },
-              ['details', 'frames'],
-            ),
-          },
-          'detection',
-        );
-      }),
-    ),
-    bus.subscribe(
-      'sanitization',
-      guard('sanitization', (r: SanitizeResult) => {
-        const failed = r.outcome === 'failed' || r.outcome === 'timeout';
-        publish(
-          {
-            ...agent,
-            module: clip(String(r.component), EVENT_LIMITS.maxNameLength),
-            severity: failed ? 'WARNING' : 'INFO',
-            type: 'SELF_HEALING_ACTION',
-            message: clip(
-              `sanitization ${r.outcome} on ${r.component} ${r.resourceId}${r.actions.length ? `: ${r.actions.join(', ')}` : ''}`,
-              EVENT_LIMITS.maxMessageLength,
-            ),
-            meta: fitMeta(
-              {
-                source: 'sanitization',
-                detection_id: r.detectionId,
-                component: r.component,
-                resource_id: r.resourceId,
-                outcome: r.outcome,
-                actions: r.actions,
-                duration_ms: r.finishedAt - r.startedAt,
-                ...(r.error ? { error: r.error } : {}),
-                details: r.details,
-              },
-              ['details', 'actions'],
-            ),
-          },
-          'sanitization',
-        );
-      }),
-    ),
-  ];
-  if (options.playbookRuns !== false) {
-    subs.push(
-      bus.subscribe(
-        'playbookRun',
-        guard('playbookRun', (run: PlaybookRunNotice) => {
-          if (run.status === 'started' && !options.includePlaybookStarts) return;
-          const bad = run.status === 'failed' || run.status === 'rolled_back';
-          // Whatever else the engine puts on the notice (steps, trigger, verification...) goes to meta as is.
-          const extra: Record<string, unknown> = {};
-          for (const [key, value] of Object.entries(run)) if (!RUN_KEYS.has(key) && value !== undefined) extra[key] = value;
-          const raw = { ...extra };
-          for (const key of STEP_LISTS) if (Array.isArray(raw[key])) extra[key] = compactSteps(raw[key]);
-          // Step results first; if they make the row too big, keep the steps without their nested results.
-          if (!fits(extra)) for (const key of STEP_LISTS) if (Array.isArray(raw[key])) extra[key] = compactSteps(raw[key], true);
-          const steps = extra.steps as Record<string, unknown>[] | undefined;
-          const verification = extra.verification as { passed?: unknown; attempts?: unknown } | undefined;
-          const verified =
-            typeof verification?.passed === 'boolean'
-              ? `; verification ${verification.passed ? 'passed' : 'failed'}${typeof verification.attempts === 'number' ? ` after ${verification.attempts} attempt${verification.attempts === 1 ? '' : 's'}` : ''}`
-              : '';
-          publish(
-            {
-              ...agent,
-              module: 'playbooks',
-              severity: bad ? 'WARNING' : 'INFO',
-              type: 'SELF_HEALING_ACTION',
-              message: clip(
-                `playbook ${run.playbook} ${run.status}${run.dryRun ? ' (dry run)' : ''}${run.reason ? `: ${run.reason}` : ''}${steps ? ` [${stepSummary(steps)}${verified}]` : ''}`,
-                EVENT_LIMITS.maxMessageLength,
-              ),
-              meta: fitMeta(
-                {
-                  source: 'playbook',
-                  run_id: run.runId,
-                  playbook: run.playbook,
-                  status: run.status,
-                  dry_run: run.dryRun,
-                  started_at: run.startedAt,
-                  ...(run.finishedAt === undefined ? {} : { finished_at: run.finishedAt, duration_ms: run.finishedAt - run.startedAt }),
-                  ...(run.reason ? { reason: run.reason } : {}),
-                  ...(run.error ? { error: run.error } : {}),
-                  ...extra,
-                },
-                Object.keys(extra),
-              ),
-            },
-            'playbookRun',
-          );
-        }),
+  const subs: (() => void)[] = [];
+  /** What an event of the bus becomes: an immune event (without the agent, set here), or undefined to skip it. */
+  type Mapped = Omit<ImmuneEventInput, 'agentId'> | undefined;
+  const relayed = (source: string, map: (payload: never) => Mapped) =>
+    guard(source, (payload: never) => {
+      const input = map(payload);
+      if (input) publish({ ...agent, ...input }, source);
+    });
+  const relay = <K extends keyof GuardEvents>(event: K, map: (...args: GuardEvents[K]) => Mapped): void => {
+    subs.push(bus.subscribe(event, relayed(event, map as (payload: never) => Mapped) as (...args: GuardEvents[K]) => void));
+  };
+  relay('detection', (d: Detection) => {
+    if (d.severity === 'info' && options.includeInfoDetections === false) return;
+    return {
+      module: clip(String(d.component), EVENT_LIMITS.maxNameLength),
+      severity: SEVERITY[d.severity] ?? 'WARNING',
+      type: classify(d),
+      message: d.message || `${d.component} ${d.pattern} on ${d.resourceId}`,
+      meta: fitMeta(
+        {
+          source: 'detection',
+          detection_id: d.id,
+          component: d.component,
+          pattern: d.pattern,
+          resource_id: d.resourceId,
+          detected_at: d.detectedAt,
+          details: d.details,
+          ...(d.source ? { frames: d.source.slice(0, 10) } : {}),
+        },
+        ['details', 'frames'],
       ),
-    );
+    };
+  });
+  relay('sanitization', (r: SanitizeResult) => {
+    const failed = r.outcome === 'failed' || r.outcome === 'timeout';
+    return {
+      module: clip(String(r.component), EVENT_LIMITS.maxNameLength),
+      severity: failed ? 'WARNING' : 'INFO',
+      type: 'SELF_HEALING_ACTION',
+      message: `sanitization ${r.outcome} on ${r.component} ${r.resourceId}${r.actions.length ? `: ${r.actions.join(', ')}` : ''}`,
+      meta: fitMeta(
+        {
+          source: 'sanitization',
+          detection_id: r.detectionId,
+          component: r.component,
+          resource_id: r.resourceId,
+          outcome: r.outcome,
+          actions: r.actions,
+          duration_ms: r.finishedAt - r.startedAt,
+          ...(r.error ? { error: r.error } : {}),
+          details: r.details,
+        },
+        ['details', 'actions'],
+      ),
+    };
+  });
+  if (options.playbookRuns !== false) {
+    relay('playbookRun', (run: PlaybookRunNotice) => {
+      if (run.status === 'started' && !options.includePlaybookStarts) return;
+      const bad = run.status === 'failed' || run.status === 'rolled_back';
+      // Whatever else the engine puts on the notice (steps, trigger, verification...) goes to meta as is.
+      const extra: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(run)) if (!RUN_KEYS.has(key) && value !== undefined) extra[key] = value;
+      const raw = { ...extra };
+      for (const key of STEP_LISTS) if (Array.isArray(raw[key])) extra[key] = compactSteps(raw[key]);
+      // Step results first; if they make the row too big, keep the steps without their nested results.
+      if (!fits(extra)) for (const key of STEP_LISTS) if (Array.isArray(raw[key])) extra[key] = compactSteps(raw[key], true);
+      const steps = extra.steps as Record<string, unknown>[] | undefined;
+      const verification = extra.verification as { passed?: unknown; attempts?: unknown } | undefined;
+      const verified =
+        typeof verification?.passed === 'boolean'
+          ? `; verification ${verification.passed ? 'passed' : 'failed'}${typeof verification.attempts === 'number' ? ` after ${verification.attempts} attempt${verification.attempts === 1 ? '' : 's'}` : ''}`
+          : '';
+      return {
+        module: 'playbooks',
+        severity: bad ? 'WARNING' : 'INFO',
+        type: 'SELF_HEALING_ACTION',
+        message: `playbook ${run.playbook} ${run.status}${run.dryRun ? ' (dry run)' : ''}${run.reason ? `: ${run.reason}` : ''}${steps ? ` [${stepSummary(steps)}${verified}]` : ''}`,
+        meta: fitMeta(
+          {
+            source: 'playbook',
+            run_id: run.runId,
+            playbook: run.playbook,
+            status: run.status,
+            dry_run: run.dryRun,
+            started_at: run.startedAt,
+            ...(run.finishedAt === undefined ? {} : { finished_at: run.finishedAt, duration_ms: run.finishedAt - run.startedAt }),
+            ...(run.reason ? { reason: run.reason } : {}),
+            ...(run.error ? { error: run.error } : {}),
+            ...extra,
+          },
+          Object.keys(extra),
+        ),
+      };
+    });
   }
   if (options.memoryAlarms !== false) {
-    subs.push(
-      bus.subscribe(
-        'memoryAlarm',
-        guard('memoryAlarm', (alarm: MemoryAlarm) => {
-          if (alarm.status === 'healthy') return;
-          publish(
-            {
-              ...agent,
-              module: 'memory',
-              severity: alarm.status === 'critical' ? 'CRITICAL' : 'WARNING',
-              type: 'ERROR_SPIKE',
-              message: clip(`memory ${alarm.status}: ${alarm.reasons.join('; ') || 'threshold crossed'}`, EVENT_LIMITS.maxMessageLength),
-              meta: fitMeta(
-                { source: 'memory', status: alarm.status, rss_bytes: alarm.rssBytes, growth_mb_per_min: alarm.growthMbPerMin, reasons: alarm.reasons },
-                ['reasons'],
-              ),
-            },
-            'memoryAlarm',
-          );
-        }),
-      ),
-    );
+    relay('memoryAlarm', (alarm: MemoryAlarm) => {
+      if (alarm.status === 'healthy') return;
+      return {
+        module: 'memory',
+        severity: alarm.status === 'critical' ? 'CRITICAL' : 'WARNING',
+        type: 'ERROR_SPIKE',
+        message: `memory ${alarm.status}: ${alarm.reasons.join('; ') || 'threshold crossed'}`,
+        meta: fitMeta(
+          { source: 'memory', status: alarm.status, rss_bytes: alarm.rssBytes, growth_mb_per_min: alarm.growthMbPerMin, reasons: alarm.reasons },
+          ['reasons'],
+        ),
+      };
+    });
   }
   if (options.breakerOpens !== false) {
-    subs.push(
-      bus.subscribe(
-        'breakerStateChange',
-        guard('breakerStateChange', (change: BreakerStateChange) => {
-          if (change.to !== 'open') return;
-          publish(
-            {
-              ...agent,
-              module: 'circuit',
-              severity: 'WARNING',
-              type: 'ERROR_SPIKE',
-              message: clip(`circuit ${change.circuit} opened (was ${change.from})`, EVENT_LIMITS.maxMessageLength),
-              meta: { source: 'circuit', circuit: clip(change.circuit, 512), from: change.from, to: change.to, at: change.at },
-            },
-            'breakerStateChange',
-          );
-        }),
-      ),
-    );
+    relay('breakerStateChange', (change: BreakerStateChange) => {
+      if (change.to !== 'open') return;
+      return {
+        module: 'circuit',
+        severity: 'WARNING',
+        type: 'ERROR_SPIKE',
+        message: `circuit ${change.circuit} opened (was ${change.from})`,
+        meta: { source: 'circuit', circuit: clip(change.circuit, 512), from: change.from, to: change.to, at: change.at },
+      };
+    });
   }
 
   const loose = bus as unknown as LooseBus;
-  const subscribeLoose = <T>(event: string, fn: (payload: T) => void): void => {
-    const listener = guard(event, fn) as (payload: never) => void;
+  const listenLoose = (event: string, listener: (payload: never) => void): void => {
     loose.on(event, listener);
     subs.push(() => void loose.off(event, listener));
   };
+  const subscribeLoose = <T>(event: string, fn: (payload: T) => void): void => listenLoose(event, guard(event, fn) as (payload: never) => void);
+  const relayLoose = <T>(event: string, map: (payload: T) => Mapped): void => listenLoose(event, relayed(event, map as (payload: never) => Mapped));
 
   if (options.heartbeats !== false) {
-    subscribeLoose<HeartbeatNotice>('heartbeat', (e) => {
+    relayLoose<HeartbeatNotice>('heartbeat', (e) => {
       const component = str(e?.component, 'heartbeat.component');
       const mapped = mapHeartbeat(e, component);
       if (!mapped) return;
-      publish(
-        {
-          ...agent,
-          module: 'watchdog',
-          ...mapped,
-          meta: fitMeta(
-            {
-              source: 'watchdog',
-              kind: e.kind,
-              component: clip(component, 512),
-              ...(typeof e.reason === 'string' ? { reason: clip(e.reason, 512) } : {}),
-              ...(num(e.at) === undefined ? {} : { at: e.at }),
-              ...(num(e.attempt) === undefined ? {} : { attempt: e.attempt }),
-              ...(num(e.recoveryMs) === undefined ? {} : { recovery_ms: e.recoveryMs }),
-              ...(num(e.restartsInWindow) === undefined ? {} : { restarts_in_window: e.restartsInWindow }),
-              ...(num(e.windowMs) === undefined ? {} : { window_ms: e.windowMs }),
-              ...(typeof e.error === 'string' ? { error: clip(e.error, 1024) } : {}),
-            },
-            [],
-          ),
-        },
-        'heartbeat',
-      );
+      return {
+        module: 'watchdog',
+        ...mapped,
+        meta: fitMeta(
+          {
+            source: 'watchdog',
+            kind: e.kind,
+            component: clip(component, 512),
+            ...(typeof e.reason === 'string' ? { reason: clip(e.reason, 512) } : {}),
+            ...numbersOf(e, { at: 'at', attempt: 'attempt', recoveryMs: 'recovery_ms', restartsInWindow: 'restarts_in_window', windowMs: 'window_ms' }),
+            ...(typeof e.error === 'string' ? { error: clip(e.error, 1024) } : {}),
+          },
+          [],
+        ),
+      };
     });
   }
 
   if (options.pressure !== false) {
-    subscribeLoose<PressureNotice>('resourcePressure', (c) => {
+    relayLoose<PressureNotice>('resourcePressure', (c) => {
       const resource = str(c?.resource, 'resourcePressure.resource');
       const percent = num(c.percent) ?? num(c.level);
       if (percent === undefined) throw new TypeError('resourcePressure.percent must be a number');
       const threshold = num(c.thresholdPercent);
       const alarm = c.state === 'alarm';
-      publish(
-        {
-          ...agent,
-          module: 'resources',
-          severity: alarm ? (percent >= 95 ? 'CRITICAL' : 'WARNING') : 'INFO',
-          type: 'ERROR_SPIKE',
-          message: clip(
-            alarm
-              ? `${resource} pressure: ${round1(percent)} %${threshold === undefined ? '' : ` >= ${threshold} %`}${num(c.sustainedMs) === undefined ? '' : ` for ${Math.round(c.sustainedMs! / 1000)} s`}`
-              : `${resource} pressure cleared: ${round1(percent)} %`,
-            EVENT_LIMITS.maxMessageLength,
-          ),
-          meta: {
-            source: 'pressure',
-            resource: clip(resource, 512),
-            state: alarm ? 'alarm' : 'cleared',
-            percent,
-            ...(threshold === undefined ? {} : { threshold_percent: threshold }),
-            ...(num(c.sustainedMs) === undefined ? {} : { sustained_ms: c.sustainedMs }),
-            ...(num(c.at) === undefined ? {} : { at: c.at }),
-          },
+      return {
+        module: 'resources',
+        severity: alarm ? (percent >= 95 ? 'CRITICAL' : 'WARNING') : 'INFO',
+        type: 'ERROR_SPIKE',
+        message: alarm
+          ? `${resource} pressure: ${round1(percent)} %${threshold === undefined ? '' : ` >= ${threshold} %`}${num(c.sustainedMs) === undefined ? '' : ` for ${Math.round(c.sustainedMs! / 1000)} s`}`
+          : `${resource} pressure cleared: ${round1(percent)} %`,
+        meta: {
+          source: 'pressure',
+          resource: clip(resource, 512),
+          state: alarm ? 'alarm' : 'cleared',
+          percent,
+          ...numbersOf(c, { thresholdPercent: 'threshold_percent', sustainedMs: 'sustained_ms', at: 'at' }),
         },
-        'resourcePressure',
-      );
+      };
     });
   }
 
@@ -561,7 +435,7 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
     if (aclTimer) clearTimeout(aclTimer);
     aclTimer = undefined;
     if (acl.size === 0) return;
-    const windowEnd = Date.now();
+    const windowEnd = now();
     for (const [actor, c] of acl) {
       const topics = [...c.topics].sort((a, b) => b[1] - a[1]);
       const shown = topics.slice(0, MAX_TOPICS_PER_ROW);
@@ -572,11 +446,9 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
           module: 'message_bus',
           severity: c.control > 0 ? 'CRITICAL' : 'WARNING',
           type: 'POLICY_VIOLATION',
-          message: clip(
+          message:
             `${other ? 'other actors' : `actor ${actor}`}: ${c.count} ACL violation${c.count === 1 ? '' : 's'} in ${Math.round((windowEnd - windowStart) / 1000)} s` +
-              `${c.control > 0 ? ` (${c.control} on control topics)` : ''} on ${shown.map(([t]) => t).join(', ')}${topics.length > shown.length ? ', …' : ''}`,
-            EVENT_LIMITS.maxMessageLength,
-          ),
+            `${c.control > 0 ? ` (${c.control} on control topics)` : ''} on ${shown.map(([t]) => t).join(', ')}${topics.length > shown.length ? ', …' : ''}`,
           meta: fitMeta(
             {
               source: 'acl_violations',
@@ -605,9 +477,9 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
     subscribeLoose<AclViolationNotice>('aclViolation', (v) => {
       const actor0 = str(v?.actor, 'aclViolation.actor');
       const topic = str(v.topic, 'aclViolation.topic');
-      const at = num(v.at) ?? Date.now();
+      const at = num(v.at) ?? now();
       if (!aclTimer) {
-        windowStart = Date.now();
+        windowStart = now();
         aclTimer = setTimeout(flushAcl, windowMs);
         aclTimer.unref();
       }
@@ -627,77 +499,68 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
   }
 
   if (options.aclAlarms !== false) {
-    subscribeLoose<AclAlarmNotice>('aclAlarm', (a) => {
+    relayLoose<AclAlarmNotice>('aclAlarm', (a) => {
       const actor = str(a?.actor, 'aclAlarm.actor');
       const reason = str(a.reason, 'aclAlarm.reason');
       // The monitor re-raises every second while an attack goes on: one row per actor and reason per window.
       const key = `${reason}\u0000${actor}`;
-      const now = Date.now();
+      const at = now();
       const last = alarmed.get(key);
-      if (last !== undefined && now - last < windowMs) return;
+      if (last !== undefined && at - last < windowMs) return;
       if (alarmed.size >= maxActors * 3) alarmed.clear();
-      alarmed.set(key, now);
+      alarmed.set(key, at);
       const offenders = Array.isArray(a.offenders) ? a.offenders.filter((o): o is string => typeof o === 'string').slice(0, 20).map((o) => clip(o, 256)) : undefined;
-      publish(
-        {
-          ...agent,
-          module: 'message_bus',
-          severity: reason === 'control_topic_flood' ? 'CRITICAL' : 'WARNING',
-          type: 'POLICY_VIOLATION',
-          message: clip(
-            `ACL ${reason} by actor ${actor}${num(a.violations) === undefined ? '' : `: ${a.violations} violations`}${num(a.violationsPerSecond) === undefined ? '' : ` (${a.violationsPerSecond}/s across all actors)`}`,
-            EVENT_LIMITS.maxMessageLength,
-          ),
-          meta: fitMeta(
-            {
-              source: 'acl_alarm',
-              reason: clip(reason, 256),
-              actor: clip(actor, 512),
-              ...(typeof a.topic === 'string' ? { topic: clip(a.topic, 512) } : {}),
-              ...(num(a.violations) === undefined ? {} : { violations: a.violations }),
-              ...(num(a.totalViolations) === undefined ? {} : { total_violations: a.totalViolations }),
-              ...(num(a.violationsPerSecond) === undefined ? {} : { violations_per_second: a.violationsPerSecond }),
-              ...(num(a.controlViolations) === undefined ? {} : { control_violations: a.controlViolations }),
-              ...(offenders ? { offenders } : {}),
-              ...(num(a.at) === undefined ? {} : { at: a.at }),
-            },
-            ['offenders'],
-          ),
-        },
-        'aclAlarm',
-      );
+      return {
+        module: 'message_bus',
+        severity: reason === 'control_topic_flood' ? 'CRITICAL' : 'WARNING',
+        type: 'POLICY_VIOLATION',
+        message: `ACL ${reason} by actor ${actor}${num(a.violations) === undefined ? '' : `: ${a.violations} violations`}${num(a.violationsPerSecond) === undefined ? '' : ` (${a.violationsPerSecond}/s across all actors)`}`,
+        meta: fitMeta(
+          {
+            source: 'acl_alarm',
+            reason: clip(reason, 256),
+            actor: clip(actor, 512),
+            ...(typeof a.topic === 'string' ? { topic: clip(a.topic, 512) } : {}),
+            ...numbersOf(a, {
+              violations: 'violations',
+              totalViolations: 'total_violations',
+              violationsPerSecond: 'violations_per_second',
+              controlViolations: 'control_violations',
+              at: 'at',
+            }),
+            ...(offenders ? { offenders } : {}),
+          },
+          ['offenders'],
+        ),
+      };
     });
   }
 
   if (options.memoryAudit !== false) {
-    subscribeLoose<MemoryThresholdsNotice>('memoryThresholdsChanged', (c) => {
+    relayLoose<MemoryThresholdsNotice>('memoryThresholdsChanged', (c) => {
       const name = str(c?.name, 'memoryThresholdsChanged.name');
       const changed = Array.isArray(c.changed) ? c.changed.filter((f): f is string => typeof f === 'string').slice(0, 10) : [];
-      publish(
-        {
-          ...agent,
-          module: 'memory',
-          severity: 'INFO',
-          type: 'POLICY_VIOLATION',
-          message: clip(`memory thresholds of ${name} changed (${changed.join(', ') || 'no field'}) by ${typeof c.source === 'string' ? c.source : 'api'}`, EVENT_LIMITS.maxMessageLength),
-          meta: fitMeta(
-            {
-              source: 'memory_thresholds',
-              guardrail: clip(name, 256),
-              changed,
-              previous: c.previous ?? {},
-              current: c.current ?? {},
-              changed_by: typeof c.source === 'string' ? clip(c.source, 256) : 'api',
-              ...(typeof c.remoteAddress === 'string' ? { remote_address: clip(c.remoteAddress, 64) } : {}),
-              ...(num(c.at) === undefined ? {} : { at: c.at }),
-            },
-            ['previous', 'current'],
-          ),
-        },
-        'memoryThresholdsChanged',
-      );
+      return {
+        module: 'memory',
+        severity: 'INFO',
+        type: 'POLICY_VIOLATION',
+        message: `memory thresholds of ${name} changed (${changed.join(', ') || 'no field'}) by ${typeof c.source === 'string' ? c.source : 'api'}`,
+        meta: fitMeta(
+          {
+            source: 'memory_thresholds',
+            guardrail: clip(name, 256),
+            changed,
+            previous: c.previous ?? {},
+            current: c.current ?? {},
+            changed_by: typeof c.source === 'string' ? clip(c.source, 256) : 'api',
+            ...(typeof c.remoteAddress === 'string' ? { remote_address: clip(c.remoteAddress, 64) } : {}),
+            ...numbersOf(c, { at: 'at' }),
+          },
+          ['previous', 'current'],
+        ),
+      };
     });
-    subscribeLoose<MemoryRestartNotice>('memoryRestart', (r) => {
+    relayLoose<MemoryRestartNotice>('memoryRestart', (r) => {
       const name = str(r?.name, 'memoryRestart.name');
       const outcome = str(r.outcome, 'memoryRestart.outcome');
       const reason = typeof r.reason === 'string' ? r.reason : 'unknown';
@@ -707,26 +570,21 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
           : r.skipped === 'fleet_budget'
             ? ' (waiting for the fleet restart budget: other replicas are restarting)'
             : '';
-      publish(
-        {
-          ...agent,
-          module: 'memory',
-          severity: RESTART_SEVERITY[outcome] ?? 'WARNING',
-          type: 'SELF_HEALING_ACTION',
-          message: clip(`memory restart of ${name} ${outcome}${detail}: ${reason}`, EVENT_LIMITS.maxMessageLength),
-          meta: {
-            source: 'memory_restart',
-            guardrail: clip(name, 256),
-            outcome: clip(outcome, 32),
-            reason: clip(reason, 64),
-            ...(typeof r.failure === 'string' ? { failure: clip(r.failure, 64) } : {}),
-            ...(typeof r.skipped === 'string' ? { skipped: clip(r.skipped, 32) } : {}),
-            ...(num(r.retryAfterMs) === undefined ? {} : { retry_after_ms: r.retryAfterMs }),
-            ...(num(r.at) === undefined ? {} : { at: r.at }),
-          },
+      return {
+        module: 'memory',
+        severity: RESTART_SEVERITY[outcome] ?? 'WARNING',
+        type: 'SELF_HEALING_ACTION',
+        message: `memory restart of ${name} ${outcome}${detail}: ${reason}`,
+        meta: {
+          source: 'memory_restart',
+          guardrail: clip(name, 256),
+          outcome: clip(outcome, 32),
+          reason: clip(reason, 64),
+          ...(typeof r.failure === 'string' ? { failure: clip(r.failure, 64) } : {}),
+          ...(typeof r.skipped === 'string' ? { skipped: clip(r.skipped, 32) } : {}),
+          ...numbersOf(r, { retryAfterMs: 'retry_after_ms', at: 'at' }),
         },
-        'memoryRestart',
-      );
+      };
     });
   }
 

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { GuardError } from '@guard/core';
+import { errorMessage, GuardError } from '@guard/core';
 import type {} from './errors.js';
 
 /**
@@ -17,7 +17,7 @@ export function requireOptionalPeer<T>(peer: string, entry: string, typesHint?: 
     return load(peer) as T;
   } catch (error) {
     const code = (error as { code?: string } | null)?.code;
-    if (code === 'MODULE_NOT_FOUND' && String((error as Error).message).includes(`'${peer}'`)) {
+    if (code === 'MODULE_NOT_FOUND' && errorMessage(error).includes(`'${peer}'`)) {
       const types = typesHint === undefined ? '' : ` (TypeScript: also npm i -D ${typesHint})`;
       throw new GuardError('MISSING_PEER', `${entry} needs the optional peer dependency "${peer}", which is not installed: npm i ${peer}${types}`, {
         cause: error,

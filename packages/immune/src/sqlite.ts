@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { GuardError } from '@guard/core';
+import { errorMessage, GuardError } from '@guard/core';
 import { Kysely, SqliteDialect } from 'kysely';
 import { KyselyEventStore, openStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
@@ -56,7 +56,7 @@ export class SqliteEventStore extends KyselyEventStore {
       database.pragma('journal_mode = WAL');
       database.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     } catch (error) {
-      throw new GuardError('STORE_ERROR', `cannot open SQLite database ${options.path}: ${(error as Error).message}`, { cause: error });
+      throw new GuardError('STORE_ERROR', `cannot open SQLite database ${options.path}: ${errorMessage(error)}`, { cause: error });
     }
     const { path: _path, synchronous: _sync, busyTimeoutMs: _busy, ...rest } = options;
     super({

@@ -1,5 +1,5 @@
 import type {} from './errors.js';
-import { GuardError, isGuardError, isPgUnavailableError } from '@guard/core';
+import { errorMessage, GuardError, isGuardError, isPgUnavailableError } from '@guard/core';
 
 // better-sqlite3 codes of a database held by another writer: transient, like a lost Postgres connection.
 const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED)/;
@@ -16,7 +16,7 @@ export function toStoreError(error: unknown, what: string): GuardError {
   if (isGuardError(error) && error.code !== 'TIMEOUT') return error;
   const code = (error as { code?: unknown } | undefined)?.code;
   const unavailable = isPgUnavailableError(error) || (typeof code === 'string' && SQLITE_TRANSIENT.test(code));
-  const message = `${what}: ${(error as Error | undefined)?.message ?? String(error)}`;
+  const message = `${what}: ${errorMessage(error)}`;
   return new GuardError(unavailable ? 'STORE_UNAVAILABLE' : 'STORE_ERROR', message, { cause: error });
 }
 
