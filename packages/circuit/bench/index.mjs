@@ -61,7 +61,18 @@ const rejectLoop = (call) => async (n) => {
 
 console.log(`@guard/circuit benchmark, ${await loadLine()}, ${ROUNDS} interleaved rounds`);
 let ok = true;
-const reportAnd = (...args) => report(...args) && ok;
+
+/** Runs `cases` interleaved and reports `ratios(result)` under `title`; a missed target marks the run. */
+async function group(title, cases, ratios) {
+  const result = await interleave(cases, { rounds: ROUNDS });
+  ok = report(title, result, ratios(result)) && ok;
+}
+
+/** Ours against one other library's call, both as overhead over a bare `await fn()`: `[name, call]` each. */
+function overheadVersus(title, [ours, ourCall], [theirs, theirCall], target = 0.5) {
+  const cases = { 'await fn() (bare)': loop(fn), [ours]: loop(ourCall), [theirs]: loop(theirCall) };
+  return group(title, cases, (result) => [{ label: `overhead vs ${theirs}`, stat: ratio(result, ours, theirs, 'await fn() (bare)'), target }]);
+}
 
 // --- plain breaker ---------------------------------------------------------------------------------------------
 {
@@ -69,7 +80,8 @@ const reportAnd = (...args) => report(...args) && ok;
   const minimal = new MinimalBreaker();
   const cockatielBreaker = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) });
   const opossum = new OpossumBreaker(fn, { timeout: false, resetTimeout: 60_000 });
-  const result = await interleave(
+  await group(
+    'plain breaker, per call (overhead = minus bare)',
     {
       'await fn() (bare)': loop(fn),
       'hand-written minimal breaker (floor)': loop(() => minimal.execute(fn)),
@@ -77,13 +89,12 @@ const reportAnd = (...args) => report(...args) && ok;
       'cockatiel breaker': loop(() => cockatielBreaker.execute(fn)),
       'opossum breaker': loop(() => opossum.fire()),
     },
-    { rounds: ROUNDS },
+    (result) => [
+      { label: 'overhead vs minimal floor', stat: ratio(result, '@guard/circuit breaker', 'hand-written minimal breaker (floor)', 'await fn() (bare)') },
+      { label: 'overhead vs cockatiel', stat: ratio(result, '@guard/circuit breaker', 'cockatiel breaker', 'await fn() (bare)'), target: 0.5 },
+      { label: 'overhead vs opossum', stat: ratio(result, '@guard/circuit breaker', 'opossum breaker', 'await fn() (bare)') },
+    ],
   );
-  ok = reportAnd('plain breaker, per call (overhead = minus bare)', result, [
-    { label: 'overhead vs minimal floor', stat: ratio(result, '@guard/circuit breaker', 'hand-written minimal breaker (floor)', 'await fn() (bare)') },
-    { label: 'overhead vs cockatiel', stat: ratio(result, '@guard/circuit breaker', 'cockatiel breaker', 'await fn() (bare)'), target: 0.5 },
-    { label: 'overhead vs opossum', stat: ratio(result, '@guard/circuit breaker', 'opossum breaker', 'await fn() (bare)') },
-  ]);
   opossum.shutdown();
   await guard.close();
 }
@@ -96,7 +107,8 @@ const reportAnd = (...args) => report(...args) && ok;
     cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
   );
   const opossum = new OpossumBreaker(fn, { timeout: 1_000, resetTimeout: 60_000 });
-  const result = await interleave(
+  await group(
+    'breaker with timeoutMs: 1000, per call',
     {
       'await fn(signal) (bare)': loop(() => fnWithSignal(undefined)),
       'AbortController + setTimeout (floor)': loop(() => withTimeoutFloor(fnWithSignal, 1_000)),
@@ -105,15 +117,14 @@ const reportAnd = (...args) => report(...args) && ok;
       'opossum timeout (no signal)': loop(() => opossum.fire()),
       'cockatiel wrap(timeout, breaker)': loop(() => cockatielTimed.execute(({ signal }) => fnWithSignal(signal))),
     },
-    { rounds: ROUNDS },
+    (result) => [
+      { label: 'fn(signal) overhead vs floor', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)'), target: 1 },
+      { label: 'fn() overhead vs floor', stat: ratio(result, '@guard/circuit timeoutMs, fn()', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)'), target: 1 },
+      { label: 'fn(signal) overhead vs opossum', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'opossum timeout (no signal)', 'await fn(signal) (bare)') },
+      { label: 'fn() overhead vs opossum', stat: ratio(result, '@guard/circuit timeoutMs, fn()', 'opossum timeout (no signal)', 'await fn(signal) (bare)') },
+      { label: 'fn(signal) overhead vs cockatiel', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'cockatiel wrap(timeout, breaker)', 'await fn(signal) (bare)') },
+    ],
   );
-  ok = reportAnd('breaker with timeoutMs: 1000, per call', result, [
-    { label: 'fn(signal) overhead vs floor', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)'), target: 1 },
-    { label: 'fn() overhead vs floor', stat: ratio(result, '@guard/circuit timeoutMs, fn()', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)'), target: 1 },
-    { label: 'fn(signal) overhead vs opossum', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'opossum timeout (no signal)', 'await fn(signal) (bare)') },
-    { label: 'fn() overhead vs opossum', stat: ratio(result, '@guard/circuit timeoutMs, fn()', 'opossum timeout (no signal)', 'await fn(signal) (bare)') },
-    { label: 'fn(signal) overhead vs cockatiel', stat: ratio(result, '@guard/circuit timeoutMs, fn(signal)', 'cockatiel wrap(timeout, breaker)', 'await fn(signal) (bare)') },
-  ]);
   opossum.shutdown();
   await guard.close();
 }
@@ -125,17 +136,7 @@ const reportAnd = (...args) => report(...args) && ok;
     halfOpenAfter: 60_000,
     breaker: new cockatiel.SamplingBreaker({ threshold: 0.5, duration: 10_000, minimumRps: 1 }),
   });
-  const result = await interleave(
-    {
-      'await fn() (bare)': loop(fn),
-      '@guard/circuit rate mode': loop(() => guard.execute(fn)),
-      'cockatiel SamplingBreaker': loop(() => sampling.execute(fn)),
-    },
-    { rounds: ROUNDS },
-  );
-  ok = reportAnd('rate mode, per call', result, [
-    { label: 'overhead vs cockatiel SamplingBreaker', stat: ratio(result, '@guard/circuit rate mode', 'cockatiel SamplingBreaker', 'await fn() (bare)'), target: 0.5 },
-  ]);
+  await overheadVersus('rate mode, per call', ['@guard/circuit rate mode', () => guard.execute(fn)], ['cockatiel SamplingBreaker', () => sampling.execute(fn)]);
   await guard.close();
 }
 
@@ -147,18 +148,18 @@ const reportAnd = (...args) => report(...args) && ok;
   await cockatielOpen.execute(failing).catch(() => {});
   const prebuilt = new Error('open');
   if (guard.state !== 'open' || cockatielOpen.state !== cockatiel.CircuitState.Open) throw new Error('breakers did not open');
-  const result = await interleave(
+  await group(
+    'fail-fast while open, per rejected call',
     {
       'reject a pre-built error': rejectLoop(() => Promise.reject(prebuilt)),
       '@guard/circuit open': rejectLoop(() => guard.execute(fn)),
       'cockatiel open': rejectLoop(() => cockatielOpen.execute(fn)),
     },
-    { rounds: ROUNDS },
+    (result) => [
+      { label: 'vs cockatiel', stat: ratio(result, '@guard/circuit open', 'cockatiel open'), target: 0.5 },
+      { label: 'vs a pre-built error', stat: ratio(result, '@guard/circuit open', 'reject a pre-built error') },
+    ],
   );
-  ok = reportAnd('fail-fast while open, per rejected call', result, [
-    { label: 'vs cockatiel', stat: ratio(result, '@guard/circuit open', 'cockatiel open'), target: 0.5 },
-    { label: 'vs a pre-built error', stat: ratio(result, '@guard/circuit open', 'reject a pre-built error') },
-  ]);
   await guard.close();
 }
 
@@ -174,30 +175,24 @@ const reportAnd = (...args) => report(...args) && ok;
     cockatiel.bulkhead(50, 1000),
     cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 60_000, breaker: new cockatiel.ConsecutiveBreaker(5) }),
   );
-  const result = await interleave(
-    {
-      'await fn() (bare)': loop(fn),
-      '@guard/circuit wrap(bulkhead, breaker)': loop(() => guardPolicy.execute(fn)),
-      'cockatiel wrap(bulkhead, breaker)': loop(() => cockatielPolicy.execute(fn)),
-    },
-    { rounds: ROUNDS },
+  await overheadVersus(
+    'wrap(bulkhead, breaker), per call',
+    ['@guard/circuit wrap(bulkhead, breaker)', () => guardPolicy.execute(fn)],
+    ['cockatiel wrap(bulkhead, breaker)', () => cockatielPolicy.execute(fn)],
   );
-  ok = reportAnd('wrap(bulkhead, breaker), per call', result, [
-    { label: 'overhead vs cockatiel', stat: ratio(result, '@guard/circuit wrap(bulkhead, breaker)', 'cockatiel wrap(bulkhead, breaker)', 'await fn() (bare)'), target: 0.5 },
-  ]);
-  const timed = await interleave(
+  await group(
+    'wrap(bulkhead, breaker) with timeoutMs: 1000, per call',
     {
       'await fn(signal) (bare)': loop(() => fnWithSignal(undefined)),
       'AbortController + setTimeout (floor)': loop(() => withTimeoutFloor(fnWithSignal, 1_000)),
       '@guard/circuit wrap(...), timeoutMs, fn(signal)': loop(() => guardPolicy.execute(fnWithSignal, { timeoutMs: 1_000 })),
       'cockatiel wrap(timeout, bulkhead, breaker)': loop(() => cockatielTimed.execute(({ signal }) => fnWithSignal(signal))),
     },
-    { rounds: ROUNDS },
+    (timed) => [
+      { label: 'overhead vs timeout floor', stat: ratio(timed, '@guard/circuit wrap(...), timeoutMs, fn(signal)', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)') },
+      { label: 'overhead vs cockatiel', stat: ratio(timed, '@guard/circuit wrap(...), timeoutMs, fn(signal)', 'cockatiel wrap(timeout, bulkhead, breaker)', 'await fn(signal) (bare)') },
+    ],
   );
-  ok = reportAnd('wrap(bulkhead, breaker) with timeoutMs: 1000, per call', timed, [
-    { label: 'overhead vs timeout floor', stat: ratio(timed, '@guard/circuit wrap(...), timeoutMs, fn(signal)', 'AbortController + setTimeout (floor)', 'await fn(signal) (bare)') },
-    { label: 'overhead vs cockatiel', stat: ratio(timed, '@guard/circuit wrap(...), timeoutMs, fn(signal)', 'cockatiel wrap(timeout, bulkhead, breaker)', 'await fn(signal) (bare)') },
-  ]);
 }
 
 // --- bytes per breaker -----------------------------------------------------------------------------------------

@@ -1,16 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { isGuardError, resolveRegistry } from '@guard/core';
-import { describe, expect, it } from 'vitest';
+import { isGuardError } from '@guard/core';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Bulkhead } from './bulkhead.js';
-import type { Registry } from './metrics.js';
+import { deferred, newRegistry, timedOutCall } from './test-support.js';
 
-function deferred<T = void>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('Bulkhead', () => {
   it('never exceeds its limit under 1,000 concurrent calls, and runs them all', async () => {
@@ -50,10 +46,15 @@ describe('Bulkhead', () => {
   });
 
   it('a queued call times out after queueTimeoutMs', async () => {
+    vi.useFakeTimers();
     await using bulkhead = new Bulkhead({ maxConcurrent: 1, queueTimeoutMs: 20, metrics: false });
     const gate = deferred();
     const first = bulkhead.execute(() => gate.promise);
-    await expect(bulkhead.execute(() => 'late')).rejects.toMatchObject({ code: 'BULKHEAD_REJECTED', reason: 'queue_timeout' });
+    const late = expect(bulkhead.execute(() => 'late')).rejects.toMatchObject({ code: 'BULKHEAD_REJECTED', reason: 'queue_timeout' });
+    await vi.advanceTimersByTimeAsync(19);
+    expect(bulkhead.queued).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await late;
     expect(bulkhead.queued).toBe(0);
     gate.resolve();
     await first;
@@ -84,19 +85,12 @@ describe('Bulkhead', () => {
     expect(EventEmitter.getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 
-  it('a per-call timeout covers the wait and aborts the signal', async () => {
+  it('a per-call timeout aborts the signal and rejects with TIMEOUT', async () => {
+    vi.useFakeTimers();
     await using bulkhead = new Bulkhead({ maxConcurrent: 1, metrics: false });
-    let seen: AbortSignal | undefined;
-    await expect(
-      bulkhead.execute(
-        (signal) => {
-          seen = signal;
-          return new Promise(() => {});
-        },
-        { timeoutMs: 20 },
-      ),
-    ).rejects.toMatchObject({ code: 'TIMEOUT' });
-    expect(seen?.aborted).toBe(true);
+    const { error, signal } = await timedOutCall(bulkhead);
+    expect(isGuardError(error, 'TIMEOUT')).toBe(true);
+    expect(signal?.aborted).toBe(true);
   });
 
   it('releases the slot when fn throws', async () => {
@@ -125,7 +119,7 @@ describe('Bulkhead', () => {
   });
 
   it('reports running and queued gauges', async () => {
-    const registry = new (resolveRegistry().constructor as new () => Registry)();
+    const registry = newRegistry();
     await using bulkhead = new Bulkhead({ name: 'bh', maxConcurrent: 1, registry });
     const gate = deferred();
     const first = bulkhead.execute(() => gate.promise);

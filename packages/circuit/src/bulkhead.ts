@@ -1,7 +1,7 @@
 import { GuardError, assertNumberOption } from '@guard/core';
 import { BulkheadRejectedError } from './errors.js';
-import { circuitMetrics } from './metrics.js';
-import type { BulkheadMetricsSource, CircuitMetrics, CircuitMetricsOptions } from './metrics.js';
+import { circuitGauge } from './metrics.js';
+import type { CircuitMetricsOptions } from './metrics.js';
 import { INVOKE, invokeNext, runWithOptions } from './policy.js';
 import type { ExecuteOptions, Operation, Policy } from './policy.js';
 
@@ -39,7 +39,7 @@ interface Waiter {
  * await using bulkhead = new Bulkhead({ name: 'reports', maxConcurrent: 4, maxQueued: 100 });
  * const pdf = await bulkhead.execute(() => renderReport(id));
  */
-export class Bulkhead implements Policy, BulkheadMetricsSource, AsyncDisposable {
+export class Bulkhead implements Policy, AsyncDisposable {
   readonly name: string;
   readonly maxConcurrent: number;
   readonly maxQueued: number;
@@ -49,8 +49,8 @@ export class Bulkhead implements Policy, BulkheadMetricsSource, AsyncDisposable 
   #queue: Waiter[] = [];
   #head = 0;
   #closed = false;
-  readonly #metrics: CircuitMetrics | undefined;
-  readonly #metricsRef: WeakRef<BulkheadMetricsSource> | undefined;
+  /** Aborted by `close()`: the metrics stop reading this bulkhead. */
+  readonly #closeSignal = new AbortController();
 
   constructor(options: BulkheadOptions = {}) {
     const { name = 'default', maxConcurrent = 50, maxQueued = 1000, queueTimeoutMs = 30_000 } = options;
@@ -64,8 +64,12 @@ export class Bulkhead implements Policy, BulkheadMetricsSource, AsyncDisposable 
     this.maxConcurrent = maxConcurrent;
     this.maxQueued = maxQueued;
     this.queueTimeoutMs = queueTimeoutMs;
-    this.#metrics = circuitMetrics(options);
-    this.#metricsRef = this.#metrics?.addBulkhead(this);
+    if (options.metrics !== false) {
+      const labels = { bulkhead: name };
+      const signal = this.#closeSignal.signal;
+      circuitGauge(options, { name: 'bulkhead_running', help: 'Calls running inside a bulkhead', labelNames: ['bulkhead'] }, signal, () => [[labels, this.#running]]);
+      circuitGauge(options, { name: 'bulkhead_queued', help: 'Calls waiting in a bulkhead queue', labelNames: ['bulkhead'] }, signal, () => [[labels, this.#queued]]);
+    }
   }
 
   /** Calls running now. */
@@ -177,7 +181,7 @@ export class Bulkhead implements Policy, BulkheadMetricsSource, AsyncDisposable 
     }
     this.#queue = [];
     this.#head = 0;
-    if (this.#metricsRef !== undefined) this.#metrics!.removeBulkhead(this.#metricsRef);
+    this.#closeSignal.abort();
     return Promise.resolve();
   }
 

@@ -4,6 +4,7 @@ import { isGuardError } from '@guard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { ConnectionPool } from './connection-pool.js';
+import type { ConnectionPoolOptions } from './connection-pool.js';
 import { closeTestResources, refusedUrl, testPool as pool, wsTestServer } from './test-support.js';
 
 afterEach(closeTestResources);
@@ -20,6 +21,13 @@ function echoServer() {
       else ws.send(`echo:${text}`);
     });
   });
+}
+
+/** An echo server, a pool (with `options`) and a first lease on it. */
+async function leaseOnEchoServer(options: ConnectionPoolOptions = {}) {
+  const server = await echoServer();
+  const p = pool(options);
+  return { server, p, lease: await p.acquire(server.url) };
 }
 
 async function reply(socket: WebSocket, text: string): Promise<string> {
@@ -53,9 +61,7 @@ describe('ConnectionPool.acquire', () => {
   });
 
   it('holds the semaphore slot: a second acquire waits until the first lease is released, then gets the same socket', async () => {
-    const server = await echoServer();
-    const p = pool({ maxConcurrentConnections: 1 });
-    const first = await p.acquire(server.url);
+    const { server, p, lease: first } = await leaseOnEchoServer({ maxConcurrentConnections: 1 });
     let second: Awaited<ReturnType<ConnectionPool['acquire']>> | undefined;
     const waiting = p.acquire(server.url).then((lease) => (second = lease));
     await turn();
@@ -72,9 +78,7 @@ describe('ConnectionPool.acquire', () => {
   });
 
   it('destroys a socket that errored during the lease instead of pooling it; the next acquire opens a fresh one', async () => {
-    const server = await echoServer();
-    const p = pool();
-    const lease = await p.acquire(server.url);
+    const { server, p, lease } = await leaseOnEchoServer();
     const failed = once(lease.socket, 'error');
     lease.socket.send('break');
     const [error] = (await failed) as [Error];
@@ -90,9 +94,7 @@ describe('ConnectionPool.acquire', () => {
   });
 
   it('does not pool a socket the server closed during the lease, nor one the caller destroyed', async () => {
-    const server = await echoServer();
-    const p = pool();
-    const hungUp = await p.acquire(server.url);
+    const { server, p, lease: hungUp } = await leaseOnEchoServer();
     const closed = once(hungUp.socket, 'close');
     hungUp.socket.send('hang up');
     await closed;
@@ -107,9 +109,7 @@ describe('ConnectionPool.acquire', () => {
   });
 
   it('removes the listeners the caller added during the lease, so the next lease of the socket does not get its frames', async () => {
-    const server = await echoServer();
-    const p = pool();
-    const before = await p.acquire(server.url);
+    const { server, p, lease: before } = await leaseOnEchoServer();
     const baseline = before.socket.listenerCount('message');
     await before.release();
     const seenByOldLease: string[] = [];
@@ -127,9 +127,7 @@ describe('ConnectionPool.acquire', () => {
   });
 
   it('gives up waiting for a slot when the signal aborts (ABORTED, not a breaker failure), and the slot goes to the pool', async () => {
-    const server = await echoServer();
-    const p = pool({ maxConcurrentConnections: 1, breaker: { failureThreshold: 1 } });
-    const held = await p.acquire(server.url);
+    const { server, p, lease: held } = await leaseOnEchoServer({ maxConcurrentConnections: 1, breaker: { failureThreshold: 1 } });
     const controller = new AbortController();
     const waiting = p.acquire(server.url, { signal: controller.signal });
     await turn();

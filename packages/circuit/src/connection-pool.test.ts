@@ -47,7 +47,7 @@ describe('ConnectionPool', () => {
   it('streams progress_update messages to onProgress and returns the terminal message', async () => {
     const server = await streamingServer(async (request, { progress }) => {
       for (let step = 1; step <= 3; step++) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise((resolve) => setImmediate(resolve));
         progress({ step });
       }
       return { type: 'result', total: request.n };
@@ -81,7 +81,7 @@ describe('ConnectionPool', () => {
     const server = await streamingServer(async (request, { progress }) => {
       runs++;
       progress({ n: request.n });
-      await new Promise((resolve) => setTimeout(resolve, 2));
+      await new Promise((resolve) => setImmediate(resolve));
       return { type: 'result', n: request.n };
     });
     const connections = pool({ maxConcurrentConnections: 4 });

@@ -8,8 +8,8 @@ import type { CircuitBreakerOptions } from './circuit-breaker-options.js';
 import { ConnectionLease } from './connection-lease.js';
 import { MAX_TIMER_MS } from './deadline-timers.js';
 import { connectionPoolOptionsFromEnv } from './from-env.js';
-import { circuitMetrics } from './metrics.js';
-import type { CircuitMetrics, CircuitMetricsOptions, PoolMetricsSource } from './metrics.js';
+import { circuitGauge } from './metrics.js';
+import type { CircuitMetricsOptions } from './metrics.js';
 import { classifyRequestFailure, poolErrorResult } from './pool-error-result.js';
 import type { PoolErrorResult } from './pool-error-result.js';
 import { PoolRequest } from './pool-request.js';
@@ -109,7 +109,7 @@ function defaultBreakerName(url: string): string {
  * });
  * if (reply.type === 'error') console.warn(reply.status, reply.error);
  */
-export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
+export class ConnectionPool implements AsyncDisposable {
   readonly maxConcurrentConnections: number;
   readonly connectionTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -124,8 +124,8 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
   readonly #sockets: SocketPool;
   /** Requests and acquires in flight: `close()` aborts them. */
   readonly #inFlight = new Set<{ abort(reason: unknown): void }>();
-  readonly #metrics: CircuitMetrics | undefined;
-  readonly #metricsRef: WeakRef<PoolMetricsSource> | undefined;
+  /** Aborted once closed: the metrics stop reading this pool. */
+  readonly #closed = new AbortController();
   #activeTasks = 0;
   #leased = 0;
   #closing: Promise<void> | undefined;
@@ -171,8 +171,19 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
     });
     this.#ownTasks = options.tasks === undefined;
     this.tasks = options.tasks ?? new TaskRegistry();
-    this.#metrics = circuitMetrics(options);
-    this.#metricsRef = this.#metrics?.addPool(this);
+    circuitGauge(
+      options,
+      { name: 'pool_connections', help: 'WebSocket connections of connection pools by state (active, idle, connecting)', labelNames: ['state'] },
+      this.#closed.signal,
+      () => {
+        const { active, idle, connecting } = this.#sockets.counts();
+        return [
+          [{ state: 'active' }, active],
+          [{ state: 'idle' }, idle],
+          [{ state: 'connecting' }, connecting],
+        ];
+      },
+    );
   }
 
   /** The breaker that guards `url`. */
@@ -316,12 +327,6 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
     };
   }
 
-  /** @internal */
-  connectionCounts(): { active: number; idle: number; connecting: number } {
-    const { active, idle, connecting } = this.#sockets.counts();
-    return { active, idle, connecting };
-  }
-
   /**
    * Cancels in-flight requests (they resolve `cancelled`), rejects waiting ones, closes every socket and waits for
    * them to go. Later calls reject with `CLOSED`. Safe to call twice.
@@ -340,7 +345,7 @@ export class ConnectionPool implements PoolMetricsSource, AsyncDisposable {
     await this.#sockets.close(closed);
     await this.breakers.close();
     if (this.#ownTasks) await this.tasks.close();
-    if (this.#metricsRef !== undefined) this.#metrics!.removePool(this.#metricsRef);
+    this.#closed.abort();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -1,9 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-
-// Loads the built package by name (self-reference through the exports map), as `npm i @guard/circuit` would.
-const packageDir = fileURLToPath(new URL('..', import.meta.url));
+import { runBuiltPackageScript } from './test-support.js';
 
 describe('the ESM and the CommonJS build in one process', () => {
   it('breakers created through either copy appear in one guard_circuit_* scrape of the shared registry', () => {
@@ -24,10 +20,8 @@ describe('the ESM and the CommonJS build in one process', () => {
       await viaEsm.close();
       await viaCjs.close();
     `;
-    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' })) as {
-      distinct: boolean;
-      lines: string[];
-    };
+    // Loads the built package by name (self-reference through the exports map), as `npm i @guard/circuit` would.
+    const out = runBuiltPackageScript<{ distinct: boolean; lines: string[] }>(script);
     expect(out.distinct).toBe(true);
     expect(out.lines).toEqual(
       expect.arrayContaining([

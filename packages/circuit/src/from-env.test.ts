@@ -1,7 +1,8 @@
 import { isGuardError } from '@guard/core';
 import { describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { fromEnv } from './from-env.js';
+import { ConnectionPool } from './connection-pool.js';
+import { circuitOptionsFromEnv, fromEnv } from './from-env.js';
 
 describe('fromEnv', () => {
   it('uses the defaults when nothing is set', () => {
@@ -51,5 +52,25 @@ describe('fromEnv', () => {
     }
     expect(isGuardError(error, 'INVALID_ENV')).toBe(true);
     expect((error as Error).message).toContain(name);
+  });
+
+  it('circuitOptionsFromEnv() returns only what is set', () => {
+    expect(circuitOptionsFromEnv({})).toEqual({ breaker: {}, pool: { breaker: {} } });
+    expect(circuitOptionsFromEnv({ GUARD_CIRCUIT_TIMEOUT: '5', GUARD_IDLE_TIMEOUT: '0' })).toEqual({
+      breaker: { resetTimeoutMs: 5_000 },
+      pool: { idleTimeoutMs: 0, breaker: { resetTimeoutMs: 5_000 } },
+    });
+  });
+
+  it('CircuitBreaker.fromEnv and ConnectionPool.fromEnv: the code\'s options win over the environment', async () => {
+    const env = { GUARD_CIRCUIT_THRESHOLD: '2', GUARD_CIRCUIT_TIMEOUT: '5', GUARD_MAX_CONNECTIONS: '3', GUARD_CONNECTION_TIMEOUT: '7' };
+    await using breaker = CircuitBreaker.fromEnv(env, { metrics: false, failureThreshold: 9 });
+    for (let i = 0; i < 8; i++) await breaker.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(breaker.state).toBe('closed'); // 9 from code, not 2 from the environment
+    await using pool = ConnectionPool.fromEnv(env, { metrics: false, maxConcurrentConnections: 4, breaker: { resetTimeoutMs: 1_000 } });
+    expect(pool).toMatchObject({ maxConcurrentConnections: 4, connectionTimeoutMs: 7_000 });
+    const poolBreaker = pool.breakerFor('ws://127.0.0.1:1');
+    for (let i = 0; i < 2; i++) await poolBreaker.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(poolBreaker.state).toBe('open'); // the threshold from the environment reached the pool's breakers
   });
 });

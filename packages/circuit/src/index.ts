@@ -1,5 +1,7 @@
 export { CircuitBreaker } from './circuit-breaker.js';
 export type { CircuitBreakerOptions, CircuitBreakerMode, CircuitBreakerSnapshot, StateChangeListener } from './circuit-breaker.js';
+export type { Breaker } from './breaker.js';
+export type { RateWindowState } from './rate-window.js';
 export { BreakerRegistry } from './breaker-registry.js';
 export type { BreakerRegistryOptions } from './breaker-registry.js';
 export { Bulkhead } from './bulkhead.js';
@@ -15,7 +17,7 @@ export { attachStreamingServer } from './streaming-server.js';
 export type { StreamingServer, StreamingServerOptions, StreamingHandler, StreamingContext } from './streaming-server.js';
 export { isTerminalMessage, isStreamMessage, NON_TERMINAL_TYPES } from './stream-message.js';
 export type { StreamMessage } from './stream-message.js';
-export { fromEnv, CIRCUIT_ENV } from './from-env.js';
+export { circuitOptionsFromEnv, circuitBreakerOptionsFromEnv, connectionPoolOptionsFromEnv, fromEnv, CIRCUIT_ENV } from './from-env.js';
 export type { CircuitBreakerEnvOptions, ConnectionPoolEnvOptions } from './from-env.js';
 export { CircuitOpenError, BulkheadRejectedError, TaskCancelledError } from './errors.js';
 export type { ExecuteOptions, Operation, Policy } from './policy.js';

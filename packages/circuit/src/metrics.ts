@@ -1,4 +1,4 @@
-import { counter, gauge, metricName, registryScoped, resolveMetricsPrefix, resolveRegistry } from '@guard/core';
+import { counter, gauge, metricName, registryScoped, resolveMetricsPrefix, resolveRegistry, scrapeGauge } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 
 /** A prom-client `Registry` (typed through core, so this package needs no direct prom-client dependency). */
@@ -29,34 +29,19 @@ export interface BreakerMetricsSource {
   [CALL_DELTAS](): readonly number[];
 }
 
-/** What a bulkhead exposes to the metrics collector. */
-export interface BulkheadMetricsSource {
-  readonly name: string;
-  readonly running: number;
-  readonly queued: number;
-}
-
-/** What a connection pool exposes to the metrics collector. */
-export interface PoolMetricsSource {
-  connectionCounts(): { readonly active: number; readonly idle: number; readonly connecting: number };
-}
-
 /**
- * The package's metrics on one registry. Values are read from live objects at scrape time, so a call costs
- * only a few integer increments; transitions (rare) increment a counter directly.
+ * The breakers' metrics on one registry. Values are read from live breakers at scrape time (through a `WeakRef`, so
+ * a breaker nobody closed is not kept alive), so a call costs only a few integer increments; transitions (rare)
+ * increment a counter directly. Bulkheads and pools report through core's `scrapeGauge` (see {@link circuitGauge}).
  */
 export class CircuitMetrics {
   readonly #breakers = new Set<WeakRef<BreakerMetricsSource>>();
-  readonly #bulkheads = new Set<WeakRef<BulkheadMetricsSource>>();
-  readonly #pools = new Set<WeakRef<PoolMetricsSource>>();
   readonly #transitions;
   readonly #calls;
   readonly #pruneAt = new Map<Set<WeakRef<object>>, number>();
 
   constructor(registry: Registry, prefix: string) {
     const breakers = this.#breakers;
-    const bulkheads = this.#bulkheads;
-    const pools = this.#pools;
     const flush = (source: BreakerMetricsSource) => this.#flush(source);
     gauge(registry, {
       name: metricName(prefix, 'state'),
@@ -86,46 +71,6 @@ export class CircuitMetrics {
       name: metricName(prefix, 'transitions_total'),
       help: 'Circuit breaker state transitions by the state entered',
       labelNames: ['circuit', 'state'] as const,
-    });
-    const bulkheadGauge = (name: string, help: string, read: (b: BulkheadMetricsSource) => number) =>
-      gauge(registry, {
-        name: metricName(prefix, name),
-        help,
-        labelNames: ['bulkhead'] as const,
-        collect() {
-          this.reset();
-          for (const ref of bulkheads) {
-            const source = ref.deref();
-            if (source === undefined) bulkheads.delete(ref);
-            else this.inc({ bulkhead: source.name }, read(source));
-          }
-        },
-      });
-    bulkheadGauge('bulkhead_running', 'Calls running inside a bulkhead', (b) => b.running);
-    bulkheadGauge('bulkhead_queued', 'Calls waiting in a bulkhead queue', (b) => b.queued);
-    gauge(registry, {
-      name: metricName(prefix, 'pool_connections'),
-      help: 'WebSocket connections of connection pools by state (active, idle, connecting)',
-      labelNames: ['state'] as const,
-      collect() {
-        let active = 0;
-        let idle = 0;
-        let connecting = 0;
-        for (const ref of pools) {
-          const source = ref.deref();
-          if (source === undefined) {
-            pools.delete(ref);
-            continue;
-          }
-          const counts = source.connectionCounts();
-          active += counts.active;
-          idle += counts.idle;
-          connecting += counts.connecting;
-        }
-        this.set({ state: 'active' }, active);
-        this.set({ state: 'idle' }, idle);
-        this.set({ state: 'connecting' }, connecting);
-      },
     });
   }
 
@@ -162,22 +107,6 @@ export class CircuitMetrics {
   transition(circuit: string, state: string): void {
     this.#transitions.inc({ circuit, state });
   }
-
-  addBulkhead(source: BulkheadMetricsSource): WeakRef<BulkheadMetricsSource> {
-    return this.#add(this.#bulkheads, source);
-  }
-
-  removeBulkhead(ref: WeakRef<BulkheadMetricsSource>): void {
-    this.#bulkheads.delete(ref);
-  }
-
-  addPool(source: PoolMetricsSource): WeakRef<PoolMetricsSource> {
-    return this.#add(this.#pools, source);
-  }
-
-  removePool(ref: WeakRef<PoolMetricsSource>): void {
-    this.#pools.delete(ref);
-  }
 }
 
 /**
@@ -197,4 +126,20 @@ export function circuitMetrics(options: CircuitMetricsOptions): CircuitMetrics |
     // Recreate after `registry.clear()` (common between tests): the cached metrics would no longer be exported.
     () => registry.getSingleMetric(metricName(prefix, 'state')) === undefined,
   );
+}
+
+/**
+ * A gauge of this package read at scrape time (core's `scrapeGauge` under the `guard_circuit` prefix); `read` is
+ * dropped when `signal` aborts (the owner's `close()`).
+ *
+ * @example
+ * circuitGauge(options, { name: 'bulkhead_queued', help: 'Calls waiting', labelNames: ['bulkhead'] }, signal, () => [[{ bulkhead: name }, queued]]);
+ */
+export function circuitGauge(
+  options: CircuitMetricsOptions,
+  config: { readonly name: string; readonly help: string; readonly labelNames: readonly string[] },
+  signal: AbortSignal,
+  read: () => Iterable<readonly [Record<string, string>, number]>,
+): void {
+  scrapeGauge(options, { ...config, defaultPrefix: 'guard_circuit', signal }, read);
 }

@@ -1,4 +1,5 @@
-import { GuardError, assertNumberOption, raceAbort } from '@guard/core';
+import { GuardError, assertNumberOption, linkSignal, raceAbort } from '@guard/core';
+import { MAX_TIMER_MS } from './deadline-timers.js';
 import type { DeadlineBucket, DeadlineEntry, DeadlineTimers } from './deadline-timers.js';
 
 /**
@@ -68,7 +69,7 @@ export async function runWithOptions<T>(
   deadlines?: () => DeadlineTimers,
 ): Promise<T> {
   const { timeoutMs, signal: callerSignal } = options;
-  if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: 2_147_483_647 });
+  if (timeoutMs !== undefined) assertNumberOption('timeoutMs', timeoutMs, { min: 0, max: MAX_TIMER_MS });
   callerSignal?.throwIfAborted();
   if (timeoutMs === undefined) return callerSignal === undefined ? run(undefined) : raceAbort(run(callerSignal), callerSignal);
   if (callerSignal === undefined && deadlines !== undefined) {
@@ -81,16 +82,9 @@ export async function runWithOptions<T>(
       timers.remove(held);
     }
   }
-  const controller = new AbortController();
-  const timer = setTimeout(() => {
-    controller.abort(new GuardError('TIMEOUT', `${what} call timed out after ${timeoutMs} ms`, { details: { timeoutMs } }));
-  }, timeoutMs);
-  const onAbort = () => controller.abort(callerSignal!.reason);
-  callerSignal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await raceAbort(run(controller.signal), controller.signal);
-  } finally {
-    clearTimeout(timer);
-    callerSignal?.removeEventListener('abort', onAbort);
-  }
+  using linked = linkSignal(callerSignal, {
+    timeoutMs,
+    timeoutReason: () => new GuardError('TIMEOUT', `${what} call timed out after ${timeoutMs} ms`, { details: { timeoutMs } }),
+  });
+  return await raceAbort(run(linked.signal), linked.signal);
 }

@@ -1,16 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { SingleFlight } from './single-flight.js';
+import { deferred } from './test-support.js';
 
 describe('SingleFlight', () => {
   it('100 concurrent calls with one key run fn once and share its result', async () => {
     const flights = new SingleFlight<string, number>();
     let calls = 0;
+    const gate = deferred();
     const fn = async () => {
       calls++;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await gate.promise;
       return 42;
     };
-    const results = await Promise.all(Array.from({ length: 100 }, () => flights.deduplicate('k', fn)));
+    const pending = Promise.all(Array.from({ length: 100 }, () => flights.deduplicate('k', fn)));
+    gate.resolve();
+    const results = await pending;
     expect(calls).toBe(1);
     expect(new Set(results)).toEqual(new Set([42]));
     expect(flights.size).toBe(0);

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { waitUntil } from '@guard/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { attachStreamingServer } from './streaming-server.js';
@@ -122,11 +123,11 @@ describe('attachStreamingServer', () => {
     expect(bad.messages[0]).toMatchObject({ type: 'error', status: 'error' });
     const leaving = await connect(url);
     leaving.send({ type: 'work' });
-    while (streaming.running === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitUntil(() => streaming.running > 0, { what: 'the handler to start' });
     leaving.ws.terminate();
     await leaving.closed;
-    while (signal?.aborted !== true) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(signal.aborted).toBe(true);
+    await waitUntil(() => signal?.aborted === true, { what: 'the handler signal to abort' });
+    expect(signal?.aborted).toBe(true);
   });
 
   it('sends heartbeat pings while a request runs', async () => {
@@ -144,7 +145,7 @@ describe('attachStreamingServer', () => {
     const { url, streaming } = await serve((_request, { signal }) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))));
     const client = await connect(url);
     client.send({ type: 'work' });
-    while (streaming.running === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitUntil(() => streaming.running > 0, { what: 'the handler to start' });
     await streaming.close();
     await streaming.close();
     expect([1000, 1001]).toContain(await client.closed);

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { resolveRegistry } from '@guard/core';
+import { vi } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { ConnectionPool } from './connection-pool.js';
@@ -100,4 +101,20 @@ export async function refusedUrl(): Promise<string> {
 export function runBuiltPackageScript<T>(script: string): T {
   const packageDir = fileURLToPath(new URL('..', import.meta.url));
   return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' })) as T;
+}
+
+/**
+ * Under fake timers: runs, through `policy`, a call that never settles and ignores its signal, with `timeoutMs: 20`,
+ * advances the clock to the deadline, and returns how it ended and the signal the call got.
+ */
+export async function timedOutCall(policy: Pick<Policy, 'execute'>): Promise<{ error: unknown; signal: AbortSignal | undefined }> {
+  let signal: AbortSignal | undefined;
+  const pending = policy
+    .execute((given) => {
+      signal = given;
+      return new Promise<never>(() => {});
+    }, { timeoutMs: 20 })
+    .catch((error: unknown) => error);
+  await vi.advanceTimersByTimeAsync(20);
+  return { error: await pending, signal };
 }

@@ -1,8 +1,13 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isGuardError } from '@guard/core';
 import { Bulkhead } from './bulkhead.js';
 import { CircuitBreaker } from './circuit-breaker.js';
+import { timedOutCall } from './test-support.js';
 import { wrap } from './wrap.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('wrap', () => {
   it('breaker outside, bulkhead inside: an open breaker rejects before taking a slot', async () => {
@@ -38,26 +43,18 @@ describe('wrap', () => {
   });
 
   it('a chain timeout aborts the signal and counts as a failure for the inner breaker', async () => {
+    vi.useFakeTimers();
     await using breaker = new CircuitBreaker({ failureThreshold: 1, metrics: false });
     await using bulkhead = new Bulkhead({ metrics: false });
-    const policy = wrap(wrap(bulkhead), breaker);
-    let seen: AbortSignal | undefined;
-    await expect(
-      policy.execute(
-        (signal) => {
-          seen = signal;
-          return new Promise(() => {});
-        },
-        { timeoutMs: 20 },
-      ),
-    ).rejects.toMatchObject({ code: 'TIMEOUT' });
-    expect(seen?.aborted).toBe(true);
+    const { error, signal } = await timedOutCall(wrap(wrap(bulkhead), breaker));
+    expect(isGuardError(error, 'TIMEOUT')).toBe(true);
+    expect(signal?.aborted).toBe(true);
     expect(breaker.state).toBe('open');
   });
 
   it('concurrent chain calls due in one millisecond share one timer and time out together', async () => {
     vi.useFakeTimers({ now: 1_000 });
-    try {
+    {
       await using bulkhead = new Bulkhead({ maxConcurrent: 10, metrics: false });
       const policy = wrap(bulkhead, new CircuitBreaker({ metrics: false, failureThreshold: 100 }));
       const before = vi.getTimerCount();
@@ -66,8 +63,6 @@ describe('wrap', () => {
       await vi.advanceTimersByTimeAsync(100);
       for (const error of await Promise.all(calls)) expect(isGuardError(error, 'TIMEOUT')).toBe(true);
       expect(bulkhead.running).toBe(0);
-    } finally {
-      vi.useRealTimers();
     }
   });
 
