@@ -129,7 +129,7 @@ describe('Emitter', () => {
 
   it("works with node's events.once and leaves no listener behind", async () => {
     const { emitter } = recordingEmitter();
-    const next = once(emitter, 'tick');
+    const next = once(emitter as never, 'tick');
     expect(emitter.listenerCount('tick')).toBe(1);
     emitter.emit('tick', 5);
     expect(await next).toEqual([5]);

@@ -11,6 +11,7 @@ import { silentLogger } from './logger.js';
  * const client: PgClientLike = await pool.connect(); // a pg PoolClient fits
  */
 export interface PgClientLike {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- pg's query is overloaded (text, config, cursor, callback) with results of the caller's row type: any keeps a pg PoolClient assignable
   query(...args: any[]): any;
   release(error?: Error | boolean): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
@@ -25,9 +26,10 @@ export interface PgClientLike {
 export interface PgPoolLike {
   connect(): Promise<PgClientLike>;
   end(): Promise<void>;
-  on(event: 'error', listener: (error: Error, client?: any) => void): unknown;
-  on(event: 'connect', listener: (client: any) => void): unknown;
-  removeListener(event: 'error' | 'connect', listener: (...args: any[]) => void): unknown;
+  on(event: 'error', listener: (error: Error, client?: unknown) => void): unknown;
+  on(event: 'connect', listener: (client: PgClientLike) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error, client?: unknown) => void): unknown;
+  removeListener(event: 'connect', listener: (client: PgClientLike) => void): unknown;
 }
 
 /**
@@ -155,6 +157,7 @@ export interface GuardPgPoolOptions {
  * try { await client.query('select 1'); } finally { client.release(); }
  */
 export interface GuardedPgClient {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the same overloads as pg's query, which this passes through (see PgClientLike)
   query(...args: any[]): any;
   release(): void;
 }
@@ -238,6 +241,7 @@ export function guardPgPool(pool: PgPoolLike, options: GuardPgPoolOptions = {}):
     const state: ClientState = {
       broken: undefined,
       facade: {
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any -- implements GuardedPgClient.query
         query(...args: any[]): any {
           // Cursors (pg-cursor) and callback-style calls pass through unchanged.
           if (typeof args[0] !== 'string' || typeof args[args.length - 1] === 'function') return client.query(...args);

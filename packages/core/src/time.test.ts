@@ -66,7 +66,7 @@ describe('waitUntil', () => {
     const settled = expect(waiting).rejects.toSatisfy((error) => isGuardError(error, 'TIMEOUT'));
     await vi.advanceTimersByTimeAsync(1_000);
     await settled;
-    const error = await waiting.catch((e: unknown) => e as GuardError);
+    const error = (await waiting.catch((e: unknown) => e)) as GuardError;
     expect(error.message).toBe('the pool to drain did not hold within 1000 ms');
     expect(error.details).toEqual({ what: 'the pool to drain', timeoutMs: 1_000 });
   });
