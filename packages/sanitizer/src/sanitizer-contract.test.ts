@@ -18,10 +18,27 @@ import {
   MemoryEventBusTarget,
   MemoryWebSocketTarget,
 } from './testing.js';
+import { HEAL_FIXTURES } from './target-fixtures.js';
+import type { HealFixture } from './target-fixtures.js';
 import { createWebSocketSanitizer } from './websocket-sanitizer.js';
 
 function detection(component: string, resourceId = 'r1', details: Record<string, unknown> = {}): Detection {
   return { id: `det_${component}_${resourceId}`, component, pattern: 'p', severity: 'critical', resourceId, message: '', details, detectedAt: 0 };
+}
+
+const OUTCOMES = ['success', 'partial', 'failed', 'skipped', 'timeout'];
+
+/** The injected fault is there, the sanitizer heals it (measured, not taken from its report), and healing twice is harmless. */
+async function checkHeals(fixture: HealFixture): Promise<void> {
+  const faulty = await fixture.inject();
+  expect(await fixture.faulty(), 'the injected fault is there').toBe(true);
+  if (fixture.sanitizer.owns) expect(fixture.sanitizer.owns(faulty.resourceId), 'owns the resource').toBe(true);
+  const report = await fixture.sanitizer.sanitize(faulty, { signal: live() });
+  expect(report.outcome).toBe('success');
+  expect(await fixture.faulty(), 'the fault is healed').toBe(false);
+  const again = await fixture.sanitizer.sanitize(faulty, { signal: live() });
+  expect(OUTCOMES).toContain(again.outcome);
+  expect(await fixture.faulty(), 'still healed').toBe(false);
 }
 
 const live = () => new AbortController().signal;
@@ -57,6 +74,25 @@ describeSanitizerContract('createBatchSanitizer', 'batch', () => createBatchSani
 describeSanitizerContract('createContextSanitizer', 'context', () => createContextSanitizer(new MemoryContextTarget({ r1: 2 })));
 describeSanitizerContract('createHandleSanitizer', 'handles', () => createHandleSanitizer());
 describeSanitizerContract('createRecordingSanitizer', 'custom', () => createRecordingSanitizer('custom'));
+
+describe('each sanitize target heals an injected fault (real trackers and ./testing fakes)', () => {
+  for (const [name, make] of HEAL_FIXTURES) {
+    it(name, async () => {
+      await using fixture = await make();
+      await checkHeals(fixture);
+    });
+  }
+});
+
+describe('the sanitize-target contract can fail', () => {
+  for (const [name, make] of HEAL_FIXTURES) {
+    it(`${name}: a sanitizer that reports success and does nothing fails it`, async () => {
+      await using fixture = await make();
+      const idle: Sanitizer = { ...fixture.sanitizer, sanitize: async () => ({ outcome: 'success', actions: [], details: {} }) };
+      await expect(checkHeals({ ...fixture, sanitizer: idle })).rejects.toThrow(/healed/);
+    });
+  }
+});
 
 describe('@guard/sanitizer/testing targets', () => {
   it('MemoryWebSocketTarget: a peer that ignores close is terminated after the grace', async () => {

@@ -5,8 +5,8 @@ import type {
   ContextTarget,
   DbPoolTarget,
   EventBusTarget,
-  WebSocketTarget,
 } from '@guard/core';
+import type { WebSocketSanitizeTarget } from './websocket-sanitizer.js';
 import type { SanitizeReport, Sanitizer } from './sanitizer.js';
 
 /*
@@ -31,7 +31,7 @@ export interface MemoryConnection {
 }
 
 /**
- * An in-memory {@link WebSocketTarget}.
+ * An in-memory {@link WebSocketSanitizeTarget}.
  *
  * @example
  * const target = new MemoryWebSocketTarget();
@@ -39,7 +39,7 @@ export interface MemoryConnection {
  * await createWebSocketSanitizer(target, { graceMs: 10 }).sanitize(detection, { signal });
  * target.get('conn-1'); // undefined: closed, terminated and forgotten
  */
-export class MemoryWebSocketTarget implements WebSocketTarget {
+export class MemoryWebSocketTarget implements WebSocketSanitizeTarget {
   readonly connections = new Map<string, MemoryConnection>();
   /** Connections that were forgotten, with their final state. */
   readonly forgotten = new Map<string, MemoryConnection>();
@@ -54,7 +54,7 @@ export class MemoryWebSocketTarget implements WebSocketTarget {
   owns(id: string): boolean {
     return this.connections.has(id);
   }
-  close(id: string, code: number, reason: string): boolean {
+  disconnect(id: string, code: number, reason: string): boolean {
     const connection = this.connections.get(id);
     if (!connection) return false;
     connection.closeCode = code;

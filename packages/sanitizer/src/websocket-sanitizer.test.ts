@@ -8,7 +8,10 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { DeferredSanitizer } from './deferred-sanitizer.js';
 import { createWebSocketSanitizer, defaultCloseCode } from './websocket-sanitizer.js';
 
-/** A minimal real tracker: server sockets by id, the guard's `send` with ids, acks from clients. */
+/**
+ * A minimal real tracker: server sockets by id, the guard's `send` with ids, acks from clients. It names the
+ * per-socket close `close(id, code, reason)`, as core's `WebSocketTarget` did: the sanitizer still accepts that.
+ */
 class TestWsTracker implements WebSocketTarget {
   readonly sockets = new Map<string, WebSocket>();
   readonly pending = new Map<string, Set<number>>();

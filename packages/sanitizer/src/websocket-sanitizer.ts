@@ -22,6 +22,22 @@ export const CLOSE_INTERNAL_ERROR = 1011;
 const POLICY_KINDS = new Set(['no_ack', 'slow_consumer', 'buffered_amount']);
 
 /**
+ * What the websocket sanitizer acts through: `@guard/core`'s `WebSocketTarget` with the per-socket close named
+ * `disconnect(id, code, reason)`, as `@guard/detectors`' `WebSocketTracker` has it (its `close()` closes the tracker);
+ * a target that names it `close(id, code, reason)`, as the core contract did, is accepted too.
+ *
+ * @example
+ * const target: WebSocketSanitizeTarget = wsTracker;
+ */
+export type WebSocketSanitizeTarget = Omit<WebSocketTarget, 'close'> &
+  ({ disconnect(resourceId: string, code: number, reason: string): boolean } | Pick<WebSocketTarget, 'close'>);
+
+/** Sends the close frame through whichever name the target has. */
+function disconnect(target: WebSocketSanitizeTarget, id: string, code: number, reason: string): boolean {
+  return 'disconnect' in target ? target.disconnect(id, code, reason) : target.close(id, code, reason);
+}
+
+/**
  * Options for {@link createWebSocketSanitizer}.
  *
  * @example
@@ -70,7 +86,7 @@ function assertCloseCode(code: number): void {
  * const report = await sanitizer.sanitize(detection, { signal: AbortSignal.timeout(10_000) });
  * // { outcome: 'success', actions: ['close(1008)', 'terminate', 'forget'], details: { droppedMessages: 3, ... } }
  */
-export function createWebSocketSanitizer(target: WebSocketTarget, options: WebSocketSanitizerOptions = {}): Sanitizer {
+export function createWebSocketSanitizer(target: WebSocketSanitizeTarget, options: WebSocketSanitizerOptions = {}): Sanitizer {
   const graceMs = options.graceMs ?? 1_000;
   const pollMs = options.pollMs ?? 25;
   assertNumberOption('graceMs', graceMs, { min: 0 });
@@ -90,7 +106,7 @@ export function createWebSocketSanitizer(target: WebSocketTarget, options: WebSo
       const actions: string[] = [];
       const reason = `parasite guard: ${detection.pattern}`.slice(0, 123);
       // Unknown or already closed: nothing to close, but the tracker must not keep it (or its pending messages).
-      if (!target.isAlive(id) || !target.close(id, closeCode, reason)) {
+      if (!target.isAlive(id) || !disconnect(target, id, closeCode, reason)) {
         const droppedMessages = target.forget(id);
         return {
           outcome: 'skipped',
