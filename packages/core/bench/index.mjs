@@ -4,7 +4,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { Registry } from 'prom-client';
 import { interleave, loadLine, ratio, report } from '../../../scripts/bench-harness.mjs';
-import { GuardBus, captureSource, counter, createSourceCapture, shouldSampleSource } from '../dist/index.js';
+import { Emitter, GuardBus, captureSource, counter, createSourceCapture, shouldSampleSource } from '../dist/index.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const detection = { id: 'd', component: 'websocket', pattern: 'no_ack', severity: 'critical', resourceId: 'r', message: 'm', details: {}, detectedAt: 0 };
@@ -16,9 +16,11 @@ console.log(`@guard/core benchmark, ${await loadLine()}, ${ROUNDS} interleaved r
 
 {
   const plain = new EventEmitter();
+  const emitter = new Emitter();
   const bus = new GuardBus();
   for (let i = 0; i < 3; i++) {
     plain.on('detection', listener);
+    emitter.on('detection', listener);
     bus.on('detection', listener);
   }
   const result = await interleave(
@@ -26,13 +28,19 @@ console.log(`@guard/core benchmark, ${await loadLine()}, ${ROUNDS} interleaved r
       'eventemitter3 emit to 3 listeners': (n) => {
         for (let i = 0; i < n; i++) plain.emit('detection', detection);
       },
+      'Emitter emit to 3 listeners (isolated)': (n) => {
+        for (let i = 0; i < n; i++) emitter.emit('detection', detection);
+      },
       'GuardBus emit to 3 listeners (isolated)': (n) => {
         for (let i = 0; i < n; i++) bus.emit('detection', detection);
       },
     },
     { rounds: ROUNDS },
   );
-  report('emit, per call', result, [{ label: 'GuardBus / eventemitter3', stat: ratio(result, 'GuardBus emit to 3 listeners (isolated)', 'eventemitter3 emit to 3 listeners') }]);
+  report('emit, per call', result, [
+    { label: 'Emitter / eventemitter3', stat: ratio(result, 'Emitter emit to 3 listeners (isolated)', 'eventemitter3 emit to 3 listeners') },
+    { label: 'GuardBus / eventemitter3', stat: ratio(result, 'GuardBus emit to 3 listeners (isolated)', 'eventemitter3 emit to 3 listeners') },
+  ]);
 }
 
 {

@@ -52,6 +52,15 @@ describe('envReader', () => {
     expect(() => env.durationMs('BAD', 0)).toThrow(/BAD="5 parsecs" is invalid/);
   });
 
+  it('reads a duration with a unit as parseDuration does (the unit of the name applies to bare numbers only)', () => {
+    const env = envReader({ WINDOW_SEC: '1.5m', LEASE_MIN: '1d', BARE_MIN: '2', NEG: '-5s', LOW: '10ms' });
+    expect(env.durationMs('WINDOW_SEC', 0, 's')).toBe(90_000);
+    expect(env.durationMs('LEASE_MIN', 0, 'min')).toBe(86_400_000);
+    expect(env.durationMs('BARE_MIN', 0, 'min')).toBe(120_000);
+    expect(() => env.durationMs('NEG', 0)).toThrow(/NEG="-5s" is invalid/);
+    expect(() => env.durationMs('LOW', 0, 'ms', { min: 100 })).toThrow(/LOW="10ms" is invalid: expected a duration .* >= 100/);
+  });
+
   it('parses enums case-insensitively and rejects unknown values', () => {
     const env = envReader({ MODE: 'FULL', BAD: 'loud' });
     expect(env.oneOf('MODE', ['disabled', 'dry_run', 'detect', 'full'], 'dry_run')).toBe('full');
