@@ -43,6 +43,28 @@ function setup(options: Partial<ConstructorParameters<typeof AclViolationMonitor
 }
 
 describe('AclViolationMonitor', () => {
+  it('a listener that throws or rejects is logged; the others still get the alarm; a subscription ends delivery', async () => {
+    const errors: string[] = [];
+    const logger = { error: (_: unknown, msg: string) => errors.push(msg), warn() {}, info() {}, debug() {} } as unknown as Logger;
+    await using s = setup({ logger, spamThreshold: 1 });
+    s.monitor.onAlarm(() => {
+      throw new Error('broken dashboard');
+    });
+    s.monitor.onAlarm(() => Promise.reject(new Error('broken async dashboard')));
+    const late: string[] = [];
+    const sub = s.monitor.onAlarm((a) => late.push(a.actor));
+    s.deny('x');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(s.of('spam_attack')).toEqual(['x']);
+    expect(late).toEqual(['x']);
+    expect(errors.filter((m) => m === 'AclViolationMonitor listener threw')).toHaveLength(2);
+    sub();
+    s.advance(2_000);
+    s.deny('y');
+    expect(s.of('spam_attack')).toEqual(['x', 'y']);
+    expect(late).toEqual(['x']);
+  });
+
   it('raises spam_attack at the 10th violation of one actor within 1 s, with the full alarm contract', async () => {
     await using s = setup();
     for (let i = 0; i < 9; i++) s.deny('bot');

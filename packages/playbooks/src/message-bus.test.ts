@@ -29,6 +29,20 @@ describe('topicMatcher', () => {
 });
 
 describe('MessageBus', () => {
+  it('names metrics with metricsPrefix, and registers none with metrics: false', async () => {
+    const registry = new Registry();
+    await using named = new MessageBus({ registry, metricsPrefix: 'shop_bus', acl: { a: ['t'] } });
+    named.publish('a', 't');
+    const text = await registry.metrics();
+    expect(text).toContain('shop_bus_bus_messages_total{bus="default",outcome="no_subscribers"} 1');
+    expect(text).toContain('shop_bus_bus_blacklisted_actors{bus="default"} 0');
+    const silent = new Registry();
+    await using quiet = new MessageBus({ registry: silent, metrics: false, acl: { a: ['t'] } });
+    quiet.blacklist('x');
+    expect(quiet.publish('x', 't')).toBe('blacklisted');
+    expect(silent.getMetricsAsArray()).toEqual([]);
+  });
+
   it('delivers allowed publishes and drops denied ones with a violation', async () => {
     const guardBus = new GuardBus();
     const notices: AclViolation[] = [];

@@ -137,6 +137,15 @@ describe('ResourcePressureMonitor', () => {
     ]);
   });
 
+  it('fromEnv reads the environment, and options given in code win', async () => {
+    const env = { GUARD_PRESSURE_THRESHOLDS: 'cpu=70,memory=75' };
+    await using m = ResourcePressureMonitor.fromEnv(env, { registry: new Registry(), sampler: () => ({}), autoStart: false, thresholds: { cpu: 95 } });
+    // `thresholds` in code replaces the environment's whole map: memory falls back to its default.
+    expect(m.levels().map((l) => [l.resource, l.thresholdPercent])).toEqual([['cpu', 95], ['memory', 85], ['disk', 90], ['event_loop', 90]]);
+    await using fromEnvOnly = ResourcePressureMonitor.fromEnv(env, { registry: new Registry(), sampler: () => ({}), autoStart: false });
+    expect(fromEnvOnly.levels().find((l) => l.resource === 'memory')?.thresholdPercent).toBe(75);
+  });
+
   it('validates options and env', async () => {
     const bad = [{ intervalMs: 0 }, { sustainMs: -1 }, { clearPercent: 101 }, { thresholds: { cpu: 50 } }, { sampler: 42 as never }];
     for (const options of bad) expect(() => new ResourcePressureMonitor({ registry: new Registry(), autoStart: false, ...options })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
