@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from './index.js';
+import { testGuardOptions } from '../test/support.js';
 
 afterEach(() => vi.useRealTimers());
 
@@ -12,17 +11,13 @@ describe('guard.close()', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     const wss = new WebSocketServer({ noServer: true });
     const appBus = new EventEmitter();
-    const guard = await createGuard({
-      env: {},
-      logger: silentLogger,
-      registry: new Registry(),
-      immune: { store: 'memory' },
+    const guard = await createGuard(testGuardOptions({
       wss,
       emitters: { app: appBus },
       bulkhead: { name: 'downstream', maxConcurrent: 2 },
       pressure: true,
       playbooks: { acl: { api: ['orders.*'] } },
-    });
+    }));
     guard.breakers.getOrCreate('payments');
     expect(vi.getTimerCount()).toBeGreaterThan(0);
     expect(wss.listenerCount('connection')).toBe(1);

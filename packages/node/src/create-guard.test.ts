@@ -3,14 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isGuardError, silentLogger } from '@guard/core';
-import { createGuard, type GuardOptions } from './index.js';
-import { listen, wsServer, type NoTables } from '../test/support.js';
+import { isGuardError } from '@guard/core';
+import { createGuard } from './index.js';
+import { wsTestServer } from '@guard/detectors/testing';
+import { listen, testGuardOptions as base, type NoTables } from '../test/support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'guard-node-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const base = (extra: GuardOptions = {}): GuardOptions => ({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, ...extra });
 
 describe('guard.handler', () => {
   it('serves metrics, probes, self-check, immune and mode, and passes everything else on', async () => {
@@ -98,6 +97,9 @@ describe('createGuard', () => {
     expect(fromEnv.chain.mode).toBe('dry_run');
     await using fromCode = await createGuard(base({ env: { PARASITE_GUARD_MODE: 'dry_run' }, mode: 'detect' }));
     expect(fromCode.chain.mode).toBe('detect');
+    // GUARD_FLEET=true with no database would fail to start; `fleet: false` in code keeps fleet mode off.
+    await using noFleet = await createGuard(base({ env: { GUARD_FLEET: 'true' }, fleet: false }));
+    expect(noFleet.fleet).toBeUndefined();
   });
 
   it('names the variable of a bad env value', async () => {
@@ -144,9 +146,9 @@ describe('guard.track', () => {
     guard.track({ batches: { results: batch } });
     expect(Object.keys((await modeView(guard)).components)).toContain('batch');
 
-    await using late = await wsServer();
+    await using late = await wsTestServer();
     guard.track({ wss: { late: late.wss } });
-    const dead = await late.connect({ autoPong: false });
+    const { client: dead } = await late.connect({ autoPong: false });
     expect(await new Promise<number>((resolve) => dead.once('close', resolve))).toBe(1011);
     expect(() => guard.track({ wss: { late: late.wss } })).toThrow(/already tracked/);
     await batch.close();

@@ -1,10 +1,9 @@
 import { once } from 'node:events';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from './index.js';
+import { testGuardOptions } from '../test/support.js';
 
 /** Opens a streaming GET and resolves once its headers arrived (the response stays open). */
 async function openStream(url: string): Promise<{ ended: Promise<unknown> }> {
@@ -17,7 +16,7 @@ async function openStream(url: string): Promise<{ ended: Promise<unknown> }> {
 
 describe('shutdown: long-lived responses', () => {
   it("a drain-phase hook ends the app's own stream as draining starts, so the drain completes instead of waiting for its deadline", { timeout: 20_000 }, async () => {
-    const guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: false, shutdown: { timeoutMs: 600_000 } });
+    const guard = await createGuard(testGuardOptions({ immune: false, shutdown: { timeoutMs: 600_000 } }));
     const streams = new Set<import('node:http').ServerResponse>();
     const server = guard.attach(
       createServer((req, res) =>
@@ -43,7 +42,7 @@ describe('shutdown: long-lived responses', () => {
   });
 
   it('an open immune SSE stream does not hold the drain: the guard ends its own streams as draining starts', { timeout: 20_000 }, async () => {
-    const guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, shutdown: { timeoutMs: 600_000 } });
+    const guard = await createGuard(testGuardOptions({ shutdown: { timeoutMs: 600_000 } }));
     const server = guard.attach(createServer((req, res) => guard.handler(req, res)));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const stream = await openStream(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/immune/stream`);

@@ -1,14 +1,12 @@
 import express from 'express';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from './index.js';
 import { guardRouter } from './express.js';
-import { listen } from '../test/support.js';
+import { listen, testGuardOptions } from '../test/support.js';
 
 describe('@guard/node/express', () => {
   it('serves Guard endpoints after express.json() (POST bodies come from req.body) and passes other routes on', async () => {
-    await using guard = await createGuard({ env: { GUARD_ADMIN_TOKEN: 't' }, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' } });
+    await using guard = await createGuard(testGuardOptions({ env: { GUARD_ADMIN_TOKEN: 't' } }));
     const app = express();
     app.use(express.json(), guardRouter(guard));
     app.get('/hello', (_req, res) => {
@@ -26,7 +24,7 @@ describe('@guard/node/express', () => {
   });
 
   it('sheds the app\'s routes under pressure but never its probes or metrics', async () => {
-    await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, pressure: { autoStart: false, sustainMs: 0 } });
+    await using guard = await createGuard(testGuardOptions({ pressure: { autoStart: false, sustainMs: 0 } }));
     const app = express();
     app.use(guardRouter(guard));
     app.get('/work', (_req, res) => {
@@ -43,7 +41,7 @@ describe('@guard/node/express', () => {
   });
 
   it('mounts under a prefix', async () => {
-    await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' } });
+    await using guard = await createGuard(testGuardOptions());
     const app = express();
     app.use('/ops', guardRouter(guard));
     await using http = await listen(app);

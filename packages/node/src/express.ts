@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Guard } from './create-guard.js';
+import type { Guard } from './guard.js';
 
 /**
  * The Guard as an Express 5 `Router`: Guard's endpoints, then load shedding and the parasite rule for every other

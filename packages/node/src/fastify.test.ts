@@ -1,11 +1,10 @@
 import Fastify from 'fastify';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from './index.js';
 import { guardPlugin } from './fastify.js';
+import { testGuardOptions } from '../test/support.js';
 
-const options = () => ({ env: { GUARD_ADMIN_TOKEN: 't' }, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' as const } });
+const options = () => testGuardOptions({ env: { GUARD_ADMIN_TOKEN: 't' } });
 
 describe('@guard/node/fastify', () => {
   it('registers Guard routes in Fastify\'s router (at the guard\'s paths) and decorates fastify.guard', async () => {

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync, HTTPMethods } from 'fastify';
 import fp from 'fastify-plugin';
-import { createGuard, type Guard, type GuardOptions } from './create-guard.js';
+import { createGuard } from './create-guard.js';
+import type { Guard } from './guard.js';
+import type { GuardOptions } from './guard-options.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

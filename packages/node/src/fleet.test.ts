@@ -1,59 +1,34 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import pg from 'pg';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
+import { pgTestDatabase, type PgTestDatabase } from '@guard/core/testing';
 import type { ImmuneStreamEnvelope } from '@guard/immune';
 import { createGuard, type GuardOptions } from './index.js';
-import { listen } from '../test/support.js';
+import { listen, testGuardOptions, until } from '../test/support.js';
 
-const PG_URL = process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
-const database = `guard_node_fleet_${process.pid}_${randomBytes(3).toString('hex')}`;
-const url = (() => {
-  const u = new URL(PG_URL);
-  u.pathname = `/${database}`;
-  return u.toString();
-})();
-const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
+let database: PgTestDatabase;
 const dir = mkdtempSync(join(tmpdir(), 'guard-node-fleet-'));
 
 beforeAll(async () => {
-  await admin.query(`create database "${database}"`);
+  database = await pgTestDatabase('guard_node_fleet');
 });
 afterAll(async () => {
-  await admin.query(`drop database if exists "${database}" with (force)`);
-  await admin.end();
+  await database?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const replica = (name: string, extra: GuardOptions = {}): GuardOptions => ({
-  env: { GUARD_ADMIN_TOKEN: 'secret' },
-  logger: silentLogger,
-  registry: new Registry(),
-  immune: { store: 'postgres', url },
-  playbooks: { acl: { api: ['orders.*'] } },
-  fleet: { url, instanceName: name, heartbeatMs: 100, staleAfterMs: 600 },
-  ...extra,
-});
-
-function waitFor<T>(read: () => T | undefined | false, what: string, limitMs = 10_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + limitMs;
-    const tick = () => {
-      const value = read();
-      if (value !== undefined && value !== false) return resolve(value);
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
+const replica = (name: string, extra: GuardOptions = {}): GuardOptions =>
+  testGuardOptions({
+    env: { GUARD_ADMIN_TOKEN: 'secret' },
+    immune: { store: 'postgres', url: database.url },
+    playbooks: { acl: { api: ['orders.*'] } },
+    fleet: { url: database.url, instanceName: name, heartbeatMs: 100, staleAfterMs: 600 },
+    ...extra,
   });
-}
 
 describe('createGuard({ fleet })', () => {
   it('two guards on one database: fleet list, stream, blacklist and mode switch reach each other', async () => {
@@ -66,41 +41,34 @@ describe('createGuard({ fleet })', () => {
 
     const seen: ImmuneStreamEnvelope[] = [];
     b.immune!.on('immune.event_published', (e) => seen.push(e));
-    await waitFor(() => b.fleet?.stream?.connected, 'b listening');
+    await until(() => b.fleet?.stream?.connected === true, 'b listening');
     const id = await a.immune!.publishEvent({ severity: 'WARNING', type: 'ERROR_SPIKE', message: 'from a' });
-    await waitFor(() => seen.find((e) => e.payload.event_id === id), 'a’s event on b');
+    await until(() => seen.some((e) => e.payload.event_id === id), 'a’s event on b');
 
     const res = await fetch(`${http.base}/api/fleet/blacklist`, { method: 'POST', headers: { authorization: 'Bearer secret', 'content-type': 'application/json' }, body: JSON.stringify({ actor: 'api' }) });
     expect(res.status).toBe(202);
     expect(a.healing!.messageBus.publish('api', 'orders.new', {})).toBe('blacklisted');
-    await waitFor(() => b.healing!.messageBus.isBlacklisted('api'), 'the blacklist on b');
+    await until(() => b.healing!.messageBus.isBlacklisted('api'), 'the blacklist on b');
 
     expect((await fetch(`${http.base}/api/fleet/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'disabled' }) })).status).toBe(401);
     const switched = await fetch(`${http.base}/api/fleet/mode`, { method: 'POST', headers: { authorization: 'Bearer secret', 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'disabled', target: 'fleet' }) });
     expect(switched.status).toBe(200);
-    await waitFor(() => a.chain.mode === 'disabled' && b.chain.mode === 'disabled', 'the emergency disable on both');
+    await until(() => a.chain.mode === 'disabled' && b.chain.mode === 'disabled', 'the emergency disable on both');
     // A replica started now starts in the fleet's mode.
     await using c = await createGuard(replica('c'));
     expect(c.chain.mode).toBe('disabled');
     await fetch(`${http.base}/api/fleet/mode`, { method: 'DELETE', headers: { authorization: 'Bearer secret', 'content-type': 'application/json' }, body: '{}' });
-    await waitFor(() => a.chain.mode === 'detect' && b.chain.mode === 'detect' && c.chain.mode === 'detect', 'their own mode again');
+    await until(() => a.chain.mode === 'detect' && b.chain.mode === 'detect' && c.chain.mode === 'detect', 'their own mode again');
   });
 
   it('three processes starting together on a fresh database create every schema Guard uses (advisory locks)', { timeout: 60_000 }, async () => {
-    const fresh = `${database}_m`;
-    await admin.query(`create database "${fresh}"`);
-    try {
-      await migrateTogether(fresh);
-    } finally {
-      await admin.query(`drop database if exists "${fresh}" with (force)`);
-    }
+    await using fresh = await pgTestDatabase('guard_node_fleet_migrate');
+    await migrateTogether(fresh.url);
   });
 });
 
-/** Three child processes, connected first, then migrating every fleet schema on `fresh` at the same moment. */
-async function migrateTogether(fresh: string): Promise<void> {
-  const freshUrl = new URL(PG_URL);
-  freshUrl.pathname = `/${fresh}`;
+/** Three child processes, connected first, then migrating every fleet schema on the database at `freshUrl` at the same moment. */
+async function migrateTogether(freshUrl: string): Promise<void> {
   const req = createRequire(fileURLToPath(new URL('../package.json', import.meta.url)));
   const entry = (name: string) => pathToFileURL(req.resolve(name)).href;
   const script = join(dir, 'migrate.mjs');
@@ -139,7 +107,7 @@ try {
 });
 `,
   );
-  const children = [0, 1, 2].map(() => spawn(process.execPath, [script, freshUrl.toString()], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const children = [0, 1, 2].map(() => spawn(process.execPath, [script, freshUrl], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const runs = children.map((child) => {
     let text = '';
     child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));

@@ -1,4 +1,4 @@
-import { GuardError, assertNumberOption, raceAbort } from '@guard/core';
+import { GuardError, assertNumberOption, errorMessage, linkSignal, raceAbort } from '@guard/core';
 
 /**
  * A health check: resolves (any value but `false`) when healthy; throws or resolves `false` when not.
@@ -122,11 +122,12 @@ export class HealthChecks {
 
 async function runOne(name: string, check: Registered): Promise<CheckResult> {
   const started = performance.now();
-  // A plain timer (not AbortSignal.timeout) so tests can drive it with fake timers.
-  const controller = new AbortController();
-  const signal = controller.signal;
-  const timer = setTimeout(() => controller.abort(new GuardError('TIMEOUT', `check ${name} timed out after ${check.timeoutMs} ms`)), check.timeoutMs);
-  timer.unref();
+  // linkSignal's timer is the global setTimeout (not AbortSignal.timeout), so tests drive it with fake timers.
+  const deadline = linkSignal(undefined, {
+    timeoutMs: check.timeoutMs,
+    timeoutReason: () => new GuardError('TIMEOUT', `check ${name} timed out after ${check.timeoutMs} ms`),
+  });
+  const signal = deadline.signal;
   const done = (ok: boolean, message?: string): CheckResult => ({
     name,
     ok,
@@ -139,8 +140,8 @@ async function runOne(name: string, check: Registered): Promise<CheckResult> {
     return value === false ? done(false, 'check returned false') : done(true);
   } catch (error) {
     if (signal.aborted) return done(false, `timed out after ${check.timeoutMs} ms`);
-    return done(false, error instanceof Error ? error.message : String(error));
+    return done(false, errorMessage(error));
   } finally {
-    clearTimeout(timer);
+    deadline.dispose();
   }
 }

@@ -1,5 +1,5 @@
-import { envReader } from '@guard/core';
-import type { Env } from '@guard/core';
+import { envReader, resolvePgTimeouts } from '@guard/core';
+import type { Env, PgTimeouts } from '@guard/core';
 
 /**
  * The settings of `@guard/node` itself that come from the environment. Every other package's names
@@ -34,4 +34,23 @@ export function nodeEnv(env: Env): NodeEnvConfig {
     shutdownDelayMs: read.durationMs('GUARD_SHUTDOWN_DELAY', 0, 's', { min: 0 }),
     healthCheckTimeoutMs: read.durationMs('GUARD_HEALTH_TIMEOUT', 1_000, 's', { min: 1 }),
   };
+}
+
+const NEVER_MS = 2 ** 31 - 1;
+
+/**
+ * Timeouts for the app's own pg pools: none unless `GUARD_PG_*_TIMEOUT_MS` asks for them (a guard must not
+ * start failing an app's legitimately long queries); the error handling applies either way.
+ */
+export function appPoolTimeouts(env: Env): PgTimeouts {
+  const read = envReader(env);
+  const given = (name: string) => read.nameOf(name) !== undefined;
+  return resolvePgTimeouts(
+    {
+      connectTimeoutMs: given('GUARD_PG_CONNECT_TIMEOUT_MS') ? undefined : NEVER_MS,
+      statementTimeoutMs: given('GUARD_PG_STATEMENT_TIMEOUT_MS') ? undefined : NEVER_MS,
+      queryTimeoutMs: given('GUARD_PG_QUERY_TIMEOUT_MS') || given('GUARD_PG_STATEMENT_TIMEOUT_MS') ? undefined : NEVER_MS,
+    },
+    env,
+  );
 }

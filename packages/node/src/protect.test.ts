@@ -1,11 +1,10 @@
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from './index.js';
+import { testGuardOptions } from '../test/support.js';
 
 describe('guard.protect', () => {
   it('outside full mode the breaker opens but refuses nothing; in full mode the open breaker fails fast', async () => {
-    await using guard = await createGuard({ env: {}, mode: 'detect', logger: silentLogger, registry: new Registry(), immune: false });
+    await using guard = await createGuard(testGuardOptions({ mode: 'detect', immune: false }));
     const breaker = guard.breakers.getOrCreate('dependency', { failureThreshold: 2, resetTimeoutMs: 600_000 });
     let calls = 0;
     const down = () => {

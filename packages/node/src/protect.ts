@@ -1,4 +1,4 @@
-import { isGuardError } from '@guard/core';
+import { isGuardError, linkSignal } from '@guard/core';
 import type { CircuitBreaker, ExecuteOptions, Operation } from '@guard/circuit';
 import type { DetectorChain } from '@guard/detectors';
 
@@ -22,7 +22,10 @@ export function protect<T>(chain: DetectorChain, breaker: CircuitBreaker, op: Op
 
 /** Runs `op` outside the breaker with the caller's timeout and signal (what the breaker would have given it). */
 async function passThrough<T>(op: Operation<T>, options: ExecuteOptions | undefined): Promise<T> {
-  const signals = [options?.signal, options?.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
-  const signal = signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals);
-  return await op(signal);
+  const linked = linkSignal(options?.signal, options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  try {
+    return await op(linked.signal);
+  } finally {
+    linked.dispose();
+  }
 }

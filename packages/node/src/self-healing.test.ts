@@ -1,24 +1,28 @@
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger, type PlaybookRunNotice } from '@guard/core';
-import { createGuard } from './index.js';
-import { listen, until } from '../test/support.js';
+import type { PlaybookRunNotice } from '@guard/core';
+import { createGuard, type Guard } from './index.js';
+import { listen, testGuardOptions, until } from '../test/support.js';
+
+/** Every playbook run the guard's bus announces, as they come. */
+function playbookRuns(guard: Guard): PlaybookRunNotice[] {
+  const runs: PlaybookRunNotice[] = [];
+  guard.bus.subscribe('playbookRun', (run) => runs.push(run));
+  return runs;
+}
+
+/** 30 publishes to a control topic: an ACL violation flood by `actor`. */
+function floodControlTopic(bus: NonNullable<Guard['healing']>['messageBus'], actor: string): void {
+  for (let i = 0; i < 30; i++) bus.publish(actor, 'control.shutdown', {});
+}
 
 describe('playbooks: true', () => {
   it('wires the ACL monitor to the built-in playbook: an actor spamming a denied topic is blacklisted, and the run is in the immune log', async () => {
-    await using guard = await createGuard({
-      env: {},
-      logger: silentLogger,
-      registry: new Registry(),
-      immune: { store: 'memory' },
-      playbooks: { acl: { api: ['orders.*'], bot: ['orders.*'] } },
-    });
-    const runs: PlaybookRunNotice[] = [];
-    guard.bus.subscribe('playbookRun', (run) => runs.push(run));
+    await using guard = await createGuard(testGuardOptions({ playbooks: { acl: { api: ['orders.*'], bot: ['orders.*'] } } }));
+    const runs = playbookRuns(guard);
     const bus = guard.healing!.messageBus;
     bus.subscribe('orders.created', () => {});
     expect(bus.publish('api', 'orders.created', { id: 1 })).toBe('delivered');
-    for (let i = 0; i < 30; i++) bus.publish('bot', 'control.shutdown', {});
+    floodControlTopic(bus, 'bot');
     await until(() => bus.isBlacklisted('bot'), 'the playbook to blacklist the spammer');
     // Its verification (no new violations for 2 s, a canary delivered) then passes.
     await until(() => runs.some((r) => r.status === 'succeeded'), 'the ACL playbook to succeed', 10_000);
@@ -53,40 +57,26 @@ async function notifyPlaybookDir(): Promise<string> {
 
 describe('playbooks: followMode', () => {
   it('outside full mode for `playbooks` every run is a dry run (nothing blacklisted); switched to full, the remedy runs', async () => {
-    await using guard = await createGuard({
-      env: {},
-      logger: silentLogger,
-      registry: new Registry(),
-      immune: { store: 'memory' },
-      playbooks: { acl: { api: ['orders.*'] }, followMode: true },
-    });
-    const runs: PlaybookRunNotice[] = [];
-    guard.bus.subscribe('playbookRun', (run) => runs.push(run));
+    await using guard = await createGuard(testGuardOptions({ playbooks: { acl: { api: ['orders.*'] }, followMode: true } }));
+    const runs = playbookRuns(guard);
     const bus = guard.healing!.messageBus;
-    for (let i = 0; i < 30; i++) bus.publish('bot', 'control.shutdown', {});
+    floodControlTopic(bus, 'bot');
     const finished = () => runs.find((r) => r.status !== 'started' && r.status !== 'skipped');
     await until(() => finished() !== undefined, 'the dry run of the ACL playbook');
     expect(finished()).toMatchObject({ dryRun: true });
     expect(bus.isBlacklisted('bot')).toBe(false);
 
     guard.chain.setMode('full', 'playbooks');
-    for (let i = 0; i < 30; i++) bus.publish('bot-2', 'control.shutdown', {});
+    floodControlTopic(bus, 'bot-2');
     await until(() => bus.isBlacklisted('bot-2'), 'the playbook to blacklist the second spammer');
   });
 });
 
 describe('playbooks: notifications', () => {
   it('without a webhook URL the webhook channel is dropped (the step succeeds) and the notification is in the immune log', async () => {
-    await using guard = await createGuard({
-      env: {},
-      logger: silentLogger,
-      registry: new Registry(),
-      immune: { store: 'memory' },
-      playbooks: { dir: await notifyPlaybookDir(), acl: {} },
-    });
-    const runs: PlaybookRunNotice[] = [];
-    guard.bus.subscribe('playbookRun', (run) => runs.push(run));
-    for (let i = 0; i < 30; i++) guard.healing!.messageBus.publish('bot', 'control.shutdown', {});
+    await using guard = await createGuard(testGuardOptions({ playbooks: { dir: await notifyPlaybookDir(), acl: {} } }));
+    const runs = playbookRuns(guard);
+    floodControlTopic(guard.healing!.messageBus, 'bot');
     await until(() => runs.some((r) => r.status === 'succeeded'), 'the notify playbook to succeed');
     const events = await guard.immune!.getRecentEvents();
     expect(events.find((e) => e.module === 'playbooks.notify')).toMatchObject({ type: 'SELF_HEALING_ACTION', severity: 'WARNING', message: expect.stringContaining('by bot') });
@@ -102,14 +92,8 @@ describe('playbooks: notifications', () => {
         res.writeHead(204).end();
       });
     });
-    await using guard = await createGuard({
-      env: { GUARD_NOTIFY_WEBHOOK_URL: `${hook.base}/hooks` },
-      logger: silentLogger,
-      registry: new Registry(),
-      immune: { store: 'memory' },
-      playbooks: { dir: await notifyPlaybookDir(), acl: {} },
-    });
-    for (let i = 0; i < 30; i++) guard.healing!.messageBus.publish('bot', 'control.shutdown', {});
+    await using guard = await createGuard(testGuardOptions({ env: { GUARD_NOTIFY_WEBHOOK_URL: `${hook.base}/hooks` }, playbooks: { dir: await notifyPlaybookDir(), acl: {} } }));
+    floodControlTopic(guard.healing!.messageBus, 'bot');
     await until(() => received.length > 0, 'the webhook to receive the notification');
     expect(received[0]).toMatchObject({ playbook: 'acl_notify', severity: 'warning' });
   });

@@ -1,4 +1,4 @@
-import type { Env, GuardBus, GuardMode, Logger, Registry } from '@guard/core';
+import type { CloseStack, Env, GuardBus, GuardMode, Logger, Registry } from '@guard/core';
 import type { ImmuneService } from '@guard/immune';
 import {
   AclViolationMonitor,
@@ -20,7 +20,6 @@ import {
   type ResourcePressureMonitorOptions,
   type WorkerPool,
 } from '@guard/playbooks';
-import type { CloseStack } from './close-stack.js';
 
 /**
  * The self-healing half: YAML playbooks and the monitors that trigger them.
@@ -86,29 +85,20 @@ interface Shared {
  */
 export function startPressureMonitor(options: ResourcePressureMonitorOptions, shared: Shared): ResourcePressureMonitor {
   const { env, bus, registry, logger, stack } = shared;
-  return stack.defer(
-    'pressure',
-    new ResourcePressureMonitor({ ...ResourcePressureMonitor.optionsFromEnv(env), ...options, bus, registry, logger }),
-    (m) => m.close(),
-  );
+  return stack.use(new ResourcePressureMonitor({ ...ResourcePressureMonitor.optionsFromEnv(env), ...options, bus, registry, logger }));
 }
 
 /** Builds the message bus, ACL monitor, heartbeat watchdog and playbook engine, and wires the monitors to the engine. */
 export async function startSelfHealing(options: PlaybooksOptions, pressure: ResourcePressureMonitor | undefined, shared: Shared): Promise<SelfHealing> {
   const { bus, registry, logger, stack, immune } = shared;
   const webhookUrl = options.notifyWebhookUrl ?? (shared.env.GUARD_NOTIFY_WEBHOOK_URL?.trim() || undefined);
-  const messageBus = stack.defer(
-    'message-bus',
-    new MessageBus({ name: 'app', acl: options.acl ?? {}, controlTopics: options.controlTopics ?? ['control.*'], bus, registry, logger }),
-    (m) => m.close(),
-  );
-  const aclMonitor = stack.defer('acl-monitor', new AclViolationMonitor({ messageBus, bus, logger }), (m) => m.close());
-  const watchdog = stack.defer('watchdog', new HeartbeatWatchdog({ bus, registry, logger }), (w) => w.close());
+  const messageBus = stack.use(new MessageBus({ name: 'app', acl: options.acl ?? {}, controlTopics: options.controlTopics ?? ['control.*'], bus, registry, logger }));
+  const aclMonitor = stack.use(new AclViolationMonitor({ messageBus, bus, logger }));
+  const watchdog = stack.use(new HeartbeatWatchdog({ bus, registry, logger }));
   const limiter = new RateLimiter();
-  const tasks = stack.defer('tasks', new TaskGate(), (t) => t.close());
-  const processes = stack.defer('processes', new ProcessRegistry(), (p) => p.close());
-  const engine = stack.defer(
-    'playbook-engine',
+  const tasks = stack.use(new TaskGate());
+  const processes = stack.use(new ProcessRegistry());
+  const engine = stack.use(
     new PlaybookEngine({
       bus,
       registry,
@@ -131,7 +121,6 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
       ),
       probes: createProbeRegistry({ messageBus, aclMonitor, ...(pressure ? { pressure } : {}), watchdog, ...(options.healthUrl ? { healthUrl: options.healthUrl } : {}) }),
     }),
-    (e) => e.close(),
   );
   const dirs = options.dir === undefined ? [builtinPlaybooksDir()] : typeof options.dir === 'string' ? [options.dir] : options.dir;
   for (const dir of dirs) for (const playbook of await loadPlaybooks(dir)) engine.register(playbook);
@@ -140,13 +129,13 @@ export async function startSelfHealing(options: PlaybooksOptions, pressure: Reso
     const dryRun = options.followMode === true && shared.modeOf !== undefined && shared.modeOf('playbooks') !== 'full';
     engine.trigger(event, data, { reason, ...(dryRun ? { dryRun } : {}) }).catch((error: unknown) => logger.error({ err: error, event }, 'guard: playbook trigger failed'));
   };
-  const offAcl = aclMonitor.onAlarm((alarm) => trigger('message_bus.acl_violation', { ...alarm }, alarm.reason));
-  stack.defer('acl-trigger', offAcl, (off) => off());
+  stack.use(aclMonitor.onAlarm((alarm) => trigger('message_bus.acl_violation', { ...alarm }, alarm.reason)));
   if (pressure) {
-    const offPressure = pressure.onChange((change) => {
-      if (change.state === 'alarm') trigger(`resource_pressure.${change.resource}`, { ...change }, `${change.resource}_pressure`);
-    });
-    stack.defer('pressure-trigger', offPressure, (off) => off());
+    stack.use(
+      pressure.onChange((change) => {
+        if (change.state === 'alarm') trigger(`resource_pressure.${change.resource}`, { ...change }, `${change.resource}_pressure`);
+      }),
+    );
   }
   return { messageBus, aclMonitor, watchdog, engine, limiter, tasks, processes };
 }

@@ -1,8 +1,7 @@
 import type { Server } from 'node:http';
-import { assertNumberOption, silentLogger } from '@guard/core';
+import { assertNumberOption, linkSignal, silentLogger, sleep } from '@guard/core';
 import type { Logger } from '@guard/core';
 import type { WebSocketServer } from 'ws';
-import type { CloseStack } from './close-stack.js';
 import type { RequestTracker } from './request-tracker.js';
 
 /**
@@ -47,11 +46,12 @@ export interface ShutdownReport {
  * What the shutdown drains; given by `createGuard`.
  *
  * @example
- * new GracefulShutdown({ requests: new RequestTracker(), stack: new CloseStack(), webSocketServers: [wss] });
+ * new GracefulShutdown({ requests: new RequestTracker(), stack: new CloseStack(), webSocketServers: [wss] }); // CloseStack from @guard/core
  */
 export interface ShutdownParts {
   readonly requests: RequestTracker;
-  readonly stack: CloseStack;
+  /** Every part to close once drained (`createGuard` gives its `CloseStack`); a failure to close is logged. */
+  readonly stack: { close(): Promise<void> };
   readonly webSocketServers: readonly WebSocketServer[];
   /** Waits for running sanitizations, up to `ms`; resolves true when none is left. */
   readonly waitForSanitization?: (ms: number) => Promise<boolean>;
@@ -177,11 +177,10 @@ export class GracefulShutdown {
     const started = performance.now();
     const { requests, stack, webSocketServers } = this.#parts;
     requests.draining = true;
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), this.#timeoutMs);
-    timer.unref();
+    const deadline = linkSignal(undefined, { timeoutMs: this.#timeoutMs });
     try {
-      if (this.#delayMs > 0) await sleep(Math.min(this.#delayMs, this.#timeoutMs), deadline.signal);
+      // The deadline ends the delay early.
+      if (this.#delayMs > 0) await sleep(Math.min(this.#delayMs, this.#timeoutMs), { signal: deadline.signal, unref: true }).catch(() => {});
 
       // Long-lived responses (SSE streams) never finish on their own: they end as draining starts, or they would
       // hold the drain until its deadline.
@@ -200,17 +199,17 @@ export class GracefulShutdown {
         for (const wss of webSocketServers) for (const ws of wss.clients ?? []) ws.terminate();
       }
       await this.#runHooks([...this.#hooks].reverse());
-      await stack.close();
+      await stack.close().catch((error: unknown) => this.#logger.error({ err: error }, 'guard: closing a part failed'));
       return { drained, requestsLeft, durationMs: Math.round(performance.now() - started) };
     } finally {
-      clearTimeout(timer);
+      deadline.dispose();
       // After a signal the process is about to exit: the handlers stay, so a relayed signal cannot kill it by
       // default action (and end it with a signal instead of 0) in the meantime.
       if (this.#signalledBy === undefined) this.releaseSignals();
     }
   }
 
-  /** Lets the process end by itself; if something still holds it open, says what and exits anyway. */
+  /** Runs `hooks` one after the other; a failing hook is logged and the rest still run. */
   async #runHooks(hooks: readonly (() => unknown)[]): Promise<void> {
     for (const hook of hooks) {
       try {
@@ -221,6 +220,7 @@ export class GracefulShutdown {
     }
   }
 
+  /** Lets the process end by itself; if something still holds it open, says what and exits anyway. */
   #exitWhenIdle(code: number): void {
     process.exitCode = code;
     setTimeout(() => {
@@ -229,19 +229,6 @@ export class GracefulShutdown {
       process.exit(code);
     }, this.#exitGraceMs).unref();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
 
 /** Stops accepting, closes idle keep-alive sockets; resolves true once the server closed, false at the deadline. */

@@ -1,4 +1,4 @@
-import type { ComponentName, Logger, PgTimeouts } from '@guard/core';
+import type { CloseStack, ComponentName, Logger, PgTimeouts } from '@guard/core';
 import { GuardError, guardPgPool } from '@guard/core';
 import type { Dialect } from 'kysely';
 import { PostgresDialect } from 'kysely';
@@ -27,7 +27,6 @@ import {
   createWebSocketSanitizer,
   type Sanitizer,
 } from '@guard/sanitizer';
-import type { CloseStack } from './close-stack.js';
 import { ComponentSanitizers } from './component-sanitizers.js';
 import { named, type OneOrMany } from './named.js';
 
@@ -114,9 +113,9 @@ export class TrackerSet {
     this.#logger = options.logger;
     this.#pgTimeouts = options.pgTimeouts;
     this.sanitizers = new Map(COMPONENTS.map((c) => [c, new ComponentSanitizers(c)]));
-    this.emitters = this.#own('eventbus', new EventBusTracker(thresholds.eventbus), createEventBusSanitizer);
-    this.contexts = options.contexts ? this.#own('context', new ContextTracker(thresholds.context), createContextSanitizer) : undefined;
-    this.handles = options.handles ? this.#own('handles', new HandleTracker(thresholds.handles), () => createHandleSanitizer()) : undefined;
+    this.emitters = this.#own(new EventBusTracker(thresholds.eventbus), createEventBusSanitizer);
+    this.contexts = options.contexts ? this.#own(new ContextTracker(thresholds.context), createContextSanitizer) : undefined;
+    this.handles = options.handles ? this.#own(new HandleTracker(thresholds.handles), () => createHandleSanitizer()) : undefined;
   }
 
   /** The detectors so far (the chain is built with them; later ones join it directly). */
@@ -140,7 +139,7 @@ export class TrackerSet {
     for (const [name, wss] of named(resources.wss, 'ws', isWss)) {
       if (!isWss(wss)) throw new GuardError('INVALID_OPTION', `wss.${name} is not a ws WebSocketServer`, { details: { field: `wss.${name}` } });
       this.#unique(this.sockets, 'wss', name);
-      this.sockets[name] = this.#own(`websocket:${name}`, new WebSocketTracker(wss, t.websocket), createWebSocketSanitizer);
+      this.sockets[name] = this.#own(new WebSocketTracker(wss, t.websocket), createWebSocketSanitizer);
       this.webSocketServers.push(wss);
     }
     for (const [name, db] of named(resources.db, 'db', isDbInput)) {
@@ -157,7 +156,7 @@ export class TrackerSet {
       }
       const dialect = trackDialect(base, { name, ...t.db, ...(pgPool ? { pgPool } : {}) });
       this.dialects[name] = dialect;
-      this.#join(`db:${name}`, dialect.tracker, createDbSanitizer(dialect.tracker));
+      this.#join(dialect.tracker, createDbSanitizer(dialect.tracker));
     }
     for (const [name, emitter] of named(resources.emitters, 'bus', isEmitter)) {
       if (!isEmitter(emitter)) throw new GuardError('INVALID_OPTION', `emitters.${name} is not an event emitter`, { details: { field: `emitters.${name}` } });
@@ -165,26 +164,26 @@ export class TrackerSet {
     }
     for (const [name, batch] of named(resources.batches, 'batch', isBatch)) {
       if (!isBatch(batch)) throw new GuardError('INVALID_OPTION', `batches.${name} is not a BatchWriter`, { details: { field: `batches.${name}` } });
-      this.#join(`batch:${name}`, batch, createBatchSanitizer(batch));
+      this.#join(batch, createBatchSanitizer(batch));
     }
   }
 
   /** A tracker the guard created: closed by the guard. */
-  #own<T extends Detector>(name: string, tracker: T, sanitizerFor: (tracker: T) => Sanitizer): T {
-    this.#stack.defer(name, tracker, (t) => t.close?.());
-    this.#join(name, tracker, sanitizerFor(tracker));
+  #own<T extends Detector>(tracker: T, sanitizerFor: (tracker: T) => Sanitizer): T {
+    this.#stack.defer(() => tracker.close?.());
+    this.#join(tracker, sanitizerFor(tracker));
     return tracker;
   }
 
-  #join(name: string, detector: Detector, sanitizer: Sanitizer): void {
+  #join(detector: Detector, sanitizer: Sanitizer): void {
     const leave = this.sanitizers.get(sanitizer.component)?.add(sanitizer);
     this.#detectors.push(detector);
     if (this.#chain) {
       this.#chain.add(detector);
       const chain = this.#chain;
-      this.#stack.defer(`${name}:chain`, detector, (d) => chain.remove(d));
+      this.#stack.defer(() => chain.remove(detector));
     }
-    if (leave) this.#stack.defer(`${name}:sanitizer`, leave, (off) => off());
+    if (leave) this.#stack.defer(leave);
   }
 
   #unique(record: Record<string, unknown>, kind: string, name: string): void {

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sleep } from '@guard/core';
 import { until } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'guard-node-sigterm-'));
@@ -74,20 +75,14 @@ describe('graceful shutdown of a real process', () => {
     return { child, exited, seen };
   }
 
-  it('SIGINT then a relayed SIGTERM (what pnpm does on Ctrl-C): the drain goes on and the process exits 0, not by the signal', async () => {
+  it.each<{ relayed: NodeJS.Signals; story: string }>([
+    { relayed: 'SIGTERM', story: 'SIGINT then a relayed SIGTERM (what pnpm does on Ctrl-C): the drain goes on and the process exits 0, not by the signal' },
+    { relayed: 'SIGINT', story: "SIGINT twice at once (the terminal's Ctrl-C reaches pnpm and node, and pnpm passes it on): one shutdown, exit 0" },
+  ])('$story', async ({ relayed }) => {
     const { child, exited, seen } = await startFixture();
     child.kill('SIGINT');
     await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
-    child.kill('SIGTERM');
-    expect(await exited).toEqual({ code: 0, signal: null });
-    expect(seen('guard: already shutting down')).toBe(true);
-  });
-
-  it('SIGINT twice at once (the terminal\'s Ctrl-C reaches pnpm and node, and pnpm passes it on): one shutdown, exit 0', async () => {
-    const { child, exited, seen } = await startFixture();
-    child.kill('SIGINT');
-    await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
-    child.kill('SIGINT'); // the relayed copy, within the 1 s relay window
+    child.kill(relayed); // the relayed copy, within the 1 s relay window
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(seen('guard: already shutting down')).toBe(true);
   });
@@ -96,8 +91,9 @@ describe('graceful shutdown of a real process', () => {
     const { child, exited, seen } = await startFixture();
     child.kill('SIGINT');
     await until(() => seen('guard: shutting down'), 'the shutdown to start', 10_000, 20);
-    // A person's second press, not a relayed copy: it comes after the 1 s relay window (the drain's 3 s delay is still running).
-    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    // A person's second press, not a relayed copy: it comes after the 1 s relay window (the drain's 3 s delay is still
+    // running). The gap is the scenario itself, not a wait for something to happen.
+    await sleep(1_300);
     child.kill('SIGINT');
     expect(await exited).toEqual({ code: 1, signal: null });
   });

@@ -1,15 +1,13 @@
 import { Kysely, sql } from 'kysely';
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from '../src/index.js';
-import { PG_URL, until, type NoTables } from './support.js';
+import { type NoTables, PG_URL, testGuardOptions, until } from './support.js';
 
 describe('a pg pool handed to the guard', () => {
   it('survives pg_terminate_backend on an idle and a checked-out connection (no unhandled error), and queries again', async () => {
     const pool = new pg.Pool({ connectionString: PG_URL, max: 3 });
-    await using guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, db: { app: pool } });
+    await using guard = await createGuard(testGuardOptions({ db: { app: pool } }));
     const db = new Kysely<NoTables>({ dialect: guard.dialects.app! });
     const pidOf = async (conn: Kysely<NoTables>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn)).rows[0]!.pid;
     const idlePid = await pidOf(db);

@@ -1,12 +1,10 @@
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@guard/core';
 import { createGuard } from '../src/index.js';
-import { listen } from './support.js';
+import { listen, testGuardOptions } from './support.js';
 
 describe('shutdown deadline', () => {
   it('a request that never ends does not hold the shutdown: at the deadline its connection is cut and the rest closes', async () => {
-    const guard = await createGuard({ env: {}, logger: silentLogger, registry: new Registry(), immune: { store: 'memory' }, shutdown: { timeoutMs: 300 } });
+    const guard = await createGuard(testGuardOptions({ shutdown: { timeoutMs: 300 } }));
     let arrived!: () => void;
     const started = new Promise<void>((resolve) => (arrived = resolve));
     await using http = await listen((req, res) => guard.handler(req, res, () => arrived()));

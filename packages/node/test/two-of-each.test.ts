@@ -1,10 +1,10 @@
 import { Kysely } from 'kysely';
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { silentLogger, type SanitizeResult } from '@guard/core';
+import type { SanitizeResult } from '@guard/core';
+import { wsTestServer } from '@guard/detectors/testing';
 import { createGuard } from '../src/index.js';
-import { PG_URL, until, wsServer, type NoTables } from './support.js';
+import { type NoTables, PG_URL, testGuardOptions, until } from './support.js';
 
 const pools: pg.Pool[] = [];
 afterAll(async () => {
@@ -18,12 +18,12 @@ function orphanCheckout(db: Kysely<NoTables>): void {
 
 describe('one guard, two WebSocket servers and two pg pools, full mode', () => {
   it('detects and heals a leak in each (dead peers closed, orphaned clients destroyed), each by its own sanitizer', async () => {
-    await using a = await wsServer();
-    await using b = await wsServer();
+    await using a = await wsTestServer();
+    await using b = await wsTestServer();
     const poolA = new pg.Pool({ connectionString: PG_URL, max: 4 });
     const poolB = new pg.Pool({ connectionString: PG_URL, max: 4 });
     pools.push(poolA, poolB);
-    await using guard = await createGuard({
+    await using guard = await createGuard(testGuardOptions({
       env: {
         PARASITE_GUARD_MODE: 'full',
         PARASITE_GUARD_WEBSOCKET_THRESHOLD: 'ping_interval=1',
@@ -31,22 +31,17 @@ describe('one guard, two WebSocket servers and two pg pools, full mode', () => {
         PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '0',
         PARASITE_GUARD_DB_ASYNC_DELAY: '0',
       },
-      logger: silentLogger,
-      registry: new Registry(),
-      immune: { store: 'memory' },
       wss: { quotes: a.wss, chat: b.wss },
       db: { orders: poolA, audit: poolB },
-    });
+    }));
     const healed: SanitizeResult[] = [];
     guard.bus.subscribe('sanitization', (result) => healed.push(result));
 
     // A healthy client on each server stays; a dead peer (answers no pings) on each is the leak.
-    const healthyA = await a.connect();
-    const healthyB = await b.connect();
-    const deadA = await a.connect({ autoPong: false });
-    const deadB = await b.connect({ autoPong: false });
-    const closedA = new Promise<number>((resolve) => deadA.once('close', resolve));
-    const closedB = new Promise<number>((resolve) => deadB.once('close', resolve));
+    const { client: healthyA } = await a.connect();
+    const { client: healthyB } = await b.connect();
+    const { closed: closedA } = await a.connect({ autoPong: false });
+    const { closed: closedB } = await b.connect({ autoPong: false });
 
     const orders = new Kysely<NoTables>({ dialect: guard.dialects.orders! });
     const audit = new Kysely<NoTables>({ dialect: guard.dialects.audit! });
