@@ -3,12 +3,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { sql } from 'kysely';
 import { WebSocket, type WebSocketServer } from 'ws';
-import { sendJson, sendProblem, type Detection, type SanitizeResult } from '@guard/core';
+import { sendJson, sendProblem, sleep, type Detection, type SanitizeResult } from '@guard/core';
 import type { AnalysisService } from './analysis-service.js';
 import { SCENARIO_CLAIMS, isScenarioName, type ScenarioClaim, type ScenarioName } from './chaos-scenarios.js';
 import type { FaultProxy } from './fault-proxy.js';
 import type { Guard } from './guard.js';
 import type { Healing } from './healing.js';
+import { isProcessAlive } from './process-alive.js';
 
 /** Where one scenario stands; times are epoch ms. Each milestone says what was seen and who caused it. */
 export interface ScenarioStatus {
@@ -84,15 +85,6 @@ function remember<T>(list: T[], item: T): void {
 
 /** A child that spins forever: the runaway report export of `cpu-spike`. */
 const RUNAWAY_SCRIPT = "process.title = 'guard-demo-export'; let x = 0; for (;;) x++;";
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** `identify_hogs` output in one line: the top processes with their CPU demand, owned ones marked. */
 function summarizeHogs(output: unknown): string {
@@ -290,6 +282,13 @@ export class ChaosLab {
     return once;
   }
 
+  /** A lab client, and its connection id in the guard's WebSocket tracker (the one connection that is new). */
+  async #connectTracked(onOpen: (ws: WebSocket) => void, options: { ack: boolean }): Promise<{ client: WebSocket; id: string | undefined }> {
+    const before = new Set(this.#guard.sockets.connections().map((c) => c.id));
+    const client = await this.#connect(onOpen, options);
+    return { client, id: this.#guard.sockets.connections().find((c) => !before.has(c.id))?.id };
+  }
+
   #connect(onOpen: (ws: WebSocket) => void, options: { ack: boolean }): Promise<WebSocket> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.#deps.wsUrl());
@@ -320,9 +319,7 @@ export class ChaosLab {
         return {
           targets: { detectMs: 6_000, recoverMs: 15_000 },
           inject: async () => {
-            const before = new Set(guard.sockets.connections().map((c) => c.id));
-            client = await this.#connect((ws) => ws.once('close', (code) => (closed = { code, at: Date.now() })), { ack: false });
-            id = guard.sockets.connections().find((c) => !before.has(c.id))?.id;
+            ({ client, id } = await this.#connectTracked((ws) => ws.once('close', (code) => (closed = { code, at: Date.now() })), { ack: false }));
           },
           detected: this.#detection('websocket', 'no_ack'),
           remediated: this.#sanitized('websocket', () => id),
@@ -340,11 +337,9 @@ export class ChaosLab {
         return {
           targets: { detectMs: 5_000, recoverMs: 15_000 },
           inject: async () => {
-            const before = new Set(guard.sockets.connections().map((c) => c.id));
-            client = await this.#connect(() => {}, { ack: true });
-            await new Promise((resolve) => setTimeout(resolve, 100));
+            ({ client, id } = await this.#connectTracked(() => {}, { ack: true }));
+            await sleep(100); // the welcome is read first
             client.pause(); // stops reading: the server's buffer grows
-            id = guard.sockets.connections().find((c) => !before.has(c.id))?.id;
             serverSide = [...this.#deps.wss.clients].find((ws) => guard.sockets.connectionId(ws) === id);
             serverSide?.once('close', () => (closedAt = Date.now()));
             const chunk = 'x'.repeat(256 * 1024);
@@ -434,7 +429,7 @@ export class ChaosLab {
             }, 4_500);
             back.unref();
             for (let i = 0; i < 5; i++) await this.#service.score('trip', { timeoutMs: 100 }).catch(() => {});
-            await new Promise((resolve) => setTimeout(resolve, 2_100));
+            await sleep(2_100); // past the breaker's 2 s reset timeout: the next call is its half-open probe
             void guard.downstreamBreaker.execute((signal) => fetch(`http://127.0.0.1:${this.#proxy.port}/score?text=probe`, { signal })).catch(() => {});
           },
           detected: this.#detection('circuit', 'half_open_orphan'),
@@ -735,7 +730,7 @@ export class ChaosLab {
       offPressure();
       if (flood) clearInterval(flood);
       workload.heavy.clear();
-      if (runaway && isAlive(runaway.pid)) process.kill(runaway.pid, 'SIGKILL');
+      if (runaway && isProcessAlive(runaway.pid)) process.kill(runaway.pid, 'SIGKILL');
     });
     const restore = async () => {
       stop();
@@ -766,10 +761,10 @@ export class ChaosLab {
         const problems: string[] = [];
         const step = (action: string) => run.steps.find((s) => s.action === action && s.outcome === 'succeeded');
         if (run.status !== 'succeeded') problems.push(`run ${run.runId} ended ${run.status}${run.error ? ` (${run.error})` : ''}`);
-        if (!runaway || runaway.exitedAt === undefined || isAlive(runaway.pid)) problems.push(`runaway pid ${runaway?.pid} still alive`);
+        if (!runaway || runaway.exitedAt === undefined || isProcessAlive(runaway.pid)) problems.push(`runaway pid ${runaway?.pid} still alive`);
         else if (!JSON.stringify(step('kill_runaway')?.output ?? null).includes(String(runaway.pid))) problems.push(`kill_runaway did not name pid ${runaway.pid}`);
         const removed = workersBefore.filter((pid) => !workload.pool.pids().includes(pid));
-        if (removed.length < 2 || removed.some(isAlive) || !step('scale_down')) problems.push(`scale_down: ${removed.length} worker pids gone`);
+        if (removed.length < 2 || removed.some(isProcessAlive) || !step('scale_down')) problems.push(`scale_down: ${removed.length} worker pids gone`);
         if (!step('pause_tasks') || !workload.heavy.stats().paused) problems.push('heavy tasks not paused');
         if (!step('throttle') || !healing.limiter.isLimited(workload.jobs.key)) problems.push('background jobs not throttled');
         if (problems.length > 0) {

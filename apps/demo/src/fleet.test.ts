@@ -1,20 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorMessage, sleep, waitUntil } from '@guard/core';
+import { pgTestDatabase, pgTestServerUrl, type PgTestDatabase } from '@guard/core/testing';
 import { ADMIN_TOKEN, DEMO_ENTRY } from './test-support.js';
 
 // Three demo replicas as separate processes (own ports and data folders) on one fresh Postgres database, the
 // test acting as their supervisor (it starts a replica again when it exits, as Kubernetes would).
-const PG_URL = process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
-const database = `guard_fleet_${process.pid}_${randomBytes(3).toString('hex')}`;
+const PG_URL = pgTestServerUrl();
+let database: PgTestDatabase | undefined;
 let fleetUrl = '';
-const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
 const NAMES = ['alpha', 'beta', 'gamma'] as const;
 type Name = (typeof NAMES)[number];
 
@@ -76,22 +75,32 @@ async function start(replica: Replica): Promise<void> {
 }
 
 const json = async <T,>(res: Response): Promise<T> => (await res.json()) as T;
+/** `GET /api/fleet`. */
+interface FleetList {
+  degraded: boolean;
+  count: number;
+  instances: { id: string; mode: string; self?: boolean; pid?: number }[];
+}
 const adminHeaders = { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` };
 const url = (name: Name) => replicas.get(name)!.url;
 
+/** Polls `read` until `ok` holds and returns that value; a read that throws (a replica restarting) counts as not yet. */
 async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, limitMs = 30_000): Promise<T> {
-  const deadline = Date.now() + limitMs;
   let last: T | undefined;
-  for (;;) {
+  let held = false;
+  const holds = async () => {
     try {
       last = await read();
-      if (ok(last)) return last;
     } catch {
-      // a replica restarting answers nothing for a moment
+      return false;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return (held = ok(last));
+  };
+  await waitUntil(holds, { timeoutMs: limitMs, intervalMs: 100, what }).catch((error: unknown) => {
+    throw new Error(`${errorMessage(error)}; last: ${JSON.stringify(last)}`, { cause: error });
+  });
+  if (!held) throw new Error(`${what}: no value held`);
+  return last as T;
 }
 
 /** Reads an SSE stream until `match` appears; returns the time it took. */
@@ -157,12 +166,11 @@ function heal(): void {
 }
 
 beforeAll(async () => {
-  await admin.query(`create database "${database}"`);
+  database = await pgTestDatabase('guard_fleet');
   proxy.listen(0, '127.0.0.1');
   await once(proxy, 'listening');
-  const url = new URL(PG_URL);
+  const url = new URL(database.url);
   url.host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-  url.pathname = `/${database}`;
   fleetUrl = url.toString();
   for (const name of NAMES) replicas.set(name, { name, dataDir: mkdtempSync(join(tmpdir(), `guard-fleet-${name}-`)), child: undefined as never, url: '', output: '', lives: [], supervised: true });
   // All three at the same moment on the fresh database: their migrations race (and must all succeed).
@@ -181,13 +189,12 @@ afterAll(async () => {
   heal();
   for (const pair of pairs) pair.client.destroy();
   proxy.close();
-  await admin.query(`drop database if exists "${database}" with (force)`);
-  await admin.end();
+  await database?.drop();
 }, 60_000);
 
 describe('three demo replicas on one Postgres database', () => {
   it('all three started together on a fresh database and list each other', async () => {
-    const fleet = await until(() => fetch(`${url('alpha')}/api/fleet`).then(json), (f) => f.count === 3, 'three replicas in the list');
+    const fleet = await until(() => fetch(`${url('alpha')}/api/fleet`).then(json<FleetList>), (f) => f.count === 3, 'three replicas in the list');
     expect(fleet.degraded).toBe(false);
     expect(fleet.instances.map((i: { id: string }) => i.id.split('-')[0]).sort()).toEqual([...NAMES].sort());
     expect(fleet.instances[0]).toMatchObject({ self: true, mode: 'detect', pid: replicas.get('alpha')!.child.pid });
@@ -217,8 +224,8 @@ describe('three demo replicas on one Postgres database', () => {
   it('a blacklist set on one replica refuses the actor on all three', async () => {
     const outcome = (name: Name) =>
       fetch(`${url(name)}/lab/bus/publish`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ actor: 'api', topic: 'analysis.new' }) })
-        .then(json)
-        .then((r: { outcome: string }) => r.outcome);
+        .then(json<{ outcome: string }>)
+        .then((r) => r.outcome);
     for (const name of NAMES) expect(await outcome(name)).not.toBe('blacklisted');
     const started = performance.now();
     const res = await fetch(`${url('beta')}/api/fleet/blacklist`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ actor: 'api', durationMs: 60_000, reason: 'fleet test' }) });
@@ -230,11 +237,11 @@ describe('three demo replicas on one Postgres database', () => {
   });
 
   it('a fleet-wide mode switch (the emergency disable) reaches all three, and clearing it restores their own mode', async () => {
-    const modeOf = (name: Name) => fetch(`${url(name)}/guard/mode`).then(json).then((m: { mode: string }) => m.mode);
+    const modeOf = (name: Name) => fetch(`${url(name)}/guard/mode`).then(json<{ mode: string }>).then((m) => m.mode);
     const res = await fetch(`${url('gamma')}/api/fleet/mode`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ mode: 'disabled', target: 'fleet', reason: 'emergency' }) });
     expect(res.status).toBe(200);
     await Promise.all(NAMES.map((name) => until(() => modeOf(name), (m) => m === 'disabled', `disabled on ${name}`)));
-    const listed = await until(() => fetch(`${url('alpha')}/api/fleet`).then(json), (f) => f.instances.every((i: { mode: string }) => i.mode === 'disabled'), 'the list to show it');
+    const listed = await until(() => fetch(`${url('alpha')}/api/fleet`).then(json<FleetList>), (f) => f.instances.every((i: { mode: string }) => i.mode === 'disabled'), 'the list to show it');
     expect(listed.count).toBe(3);
     expect((await fetch(`${url('alpha')}/api/fleet/mode`, { method: 'DELETE', headers: adminHeaders, body: '{}' })).status).toBe(200);
     await Promise.all(NAMES.map((name) => until(() => modeOf(name), (m) => m === 'detect', `detect again on ${name}`)));
@@ -250,10 +257,10 @@ describe('three demo replicas on one Postgres database', () => {
     const watcher = (async () => {
       while ([...replicas.values()].some((r) => r.lives.length === before.get(r.name)!)) {
         for (const name of NAMES) {
-          const check = await fetch(`${url(name)}/self-check`).then(json).catch(() => undefined);
+          const check = await fetch(`${url(name)}/self-check`).then(json<{ restart?: { waitingForFleet?: boolean } }>).catch(() => undefined);
           if (check?.restart?.waitingForFleet) waits.add(name);
         }
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await sleep(200);
       }
     })();
     await until(async () => NAMES.every((name) => replicas.get(name)!.lives.length > before.get(name)! && replicas.get(name)!.lives.at(-1)!.readyAt !== undefined), (ok) => ok, 'every replica restarted', 100_000);
@@ -283,14 +290,14 @@ describe('three demo replicas on one Postgres database', () => {
     const cutAt = Date.now();
     // Serving: probes answer, and the fleet list falls back to the replica itself.
     for (const name of NAMES) {
-      const degraded = await until(() => fetch(`${url(name)}/api/fleet`, { signal: AbortSignal.timeout(5_000) }).then(json), (f) => f.degraded === true, `${name} degraded`, 20_000);
+      const degraded = await until(() => fetch(`${url(name)}/api/fleet`, { signal: AbortSignal.timeout(5_000) }).then(json<FleetList>), (f) => f.degraded === true, `${name} degraded`, 20_000);
       expect(degraded.count).toBe(1);
       expect((await fetch(`${url(name)}/livez`, { signal: AbortSignal.timeout(5_000) })).status).toBe(200);
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 10_000 - (Date.now() - cutAt))));
+    await sleep(Math.max(0, 10_000 - (Date.now() - cutAt))); // the cut lasts 10 s: the scenario, not a wait
     heal();
     const healedAt = performance.now();
-    await until(() => fetch(`${url('beta')}/api/fleet`).then(json), (f) => f.degraded === false && f.count === 3, 'the fleet list back', 30_000);
+    await until(() => fetch(`${url('beta')}/api/fleet`).then(json<FleetList>), (f) => f.degraded === false && f.count === 3, 'the fleet list back', 30_000);
     console.log(`fleet: list whole again ${(performance.now() - healedAt).toFixed(0)} ms after Postgres came back`);
     // The stream works again too: an event from gamma reaches alpha.
     const waited = await streamUntil(url('alpha'), 'after the outage', async () => {
@@ -307,9 +314,9 @@ describe('three demo replicas on one Postgres database', () => {
     const gamma = replicas.get('gamma')!;
     gamma.supervised = false;
     gamma.child.kill('SIGKILL');
-    const fleet = await until(() => fetch(`${url('alpha')}/api/fleet`).then(json), (f) => f.count === 2, 'gamma to age out');
+    const fleet = await until(() => fetch(`${url('alpha')}/api/fleet`).then(json<FleetList>), (f) => f.count === 2, 'gamma to age out');
     expect(fleet.instances.map((i: { id: string }) => i.id.split('-')[0]).sort()).toEqual(['alpha', 'beta']);
-    const all = await fetch(`${url('alpha')}/api/fleet?stale=1`).then(json);
+    const all = await fetch(`${url('alpha')}/api/fleet?stale=1`).then(json<FleetList>);
     expect(all.instances.some((i: { id: string }) => i.id.startsWith('gamma-'))).toBe(true);
   });
 });

@@ -3,6 +3,8 @@ import { Agent } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, waitUntil } from '@guard/core';
+import { pgTestDatabase, pgTestServerUrl, type PgTestDatabase } from '@guard/core/testing';
 import { WebSocket } from 'ws';
 import { RAW_REQUESTS, RAW_UNFINISHED, generateHostileCases, sendAll, sendCase, sendRaw, type HostileCase, type Outcome } from './survival/hostile-http.js';
 import { PartitionProxy } from './survival/partition-proxy.js';
@@ -13,8 +15,7 @@ import { ADMIN_TOKEN, spawnDemo, type DemoProcess } from './test-support.js';
 // the way issue 11 lists; it must stay up, answer every request within 5 s with no 5xx but deliberate 503s, keep
 // every live client's listener, lose no acknowledged immune event, and recover from a partition with no restart.
 
-const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const DB_NAME = `guard_survival_${process.pid}`;
+const PG_URL = pgTestServerUrl();
 const WRITE_TOKEN = 'survival-write-token';
 const HANG_MS = 5_000;
 const SOCKETS = 2_000;
@@ -24,6 +25,7 @@ const figures = { cases: 0, fiveXx: 0, shed503: 0, probe503: 0, hangs: 0, slowes
 const problems: string[] = [];
 
 let admin: pg.Client;
+let database: PgTestDatabase;
 let proxy: PartitionProxy;
 let demo: DemoProcess;
 let port: number;
@@ -52,6 +54,11 @@ function judge(label: string, outcome: Outcome, mayReset = false): void {
 
 const describeCase = (c: HostileCase) => `${c.method} ${c.path.slice(0, 80)} ${c.headers['content-type'] ?? ''} ${c.body ? `${c.body.length}B ${c.body.subarray(0, 40).toString('latin1')}` : ''}`;
 
+/** Resolves once the dashboard's state satisfies `holds` (polled, up to 15 s). */
+async function dashboardShows(holds: (state: { detections: { component: string }[]; sanitizations: { component: string }[] }) => boolean): Promise<void> {
+  await expect.poll(async () => holds(await (await fetch(`${demo.url}/dashboard/state`)).json()), { timeout: 15_000, interval: 250 }).toBe(true);
+}
+
 async function alive(): Promise<void> {
   expect(demo.child.exitCode, demo.output().slice(-2_000)).toBeNull();
   const outcome = await sendCase(port, new Agent(), { method: 'GET', path: '/livez', headers: {} }, HANG_MS);
@@ -59,15 +66,13 @@ async function alive(): Promise<void> {
 }
 
 beforeAll(async () => {
+  database = await pgTestDatabase('guard_survival');
   admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
-  await admin.query(`drop database if exists ${DB_NAME} with (force)`);
-  await admin.query(`create database ${DB_NAME}`);
   const target = new URL(PG_URL);
   proxy = await PartitionProxy.start(Number(target.port || 5432), target.hostname);
-  const url = new URL(PG_URL);
+  const url = new URL(database.url);
   url.host = `127.0.0.1:${proxy.port}`;
-  url.pathname = `/${DB_NAME}`;
   demo = await spawnDemo({ DATABASE_URL: url.toString(), PARASITE_GUARD_MODE: 'full', GUARD_ADMIN_TOKEN: ADMIN_TOKEN, GUARD_IMMUNE_WRITE_TOKEN: WRITE_TOKEN, LOG_LEVEL: 'error' });
   demo.child.once('exit', () => figures.exits++);
   port = Number(new URL(demo.url).port);
@@ -83,8 +88,8 @@ afterAll(async () => {
   proxy?.restore();
   await demo?.stop();
   await proxy?.close();
-  await admin?.query(`drop database if exists ${DB_NAME} with (force)`).catch(() => {});
   await admin?.end();
+  await database?.drop();
 }, 60_000);
 
 describe('host survival (real demo process, full mode, Postgres through a proxy)', { sequential: true }, () => {
@@ -149,9 +154,7 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     await once(flood, 'open');
     for (let i = 0; i < 3_000 && flood.readyState === WebSocket.OPEN; i++) flood.send(JSON.stringify({ type: 'analyze', text: `flood ${i}` }));
     expect(await floodClosed).toBe(1008);
-    const started = performance.now();
-    await alive();
-    expect(performance.now() - started).toBeLessThan(HANG_MS);
+    await alive(); // answers within HANG_MS, or the probe counts as a hang
     expect(bystander.readyState).toBe(WebSocket.OPEN);
     bystander.close();
   });
@@ -228,9 +231,10 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
       }
     };
     const workers = Array.from({ length: 4 }, worker);
-    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    // The pauses are the fault timeline (load, kill, load, kill, partition for 10 s), not waits for a condition.
+    const pause = (ms: number) => sleep(ms);
     const terminate = async () =>
-      (await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [DB_NAME])).rowCount ?? 0;
+      (await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [database.name])).rowCount ?? 0;
 
     await pause(2_000);
     const killedFirst = await terminate();
@@ -243,12 +247,14 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     const restoredAt = performance.now();
     // Recovery: the next writes succeed again, with no restart (the same process).
     let recovered = false;
-    while (!recovered && performance.now() - restoredAt < 20_000) {
-      const created = await sendCase(port, agent, { method: 'POST', path: '/api/analyses', headers: json, body: Buffer.from('{"text":"after the partition"}') }, 10_000);
-      judge('POST /api/analyses (recovery)', created);
-      recovered = created.status === 201;
-      if (!recovered) await pause(200);
-    }
+    await waitUntil(
+      async () => {
+        const created = await sendCase(port, agent, { method: 'POST', path: '/api/analyses', headers: json, body: Buffer.from('{"text":"after the partition"}') }, 10_000);
+        judge('POST /api/analyses (recovery)', created);
+        return (recovered = created.status === 201);
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'writes to succeed after the partition' },
+    ).catch(() => {}); // `recovered` stays false and is asserted below, after the figures are printed
     figures.recoveryMs = Math.round(performance.now() - restoredAt);
     await pause(1_000);
     stop = true;
@@ -264,7 +270,7 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
 
     // Every acknowledged event is in the database (read straight from Postgres, not through the demo).
     figures.acked = acked.length;
-    const direct = new pg.Client({ connectionString: Object.assign(new URL(PG_URL), { pathname: `/${DB_NAME}` }).toString() });
+    const direct = new pg.Client({ connectionString: database.url });
     await direct.connect();
     const stored = await direct.query<{ message: string }>('select message from immune_events where module = $1', ['survival']).finally(() => direct.end());
     const present = new Set(stored.rows.map((r) => r.message));
@@ -297,13 +303,9 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     for (let i = 0; i < SOCKETS; i += 200) await Promise.all(Array.from({ length: 200 }, (_, k) => openOne(i + k)));
     figures.sockets = sockets.length;
     // 2,000 listeners on one event are over C2's leak threshold (1,000): let the chain detect and the sanitizer act.
-    await expect
-      .poll(async () => {
-        const state = (await (await fetch(`${demo.url}/dashboard/state`)).json()) as { detections: { component: string }[] };
-        return state.detections.some((d) => d.component === 'eventbus');
-      }, { timeout: 15_000, interval: 500 })
-      .toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 2_000)); // the sanitizer's delay (500 ms) and a scan after it
+    await dashboardShows((state) => state.detections.some((d) => d.component === 'eventbus'));
+    // The sanitizer had its turn: its result for the event bus is on the dashboard (it must keep every live listener).
+    await dashboardShows((state) => state.sanitizations.some((s) => s.component === 'eventbus'));
     const created = await fetch(`${demo.url}/api/analyses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"to everyone"}' });
     expect(created.status).toBe(201);
     const target = ((await created.json()) as { id: string }).id;

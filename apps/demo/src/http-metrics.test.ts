@@ -2,6 +2,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '@guard/core';
 import { createHttpMetrics, type HttpMetrics } from './http-metrics.js';
 import { demoRouteTemplate, isStreamingRoute } from './route-template.js';
 
@@ -63,7 +64,7 @@ describe('HTTP server metrics', () => {
     abort.abort();
     await pending;
     // The server sees the socket close: wait until the gauge drops, then check the label.
-    while ((await value('http_server_active_requests', { method: 'GET' })) !== 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil(async () => (await value('http_server_active_requests', { method: 'GET' })) === 0, { what: 'the in-flight gauge to drop' });
     expect(await value('http_server_requests_total', { route: '/api/analyses/:id', status_class: 'aborted' })).toBe(1);
     expect(http.drain()).toMatchObject({ requests: 1, errors: 1 });
   });

@@ -1,7 +1,7 @@
 import { SCENARIOS } from './chaos-scenarios.js';
 
-/** Paths served as they are (each is its own template). */
-const EXACT = new Set([
+/** Paths the demo serves as they are (each is its own template). */
+export const DEMO_PATHS: readonly string[] = [
   '/',
   '/dashboard.js',
   '/dashboard.css',
@@ -26,7 +26,8 @@ const EXACT = new Set([
   '/api/immune/events',
   '/api/immune/health',
   '/api/immune/stream',
-]);
+];
+const EXACT = new Set(DEMO_PATHS);
 const SCENARIO_PATHS = new Set(SCENARIOS.map((name) => `/chaos/${name}`));
 
 /**

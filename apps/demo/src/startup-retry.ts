@@ -1,5 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@guard/core';
+import { sleep, type Logger } from '@guard/core';
 import { isDatabaseUnavailable } from './database-errors.js';
 
 /**
@@ -16,7 +15,7 @@ export async function retryWhileUnavailable<T>(what: string, step: () => Promise
     } catch (error) {
       if (!isDatabaseUnavailable(error) || Date.now() + delayMs > deadline) throw error;
       options.logger.warn({ err: error, what, attempt }, 'database unavailable at startup; retrying');
-      await sleep(delayMs, undefined, { ref: false });
+      await sleep(delayMs, { unref: true });
     }
   }
 }

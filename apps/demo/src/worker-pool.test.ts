@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { waitUntil } from '@guard/core';
 import { TaskGate } from '@guard/playbooks';
 import { HeavyTasks } from './heavy-tasks.js';
+import { isProcessAlive as isAlive } from './process-alive.js';
 import { createServiceCpu } from './service-cpu.js';
 import { WorkerPool } from './worker-pool.js';
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** Resolves when `check` holds, polled every 20 ms (bounded by the test timeout). */
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
-}
+/** Resolves when `check` holds (bounded well inside the test timeout). */
+const until = (check: () => boolean, what: string) => waitUntil(check, { timeoutMs: 15_000, intervalMs: 20, what });
 
 describe('WorkerPool (real child processes)', () => {
   it('scaleDown removes replicas: their pids are gone, never below minSize', { timeout: 20_000 }, async () => {
@@ -57,42 +48,25 @@ describe('HeavyTasks', () => {
     const gate = new TaskGate();
     await using heavy = new HeavyTasks({ pool, gate });
     for (let i = 0; i < 6; i++) heavy.submit({ name: 'report', burnMs: 30 });
-    await until(() => heavy.stats().completed >= 2);
+    await until(() => heavy.stats().completed >= 2, 'two tasks completed');
 
     gate.pause('heavy', { durationMs: 60_000 }); // what the CPU playbook's pause step does
-    await until(() => heavy.stats().running === 0);
+    await until(() => heavy.stats().running === 0, 'the running tasks to finish');
     const started = heavy.stats().started;
     for (let i = 0; i < 4; i++) heavy.submit({ name: 'report', burnMs: 30 });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // a window in which workers are idle and tasks queued
+    // The queue's pump is parked at the gate (workers idle, tasks queued): nothing more can start until resume.
+    await until(() => gate.paused().find((p) => p.group === 'heavy')?.waiting === 1, 'the queue to wait at the gate');
     expect(heavy.stats()).toMatchObject({ started, paused: true, running: 0 });
     expect(heavy.stats().queued).toBeGreaterThan(0);
 
     gate.resume('heavy');
-    await until(() => heavy.stats().queued === 0 && heavy.stats().running === 0);
+    await until(() => heavy.stats().queued === 0 && heavy.stats().running === 0, 'the queue to drain');
     expect(heavy.stats().started).toBe(10);
     expect(heavy.stats().failed).toBe(0);
   });
 });
 
 describe('createServiceCpu', () => {
-  it('counts the CPU demand of child processes, and drops when their work ends', { timeout: 20_000 }, async () => {
-    const cpu = createServiceCpu({ limitCores: 2 });
-    await using pool = new WorkerPool({ size: 1 });
-    pool.start();
-    await cpu.sample();
-    const busy = pool.run(pool.idle()!, { name: 'burn', burnMs: 1_500 });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const during = await cpu.sample();
-    expect(during?.processes).toBeGreaterThanOrEqual(2);
-    expect(during?.demandCores).toBeGreaterThan(0.6); // one child spinning: about one core of demand
-    await busy;
-    await cpu.sample();
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const after = await cpu.sample();
-    expect(after!.demandCores).toBeLessThan(during!.demandCores);
-    console.log(`service CPU demand: ${during!.demandCores.toFixed(2)} cores while a child spins, ${after!.demandCores.toFixed(2)} after`);
-  });
-
   it('returns undefined on the first call', async () => {
     expect(await createServiceCpu({ limitCores: 1 }).sample()).toBeUndefined();
   });

@@ -1,5 +1,6 @@
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
+import { DEMO_PATHS } from '../route-template.js';
 
 /** One generated request. `mayReset`: the server may close before reading it all (huge body, unparsable request). */
 export interface HostileCase {
@@ -30,31 +31,12 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** Every path the demo serves, and the odd ones: unknown ids, oversized or encoded segments, traversal, scanners. */
 const PATHS = [
-  '/api/analyses',
+  ...DEMO_PATHS,
   '/api/analyses/an_nope',
   `/api/analyses/${'x'.repeat(300)}`,
   '/api/analyses/%F0%9F%98%80',
-  '/api/immune/event',
-  '/api/immune/events',
-  '/api/immune/health',
-  '/api/immune/stream',
-  '/self-check',
-  '/self-check/memory',
-  '/self-check/cache',
-  '/self-check/baseline',
-  '/self-check/detailed',
-  '/self-check/restart',
-  '/self-check/force-memory-check',
-  '/livez',
-  '/readyz',
-  '/metrics',
-  '/dashboard/state',
-  '/dashboard/stream',
-  '/',
-  '/dashboard.js',
-  '/dashboard.css',
-  '/guard/mode',
   '/chaos/not-a-scenario',
   '/chaos/ws-no-ack',
   '/ws',
