@@ -234,8 +234,8 @@ export class AclViolationMonitor implements AsyncDisposable {
     }
   }
 
-  /** Calls `listener` on every alarm. */
-  onAlarm(listener: (alarm: AclAlarm) => void): Subscription {
+  /** Calls `listener` on every alarm; a listener that throws or rejects is logged and never stops the others. */
+  onAlarm(listener: (alarm: AclAlarm) => unknown): Subscription {
     return this.#events.on('alarm', listener);
   }
 

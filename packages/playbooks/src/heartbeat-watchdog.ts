@@ -306,8 +306,8 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     return [...this.#recoveries];
   }
 
-  /** Calls `listener` on every watchdog event (see {@link HeartbeatEvent}). */
-  onEvent(listener: (event: HeartbeatEvent) => void): Subscription {
+  /** Calls `listener` on every watchdog event (see {@link HeartbeatEvent}); a listener that throws or rejects is logged. */
+  onEvent(listener: (event: HeartbeatEvent) => unknown): Subscription {
     return this.#events.on('event', listener);
   }
 

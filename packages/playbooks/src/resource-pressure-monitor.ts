@@ -266,8 +266,8 @@ export class ResourcePressureMonitor implements AsyncDisposable {
     return this.#last && this.#lastAt !== undefined ? { reading: this.#last, at: this.#lastAt } : undefined;
   }
 
-  /** Calls `listener` on every alarm and clear. */
-  onChange(listener: (change: PressureChange) => void): Subscription {
+  /** Calls `listener` on every alarm and clear; a listener that throws or rejects is logged and never stops the others. */
+  onChange(listener: (change: PressureChange) => unknown): Subscription {
     return this.#events.on('change', listener);
   }
 
