@@ -5,7 +5,8 @@ import type { BatchTarget, Detection } from '@guard/core';
 import Database from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import type { Generated } from 'kysely';
-import { afterEach, describe, expect, it } from 'vitest';
+import { BatchWriter } from '@guard/detectors';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createBatchSanitizer } from './batch-sanitizer.js';
 
 interface Tables {
@@ -141,5 +142,27 @@ describe('createBatchSanitizer against a real SQLite sink and dead-letter table'
     writer.add({ account: 'a', amount: 1 });
     await db.destroy(); // the store is gone: even the dead-letter insert fails
     await expect(createBatchSanitizer(writer).sanitize(detection(), { signal })).rejects.toThrow();
+  });
+});
+
+describe('createBatchSanitizer on @guard/detectors BatchWriter: lost and remaining are the writer\'s counts', () => {
+  it('a sink that never answers ends the flush early: the rest stays buffered (partial), nothing lost (fake timers)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const db = new Kysely<Record<string, never>>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+    const writer = new BatchWriter<number>({ db, name: 'stuck', maxBatchSize: 2, retries: 0, writeTimeoutMs: 20, write: () => new Promise<void>(() => {}) });
+    try {
+      await writer.ensureSchema();
+      for (let n = 0; n < 5; n++) writer.add(n);
+      const report = createBatchSanitizer(writer).sanitize(detection(), { signal });
+      // the add that filled the first batch started a background flush: the sanitizer's flush waits for it, then
+      // takes the next batch, which times out too and ends the flush with one item left
+      await vi.advanceTimersByTimeAsync(100);
+      await expect(report).resolves.toEqual({ outcome: 'partial', actions: ['flush'], details: { flushed: 0, deadLettered: 2, lost: 0, remaining: 1 } });
+      expect(writer.buffered).toBe(1);
+      expect(await writer.deadLetterCount()).toBe(4);
+    } finally {
+      vi.useRealTimers();
+      await db.destroy();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import type { BatchTarget } from '@guard/core';
 import { raceAbort } from '@guard/core';
-import { ownership } from './sanitizer.js';
+import { defineSanitizer } from './sanitizer.js';
 import type { SanitizeReport, Sanitizer } from './sanitizer.js';
 
 /** What a flush may report beyond the `BatchTarget` contract (`@guard/detectors`' `BatchWriter` reports both). */
@@ -29,21 +29,16 @@ function count(value: unknown): number | undefined {
  * // { outcome: 'success', actions: ['flush'], details: { flushed: 90, deadLettered: 10, lost: 0, remaining: 0 } }
  */
 export function createBatchSanitizer(target: BatchTarget): Sanitizer {
-  return {
-    component: 'batch',
-    ...ownership(target),
-    async sanitize(_detection, { signal }) {
-      signal.throwIfAborted();
-      const result = await raceAbort(target.flush(), signal);
-      const { flushed, deadLettered } = result;
-      const lost = count((result as FlushAccounting).lost);
-      const remaining = count((result as FlushAccounting).remaining);
-      const report: SanitizeReport = {
-        outcome: lost !== undefined && lost > 0 ? 'failed' : remaining !== undefined && remaining > 0 ? 'partial' : 'success',
-        actions: ['flush'],
-        details: { flushed, deadLettered, ...(lost === undefined ? {} : { lost }), ...(remaining === undefined ? {} : { remaining }) },
-      };
-      return lost !== undefined && lost > 0 ? { ...report, error: `${lost} item(s) lost by the flush` } : report;
-    },
-  };
+  return defineSanitizer('batch', target, async (_detection, signal) => {
+    const result = await raceAbort(target.flush(), signal);
+    const { flushed, deadLettered } = result;
+    const lost = count((result as FlushAccounting).lost);
+    const remaining = count((result as FlushAccounting).remaining);
+    const report: SanitizeReport = {
+      outcome: lost !== undefined && lost > 0 ? 'failed' : remaining !== undefined && remaining > 0 ? 'partial' : 'success',
+      actions: ['flush'],
+      details: { flushed, deadLettered, ...(lost === undefined ? {} : { lost }), ...(remaining === undefined ? {} : { remaining }) },
+    };
+    return lost !== undefined && lost > 0 ? { ...report, error: `${lost} item(s) lost by the flush` } : report;
+  });
 }

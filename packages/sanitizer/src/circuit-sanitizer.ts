@@ -1,4 +1,5 @@
 import type { CircuitTarget } from '@guard/core';
+import { defineSanitizer } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -10,13 +11,9 @@ import type { Sanitizer } from './sanitizer.js';
  * await sanitizer.sanitize(detection, { signal }); // { outcome: 'success', actions: ['reopen'], details: { circuit: 'payments' } }
  */
 export function createCircuitSanitizer(target: CircuitTarget): Sanitizer {
-  return {
-    component: 'circuit',
-    async sanitize(detection, { signal }) {
-      signal.throwIfAborted();
-      const circuit = detection.resourceId;
-      const reopened = target.reopen(circuit, `half-open probe orphaned (${detection.id})`);
-      return { outcome: reopened ? 'success' : 'skipped', actions: ['reopen'], details: { circuit, reopened } };
-    },
-  };
+  return defineSanitizer('circuit', undefined, (detection) => {
+    const circuit = detection.resourceId;
+    const reopened = target.reopen(circuit, `half-open probe orphaned (${detection.id})`);
+    return { outcome: reopened ? 'success' : 'skipped', actions: ['reopen'], details: { circuit, reopened } };
+  });
 }

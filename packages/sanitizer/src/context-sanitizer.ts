@@ -1,5 +1,5 @@
 import type { ContextTarget } from '@guard/core';
-import { ownership } from './sanitizer.js';
+import { defineSanitizer } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -19,17 +19,12 @@ export const ORPHAN_CLOSE_STATUS = 'error';
  * await sanitizer.sanitize(detection, { signal }); // { outcome: 'success', actions: ['closeOrphans(error)'], details: { closed: 4 } }
  */
 export function createContextSanitizer(target: ContextTarget): Sanitizer {
-  return {
-    component: 'context',
-    ...ownership(target),
-    async sanitize(detection, { signal }) {
-      signal.throwIfAborted();
-      const closed = target.closeOrphans(detection.resourceId, ORPHAN_CLOSE_STATUS);
-      return {
-        outcome: closed > 0 ? 'success' : 'skipped',
-        actions: [`closeOrphans(${ORPHAN_CLOSE_STATUS})`],
-        details: { closed, status: ORPHAN_CLOSE_STATUS },
-      };
-    },
-  };
+  return defineSanitizer('context', target, (detection) => {
+    const closed = target.closeOrphans(detection.resourceId, ORPHAN_CLOSE_STATUS);
+    return {
+      outcome: closed > 0 ? 'success' : 'skipped',
+      actions: [`closeOrphans(${ORPHAN_CLOSE_STATUS})`],
+      details: { closed, status: ORPHAN_CLOSE_STATUS },
+    };
+  });
 }

@@ -1,6 +1,6 @@
 import type { DbPoolTarget } from '@guard/core';
 import { raceAbort } from '@guard/core';
-import { ownership } from './sanitizer.js';
+import { defineSanitizer } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -14,31 +14,26 @@ import type { Sanitizer } from './sanitizer.js';
  * // { outcome: 'success', actions: ['release'], details: { released: true, active: 3, maxPoolSize: 30, disposed: false } }
  */
 export function createDbSanitizer(target: DbPoolTarget): Sanitizer {
-  return {
-    component: 'db',
-    ...ownership(target),
-    async sanitize(detection, { signal }) {
-      signal.throwIfAborted();
-      const actions: string[] = ['release'];
-      const released = await raceAbort(target.release(detection.resourceId), signal);
-      const maxPoolSize = target.maxPoolSize;
-      const activeAfterRelease = target.activeCount();
-      if (activeAfterRelease <= maxPoolSize) {
-        return {
-          outcome: released ? 'success' : 'skipped',
-          actions,
-          details: { released, active: activeAfterRelease, maxPoolSize, disposed: false },
-        };
-      }
-      actions.push('dispose');
-      await raceAbort(target.dispose(), signal);
-      const active = target.activeCount();
-      const details = { released, activeAfterRelease, active, maxPoolSize, disposed: true };
-      if (active !== 0) {
-        return { outcome: 'failed', actions, details, error: `pool still holds ${active} connections after dispose` };
-      }
-      actions.push('verify(0)');
-      return { outcome: 'success', actions, details };
-    },
-  };
+  return defineSanitizer('db', target, async (detection, signal) => {
+    const actions: string[] = ['release'];
+    const released = await raceAbort(target.release(detection.resourceId), signal);
+    const maxPoolSize = target.maxPoolSize;
+    const activeAfterRelease = target.activeCount();
+    if (activeAfterRelease <= maxPoolSize) {
+      return {
+        outcome: released ? 'success' : 'skipped',
+        actions,
+        details: { released, active: activeAfterRelease, maxPoolSize, disposed: false },
+      };
+    }
+    actions.push('dispose');
+    await raceAbort(target.dispose(), signal);
+    const active = target.activeCount();
+    const details = { released, activeAfterRelease, active, maxPoolSize, disposed: true };
+    if (active !== 0) {
+      return { outcome: 'failed', actions, details, error: `pool still holds ${active} connections after dispose` };
+    }
+    actions.push('verify(0)');
+    return { outcome: 'success', actions, details };
+  });
 }

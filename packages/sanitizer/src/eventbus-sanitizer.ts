@@ -1,5 +1,5 @@
 import type { EventBusTarget } from '@guard/core';
-import { ownership } from './sanitizer.js';
+import { defineSanitizer } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -12,19 +12,14 @@ import type { Sanitizer } from './sanitizer.js';
  * // { outcome: 'success', actions: ['removeStale'], details: { removed: 1200, listeners: 14 } }
  */
 export function createEventBusSanitizer(target: EventBusTarget): Sanitizer {
-  return {
-    component: 'eventbus',
-    ...ownership(target),
-    async sanitize(detection, { signal }) {
-      signal.throwIfAborted();
-      const before = target.listenerCount();
-      const removed = target.removeStale(detection.resourceId);
-      const listeners = target.listenerCount();
-      return {
-        outcome: removed > 0 ? 'success' : 'skipped',
-        actions: ['removeStale'],
-        details: { removed, listenersBefore: before, listeners },
-      };
-    },
-  };
+  return defineSanitizer('eventbus', target, (detection) => {
+    const before = target.listenerCount();
+    const removed = target.removeStale(detection.resourceId);
+    const listeners = target.listenerCount();
+    return {
+      outcome: removed > 0 ? 'success' : 'skipped',
+      actions: ['removeStale'],
+      details: { removed, listenersBefore: before, listeners },
+    };
+  });
 }

@@ -1,4 +1,5 @@
 import type { Detection } from '@guard/core';
+import { defineSanitizer } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -24,15 +25,11 @@ export function handleTypesOf(detection: Detection): string[] {
  * await sanitizer.sanitize(detection, { signal }); // { outcome: 'skipped', actions: ['report'], details: { types: ['Timeout'] } }
  */
 export function createHandleSanitizer(): Sanitizer {
-  return {
-    component: 'handles',
-    async sanitize(detection, { signal }) {
-      signal.throwIfAborted();
-      return {
-        outcome: 'skipped',
-        actions: ['report'],
-        details: { types: handleTypesOf(detection), reason: 'no safe automatic fix for handle leaks' },
-      };
-    },
-  };
+  return defineSanitizer('handles', undefined, (detection) => {
+    return {
+      outcome: 'skipped',
+      actions: ['report'],
+      details: { types: handleTypesOf(detection), reason: 'no safe automatic fix for handle leaks' },
+    };
+  });
 }

@@ -10,7 +10,7 @@ export {
   CLOSE_POLICY_VIOLATION,
   CLOSE_INTERNAL_ERROR,
 } from './websocket-sanitizer.js';
-export type { WebSocketSanitizerOptions, WebSocketSanitizeTarget } from './websocket-sanitizer.js';
+export type { WebSocketDisconnectTarget, WebSocketSanitizerOptions, WebSocketSanitizeTarget } from './websocket-sanitizer.js';
 export { createEventBusSanitizer } from './eventbus-sanitizer.js';
 export { createDbSanitizer } from './db-sanitizer.js';
 export { createCircuitSanitizer } from './circuit-sanitizer.js';

@@ -55,3 +55,25 @@ export function ownership(target: object): Pick<Sanitizer, 'owns'> {
   if (typeof owns !== 'function') return {};
   return { owns: (resourceId: string) => (owns as (id: string) => unknown).call(target, resourceId) === true };
 }
+
+/**
+ * Builds a {@link Sanitizer} of `component` that heals through `target`: it forwards the target's `owns`, refuses an
+ * already aborted signal, then runs `heal`. Every built-in sanitizer is one of these.
+ *
+ * @example
+ * return defineSanitizer('context', target, (detection) => ({ outcome: 'success', actions: ['closeOrphans'] }));
+ */
+export function defineSanitizer(
+  component: ComponentName,
+  target: object | undefined,
+  heal: (detection: Detection, signal: AbortSignal) => SanitizeReport | Promise<SanitizeReport>,
+): Sanitizer {
+  return {
+    component,
+    ...(target === undefined ? {} : ownership(target)),
+    async sanitize(detection, { signal }) {
+      signal.throwIfAborted();
+      return heal(detection, signal);
+    },
+  };
+}

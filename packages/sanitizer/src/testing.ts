@@ -6,7 +6,7 @@ import type {
   DbPoolTarget,
   EventBusTarget,
 } from '@guard/core';
-import type { WebSocketSanitizeTarget } from './websocket-sanitizer.js';
+import type { WebSocketDisconnectTarget } from './websocket-sanitizer.js';
 import type { SanitizeReport, Sanitizer } from './sanitizer.js';
 
 /*
@@ -31,7 +31,7 @@ export interface MemoryConnection {
 }
 
 /**
- * An in-memory {@link WebSocketSanitizeTarget}.
+ * An in-memory {@link WebSocketDisconnectTarget}.
  *
  * @example
  * const target = new MemoryWebSocketTarget();
@@ -39,7 +39,7 @@ export interface MemoryConnection {
  * await createWebSocketSanitizer(target, { graceMs: 10 }).sanitize(detection, { signal });
  * target.get('conn-1'); // undefined: closed, terminated and forgotten
  */
-export class MemoryWebSocketTarget implements WebSocketSanitizeTarget {
+export class MemoryWebSocketTarget implements WebSocketDisconnectTarget {
   readonly connections = new Map<string, MemoryConnection>();
   /** Connections that were forgotten, with their final state. */
   readonly forgotten = new Map<string, MemoryConnection>();

@@ -1,7 +1,6 @@
-import { assertNumberOption, GuardError } from '@guard/core';
+import { assertNumberOption, GuardError, isGuardError, waitUntil } from '@guard/core';
 import type { Detection, WebSocketTarget } from '@guard/core';
-import { waitUntil } from './abort.js';
-import { ownership } from './sanitizer.js';
+import { defineSanitizer } from './sanitizer.js';
 import type { Sanitizer } from './sanitizer.js';
 
 /**
@@ -22,15 +21,36 @@ export const CLOSE_INTERNAL_ERROR = 1011;
 const POLICY_KINDS = new Set(['no_ack', 'slow_consumer', 'buffered_amount']);
 
 /**
- * What the websocket sanitizer acts through: `@guard/core`'s `WebSocketTarget` with the per-socket close named
- * `disconnect(id, code, reason)`, as `@guard/detectors`' `WebSocketTracker` has it (its `close()` closes the tracker);
- * a target that names it `close(id, code, reason)`, as the core contract did, is accepted too.
+ * `@guard/core`'s `WebSocketTarget` with the per-socket close named `disconnect(id, code, reason)`, as
+ * `@guard/detectors`' `WebSocketTracker` has it (its `close()` closes the tracker itself).
+ *
+ * @example
+ * const target: WebSocketDisconnectTarget = wsTracker;
+ */
+export interface WebSocketDisconnectTarget extends Omit<WebSocketTarget, 'close'> {
+  /** Sends a close frame (1008 policy, 1011 error); false when the connection is unknown. */
+  disconnect(resourceId: string, code: number, reason: string): boolean;
+}
+
+/**
+ * What the websocket sanitizer acts through: a {@link WebSocketDisconnectTarget}, or a target that names the
+ * per-socket close `close(id, code, reason)` as the core contract did.
  *
  * @example
  * const target: WebSocketSanitizeTarget = wsTracker;
  */
-export type WebSocketSanitizeTarget = Omit<WebSocketTarget, 'close'> &
-  ({ disconnect(resourceId: string, code: number, reason: string): boolean } | Pick<WebSocketTarget, 'close'>);
+export type WebSocketSanitizeTarget = WebSocketDisconnectTarget | WebSocketTarget;
+
+/** True once `closed()` holds, false when the grace ran out; rejects with the signal's reason when it aborts. */
+async function closedWithin(closed: () => boolean, graceMs: number, pollMs: number, signal: AbortSignal): Promise<boolean> {
+  try {
+    await waitUntil(closed, { timeoutMs: graceMs, intervalMs: pollMs, signal, what: 'the peer to finish the close handshake' });
+    return true;
+  } catch (error) {
+    if (isGuardError(error, 'TIMEOUT') && !signal.aborted) return false;
+    throw error;
+  }
+}
 
 /** Sends the close frame through whichever name the target has. */
 function disconnect(target: WebSocketSanitizeTarget, id: string, code: number, reason: string): boolean {
@@ -95,44 +115,38 @@ export function createWebSocketSanitizer(target: WebSocketSanitizeTarget, option
   if (typeof code === 'number') assertCloseCode(code);
   else if (typeof code !== 'function') assertCloseCode(code as unknown as number);
 
-  return {
-    component: 'websocket',
-    ...ownership(target),
-    async sanitize(detection, { signal }) {
-      signal.throwIfAborted();
-      const id = detection.resourceId;
-      const closeCode = typeof code === 'number' ? code : code(detection);
-      assertCloseCode(closeCode);
-      const actions: string[] = [];
-      const reason = `parasite guard: ${detection.pattern}`.slice(0, 123);
-      // Unknown or already closed: nothing to close, but the tracker must not keep it (or its pending messages).
-      if (!target.isAlive(id) || !disconnect(target, id, closeCode, reason)) {
-        const droppedMessages = target.forget(id);
-        return {
-          outcome: 'skipped',
-          actions: ['forget'],
-          details: { alreadyClosed: true, droppedMessages, terminated: false },
-        };
+  return defineSanitizer('websocket', target, async (detection, signal) => {
+    const id = detection.resourceId;
+    const closeCode = typeof code === 'number' ? code : code(detection);
+    assertCloseCode(closeCode);
+    const actions: string[] = [];
+    const reason = `parasite guard: ${detection.pattern}`.slice(0, 123);
+    // Unknown or already closed: nothing to close, but the tracker must not keep it (or its pending messages).
+    if (!target.isAlive(id) || !disconnect(target, id, closeCode, reason)) {
+      const droppedMessages = target.forget(id);
+      return {
+        outcome: 'skipped',
+        actions: ['forget'],
+        details: { alreadyClosed: true, droppedMessages, terminated: false },
+      };
+    }
+    actions.push(`close(${closeCode})`);
+    let terminated = false;
+    let droppedMessages: number;
+    try {
+      if (!(await closedWithin(() => !target.isAlive(id), graceMs, pollMs, signal))) {
+        terminated = target.terminate(id);
+        actions.push('terminate');
       }
-      actions.push(`close(${closeCode})`);
-      let terminated = false;
-      let droppedMessages: number;
-      try {
-        const closed = await waitUntil(() => !target.isAlive(id), graceMs, pollMs, signal);
-        if (!closed) {
-          terminated = target.terminate(id);
-          actions.push('terminate');
-        }
-      } finally {
-        // Even when the job is aborted mid-grace, the connection must not stay half-closed and tracked.
-        if (signal.aborted && target.isAlive(id)) {
-          terminated = target.terminate(id);
-          actions.push('terminate');
-        }
-        actions.push('forget');
-        droppedMessages = target.forget(id);
+    } finally {
+      // Even when the job is aborted mid-grace, the connection must not stay half-closed and tracked.
+      if (signal.aborted && target.isAlive(id)) {
+        terminated = target.terminate(id);
+        actions.push('terminate');
       }
-      return { outcome: 'success', actions, details: { code: closeCode, terminated, droppedMessages } };
-    },
-  };
+      actions.push('forget');
+      droppedMessages = target.forget(id);
+    }
+    return { outcome: 'success', actions, details: { code: closeCode, terminated, droppedMessages } };
+  });
 }
