@@ -3,5 +3,5 @@ import { packageBuild } from '../../tsup.base.js';
 
 export default defineConfig({
   ...packageBuild,
-  entry: { index: 'src/index.ts', testing: 'src/testing.ts', 'cli/loadtest': 'src/cli/loadtest.ts' },
+  entry: { index: 'src/index.ts', testing: 'src/testing.ts', 'load-test': 'src/load-test.ts', 'cli/loadtest': 'src/cli/loadtest.ts' },
 });

@@ -10,7 +10,7 @@ import { createManualClock } from '../dist/testing.js';
 function guardrailAt(checkIntervalMs, extra = {}) {
   const clock = createManualClock(Date.now());
   const registry = new Registry();
-  const guardrail = new MemoryGuardrail({ checkIntervalMs, clock, autoStart: false, registry, ...extra });
+  const guardrail = new MemoryGuardrail({ checkIntervalMs, now: clock, autoStart: false, registry, ...extra });
   // Fill the window first.
   for (let i = 0; i < 4_000; i++) {
     clock.advance(checkIntervalMs);

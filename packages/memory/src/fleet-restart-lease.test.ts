@@ -1,35 +1,38 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Registry } from 'prom-client';
 import { GuardBus } from '@guard/core';
+import { pgTestDatabase } from '@guard/core/testing';
+import type { PgTestDatabase } from '@guard/core/testing';
 import { createLocalRestartGate, PostgresRestartLease } from './fleet-restart-lease.js';
 import type { RestartGate } from './fleet-restart-lease.js';
 import { MemoryGuardrail } from './memory-guardrail.js';
 import { createManualClock, createSyntheticSampler, linearRssMb } from './testing.js';
 
-const url = process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+// A database of this file's own on the local Postgres (or GUARD_TEST_PG_URL), dropped at the end.
+let db: PgTestDatabase;
 const pools: pg.Pool[] = [];
-const tables: string[] = [];
-afterAll(async () => {
-  const admin = new pg.Pool({ connectionString: url, max: 1 });
-  for (const t of tables) await admin.query(`drop table if exists "${t}"`);
-  await admin.end();
-  await Promise.all(pools.map((p) => p.end().catch(() => {})));
-});
-function pool(connectionString = url): pg.Pool {
+function pool(connectionString = db.url): pg.Pool {
   const p = new pg.Pool({ connectionString, max: 2 });
   p.on('error', () => {});
   pools.push(p);
   return p;
 }
+/** A lease table of the test's own, so tests share no rows. */
 function table(): string {
-  const t = `fleet_restarts_${process.pid}_${randomBytes(3).toString('hex')}`;
-  tables.push(t);
-  return t;
+  return `fleet_restarts_${randomBytes(3).toString('hex')}`;
 }
 
 describe('PostgresRestartLease (real Postgres)', () => {
+  beforeAll(async () => {
+    db = await pgTestDatabase('memory_fleet_lease');
+  });
+  afterAll(async () => {
+    await Promise.all(pools.map((p) => p.end().catch(() => {})));
+    await db?.drop();
+  });
+
   it('three replicas asking at the same moment: one slot is granted, the others wait and are told who holds it', async () => {
     const t = table();
     const leases = ['a', 'b', 'c'].map((holder) => new PostgresRestartLease({ pool: pool(), table: t, holder }));
@@ -107,7 +110,7 @@ describe('MemoryGuardrail with a fleet restart gate', () => {
         new MemoryGuardrail({
           name,
           registry: new Registry(),
-          clock,
+          now: clock,
           // The same leak on every replica: 20 MB/min towards 700 MB, critical (predicted breach) within minutes.
           sampler: createSyntheticSampler(clock, { rssMb: linearRssMb(500, 20) }),
           autoStart: false,

@@ -3,6 +3,15 @@ import type { GuardedPgClient, GuardedPgPool, Logger, PgPoolLike, PgRowsQuery, P
 import { assertNumberOption, GuardError, guardPgPool, inPgTransaction, isPgUnavailableError, migrateUnderLock, resolvePgTimeouts, silentLogger } from '@guard/core';
 import type { RestartReason } from './restart-budget.js';
 
+declare module '@guard/core' {
+  interface GuardErrorCodes {
+    /** The fleet restart lease's database cannot be reached (transient). */
+    STORE_UNAVAILABLE: true;
+    /** The fleet restart lease's database failed otherwise. */
+    STORE_ERROR: true;
+  }
+}
+
 /**
  * What a {@link RestartGate} answered: a slot (a lease that frees itself at its deadline), or how long to wait.
  *

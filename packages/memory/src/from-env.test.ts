@@ -60,9 +60,10 @@ describe('memoryOptionsFromEnv', () => {
     }
   });
 
-  it('MemoryGuardrail.fromEnv lets set variables override code defaults', async () => {
-    const guardrail = MemoryGuardrail.fromEnv({ MEMORY_RSS_THRESHOLD_MB: '300' }, { rssThresholdMb: 900, cacheEntriesThreshold: 10, autoStart: false, registry: new Registry() });
-    expect(guardrail.report().thresholds).toMatchObject({ rssMb: 300, cacheEntries: 10 });
+  it('MemoryGuardrail.fromEnv: code wins over the environment, which wins over the defaults', async () => {
+    const env = { MEMORY_RSS_THRESHOLD_MB: '300', CACHE_ENTRIES_THRESHOLD: '40' };
+    const guardrail = MemoryGuardrail.fromEnv(env, { rssThresholdMb: 900, autoStart: false, registry: new Registry() });
+    expect(guardrail.report().thresholds).toMatchObject({ rssMb: 900, cacheEntries: 40, warningRatio: 0.8 });
     await guardrail.close();
   });
 });

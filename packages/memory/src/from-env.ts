@@ -1,6 +1,6 @@
 import { envReader } from '@guard/core';
 import type { Env } from '@guard/core';
-import type { MemoryGuardrailOptions } from './memory-guardrail.js';
+import type { MemoryGuardrailOptions } from './guardrail-options.js';
 
 /**
  * Environment variables read by {@link memoryOptionsFromEnv} (the WAL-609 seed names, plus three extras), by option.

@@ -1,21 +1,14 @@
-export { MemoryGuardrail, BYTES_PER_MB } from './memory-guardrail.js';
-export type {
-  MemoryGuardrailOptions,
-  MemoryStatus,
-  MemorySnapshot,
-  MemoryAssessment,
-  MemoryBaseline,
-  MemoryReport,
-  MemoryRestartNotice,
-  MemoryThresholds,
-  MemoryThresholdsChange,
-  SetThresholdsOptions,
-  GrowthEstimate,
-  CacheStatus,
-  RestartDecision,
-  ShutdownHook,
-  FleetRestartWait,
-} from './memory-guardrail.js';
+export { MemoryGuardrail } from './memory-guardrail.js';
+export type { MemoryGuardrailOptions } from './guardrail-options.js';
+export type { MemoryGuardrailEvents } from './memory-events.js';
+export { BYTES_PER_MB } from './memory-snapshot.js';
+export type { MemorySnapshot } from './memory-snapshot.js';
+export type { MemoryStatus, MemoryAssessment, CacheStatus } from './memory-assessment.js';
+export type { GrowthEstimate } from './growth-window.js';
+export type { MemoryBaseline } from './memory-baseline.js';
+export type { MemoryReport } from './memory-report.js';
+export type { MemoryThresholds, MemoryThresholdsChange, SetThresholdsOptions } from './memory-thresholds.js';
+export type { MemoryRestartNotice, RestartDecision, ShutdownHook, FleetRestartWait } from './restart-controller.js';
 export { PostgresRestartLease, createLocalRestartGate } from './fleet-restart-lease.js';
 export type { RestartGate, RestartGateDecision, RestartGateOptions, PostgresRestartLeaseOptions } from './fleet-restart-lease.js';
 export type { RestartReason, RestartRecord } from './restart-budget.js';
@@ -26,5 +19,3 @@ export type { LinearFit } from './regression.js';
 export { memoryOptionsFromEnv, MEMORY_ENV } from './from-env.js';
 export { createSelfCheckHandler, selfCheckOptionsFromEnv, SELF_CHECK_HTTP_STATUS } from './self-check-handler.js';
 export type { SelfCheckHandlerOptions } from './self-check-handler.js';
-export { runLoadTest, parseDurationMs, formatLoadTestReport } from './load-test.js';
-export type { LoadTestOptions, LoadTestResult, LoadTestCriteria, LoadTestCheck, LatencySummary, LoadTestRss, RssSample, LoadTestProgress } from './load-test.js';

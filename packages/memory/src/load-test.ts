@@ -1,8 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { assertNumberOption, GuardError } from '@guard/core';
+import { assertNumberOption, errorMessage, GuardError, linkSignal, sleep } from '@guard/core';
 
 /** Pass/fail limits; defaults are the WAL-609 seed's (growth < 50 MB, p95 < 200 ms) plus a success ratio. */
 export interface LoadTestCriteria {
@@ -20,7 +19,7 @@ export interface LoadTestCriteria {
  * Options for {@link runLoadTest}.
  *
  * @example
- * const options: LoadTestOptions = { url: 'http://127.0.0.1:3000/api/items', ratePerSec: 5, durationMs: parseDurationMs('10m') };
+ * const options: LoadTestOptions = { url: 'http://127.0.0.1:3000/api/items', ratePerSec: 5, durationMs: parseDuration('10m') };
  */
 export interface LoadTestOptions {
   /** Target URL (http or https). */
@@ -183,24 +182,6 @@ export interface LoadTestRss {
 
 const MAX_KEPT_SAMPLES = 10_000;
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
-
-/**
- * Parses a duration like `500ms`, `30s`, `10m`, `10min` or `1h`; a bare number is seconds.
- *
- * @example
- * parseDurationMs('10m'); // 600000
- */
-export function parseDurationMs(text: string, field = 'duration'): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$/i.exec(text);
-  if (!match) {
-    throw new GuardError('INVALID_OPTION', `${field} must be a duration like 500ms, 30s, 10m or 1h, got ${JSON.stringify(text)}`, {
-      details: { field, value: text },
-    });
-  }
-  return Number(match[1]) * UNIT_MS[(match[2] ?? 's').toLowerCase()]!;
-}
-
 function percentile(sorted: Float64Array, p: number): number {
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[Math.min(sorted.length, rank) - 1]!;
@@ -312,7 +293,8 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
   const readRss = async (): Promise<number> => {
-    const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]);
+    using deadline = linkSignal(stop.signal, { timeoutMs });
+    const { signal } = deadline;
     if (options.rssSampler !== undefined) {
       const rss = await options.rssSampler(signal);
       if (typeof rss !== 'number' || !Number.isFinite(rss)) throw new Error(`rssSampler returned ${String(rss)}, not a number of bytes`);
@@ -338,7 +320,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
     try {
       return await readRss();
     } catch (error) {
-      rssErrors.push(`${when}: ${(error as Error).message}`);
+      rssErrors.push(`${when}: ${errorMessage(error)}`);
       return null;
     }
   };
@@ -372,8 +354,8 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   let elapsedMs: number;
 
   const fire = (dueAt: number, measured: boolean) => {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([stop.signal, timeout]);
+    const deadline = linkSignal(stop.signal, { timeoutMs });
+    const { signal } = deadline;
     const request = exchange(url, { method, headers, ...(options.body === undefined ? {} : { body: options.body }), agent, signal, keepBody: false });
     const run = (
       measured
@@ -386,7 +368,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
             },
             (error: unknown) => {
               counts.failed++;
-              const timedOut = timeout.aborted && !stop.signal.aborted;
+              const timedOut = signal.aborted && !stop.signal.aborted;
               if (timedOut) counts.timedOut++;
               const code = errorCode(error, timedOut);
               errors[code] = (errors[code] ?? 0) + 1;
@@ -401,7 +383,10 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
               warmCounts.failed++;
             },
           )
-    ).finally(() => inFlight.delete(run));
+    ).finally(() => {
+      deadline.dispose();
+      inFlight.delete(run);
+    });
     inFlight.add(run);
   };
 
@@ -447,7 +432,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
       const wait = start + i * intervalMs - performance.now();
       if (wait > 1) {
         try {
-          await sleep(wait, undefined, { signal: stop.signal });
+          await sleep(wait, { signal: stop.signal });
         } catch {
           break;
         }
@@ -488,7 +473,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
       ? (async () => {
           for (;;) {
             try {
-              await sleep(sampleIntervalMs, undefined, { signal: AbortSignal.any([sampling.signal, stop.signal]) });
+              await sleep(sampleIntervalMs, { signal: AbortSignal.any([sampling.signal, stop.signal]) });
             } catch {
               return;
             }

@@ -5,8 +5,11 @@ import { GuardBus, isGuardError } from '@guard/core';
 import type { Logger, MemoryAlarm } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BYTES_PER_MB, MemoryGuardrail } from './memory-guardrail.js';
-import type { MemoryAssessment, MemoryGuardrailOptions, MemoryRestartNotice } from './memory-guardrail.js';
+import { BYTES_PER_MB } from './memory-snapshot.js';
+import { MemoryGuardrail } from './memory-guardrail.js';
+import type { MemoryAssessment } from './memory-assessment.js';
+import type { MemoryGuardrailOptions } from './guardrail-options.js';
+import type { MemoryRestartNotice } from './restart-controller.js';
 import { fitLine } from './regression.js';
 import { createManualClock, createSyntheticSampler, linearRssMb } from './testing.js';
 import type { ManualClock } from './testing.js';
@@ -18,9 +21,11 @@ function rig(rssMb: (elapsedMs: number) => number, options: MemoryGuardrailOptio
   const registry = new Registry();
   const guardrail = new MemoryGuardrail({
     sampler: createSyntheticSampler(clock, { rssMb }),
-    clock,
+    now: clock,
     registry,
     autoStart: false,
+    // These tests are about the regression itself: every check is fitted (the start-up grace has its own tests).
+    startupGraceMs: 0,
     ...options,
   });
   /** One check now, then one per minute: `count` checks in all. */
@@ -318,10 +323,30 @@ describe('MemoryGuardrail events, metrics and report', () => {
     await guardrail.close();
   });
 
+  it('takes metricsPrefix, registers nothing with metrics: false, and drops its series on close and with a removed probe', async () => {
+    const { guardrail, run, registry } = rig(() => 300, { metricsPrefix: 'app_memory', cacheProbes: { sessions: () => 7 } });
+    const removeTokens = guardrail.addCacheProbe('tokens', () => 3);
+    run(1);
+    expect(await metricValue(registry, 'app_memory_rss_bytes')).toBe(300 * BYTES_PER_MB);
+    expect(await metricValue(registry, 'app_memory_cache_entries', { name: 'default', cache: 'tokens' })).toBe(3);
+    removeTokens();
+    expect(await metricValue(registry, 'app_memory_cache_entries', { name: 'default', cache: 'tokens' })).toBeUndefined();
+    expect(await metricValue(registry, 'app_memory_cache_entries', { name: 'default', cache: 'sessions' })).toBe(7);
+    await guardrail.close();
+    expect(await metricValue(registry, 'app_memory_rss_bytes')).toBeUndefined();
+
+    const silent = rig(() => 300, { metrics: false, terminate: () => {} });
+    silent.run(1);
+    expect(await silent.registry.getMetricsAsJSON()).toEqual([]);
+    await silent.guardrail.requestRestart('manual');
+    await silent.guardrail.close();
+  });
+
   it('shares metrics between two guardrails on one registry, told apart by name', async () => {
     const registry = new Registry();
     const clock = createManualClock();
-    const a = new MemoryGuardrail({ name: 'a', registry, clock, autoStart: false, sampler: createSyntheticSampler(clock, { rssMb: () => 100 }) });
+    const a = new MemoryGuardrail({ name: 'a', registry, now: clock, autoStart: false, sampler: createSyntheticSampler(clock, { rssMb: () => 100 }) });
+    // b still names its clock `clock` (deprecated, still accepted).
     const b = new MemoryGuardrail({ name: 'b', registry, clock, autoStart: false, sampler: createSyntheticSampler(clock, { rssMb: () => 300 }) });
     a.check();
     b.check();
@@ -455,7 +480,7 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     bus.subscribe('memoryRestart', (n) => notices.push(n));
     const guardrail = new MemoryGuardrail({
       sampler: createSyntheticSampler(clock, { rssMb: () => rssMb }),
-      clock,
+      now: clock,
       registry: new Registry(),
       autoStart: false,
       autoRestart: true,
@@ -521,7 +546,7 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     const terminated: number[] = [];
     const guardrail = new MemoryGuardrail({
       sampler: createSyntheticSampler(clock, { rssMb: linearRssMb(630, 5) }),
-      clock,
+      now: clock,
       registry: new Registry(),
       autoStart: false,
       autoRestart: true,
@@ -565,7 +590,7 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     const { logger, lines } = recordingLogger();
     const guardrail = new MemoryGuardrail({
       sampler: createSyntheticSampler(clock, { rssMb: () => 800 }),
-      clock,
+      now: clock,
       registry: new Registry(),
       autoStart: false,
       autoRestart: true,

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryGuardrail } from './memory-guardrail.js';
-import type { MemoryGuardrailOptions } from './memory-guardrail.js';
+import type { MemoryGuardrailOptions } from './guardrail-options.js';
 import { createManualClock } from './testing.js';
 import type { ManualClock } from './testing.js';
 
@@ -36,7 +36,7 @@ function guardrail(options: MemoryGuardrailOptions = {}) {
   const created = new MemoryGuardrail({
     autoStart: false,
     registry: new Registry(),
-    clock,
+    now: clock,
     restartStateFile: file,
     terminate: () => terminated.push(clock()),
     ...options,

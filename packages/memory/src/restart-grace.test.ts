@@ -5,7 +5,8 @@ import { GuardBus } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryGuardrail } from './memory-guardrail.js';
-import type { MemoryGuardrailOptions, MemoryRestartNotice } from './memory-guardrail.js';
+import type { MemoryGuardrailOptions } from './guardrail-options.js';
+import type { MemoryRestartNotice } from './restart-controller.js';
 import { createManualClock } from './testing.js';
 import type { ManualClock } from './testing.js';
 
@@ -34,7 +35,7 @@ describe('a restart the process survives', () => {
       autoStart: false,
       registry,
       bus,
-      clock,
+      now: clock,
       restartStateFile: join(dir, 'restart.json'),
       restartGraceMs: 30_000,
       // A SIGTERM handler that does not exit: the process lives on.

@@ -7,11 +7,13 @@ import { join } from 'node:path';
 import { isGuardError } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BYTES_PER_MB, MemoryGuardrail } from './memory-guardrail.js';
-import type { MemoryGuardrailOptions } from './memory-guardrail.js';
+import { BYTES_PER_MB } from './memory-snapshot.js';
+import { MemoryGuardrail } from './memory-guardrail.js';
+import type { MemoryGuardrailOptions } from './guardrail-options.js';
 import { createSelfCheckHandler, selfCheckOptionsFromEnv } from './self-check-handler.js';
 import type { SelfCheckHandlerOptions } from './self-check-handler.js';
 import { createManualClock, createSyntheticSampler } from './testing.js';
+import type { JsonObject } from './test-support.js';
 
 const TOKEN = 's3cret-admin-token';
 
@@ -33,9 +35,11 @@ async function startServer(
   const terminated: number[] = [];
   const guardrail = new MemoryGuardrail({
     sampler: createSyntheticSampler(clock, { rssMb: () => rss }),
-    clock,
+    now: clock,
     registry: new Registry(),
     autoStart: false,
+    // The endpoints report every check's point (the start-up grace has its own tests).
+    startupGraceMs: 0,
     terminate: () => terminated.push(clock()),
     ...guardOptions,
   });
@@ -73,7 +77,7 @@ async function call(url: string, init: { method?: string; token?: string; header
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   const res = await fetch(url, { method: init.method ?? 'GET', headers, ...(init.body === undefined ? {} : { body: init.body }) });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, text, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+  return { status: res.status, headers: res.headers, text, body: text ? (JSON.parse(text) as JsonObject) : undefined };
 }
 
 describe('self-check endpoints over real HTTP', () => {

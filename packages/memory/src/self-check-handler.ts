@@ -1,8 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkAdminToken, envReader, GuardError, isGuardError, problemFromError, readJsonBody, sendJson, sendProblem } from '@guard/core';
 import type { Env, HttpHandler, Problem } from '@guard/core';
-import { BYTES_PER_MB } from './memory-guardrail.js';
-import type { MemoryAssessment, MemoryGuardrail, MemoryReport, MemoryStatus, MemoryThresholds } from './memory-guardrail.js';
+import { BYTES_PER_MB } from './memory-snapshot.js';
+import type { MemoryAssessment, MemoryStatus } from './memory-assessment.js';
+import type { MemoryGuardrail } from './memory-guardrail.js';
+import type { MemoryReport } from './memory-report.js';
+import type { MemoryThresholds } from './memory-thresholds.js';
 
 /**
  * Options for {@link createSelfCheckHandler}.

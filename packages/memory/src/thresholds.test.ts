@@ -5,9 +5,10 @@ import type { Logger } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryGuardrail } from './memory-guardrail.js';
-import type { MemoryThresholdsChange } from './memory-guardrail.js';
+import type { MemoryThresholdsChange } from './memory-thresholds.js';
 import { createSelfCheckHandler } from './self-check-handler.js';
 import { createManualClock, createSyntheticSampler } from './testing.js';
+import type { JsonObject } from './test-support.js';
 
 const TOKEN = 'thresholds-admin-token';
 const closers: Array<() => Promise<void>> = [];
@@ -26,7 +27,7 @@ function rig(rssMb = 600, caches = 0) {
   const guardrail = new MemoryGuardrail({
     autoStart: false,
     registry: new Registry(),
-    clock,
+    now: clock,
     bus,
     logger,
     sampler: createSyntheticSampler(clock, { rssMb: () => rssMb }),
@@ -54,7 +55,7 @@ async function post(url: string, body: unknown, token: string | null = TOKEN) {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token !== null) headers.authorization = `Bearer ${token}`;
   const res = await fetch(url, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, any> };
+  return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as JsonObject };
 }
 
 describe('MemoryGuardrail.setThresholds', () => {

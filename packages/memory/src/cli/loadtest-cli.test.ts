@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoadTest } from '../load-test.js';
 import type { LoadTestProgress } from '../load-test.js';
+import { startLoadTarget } from '../test-support.js';
 import { createProgressPrinter } from './progress-printer.js';
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'guard-loadtest.mjs');
@@ -29,26 +29,18 @@ async function runBin(args: string[]): Promise<Outcome> {
   }
 }
 
-/** A real service with a fixed RSS at /self-check/baseline. */
-async function startService() {
-  const server = createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(req.url === '/self-check/baseline' ? JSON.stringify({ current: { rssBytes: 150 * 1024 * 1024 } }) : '{"ok":true}');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 describe('guard-loadtest (the committed bin shim)', () => {
-  let service: Awaited<ReturnType<typeof startService>>;
+  let service: Awaited<ReturnType<typeof startLoadTarget>>;
+  let dir: string;
   beforeAll(async () => {
-    if (!existsSync(join(dirname(bin), '..', 'dist', 'cli', 'loadtest.js'))) throw new Error('build @guard/memory first');
-    service = await startService();
+    if (!existsSync(join(dirname(bin), '..', 'dist', 'cli', 'loadtest.js'))) throw new Error('build @guard/memory first (pnpm --filter @guard/memory build)');
+    service = await startLoadTarget();
+    dir = mkdtempSync(join(tmpdir(), 'guard-loadtest-'));
   });
-  afterAll(() => service.close());
+  afterAll(async () => {
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('answers --help with usage on stdout and exit 0', async () => {
     const out = await runBin(['--help']);
@@ -75,13 +67,39 @@ describe('guard-loadtest (the committed bin shim)', () => {
     expect(out.code).toBe(0);
     const lines = out.stderr.trim().split('\n');
     expect(lines).toEqual([
-      expect.stringMatching(/^\[\s*\d+\.\ds\] started warm-up 0\.\ds\/0\.2s {2}sent 0 {2}ok 0 {2}failed 0 {2}rss 150\.0 MB$/),
+      expect.stringMatching(/^\[\s*\d+\.\ds\] started warm-up 0\.\ds\/0\.2s {2}sent 0 {2}ok 0 {2}failed 0 {2}rss 200\.0 MB$/),
       expect.stringMatching(/^\[\s*\d+\.\ds\] ended warm-up 0\.\ds\/0\.2s {2}sent 4 {2}ok 4 {2}failed 0/),
       expect.stringMatching(/^\[\s*\d+\.\ds\] started run 0\.\ds\/1\.0s {2}sent 0/),
-      expect.stringMatching(/^\[\s*\d+\.\ds\] ended run \d\.\ds\/1\.0s {2}sent 20 {2}ok 20 {2}failed 0 {2}rss 150\.0 MB$/),
-      expect.stringMatching(/^\[\s*\d+\.\ds\] finished {2}sent 20 {2}ok 20 {2}failed 0 {2}rss 150\.0 MB$/),
+      expect.stringMatching(/^\[\s*\d+\.\ds\] ended run \d\.\ds\/1\.0s {2}sent 20 {2}ok 20 {2}failed 0 {2}rss 200\.0 MB$/),
+      expect.stringMatching(/^\[\s*\d+\.\ds\] finished {2}sent 20 {2}ok 20 {2}failed 0 {2}rss 200\.0 MB$/),
     ]);
     expect(out.stdout.trim()).toMatch(/PASS$/);
+  });
+
+  it('prints PASS with the RSS readings, writes --json and exits 0', async () => {
+    const out = join(dir, 'out.json');
+    const run = await runBin(['--url', `${service.url}/api/items`, '--rate', '20', '--duration', '1s', '--json', out, '--max-p95-ms', '10000', '--quiet']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/Baseline RSS\s+200\.0 MB/);
+    expect(run.stdout).toMatch(/Final RSS\s+200\.0 MB/);
+    expect(run.stdout).toMatch(/Memory Range\s+200\.0 MB - 200\.0 MB/);
+    expect(run.stdout.trim()).toMatch(/PASS$/);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ pass: true, ratePerSec: 20, durationMs: 1000, requests: { sent: 20, succeeded: 20 } });
+  });
+
+  it('exits 1 on FAIL', async () => {
+    const run = await runBin(['--url', `${service.url}/api/error`, '--rate', '10', '--duration', '300ms', '--no-baseline', '--quiet']);
+    expect(run.code).toBe(1);
+    expect(run.stdout.trim()).toMatch(/FAIL$/);
+  });
+
+  it.each([
+    [['--url', 'http://127.0.0.1:1/', '--rate', 'fast'], /--rate must be a number/],
+    [['--url', 'http://127.0.0.1:1/', '--duration', '10 parsecs'], /--duration must be a duration/],
+  ])('rejects %j with one line and exit 2', async (args, message) => {
+    const run = await runBin(args);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(message)]);
   });
 
   it('--quiet prints no progress', async () => {

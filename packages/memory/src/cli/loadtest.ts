@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isGuardError } from '@guard/core';
-import { formatLoadTestReport, parseDurationMs, runLoadTest } from '../load-test.js';
+import { errorMessage, isGuardError, parseDuration } from '@guard/core';
+import { formatLoadTestReport, runLoadTest } from '../load-test.js';
 import { createProgressPrinter } from './progress-printer.js';
 
 const USAGE = `Usage: guard-loadtest --url <url> [options]
@@ -15,7 +15,7 @@ p95 < 200 ms, >= 99 % ok).
 Options:
   --url <url>               target URL (required)
   --rate <n>                requests per second (default 5)
-  --duration <d>            e.g. 30s, 10m, 1h; a bare number is seconds (default 10m)
+  --duration <d>            e.g. 30s, 10m, 1h; a bare number is milliseconds (default 10m)
   --baseline-url <url>      where RSS is read (default <origin>/self-check/baseline)
   --no-baseline             skip the RSS checks
   --warmup <d>              warm-up before the measured run (default 10 % of --duration, at most 30s; 0 = none)
@@ -43,6 +43,11 @@ function numberArg(name: string, value: string | undefined): number | undefined 
 }
 
 class UsageError extends Error {}
+
+/** A duration flag: `30s`, `2m`, `1h`, or a bare number of milliseconds (core's `parseDuration`, one meaning everywhere). */
+function durationArg(name: string, value: string): number {
+  return parseDuration(value, { field: `--${name}` });
+}
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -74,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
     }));
   } catch (error) {
     // One line, not the whole usage: the mistake stays visible.
-    process.stderr.write(`guard-loadtest: ${(error as Error).message.split('\n')[0]}; see guard-loadtest --help\n`);
+    process.stderr.write(`guard-loadtest: ${errorMessage(error).split('\n')[0]}; see guard-loadtest --help\n`);
     return 2;
   }
   if (values.help) {
@@ -101,8 +106,8 @@ async function main(argv: string[]): Promise<number> {
     const result = await runLoadTest({
       url: values.url,
       ratePerSec: numberArg('rate', values.rate)!,
-      durationMs: parseDurationMs(values.duration, 'duration'),
-      timeoutMs: parseDurationMs(values.timeout, 'timeout'),
+      durationMs: durationArg('duration', values.duration),
+      timeoutMs: durationArg('timeout', values.timeout),
       baselineUrl: values['no-baseline'] ? false : values['baseline-url'],
       headers,
       signal: controller.signal,
@@ -110,8 +115,8 @@ async function main(argv: string[]): Promise<number> {
       ...(values.method === undefined ? {} : { method: values.method }),
       ...(values.body === undefined ? {} : { body: values.body }),
       ...(maxInFlight === undefined ? {} : { maxInFlight }),
-      ...(values.warmup === undefined ? {} : { warmupMs: parseDurationMs(values.warmup, 'warmup') }),
-      ...(values['sample-interval'] === undefined ? {} : { rssSampleIntervalMs: parseDurationMs(values['sample-interval'], 'sample-interval') }),
+      ...(values.warmup === undefined ? {} : { warmupMs: durationArg('warmup', values.warmup) }),
+      ...(values['sample-interval'] === undefined ? {} : { rssSampleIntervalMs: durationArg('sample-interval', values['sample-interval']) }),
       criteria: {
         ...(maxRssGrowthMb === undefined ? {} : { maxRssGrowthMb }),
         ...(maxP95Ms === undefined ? {} : { maxP95Ms }),
@@ -125,8 +130,8 @@ async function main(argv: string[]): Promise<number> {
     if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
     return result.pass ? 0 : 1;
   } catch (error) {
-    if (error instanceof UsageError || isGuardError(error, 'INVALID_OPTION')) {
-      process.stderr.write(`guard-loadtest: ${(error as Error).message}; see guard-loadtest --help\n`);
+    if (error instanceof UsageError || isGuardError(error, 'INVALID_OPTION') || isGuardError(error, 'INVALID_INPUT')) {
+      process.stderr.write(`guard-loadtest: ${errorMessage(error)}; see guard-loadtest --help\n`);
       return 2;
     }
     throw error;
@@ -138,7 +143,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`guard-loadtest: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.stderr.write(`guard-loadtest: ${error instanceof Error && error.stack ? error.stack : errorMessage(error)}\n`);
     process.exitCode = 1;
   },
 );
