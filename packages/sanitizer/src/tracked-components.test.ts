@@ -1,19 +1,15 @@
-import { once } from 'node:events';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuardBus, isGuardError } from '@guard/core';
+import { GuardBus, isGuardError, waitUntil } from '@guard/core';
 import type { SanitizeResult } from '@guard/core';
 import { BatchWriter, DetectorChain, EventBusTracker, WebSocketTracker, trackDialect } from '@guard/detectors';
+import { wsTestServer } from '@guard/detectors/testing';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
 import { createBatchSanitizer } from './batch-sanitizer.js';
 import { createDbSanitizer } from './db-sanitizer.js';
 import { DeferredSanitizer } from './deferred-sanitizer.js';
@@ -29,37 +25,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-interface WsServer extends AsyncDisposable {
-  readonly wss: WebSocketServer;
-  /** Connects a client that reads and never acks; resolves with it and the server side. */
-  connect(): Promise<{ client: WebSocket; server: WebSocket; closeCode: Promise<number> }>;
-}
-
-async function wsServer(): Promise<WsServer> {
-  const http: Server = createServer();
-  const wss = new WebSocketServer({ server: http });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const clients: WebSocket[] = [];
-  return {
-    wss,
-    async connect() {
-      const serverSide = new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
-      const client = new WebSocket(url);
-      clients.push(client);
-      const closeCode = new Promise<number>((resolve) => client.once('close', (code: number) => resolve(code)));
-      client.on('message', () => {}); // reads, never acks
-      await once(client, 'open');
-      return { client, server: await serverSide, closeCode };
-    },
-    async [Symbol.asyncDispose]() {
-      for (const client of clients) client.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
-}
-
 function collect(bus: GuardBus): SanitizeResult[] {
   const results: SanitizeResult[] = [];
   bus.subscribe('sanitization', (r) => results.push(r));
@@ -68,8 +33,8 @@ function collect(bus: GuardBus): SanitizeResult[] {
 
 describe('several trackers of one component in one process', () => {
   it('two WebSocket servers and two pools, a leak in each: all four detected and each healed by its own tracker', async () => {
-    await using serverA = await wsServer();
-    await using serverB = await wsServer();
+    await using serverA = await wsTestServer();
+    await using serverB = await wsTestServer();
     await using socketsA = new WebSocketTracker(serverA.wss, { pingIntervalMs: 0, ackTimeoutMs: 1_000 });
     await using socketsB = new WebSocketTracker(serverB.wss, { pingIntervalMs: 0, ackTimeoutMs: 1_000 });
     // two unnamed pools: one SQLite file, one the real local Postgres
@@ -77,8 +42,8 @@ describe('several trackers of one component in one process', () => {
     const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
     const postgres = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 1_000 });
     expect(sqlite.tracker.name).not.toBe(postgres.tracker.name);
-    const dbA = new Kysely<any>({ dialect: sqlite });
-    const dbB = new Kysely<any>({ dialect: postgres });
+    const dbA = new Kysely<Record<string, never>>({ dialect: sqlite });
+    const dbB = new Kysely<Record<string, never>>({ dialect: postgres });
     const bus = new GuardBus();
     const results = collect(bus);
     await using sanitizer = new DeferredSanitizer({
@@ -110,8 +75,8 @@ describe('several trackers of one component in one process', () => {
 
       expect(results.map((r) => [r.resourceId, r.outcome]).sort()).toEqual(ids.map((id) => [id, 'success']).sort());
       // each healed where it lives: both peers got a policy close, both orphans lost their connection
-      expect(await a.closeCode).toBe(1008);
-      expect(await b.closeCode).toBe(1008);
+      expect(await a.closed).toBe(1008);
+      expect(await b.closed).toBe(1008);
       expect([socketsA.size, socketsB.size, sqlite.tracker.activeCount(), postgres.tracker.activeCount()]).toEqual([0, 0, 0, 0]);
       await expect(trxA.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'));
       await expect(trxB.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'));
@@ -134,25 +99,32 @@ function gc(): void {
   collect();
 }
 
-async function until(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/** A full-mode chain over `emitters` whose detections the eventbus sanitizer heals at once; `results` collects its reports. */
+function healingEventBus(emitters: EventBusTracker) {
+  const bus = new GuardBus();
+  const results = collect(bus);
+  const sanitizer = new DeferredSanitizer({ bus, metrics: false, delaysMs: { eventbus: 0 }, sanitizers: [createEventBusSanitizer(emitters)] });
+  const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus, metrics: false, scheduler: sanitizer, detectors: [emitters] });
+  return {
+    results,
+    sanitizer,
+    chain,
+    async [Symbol.asyncDispose]() {
+      await chain.close();
+      await sanitizer.close();
+    },
+  };
 }
 
 describe('C2 in full mode heals only what is stale', () => {
   it('2,000 live per-connection listeners over the threshold: reported, zero removed even when offered to the sanitizer', async () => {
-    await using server = await wsServer();
+    await using server = await wsTestServer();
     await using sockets = new WebSocketTracker(server.wss, { pingIntervalMs: 0 });
     await using emitters = new EventBusTracker({ leakThreshold: 1_000 });
     const appBus = new EventEmitter().setMaxListeners(0);
     emitters.track(appBus, { name: 'app-bus' });
-    const bus = new GuardBus();
-    const results = collect(bus);
-    await using sanitizer = new DeferredSanitizer({ bus, metrics: false, delaysMs: { eventbus: 0 }, sanitizers: [createEventBusSanitizer(emitters)] });
-    await using chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus, metrics: false, scheduler: sanitizer, detectors: [emitters] });
+    await using healing = healingEventBus(emitters);
+    const { results, sanitizer, chain } = healing;
     // a few real connections, then the rest of the 2,000 per-connection subscriptions as the demo makes them
     const live: { received: number }[] = [];
     server.wss.on('connection', () => {
@@ -185,10 +157,8 @@ describe('C2 in full mode heals only what is stale', () => {
     await using emitters = new EventBusTracker({ leakThreshold: 1_000 });
     const appBus = new EventEmitter().setMaxListeners(0);
     emitters.track(appBus, { name: 'views' });
-    const bus = new GuardBus();
-    const results = collect(bus);
-    await using sanitizer = new DeferredSanitizer({ bus, metrics: false, delaysMs: { eventbus: 0 }, sanitizers: [createEventBusSanitizer(emitters)] });
-    await using chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus, metrics: false, scheduler: sanitizer, detectors: [emitters] });
+    await using healing = healingEventBus(emitters);
+    const { results, sanitizer, chain } = healing;
     // the common pattern: a view subscribes in its own constructor, tied to itself
     class View {
       constructor(emitter: EventEmitter) {
@@ -199,7 +169,7 @@ describe('C2 in full mode heals only what is stale', () => {
     (() => {
       for (let i = 0; i < 70; i++) new View(appBus);
     })();
-    await until(() => {
+    await waitUntil(() => {
       gc();
       chain.scan();
       return results.length > 0;
@@ -214,7 +184,7 @@ describe('C2 in full mode heals only what is stale', () => {
 describe('C5 forced flush against a sink that never settles', () => {
   it('ends within the write timeout: the stuck batch is dead-lettered, the rest stays buffered, no slot is held', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(join(dir, 'batch.db')) }) });
+    const db = new Kysely<Record<string, never>>({ dialect: new SqliteDialect({ database: new Database(join(dir, 'batch.db')) }) });
     const writer = new BatchWriter<{ n: number }>({
       db,
       name: 'results',
