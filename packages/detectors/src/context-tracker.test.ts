@@ -1,4 +1,4 @@
-import { GuardBus, isGuardError } from '@guard/core';
+import { GuardBus, isGuardError, sleep } from '@guard/core';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ContextTracker } from './context-tracker.js';
@@ -22,7 +22,7 @@ describe('ContextTracker (C6) over AsyncLocalStorage', () => {
     const { chain, tracker } = setup();
     let inside: Span | undefined;
     const result = await tracker.run('request', async (span) => {
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep(1); // async work across a timer: the span must follow it
       inside = tracker.current();
       expect(inside).toBe(span);
       return 42;

@@ -1,4 +1,4 @@
-import { GuardBus } from '@guard/core';
+import { GuardBus, waitUntil } from '@guard/core';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { EventEmitter } from 'node:events';
@@ -9,7 +9,6 @@ import { EventBusTracker } from './event-bus-tracker.js';
 import { HalfOpenDetector } from './half-open-detector.js';
 import { HandleTracker } from './handle-tracker.js';
 import { ManualDetector } from './manual-detector.js';
-import { until as waitUntil } from './test-support.js';
 import { wsTestServer } from './ws-test-server.js';
 import { trackDialect } from './track-dialect.js';
 import { WebSocketTracker } from './websocket-tracker.js';

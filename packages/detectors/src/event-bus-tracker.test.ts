@@ -1,9 +1,9 @@
-import { GuardBus, isGuardError } from '@guard/core';
+import { GuardBus, isGuardError, waitUntil } from '@guard/core';
 import { EventEmitter as EE3 } from 'eventemitter3';
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { EventBusTracker } from './event-bus-tracker.js';
-import { chainFor, fileLine, forceGc, lineHere, until } from './test-support.js';
+import { chainFor, fileLine, forceGc, lineHere } from './test-support.js';
 
 type Fn = (...args: unknown[]) => void;
 /** What both emitter kinds offer, so the same tests drive both. */
@@ -93,7 +93,7 @@ describe.each(kinds)('EventBusTracker (C2) on %s', (_kind, make) => {
     })();
     await new Promise((r) => setImmediate(r));
     // collected owners are reported through a FinalizationRegistry, which runs after a GC in a later task
-    await until(() => {
+    await waitUntil(() => {
       forceGc();
       return chain.scan().length > 0 || chain.active().length > 0;
     });
@@ -215,7 +215,7 @@ describe('EventBusTracker heals only what is stale (C2)', () => {
     (() => {
       for (let i = 0; i < 60; i++) tracker.on(bus, 'tick', () => {}, { owner: { gone: i } });
     })();
-    await until(() => {
+    await waitUntil(() => {
       (globalThis as { gc?: () => void }).gc?.();
       chain.scan();
       return chain.active().some((d) => d.resourceId === 'views#stale' && d.details.stale === 60);
@@ -244,7 +244,7 @@ describe('EventBusTracker heals only what is stale (C2)', () => {
     (() => {
       for (let i = 0; i < 5; i++) new Widget(bus);
     })();
-    await until(() => {
+    await waitUntil(() => {
       (globalThis as { gc?: () => void }).gc?.();
       chain.scan();
       return chain.active().some((d) => d.resourceId === `${name}#stale`);

@@ -57,12 +57,3 @@ export type AnyTables = Record<string, Record<string, unknown>>;
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
 }
-
-/** Resolves once `predicate` holds (polls every 5 ms), or rejects after `timeoutMs`. */
-export async function until(predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -1,4 +1,4 @@
-import { GuardBus, isGuardError } from '@guard/core';
+import { GuardBus, isGuardError, waitUntil } from '@guard/core';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,6 +21,12 @@ const one = (db: Kysely<AnyTables>) => db.selectNoFrom(sql<number>`1`.as('one'))
 afterEach(() => {
   vi.useRealTimers();
 });
+
+/** True while the Postgres backend `pid` still has a session. */
+async function sessionAlive(db: Kysely<AnyTables>, pid: number): Promise<boolean> {
+  const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db);
+  return Number(rows[0]!.n) > 0;
+}
 
 describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
   it('on the scan loop, a checkout is flagged after leakThresholdMs plus at most one scan interval, not before', async () => {
@@ -69,10 +75,11 @@ describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
     expect(fileLine(detection!.source![0])).toBe(here);
     expect(scheduler.scheduled.map((d) => d.id)).toEqual([detection!.id]);
 
-    // SQLite has one connection: every other query now waits behind the orphan.
+    // SQLite has one connection: every other query now waits behind the orphan. better-sqlite3 answers within the
+    // same turn of the event loop, so a query still pending after one full turn is queued, not slow.
     let served = false;
     const waiting = one(db).then(() => (served = true));
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setImmediate(r));
     expect(served).toBe(false);
 
     expect(await dialect.tracker.release(detection!.resourceId)).toBe(true);
@@ -149,13 +156,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
     expect(dialect.tracker.activeCount()).toBe(0);
     expect(pool.totalCount).toBe(0); // destroyed, not returned to the pool
     // the server session is gone (its transaction rolled back)
-    for (let i = 0; i < 50; i++) {
-      const alive = await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db);
-      if (Number(alive.rows[0]!.n) === 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const gone = await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db);
-    expect(Number(gone.rows[0]!.n)).toBe(0);
+    await waitUntil(async () => !(await sessionAlive(db, pid)), { what: `backend ${pid} to end` });
     expect(await one(db)).toEqual({ one: 1 });
     await expect(trx.commit().execute()).rejects.toSatisfy((e) => isGuardError(e, 'CLOSED'));
     await db.destroy();
@@ -167,7 +168,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
     const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 60_000, name: 'pg-concurrent', sourceSampleEvery: 1 });
     const db = new Kysely<AnyTables>({ dialect });
     const pidOf = async (trx: Kysely<AnyTables>) => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
-    const alive = async (pid: number) => Number((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where pid = ${pid}`.execute(db)).rows[0]!.n) === 1;
+    const alive = (pid: number) => sessionAlive(db, pid);
     const open: { rollback(): { execute(): Promise<void> } }[] = [];
     await pool.query('select 1');
     await one(db); // kysely's driver is initialised once; from then on checkouts run straight from the caller's stack
@@ -192,8 +193,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
         expect(orphanId).toBeDefined();
         expect(await dialect.tracker.release(orphanId!)).toBe(true);
 
-        for (let i = 0; i < 100 && (await alive(orphanPid)); i++) await new Promise((r) => setTimeout(r, 10));
-        expect(await alive(orphanPid)).toBe(false);
+        await waitUntil(async () => !(await alive(orphanPid)), { what: `the orphan's backend ${orphanPid} to end` });
         // every sibling keeps its own session and finishes its transaction normally
         for (const [i, trx] of trxs.entries()) {
           if (i === orphanIndex) {

@@ -1,4 +1,4 @@
-import { GuardBus, isGuardError } from '@guard/core';
+import { GuardBus, isGuardError, waitUntil } from '@guard/core';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket as WebSocketClient } from 'ws';
 import type { WebSocket } from 'ws';
 import { DetectorChain } from './detector-chain.js';
-import { chainFor, fileLine, lineHere, memoryLogger, until } from './test-support.js';
+import { chainFor, fileLine, lineHere, memoryLogger } from './test-support.js';
 import { WebSocketTracker } from './websocket-tracker.js';
 import type { WebSocketTrackerOptions } from './websocket-tracker.js';
 import { wsTestServer } from './ws-test-server.js';
@@ -67,7 +67,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     await using t = await trackedPeer({ ackTimeoutMs: 50 });
     const seen = autoAck(t.client);
     const ids = [t.tracker.send(t.server, { type: 'tick', n: 1 }), t.tracker.send(t.server, { type: 'tick', n: 2 })];
-    await until(() => t.tracker.pendingCount(t.tracker.connectionId(t.server)!) === 0);
+    await waitUntil(() => t.tracker.pendingCount(t.tracker.connectionId(t.server)!) === 0);
     expect(seen).toEqual(ids);
     expect(t.chain.scan(Date.now() + 10_000)).toEqual([]);
   });
@@ -77,7 +77,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     const received: unknown[] = [];
     t.client.on('message', (data) => received.push(JSON.parse(String(data))));
     const here = lineHere(); t.tracker.send(t.server, { type: 'price', value: 42 });
-    await until(() => received.length === 1);
+    await waitUntil(() => received.length === 1);
     expect(received[0]).toMatchObject({ type: 'price', value: 42, id: expect.any(String) });
     const sentAt = Date.now();
     expect(t.chain.scan(sentAt + 1_000)).toEqual([]);
@@ -95,7 +95,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
       expect(t.chain.scan(Date.now() + 1_000)).toHaveLength(1);
       expect(t.scheduler.scheduled).toEqual([]);
       t.tracker.send(t.server, { n: 2 });
-      await until(() => received.length === 2);
+      await waitUntil(() => received.length === 2);
       expect(t.client.readyState).toBe(t.client.OPEN);
       expect(t.tracker.isAlive(t.tracker.connectionId(t.server)!)).toBe(true);
     }
@@ -113,7 +113,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     expect(tracker.disconnect(id, 1008, 'no ack')).toBe(true);
     expect(await closed).toBe(1008);
     expect(tracker.terminate(id)).toBe(true);
-    await until(() => !tracker.isAlive(id));
+    await waitUntil(() => !tracker.isAlive(id));
     expect(tracker.forget(id)).toBe(2);
     expect(tracker.forget(id)).toBe(0);
     expect(tracker.isAlive(id)).toBe(false);
@@ -126,7 +126,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
   it('flags a client that stops answering pings', async () => {
     await using t = await trackedPeer({ pingIntervalMs: 20 });
     const dead = await t.fx.connect({ autoPong: false });
-    await until(() => t.chain.active().some((d) => d.severity === 'critical'), 5_000);
+    await waitUntil(() => t.chain.active().some((d) => d.severity === 'critical'), { timeoutMs: 5_000 });
     const flagged = t.chain.active().filter((d) => d.pattern === 'missed_pong');
     expect(flagged.map((d) => d.resourceId)).toEqual([t.tracker.connectionId(dead.server)]);
     expect(flagged[0]!.severity).toBe('critical');
@@ -143,7 +143,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
       await new Promise((r) => setImmediate(r));
     }
     expect(server.bufferedAmount).toBeGreaterThan(256 * 1024);
-    await until(() => chain.active().some((d) => d.pattern === 'slow_consumer'));
+    await waitUntil(() => chain.active().some((d) => d.pattern === 'slow_consumer'));
     expect(chain.active().find((d) => d.pattern === 'slow_consumer')).toMatchObject({ severity: 'critical', resourceId: tracker.connectionId(server) });
   });
 
@@ -158,7 +158,7 @@ describe('WebSocketTracker (C1) on a real ws server', () => {
     }
     expect(tracker.scan(Date.now()).filter((f) => f.pattern === 'slow_consumer').map((f) => f.resourceId)).toEqual([tracker.connectionId(server)]);
     client.resume();
-    await until(() => server.bufferedAmount === 0);
+    await waitUntil(() => server.bufferedAmount === 0);
     expect(tracker.scan(Date.now())).toEqual([]);
   });
 
@@ -268,7 +268,7 @@ describe('WebSocketTracker survives hostile frames (do no harm)', () => {
     // the healthy connection never noticed
     expect(healthy.client.readyState).toBe(WebSocketClient.OPEN);
     const id = tracker.send(healthy.server, { type: 'still-here' });
-    await until(() => tracker.pendingCount(tracker.connectionId(healthy.server)!) === 0);
+    await waitUntil(() => tracker.pendingCount(tracker.connectionId(healthy.server)!) === 0);
     expect(id).toMatch(/^m\d+$/);
   });
 

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { sleep } from '@guard/core';
 import type { ContextTarget, Detection } from '@guard/core';
 import { describe, expect, it } from 'vitest';
 import { createContextSanitizer } from './context-sanitizer.js';
@@ -55,7 +56,7 @@ describe('createContextSanitizer against real AsyncLocalStorage contexts', () =>
     await Promise.all(
       [1, 2, 3].map((i) =>
         tracker.startSpan('job', async (span) => {
-          await new Promise((resolve) => setTimeout(resolve, i));
+          await sleep(i); // async work of different lengths, interleaved
           leaked.push(span);
           tracker.startSpan('job', (inner) => leaked.push(inner));
         }),

@@ -1,3 +1,4 @@
+import { waitUntil } from '@guard/core';
 import type { DbPoolTarget, Detection } from '@guard/core';
 import pg from 'pg';
 import type { PoolClient } from 'pg';
@@ -64,14 +65,6 @@ async function backends(applicationName: string): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function detection(resourceId: string): Detection {
   return { id: `det_${resourceId}`, component: 'db', pattern: 'connection_orphan', severity: 'critical', resourceId, message: '', details: {}, detectedAt: 0 };
 }
@@ -99,7 +92,7 @@ describe('createDbSanitizer against a real Postgres pool', () => {
         served = true;
         return r.rows[0]!.ok;
       });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitUntil(() => tracker.pool.waitingCount === 1, { what: 'the query to queue behind the exhausted pool' });
       expect(served).toBe(false);
 
       const report = await createDbSanitizer(tracker).sanitize(detection(orphan), { signal });
@@ -133,7 +126,7 @@ describe('createDbSanitizer against a real Postgres pool', () => {
         actions: ['release', 'dispose', 'verify(0)'],
         details: { released: true, activeAfterRelease: 4, active: 0, maxPoolSize: 3, disposed: true },
       });
-      await eventually(async () => (await backends(applicationName)) === 0, 'the server-side connections to close');
+      await waitUntil(async () => (await backends(applicationName)) === 0, { what: 'the server-side connections to close' });
       const { rows } = await tracker.pool.query<{ ok: number }>('select 1 as ok');
       expect(rows[0]!.ok).toBe(1);
     } finally {

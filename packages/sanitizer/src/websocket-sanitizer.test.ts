@@ -148,13 +148,12 @@ describe('createWebSocketSanitizer against a real ws server', () => {
     const peer = await deafPeer(port, 'deaf', tracker);
     tracker.send('deaf', 'hello');
     const ended = once(peer.socket, 'close');
-    const started = Date.now();
 
     const report = await createWebSocketSanitizer(tracker, { graceMs: 300 }).sanitize(detection('deaf', 'no_ack', { kind: 'missed_pong' }), {
       signal: new AbortController().signal,
     });
 
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    // how long the grace really took is an e2e figure (tests/e2e/detectors-websocket-heal.test.ts)
     await ended; // the server destroyed the TCP connection
     expect(closeCodeIn(peer.bytes())).toBe(1011);
     expect(report).toMatchObject({ outcome: 'success', actions: ['close(1011)', 'terminate', 'forget'], details: { terminated: true, droppedMessages: 1 } });
