@@ -1,21 +1,12 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runLoadTest } from '../../packages/memory/src/load-test.js';
-import { startLoadTarget } from '../../packages/memory/src/test-support.js';
+import { loadTargetForSuite } from '../../packages/memory/src/test-support.js';
 import { reportFigure } from './report.js';
 
 // @guard/memory's load test on the real clock: what it achieves on this machine is a figure; the assertions are what a
 // user relies on (every request answered, open-loop concurrency, RSS read), with bounds generous for a loaded 2-core box.
 describe('guard-loadtest on real time', () => {
-  let service: Awaited<ReturnType<typeof startLoadTarget>>;
-  beforeAll(async () => {
-    service = await startLoadTarget();
-  });
-  afterAll(async () => {
-    await service.close();
-  });
-  beforeEach(() => {
-    service.reset();
-  });
+  const service = loadTargetForSuite();
 
   it('holds 50 requests/s for 2 s against a fast route', async () => {
     service.state.rssPerHitMb = 0.1;

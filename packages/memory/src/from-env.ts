@@ -21,15 +21,15 @@ export const MEMORY_ENV = {
 } as const;
 
 /**
- * Reads the guardrail's options from the environment. Only variables that are set appear in the result, so it
- * spreads over code defaults: `{ ...defaults, ...memoryOptionsFromEnv() }`. A bad value throws `INVALID_ENV`
- * naming the variable. `MEMORY_CHECK_INTERVAL_SEC` takes seconds (or `500ms`, `2min`), `LEAK_DETECTION_WINDOW_MIN`
- * minutes (or `90s`).
+ * Reads the guardrail's options from the environment: a partial options bag where only variables that are set
+ * appear. Code wins, as in every Guard package: spread it first, `{ ...memoryOptionsFromEnv(), ...code }`, or use
+ * `MemoryGuardrail.fromEnv(env, overrides)`. A bad value throws `INVALID_ENV` naming the variable.
+ * `MEMORY_CHECK_INTERVAL_SEC` takes seconds (or `500ms`, `2min`), `LEAK_DETECTION_WINDOW_MIN` minutes (or `90s`).
  *
  * @example
- * const guardrail = new MemoryGuardrail({ cacheProbes: { sessions: () => sessions.size }, ...memoryOptionsFromEnv(process.env) });
+ * const guardrail = new MemoryGuardrail({ ...memoryOptionsFromEnv(process.env), cacheProbes: { sessions: () => sessions.size } });
  */
-export function memoryOptionsFromEnv(env: Env = process.env): MemoryGuardrailOptions {
+export function memoryOptionsFromEnv(env: Env = process.env): Partial<MemoryGuardrailOptions> {
   const read = envReader(env);
   const isSet = (name: string) => read.nameOf(name) !== undefined;
   const options: { -readonly [K in keyof MemoryGuardrailOptions]: MemoryGuardrailOptions[K] } = {};

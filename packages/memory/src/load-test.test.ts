@@ -1,23 +1,16 @@
 import { isGuardError } from '@guard/core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatLoadTestReport, runLoadTest } from './load-test.js';
 import type { LoadTestOptions } from './load-test.js';
-import { settleWithFakeTime, startLoadTarget, useFakeTimersWithRealIo } from './test-support.js';
+import { loadTargetForSuite, settleWithFakeTime, useFakeTimersWithRealIo } from './test-support.js';
 
 const MB = 1024 * 1024;
 
 // The schedule, the per-request timeouts, RSS sampling and the slow route all run on fake time, so the counts and
 // latencies below are the load test's logic, not this machine's speed (real-time figures: tests/e2e/memory-load-test).
 describe('runLoadTest against a real local server, on fake time', () => {
-  let service: Awaited<ReturnType<typeof startLoadTarget>>;
-  beforeAll(async () => {
-    service = await startLoadTarget();
-  });
-  afterAll(async () => {
-    await service.close();
-  });
+  const service = loadTargetForSuite();
   beforeEach(() => {
-    service.reset();
     useFakeTimersWithRealIo();
   });
   afterEach(() => {

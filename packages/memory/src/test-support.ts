@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, vi } from 'vitest';
 import { MemoryGuardrail } from './memory-guardrail.js';
 import type { MemoryUsageSample } from './memory-sampler.js';
 import { BYTES_PER_MB } from './memory-snapshot.js';
@@ -69,6 +69,37 @@ export async function startLoadTarget() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await guardrail.close();
+    },
+  };
+}
+
+/** A load target as {@link startLoadTarget} returns it. */
+export type LoadTarget = Awaited<ReturnType<typeof startLoadTarget>>;
+
+/**
+ * One load target for the enclosing `describe`: started before its tests, reset before each, closed after them.
+ *
+ * @example
+ * const service = loadTargetForSuite();
+ * it('...', async () => { await runLoadTest({ url: `${service.url}/api/items`, ... }); });
+ */
+export function loadTargetForSuite(): Pick<LoadTarget, 'url' | 'state'> {
+  let target: LoadTarget | undefined;
+  const started = (): LoadTarget => {
+    if (target === undefined) throw new Error('the load target is started in beforeAll: use it inside a test');
+    return target;
+  };
+  beforeAll(async () => {
+    target = await startLoadTarget();
+  });
+  afterAll(() => target?.close());
+  beforeEach(() => started().reset());
+  return {
+    get url() {
+      return started().url;
+    },
+    get state() {
+      return started().state;
     },
   };
 }

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoadTest } from '../load-test.js';
 import type { LoadTestProgress } from '../load-test.js';
-import { startLoadTarget } from '../test-support.js';
+import { loadTargetForSuite } from '../test-support.js';
 import { createProgressPrinter } from './progress-printer.js';
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'guard-loadtest.mjs');
@@ -30,15 +30,13 @@ async function runBin(args: string[]): Promise<Outcome> {
 }
 
 describe('guard-loadtest (the committed bin shim)', () => {
-  let service: Awaited<ReturnType<typeof startLoadTarget>>;
+  const service = loadTargetForSuite();
   let dir: string;
-  beforeAll(async () => {
+  beforeAll(() => {
     if (!existsSync(join(dirname(bin), '..', 'dist', 'cli', 'loadtest.js'))) throw new Error('build @guard/memory first (pnpm --filter @guard/memory build)');
-    service = await startLoadTarget();
     dir = mkdtempSync(join(tmpdir(), 'guard-loadtest-'));
   });
-  afterAll(async () => {
-    await service.close();
+  afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
   });
 
