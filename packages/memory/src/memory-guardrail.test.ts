@@ -465,11 +465,14 @@ describe('MemoryGuardrail timer and lifecycle', () => {
 describe('MemoryGuardrail restart budget (in process, terminate injected)', () => {
   let dir: string;
   let clock: ManualClock;
+  // Fake timers: the restart's next turn, the hooks' deadline and the grace run on fake time.
   beforeEach(() => {
+    vi.useFakeTimers();
     dir = mkdtempSync(join(tmpdir(), 'guard-memory-restart-'));
     clock = createManualClock();
   });
   afterEach(() => {
+    vi.useRealTimers();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -500,7 +503,8 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
       hookSignals.push(signal);
     });
     guardrail.check();
-    await vi.waitFor(() => expect(terminated).toHaveLength(1));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(terminated).toHaveLength(1);
     expect(hookSignals).toHaveLength(1);
     expect(notices).toEqual([{ name: 'default', reason: 'rss_threshold', outcome: 'started', at: clock() }]);
     const state = JSON.parse(readFileSync(join(dir, 'state', 'restart.json'), 'utf8'));
@@ -522,7 +526,8 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
   it('refuses a second restart within 5 minutes, also from a new instance, and allows one after', async () => {
     const first = restartRig(800);
     first.guardrail.check();
-    await vi.waitFor(() => expect(first.terminated).toHaveLength(1));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(first.terminated).toHaveLength(1);
     await first.guardrail.close();
 
     clock.advance(2 * MINUTE); // the "restarted" process comes up and is over the threshold again
@@ -530,14 +535,15 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     const decision = await second.guardrail.requestRestart('rss_threshold');
     expect(decision).toMatchObject({ restarted: false, skipped: 'cooldown', retryAfterMs: 3 * MINUTE });
     second.guardrail.check();
-    await new Promise((resolve) => setImmediate(resolve));
+    await vi.advanceTimersByTimeAsync(1);
     expect(second.terminated).toHaveLength(0);
     expect(second.notices.map((n) => n.outcome)).toEqual(['skipped', 'skipped']);
     expect(second.guardrail.report().restart.retryAfterMs).toBe(3 * MINUTE);
 
     clock.advance(3 * MINUTE);
     second.guardrail.check();
-    await vi.waitFor(() => expect(second.terminated).toHaveLength(1));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(second.terminated).toHaveLength(1);
     await second.guardrail.close();
   });
 
@@ -568,7 +574,10 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
       if (i > 0) clock.advance(MINUTE);
       guardrail.check();
     }
-    await vi.waitFor(() => expect(terminated).toHaveLength(1));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(terminated).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(terminated).toHaveLength(1);
     expect(aborted).toBe(true);
     expect(lines.some((l) => l.msg === 'shutdown hooks timed out')).toBe(true);
     expect(lines.find((l) => l.msg === 'memory guardrail restarting the process')!.obj).toMatchObject({ reason: 'predicted_breach' });
@@ -578,11 +587,12 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
   it('does not restart when autoRestart is off, but a manual request does', async () => {
     const { guardrail, terminated } = restartRig(800, { autoRestart: false });
     expect(guardrail.check().restartReason).toBe('rss_threshold');
-    await new Promise((resolve) => setImmediate(resolve));
+    await vi.advanceTimersByTimeAsync(1);
     expect(terminated).toHaveLength(0);
     expect(await guardrail.requestRestart('manual')).toEqual({ restarted: true, reason: 'manual', at: clock() });
     expect(await guardrail.requestRestart('manual')).toMatchObject({ restarted: false, skipped: 'in_progress' });
-    await vi.waitFor(() => expect(terminated).toHaveLength(1));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(terminated).toHaveLength(1);
     await guardrail.close();
   });
 
@@ -600,7 +610,8 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
       },
     });
     guardrail.check();
-    await vi.waitFor(() => expect(lines.some((l) => l.msg === 'terminate failed')).toBe(true));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(lines.some((l) => l.msg === 'terminate failed')).toBe(true);
     await expect(guardrail.close()).resolves.toBeUndefined();
   });
 
@@ -608,8 +619,11 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     const blocker = join(dir, 'not-a-dir');
     writeFileSync(blocker, 'x');
     const { guardrail, terminated } = restartRig(800, { autoRestart: false, restartStateFile: join(blocker, 'restart.json') });
-    await expect(guardrail.requestRestart('manual')).rejects.toMatchObject({ code: 'RESTART_STATE_ERROR' });
-    await new Promise((resolve) => setImmediate(resolve));
+    const refused = expect(guardrail.requestRestart('manual')).rejects.toMatchObject({ code: 'RESTART_STATE_ERROR' });
+    // The budget retries the lock for up to 2 s before it gives up.
+    await vi.advanceTimersByTimeAsync(2_500);
+    await refused;
+    await vi.advanceTimersByTimeAsync(1);
     expect(terminated).toHaveLength(0);
     await guardrail.close();
   });
