@@ -4,15 +4,14 @@ import {
   assertOpen,
   closeOnce,
   createId,
-  createJsonLogger,
   isGuardMode,
   assertNumberOption,
   silentLogger,
   unrefInterval,
 } from '@guard/core';
-import type { Detection, Env, GuardMode, Logger, LogLevel, MetricsOptions, SanitizationScheduler } from '@guard/core';
+import type { Detection, Env, GuardMode, Logger, MetricsOptions, SanitizationScheduler } from '@guard/core';
 import type { Detector, Finding } from './detector.js';
-import { DEFAULT_THRESHOLDS, parasiteConfigFromEnv } from './parasite-config.js';
+import { DEFAULT_THRESHOLDS, detectorChainOptionsFromEnv } from './parasite-config.js';
 import type { ComponentConfig, ParasiteThresholds } from './parasite-config.js';
 import { createParasiteMetrics } from './parasite-metrics.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
@@ -42,8 +41,9 @@ export interface DetectorChainOptions {
    * (field `scheduler`) instead of answering 503 "being healed" while nothing heals.
    */
   readonly scheduler?: SanitizationScheduler;
-  /** Record the seed's metrics. Default true. */
+  /** `false` records none of the seed's metrics. Default true. */
   readonly metrics?: boolean;
+  /** Where they register. Default: prom-client's global registry. */
   readonly registry?: MetricsOptions['registry'];
   /** Metric name prefix. Default `parasite`. */
   readonly metricsPrefix?: string;
@@ -72,18 +72,6 @@ function noScheduler(component?: string): GuardError {
     `mode 'full'${where} needs a sanitizer: pass scheduler (e.g. a DeferredSanitizer from @guard/sanitizer) to the DetectorChain, or use mode 'detect'`,
     { details: { field: 'scheduler', ...(component === undefined ? {} : { component }) } },
   );
-}
-
-function textLogger(level: LogLevel): Logger {
-  const json = createJsonLogger({
-    level,
-    write: (line) => {
-      const { level: _l, time, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
-      const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
-      process.stdout.write(`${new Date(time as number).toISOString()} ${String(msg ?? '')} ${fields.join(' ')}\n`);
-    },
-  });
-  return json;
 }
 
 /**
@@ -140,30 +128,22 @@ export class DetectorChain implements AsyncDisposable {
       if (mode === 'full') throw noScheduler();
       for (const [component, config] of this.#configs) if (config.mode === 'full' && config.sanitization !== false) throw noScheduler(component);
     }
-    this.#metrics = options.metrics === false ? undefined : createParasiteMetrics({ registry: options.registry, prefix: options.metricsPrefix ?? 'parasite' });
+    this.#metrics = options.metrics === false ? undefined : createParasiteMetrics(options);
     for (const detector of options.detectors ?? []) this.add(detector);
     if (scanIntervalMs > 0) this.#timer = unrefInterval(() => this.scan(), scanIntervalMs);
   }
 
   /**
-   * A chain configured from the seed's env names (see {@link parasiteConfigFromEnv}); `overrides` wins.
+   * A chain configured from the seed's env names ({@link detectorChainOptionsFromEnv}); options given in code win:
+   * `{ ...detectorChainOptionsFromEnv(env), ...overrides }` (an option set to `undefined` leaves the env's value).
    * Without a logger in `overrides`, it logs JSON lines (or text with `PARASITE_LOG_STRUCTURED=false`) to stdout at `PARASITE_LOG_LEVEL`.
    *
    * @example
    * const chain = DetectorChain.fromEnv(process.env, { bus, scheduler });
    */
   static fromEnv(env: Env = process.env, overrides: DetectorChainOptions = {}): DetectorChain {
-    const config = parasiteConfigFromEnv(env);
-    const logger = overrides.logger ?? (config.logLevel === 'silent' ? silentLogger : config.logStructured ? createJsonLogger({ level: config.logLevel }) : textLogger(config.logLevel));
-    return new DetectorChain({
-      mode: config.mode,
-      components: config.components,
-      thresholds: config.thresholds,
-      metrics: config.metrics,
-      metricsPrefix: config.metricsPrefix,
-      ...overrides,
-      logger,
-    });
+    const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)) as DetectorChainOptions;
+    return new DetectorChain({ ...detectorChainOptionsFromEnv(env), ...given });
   }
 
   /** Adds a detector (scanned from the next scan on) and returns it. */

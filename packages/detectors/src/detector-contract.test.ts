@@ -1,10 +1,9 @@
-import { GuardBus } from '@guard/core';
+import { COMPONENT_NAMES, GuardBus } from '@guard/core';
 import type { Detection, DetectionCleared } from '@guard/core';
 import { describe, expect, it } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { DETECTOR_FIXTURES } from './detector-fixtures.js';
 import type { DetectorFixture } from './detector-fixtures.js';
-import { PARASITE_COMPONENTS } from './detector.js';
 import type { Detector, Finding } from './detector.js';
 import * as api from './index.js';
 import * as testing from './testing.js';
@@ -51,7 +50,7 @@ function describeDetectorContract(name: string, make: () => Promise<DetectorFixt
   describe(`${name} meets the Detector contract`, () => {
     it('names a Parasite component and a pattern', async () => {
       await using fixture = await make();
-      expect(PARASITE_COMPONENTS).toContain(fixture.detector.component);
+      expect(COMPONENT_NAMES).toContain(fixture.detector.component);
       expect(fixture.detector.pattern).toMatch(/^[a-z_]+$/);
     });
 
@@ -123,6 +122,7 @@ describe('@guard/detectors public API', () => {
         'WebSocketTracker',
         'createParasiteMetrics',
         'createParasiteMiddleware',
+        'detectorChainOptionsFromEnv',
         'parasiteConfigFromEnv',
         'trackDialect',
       ].sort(),

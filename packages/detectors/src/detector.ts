@@ -1,21 +1,23 @@
-import type { ComponentName, Logger, Severity } from '@guard/core';
+import { COMPONENT_NAMES } from '@guard/core';
+import type { BuiltinComponentName, ComponentName, Logger, Severity } from '@guard/core';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 
 /**
- * The seven Parasite Guard components (C1-C7), in order.
+ * The seven Parasite Guard components (C1-C7), in order: core's `COMPONENT_NAMES`.
  *
+ * @deprecated Use `COMPONENT_NAMES` from `@guard/core`.
  * @example
  * for (const c of PARASITE_COMPONENTS) chain.setMode('detect', c);
  */
-export const PARASITE_COMPONENTS = ['websocket', 'eventbus', 'db', 'circuit', 'batch', 'context', 'handles'] as const;
+export const PARASITE_COMPONENTS = COMPONENT_NAMES;
 
 /**
- * One of {@link PARASITE_COMPONENTS}.
+ * One of the seven components: core's `BuiltinComponentName`.
  *
  * @example
  * const component: ParasiteComponent = 'websocket';
  */
-export type ParasiteComponent = (typeof PARASITE_COMPONENTS)[number];
+export type ParasiteComponent = BuiltinComponentName;
 
 /**
  * What a detector reports on one scan for one resource. The {@link DetectorChain} turns findings into

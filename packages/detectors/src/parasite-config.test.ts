@@ -1,6 +1,9 @@
 import { isGuardError } from '@guard/core';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_THRESHOLDS, parasiteConfigFromEnv } from './parasite-config.js';
+import { Registry } from 'prom-client';
+import { DetectorChain } from './detector-chain.js';
+import { DEFAULT_THRESHOLDS, detectorChainOptionsFromEnv, parasiteConfigFromEnv } from './parasite-config.js';
+import { memoryLogger } from './test-support.js';
 
 function envError(env: Record<string, string>): { code: string; variable: unknown; message: string } {
   try {
@@ -82,5 +85,22 @@ describe('parasiteConfigFromEnv', () => {
     const prefix = envError({ PARASITE_METRICS_PREFIX: '9-bad' });
     expect(prefix).toMatchObject({ variable: 'PARASITE_METRICS_PREFIX' });
     expect(prefix.message).toContain('PARASITE_METRICS_PREFIX');
+  });
+});
+
+describe('detectorChainOptionsFromEnv and DetectorChain.fromEnv', () => {
+  it('returns the chain options the environment sets', () => {
+    const options = detectorChainOptionsFromEnv({ PARASITE_GUARD_MODE: 'dry_run', PARASITE_METRICS_PREFIX: 'px', PARASITE_GUARD_DB_THRESHOLD: 'max_pool_size=4' });
+    expect(options).toMatchObject({ mode: 'dry_run', metrics: true, metricsPrefix: 'px', thresholds: { db: { maxPoolSize: 4 } } });
+    expect(typeof options.logger?.info).toBe('function');
+  });
+
+  it('code wins over the environment; an option set to undefined leaves the env value', async () => {
+    const env = { PARASITE_GUARD_MODE: 'dry_run', PARASITE_GUARD_WEBSOCKET_THRESHOLD: 'ack_timeout=5' };
+    await using coded = DetectorChain.fromEnv(env, { mode: 'detect', scanIntervalMs: 0, registry: new Registry(), logger: memoryLogger() });
+    expect(coded.mode).toBe('detect');
+    expect(coded.thresholds.websocket.ackTimeoutMs).toBe(5_000);
+    await using unset = DetectorChain.fromEnv(env, { mode: undefined, scanIntervalMs: 0, registry: new Registry(), logger: memoryLogger() });
+    expect(unset.mode).toBe('dry_run');
   });
 });

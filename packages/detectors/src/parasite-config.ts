@@ -1,6 +1,6 @@
-import { GUARD_MODES, GuardError, LOG_LEVELS, envReader } from '@guard/core';
-import type { Env, GuardMode, LogLevel } from '@guard/core';
-import { PARASITE_COMPONENTS } from './detector.js';
+import { COMPONENT_NAMES, GUARD_MODES, GuardError, LOG_LEVELS, createJsonLogger, envReader, silentLogger } from '@guard/core';
+import type { Env, GuardMode, LogLevel, Logger } from '@guard/core';
+import type { DetectorChainOptions } from './detector-chain.js';
 import type { ParasiteComponent } from './detector.js';
 
 /**
@@ -111,7 +111,7 @@ export function parasiteConfigFromEnv(env: Env = process.env): ParasiteConfig {
   const mode: GuardMode = enabled ? read.oneOf('PARASITE_GUARD_MODE', GUARD_MODES, 'detect') : 'disabled';
   const components = {} as Record<ParasiteComponent, ComponentConfig>;
   const thresholds: Record<string, Record<string, number>> = {};
-  for (const component of PARASITE_COMPONENTS) {
+  for (const component of COMPONENT_NAMES) {
     const base = `PARASITE_GUARD_${component.toUpperCase()}`;
     let componentMode: GuardMode | undefined;
     const raw = read.string(base);
@@ -157,4 +157,44 @@ export function parasiteConfigFromEnv(env: Env = process.env): ParasiteConfig {
     metrics: read.boolean('PARASITE_METRICS', true),
     metricsPrefix,
   };
+}
+
+/**
+ * The {@link DetectorChainOptions} the environment sets (see {@link parasiteConfigFromEnv}).
+ *
+ * @example
+ * const fromEnv: DetectorChainEnvOptions = detectorChainOptionsFromEnv(process.env);
+ */
+export type DetectorChainEnvOptions = Pick<DetectorChainOptions, 'mode' | 'components' | 'thresholds' | 'metrics' | 'metricsPrefix' | 'logger'>;
+
+/**
+ * The chain's options from the seed's variables ({@link parasiteConfigFromEnv}), with a logger that writes JSON lines
+ * (or text with `PARASITE_LOG_STRUCTURED=false`) to stdout at `PARASITE_LOG_LEVEL` (none at `silent`).
+ * `DetectorChain.fromEnv(env, overrides)` is `new DetectorChain({ ...detectorChainOptionsFromEnv(env), ...overrides })`.
+ *
+ * @example
+ * const chain = new DetectorChain({ ...detectorChainOptionsFromEnv(process.env), scheduler });
+ */
+export function detectorChainOptionsFromEnv(env: Env = process.env): DetectorChainEnvOptions {
+  const config = parasiteConfigFromEnv(env);
+  return {
+    mode: config.mode,
+    components: config.components,
+    thresholds: config.thresholds,
+    metrics: config.metrics,
+    metricsPrefix: config.metricsPrefix,
+    logger: config.logLevel === 'silent' ? silentLogger : config.logStructured ? createJsonLogger({ level: config.logLevel }) : textLogger(config.logLevel),
+  };
+}
+
+/** One `time message key=value ...` line per entry on stdout. */
+function textLogger(level: LogLevel): Logger {
+  return createJsonLogger({
+    level,
+    write: (line) => {
+      const { level: _l, time, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+      process.stdout.write(`${new Date(time as number).toISOString()} ${String(msg ?? '')} ${fields.join(' ')}\n`);
+    },
+  });
 }

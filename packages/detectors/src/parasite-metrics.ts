@@ -1,4 +1,4 @@
-import { counter, gauge, histogram, metricName, resolveRegistry } from '@guard/core';
+import { counter, gauge, histogram, metricName, resolveMetricsPrefix, resolveRegistry } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
 
 /**
@@ -21,16 +21,17 @@ export interface ParasiteMetrics {
 }
 
 /**
- * Gets or creates the detection metrics on a registry (default: prom-client's global one).
+ * Gets or creates the detection metrics on a registry (default: prom-client's global one), named
+ * `<metricsPrefix>_...` (default `parasite`; the deprecated `prefix` is read when `metricsPrefix` is unset).
  * Two chains on one registry share them.
  *
  * @example
- * const metrics = createParasiteMetrics({ registry, prefix: 'parasite' });
+ * const metrics = createParasiteMetrics({ registry, metricsPrefix: 'parasite' });
  * metrics.detected.inc({ component: 'websocket', pattern: 'no_ack', severity: 'critical' });
  */
 export function createParasiteMetrics(options: MetricsOptions = {}): ParasiteMetrics {
   const registry = resolveRegistry(options.registry);
-  const prefix = options.prefix ?? 'parasite';
+  const prefix = resolveMetricsPrefix(options, 'parasite');
   return {
     detected: counter(registry, {
       name: metricName(prefix, 'detected_total'),

@@ -1,10 +1,14 @@
+import { COMPONENT_NAMES } from '@guard/core';
+import type { BuiltinComponentName } from '@guard/core';
+
 /**
- * The Parasite Guard components C1-C7, in order.
+ * The Parasite Guard components C1-C7, in order: core's `COMPONENT_NAMES`.
  *
+ * @deprecated Use `COMPONENT_NAMES` from `@guard/core`.
  * @example
  * for (const component of SANITIZER_COMPONENTS) console.log(component, sanitizer.delayFor(component));
  */
-export const SANITIZER_COMPONENTS = ['websocket', 'eventbus', 'db', 'circuit', 'batch', 'context', 'handles'] as const;
+export const SANITIZER_COMPONENTS = COMPONENT_NAMES;
 
 /**
  * Default delay before a scheduled sanitization runs, per component. The seed fixes websocket at 5 s
@@ -15,7 +19,7 @@ export const SANITIZER_COMPONENTS = ['websocket', 'eventbus', 'db', 'circuit', '
  * @example
  * DEFAULT_DELAYS_MS.websocket; // 5000
  */
-export const DEFAULT_DELAYS_MS: Readonly<Record<(typeof SANITIZER_COMPONENTS)[number], number>> = {
+export const DEFAULT_DELAYS_MS: Readonly<Record<BuiltinComponentName, number>> = {
   websocket: 5_000,
   eventbus: 1_000,
   db: 2_000,

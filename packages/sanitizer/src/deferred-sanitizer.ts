@@ -2,11 +2,13 @@ import {
   assertNumberOption,
   closeOnce,
   counter,
+  errorMessage,
   gauge,
   GuardError,
   histogram,
   isGuardError,
   metricName,
+  resolveMetricsPrefix,
   resolveRegistry,
   silentLogger,
   unrefTimeout,
@@ -58,7 +60,7 @@ export interface DeferredSanitizerOptions extends MetricsOptions {
   readonly maxQueued?: number;
   /** Components whose detections are refused (e.g. from `PARASITE_GUARD_DB_SANITIZATION=false`). */
   readonly disabledComponents?: readonly ComponentName[];
-  /** Register and update metrics. Default true. Prefix default `parasite`. */
+  /** `false` registers no metrics. Default true. `metricsPrefix` defaults to `parasite` (`prefix` is its deprecated name). */
   readonly metrics?: boolean;
   readonly logger?: Logger;
 }
@@ -102,7 +104,7 @@ interface SanitizerMetrics {
 function createMetrics(options: DeferredSanitizerOptions): SanitizerMetrics | undefined {
   if (options.metrics === false) return undefined;
   const registry = resolveRegistry(options.registry);
-  const prefix = options.prefix ?? 'parasite';
+  const prefix = resolveMetricsPrefix(options, 'parasite');
   return {
     sanitized: counter(registry, {
       name: metricName(prefix, 'sanitized_total'),
@@ -125,10 +127,6 @@ function createMetrics(options: DeferredSanitizerOptions): SanitizerMetrics | un
 
 function keyOf(component: string, resourceId: string): string {
   return `${component}\u0000${resourceId}`;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
@@ -169,20 +167,29 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
   #closed = false;
 
   /**
-   * Builds a sanitizer from `PARASITE_GUARD_*` variables (see {@link deferredSanitizerOptionsFromEnv});
-   * options given in code win over the environment.
+   * Builds a sanitizer from `PARASITE_GUARD_*` variables ({@link deferredSanitizerOptionsFromEnv}); options given in
+   * code win: `{ ...deferredSanitizerOptionsFromEnv(env), ...overrides }`, per component for `delaysMs`, and
+   * `disabledComponents` adds to the ones the environment disables. An option set to `undefined` leaves the env's.
+   * The older order `fromEnv(options, env)` still works.
    *
    * @example
-   * const sanitizer = DeferredSanitizer.fromEnv({ sanitizers: [createHandleSanitizer()], bus });
+   * const sanitizer = DeferredSanitizer.fromEnv(process.env, { sanitizers: [createHandleSanitizer()], bus });
    */
-  static fromEnv(options: DeferredSanitizerOptions, env: Env = process.env): DeferredSanitizer {
+  static fromEnv(env: Env, overrides: DeferredSanitizerOptions): DeferredSanitizer;
+  /** @deprecated Use `fromEnv(env, overrides)`. */
+  static fromEnv(options: DeferredSanitizerOptions, env?: Env): DeferredSanitizer;
+  static fromEnv(first: Env | DeferredSanitizerOptions, second?: Env | DeferredSanitizerOptions): DeferredSanitizer {
+    const legacy = Array.isArray((first as DeferredSanitizerOptions).sanitizers);
+    const overrides = (legacy ? first : second) as DeferredSanitizerOptions;
+    const env = ((legacy ? second : first) ?? process.env) as Env;
     const fromEnv = deferredSanitizerOptionsFromEnv(env);
+    const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)) as Partial<DeferredSanitizerOptions>;
     return new DeferredSanitizer({
       ...fromEnv,
-      ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
-      sanitizers: options.sanitizers,
-      delaysMs: { ...fromEnv.delaysMs, ...options.delaysMs },
-      disabledComponents: [...(fromEnv.disabledComponents ?? []), ...(options.disabledComponents ?? [])],
+      ...given,
+      sanitizers: overrides.sanitizers,
+      delaysMs: { ...fromEnv.delaysMs, ...overrides.delaysMs },
+      disabledComponents: [...(fromEnv.disabledComponents ?? []), ...(overrides.disabledComponents ?? [])],
     });
   }
 
@@ -344,7 +351,7 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
       try {
         if (sanitizer.owns!(detection.resourceId)) return sanitizer;
       } catch (error) {
-        this.#logger.warn({ component: detection.component, resourceId: detection.resourceId, err: messageOf(error) }, 'sanitizer owns() threw');
+        this.#logger.warn({ component: detection.component, resourceId: detection.resourceId, err: errorMessage(error) }, 'sanitizer owns() threw');
       }
     }
     return undefined;
@@ -401,7 +408,7 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
       }
     } catch (error) {
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
-      report = { outcome: isGuardError(reason, 'TIMEOUT') ? 'timeout' : 'failed', error: messageOf(reason) };
+      report = { outcome: isGuardError(reason, 'TIMEOUT') ? 'timeout' : 'failed', error: errorMessage(reason) };
     } finally {
       clearTimeout(timer);
     }

@@ -15,7 +15,7 @@ describe('deferredSanitizerOptionsFromEnv', () => {
       maxQueued: 10_000,
       disabledComponents: [],
       metrics: true,
-      prefix: 'parasite',
+      metricsPrefix: 'parasite',
     });
   });
 
@@ -41,7 +41,7 @@ describe('deferredSanitizerOptionsFromEnv', () => {
       maxQueued: 50,
       disabledComponents: ['batch', 'context'],
       metrics: false,
-      prefix: 'edge_parasite',
+      metricsPrefix: 'edge_parasite',
     });
   });
 
@@ -70,6 +70,16 @@ describe('deferredSanitizerOptionsFromEnv', () => {
 
 describe('DeferredSanitizer.fromEnv', () => {
   const noop: Sanitizer = { component: 'websocket', sanitize: async () => ({ outcome: 'skipped' }) };
+
+  it('fromEnv(env, overrides): code wins, an undefined option leaves the env value; the older (options, env) order still works', async () => {
+    const env = { PARASITE_GUARD_SANITIZATION_CONCURRENCY: '3', PARASITE_METRICS_PREFIX: 'edge' };
+    const registry = new Registry();
+    await using sanitizer = DeferredSanitizer.fromEnv(env, { sanitizers: [noop], registry, concurrency: undefined, delaysMs: { websocket: 0 } });
+    expect(sanitizer.delayFor('websocket')).toBe(0);
+    expect(await registry.getMetricsAsJSON()).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'edge_sanitized_total' })]));
+    await using coded = DeferredSanitizer.fromEnv(env, { sanitizers: [noop], metrics: false, metricsPrefix: 'ignored', defaultDelayMs: 5 });
+    expect(coded.delayFor('custom')).toBe(5);
+  });
 
   it('uses the environment and lets options in code win', async () => {
     const env = { PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '7', PARASITE_GUARD_DB_ASYNC_DELAY: '9', PARASITE_GUARD_WEBSOCKET_SANITIZATION: '0' };

@@ -1,6 +1,7 @@
 import { envReader, GuardError } from '@guard/core';
 import type { ComponentName, Env } from '@guard/core';
-import { DEFAULT_DELAYS_MS, SANITIZER_COMPONENTS } from './components.js';
+import { COMPONENT_NAMES } from '@guard/core';
+import { DEFAULT_DELAYS_MS } from './components.js';
 import type { DeferredSanitizerOptions } from './deferred-sanitizer.js';
 
 /**
@@ -11,7 +12,7 @@ import type { DeferredSanitizerOptions } from './deferred-sanitizer.js';
  */
 export type DeferredSanitizerEnvOptions = Pick<
   DeferredSanitizerOptions,
-  'delaysMs' | 'defaultDelayMs' | 'concurrency' | 'timeoutMs' | 'maxQueued' | 'disabledComponents' | 'metrics' | 'prefix'
+  'delaysMs' | 'defaultDelayMs' | 'concurrency' | 'timeoutMs' | 'maxQueued' | 'disabledComponents' | 'metrics' | 'metricsPrefix'
 >;
 
 /**
@@ -26,7 +27,7 @@ export type DeferredSanitizerEnvOptions = Pick<
  * | `PARASITE_GUARD_SANITIZATION_TIMEOUT` | `timeoutMs` |
  * | `PARASITE_GUARD_SANITIZATION_MAX_QUEUED` | `maxQueued` |
  * | `PARASITE_GUARD_<COMPONENT>_SANITIZATION=false` | `disabledComponents` |
- * | `PARASITE_METRICS`, `PARASITE_METRICS_PREFIX` | `metrics`, `prefix` |
+ * | `PARASITE_METRICS`, `PARASITE_METRICS_PREFIX` | `metrics`, `metricsPrefix` |
  *
  * @example
  * const options = deferredSanitizerOptionsFromEnv({ PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '2' });
@@ -36,15 +37,15 @@ export function deferredSanitizerOptionsFromEnv(env: Env = process.env): Deferre
   const read = envReader(env);
   const delaysMs: Partial<Record<ComponentName, number>> = {};
   const disabledComponents: ComponentName[] = [];
-  for (const component of SANITIZER_COMPONENTS) {
+  for (const component of COMPONENT_NAMES) {
     const upper = component.toUpperCase();
     delaysMs[component] = read.durationMs(`PARASITE_GUARD_${upper}_ASYNC_DELAY`, DEFAULT_DELAYS_MS[component], 's', { min: 0 });
     if (!read.boolean(`PARASITE_GUARD_${upper}_SANITIZATION`, true)) disabledComponents.push(component);
   }
-  const prefix = read.string('PARASITE_METRICS_PREFIX', 'parasite');
-  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    throw new GuardError('INVALID_ENV', `PARASITE_METRICS_PREFIX=${JSON.stringify(prefix)} is invalid: expected a Prometheus name prefix`, {
-      details: { variable: 'PARASITE_METRICS_PREFIX', value: prefix },
+  const metricsPrefix = read.string('PARASITE_METRICS_PREFIX', 'parasite');
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metricsPrefix)) {
+    throw new GuardError('INVALID_ENV', `PARASITE_METRICS_PREFIX=${JSON.stringify(metricsPrefix)} is invalid: expected a Prometheus name prefix`, {
+      details: { variable: 'PARASITE_METRICS_PREFIX', value: metricsPrefix },
     });
   }
   return {
@@ -55,6 +56,6 @@ export function deferredSanitizerOptionsFromEnv(env: Env = process.env): Deferre
     maxQueued: read.number('PARASITE_GUARD_SANITIZATION_MAX_QUEUED', 10_000, { min: 1, integer: true }),
     disabledComponents,
     metrics: read.boolean('PARASITE_METRICS', true),
-    prefix,
+    metricsPrefix,
   };
 }
