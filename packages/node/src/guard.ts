@@ -23,10 +23,14 @@ import type { TrackedResources } from './trackers.js';
  * http.createServer((req, res) => guard.handler(req, res, () => app(req, res)));
  */
 export interface Guard extends AsyncDisposable {
+  /** Every part's events (detections, sanitizations, memory alarms, breaker changes, playbook runs). */
   readonly bus: GuardBus;
+  /** Where every part's metrics are (`/metrics` serves it). */
   readonly registry: Registry;
   readonly logger: Logger;
+  /** The detector chain: mode per component (`chain.setMode()`), active detections. */
   readonly chain: DetectorChain;
+  /** Heals what the chain detects in full mode; `undefined` with `sanitizer: false`. */
   readonly sanitizer: DeferredSanitizer | undefined;
   /** WebSocket trackers by name (`ws`, `ws_2`, ... or your keys). `guard.sockets.ws.send(ws, msg)` adds ack tracking. */
   readonly sockets: Readonly<Record<string, WebSocketTracker>>;
@@ -34,13 +38,21 @@ export interface Guard extends AsyncDisposable {
   readonly dialects: Readonly<Record<string, TrackedDialect>>;
   /** The emitter tracker (C2): `guard.emitters.track(emitter, { name })`, or `on(emitter, event, fn, { owner })`. */
   readonly emitters: EventBusTracker;
+  /** Async context spans (C6): `guard.contexts.run(name, fn)`; `undefined` with `contexts: false`. */
   readonly contexts: ContextTracker | undefined;
+  /** Active handles by type (C7); `undefined` with `handles: false`. */
   readonly handles: HandleTracker | undefined;
+  /** Breakers watched for half-open orphans (C4): `guard.breakers.getOrCreate(name)`. */
   readonly breakers: BreakerRegistry;
+  /** The `bulkhead` option's bulkhead. */
   readonly bulkhead: Bulkhead | undefined;
+  /** The memory guardrail; `undefined` with `memory: false`. */
   readonly memory: MemoryGuardrail | undefined;
+  /** The immune event log; `undefined` with `immune: false`. */
   readonly immune: ImmuneService | undefined;
+  /** The resource pressure monitor, when on (`pressure`, or `playbooks`). */
   readonly pressure: ResourcePressureMonitor | undefined;
+  /** With `playbooks`: the message bus, monitors, playbook engine and registries. */
   readonly healing: SelfHealing | undefined;
   /** Fleet mode's parts (membership, stream, decisions, restart lease), when on. */
   readonly fleet: Fleet | undefined;
