@@ -1,4 +1,4 @@
-import { GuardError, assertNumberOption, assertOpen, closeOnce, createId, isGuardError } from '@guard/core';
+import { GuardError, assertNumberOption, assertOpen, closeOnce, createId, errorMessage, isGuardError, sleep } from '@guard/core';
 import type { BatchTarget } from '@guard/core';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
@@ -351,7 +351,7 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
   async #attempt(items: readonly T[], retries: number): Promise<unknown> {
     let lastError: unknown;
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0 && this.retryDelayMs > 0) await new Promise((r) => setTimeout(r, this.retryDelayMs * 2 ** (attempt - 1)).unref());
+      if (attempt > 0 && this.retryDelayMs > 0) await sleep(this.retryDelayMs * 2 ** (attempt - 1), { unref: true });
       try {
         await this.#withTimeout('write', (signal) => this.#write(items, { signal }));
         return undefined;
@@ -399,8 +399,4 @@ export class BatchWriter<T = unknown> implements Detector, BatchTarget, AsyncDis
       }),
     );
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
