@@ -46,6 +46,7 @@ export class MemoryGuardrail implements AsyncDisposable {
   readonly name: string;
   readonly #o: ResolvedGuardrailOptions;
   #thresholds: MemoryThresholds;
+  #policy: AssessmentPolicy & LeakCriteria;
   readonly #window: GrowthWindow;
   readonly #baseline: BaselineAverage;
   readonly #heapSnapshots: HeapSnapshotWriter;
@@ -64,6 +65,7 @@ export class MemoryGuardrail implements AsyncDisposable {
     this.#o = o;
     this.name = o.name;
     this.#thresholds = o.thresholds;
+    this.#policy = this.#policyFor(o.thresholds);
     this.#bus = options.bus;
     const logger = o.logger;
     this.#events = new Emitter<MemoryGuardrailEvents>({
@@ -133,6 +135,7 @@ export class MemoryGuardrail implements AsyncDisposable {
     assertOpen(this.#closed, 'MemoryGuardrail');
     const previous = this.thresholds();
     this.#thresholds = applyThresholdChanges(previous, changes);
+    this.#policy = this.#policyFor(this.#thresholds);
     const current = this.thresholds();
     const changed = changedThresholds(previous, current);
     const source = options.source ?? 'api';
@@ -239,7 +242,7 @@ export class MemoryGuardrail implements AsyncDisposable {
     const snapshot = this.#snapshot();
     this.#window.store(snapshot);
     this.#baseline.add(snapshot);
-    const policy = this.#policy();
+    const policy = this.#policy;
     const assessment = assessMemory(snapshot, this.#window.estimateStored(policy), policy, this.baseline());
     this.#latest = assessment;
     this.#publish(assessment);
@@ -262,7 +265,7 @@ export class MemoryGuardrail implements AsyncDisposable {
   assess(): MemoryAssessment {
     assertOpen(this.#closed, 'MemoryGuardrail');
     const snapshot = this.#snapshot();
-    const policy = this.#policy();
+    const policy = this.#policy;
     return assessMemory(snapshot, this.#window.estimateLive(snapshot, policy), policy, this.baseline());
   }
 
@@ -349,9 +352,11 @@ export class MemoryGuardrail implements AsyncDisposable {
     return this.close();
   }
 
-  #policy(): AssessmentPolicy & LeakCriteria {
+  /** The policy a check reads, rebuilt only when thresholds change (a check allocates nothing for it). */
+  #policyFor(thresholds: MemoryThresholds): AssessmentPolicy & LeakCriteria {
     const { minLeakSamples, predictedBreachMs, minFitR2 } = this.#o;
-    return { ...this.#thresholds, minLeakSamples, predictedBreachMs, minFitR2 };
+    const { rssThresholdMb, cacheEntriesThreshold, warningRatio, leakRateMbPerMin } = thresholds;
+    return { rssThresholdMb, cacheEntriesThreshold, warningRatio, leakRateMbPerMin, minLeakSamples, predictedBreachMs, minFitR2 };
   }
 
   #tick(): void {
