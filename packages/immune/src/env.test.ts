@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isGuardError } from '@guard/core';
-import { immuneConfigFromEnv } from './env.js';
+import { immuneConfigFromEnv, immuneHandlerOptionsFromEnv, immuneOptionsFromEnv, immuneStoreOptionsFromEnv } from './env.js';
+import { ImmuneService } from './immune-service.js';
 
 describe('immuneConfigFromEnv', () => {
   it('has the documented defaults', () => {
@@ -63,5 +64,25 @@ describe('immuneConfigFromEnv', () => {
     }
     expect(isGuardError(error, 'INVALID_ENV')).toBe(true);
     expect((error as Error).message).toContain(variable);
+  });
+});
+
+describe('per-object env options', () => {
+  it('leave unset variables out, so the code keeps its defaults', () => {
+    expect(immuneOptionsFromEnv({})).toEqual({});
+    expect(immuneStoreOptionsFromEnv({})).toEqual({});
+    expect(immuneHandlerOptionsFromEnv({ GUARD_IMMUNE_WRITE_TOKEN: '' })).toEqual({});
+    expect(immuneOptionsFromEnv({ GUARD_IMMUNE_WINDOW: '5m' })).toEqual({ defaultWindowMs: 300_000 });
+    expect(immuneStoreOptionsFromEnv({ GUARD_IMMUNE_RETENTION: '2', GUARD_IMMUNE_TABLE: 'ev' })).toEqual({ retentionMs: 7_200_000, tableName: 'ev' });
+    expect(immuneHandlerOptionsFromEnv({ GUARD_IMMUNE_SSE_HEARTBEAT: '1s', GUARD_IMMUNE_WRITE_TOKEN: 't' })).toEqual({ heartbeatMs: 1_000, writeToken: 't' });
+  });
+
+  it('ImmuneService.fromEnv: the environment under the code (code wins)', async () => {
+    const env = { GUARD_IMMUNE_WINDOW: '5m', GUARD_IMMUNE_MAX_LIMIT: '50' };
+    await using fromEnv = ImmuneService.fromEnv(env);
+    expect([fromEnv.defaultWindowMs, fromEnv.maxLimit]).toEqual([300_000, 50]);
+    await using overridden = ImmuneService.fromEnv(env, { maxLimit: 20 });
+    expect([overridden.defaultWindowMs, overridden.maxLimit]).toEqual([300_000, 20]);
+    expect(() => ImmuneService.fromEnv({ GUARD_IMMUNE_MAX_LIMIT: 'many' })).toThrow(/GUARD_IMMUNE_MAX_LIMIT/);
   });
 });

@@ -2,39 +2,23 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FleetMembership } from './fleet-membership.js';
 import { createFleetHandler } from './fleet-handler.js';
-import { pgUrl, startTcpProxy, uniqueTable } from './test-helpers.js';
+import { eventually, filePgDatabase, serverPort, startTcpProxy, uniqueTable, urlThrough } from './test-helpers.js';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 
+const pgUrl = await filePgDatabase('immune_fleet_membership');
 const pools: pg.Pool[] = [];
-function pool(url = pgUrl()): pg.Pool {
+function pool(url = pgUrl): pg.Pool {
   const p = new pg.Pool({ connectionString: url, max: 3 });
   p.on('error', () => {});
   pools.push(p);
   return p;
 }
 afterAll(async () => {
-  const admin = pools[0];
-  if (admin) for (const t of tables) await admin.query(`drop table if exists "${t}"`).catch(() => {});
   await Promise.all(pools.map((p) => p.end().catch(() => {})));
 });
-const tables: string[] = [];
-function table(): string {
-  const t = uniqueTable('fleet');
-  tables.push(t);
-  return t;
-}
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, limitMs = 10_000): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const table = () => uniqueTable('fleet');
 
 describe('FleetMembership (real Postgres)', () => {
   it('registers, lists every replica with its mode and status, and ages out one that stops heartbeating', async () => {
@@ -42,7 +26,7 @@ describe('FleetMembership (real Postgres)', () => {
     const shared = pool();
     let modeA = 'full';
     await using a = new FleetMembership({ pool: shared, table: t, instanceId: 'a', version: '1.2.3', mode: () => modeA, status: () => 'healthy', heartbeatMs: 50, staleAfterMs: 400 });
-    const bPool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    const bPool = new pg.Pool({ connectionString: pgUrl, max: 1 });
     bPool.on('error', () => {});
     await using b = new FleetMembership({ pool: bPool, table: t, instanceId: 'b', heartbeatMs: 50, staleAfterMs: 400 });
     await Promise.all([a.start(), b.start()]);
@@ -54,7 +38,10 @@ describe('FleetMembership (real Postgres)', () => {
     expect((await b.list())[1]).toMatchObject({ id: 'a', mode: 'detect' });
     // b's heartbeats stop reaching the table without a goodbye (as after a SIGKILL or a partition): it ages out.
     await bPool.end();
-    const aged = await until(() => a.list(), (list) => list.length === 1, 'b to age out');
+    const aged = await eventually(async () => {
+      const list = await a.list();
+      return list.length === 1 ? list : undefined;
+    }, 'b to age out');
     expect(aged.map((i) => i.id)).toEqual(['a']);
     expect((await a.list({ includeStale: true })).map((i) => i.id)).toEqual(['a', 'b']);
   });
@@ -84,10 +71,8 @@ describe('FleetMembership (real Postgres)', () => {
 
   it('keeps running while the database is cut off, answers /api/fleet degraded, and re-registers when it is back', async () => {
     const t = table();
-    await using proxy = await startTcpProxy(5432);
-    const url = new URL(pgUrl());
-    url.host = `127.0.0.1:${proxy.port}`;
-    const cut = pool(url.toString());
+    await using proxy = await startTcpProxy(serverPort(pgUrl));
+    const cut = pool(urlThrough(pgUrl, proxy.port));
     const timeouts = { connectTimeoutMs: 300, statementTimeoutMs: 300, queryTimeoutMs: 400 };
     await using a = new FleetMembership({ pool: cut, table: t, instanceId: 'a', heartbeatMs: 50, staleAfterMs: 5_000, timeouts });
     await a.start();
@@ -99,14 +84,14 @@ describe('FleetMembership (real Postgres)', () => {
     try {
       expect(await (await fetch(`${base}/api/fleet`)).json()).toMatchObject({ self: 'a', degraded: false, count: 1 });
       proxy.partition();
-      await until(async () => a.reachable, (r) => r === false, 'the heartbeat to notice the cut');
+      await eventually(() => (a.reachable ? undefined : true), 'the heartbeat to notice the cut');
       const degraded = await fetch(`${base}/api/fleet`);
       expect(degraded.status).toBe(200);
       expect(await degraded.json()).toMatchObject({ self: 'a', degraded: true, reason: 'STORE_UNAVAILABLE', count: 1, instances: [{ id: 'a', self: true }] });
       expect((await fetch(`${base}/api/fleet?stale=maybe`)).status).toBe(400);
       proxy.heal();
       proxy.reset();
-      await until(async () => a.reachable, (r) => r === true, 'the heartbeat to get through again');
+      await eventually(() => (a.reachable ? true : undefined), 'the heartbeat to get through again');
       expect(await (await fetch(`${base}/api/fleet`)).json()).toMatchObject({ degraded: false, count: 1 });
     } finally {
       server.close();

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
-import { assertNumberOption, counter, GuardError, metricName, resolveRegistry, silentLogger } from '@guard/core';
+import { assertNumberOption, counter, GuardError, metricName, resolveMetricsPrefix, resolveRegistry, silentLogger } from '@guard/core';
 import type { FleetPoolLike } from './fleet-db.js';
 import { FleetDb, SQL_IDENTIFIER } from './fleet-db.js';
 
@@ -34,7 +34,7 @@ export interface FleetInstance {
  * @example
  * new FleetMembership({ pool, version: '1.4.0', mode: () => guard.mode, status: () => guardrail.status });
  */
-export interface FleetMembershipOptions {
+export interface FleetMembershipOptions extends MetricsOptions {
   /** The fleet's Postgres (a pg `Pool`; not closed by the membership). */
   readonly pool: FleetPoolLike;
   /** This replica's id. Default `<hostname>-<pid>-<random>`: unique per process. */
@@ -57,9 +57,8 @@ export interface FleetMembershipOptions {
   readonly table?: string;
   readonly timeouts?: PgTimeouts;
   readonly logger?: Logger;
-  /** prom-client registry (default global) and prefix (default `guard_immune`). */
-  readonly registry?: MetricsOptions['registry'];
-  readonly metricsPrefix?: string;
+  /** Clock (epoch ms) of `startedAt` and of the local instance's `lastSeenAt`. Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /**
@@ -86,7 +85,8 @@ export class FleetMembership implements AsyncDisposable {
   readonly #mode: () => string;
   readonly #status: () => string;
   readonly #logger: Logger;
-  readonly #heartbeatFailures: ReturnType<typeof counter>;
+  readonly #heartbeatFailures: ReturnType<typeof counter> | undefined;
+  readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<boolean> | undefined;
   #queued: Promise<boolean> | undefined;
@@ -111,15 +111,19 @@ export class FleetMembership implements AsyncDisposable {
       throw new GuardError('INVALID_OPTION', 'instanceId must be a non-empty string of at most 200 characters', { details: { field: 'instanceId' } });
     }
     this.version = options.version ?? process.env.GUARD_SERVICE_VERSION ?? process.env.npm_package_version ?? '0.0.0';
-    this.startedAt = Date.now();
+    this.#now = options.now ?? Date.now;
+    this.startedAt = this.#now();
     this.#table = table;
     this.#mode = options.mode ?? (() => 'full');
     this.#status = options.status ?? (() => 'running');
     this.#logger = options.logger ?? silentLogger;
-    this.#heartbeatFailures = counter(resolveRegistry(options.registry), {
-      name: metricName(options.metricsPrefix ?? 'guard_immune', 'fleet_heartbeat_failures_total'),
-      help: 'Fleet membership heartbeats that did not reach the database (the replica runs on its own meanwhile)',
-    });
+    this.#heartbeatFailures =
+      options.metrics === false
+        ? undefined
+        : counter(resolveRegistry(options.registry), {
+            name: metricName(resolveMetricsPrefix(options, 'guard_immune'), 'fleet_heartbeat_failures_total'),
+            help: 'Fleet membership heartbeats that did not reach the database (the replica runs on its own meanwhile)',
+          });
     this.#db = new FleetDb(options.pool, { ...(options.timeouts ? { timeouts: options.timeouts } : {}), logger: this.#logger, name: 'fleet membership (postgres)' });
   }
 
@@ -185,7 +189,7 @@ export class FleetMembership implements AsyncDisposable {
       this.#reachable = true;
       return true;
     } catch (error) {
-      this.#heartbeatFailures.inc();
+      this.#heartbeatFailures?.inc();
       if (this.#reachable !== false) this.#logger.warn({ err: error, instanceId: this.instanceId }, 'fleet membership: heartbeat failed; this replica runs on its own until the database is back');
       this.#reachable = false;
       return false;
@@ -212,7 +216,7 @@ export class FleetMembership implements AsyncDisposable {
 
   /** This replica as it would be listed (what `GET /api/fleet` answers while the database is unreachable). */
   localInstance(): FleetInstance {
-    const now = Date.now();
+    const now = this.#now();
     return {
       id: this.instanceId,
       host: this.host,

@@ -3,19 +3,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pgUrl, tempDir } from './test-helpers.js';
+import { filePgDatabase, tempDir } from './test-helpers.js';
 
 const dist = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'dist');
-const database = `guard_mig_${process.pid}_${randomBytes(3).toString('hex')}`;
-const admin = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+const url = await filePgDatabase('immune_migrations'); // fresh: nothing migrated yet
 const temp = tempDir();
-afterAll(async () => {
-  await admin.query(`drop database if exists "${database}" with (force)`);
-  await admin.end();
-  temp.cleanup();
-});
+afterAll(() => temp.cleanup());
 
 // Each child connects first, says "ready", and migrates when it reads "go": all three hit the fresh database together.
 const CHILD = `
@@ -47,12 +41,9 @@ process.stdin.once('data', async () => {
 describe('migrations under concurrency', () => {
   it('three processes migrating one fresh database at the same moment all succeed', async () => {
     if (!existsSync(join(dist, 'postgres.js'))) throw new Error('build @guard/immune first');
-    await admin.query(`create database "${database}"`);
-    const url = new URL(pgUrl());
-    url.pathname = `/${database}`;
     const script = join(temp.dir, 'migrate-child.mjs');
     writeFileSync(script, CHILD);
-    const children = [0, 1, 2].map(() => spawn(process.execPath, [script, url.toString()], { cwd: join(dist, '..'), stdio: ['pipe', 'pipe', 'inherit'] }));
+    const children = [0, 1, 2].map(() => spawn(process.execPath, [script, url], { cwd: join(dist, '..'), stdio: ['pipe', 'pipe', 'inherit'] }));
     const outputs = children.map((child) => {
       let text = '';
       child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -68,7 +59,7 @@ describe('migrations under concurrency', () => {
       expect(result.text).toContain('ok');
       expect(result.code).toBe(0);
     }
-    const check = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    const check = new pg.Pool({ connectionString: url, max: 1 });
     try {
       const { rows } = await check.query(`select tablename from pg_tables where schemaname = 'public' order by 1`);
       expect(rows.map((r: { tablename: string }) => r.tablename)).toEqual(

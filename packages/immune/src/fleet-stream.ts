@@ -1,5 +1,5 @@
 import type { Logger, MetricsOptions, PgTimeouts, Subscription } from '@guard/core';
-import { counter, gauge, GuardError, metricName, PgNotificationListener, resolveRegistry, silentLogger } from '@guard/core';
+import { counter, GuardError, metricName, PgNotificationListener, resolveMetricsPrefix, resolveRegistry, scrapeGauge, silentLogger } from '@guard/core';
 import { fromRow, type EventRow } from './event-row.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
@@ -12,7 +12,7 @@ import { FleetDb, SQL_IDENTIFIER } from './fleet-db.js';
  * @example
  * new FleetEventStream({ service, pool, instanceId: membership.instanceId, table: 'immune_events' });
  */
-export interface FleetEventStreamOptions {
+export interface FleetEventStreamOptions extends MetricsOptions {
   /** The local immune service; its store must be the fleet's Postgres table (`createPostgresStore`). */
   readonly service: ImmuneService;
   /** The fleet's Postgres (a pg `Pool`; one connection is held for LISTEN; not closed by the stream). */
@@ -29,9 +29,8 @@ export interface FleetEventStreamOptions {
   readonly pingIntervalMs?: number;
   readonly timeouts?: PgTimeouts;
   readonly logger?: Logger;
-  /** prom-client registry (default global) and prefix (default `guard_immune`). */
-  readonly registry?: MetricsOptions['registry'];
-  readonly metricsPrefix?: string;
+  /** Clock (epoch ms) of the catch-up window after a reconnect. Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /** Ids per NOTIFY: 36-byte ids, comma-separated, stay well under Postgres's 8 000-byte payload limit. */
@@ -68,8 +67,10 @@ export class FleetEventStream implements AsyncDisposable {
   #lostAt: number | undefined;
   #pending: Set<Promise<unknown>> = new Set();
   #remoteEvents = 0;
-  readonly #remoteCounter: ReturnType<typeof counter>;
-  readonly #listening: ReturnType<typeof gauge>;
+  readonly #remoteCounter: ReturnType<typeof counter> | undefined;
+  /** Aborted on close: the scrape-time gauge stops reading this stream. */
+  readonly #closed$ = new AbortController();
+  readonly #now: () => number;
   #reads: Promise<void> = Promise.resolve();
   #notices: Promise<void> = Promise.resolve();
   /** The subscription to the service's own events, while started. */
@@ -100,11 +101,24 @@ export class FleetEventStream implements AsyncDisposable {
     this.#logger = options.logger ?? silentLogger;
     this.#catchUpMarginMs = options.catchUpMarginMs ?? 5_000;
     this.#db = new FleetDb(options.pool, { ...(options.timeouts ? { timeouts: options.timeouts } : {}), logger: this.#logger, name: 'fleet event stream (postgres)' });
-    const registry = resolveRegistry(options.registry);
-    const prefix = options.metricsPrefix ?? 'guard_immune';
-    this.#remoteCounter = counter(registry, { name: metricName(prefix, 'fleet_remote_events_total'), help: 'Events of other fleet replicas emitted on this replica\'s stream' });
-    const listening = gauge(registry, { name: metricName(prefix, 'fleet_stream_listening'), help: '1 while the fleet event stream\'s LISTEN session is open, else 0 (this replica streams its own events only)' });
-    this.#listening = listening;
+    this.#now = options.now ?? Date.now;
+    this.#remoteCounter =
+      options.metrics === false
+        ? undefined
+        : counter(resolveRegistry(options.registry), {
+            name: metricName(resolveMetricsPrefix(options, 'guard_immune'), 'fleet_remote_events_total'),
+            help: "Events of other fleet replicas emitted on this replica's stream",
+          });
+    scrapeGauge(
+      options,
+      {
+        name: 'fleet_stream_listening',
+        help: "1 while the fleet event stream's LISTEN session is open, else 0 (this replica streams its own events only)",
+        defaultPrefix: 'guard_immune',
+        signal: this.#closed$.signal,
+      },
+      () => (this.connected ? 1 : 0),
+    );
     this.#listener = new PgNotificationListener({
       pool: options.pool,
       channels: [channel],
@@ -113,13 +127,9 @@ export class FleetEventStream implements AsyncDisposable {
       ...(options.timeouts ? { timeouts: options.timeouts } : {}),
       ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
       onNotification: (_channel, payload) => this.#onNotification(payload),
-      onConnected: () => {
-        listening.set(1);
-        this.#catchUp();
-      },
+      onConnected: () => this.#catchUp(),
       onDisconnected: () => {
-        listening.set(0);
-        this.#lostAt ??= Date.now();
+        this.#lostAt ??= this.#now();
       },
     });
   }
@@ -232,7 +242,7 @@ export class FleetEventStream implements AsyncDisposable {
         this.#remember(row.id);
         const event = fromRow(row);
         this.#remoteEvents++;
-        this.#remoteCounter.inc();
+        this.#remoteCounter?.inc();
         this.#service.emit('immune.event_published', toStreamEnvelope(event, 'immune.event_published', this.#service.target));
         if (event.severity === 'CRITICAL') this.#service.emit('immune.critical_event', toStreamEnvelope(event, 'immune.critical_event', this.#service.target));
       }
@@ -253,7 +263,7 @@ export class FleetEventStream implements AsyncDisposable {
       this.#closed = true;
       this.#local?.();
       await this.#listener.close();
-      this.#listening.set(0);
+      this.#closed$.abort();
       await Promise.allSettled([...this.#pending]);
       this.#db.detach();
     })();

@@ -2,13 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { isGuardError } from '@guard/core';
 import { GroupCommitter } from './group-commit.js';
 
+/** A promise the test resolves when it chooses: commits wait on it instead of on the clock. */
+function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
 describe('GroupCommitter', () => {
   it('commits concurrent submissions in one batch and resolves only after the commit', async () => {
     const batches: number[][] = [];
     let committed = false;
     const committer = new GroupCommitter<number>({
       commit: async (batch) => {
-        await new Promise((r) => setTimeout(r, 5));
+        await Promise.resolve();
         batches.push([...batch]);
         committed = true;
       },
@@ -24,20 +31,20 @@ describe('GroupCommitter', () => {
 
   it('splits at maxBatchSize and gathers new submissions while a commit runs', async () => {
     const sizes: number[] = [];
+    const firstCommit = gate();
     const committer = new GroupCommitter<number>({
       maxBatchSize: 10,
       commit: async (batch) => {
         sizes.push(batch.length);
-        await new Promise((r) => setTimeout(r, 2));
+        await firstCommit.promise;
       },
     });
     const first = Array.from({ length: 25 }, (_, i) => committer.submit(i));
-    await new Promise((r) => setImmediate(r));
+    expect(sizes).toEqual([10]); // a full batch commits at once; the rest waits for it
     const second = Array.from({ length: 7 }, (_, i) => committer.submit(100 + i));
+    firstCommit.open();
     await Promise.all([...first, ...second]);
-    expect(sizes.reduce((a, b) => a + b, 0)).toBe(32);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(10);
-    expect(sizes.length).toBeLessThanOrEqual(5);
+    expect(sizes).toEqual([10, 10, 10, 2]);
   });
 
   it('rejects every item of a failed batch with STORE_ERROR keeping the cause, then carries on', async () => {
@@ -70,7 +77,7 @@ describe('GroupCommitter', () => {
     const seen: number[] = [];
     const committer = new GroupCommitter<number>({
       commit: async (batch) => {
-        await new Promise((r) => setTimeout(r, 5));
+        await Promise.resolve();
         seen.push(...batch);
       },
     });
@@ -100,13 +107,15 @@ describe('GroupCommitter', () => {
     let inFlight = 0;
     let peak = 0;
     const sizes: number[] = [];
+    const threeAtOnce = gate();
     const committer = new GroupCommitter<number>({
       maxBatchSize: 10,
       maxConcurrentCommits: 3,
       commit: async (batch) => {
         peak = Math.max(peak, ++inFlight);
         sizes.push(batch.length);
-        await new Promise((r) => setTimeout(r, 10));
+        if (inFlight === 3) threeAtOnce.open();
+        await threeAtOnce.promise;
         inFlight--;
       },
     });
@@ -119,7 +128,7 @@ describe('GroupCommitter', () => {
       commit: async () => {
         inFlight++;
         expect(inFlight).toBe(1);
-        await new Promise((r) => setTimeout(r, 1));
+        await Promise.resolve();
         inFlight--;
       },
     });

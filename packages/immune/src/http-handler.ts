@@ -6,14 +6,15 @@ import {
   counter,
   envReader,
   errorMessage,
-  gauge,
   GuardError,
   isGuardError,
   metricName,
   parseDuration,
   problemFromError,
   readJsonBody,
+  resolveMetricsPrefix,
   resolveRegistry,
+  scrapeGauge,
   sendJson,
   sendProblem,
   silentLogger,
@@ -30,7 +31,7 @@ import { claimRequest, methodNotAllowed } from './http-routing.js';
  * @example
  * createImmuneHandler(service, { basePath: '/immune', limitBytes: 16 * 1024, heartbeatMs: 10_000 });
  */
-export interface ImmuneHandlerOptions {
+export interface ImmuneHandlerOptions extends MetricsOptions {
   /** Where the routes live. Default `/api/immune`. */
   readonly basePath?: string;
   /** Largest accepted `POST /event` body. Default 64 KiB. */
@@ -52,9 +53,6 @@ export interface ImmuneHandlerOptions {
   readonly logger?: Logger;
   /** Environment read for the defaults above. Default `process.env`. */
   readonly env?: Env;
-  /** prom-client registry (default global) and prefix (default `guard_immune`) of `guard_immune_sse_clients`. */
-  readonly registry?: MetricsOptions['registry'];
-  readonly metricsPrefix?: string;
 }
 
 /**
@@ -177,10 +175,11 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   assertNumberOption('heartbeatMs', heartbeatMs, { min: 10, max: 2 ** 31 - 1 });
   assertNumberOption('maxSseClients', maxSseClients, { min: 0, integer: true });
   assertNumberOption('maxSseBufferedBytes', maxSseBufferedBytes, { min: 1_024, integer: true });
-  const registry = resolveRegistry(options.registry);
-  const prefix = options.metricsPrefix ?? 'guard_immune';
-  const clientsGauge = gauge(registry, { name: metricName(prefix, 'sse_clients'), help: 'Open server-sent-event streams' });
-  const refused = counter(registry, {
+  const registry = options.metrics === false ? undefined : resolveRegistry(options.registry);
+  const prefix = resolveMetricsPrefix(options, 'guard_immune');
+  const closing = new AbortController();
+  scrapeGauge(options, { name: 'sse_clients', help: 'Open server-sent-event streams', defaultPrefix: 'guard_immune', signal: closing.signal }, () => clients.size);
+  const refused = registry && counter(registry, {
     name: metricName(prefix, 'http_refused_total'),
     help: 'Requests answered 401 or 5xx, by reason (unauthorized, store_unavailable, store_error, overloaded, closed, sse_full, sse_slow_client, internal)',
     labelNames: ['reason'],
@@ -199,7 +198,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     if (writeToken !== undefined) {
       const denied = checkAdminToken(req, writeToken);
       if (denied) {
-        refused.inc({ reason: 'unauthorized' });
+        refused?.inc({ reason: 'unauthorized' });
         req.resume();
         // The body is left unread: close rather than let a keep-alive client reuse a dirty socket.
         sendProblem(res, { ...denied, status: 401, title: 'Unauthorized', field: 'authorization' }, { 'www-authenticate': 'Bearer realm="guard-immune"', connection: 'close' });
@@ -250,7 +249,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     const names = parseStreamNames(url.searchParams.get('events'));
     if (closed || service.closed) throw new GuardError('CLOSED', 'the immune handler is closed');
     if (clients.size >= maxSseClients) {
-      refused.inc({ reason: 'sse_full' });
+      refused?.inc({ reason: 'sse_full' });
       logger.warn({ status: 503, clients: clients.size, maxSseClients }, 'immune SSE stream refused: too many clients');
       sendProblem(res, { status: 503, title: 'Too many stream clients', detail: `at most ${maxSseClients} streams are served`, code: 'SSE_FULL' }, { 'retry-after': String(retryAfterSeconds) });
       return;
@@ -268,7 +267,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     const writeOrDrop = (chunk: string) => {
       if (done) return;
       if (res.writableLength + chunk.length > maxSseBufferedBytes) {
-        refused.inc({ reason: 'sse_slow_client' });
+        refused?.inc({ reason: 'sse_slow_client' });
         logger.warn({ backlogBytes: res.writableLength, maxSseBufferedBytes }, 'immune SSE client dropped: it stopped reading');
         cleanup();
         res.destroy();
@@ -329,7 +328,6 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
       clearInterval(heartbeat);
       for (const name of names) service.off(name, onEnvelope);
       clients.delete(end);
-      clientsGauge.dec();
     };
     function end() {
       cleanup();
@@ -343,7 +341,6 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
     }
     for (const name of names) service.on(name, onEnvelope);
     clients.add(end);
-    clientsGauge.inc();
     req.on('close', cleanup);
     res.on('close', cleanup);
     res.on('error', cleanup);
@@ -368,7 +365,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
       const problem = statusOf(error);
       if (problem.status >= 500) {
         const reason = String(problem.code ?? 'internal').toLowerCase().replace(/^queue_full$/, 'overloaded');
-        refused.inc({ reason });
+        refused?.inc({ reason });
         const log = problem.status === 503 ? logger.warn : logger.error;
         log.call(logger, { err: error, status: problem.status, method, path: url.pathname }, `immune ${method} ${url.pathname} answered ${problem.status}`);
       }
@@ -388,6 +385,7 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   Object.defineProperty(handler, 'sseClients', { get: () => clients.size });
   handler.close = async () => {
     closed = true;
+    closing.abort();
     for (const end of [...clients]) end();
   };
   handler[Symbol.asyncDispose] = handler.close;

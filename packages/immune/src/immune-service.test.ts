@@ -7,6 +7,8 @@ import type { ImmuneStreamEnvelope } from './immune-service.js';
 import { MemoryEventStore } from './memory-store.js';
 import type { EventStore } from './event-store.js';
 import { freshRegistry } from './test-helpers.js';
+import { createImmuneHandler } from './http-handler.js';
+import { createSqliteStore } from './sqlite.js';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
@@ -210,6 +212,16 @@ describe('ImmuneService', () => {
     const value = (severity: string, type: string) => metric.values.find((v) => v.labels.severity === severity && v.labels.type === type)?.value;
     expect(value('INFO', 'ERROR_SPIKE')).toBe(2);
     expect(value('CRITICAL', 'POLICY_VIOLATION')).toBe(1);
+  });
+
+  it('registers no metric with metrics: false (service, store and handler)', async () => {
+    const registry = freshRegistry();
+    await using service = new ImmuneService({ registry, metrics: false, store: await createSqliteStore({ path: ':memory:', registry, metrics: false }) });
+    await using handler = createImmuneHandler(service, { registry, metrics: false });
+    await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'counted nowhere' });
+    await service.getRecentEvents({ windowMs: 1_000, limit: 1, type: 'ERROR_SPIKE' });
+    expect(handler.sseClients).toBe(0);
+    expect(await registry.getMetricsAsJSON()).toEqual([]);
   });
 
   it('works with no listeners at all', async () => {

@@ -1,9 +1,10 @@
 import type {} from './errors.js';
-import type { GuardBus, ImmuneEventNotice, Logger, MetricsOptions, Subscription } from '@guard/core';
+import type { Env, GuardBus, ImmuneEventNotice, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { assertNumberOption, counter, Emitter, errorMessage, GuardError, isGuardError, metricName, resolveMetricsPrefix, resolveRegistry, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput } from './event.js';
 import type { EventStore } from './event-store.js';
+import { immuneOptionsFromEnv } from './env.js';
 import { MemoryEventStore } from './memory-store.js';
 
 /**
@@ -171,6 +172,16 @@ export class ImmuneService {
   #closed = false;
   #closing: Promise<void> | undefined;
 
+  /**
+   * A service configured by the environment ({@link immuneOptionsFromEnv}) and `overrides`; the code wins.
+   *
+   * @example
+   * const service = ImmuneService.fromEnv(process.env, { store: await createSqliteStore({ path: 'immune.db' }) });
+   */
+  static fromEnv(env: Env = process.env, overrides: ImmuneServiceOptions = {}): ImmuneService {
+    return new ImmuneService({ ...immuneOptionsFromEnv(env), ...overrides });
+  }
+
   constructor(options: ImmuneServiceOptions = {}) {
     const defaultWindowMs = options.defaultWindowMs ?? 3_600_000;
     const maxWindowMs = options.maxWindowMs ?? 30 * 86_400_000;
@@ -252,22 +263,25 @@ export class ImmuneService {
     return this.off(event, listener, context);
   }
 
-  /** Delivers a stream event to its listeners now (the fleet stream relays other replicas' events with it). */
-  emit<K extends keyof ImmuneStreamEvents>(event: K, ...args: ImmuneStreamEvents[K]): boolean {
-    return this.#stream.emit(event, ...args);
+  /** Removes every listener of `event`, or of every event. */
+  removeAllListeners(event?: keyof ImmuneStreamEvents): this {
+    this.#stream.removeAllListeners(event);
+    return this;
   }
 
+  /** How many listeners `event` has (the service skips building envelopes nobody listens to). */
   listenerCount(event: keyof ImmuneStreamEvents): number {
     return this.#stream.listenerCount(event);
   }
 
+  /** The stream events that have listeners. */
   eventNames(): (keyof ImmuneStreamEvents)[] {
     return this.#stream.eventNames();
   }
 
-  removeAllListeners(event?: keyof ImmuneStreamEvents): this {
-    this.#stream.removeAllListeners(event);
-    return this;
+  /** Delivers a stream event to its listeners now (the fleet stream relays other replicas' events with it). */
+  emit<K extends keyof ImmuneStreamEvents>(event: K, ...args: ImmuneStreamEvents[K]): boolean {
+    return this.#stream.emit(event, ...args);
   }
 
   /**

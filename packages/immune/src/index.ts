@@ -38,7 +38,7 @@ export { bridgeGuardBus, classifyDetection } from './bridge.js';
 export type { GuardBridge, GuardBridgeOptions } from './bridge.js';
 export { createImmuneHandler } from './http-handler.js';
 export type { ImmuneHandler, ImmuneHandlerOptions } from './http-handler.js';
-export { immuneConfigFromEnv } from './env.js';
+export { IMMUNE_ENV, immuneConfigFromEnv, immuneHandlerOptionsFromEnv, immuneOptionsFromEnv, immuneStoreOptionsFromEnv } from './env.js';
 export type { ImmuneEnvConfig } from './env.js';
 export { FleetMembership } from './fleet-membership.js';
 export type { FleetMembershipOptions, FleetInstance } from './fleet-membership.js';

@@ -3,50 +3,45 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isGuardError } from '@guard/core';
+import { isGuardError, sleep } from '@guard/core';
 import type { Logger } from '@guard/core';
 import { createImmuneHandler } from './http-handler.js';
 import { ImmuneService } from './immune-service.js';
 import { createPostgresStore, PostgresEventStore } from './postgres.js';
 import type { PostgresEventStoreOptions } from './postgres.js';
-import { freshRegistry, pgUrl, startTcpProxy, uniqueTable } from './test-helpers.js';
+import { eventually, filePgDatabase, freshRegistry, serverPort, startTcpProxy, uniqueTable, urlThrough } from './test-helpers.js';
 
 // The store against a real Postgres that loses its connections: terminated backends, TCP resets and a partition.
 // Nothing may crash the process (vitest fails the run on an unhandled 'error'), callers get typed errors or succeed,
-// the store recovers by itself, and every acknowledged id is in the table.
+// the store recovers by itself, and every acknowledged id is in the table. Every step awaits a condition (so many
+// acknowledged events, a backend killed), never an amount of time; how fast it fails over is an e2e figure
+// (tests/e2e/immune-postgres-partition.test.ts).
 
-const admin = new pg.Pool({ connectionString: pgUrl(), max: 2 });
+const pgUrl = await filePgDatabase('immune_resilience');
+const admin = new pg.Pool({ connectionString: pgUrl, max: 2 });
 admin.on('error', () => {});
-const tables: string[] = [];
-afterAll(async () => {
-  for (const name of tables) {
-    for (const t of [name, `${name}_rollup`, `${name}_migrations`, `${name}_migrations_lock`]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
-  }
-  await admin.end();
-});
+afterAll(() => admin.end());
 
-function urlThrough(port: number | undefined, applicationName: string): string {
-  const url = new URL(pgUrl());
-  if (port !== undefined) {
-    url.hostname = '127.0.0.1';
-    url.port = String(port);
-  }
+/** The test database's URL (through a proxy on `port`, if given) with an application_name to find its backends by. */
+function urlFor(port: number | undefined, applicationName: string): string {
+  const url = new URL(port === undefined ? pgUrl : urlThrough(pgUrl, port));
   url.searchParams.set('application_name', applicationName);
   return url.toString();
 }
 
 async function storeFor(label: string, port?: number, extra: Partial<PostgresEventStoreOptions> = {}) {
   const tableName = uniqueTable(label);
-  tables.push(tableName);
   const app = `guard_${tableName}`.slice(0, 60);
   const registry = freshRegistry();
   const store = await createPostgresStore({
-    connectionString: urlThrough(port, app),
+    connectionString: urlFor(port, app),
     tableName,
     registry,
-    connectTimeoutMs: 1_000,
-    statementTimeoutMs: 1_000,
-    queryTimeoutMs: 1_500,
+    // Short enough that a partition answers within seconds, long enough for a loaded 2-core machine to connect and
+    // query once the network is back (the first call after healing must succeed).
+    connectTimeoutMs: 2_000,
+    statementTimeoutMs: 2_000,
+    queryTimeoutMs: 3_000,
     ...extra,
   });
   return { store, tableName, app, registry };
@@ -66,6 +61,8 @@ async function terminate(app: string): Promise<number> {
 function load(service: ImmuneService, publishers: number) {
   const acknowledged: string[] = [];
   const failures: unknown[] = [];
+  /** Waiters of `progress`, each woken by the acknowledgement that reaches its target. */
+  const waiters: Array<{ target: number; wake(): void }> = [];
   let running = true;
   let n = 0;
   const done = Promise.all(
@@ -73,9 +70,10 @@ function load(service: ImmuneService, publishers: number) {
       while (running) {
         try {
           acknowledged.push(await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: `load ${n++}`, module: 'resilience' }));
+          for (let i = waiters.length - 1; i >= 0; i--) if (acknowledged.length >= waiters[i]!.target) waiters.splice(i, 1)[0]!.wake();
         } catch (error) {
           failures.push(error);
-          await new Promise((r) => setTimeout(r, 5)); // a failing store answers at once: do not spin
+          await sleep(5); // pacing, not synchronisation: a failing store answers at once, do not spin the CPU
         }
       }
     }),
@@ -84,9 +82,9 @@ function load(service: ImmuneService, publishers: number) {
     acknowledged,
     failures,
     /** Resolves once `count` more events were acknowledged than when called. */
-    async progress(count: number): Promise<void> {
+    progress(count: number): Promise<void> {
       const target = acknowledged.length + count;
-      while (acknowledged.length < target) await new Promise((r) => setTimeout(r, 5));
+      return new Promise((wake) => waiters.push({ target, wake }));
     },
     async stop() {
       running = false;
@@ -131,8 +129,12 @@ describe('PostgresEventStore under connection loss', () => {
     }
     await run.progress(200);
     await run.stop();
-    killed += await terminate(app); // idle connections in the pool now
-    expect(killed).toBeGreaterThan(0);
+    const idle = await terminate(app); // idle connections in the pool now
+    expect(idle).toBeGreaterThan(0);
+    killed += idle;
+    // The pool hears of its killed idle connections when their sockets report it: await that before the next call
+    // (which would otherwise take a dying connection and see the kill as its query's error, retried, not counted).
+    await eventually(() => (store.pool.errors > 0 ? true : undefined), 'the pool to report its killed idle connections');
     expectTyped(run.failures);
     // Recovered by itself: the next publish and summary succeed.
     const next = await service.publishEvent({ severity: 'CRITICAL', type: 'ERROR_SPIKE', message: 'after the kills' });
@@ -141,12 +143,11 @@ describe('PostgresEventStore under connection loss', () => {
     const lost = [...run.acknowledged, next].filter((id) => !stored.has(id));
     expect(lost).toEqual([]);
     console.log(`pg_terminate_backend: ${killed} backends killed, ${run.acknowledged.length} acknowledged, ${run.failures.length} typed failures, 0 lost`);
-    expect(store.pool.errors).toBeGreaterThan(0);
     expect(await registry.getSingleMetricAsString('guard_immune_store_connection_errors_total')).toMatch(/store="postgres"} [1-9]/);
   }, 60_000);
 
   it('survives TCP resets of every connection mid-load (through a proxy) and recovers', async () => {
-    await using proxy = await startTcpProxy(Number(new URL(pgUrl()).port || 5432), new URL(pgUrl()).hostname);
+    await using proxy = await startTcpProxy(serverPort(pgUrl), new URL(pgUrl).hostname);
     const { store, tableName, registry } = await storeFor('reset', proxy.port);
     await using service = new ImmuneService({ store, registry });
     const run = load(service, 40);
@@ -164,7 +165,7 @@ describe('PostgresEventStore under connection loss', () => {
   }, 60_000);
 
   it('fails fast with 503 + Retry-After during a partition, then recovers by itself when the network is back', async () => {
-    await using proxy = await startTcpProxy(Number(new URL(pgUrl()).port || 5432), new URL(pgUrl()).hostname);
+    await using proxy = await startTcpProxy(serverPort(pgUrl), new URL(pgUrl).hostname);
     const { store, tableName, registry } = await storeFor('partition', proxy.port);
     await using service = new ImmuneService({ store, registry });
     await using http = await serveHttp(service);
@@ -173,23 +174,17 @@ describe('PostgresEventStore under connection loss', () => {
     const acknowledged = [((await before.json()) as { id: string }).id];
 
     proxy.partition();
-    const figures: string[] = [];
     for (const [what, call] of [
       ['POST /event', () => post(http.base)],
       ['GET /health', () => fetch(`${http.base}/health`, { signal: AbortSignal.timeout(15_000) })],
       ['GET /events', () => fetch(`${http.base}/events`, { signal: AbortSignal.timeout(15_000) })],
       ['POST /event again', () => post(http.base)],
     ] as const) {
-      const started = performance.now();
       const res = await call();
-      const ms = performance.now() - started;
-      figures.push(`${what} ${res.status} in ${Math.round(ms)} ms`);
       expect(res.status, what).toBe(503);
       expect(res.headers.get('retry-after'), what).toBe('2');
       expect(res.headers.get('content-type'), what).toMatch(/problem\+json/);
       expect(((await res.json()) as { code: string }).code, what).toBe('STORE_UNAVAILABLE');
-      // Bounded by the configured timeouts (connect 1 s, query 1.5 s; a publish may wait for one commit ahead of it).
-      expect(ms, what).toBeLessThan(6_000);
     }
     const direct = await service.publishEvent({ severity: 'INFO', type: 'ERROR_SPIKE', message: 'partitioned' }).catch((e: unknown) => e);
     expect(isGuardError(direct, 'STORE_UNAVAILABLE')).toBe(true);
@@ -202,19 +197,17 @@ describe('PostgresEventStore under connection loss', () => {
     expect((await fetch(`${http.base}/health`)).status).toBe(200);
     const stored = await storedIds(tableName);
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
-    console.log(`partition: ${figures.join('; ')}; first request after heal: 201`);
   }, 60_000);
 
   it('starts while the database is unreachable: 503s logged with their cause, then serves once it is back (migrations retried)', async () => {
-    await using proxy = await startTcpProxy(Number(new URL(pgUrl()).port || 5432), new URL(pgUrl()).hostname);
+    await using proxy = await startTcpProxy(serverPort(pgUrl), new URL(pgUrl).hostname);
     proxy.partition();
     const tableName = uniqueTable('late');
-    tables.push(tableName);
     const logged: Array<{ level: string; obj: Record<string, unknown>; msg: string }> = [];
     const capture = (level: string) => (obj: object, msg?: string) => logged.push({ level, obj: obj as Record<string, unknown>, msg: msg ?? '' });
     const logger: Logger = { debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error') };
     const registry = freshRegistry();
-    const store = new PostgresEventStore({ connectionString: urlThrough(proxy.port, 'guard_late'), tableName, registry, connectTimeoutMs: 500, statementTimeoutMs: 500 });
+    const store = new PostgresEventStore({ connectionString: urlFor(proxy.port, 'guard_late'), tableName, registry, connectTimeoutMs: 2_000, statementTimeoutMs: 2_000 });
     await using service = new ImmuneService({ store, registry });
     await using http = await serveHttp(service, logger);
     const down = await post(http.base);
@@ -236,9 +229,8 @@ describe('PostgresEventStore under connection loss', () => {
 
   it('guards a caller-owned pool too, and takes its listeners off again on close', async () => {
     const tableName = uniqueTable('given');
-    tables.push(tableName);
     const app = 'guard_given_pool';
-    const pool = new pg.Pool({ connectionString: urlThrough(undefined, app), max: 2 }); // no 'error' listener of its own
+    const pool = new pg.Pool({ connectionString: urlFor(undefined, app), max: 2 }); // no 'error' listener of its own
     const listeners = () => [pool.listenerCount('error'), pool.listenerCount('connect')];
     const before = listeners();
     const store = await createPostgresStore({ pool, tableName, registry: freshRegistry() });

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isGuardError } from '@guard/core';
 import { createKyselyEventStore, KyselyEventStore } from './kysely-store.js';
 import { dialectOf } from './store-dialect.js';
@@ -8,43 +8,26 @@ import type { AnyKysely } from './store-dialect.js';
 import { createPostgresStore, PostgresEventStore } from './postgres.js';
 import { ImmuneService } from './immune-service.js';
 import { describeEventStoreContract } from './testing.js';
-import { pgUrl, uniqueTable } from './test-helpers.js';
+import { filePgDatabase, uniqueTable } from './test-helpers.js';
 
-const admin = new pg.Pool({ connectionString: pgUrl(), max: 2 });
-const created = new Set<string>();
-const table = (label: string) => {
-  const name = uniqueTable(label);
-  created.add(name);
-  return name;
-};
+const url = await filePgDatabase('immune_postgres');
+const table = uniqueTable;
 
-async function dropTables(): Promise<void> {
-  for (const name of created) {
-    for (const t of [name, `${name}_rollup`, `${name}_migrations`, `${name}_migrations_lock`]) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
-  }
-  created.clear();
-}
+const postgresDb = (): AnyKysely => new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
 
-const postgresDb = (): AnyKysely => new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl(), max: 2 }) }) });
-
-afterAll(async () => {
-  await dropTables();
-  await admin.end();
-});
-
-describeEventStoreContract('postgres', () => createPostgresStore({ connectionString: pgUrl(), tableName: table('c') }), { test: { describe, it }, cleanup: dropTables });
+describeEventStoreContract('postgres', () => createPostgresStore({ connectionString: url, tableName: table('c') }), { test: { describe, it } });
 
 describeEventStoreContract(
   'postgres (shared kysely instance)',
   () => createKyselyEventStore({ db: postgresDb(), tableName: table('k'), destroyOnClose: true }),
-  { test: { describe, it }, cleanup: dropTables },
+  { test: { describe, it } },
 );
 
 describe('PostgresEventStore (fleet mode)', () => {
   it('two services on one database see each other’s events in summaries and queries', async () => {
     const tableName = table('fleet');
-    await using a = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl(), tableName }) });
-    await using b = new ImmuneService({ store: await createPostgresStore({ connectionString: pgUrl(), tableName }) });
+    await using a = new ImmuneService({ store: await createPostgresStore({ connectionString: url, tableName }) });
+    await using b = new ImmuneService({ store: await createPostgresStore({ connectionString: url, tableName }) });
     await Promise.all([
       ...Array.from({ length: 50 }, (_, i) => a.publishEvent({ agentId: 'a', severity: 'INFO', type: 'SELF_HEALING_ACTION', message: `a${i}` })),
       ...Array.from({ length: 30 }, (_, i) => b.publishEvent({ agentId: 'b', severity: 'WARNING', type: 'ERROR_SPIKE', message: `b${i}` })),
@@ -65,8 +48,8 @@ describe('PostgresEventStore (fleet mode)', () => {
   it('starts two stores on a fresh table at once (migrations are locked)', async () => {
     const tableName = table('race');
     const [x, y] = await Promise.all([
-      createPostgresStore({ connectionString: pgUrl(), tableName }),
-      createPostgresStore({ connectionString: pgUrl(), tableName }),
+      createPostgresStore({ connectionString: url, tableName }),
+      createPostgresStore({ connectionString: url, tableName }),
     ]);
     await x.close();
     await y.close();
@@ -88,7 +71,7 @@ describe('PostgresEventStore (fleet mode)', () => {
   });
 
   it('uses a caller-owned pool without ending it', async () => {
-    const pool = new pg.Pool({ connectionString: pgUrl(), max: 2 });
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
     const store = await createPostgresStore({ pool, tableName: table('pool') });
     await store.close();
     const { rows } = await pool.query('select 1 as one');

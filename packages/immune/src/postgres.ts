@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { GuardedPgPool, PgPoolLike } from '@guard/core';
-import { counter, GuardError, guardPgPool, metricName, pgPoolTimeoutConfig, resolvePgTimeouts, resolveRegistry } from '@guard/core';
+import { counter, GuardError, guardPgPool, metricName, pgPoolTimeoutConfig, resolveMetricsPrefix, resolvePgTimeouts, resolveRegistry } from '@guard/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import { KyselyEventStore, openStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
@@ -62,16 +62,19 @@ export class PostgresEventStore extends KyselyEventStore {
       ...(queryTimeoutMs === undefined ? {} : { queryTimeoutMs }),
     });
     const pool = given ?? new pgDriver.Pool({ connectionString, max: maxConnections, ...pgPoolTimeoutConfig(timeouts) });
-    const connectionErrors = counter(resolveRegistry(rest.registry), {
-      name: metricName(rest.metricsPrefix ?? 'guard_immune', 'store_connection_errors_total'),
-      help: 'Postgres connections of the event store that failed (terminated, reset, timed out); each is replaced on demand',
-      labelNames: ['store'],
-    });
+    const connectionErrors =
+      rest.metrics === false
+        ? undefined
+        : counter(resolveRegistry(rest.registry), {
+            name: metricName(resolveMetricsPrefix(rest, 'guard_immune'), 'store_connection_errors_total'),
+            help: 'Postgres connections of the event store that failed (terminated, reset, timed out); each is replaced on demand',
+            labelNames: ['store'],
+          });
     const safe = guardPgPool(pool as unknown as PgPoolLike, {
       timeouts,
       name: 'immune event store (postgres)',
       ...(rest.logger ? { logger: rest.logger } : {}),
-      onError: () => connectionErrors.inc({ store: 'postgres' }),
+      onError: () => connectionErrors?.inc({ store: 'postgres' }),
     });
     super({
       ...rest,

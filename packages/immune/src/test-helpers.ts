@@ -1,5 +1,7 @@
-import { resolveRegistry } from '@guard/core';
+import { resolveRegistry, waitUntil } from '@guard/core';
 import type { MetricsOptions } from '@guard/core';
+import { pgTestDatabase } from '@guard/core/testing';
+import { afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,9 +21,35 @@ export function uniqueTable(label = 't'): string {
   return `immune_${label}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }
 
-/** The Postgres URL for fleet tests: `GUARD_TEST_PG_URL`, else the local test database. */
-export function pgUrl(): string {
-  return process.env.GUARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+/**
+ * A Postgres database of this test file's own (core's `pgTestDatabase`: the local server, or `GUARD_TEST_PG_URL`),
+ * dropped after the file's tests, so no file cleans up tables and none sees another's. Call it at the top level.
+ */
+export async function filePgDatabase(prefix: string): Promise<string> {
+  const database = await pgTestDatabase(prefix);
+  // Registered first, so it runs after the file's other afterAll hooks (vitest runs them as a stack).
+  afterAll(() => database.drop());
+  return database.url;
+}
+
+/** `url` with its host and port replaced: the same database reached through a proxy on loopback `port`. */
+export function urlThrough(url: string, port: number): string {
+  const through = new URL(url);
+  through.hostname = '127.0.0.1';
+  through.port = String(port);
+  return through.toString();
+}
+
+/** The loopback port of the server behind `url` (for a {@link TcpProxy} in front of it). */
+export function serverPort(url: string): number {
+  return Number(new URL(url).port || 5432);
+}
+
+/** Waits until `read()` returns (or resolves to) a value, polling with core's `waitUntil`, and resolves with it. */
+export async function eventually<T>(read: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+  let value: T | undefined;
+  await waitUntil(async () => (value = await read()) !== undefined, { timeoutMs, intervalMs: 5, what });
+  return value!;
 }
 
 /** A private prom-client registry (prom-client is core's dependency, so build one from the global's class). */
