@@ -1,7 +1,9 @@
 import { GuardBus, isGuardError, waitUntil } from '@guard/core';
+import type { Detection } from '@guard/core';
 import { EventEmitter as EE3 } from 'eventemitter3';
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import type { DetectorChain } from './detector-chain.js';
 import { EventBusTracker } from './event-bus-tracker.js';
 import { chainFor, fileLine, forceGc, lineHere } from './test-support.js';
 
@@ -168,6 +170,15 @@ async function collectGarbage(): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Collects garbage and scans until a detection matches: collected owners show through a FinalizationRegistry, after a GC, in a later task. */
+async function scanAfterGc(chain: DetectorChain, found: (detection: Detection) => boolean): Promise<void> {
+  await waitUntil(() => {
+    forceGc();
+    chain.scan();
+    return chain.active().some(found);
+  });
+}
+
 describe('EventBusTracker heals only what is stale (C2)', () => {
   it('2,000 live per-connection listeners over the threshold in full mode: reported with call sites, zero removed', async () => {
     const { chain, scheduler } = chainFor('full');
@@ -215,11 +226,7 @@ describe('EventBusTracker heals only what is stale (C2)', () => {
     (() => {
       for (let i = 0; i < 60; i++) tracker.on(bus, 'tick', () => {}, { owner: { gone: i } });
     })();
-    await waitUntil(() => {
-      (globalThis as { gc?: () => void }).gc?.();
-      chain.scan();
-      return chain.active().some((d) => d.resourceId === 'views#stale' && d.details.stale === 60);
-    });
+    await scanAfterGc(chain, (d) => d.resourceId === 'views#stale' && d.details.stale === 60);
     expect(scheduler.scheduled.map((d) => [d.resourceId, d.severity])).toEqual([['views#stale', 'critical']]);
     // the threshold heal (as a sanitizer would run it) removes the same 60, never a live view's listener
     expect(tracker.removeStale('views')).toBe(60);
@@ -244,11 +251,7 @@ describe('EventBusTracker heals only what is stale (C2)', () => {
     (() => {
       for (let i = 0; i < 5; i++) new Widget(bus);
     })();
-    await waitUntil(() => {
-      (globalThis as { gc?: () => void }).gc?.();
-      chain.scan();
-      return chain.active().some((d) => d.resourceId === `${name}#stale`);
-    });
+    await scanAfterGc(chain, (d) => d.resourceId === `${name}#stale`);
     const [detection] = chain.active();
     expect(detection).toMatchObject({ resourceId: `${name}#stale`, details: { stale: 5 } });
     expect(fileLine(detection!.source?.[0])).toMatch(/event-bus-tracker\.test\.ts:\d+$/);
