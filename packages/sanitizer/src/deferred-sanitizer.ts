@@ -188,6 +188,8 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
       ...fromEnv,
       ...given,
       sanitizers: overrides.sanitizers,
+      // a prefix given in code under its deprecated name still beats the environment's
+      metricsPrefix: overrides.metricsPrefix ?? overrides.prefix ?? fromEnv.metricsPrefix,
       delaysMs: { ...fromEnv.delaysMs, ...overrides.delaysMs },
       disabledComponents: [...(fromEnv.disabledComponents ?? []), ...(overrides.disabledComponents ?? [])],
     });

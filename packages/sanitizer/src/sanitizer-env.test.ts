@@ -79,6 +79,9 @@ describe('DeferredSanitizer.fromEnv', () => {
     expect(await registry.getMetricsAsJSON()).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'edge_sanitized_total' })]));
     await using coded = DeferredSanitizer.fromEnv(env, { sanitizers: [noop], metrics: false, metricsPrefix: 'ignored', defaultDelayMs: 5 });
     expect(coded.delayFor('custom')).toBe(5);
+    const legacy = new Registry();
+    await using named = DeferredSanitizer.fromEnv(env, { sanitizers: [noop], registry: legacy, prefix: 'old_name' });
+    expect(await legacy.getMetricsAsJSON()).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'old_name_sanitized_total' })]));
   });
 
   it('uses the environment and lets options in code win', async () => {
