@@ -6,5 +6,5 @@ export default defineConfig({
   entry: ['src/index.ts', 'src/sqlite.ts', 'src/postgres.ts', 'src/testing.ts'],
   // import.meta.url in the CJS build (optional-peer.ts loads pg/better-sqlite3 through createRequire).
   shims: true,
-  external: ['vitest', 'better-sqlite3', 'pg'],
+  external: ['better-sqlite3', 'pg'],
 });

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger, MetricsOptions, PgTimeouts } from '@guard/core';
-import { assertNumberOption, counter, GuardError, metricName, resolveMetricsPrefix, resolveRegistry, silentLogger } from '@guard/core';
+import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
+import { immuneCounter } from './metrics.js';
 import type { FleetPoolLike } from './fleet-db.js';
 import { FleetDb, SQL_IDENTIFIER } from './fleet-db.js';
 
@@ -85,7 +86,7 @@ export class FleetMembership implements AsyncDisposable {
   readonly #mode: () => string;
   readonly #status: () => string;
   readonly #logger: Logger;
-  readonly #heartbeatFailures: ReturnType<typeof counter> | undefined;
+  readonly #heartbeatFailures: ReturnType<typeof immuneCounter>;
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<boolean> | undefined;
@@ -117,13 +118,10 @@ export class FleetMembership implements AsyncDisposable {
     this.#mode = options.mode ?? (() => 'full');
     this.#status = options.status ?? (() => 'running');
     this.#logger = options.logger ?? silentLogger;
-    this.#heartbeatFailures =
-      options.metrics === false
-        ? undefined
-        : counter(resolveRegistry(options.registry), {
-            name: metricName(resolveMetricsPrefix(options, 'guard_immune'), 'fleet_heartbeat_failures_total'),
-            help: 'Fleet membership heartbeats that did not reach the database (the replica runs on its own meanwhile)',
-          });
+    this.#heartbeatFailures = immuneCounter(options, {
+      name: 'fleet_heartbeat_failures_total',
+      help: 'Fleet membership heartbeats that did not reach the database (the replica runs on its own meanwhile)',
+    });
     this.#db = new FleetDb(options.pool, { ...(options.timeouts ? { timeouts: options.timeouts } : {}), logger: this.#logger, name: 'fleet membership (postgres)' });
   }
 

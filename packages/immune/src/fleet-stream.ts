@@ -1,5 +1,6 @@
 import type { Logger, MetricsOptions, PgTimeouts, Subscription } from '@guard/core';
-import { counter, GuardError, metricName, PgNotificationListener, resolveMetricsPrefix, resolveRegistry, scrapeGauge, silentLogger } from '@guard/core';
+import { GuardError, PgNotificationListener, scrapeGauge, silentLogger } from '@guard/core';
+import { IMMUNE_METRICS_PREFIX, immuneCounter } from './metrics.js';
 import { fromRow, type EventRow } from './event-row.js';
 import type { ImmuneService, ImmuneStreamEnvelope } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
@@ -67,7 +68,7 @@ export class FleetEventStream implements AsyncDisposable {
   #lostAt: number | undefined;
   #pending: Set<Promise<unknown>> = new Set();
   #remoteEvents = 0;
-  readonly #remoteCounter: ReturnType<typeof counter> | undefined;
+  readonly #remoteCounter: ReturnType<typeof immuneCounter>;
   /** Aborted on close: the scrape-time gauge stops reading this stream. */
   readonly #closed$ = new AbortController();
   readonly #now: () => number;
@@ -102,19 +103,13 @@ export class FleetEventStream implements AsyncDisposable {
     this.#catchUpMarginMs = options.catchUpMarginMs ?? 5_000;
     this.#db = new FleetDb(options.pool, { ...(options.timeouts ? { timeouts: options.timeouts } : {}), logger: this.#logger, name: 'fleet event stream (postgres)' });
     this.#now = options.now ?? Date.now;
-    this.#remoteCounter =
-      options.metrics === false
-        ? undefined
-        : counter(resolveRegistry(options.registry), {
-            name: metricName(resolveMetricsPrefix(options, 'guard_immune'), 'fleet_remote_events_total'),
-            help: "Events of other fleet replicas emitted on this replica's stream",
-          });
+    this.#remoteCounter = immuneCounter(options, { name: 'fleet_remote_events_total', help: "Events of other fleet replicas emitted on this replica's stream" });
     scrapeGauge(
       options,
       {
         name: 'fleet_stream_listening',
         help: "1 while the fleet event stream's LISTEN session is open, else 0 (this replica streams its own events only)",
-        defaultPrefix: 'guard_immune',
+        defaultPrefix: IMMUNE_METRICS_PREFIX,
         signal: this.#closed$.signal,
       },
       () => (this.connected ? 1 : 0),

@@ -3,17 +3,13 @@ import type { Env, HttpHandler, Logger, MetricsOptions, Problem } from '@guard/c
 import {
   assertNumberOption,
   checkAdminToken,
-  counter,
   envReader,
   errorMessage,
   GuardError,
   isGuardError,
-  metricName,
   parseDuration,
   problemFromError,
   readJsonBody,
-  resolveMetricsPrefix,
-  resolveRegistry,
   scrapeGauge,
   sendJson,
   sendProblem,
@@ -24,6 +20,7 @@ import { IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseWireEventInput, toWireEvent
 import type { ImmuneService, ImmuneStreamEnvelope, ImmuneStreamEventName } from './immune-service.js';
 import { toStreamEnvelope } from './immune-service.js';
 import { claimRequest, methodNotAllowed } from './http-routing.js';
+import { IMMUNE_METRICS_PREFIX, immuneCounter } from './metrics.js';
 
 /**
  * Options for {@link createImmuneHandler}.
@@ -175,12 +172,10 @@ export function createImmuneHandler(service: ImmuneService, options: ImmuneHandl
   assertNumberOption('heartbeatMs', heartbeatMs, { min: 10, max: 2 ** 31 - 1 });
   assertNumberOption('maxSseClients', maxSseClients, { min: 0, integer: true });
   assertNumberOption('maxSseBufferedBytes', maxSseBufferedBytes, { min: 1_024, integer: true });
-  const registry = options.metrics === false ? undefined : resolveRegistry(options.registry);
-  const prefix = resolveMetricsPrefix(options, 'guard_immune');
   const closing = new AbortController();
-  scrapeGauge(options, { name: 'sse_clients', help: 'Open server-sent-event streams', defaultPrefix: 'guard_immune', signal: closing.signal }, () => clients.size);
-  const refused = registry && counter(registry, {
-    name: metricName(prefix, 'http_refused_total'),
+  scrapeGauge(options, { name: 'sse_clients', help: 'Open server-sent-event streams', defaultPrefix: IMMUNE_METRICS_PREFIX, signal: closing.signal }, () => clients.size);
+  const refused = immuneCounter(options, {
+    name: 'http_refused_total',
     help: 'Requests answered 401 or 5xx, by reason (unauthorized, store_unavailable, store_error, overloaded, closed, sse_full, sse_slow_client, internal)',
     labelNames: ['reason'],
   });

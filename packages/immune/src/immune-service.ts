@@ -1,10 +1,11 @@
 import type {} from './errors.js';
 import type { Env, GuardBus, ImmuneEventNotice, Logger, MetricsOptions, Subscription } from '@guard/core';
-import { assertNumberOption, counter, Emitter, errorMessage, GuardError, isGuardError, metricName, resolveMetricsPrefix, resolveRegistry, silentLogger } from '@guard/core';
+import { assertNumberOption, Emitter, errorMessage, GuardError, isGuardError, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput } from './event.js';
 import type { EventStore } from './event-store.js';
 import { immuneOptionsFromEnv } from './env.js';
+import { immuneCounter } from './metrics.js';
 import { MemoryEventStore } from './memory-store.js';
 
 /**
@@ -162,9 +163,9 @@ export class ImmuneService {
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #stream: Emitter<ImmuneStreamEvents>;
-  readonly #events: ReturnType<typeof counter<'severity' | 'type'>> | undefined;
-  readonly #rejected: ReturnType<typeof counter<'reason'>> | undefined;
-  readonly #listenerErrors: ReturnType<typeof counter<'event'>> | undefined;
+  readonly #events: ReturnType<typeof immuneCounter<'severity' | 'type'>>;
+  readonly #rejected: ReturnType<typeof immuneCounter<'reason'>>;
+  readonly #listenerErrors: ReturnType<typeof immuneCounter<'event'>>;
   #outbox: ImmuneEvent[] = [];
   #dispatchScheduled = false;
   #inFlight = 0;
@@ -207,17 +208,13 @@ export class ImmuneService {
     this.maxWindowMs = maxWindowMs;
     this.defaultLimit = defaultLimit;
     this.maxLimit = maxLimit;
-    const registry = options.metrics === false ? undefined : resolveRegistry(options.registry);
-    const prefix = resolveMetricsPrefix(options, 'guard_immune');
-    this.#events = registry && counter(registry, { name: metricName(prefix, 'events_total'), help: 'Immune events stored', labelNames: ['severity', 'type'] });
-    this.#rejected =
-      registry &&
-      counter(registry, {
-        name: metricName(prefix, 'publish_rejected_total'),
-        help: 'Events not stored, by reason (invalid, queue_full, store_unavailable, store_error, closed)',
-        labelNames: ['reason'],
-      });
-    this.#listenerErrors = registry && counter(registry, { name: metricName(prefix, 'listener_errors_total'), help: 'Stream listeners that threw', labelNames: ['event'] });
+    this.#events = immuneCounter(options, { name: 'events_total', help: 'Immune events stored', labelNames: ['severity', 'type'] });
+    this.#rejected = immuneCounter(options, {
+      name: 'publish_rejected_total',
+      help: 'Events not stored, by reason (invalid, queue_full, store_unavailable, store_error, closed)',
+      labelNames: ['reason'],
+    });
+    this.#listenerErrors = immuneCounter(options, { name: 'listener_errors_total', help: 'Stream listeners that threw', labelNames: ['event'] });
     this.#stream = new Emitter<ImmuneStreamEvents>({
       onError: (error, event) => {
         this.#listenerErrors?.inc({ event });

@@ -1,10 +1,11 @@
 import type {} from './errors.js';
 import type { Logger, MetricsOptions } from '@guard/core';
-import { assertNumberOption, counter, GuardError, histogram, isGuardError, metricName, resolveMetricsPrefix, resolveRegistry, silentLogger, unrefInterval } from '@guard/core';
+import { assertNumberOption, GuardError, isGuardError, silentLogger, unrefInterval } from '@guard/core';
 import type { ImmuneEvent } from './event.js';
 import type { EventCounts, EventQuery, EventStore } from './event-store.js';
 import type { EventWriter } from './event-writer.js';
 import { GroupCommitter } from './group-commit.js';
+import { immuneCounter, immuneHistogram } from './metrics.js';
 import { migrateEventStore } from './migrations.js';
 import { createPostgresWriter } from './postgres-writer.js';
 import { COARSE_BUCKETS_PER_FINE, rollupDeltas } from './rollups.js';
@@ -84,7 +85,7 @@ export class KyselyEventStore implements EventStore {
   readonly #tables: StoreTables;
   readonly #options: KyselyEventStoreOptions;
   readonly #committer: GroupCommitter<ImmuneEvent>;
-  readonly #pruned: ReturnType<typeof counter<'store'>> | undefined;
+  readonly #pruned: ReturnType<typeof immuneCounter<'store'>>;
   /** Set once migrations ran (the fast SQLite path prepares statements against the migrated tables). */
   #writer: EventWriter | undefined;
   /** The running or succeeded migration; cleared on failure so the next call retries (the database may be back). */
@@ -119,25 +120,19 @@ export class KyselyEventStore implements EventStore {
     this.#options = options;
     const logger = options.logger ?? silentLogger;
 
-    const registry = options.metrics === false ? undefined : resolveRegistry(options.registry);
-    const prefix = resolveMetricsPrefix(options, 'guard_immune');
-    const batchSize =
-      registry &&
-      histogram(registry, {
-        name: metricName(prefix, 'store_commit_batch_size'),
-        help: 'Events per group commit',
-        labelNames: ['store'],
-        buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
-      });
-    const commitSeconds =
-      registry &&
-      histogram(registry, {
-        name: metricName(prefix, 'store_commit_duration_seconds'),
-        help: 'Duration of one group commit',
-        labelNames: ['store'],
-        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      });
-    this.#pruned = registry && counter(registry, { name: metricName(prefix, 'store_pruned_total'), help: 'Events removed by retention', labelNames: ['store'] });
+    const batchSize = immuneHistogram(options, {
+      name: 'store_commit_batch_size',
+      help: 'Events per group commit',
+      labelNames: ['store'],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+    });
+    const commitSeconds = immuneHistogram(options, {
+      name: 'store_commit_duration_seconds',
+      help: 'Duration of one group commit',
+      labelNames: ['store'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    });
+    this.#pruned = immuneCounter(options, { name: 'store_pruned_total', help: 'Events removed by retention', labelNames: ['store'] });
     this.#committer = new GroupCommitter<ImmuneEvent>({
       maxBatchSize: options.maxBatchSize ?? 1_000,
       maxPending: options.maxPending ?? 100_000,

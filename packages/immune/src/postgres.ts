@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { GuardedPgPool, PgPoolLike } from '@guard/core';
-import { counter, GuardError, guardPgPool, metricName, pgPoolTimeoutConfig, resolveMetricsPrefix, resolvePgTimeouts, resolveRegistry } from '@guard/core';
+import { GuardError, guardPgPool, pgPoolTimeoutConfig, resolvePgTimeouts } from '@guard/core';
+import { immuneCounter } from './metrics.js';
 import { Kysely, PostgresDialect } from 'kysely';
 import { KyselyEventStore, openStore } from './kysely-store.js';
 import type { KyselyEventStoreOptions } from './kysely-store.js';
@@ -62,14 +63,11 @@ export class PostgresEventStore extends KyselyEventStore {
       ...(queryTimeoutMs === undefined ? {} : { queryTimeoutMs }),
     });
     const pool = given ?? new pgDriver.Pool({ connectionString, max: maxConnections, ...pgPoolTimeoutConfig(timeouts) });
-    const connectionErrors =
-      rest.metrics === false
-        ? undefined
-        : counter(resolveRegistry(rest.registry), {
-            name: metricName(resolveMetricsPrefix(rest, 'guard_immune'), 'store_connection_errors_total'),
-            help: 'Postgres connections of the event store that failed (terminated, reset, timed out); each is replaced on demand',
-            labelNames: ['store'],
-          });
+    const connectionErrors = immuneCounter(rest, {
+      name: 'store_connection_errors_total',
+      help: 'Postgres connections of the event store that failed (terminated, reset, timed out); each is replaced on demand',
+      labelNames: ['store'],
+    });
     const safe = guardPgPool(pool as unknown as PgPoolLike, {
       timeouts,
       name: 'immune event store (postgres)',
