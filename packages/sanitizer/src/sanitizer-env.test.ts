@@ -81,6 +81,7 @@ describe('DeferredSanitizer.fromEnv', () => {
     expect(coded.delayFor('custom')).toBe(5);
     const legacy = new Registry();
     await using named = DeferredSanitizer.fromEnv(env, { sanitizers: [noop], registry: legacy, prefix: 'old_name' });
+    expect(named.delayFor('custom')).toBe(1_000);
     expect(await legacy.getMetricsAsJSON()).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'old_name_sanitized_total' })]));
   });
 
