@@ -1,16 +1,22 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { pgTestDatabase } from '../../packages/core/src/testing.js';
+import type { FleetPoolLike } from '../../packages/immune/src/fleet-db.js';
 import { FleetEventStream } from '../../packages/immune/src/fleet-stream.js';
 import { createImmuneHandler } from '../../packages/immune/src/http-handler.js';
 import { ImmuneService } from '../../packages/immune/src/immune-service.js';
 import { createPostgresStore } from '../../packages/immune/src/postgres.js';
 import { eventually, serverPort, startTcpProxy, urlThrough } from '../../packages/immune/src/test-helpers.js';
 import { reportFigure } from './report.js';
+
+// pg is immune's (dev) dependency, not this project's: load it from there.
+const pg = createRequire(new URL('../../packages/immune/package.json', import.meta.url))('pg') as {
+  Pool: new (config: { connectionString: string; max: number }) => FleetPoolLike;
+};
 
 // How fast the immune Postgres store fails over and how fast the fleet stream carries events, on real time. The unit
 // tests (packages/immune/src/postgres-resilience.test.ts, fleet-stream.test.ts) assert the behaviour; this file
