@@ -55,7 +55,7 @@ function judge(label: string, outcome: Outcome, mayReset = false): void {
 const describeCase = (c: HostileCase) => `${c.method} ${c.path.slice(0, 80)} ${c.headers['content-type'] ?? ''} ${c.body ? `${c.body.length}B ${c.body.subarray(0, 40).toString('latin1')}` : ''}`;
 
 /** Resolves once the dashboard's state satisfies `holds` (polled, up to 15 s). */
-async function dashboardShows(holds: (state: { detections: { component: string }[]; sanitizations: { component: string }[] }) => boolean): Promise<void> {
+async function dashboardShows(holds: (state: { detections: { component: string }[] }) => boolean): Promise<void> {
   await expect.poll(async () => holds(await (await fetch(`${demo.url}/dashboard/state`)).json()), { timeout: 15_000, interval: 250 }).toBe(true);
 }
 
@@ -304,8 +304,10 @@ describe('host survival (real demo process, full mode, Postgres through a proxy)
     figures.sockets = sockets.length;
     // 2,000 listeners on one event are over C2's leak threshold (1,000): let the chain detect and the sanitizer act.
     await dashboardShows((state) => state.detections.some((d) => d.component === 'eventbus'));
-    // The sanitizer had its turn: its result for the event bus is on the dashboard (it must keep every live listener).
-    await dashboardShows((state) => state.sanitizations.some((s) => s.component === 'eventbus'));
+    // A window for a negative check, not a wait for an event: whatever the sanitizer would do to these live listeners
+    // happens within its delay (500 ms) and the next scan; a warning-level leak of live listeners may bring no
+    // sanitization at all, so there is nothing to await. Every socket must still get the broadcast after it.
+    await sleep(2_000);
     const created = await fetch(`${demo.url}/api/analyses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"to everyone"}' });
     expect(created.status).toBe(201);
     const target = ((await created.json()) as { id: string }).id;
