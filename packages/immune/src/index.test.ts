@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -24,12 +24,21 @@ describe('@guard/immune entry points', () => {
       'toWireEvent',
       'createEventId',
       'immuneConfigFromEnv',
+      'immuneOptionsFromEnv',
+      'immuneStoreOptionsFromEnv',
+      'immuneHandlerOptionsFromEnv',
+      'dialectOf',
       'IMMUNE_SEVERITIES',
       'IMMUNE_EVENT_TYPES',
       'EVENT_LIMITS',
     ]) {
       expect(api, name).toHaveProperty(name);
     }
+  });
+
+  it('ships a ./testing entry that loads no test framework (vitest is not a dependency)', () => {
+    if (!existsSync(join(dist, 'testing.js'))) throw new Error('build @guard/immune first');
+    for (const file of ['testing.js', 'testing.cjs']) expect(readFileSync(join(dist, file), 'utf8'), file).not.toMatch(/vitest|@jest|mocha/);
   });
 
   it('loads neither better-sqlite3 nor pg from the main entry (CJS and ESM)', () => {
