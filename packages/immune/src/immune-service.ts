@@ -355,20 +355,8 @@ export class ImmuneService {
       const wantsCritical = event.severity === 'CRITICAL' && this.listenerCount('immune.critical_event') > 0;
       if (wantsAll) this.emit('immune.event_published', toStreamEnvelope(event, 'immune.event_published', this.#target));
       if (wantsCritical) this.emit('immune.critical_event', toStreamEnvelope(event, 'immune.critical_event', this.#target));
-      if (this.#bus) {
-        const notice: ImmuneEventNotice = {
-          id: event.id,
-          severity: event.severity,
-          type: event.type,
-          message: event.message,
-          ...(event.module === undefined ? {} : { module: event.module }),
-          ...(event.agentId === undefined ? {} : { agentId: event.agentId }),
-          meta: event.meta,
-          createdAt: event.createdAt,
-        };
-        // The bus isolates its own listeners (and logs their failures).
-        this.#bus.emit('immuneEvent', notice);
-      }
+      // A stored event is already the bus's notice (same fields, read-only); the bus isolates its own listeners.
+      this.#bus?.emit('immuneEvent', event satisfies ImmuneEventNotice);
     }
   }
 
