@@ -434,7 +434,7 @@ export class ChaosLab {
           },
           detected: this.#detection('circuit', 'half_open_orphan'),
           remediated: this.#sanitized('circuit', () => guard.downstreamBreaker.name),
-          // Without the guard the hung probe holds the breaker half-open until its own 30 s probe timeout; traffic is what probes it again.
+          // Without the guard the hung probe holds the breaker half-open for 60 s; traffic is what probes it again.
           recovered: async () => {
             if (backAt === undefined) return undefined;
             if (guard.downstreamBreaker.state !== 'closed') await this.#service.score('ping').catch(() => {});

@@ -91,9 +91,7 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     }
 
     const t = parasite.thresholds;
-    // The breakers keep their own probe timeout (a 30 s backstop): the C4 detector's shorter threshold must see a
-    // hung probe first, so the guard reports it and, in full mode, heals it.
-    const breakers = stack.use(new BreakerRegistry({ defaults: { bus, registry, ...options.breakerDefaults } }));
+    const breakers = stack.use(new BreakerRegistry({ defaults: { bus, registry, probeTimeoutMs: t.circuit.probeTimeoutMs, ...options.breakerDefaults } }));
     for (const breaker of options.breakers ?? []) breakers.add(breaker);
     const bulkhead = options.bulkhead ? stack.use(new Bulkhead({ registry, ...options.bulkhead })) : undefined;
 
