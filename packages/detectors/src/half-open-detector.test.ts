@@ -27,21 +27,37 @@ describe('HalfOpenDetector (C4) from breaker events on the GuardBus', () => {
     expect(chain.scan(at + 5_000)).toEqual([]);
   });
 
-  it('flags a breaker half-open past its probe timeout (the event timeout wins) and clears on the next transition', async () => {
+  it('flags a breaker half-open past the shorter of its own and the detector\'s probe timeout, and clears on the next transition', async () => {
     vi.useFakeTimers();
     const { bus, chain, detector } = setup();
     const at = Date.now();
     bus.emit('breakerStateChange', { circuit: 'payments', from: 'open', to: 'half_open', at });
-    bus.emit('breakerStateChange', { circuit: 'search', from: 'open', to: 'half_open', at, probeTimeoutMs: 10_000 });
-    await vi.advanceTimersByTimeAsync(1_100);
-    const found = chain.scan();
-    expect(found).toEqual([expect.objectContaining({ component: 'circuit', pattern: 'half_open_orphan', severity: 'critical', resourceId: 'payments' })]);
-    await vi.advanceTimersByTimeAsync(9_000);
-    expect(chain.scan().map((d) => d.resourceId)).toEqual(['search']);
-    expect(detector.halfOpen().map((h) => h.circuit).sort()).toEqual(['payments', 'search']);
+    bus.emit('breakerStateChange', { circuit: 'search', from: 'open', to: 'half_open', at, probeTimeoutMs: 500 });
+    bus.emit('breakerStateChange', { circuit: 'billing', from: 'open', to: 'half_open', at, probeTimeoutMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(600);
+    expect(chain.scan()).toEqual([expect.objectContaining({ component: 'circuit', pattern: 'half_open_orphan', severity: 'critical', resourceId: 'search' })]);
+    await vi.advanceTimersByTimeAsync(500);
+    // billing's breaker would abandon its probe only at 10 s: the detector's 1 s catches it first.
+    expect(chain.scan().map((d) => d.resourceId).sort()).toEqual(['billing', 'payments']);
+    expect(chain.active().map((d) => d.resourceId).sort()).toEqual(['billing', 'payments', 'search']);
+    expect(detector.halfOpen().map((h) => h.circuit).sort()).toEqual(['billing', 'payments', 'search']);
     bus.emit('breakerStateChange', { circuit: 'payments', from: 'half_open', to: 'open', at: Date.now() });
     await vi.advanceTimersByTimeAsync(0);
-    expect(chain.active().map((d) => d.resourceId)).toEqual(['search']);
+    expect(chain.active().map((d) => d.resourceId).sort()).toEqual(['billing', 'search']);
+  });
+
+  it('without a timeout of its own, the detector uses the one each breaker publishes', async () => {
+    vi.useFakeTimers();
+    const bus = new GuardBus();
+    const chain = new DetectorChain({ mode: 'detect', scanIntervalMs: 0, bus, registry: new Registry(), scheduler: recordingScheduler() });
+    chain.add(new HalfOpenDetector({ bus }));
+    const at = Date.now();
+    bus.emit('breakerStateChange', { circuit: 'search', from: 'open', to: 'half_open', at, probeTimeoutMs: 10_000 });
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(chain.scan()).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(chain.scan().map((d) => d.resourceId)).toEqual(['search']);
+    await chain.close();
   });
 
   it('with a probesInFlight lookup, an idle half-open breaker is not an orphan but a stuck probe is', () => {

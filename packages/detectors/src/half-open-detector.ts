@@ -11,7 +11,12 @@ import type { Detector, DetectorContext, Finding } from './detector.js';
 export interface HalfOpenDetectorOptions {
   /** The bus the breakers publish `breakerStateChange` on. */
   readonly bus: GuardBus;
-  /** Used when an event carries no `probeTimeoutMs`. Default 30000. */
+  /**
+   * How long a half-open probe may run before it is an orphan. A breaker that enforces its own probe timeout (every
+   * `@guard/circuit` breaker does) publishes it on each event; the detector uses the shorter of the two, so give it a
+   * shorter one than the breakers' to catch a hung probe before the breaker abandons it itself. Default: the event's
+   * value, else 30000.
+   */
   readonly probeTimeoutMs?: number;
   /**
    * Probes running now per circuit (e.g. `(name) => registry.get(name)?.probesInFlight`). When given, a breaker
@@ -37,6 +42,7 @@ export class HalfOpenDetector implements Detector, AsyncDisposable {
   readonly component = 'circuit';
   readonly pattern = 'half_open_orphan';
   readonly probeTimeoutMs: number;
+  readonly #explicitProbeTimeoutMs: number | undefined;
   readonly #halfOpen = new Map<string, HalfOpen>();
   readonly #subscription: Subscription;
   readonly #probesInFlight: ((circuit: string) => number | undefined) | undefined;
@@ -44,6 +50,7 @@ export class HalfOpenDetector implements Detector, AsyncDisposable {
 
   constructor(options: HalfOpenDetectorOptions) {
     this.probeTimeoutMs = options.probeTimeoutMs ?? 30_000;
+    this.#explicitProbeTimeoutMs = options.probeTimeoutMs;
     this.#probesInFlight = options.probesInFlight;
     assertNumberOption('probeTimeoutMs', this.probeTimeoutMs, { min: 1 });
     this.#subscription = options.bus.subscribe('breakerStateChange', (change) => this.#onChange(change));
@@ -84,9 +91,14 @@ export class HalfOpenDetector implements Detector, AsyncDisposable {
     return this.close();
   }
 
+  #thresholdFor(change: BreakerStateChange): number {
+    if (change.probeTimeoutMs === undefined) return this.probeTimeoutMs;
+    return this.#explicitProbeTimeoutMs === undefined ? change.probeTimeoutMs : Math.min(this.#explicitProbeTimeoutMs, change.probeTimeoutMs);
+  }
+
   #onChange(change: BreakerStateChange): void {
     if (change.to === 'half_open') {
-      this.#halfOpen.set(change.circuit, { since: change.at, probeTimeoutMs: change.probeTimeoutMs ?? this.probeTimeoutMs });
+      this.#halfOpen.set(change.circuit, { since: change.at, probeTimeoutMs: this.#thresholdFor(change) });
     } else if (this.#halfOpen.delete(change.circuit)) {
       this.#trigger?.();
     }

@@ -91,7 +91,9 @@ export async function createGuard(options: GuardOptions = {}): Promise<Guard> {
     }
 
     const t = parasite.thresholds;
-    const breakers = stack.use(new BreakerRegistry({ defaults: { bus, registry, probeTimeoutMs: t.circuit.probeTimeoutMs, ...options.breakerDefaults } }));
+    // A breaker abandons a hung probe itself at twice the C4 threshold: the backstop, so the detector and its
+    // sanitizer (which record the orphan in the immune log) get to it first.
+    const breakers = stack.use(new BreakerRegistry({ defaults: { bus, registry, probeTimeoutMs: 2 * t.circuit.probeTimeoutMs, ...options.breakerDefaults } }));
     for (const breaker of options.breakers ?? []) breakers.add(breaker);
     const bulkhead = options.bulkhead ? stack.use(new Bulkhead({ registry, ...options.bulkhead })) : undefined;
 
