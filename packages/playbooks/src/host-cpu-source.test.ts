@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHostCpuSource, parseCpuMax, parseCpuStatUsage, parseProcStat } from './host-cpu-source.js';
-import { fakeTree } from './test-support.js';
-import type { FakeTree } from './test-support.js';
+import { cgroupV1Cpu, cgroupV2Cpu, fakeTree, procSelfCgroup, procStat } from './test-support.js';
+import type { FakeTree, TreeFiles } from './test-support.js';
 
 const trees: FakeTree[] = [];
 afterEach(async () => {
@@ -28,20 +28,20 @@ describe('/proc and cgroup parsing', () => {
 });
 
 /**
- * A host CPU meter on a fake tree, with its first sample taken. `next(afterMs, changes)` moves the meter's clock,
+ * A host CPU meter on a fake tree, with its first sample taken. `next(afterMs, ...changes)` moves the meter's clock,
  * writes the changed files and takes the next sample.
  */
-async function meter(files: Record<string, string>) {
-  const t = await fakeTree(files);
+async function meter(...files: TreeFiles[]) {
+  const t = await fakeTree(...files);
   trees.push(t);
   let ms = 0;
   const cpu = createHostCpuSource({ ...t, now: () => ms });
   const first = await cpu.sample();
   return {
     first,
-    async next(afterMs: number, changes: Record<string, string>) {
+    async next(afterMs: number, ...changes: TreeFiles[]) {
       ms += afterMs;
-      await t.write(changes);
+      await t.write(...changes);
       return cpu.sample();
     },
   };
@@ -49,50 +49,46 @@ async function meter(files: Record<string, string>) {
 
 describe('createHostCpuSource', () => {
   it('reads the whole host from /proc/stat when the cgroup has no quota', async () => {
-    const m = await meter({
-      'proc/self/cgroup': '0::/\n',
-      'proc/stat': 'cpu  1000 0 500 8000 500 0 0 0 0 0\n',
-      'cgroup/cpu.max': 'max 100000\n',
-      'cgroup/cpu.stat': 'usage_usec 1\n',
-    });
+    const m = await meter(
+      procSelfCgroup('0::/'),
+      procStat({ user: 1000, system: 500, idle: 8000, iowait: 500 }),
+      cgroupV2Cpu('', { quotaCores: 'max', usageUsec: 1 }),
+    );
     expect(m.first).toBeUndefined();
     // +300 busy, +700 idle/iowait ticks: 30 %.
-    expect(await m.next(0, { 'proc/stat': 'cpu  1200 0 600 8600 600 0 0 0 0 0\n' })).toEqual({ percent: 30, source: 'proc_stat', capacityCores: availableParallelism() });
+    expect(await m.next(0, procStat({ user: 1200, system: 600, idle: 8600, iowait: 600 }))).toEqual({ percent: 30, source: 'proc_stat', capacityCores: availableParallelism() });
   });
 
   it('measures a cgroup v2 against its cpu.max quota (a container at its limit reads 100 % on an idle host)', async () => {
-    const m = await meter({
-      'proc/self/cgroup': '0::/app.slice/svc\n',
-      'proc/stat': 'cpu  0 0 0 1000 0 0 0 0 0 0\n',
-      'cgroup/app.slice/svc/cpu.max': 'max 100000\n',
-      'cgroup/app.slice/cpu.max': '50000 100000\n',
-      'cgroup/app.slice/svc/cpu.stat': 'usage_usec 1000000\n',
-    });
+    const m = await meter(
+      procSelfCgroup('0::/app.slice/svc'),
+      procStat({ idle: 1000 }),
+      cgroupV2Cpu('app.slice/svc', { quotaCores: 'max', usageUsec: 1_000_000 }),
+      cgroupV2Cpu('app.slice', { quotaCores: 0.5 }),
+    );
     // 1 s of wall time, half a core of quota (inherited from the parent), 250 ms of CPU used: 50 %.
-    expect(await m.next(1_000, { 'cgroup/app.slice/svc/cpu.stat': 'usage_usec 1250000\n' })).toEqual({ percent: 50, source: 'cgroup_v2', capacityCores: 0.5 });
-    const full = await m.next(1_000, { 'cgroup/app.slice/svc/cpu.stat': 'usage_usec 1750000\n', 'proc/stat': 'cpu  0 0 0 2000 0 0 0 0 0 0\n' });
+    expect(await m.next(1_000, cgroupV2Cpu('app.slice/svc', { usageUsec: 1_250_000 }))).toEqual({ percent: 50, source: 'cgroup_v2', capacityCores: 0.5 });
+    const full = await m.next(1_000, cgroupV2Cpu('app.slice/svc', { usageUsec: 1_750_000 }), procStat({ idle: 2000 }));
     expect(full!.percent).toBe(100);
   });
 
   it('measures a cgroup v1 against its CFS quota', async () => {
-    const m = await meter({
-      'proc/self/cgroup': '4:memory:/x\n2:cpu,cpuacct:/docker/abc\n0::/\n',
-      'proc/stat': 'cpu  0 0 0 1000 0 0 0 0 0 0\n',
-      'cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '100000\n',
-      'cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
-      'cgroup/cpu,cpuacct/docker/abc/cpuacct.usage': '5000000000\n',
-    });
-    expect(await m.next(2_000, { 'cgroup/cpu,cpuacct/docker/abc/cpuacct.usage': '5500000000\n' })).toEqual({ percent: 25, source: 'cgroup_v1', capacityCores: 1 });
+    const cpu = 'cpu,cpuacct/docker/abc';
+    const m = await meter(
+      procSelfCgroup('4:memory:/x', '2:cpu,cpuacct:/docker/abc', '0::/'),
+      procStat({ idle: 1000 }),
+      cgroupV1Cpu(cpu, { quotaUs: 100_000, periodUs: 100_000, usageNs: 5e9 }),
+    );
+    expect(await m.next(2_000, cgroupV1Cpu(cpu, { usageNs: 5.5e9 }))).toEqual({ percent: 25, source: 'cgroup_v1', capacityCores: 1 });
   });
 
   it('ignores a v1 quota of -1 (unlimited) and falls back to /proc/stat', async () => {
-    const m = await meter({
-      'proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n',
-      'proc/stat': 'cpu  0 0 0 1000 0 0 0 0 0 0\n',
-      'cgroup/cpu/cpu.cfs_quota_us': '-1\n',
-      'cgroup/cpu/cpu.cfs_period_us': '100000\n',
-      'cgroup/cpuacct/cpuacct.usage': '1\n',
-    });
-    expect(await m.next(0, { 'proc/stat': 'cpu  100 0 0 1100 0 0 0 0 0 0\n' })).toMatchObject({ percent: 50, source: 'proc_stat' });
+    const m = await meter(
+      procSelfCgroup('1:cpu:/', '2:cpuacct:/'),
+      procStat({ idle: 1000 }),
+      cgroupV1Cpu('cpu', { quotaUs: -1, periodUs: 100_000 }),
+      cgroupV1Cpu('cpuacct', { usageNs: 1 }),
+    );
+    expect(await m.next(0, procStat({ user: 100, idle: 1100 }))).toMatchObject({ percent: 50, source: 'proc_stat' });
   });
 });

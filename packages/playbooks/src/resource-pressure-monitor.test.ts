@@ -8,7 +8,8 @@ import type { PlaybookTrigger } from './playbook-types.js';
 import type { PressureChange } from './resource-pressure-monitor.js';
 import { ResourcePressureMonitor } from './resource-pressure-monitor.js';
 import { createSystemSampler } from './system-sampler.js';
-import { fakeTree } from './test-support.js';
+import { cgroupV1Memory, cgroupV2Memory, fakeTree, procSelfCgroup, procStat } from './test-support.js';
+import type { TreeFiles } from './test-support.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -180,37 +181,35 @@ describe('createSystemSampler', () => {
   });
 
   it("reads the memory of this process's own cgroup, with the smallest limit on the way up (v2 and v1)", async () => {
-    const v2 = await sampleTree({
-      'proc/self/cgroup': '0::/app.slice/svc\n',
-      'proc/stat': 'cpu  1 0 0 1 0 0 0 0 0 0\n',
-      'cgroup/memory.current': '999999999\n',
-      'cgroup/app.slice/memory.max': '4000000\n',
-      'cgroup/app.slice/svc/memory.max': 'max\n',
-      'cgroup/app.slice/svc/memory.current': '1000000\n',
-    });
+    const v2 = await sampleTree([
+      procSelfCgroup('0::/app.slice/svc'),
+      procStat({ user: 1, idle: 1 }),
+      cgroupV2Memory('', { current: 999_999_999 }),
+      cgroupV2Memory('app.slice', { max: 4_000_000 }),
+      cgroupV2Memory('app.slice/svc', { max: 'max', current: 1_000_000 }),
+    ]);
     expect(v2.memoryPercent).toBe(25);
     expect(v2.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 4_000_000, memoryUsedBytes: 1_000_000 });
-    const v1 = await sampleTree({
-      'proc/self/cgroup': '4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n',
-      'proc/stat': 'cpu  1 0 0 1 0 0 0 0 0 0\n',
-      'cgroup/memory/memory.limit_in_bytes': '9223372036854771712\n',
-      'cgroup/memory/docker/abc/memory.limit_in_bytes': '2000000\n',
-      'cgroup/memory/docker/abc/memory.usage_in_bytes': '500000\n',
-    });
+    const v1 = await sampleTree([
+      procSelfCgroup('4:memory:/docker/abc', '1:cpu,cpuacct:/docker/abc'),
+      procStat({ user: 1, idle: 1 }),
+      cgroupV1Memory('memory', { limitBytes: 9223372036854771712n }), // the kernel's "no limit"
+      cgroupV1Memory('memory/docker/abc', { limitBytes: 2_000_000, usageBytes: 500_000 }),
+    ]);
     expect(v1.memoryPercent).toBe(25);
     expect(v1.details).toMatchObject({ memorySource: 'cgroup_v1', memoryLimitBytes: 2_000_000 });
   });
 
   it('reads the memory limit from a cgroup v2 tree when there is one', async () => {
-    const reading = await sampleTree({ 'cgroup/memory.max': '1000000\n', 'cgroup/memory.current': '250000\n' }, { procRoot: false });
+    const reading = await sampleTree([cgroupV2Memory('', { max: 1_000_000, current: 250_000 })], { procRoot: false });
     expect(reading.memoryPercent).toBe(25);
     expect(reading.details).toMatchObject({ memorySource: 'cgroup_v2', memoryLimitBytes: 1_000_000, memoryUsedBytes: 250_000 });
   });
 });
 
-/** One sample of a system sampler on a {@link fakeTree}. `procRoot: false` keeps the real /proc. */
-async function sampleTree(files: Record<string, string>, options: { procRoot?: false } = {}) {
-  await using t = await fakeTree(files);
+/** One sample of a system sampler on a {@link fakeTree} of `/proc` and cgroup files. `procRoot: false` keeps the real /proc. */
+async function sampleTree(files: TreeFiles[], options: { procRoot?: false } = {}) {
+  await using t = await fakeTree(...files);
   const sampler = createSystemSampler({ ...(options.procRoot === false ? {} : { procRoot: t.procRoot }), cgroupRoot: t.cgroupRoot, diskPaths: [] });
   try {
     return await sampler.sample();
