@@ -2,6 +2,26 @@ import { describe, expect, it } from 'vitest';
 import { immuneConfigFromEnv, immuneHandlerOptionsFromEnv, immuneOptionsFromEnv, immuneStoreOptionsFromEnv } from './env.js';
 import { ImmuneService } from './immune-service.js';
 
+/** Each variable, a value for it, and what that value sets. */
+const VARIABLES: [variable: string, value: string, sets: object][] = [
+  ['GUARD_IMMUNE_WINDOW', '15min', { service: { defaultWindowMs: 900_000 } }],
+  ['GUARD_IMMUNE_MAX_LIMIT', '50', { service: { maxLimit: 50 } }],
+  ['GUARD_IMMUNE_RETENTION', '24', { store: { retentionMs: 86_400_000 } }], // bare numbers are hours
+  ['GUARD_IMMUNE_BATCH_SIZE', '200', { store: { maxBatchSize: 200 } }],
+  ['GUARD_IMMUNE_MAX_PENDING', '5000', { store: { maxPending: 5_000 } }],
+  ['GUARD_IMMUNE_TABLE', 'events_x', { store: { tableName: 'events_x' } }],
+  ['GUARD_IMMUNE_MEMORY_CAPACITY', '99', { memory: { capacity: 99 } }],
+  ['GUARD_IMMUNE_BODY_LIMIT_BYTES', '1024', { http: { limitBytes: 1_024 } }],
+  ['GUARD_IMMUNE_SSE_HEARTBEAT', '5s', { http: { heartbeatMs: 5_000 } }],
+  ['GUARD_IMMUNE_SSE_MAX_CLIENTS', '7', { http: { maxSseClients: 7 } }],
+  ['GUARD_IMMUNE_WRITE_TOKEN', 'tok', { http: { writeToken: 'tok' } }],
+  ['GUARD_PG_CONNECT_TIMEOUT_MS', '1s', { postgres: { connectTimeoutMs: 1_000 } }],
+  ['GUARD_PG_STATEMENT_TIMEOUT_MS', '2000', { postgres: { statementTimeoutMs: 2_000, queryTimeoutMs: 3_000 } }], // the query timeout follows, 1 s above
+  ['GUARD_PG_QUERY_TIMEOUT_MS', '2500ms', { postgres: { queryTimeoutMs: 2_500 } }],
+  ['GUARD_IMMUNE_SQLITE_PATH', '/var/lib/guard/immune.db', { sqlitePath: '/var/lib/guard/immune.db' }],
+  ['DATABASE_URL', 'postgres://db/guard', { databaseUrl: 'postgres://db/guard' }],
+];
+
 describe('immuneConfigFromEnv', () => {
   it('has the documented defaults', () => {
     expect(immuneConfigFromEnv({})).toEqual({
@@ -13,26 +33,12 @@ describe('immuneConfigFromEnv', () => {
     });
   });
 
-  it('reads every variable', () => {
-    const config = immuneConfigFromEnv({
-      GUARD_IMMUNE_WINDOW: '15min',
-      GUARD_IMMUNE_MAX_LIMIT: '50',
-      GUARD_IMMUNE_RETENTION: '24',
-      GUARD_IMMUNE_BATCH_SIZE: '200',
-      GUARD_IMMUNE_MAX_PENDING: '5000',
-      GUARD_IMMUNE_TABLE: 'events_x',
-      GUARD_IMMUNE_MEMORY_CAPACITY: '99',
-      GUARD_IMMUNE_BODY_LIMIT_BYTES: '1024',
-      GUARD_IMMUNE_SSE_HEARTBEAT: '5s',
-      GUARD_IMMUNE_SSE_MAX_CLIENTS: '7',
-      GUARD_IMMUNE_WRITE_TOKEN: 'tok',
-      GUARD_PG_CONNECT_TIMEOUT_MS: '1s',
-      GUARD_PG_STATEMENT_TIMEOUT_MS: '2000',
-      GUARD_PG_QUERY_TIMEOUT_MS: '2500ms',
-      GUARD_IMMUNE_SQLITE_PATH: '/var/lib/guard/immune.db',
-      DATABASE_URL: 'postgres://db/guard',
-    });
-    expect(config).toEqual({
+  it.each(VARIABLES)('reads %s=%s', (variable, value, expected) => {
+    expect(immuneConfigFromEnv({ [variable]: value })).toMatchObject(expected);
+  });
+
+  it('reads every variable at once, GUARD_IMMUNE_DATABASE_URL before DATABASE_URL', () => {
+    expect(immuneConfigFromEnv(Object.fromEntries(VARIABLES.map(([variable, value]) => [variable, value])))).toEqual({
       service: { defaultWindowMs: 900_000, maxLimit: 50 },
       store: { retentionMs: 86_400_000, maxBatchSize: 200, maxPending: 5_000, tableName: 'events_x' },
       memory: { capacity: 99 },
