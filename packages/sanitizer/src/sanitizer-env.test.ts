@@ -5,6 +5,21 @@ import { DeferredSanitizer } from './deferred-sanitizer.js';
 import { deferredSanitizerOptionsFromEnv } from './sanitizer-env.js';
 import type { Sanitizer } from './sanitizer.js';
 
+/** Each variable, a value for it, and what that value sets (delays in seconds unless a unit says otherwise). */
+const VARIABLES: [variable: string, value: string, sets: object][] = [
+  ['PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY', '2', { delaysMs: { websocket: 2_000 } }],
+  ['PARASITE_GUARD_DB_ASYNC_DELAY', '250ms', { delaysMs: { db: 250 } }],
+  ['PARASITE_GUARD_HANDLES_ASYNC_DELAY', '1min', { delaysMs: { handles: 60_000 } }],
+  ['PARASITE_GUARD_ASYNC_DELAY', '3', { defaultDelayMs: 3_000 }],
+  ['PARASITE_GUARD_SANITIZATION_CONCURRENCY', '8', { concurrency: 8 }],
+  ['PARASITE_GUARD_SANITIZATION_TIMEOUT', '10', { timeoutMs: 10_000 }],
+  ['PARASITE_GUARD_SANITIZATION_MAX_QUEUED', '50', { maxQueued: 50 }],
+  ['PARASITE_GUARD_BATCH_SANITIZATION', 'false', { disabledComponents: ['batch'] }],
+  ['PARASITE_GUARD_CONTEXT_SANITIZATION', 'off', { disabledComponents: ['context'] }],
+  ['PARASITE_METRICS', 'no', { metrics: false }],
+  ['PARASITE_METRICS_PREFIX', 'edge_parasite', { metricsPrefix: 'edge_parasite' }],
+];
+
 describe('deferredSanitizerOptionsFromEnv', () => {
   it('gives the defaults on an empty environment', () => {
     expect(deferredSanitizerOptionsFromEnv({})).toEqual({
@@ -19,20 +34,12 @@ describe('deferredSanitizerOptionsFromEnv', () => {
     });
   });
 
-  it('reads the seed variable in seconds and the same scheme for every component', () => {
-    const options = deferredSanitizerOptionsFromEnv({
-      PARASITE_GUARD_WEBSOCKET_ASYNC_DELAY: '2',
-      PARASITE_GUARD_DB_ASYNC_DELAY: '250ms',
-      PARASITE_GUARD_HANDLES_ASYNC_DELAY: '1min',
-      PARASITE_GUARD_ASYNC_DELAY: '3',
-      PARASITE_GUARD_SANITIZATION_CONCURRENCY: '8',
-      PARASITE_GUARD_SANITIZATION_TIMEOUT: '10',
-      PARASITE_GUARD_SANITIZATION_MAX_QUEUED: '50',
-      PARASITE_GUARD_BATCH_SANITIZATION: 'false',
-      PARASITE_GUARD_CONTEXT_SANITIZATION: 'off',
-      PARASITE_METRICS: 'no',
-      PARASITE_METRICS_PREFIX: 'edge_parasite',
-    });
+  it.each(VARIABLES)('reads %s=%s', (variable, value, expected) => {
+    expect(deferredSanitizerOptionsFromEnv({ [variable]: value })).toMatchObject(expected);
+  });
+
+  it('reads them all at once: each component by the same scheme, the switches add up', () => {
+    const options = deferredSanitizerOptionsFromEnv(Object.fromEntries(VARIABLES.map(([variable, value]) => [variable, value])));
     expect(options.delaysMs).toMatchObject({ websocket: 2_000, db: 250, handles: 60_000, eventbus: 1_000 });
     expect(options).toMatchObject({
       defaultDelayMs: 3_000,
@@ -57,14 +64,9 @@ describe('deferredSanitizerOptionsFromEnv', () => {
     ['PARASITE_METRICS', 'sometimes'],
     ['PARASITE_METRICS_PREFIX', '9lives'],
   ])('rejects %s=%s with INVALID_ENV naming the variable', (variable, value) => {
-    try {
-      deferredSanitizerOptionsFromEnv({ [variable]: value });
-      expect.unreachable();
-    } catch (error) {
-      expect(isGuardError(error, 'INVALID_ENV')).toBe(true);
-      expect((error as Error).message).toContain(variable);
-      expect((error as { details: Record<string, unknown> }).details.variable).toBe(variable);
-    }
+    const read = () => deferredSanitizerOptionsFromEnv({ [variable]: value });
+    expect(read).toThrow(expect.toSatisfy((error) => isGuardError(error, 'INVALID_ENV'), 'a GuardError INVALID_ENV'));
+    expect(read).toThrow(expect.objectContaining({ message: expect.stringContaining(variable), details: expect.objectContaining({ variable }) }));
   });
 });
 
