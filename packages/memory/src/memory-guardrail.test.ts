@@ -1,18 +1,16 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GuardBus, isGuardError } from '@guard/core';
 import type { Logger, MemoryAlarm } from '@guard/core';
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BYTES_PER_MB } from './memory-snapshot.js';
 import { MemoryGuardrail } from './memory-guardrail.js';
 import type { MemoryAssessment } from './memory-assessment.js';
 import type { MemoryGuardrailOptions } from './guardrail-options.js';
-import type { MemoryRestartNotice } from './restart-controller.js';
 import { fitLine } from './regression.js';
 import { createManualClock, createSyntheticSampler, linearRssMb } from './testing.js';
-import type { ManualClock } from './testing.js';
+import { restartSuite } from './test-support.js';
 
 const MINUTE = 60_000;
 
@@ -463,36 +461,12 @@ describe('MemoryGuardrail timer and lifecycle', () => {
 });
 
 describe('MemoryGuardrail restart budget (in process, terminate injected)', () => {
-  let dir: string;
-  let clock: ManualClock;
-  // Fake timers: the restart's next turn, the hooks' deadline and the grace run on fake time.
-  beforeEach(() => {
-    vi.useFakeTimers();
-    dir = mkdtempSync(join(tmpdir(), 'guard-memory-restart-'));
-    clock = createManualClock();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const restarts = restartSuite();
+  const { clock } = restarts;
 
+  /** A guardrail with auto-restart on, reading `rssMb` (options win). */
   function restartRig(rssMb: number, options: MemoryGuardrailOptions = {}) {
-    const terminated: number[] = [];
-    const bus = new GuardBus();
-    const notices: MemoryRestartNotice[] = [];
-    bus.subscribe('memoryRestart', (n) => notices.push(n));
-    const guardrail = new MemoryGuardrail({
-      sampler: createSyntheticSampler(clock, { rssMb: () => rssMb }),
-      now: clock,
-      registry: new Registry(),
-      autoStart: false,
-      autoRestart: true,
-      restartStateFile: join(dir, 'state', 'restart.json'),
-      terminate: () => terminated.push(clock()),
-      bus,
-      ...options,
-    });
-    return { guardrail, terminated, notices };
+    return restarts.rig({ sampler: createSyntheticSampler(clock, { rssMb: () => rssMb }), autoRestart: true, ...options });
   }
 
   it('restarts on a hard threshold: hooks, final log, terminate, persisted time', async () => {
@@ -507,7 +481,7 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
     expect(terminated).toHaveLength(1);
     expect(hookSignals).toHaveLength(1);
     expect(notices).toEqual([{ name: 'default', reason: 'rss_threshold', outcome: 'started', at: clock() }]);
-    const state = JSON.parse(readFileSync(join(dir, 'state', 'restart.json'), 'utf8'));
+    const state = JSON.parse(readFileSync(restarts.stateFile, 'utf8'));
     expect(state).toMatchObject({ lastRestartAt: clock(), reason: 'rss_threshold', pid: process.pid });
     const final = lines.find((l) => l.msg === 'memory guardrail restarting the process')!;
     expect(final.level).toBe('fatal');
@@ -616,7 +590,7 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
   });
 
   it('does not restart when the state file cannot be written (RESTART_STATE_ERROR)', async () => {
-    const blocker = join(dir, 'not-a-dir');
+    const blocker = join(restarts.dir, 'not-a-dir');
     writeFileSync(blocker, 'x');
     const { guardrail, terminated } = restartRig(800, { autoRestart: false, restartStateFile: join(blocker, 'restart.json') });
     const refused = expect(guardrail.requestRestart('manual')).rejects.toMatchObject({ code: 'RESTART_STATE_ERROR' });
@@ -630,10 +604,10 @@ describe('MemoryGuardrail restart budget (in process, terminate injected)', () =
 
   it('ignores a corrupt state file with a warning', async () => {
     const { logger, lines } = recordingLogger();
-    const file = join(dir, 'state', 'restart.json');
+    const file = restarts.stateFile;
     const { guardrail } = restartRig(100, { autoRestart: false, logger });
-    writeFileSync(join(dir, 'garbage'), 'x');
-    const other = new MemoryGuardrail({ autoStart: false, registry: new Registry(), restartStateFile: join(dir, 'garbage'), logger, terminate: () => {} });
+    writeFileSync(join(restarts.dir, 'garbage'), 'x');
+    const other = new MemoryGuardrail({ autoStart: false, registry: new Registry(), restartStateFile: join(restarts.dir, 'garbage'), logger, terminate: () => {} });
     expect(other.report().restart.last).toBeNull();
     expect(lines.some((l) => l.msg === 'restart state file is not valid; ignoring it')).toBe(true);
     expect(guardrail.report().restart.last).toBeNull();

@@ -1,48 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { GuardBus } from '@guard/core';
-import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryGuardrail } from './memory-guardrail.js';
+import { describe, expect, it, vi } from 'vitest';
 import type { MemoryGuardrailOptions } from './guardrail-options.js';
-import type { MemoryRestartNotice } from './restart-controller.js';
-import { createManualClock } from './testing.js';
-import type { ManualClock } from './testing.js';
+import { restartSuite } from './test-support.js';
 
 const MINUTE = 60_000;
 
 describe('a restart the process survives', () => {
-  let dir: string;
-  let clock: ManualClock;
-  beforeEach(() => {
-    vi.useFakeTimers();
-    dir = mkdtempSync(join(tmpdir(), 'guard-memory-grace-'));
-    clock = createManualClock();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const restarts = restartSuite();
+  const { clock } = restarts;
 
+  /** A guardrail with 30 s of grace whose terminate, like a SIGTERM handler that does not exit, leaves the process alive (options win). */
   function rig(options: MemoryGuardrailOptions = {}) {
-    const registry = new Registry();
-    const bus = new GuardBus();
-    const notices: MemoryRestartNotice[] = [];
-    bus.subscribe('memoryRestart', (notice) => notices.push(notice));
-    const terminated: number[] = [];
-    const guardrail = new MemoryGuardrail({
-      autoStart: false,
-      registry,
-      bus,
-      now: clock,
-      restartStateFile: join(dir, 'restart.json'),
-      restartGraceMs: 30_000,
-      // A SIGTERM handler that does not exit: the process lives on.
-      terminate: () => terminated.push(clock()),
-      ...options,
-    });
-    return { guardrail, registry, notices, terminated };
+    return restarts.rig({ restartGraceMs: 30_000, ...options });
   }
 
   it('is cleared after the grace: recorded as failed, the budget stays spent, and restarts are allowed after the cooldown', async () => {

@@ -1,13 +1,21 @@
 // Shared by this package's tests and its e2e figures (tests/e2e/memory-*.test.ts); not part of the published build.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GuardBus } from '@guard/core';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, beforeEach, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, vi } from 'vitest';
+import type { MemoryGuardrailOptions } from './guardrail-options.js';
 import { MemoryGuardrail } from './memory-guardrail.js';
 import type { MemoryUsageSample } from './memory-sampler.js';
 import { BYTES_PER_MB } from './memory-snapshot.js';
+import type { MemoryRestartNotice } from './restart-controller.js';
 import { createSelfCheckHandler } from './self-check-handler.js';
+import { createManualClock } from './testing.js';
+import type { ManualClock } from './testing.js';
 
 /** A memory reading of `rssMb`, heap half of it. */
 export function usageOf(rssMb: number): MemoryUsageSample {
@@ -129,3 +137,83 @@ export async function settleWithFakeTime<T>(work: Promise<T>, stepMs = 1): Promi
 /** A parsed JSON document whose shape the test asserts field by field. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON of a shape only the assertions know; typing it would mean a cast per field read
 export type JsonObject = Record<string, any>;
+
+/** A guardrail of a {@link restartSuite}, and what its restarts did. */
+export interface RestartRig {
+  readonly guardrail: MemoryGuardrail;
+  readonly registry: Registry;
+  /** The `memoryRestart` notices on its bus. */
+  readonly notices: MemoryRestartNotice[];
+  /** The clock's time at each `terminate`. */
+  readonly terminated: number[];
+}
+
+/** The restart tests' shared setup, as {@link restartSuite} returns it. */
+export interface RestartSuite {
+  /** Set back to its start before each test; the rigs' `now`. */
+  readonly clock: ManualClock;
+  /** An empty directory of the current test's own. */
+  readonly dir: string;
+  /** Where the rigs keep their restart state: under {@link dir}, in a folder not created yet. */
+  readonly stateFile: string;
+  /** A guardrail (not started) whose `terminate` records the time instead of ending the process. */
+  rig(options?: MemoryGuardrailOptions): RestartRig;
+}
+
+/**
+ * Restart tests for the enclosing `describe`: before each test, fake timers (the restart's next turn, the hooks'
+ * deadline and the grace run on fake time), the clock back at its start and an empty directory; after it, real timers
+ * and the directory removed.
+ *
+ * @example
+ * const restarts = restartSuite();
+ * it('restarts once', async () => {
+ *   const { guardrail, terminated } = restarts.rig();
+ *   await guardrail.requestRestart('manual');
+ * });
+ */
+export function restartSuite(): RestartSuite {
+  const clock = createManualClock();
+  const start = clock();
+  let dir: string | undefined;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    clock.set(start);
+    dir = mkdtempSync(join(tmpdir(), 'guard-memory-restart-'));
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  const testDir = (): string => {
+    if (dir === undefined) throw new Error('the restart suite makes its directory in beforeEach: use it inside a test');
+    return dir;
+  };
+  return {
+    clock,
+    get dir() {
+      return testDir();
+    },
+    get stateFile() {
+      return join(testDir(), 'state', 'restart.json');
+    },
+    rig(options = {}) {
+      const registry = new Registry();
+      const bus = new GuardBus();
+      const notices: MemoryRestartNotice[] = [];
+      bus.subscribe('memoryRestart', (notice) => notices.push(notice));
+      const terminated: number[] = [];
+      const guardrail = new MemoryGuardrail({
+        autoStart: false,
+        registry,
+        bus,
+        now: clock,
+        restartStateFile: this.stateFile,
+        terminate: () => terminated.push(clock()),
+        ...options,
+      });
+      return { guardrail, registry, notices, terminated };
+    },
+  };
+}
