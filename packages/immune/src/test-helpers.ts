@@ -6,9 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { connect, createServer as createNetServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+
+// The network-cutting proxy lives in core's testing entry (playbooks' fleet tests use it too).
+export { serverPort, startTcpProxy, urlThrough } from '@guard/core/testing';
+export type { TcpProxy } from '@guard/core/testing';
 
 /** A temp directory removed by `cleanup()`. */
 export function tempDir(): { dir: string; cleanup(): void } {
@@ -32,19 +33,6 @@ export async function filePgDatabase(prefix: string): Promise<string> {
   return database.url;
 }
 
-/** `url` with its host and port replaced: the same database reached through a proxy on loopback `port`. */
-export function urlThrough(url: string, port: number): string {
-  const through = new URL(url);
-  through.hostname = '127.0.0.1';
-  through.port = String(port);
-  return through.toString();
-}
-
-/** The loopback port of the server behind `url` (for a {@link TcpProxy} in front of it). */
-export function serverPort(url: string): number {
-  return Number(new URL(url).port || 5432);
-}
-
 /** Waits until `read()` returns (or resolves to) a value, polling with core's `waitUntil`, and resolves with it. */
 export async function eventually<T>(read: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
   let value: T | undefined;
@@ -56,90 +44,4 @@ export async function eventually<T>(read: () => T | undefined | Promise<T | unde
 export function freshRegistry(): NonNullable<MetricsOptions['registry']> {
   const global = resolveRegistry();
   return new (global.constructor as new () => typeof global)();
-}
-
-/**
- * A loopback TCP proxy in front of a server, to cut the network under a client: `reset()` kills every connection
- * with a TCP RST; `partition()` stops forwarding (both directions are paused, new connections are held, so the
- * peers see silence, as behind a dropped link) until `heal()`.
- */
-export interface TcpProxy extends AsyncDisposable {
-  readonly port: number;
-  /** Connections currently open through the proxy. */
-  readonly connections: number;
-  reset(): void;
-  partition(): void;
-  heal(): void;
-  close(): Promise<void>;
-}
-
-/** Starts a {@link TcpProxy} on 127.0.0.1 (port 0) forwarding to `targetHost:targetPort`. */
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
-  const pairs = new Set<{ client: Socket; upstream: Socket | undefined; start(): void }>();
-  let partitioned = false;
-  const server = createNetServer((client) => {
-    client.on('error', () => {});
-    const pair = {
-      client,
-      upstream: undefined as Socket | undefined,
-      start() {
-        if (pair.upstream || client.destroyed) return;
-        const upstream = connect(targetPort, targetHost);
-        pair.upstream = upstream;
-        upstream.on('error', () => client.destroy());
-        client.on('error', () => upstream.destroy());
-        client.pipe(upstream);
-        upstream.pipe(client);
-        client.on('close', () => {
-          upstream.destroy();
-          pairs.delete(pair);
-        });
-        upstream.on('close', () => client.destroy());
-      },
-    };
-    pairs.add(pair);
-    client.on('close', () => pairs.delete(pair));
-    if (partitioned) client.pause();
-    else pair.start();
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const proxy: TcpProxy = {
-    port,
-    get connections() {
-      return pairs.size;
-    },
-    reset() {
-      for (const pair of [...pairs]) {
-        pair.client.resetAndDestroy();
-        pair.upstream?.resetAndDestroy();
-      }
-      pairs.clear();
-    },
-    partition() {
-      partitioned = true;
-      for (const { client, upstream } of pairs) {
-        client.pause();
-        upstream?.pause();
-      }
-    },
-    heal() {
-      partitioned = false;
-      for (const pair of [...pairs]) {
-        if (!pair.upstream) pair.start();
-        else {
-          pair.client.resume();
-          pair.upstream.resume();
-        }
-      }
-    },
-    async close() {
-      proxy.reset();
-      server.close();
-      await once(server, 'close');
-    },
-    [Symbol.asyncDispose]: () => proxy.close(),
-  };
-  return proxy;
 }

@@ -3,22 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Registry } from 'prom-client';
 import { GuardBus } from '@guard/core';
-import { pgTestDatabase } from '@guard/core/testing';
-import type { PgTestDatabase } from '@guard/core/testing';
+import { pgTestPools } from '@guard/core/testing';
+import type { PgTestPools } from '@guard/core/testing';
 import { createLocalRestartGate, PostgresRestartLease } from './fleet-restart-lease.js';
 import type { RestartGate } from './fleet-restart-lease.js';
 import { MemoryGuardrail } from './memory-guardrail.js';
 import { createManualClock, createSyntheticSampler, linearRssMb } from './testing.js';
 
-// A database of this file's own on the local Postgres (or GUARD_TEST_PG_URL), dropped at the end.
-let db: PgTestDatabase;
-const pools: pg.Pool[] = [];
-function pool(connectionString = db.url): pg.Pool {
-  const p = new pg.Pool({ connectionString, max: 2 });
-  p.on('error', () => {});
-  pools.push(p);
-  return p;
-}
+// A database of this file's own on the local Postgres (or GUARD_TEST_PG_URL); its pools are ended and it is dropped at the end.
+let db: PgTestPools<pg.Pool>;
+const pool = (connectionString?: string): pg.Pool => db.pool(connectionString);
 /** A lease table of the test's own, so tests share no rows. */
 function table(): string {
   return `fleet_restarts_${randomBytes(3).toString('hex')}`;
@@ -26,12 +20,9 @@ function table(): string {
 
 describe('PostgresRestartLease (real Postgres)', () => {
   beforeAll(async () => {
-    db = await pgTestDatabase('memory_fleet_lease');
+    db = await pgTestPools('memory_fleet_lease', { Pool: pg.Pool, max: 2 });
   });
-  afterAll(async () => {
-    await Promise.all(pools.map((p) => p.end().catch(() => {})));
-    await db?.drop();
-  });
+  afterAll(() => db?.close());
 
   it('three replicas asking at the same moment: one slot is granted, the others wait and are told who holds it', async () => {
     const t = table();

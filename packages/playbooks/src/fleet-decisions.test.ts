@@ -1,11 +1,8 @@
 import pg from 'pg';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgTestDatabase } from '@guard/core/testing';
-import type { PgTestDatabase } from '@guard/core/testing';
+import { pgTestPools, serverPort, startTcpProxy, urlThrough } from '@guard/core/testing';
+import type { PgTestPools } from '@guard/core/testing';
 import { Registry } from 'prom-client';
 import { waitUntil } from '@guard/core';
 import type { GuardMode } from '@guard/core';
@@ -13,23 +10,13 @@ import { MessageBus } from './message-bus.js';
 import { FleetDecisions } from './fleet-decisions.js';
 import { createActionRegistry } from './builtin-actions.js';
 
-// A database of this file's own on the local server (or GUARD_TEST_PG_URL's), dropped at the end.
-let db: PgTestDatabase;
-const pools: pg.Pool[] = [];
+// A database of this file's own on the local server (or GUARD_TEST_PG_URL's); its pools are ended and it is dropped at the end.
+let db: PgTestPools<pg.Pool>;
 beforeAll(async () => {
-  db = await pgTestDatabase('playbooks_fleet_decisions');
+  db = await pgTestPools('playbooks_fleet_decisions', { Pool: pg.Pool, max: 3 });
 });
-afterAll(async () => {
-  await Promise.all(pools.map((p) => p.end().catch(() => {})));
-  await db?.drop();
-});
-
-function pool(connectionString = db.url): pg.Pool {
-  const p = new pg.Pool({ connectionString, max: 3 });
-  p.on('error', () => {});
-  pools.push(p);
-  return p;
-}
+afterAll(() => db?.close());
+const pool = (connectionString?: string): pg.Pool => db.pool(connectionString);
 /** A table of the test's own: replicas of one test share it, tests never do. */
 function table(): string {
   return `fleet_decisions_${randomBytes(3).toString('hex')}`;
@@ -141,10 +128,8 @@ describe('FleetDecisions (two replicas on one database)', () => {
   });
 
   it('while the database is cut off a blacklist applies locally, and reaches the others once it is back', async () => {
-    await using proxy = await tcpProxy(new URL(db.url).port ? Number(new URL(db.url).port) : 5432);
-    const cutUrl = new URL(db.url);
-    cutUrl.host = `127.0.0.1:${proxy.port}`;
-    await using fleet = await twoReplicas({ aPool: pool(cutUrl.toString()), aTimeouts: { connectTimeoutMs: 300, statementTimeoutMs: 300, queryTimeoutMs: 300 } });
+    await using proxy = await startTcpProxy(serverPort(db.url));
+    await using fleet = await twoReplicas({ aPool: pool(urlThrough(db.url, proxy.port)), aTimeouts: { connectTimeoutMs: 300, statementTimeoutMs: 300, queryTimeoutMs: 300 } });
     const { a, b } = fleet;
     await waitFor(() => a.decisions.listening, 'a listening');
     proxy.partition();
@@ -166,53 +151,3 @@ describe('FleetDecisions (two replicas on one database)', () => {
     expect(await b.metric('guard_playbooks_fleet_decisions_applied_total')).toBe(1);
   });
 });
-
-/** A loopback TCP proxy whose `partition()` silences every connection (and holds new ones) until `heal()`. */
-async function tcpProxy(targetPort: number) {
-  const pairs = new Set<{ client: Socket; upstream?: Socket }>();
-  let partitioned = false;
-  const start = (pair: { client: Socket; upstream?: Socket }) => {
-    const upstream = connect(targetPort, '127.0.0.1');
-    pair.upstream = upstream;
-    upstream.on('error', () => pair.client.destroy());
-    pair.client.pipe(upstream);
-    upstream.pipe(pair.client);
-    upstream.on('close', () => pair.client.destroy());
-    pair.client.on('close', () => upstream.destroy());
-  };
-  const server = createServer((client) => {
-    client.on('error', () => {});
-    const pair: { client: Socket; upstream?: Socket } = { client };
-    pairs.add(pair);
-    client.on('close', () => pairs.delete(pair));
-    if (partitioned) client.pause();
-    else start(pair);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    partition() {
-      partitioned = true;
-      for (const { client, upstream } of pairs) {
-        client.pause();
-        upstream?.pause();
-      }
-    },
-    heal() {
-      partitioned = false;
-    },
-    reset() {
-      for (const pair of [...pairs]) {
-        pair.client.resetAndDestroy();
-        pair.upstream?.resetAndDestroy();
-      }
-      pairs.clear();
-    },
-    async [Symbol.asyncDispose]() {
-      this.reset();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}

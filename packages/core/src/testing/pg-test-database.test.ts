@@ -1,28 +1,10 @@
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_TEST_PG_URL, pgTestDatabase, pgTestServerUrl } from './testing.js';
+import { DEFAULT_TEST_PG_URL, pgTestDatabase, pgTestServerUrl } from '../testing.js';
+import { loadPg } from '../pg-test-support.js';
 
-/** The slice of `pg` this suite uses (core has no @types/pg: pg is an optional peer). */
-interface PgClient {
-  connect(): Promise<unknown>;
-  query(sql: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
-  end(): Promise<void>;
-}
-interface Pg {
-  Client: new (config: { connectionString: string }) => PgClient;
-}
-
-/** `pg` is an optional peer of core; this suite runs where it is installed (a dev dependency of core). */
-function loadPg(): Pg | undefined {
-  try {
-    return createRequire(import.meta.url)('pg') as Pg;
-  } catch {
-    return undefined;
-  }
-}
 const pg = loadPg();
 
 afterEach(() => {
