@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgTestDatabase, type PgTestDatabase } from '@guard/core/testing';
 import type { ImmuneStreamEnvelope } from '@guard/immune';
@@ -64,6 +65,15 @@ describe('createGuard({ fleet })', () => {
   it('three processes starting together on a fresh database create every schema Guard uses (advisory locks)', { timeout: 60_000 }, async () => {
     await using fresh = await pgTestDatabase('guard_node_fleet_migrate');
     await migrateTogether(fresh.url);
+    const check = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      const { rows } = await check.query<{ tablename: string }>(`select tablename from pg_tables where schemaname = 'public' order by 1`);
+      // immune's event store and membership, playbooks' decisions and step log, memory's restart lease.
+      const tables = ['immune_events', 'immune_events_rollup', 'immune_events_migrations', 'guard_fleet_instances', 'guard_fleet_decisions', 'guard_playbooks_fleet_steps', 'guard_fleet_restarts'];
+      expect(rows.map((r) => r.tablename)).toEqual(expect.arrayContaining(tables));
+    } finally {
+      await check.end();
+    }
   });
 });
 
