@@ -48,5 +48,7 @@ export { guardPgPool, isPgUnavailableError, resolvePgTimeouts, pgPoolTimeoutConf
 export type { PgPoolLike, PgClientLike, PgTimeouts, GuardPgPoolOptions, GuardedPgPool, GuardedPgClient } from './pg-pool-safety.js';
 export { PgNotificationListener } from './pg-listener.js';
 export { inPgTransaction, migrateUnderLock } from './pg-transaction.js';
+export { withPgClient } from './pg-session.js';
+export type { PgSessionClient, PgSessionPhase, WithPgClientOptions } from './pg-session.js';
 export type { PgQueryable, PgRowsQuery } from './pg-transaction.js';
 export type { PgNotificationListenerOptions, ListenPoolLike, ListenClientLike } from './pg-listener.js';

@@ -132,6 +132,18 @@ export function isPgUnavailableError(error: unknown): boolean {
 }
 
 /**
+ * Whether a failed statement left its connection unusable (terminated backend, reset socket, query timeout): such a
+ * connection is destroyed, not returned to the pool. A statement timeout (`57014`) is the server cancelling one
+ * statement on a healthy connection, so it is not.
+ *
+ * @example
+ * client.release(isPgConnectionBroken(error) ? (error as Error) : undefined);
+ */
+export function isPgConnectionBroken(error: unknown): boolean {
+  return isPgUnavailableError(error) && (error as { code?: unknown } | null)?.code !== '57014';
+}
+
+/**
  * Options for {@link guardPgPool}.
  *
  * @example
@@ -159,7 +171,8 @@ export interface GuardPgPoolOptions {
 export interface GuardedPgClient {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the same overloads as pg's query, which this passes through (see PgClientLike)
   query(...args: any[]): any;
-  release(): void;
+  /** Returns the connection to the pool; with an error (or `true`), or after a broken query, destroys it instead. */
+  release(error?: Error | boolean): void;
 }
 
 /**
@@ -260,15 +273,14 @@ export function guardPgPool(pool: PgPoolLike, options: GuardPgPoolOptions = {}):
               },
               (error: unknown) => {
                 clearTimeout(timer);
-                // A statement timeout (57014) leaves a healthy connection; anything else unavailable poisons it.
-                if (isPgUnavailableError(error) && (error as { code?: unknown }).code !== '57014') state.broken ??= error as Error;
+                if (isPgConnectionBroken(error)) state.broken ??= error as Error;
                 reject(error);
               },
             );
           });
         },
-        release() {
-          const broken = state.broken;
+        release(error?: Error | boolean) {
+          const broken = state.broken ?? (error || undefined);
           state.broken = undefined;
           // With an error pg-pool destroys the connection (pg destroys the socket of a connection with a hung query).
           client.release(broken);

@@ -1,6 +1,6 @@
 import type {} from './errors.js';
 import type { GuardedPgClient, GuardedPgPool, ListenPoolLike, Logger, PgPoolLike, PgRowsQuery, PgTimeouts } from '@guard/core';
-import { guardPgPool, inPgTransaction, migrateUnderLock, resolvePgTimeouts } from '@guard/core';
+import { guardPgPool, inPgTransaction, migrateUnderLock, resolvePgTimeouts, withPgClient } from '@guard/core';
 import { toStoreError } from './store-error.js';
 
 /**
@@ -46,20 +46,9 @@ export class FleetDb {
     return this.session((client) => migrateUnderLock(client, lockName, statements));
   }
 
-  async session<T>(fn: (client: GuardedPgClient) => Promise<T>): Promise<T> {
-    let client: GuardedPgClient;
-    try {
-      client = await this.guarded.connect();
-    } catch (error) {
-      throw toStoreError(error, 'fleet database unreachable');
-    }
-    try {
-      return await fn(client);
-    } catch (error) {
-      throw toStoreError(error, 'fleet query failed');
-    } finally {
-      client.release();
-    }
+  /** Runs `fn` on one pooled connection (core's `withPgClient`); rejects with `STORE_UNAVAILABLE` or `STORE_ERROR`. */
+  session<T>(fn: (client: GuardedPgClient) => Promise<T>): Promise<T> {
+    return withPgClient(this.guarded, fn, { mapError: (error, phase) => toStoreError(error, phase === 'connect' ? 'fleet database unreachable' : 'fleet query failed') });
   }
 
   /** Removes the pool listeners (the pool itself belongs to whoever made it). */

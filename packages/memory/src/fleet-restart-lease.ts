@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { GuardedPgClient, GuardedPgPool, Logger, PgPoolLike, PgRowsQuery, PgTimeouts } from '@guard/core';
-import { assertNumberOption, GuardError, guardPgPool, inPgTransaction, isPgUnavailableError, migrateUnderLock, resolvePgTimeouts, silentLogger } from '@guard/core';
+import { assertNumberOption, GuardError, guardPgPool, inPgTransaction, isPgUnavailableError, migrateUnderLock, resolvePgTimeouts, silentLogger, withPgClient } from '@guard/core';
 import type { RestartReason } from './restart-budget.js';
 
 declare module '@guard/core' {
@@ -251,20 +251,14 @@ export class PostgresRestartLease implements RestartGate, AsyncDisposable {
 
   async #transaction<T>(fn: (query: PgRowsQuery) => Promise<T>): Promise<T> {
     if (this.#closed) throw new GuardError('CLOSED', 'restart lease is closed');
-    let client: GuardedPgClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw storeError(error, 'fleet restart lease: database unreachable');
-    }
-    try {
-      await this.#ensureTable(client);
-      return await inPgTransaction(client, fn);
-    } catch (error) {
-      throw storeError(error, 'fleet restart lease: query failed');
-    } finally {
-      client.release();
-    }
+    return withPgClient(
+      this.#pool,
+      async (client) => {
+        await this.#ensureTable(client);
+        return inPgTransaction(client, fn);
+      },
+      { mapError: (error, phase) => storeError(error, `fleet restart lease: ${phase === 'connect' ? 'database unreachable' : 'query failed'}`) },
+    );
   }
 
   /** Idempotent; the pool stays the caller's. */

@@ -1,5 +1,5 @@
 import type { GuardedPgClient, GuardedPgPool, GuardMode, ListenPoolLike, Logger, MetricsOptions, PgPoolLike, PgTimeouts } from '@guard/core';
-import { assertNumberOption, GuardError, guardPgPool, isGuardMode, migrateUnderLock, PgNotificationListener, resolvePgTimeouts, scrapeGauge, silentLogger } from '@guard/core';
+import { assertNumberOption, GuardError, guardPgPool, isGuardMode, migrateUnderLock, PgNotificationListener, resolvePgTimeouts, scrapeGauge, silentLogger, withPgClient } from '@guard/core';
 import type { Counter } from 'prom-client';
 import { DEFAULT_METRICS_PREFIX, playbooksCounter } from './metrics.js';
 import { storeError } from './store-error.js';
@@ -470,20 +470,8 @@ export class FleetDecisions implements FleetDecisionSink, AsyncDisposable {
     return this.#session(async (client) => ((await client.query(text, values)) as { rows: R[] }).rows);
   }
 
-  async #session<T>(fn: (client: GuardedPgClient) => Promise<T>): Promise<T> {
-    let client: GuardedPgClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw storeError(error, 'fleet decisions: database unreachable');
-    }
-    try {
-      return await fn(client);
-    } catch (error) {
-      throw storeError(error, 'fleet decisions: query failed');
-    } finally {
-      client.release();
-    }
+  #session<T>(fn: (client: GuardedPgClient) => Promise<T>): Promise<T> {
+    return withPgClient(this.#pool, fn, { mapError: (error, phase) => storeError(error, `fleet decisions: ${phase === 'connect' ? 'database unreachable' : 'query failed'}`) });
   }
 
   #track(promise: Promise<unknown>): void {
