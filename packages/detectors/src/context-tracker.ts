@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { assertNumberOption, assertOpen, captureSource } from '@guard/core';
+import { assertNumberOption, captureSource } from '@guard/core';
 import type { CapturedSource, ContextTarget } from '@guard/core';
-import type { Detector, DetectorContext, Finding } from './detector.js';
+import type { Finding } from './detector.js';
+import { Tracker } from './tracker.js';
 
 /**
  * Options for {@link ContextTracker}.
@@ -90,25 +91,20 @@ class SpanImpl implements Span {
  * const contexts = chain.add(new ContextTracker({ maxAgeMs: 60_000 }));
  * await contexts.run('request', async () => handle(req)); // closed when the promise settles
  */
-export class ContextTracker implements Detector, ContextTarget, AsyncDisposable {
-  readonly component = 'context';
-  readonly pattern = 'context_stack_leak';
+export class ContextTracker extends Tracker<'context', 'context_stack_leak'> implements ContextTarget {
   readonly maxAgeMs: number;
   readonly maxDepth: number;
   readonly #storage = new AsyncLocalStorage<Span>();
-  readonly #traceSources: boolean;
   readonly #open = new Map<string, SpanImpl>();
   readonly #deep = new Set<SpanImpl>();
-  #trigger: (() => void) | undefined;
   #next = 0;
-  #closed = false;
 
   constructor(options: ContextTrackerOptions = {}) {
+    super('context', 'context_stack_leak', options);
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.maxDepth = options.maxDepth ?? 50;
     assertNumberOption('maxAgeMs', this.maxAgeMs, { min: 1 });
     assertNumberOption('maxDepth', this.maxDepth, { min: 1, integer: true });
-    this.#traceSources = options.traceSources ?? true;
   }
 
   /** The span of the current async context, if any. */
@@ -124,13 +120,13 @@ export class ContextTracker implements Detector, ContextTarget, AsyncDisposable 
    * span.run(() => work()).finally(() => span.close());
    */
   open(name: string): Span {
-    assertOpen(this.#closed, 'ContextTracker');
-    const source = this.#traceSources ? captureSource({ skip: ContextTracker.prototype.open, depth: 10 }) : undefined;
+    this.assertOpen();
+    const source = this.traceSources ? captureSource({ skip: ContextTracker.prototype.open, depth: 10 }) : undefined;
     const span = new SpanImpl(this, this.#storage, `ctx_${++this.#next}`, name, this.#storage.getStore(), source);
     this.#open.set(span.id, span);
     if (span.depth > this.maxDepth) {
       this.#deep.add(span);
-      if (this.#deep.size === 1) this.#trigger?.();
+      if (this.#deep.size === 1) this.trigger();
     }
     return span;
   }
@@ -164,10 +160,6 @@ export class ContextTracker implements Detector, ContextTarget, AsyncDisposable 
   /** How many spans are open. */
   get openCount(): number {
     return this.#open.size;
-  }
-
-  attach(context: DetectorContext): void {
-    this.#trigger = context.trigger;
   }
 
   scan(now: number): Finding[] {
@@ -222,19 +214,12 @@ export class ContextTracker implements Detector, ContextTarget, AsyncDisposable 
     if (resourceId.startsWith('depth:')) victims.push(...this.#deep);
     else for (const span of this.#open.values()) if (span.name === resourceId && now - span.openedAt > this.maxAgeMs) victims.push(span);
     for (const span of victims) span.close(status);
-    if (victims.length > 0) this.#trigger?.();
+    if (victims.length > 0) this.trigger();
     return victims.length;
   }
 
-  /** Stops accepting new spans; open spans stay as they are. Safe to call twice. */
-  close(): Promise<void> {
-    this.#closed = true;
-    return Promise.resolve();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
+  /** `close()` stops accepting new spans; open spans stay as they are. */
+  protected stopTracking(): void {}
 
   /** @internal */
   onClose(span: SpanImpl): void {

@@ -124,7 +124,7 @@ describe('EventBusTracker', () => {
     }
   });
 
-  it('sets parasite_eventbus_subscriptions{event_type} and triggers a scan when crossing the threshold', async () => {
+  it('triggers a scan when crossing the threshold; parasite_eventbus_subscriptions{event_type} is counted at scrape time', async () => {
     const { chain, registry } = chainFor();
     const tracker = chain.add(new EventBusTracker({ leakThreshold: 3 }));
     const bus = new GuardBus();
@@ -133,9 +133,22 @@ describe('EventBusTracker', () => {
     await new Promise((r) => setImmediate(r));
     expect(chain.active()).toHaveLength(1);
     expect(await registry.metrics()).toContain('parasite_eventbus_subscriptions{event_type="detection"} 4');
+    // no scan in between: the scrape reads the emitter itself
     bus.removeAllListeners();
-    chain.scan();
-    expect(await registry.metrics()).toContain('parasite_eventbus_subscriptions{event_type="detection"} 0');
+    expect(await registry.metrics()).not.toContain('event_type="detection"');
+  });
+
+  it('parasite_eventbus_subscriptions adds up two trackers on one registry, and a closed tracker stops counting', async () => {
+    const { chain, registry } = chainFor();
+    const [first, second] = [chain.add(new EventBusTracker()), chain.add(new EventBusTracker())];
+    const [a, b] = [new EventEmitter(), new EventEmitter()];
+    first.track(a);
+    second.track(b);
+    a.on('tick', () => {});
+    for (let i = 0; i < 2; i++) b.on('tick', () => {});
+    expect(await registry.metrics()).toContain('parasite_eventbus_subscriptions{event_type="tick"} 3');
+    await second.close();
+    expect(await registry.metrics()).toContain('parasite_eventbus_subscriptions{event_type="tick"} 1');
   });
 
   it('untracks and restores emitters; validates options; refuses use after close', async () => {
@@ -179,6 +192,18 @@ async function scanAfterGc(chain: DetectorChain, found: (detection: Detection) =
   });
 }
 
+/** Heals `name` and `name#stale` as a sanitizer would, in that order: how many listeners each removed. */
+function healBoth(tracker: EventBusTracker, name: string): [number, number] {
+  return [tracker.removeStale(name), tracker.removeStale(`${name}#stale`)];
+}
+
+/** `expected` listeners are left on `event`, and one emit reaches each of them exactly once (`hits` per listener). */
+function expectLiveListeners(bus: EventEmitter, event: string, expected: number, hits: () => number[]): void {
+  expect(bus.listenerCount(event)).toBe(expected);
+  bus.emit(event);
+  expect(hits().every((n) => n === 1)).toBe(true);
+}
+
 describe('EventBusTracker heals only what is stale (C2)', () => {
   it('2,000 live per-connection listeners over the threshold in full mode: reported with call sites, zero removed', async () => {
     const { chain, scheduler } = chainFor('full');
@@ -205,11 +230,8 @@ describe('EventBusTracker heals only what is stale (C2)', () => {
     // a warning is not handed to the sanitizer, and even a direct heal finds nothing stale to remove
     expect(scheduler.scheduled).toEqual([]);
     await collectGarbage();
-    expect(tracker.removeStale('bus')).toBe(0);
-    expect(tracker.removeStale('bus#stale')).toBe(0);
-    expect(bus.listenerCount('price')).toBe(2_000);
-    bus.emit('price');
-    expect(connections.every((c) => c.received === 1)).toBe(true);
+    expect(healBoth(tracker, 'bus')).toEqual([0, 0]);
+    expectLiveListeners(bus, 'price', 2_000, () => connections.map((c) => c.received));
   });
 
   it('removes the listeners of collected owners and keeps every live one, on a threshold heal too', async () => {
@@ -229,11 +251,8 @@ describe('EventBusTracker heals only what is stale (C2)', () => {
     await scanAfterGc(chain, (d) => d.resourceId === 'views#stale' && d.details.stale === 60);
     expect(scheduler.scheduled.map((d) => [d.resourceId, d.severity])).toEqual([['views#stale', 'critical']]);
     // the threshold heal (as a sanitizer would run it) removes the same 60, never a live view's listener
-    expect(tracker.removeStale('views')).toBe(60);
-    expect(tracker.removeStale('views#stale')).toBe(0);
-    expect(bus.listenerCount('tick')).toBe(150);
-    bus.emit('tick');
-    expect(live.every((v) => v.hits === 1)).toBe(true);
+    expect(healBoth(tracker, 'views')).toEqual([60, 0]);
+    expectLiveListeners(bus, 'tick', 150, () => live.map((v) => v.hits));
   });
 
   it('finds owners collected after registering in their own constructor (source capture keeps nothing alive)', async () => {

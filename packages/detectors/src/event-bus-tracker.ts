@@ -1,8 +1,10 @@
-import { assertNumberOption, assertOpen, captureSource, closeOnce, shouldSampleSource } from '@guard/core';
+import { assertNumberOption, captureSource, shouldSampleSource } from '@guard/core';
 import type { CapturedSource, EventBusTarget } from '@guard/core';
-import type { Detector, DetectorContext, Finding } from './detector.js';
+import type { Finding } from './detector.js';
+import { readAtScrape } from './parasite-metrics.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 import { nextProcessNumber } from './process-numbers.js';
+import { Tracker } from './tracker.js';
 
 /** A listener as the tracker holds it: it only passes listeners through, it never calls them. */
 type Listener = (...args: unknown[]) => unknown;
@@ -111,33 +113,26 @@ const EMPTY_SWEEP_AT = 256;
  * tracker.track(bus, { name: 'orders' });
  * tracker.on(bus, 'order', (o) => view.render(o), { owner: view }); // removable once `view` is collected
  */
-export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposable {
-  readonly component = 'eventbus';
-  readonly pattern = 'subscription_leak';
+export class EventBusTracker extends Tracker<'eventbus', 'subscription_leak'> implements EventBusTarget {
   readonly leakThreshold: number;
   readonly topSites: number;
   readonly pruneUnowned: boolean;
-  readonly #traceSources: boolean;
   readonly #tracked = new Map<string, Tracked>();
   readonly #byEmitter = new WeakMap<object, Tracked>();
-  #metrics: ParasiteMetrics | undefined;
-  #trigger: (() => void) | undefined;
   #pendingOwner: WeakRef<object> | undefined;
-  #lastGauge = new Map<string, number>();
   #depth = 0;
   readonly #finalizer = new FinalizationRegistry<{ tracked: Tracked; registration: Registration }>(({ tracked, registration }) => {
     if (!tracked.owned.has(registration)) return;
     tracked.stale.add(registration);
-    if (tracked.stale.size === 1) this.#trigger?.();
+    if (tracked.stale.size === 1) this.trigger();
   });
-  #closed = false;
 
   constructor(options: EventBusTrackerOptions = {}) {
+    super('eventbus', 'subscription_leak', options);
     this.leakThreshold = options.leakThreshold ?? 1_000;
     this.topSites = options.topSites ?? 5;
     assertNumberOption('leakThreshold', this.leakThreshold, { min: 1, integer: true });
     assertNumberOption('topSites', this.topSites, { min: 1, integer: true });
-    this.#traceSources = options.traceSources ?? true;
     this.pruneUnowned = options.pruneUnowned ?? false;
   }
 
@@ -146,7 +141,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
    * Listeners added before tracking are counted but have no call site.
    */
   track(emitter: TrackableEmitter, options: TrackEmitterOptions = {}): string {
-    assertOpen(this.#closed, 'EventBusTracker');
+    this.assertOpen();
     const known = this.#byEmitter.get(emitter);
     if (known) return known.name;
     // default names are numbered per process, so two trackers never report the same resource id
@@ -246,7 +241,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
    * `listener` itself must not reference the owner, or the emitter keeps the owner alive through it.
    */
   on(emitter: TrackableEmitter, event: EventName, listener: AnyListener, options: { owner?: object } = {}): () => void {
-    assertOpen(this.#closed, 'EventBusTracker');
+    this.assertOpen();
     this.track(emitter);
     this.#pendingOwner = options.owner ? new WeakRef(options.owner) : undefined;
     const held = listener as Listener;
@@ -266,23 +261,20 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     return total;
   }
 
-  attach(context: DetectorContext): void {
-    this.#trigger = context.trigger;
-    this.#metrics = context.metrics;
+  /** `parasite_eventbus_subscriptions{event_type}`: every tracked emitter's listeners, counted when Prometheus scrapes. */
+  protected override readMetrics(metrics: ParasiteMetrics, signal: AbortSignal): void {
+    readAtScrape(metrics, 'eventbusSubscriptions', this, (tracker) => tracker.#listenersByEvent(), signal);
   }
 
   scan(_now: number): Finding[] {
     const findings: Finding[] = [];
-    const gauge = new Map<string, number>();
     for (const tracked of this.#tracked.values()) {
       const counts: Record<string, number> = {};
       let total = 0;
       for (const event of tracked.emitter.eventNames()) {
         const n = tracked.emitter.listenerCount(event);
         total += n;
-        const label = String(event);
-        counts[label] = n;
-        gauge.set(label, (gauge.get(label) ?? 0) + n);
+        counts[String(event)] = n;
       }
       if (total > this.leakThreshold) {
         // unchanged since the last scan: report the same finding, without regrouping call sites
@@ -320,11 +312,6 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
         }
       }
     }
-    if (this.#metrics) {
-      for (const label of this.#lastGauge.keys()) if (!gauge.has(label)) this.#metrics.eventbusSubscriptions.set({ event_type: label }, 0);
-      for (const [label, n] of gauge) this.#metrics.eventbusSubscriptions.set({ event_type: label }, n);
-      this.#lastGauge = gauge;
-    }
     return findings;
   }
 
@@ -347,7 +334,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       victims.push(...unowned);
     }
     for (const r of victims) tracked.emitter.removeListener(r.event, r.listener);
-    if (victims.length > 0) this.#trigger?.();
+    if (victims.length > 0) this.trigger();
     return victims.length;
   }
 
@@ -356,15 +343,17 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     return this.#tracked.has(resourceId.endsWith(STALE) ? resourceId.slice(0, -STALE.length) : resourceId);
   }
 
-  /** Stops tracking every emitter and restores their methods; safe to call twice. */
-  readonly close = closeOnce(() => {
-    this.#closed = true;
+  /** `close()`: stops tracking every emitter and restores their methods. */
+  protected stopTracking(): void {
     for (const tracked of this.#tracked.values()) tracked.restore();
     this.#tracked.clear();
-  });
+  }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+  /** One `[labels, listeners]` pair per event of every tracked emitter (the gauge adds up equal labels). */
+  *#listenersByEvent(): Generator<readonly [{ event_type: string }, number]> {
+    for (const tracked of this.#tracked.values()) {
+      for (const event of tracked.emitter.eventNames()) yield [{ event_type: String(event) }, tracked.emitter.listenerCount(event)];
+    }
   }
 
   #record(tracked: Tracked, event: EventName, listener: Listener, skip: AnyListener): void {
@@ -373,7 +362,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
     tracked.version++;
     // With an owner, format now: a lazy capture keeps the frames' receivers, often the owner itself, alive.
     const source =
-      this.#traceSources && (tracked.pruneUnowned || shouldSampleSource(tracked.adds++))
+      this.traceSources && (tracked.pruneUnowned || shouldSampleSource(tracked.adds++))
         ? captureSource({ skip: owner ? EventBusTracker.prototype.on : skip, limit: 3, depth: 10, eager: owner !== undefined })
         : undefined;
     let list = tracked.byEvent.get(event);
@@ -390,7 +379,7 @@ export class EventBusTracker implements Detector, EventBusTarget, AsyncDisposabl
       const target = owner.deref();
       if (target !== undefined) this.#finalizer.register(target, { tracked, registration }, registration);
     }
-    if (list.length === this.leakThreshold + 1) this.#trigger?.();
+    if (list.length === this.leakThreshold + 1) this.trigger();
   }
 
   #unrecord(tracked: Tracked, event: EventName, listener: Listener): void {

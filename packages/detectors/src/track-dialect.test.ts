@@ -9,10 +9,10 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 import { trackDialect } from './track-dialect.js';
-import { chainFor, fileLine, lineHere } from './test-support.js';
+import { chainFor, pgDatabaseForFile, fileLine, lineHere } from './test-support.js';
 import type { AnyTables } from './test-support.js';
 
-const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const pgUrl = pgDatabaseForFile('detectors_track_dialect');
 const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-db-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -139,7 +139,7 @@ describe('trackDialect (C3) on SQLite (better-sqlite3)', () => {
 describe('trackDialect (C3) on the real local Postgres', () => {
   it('detects a transaction never finished with the stack of the line that opened it; release destroys the client', async () => {
     const { chain, scheduler, registry } = chainFor('full');
-    const pool = new pg.Pool({ connectionString: PG_URL, max: 5 });
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 5 });
     const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 2_000, name: 'pg' });
     chain.add(dialect.tracker);
     const db = new Kysely<AnyTables>({ dialect });
@@ -155,6 +155,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
     expect(await dialect.tracker.release(detection!.resourceId)).toBe(true);
     expect(dialect.tracker.activeCount()).toBe(0);
     expect(pool.totalCount).toBe(0); // destroyed, not returned to the pool
+    expect(await registry.metrics()).toContain('parasite_db_connections_active 0');
     // the server session is gone (its transaction rolled back)
     await waitUntil(async () => !(await sessionAlive(db, pid)), { what: `backend ${pid} to end` });
     expect(await one(db)).toEqual({ one: 1 });
@@ -163,7 +164,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
   });
 
   it('releasing one orphan among concurrent checkouts destroys exactly its own client, never a sibling\'s', async () => {
-    const pool = new pg.Pool({ connectionString: PG_URL, max: 8 });
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 8 });
     // every checkout captures its stack here (no sampling): the test finds the orphan by its acquiring line
     const dialect = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 60_000, name: 'pg-concurrent', sourceSampleEvery: 1 });
     const db = new Kysely<AnyTables>({ dialect });
@@ -217,7 +218,7 @@ describe('trackDialect (C3) on the real local Postgres', () => {
   it('flags a pool over maxPoolSize with the pg counts; dispose drains it to 0 and it serves again', async () => {
     const { chain } = chainFor('detect');
     let pool!: pg.Pool;
-    const dialect = trackDialect(() => new PostgresDialect({ pool: (pool = new pg.Pool({ connectionString: PG_URL, max: 6 })) }), {
+    const dialect = trackDialect(() => new PostgresDialect({ pool: (pool = new pg.Pool({ connectionString: pgUrl(), max: 6 })) }), {
       pgPool: () => pool,
       maxPoolSize: 2,
       name: 'pg-overflow',

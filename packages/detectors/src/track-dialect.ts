@@ -2,9 +2,11 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { GuardError, SOURCE_SAMPLE_EVERY, SOURCE_SAMPLE_FIRST, assertNumberOption, captureSource, shouldSampleSource } from '@guard/core';
 import type { CapturedSource, DbPoolTarget } from '@guard/core';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely';
-import type { Detector, DetectorContext, Finding } from './detector.js';
+import type { Finding } from './detector.js';
+import { readAtScrape } from './parasite-metrics.js';
 import type { ParasiteMetrics } from './parasite-metrics.js';
 import { nextProcessNumber } from './process-numbers.js';
+import { Tracker } from './tracker.js';
 
 declare module '@guard/core' {
   interface GuardErrorCodes {
@@ -127,14 +129,11 @@ export function trackDialect(dialect: Dialect | (() => Dialect), options: TrackD
  * const { tracker } = trackDialect(new SqliteDialect({ database }));
  * tracker.activeCount(); // connections checked out now
  */
-export class DbPoolTracker implements Detector, DbPoolTarget {
-  readonly component = 'db';
-  readonly pattern = 'connection_orphan';
+export class DbPoolTracker extends Tracker<'db', 'connection_orphan'> implements DbPoolTarget {
   readonly name: string;
   readonly maxPoolSize: number;
   readonly leakThresholdMs: number;
   readonly #rollbackTimeoutMs: number;
-  readonly #traceSources: boolean;
   readonly #sampleEvery: number;
   #acquires = 0;
   /** The latest sampled checkout stack: what an unsampled checkout's finding points at (`sourceSampled: true`). */
@@ -144,11 +143,11 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
   readonly #drivers = new Set<TrackingDriver>();
   readonly #base: Dialect;
   readonly #factory: (() => Dialect) | undefined;
-  #metrics: ParasiteMetrics | undefined;
   #next = 0;
 
   /** @internal use {@link trackDialect}. */
   constructor(base: Dialect, factory: (() => Dialect) | undefined, options: TrackDialectOptions) {
+    super('db', 'connection_orphan', options);
     // unnamed pools are numbered per process so two of them never share a resource id
     const unnamed = options.name === undefined ? nextProcessNumber('db-pool') : 0;
     this.name = options.name ?? (unnamed === 1 ? 'db' : `db_${unnamed}`);
@@ -158,7 +157,6 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     assertNumberOption('maxPoolSize', this.maxPoolSize, { min: 1, integer: true });
     assertNumberOption('leakThresholdMs', this.leakThresholdMs, { min: 1 });
     assertNumberOption('rollbackTimeoutMs', this.#rollbackTimeoutMs, { min: 1 });
-    this.#traceSources = options.traceSources ?? true;
     this.#sampleEvery = options.sourceSampleEvery ?? SOURCE_SAMPLE_EVERY;
     assertNumberOption('sourceSampleEvery', this.#sampleEvery, { min: 1, integer: true });
     this.#pgPool = options.pgPool;
@@ -188,10 +186,13 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     return [...this.#checkouts.values()].map((c) => ({ id: c.id, heldMs: now - c.acquiredAt, inTransaction: c.inTransaction, source: c.source?.frames() ?? [] }));
   }
 
-  attach(context: DetectorContext): void {
-    this.#metrics = context.metrics;
-    this.#metrics?.dbConnectionsActive.inc(this.#checkouts.size);
+  /** `parasite_db_connections_active`: this pool's checkouts, counted when Prometheus scrapes. */
+  protected override readMetrics(metrics: ParasiteMetrics, signal: AbortSignal): void {
+    readAtScrape(metrics, 'dbConnectionsActive', this, (tracker) => tracker.#checkouts.size, signal);
   }
+
+  /** `close()` only stops the metric reading: the dialect keeps working and tracking (its owner destroys it). */
+  protected stopTracking(): void {}
 
   scan(now: number): Finding[] {
     const findings: Finding[] = [];
@@ -265,7 +266,6 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     if (source !== undefined) this.#lastSource = source;
     const c: Checkout = { id: `${this.name}:conn_${++this.#next}`, driver, inner, acquiredAt: Date.now(), source, inTransaction: false, released: false };
     this.#checkouts.set(c.id, c);
-    this.#metrics?.dbConnectionsActive.inc();
     return c;
   }
 
@@ -276,19 +276,14 @@ export class DbPoolTracker implements Detector, DbPoolTarget {
     return true;
   }
 
-  /** @internal */
-  get traceSources(): boolean {
-    return this.#traceSources;
-  }
-
   /** @internal True when this checkout should capture its stack: the first 16 of the pool, then ~1 in 64. */
   sampleSource(): boolean {
-    return this.#traceSources && shouldSampleSource(this.#acquires++, SOURCE_SAMPLE_FIRST, this.#sampleEvery);
+    return this.traceSources && shouldSampleSource(this.#acquires++, SOURCE_SAMPLE_FIRST, this.#sampleEvery);
   }
 
   #end(c: Checkout): void {
     c.released = true;
-    if (this.#checkouts.delete(c.id)) this.#metrics?.dbConnectionsActive.dec();
+    this.#checkouts.delete(c.id);
   }
 }
 

@@ -1,9 +1,9 @@
-import { assertNumberOption, assertOpen, captureSource, closeOnce, shouldSampleSource, silentLogger, unrefInterval } from '@guard/core';
+import { assertNumberOption, captureSource, shouldSampleSource, silentLogger, unrefInterval } from '@guard/core';
 import type { CapturedSource, Logger, WebSocketTarget } from '@guard/core';
 import type { WebSocket, WebSocketServer } from 'ws';
-import type { Detector, DetectorContext, Finding } from './detector.js';
-import type { ParasiteMetrics } from './parasite-metrics.js';
+import type { Finding } from './detector.js';
 import { nextProcessNumber } from './process-numbers.js';
+import { Tracker } from './tracker.js';
 
 /**
  * Options for {@link WebSocketTracker}.
@@ -97,13 +97,10 @@ const DUE_SLOT_MS = 100;
  * await using tracker = chain.add(new WebSocketTracker(wss, { ackTimeoutMs: 3_000 }));
  * wss.on('connection', (ws) => tracker.send(ws, { type: 'hello' }));
  */
-export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable {
-  readonly component = 'websocket';
-  readonly pattern = 'no_ack';
+export class WebSocketTracker extends Tracker<'websocket', 'no_ack'> implements SocketTarget {
   readonly ackTimeoutMs: number;
   readonly pingIntervalMs: number;
   readonly maxBufferedBytes: number;
-  readonly #traceSources: boolean;
   readonly #closedRetentionMs: number;
   readonly #connections = new Map<string, Connection>();
   readonly #byWs = new WeakMap<WebSocket, Connection>();
@@ -127,14 +124,11 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
   };
   readonly #pingTimer: NodeJS.Timeout | undefined;
   readonly #logger: Logger | undefined;
-  #contextLogger: Logger | undefined;
-  #metrics: ParasiteMetrics | undefined;
   #errors = 0;
-  #trigger: (() => void) | undefined;
   #nextMessage = 0;
-  #closed = false;
 
   constructor(server?: WebSocketServer, options: WebSocketTrackerOptions = {}) {
+    super('websocket', 'no_ack', options);
     this.ackTimeoutMs = options.ackTimeoutMs ?? 3_000;
     this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
     this.maxBufferedBytes = options.maxBufferedBytes ?? 1_048_576;
@@ -143,7 +137,6 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
     assertNumberOption('pingIntervalMs', this.pingIntervalMs, { min: 0 });
     assertNumberOption('maxBufferedBytes', this.maxBufferedBytes, { min: 0 });
     assertNumberOption('closedRetentionMs', this.#closedRetentionMs, { min: 0 });
-    this.#traceSources = options.traceSources ?? true;
     this.#logger = options.logger;
     this.#server = server;
     if (server) {
@@ -158,7 +151,7 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
    * Adds an `'error'` listener to the socket, so its errors close it instead of crashing the process.
    */
   track(ws: WebSocket): string {
-    assertOpen(this.#closed, 'WebSocketTracker');
+    this.assertOpen();
     const known = this.#byWs.get(ws);
     if (known) return known.id;
     const listeners: [string, (...args: unknown[]) => void][] = [];
@@ -228,11 +221,11 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
    * const id = tracker.send(ws, { type: 'price', value: 42 });
    */
   send(ws: WebSocket, message: Readonly<Record<string, unknown>>, callback?: (error?: Error) => void): string {
-    assertOpen(this.#closed, 'WebSocketTracker');
+    this.assertOpen();
     const connection = this.#byWs.get(ws) ?? this.#connections.get(this.track(ws))!;
     const id = `m${++this.#nextMessage}`;
     // sampled per connection (its first 16 sends, then ~1 in 64), so tracing can stay on
-    const source = this.#traceSources && shouldSampleSource(connection.sends++) ? captureSource({ skip: WebSocketTracker.prototype.send, depth: 10 }) : undefined;
+    const source = this.traceSources && shouldSampleSource(connection.sends++) ? captureSource({ skip: WebSocketTracker.prototype.send, depth: 10 }) : undefined;
     if (source !== undefined) connection.lastSource = source;
     ws.send(JSON.stringify({ ...message, id }), callback); // throws while CONNECTING: nothing is recorded then
     const pending: Pending = { sentAt: Date.now(), source };
@@ -244,7 +237,7 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
     }
     if (ws.bufferedAmount > this.maxBufferedBytes) {
       this.#slow.add(connection);
-      this.#trigger?.();
+      this.trigger();
     }
     return id;
   }
@@ -268,12 +261,6 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
   /** How many connections are tracked. */
   get size(): number {
     return this.#connections.size;
-  }
-
-  attach(context: DetectorContext): void {
-    this.#trigger = context.trigger;
-    this.#metrics = context.metrics;
-    this.#contextLogger = context.logger;
   }
 
   /** True when `resourceId` is a connection of this tracker: sanitizers route detections by it. */
@@ -436,18 +423,13 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
    * listeners); safe to call twice. The sockets stay open, and keep their `'error'` listener: removing it would let
    * the next hostile frame end the process again. One connection is closed with {@link WebSocketTracker.disconnect}.
    */
-  readonly close = closeOnce(() => {
-    this.#closed = true;
+  protected stopTracking(): void {
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     this.#server?.off('connection', this.#onConnection);
     for (const connection of [...this.#connections.values()]) {
       for (const [event, listener] of connection.listeners) connection.ws.off(event, listener);
       this.#drop(connection);
     }
-  });
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   /**
@@ -464,8 +446,8 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
       seen = true;
       this.#errors++;
       const code = typeof error?.code === 'string' && ERROR_CODE.test(error.code) ? error.code : 'unknown';
-      this.#metrics?.websocketErrors.inc({ code });
-      (this.#logger ?? this.#contextLogger ?? silentLogger).warn({ component: 'websocket', resource: id, code, err: error?.message }, 'WebSocket error: closing the socket');
+      this.metrics?.websocketErrors.inc({ code });
+      (this.#logger ?? this.chainLogger ?? silentLogger).warn({ component: 'websocket', resource: id, code, err: error?.message }, 'WebSocket error: closing the socket');
       if (ws.readyState === OPEN) {
         try {
           ws.close(CLOSE_INTERNAL_ERROR, 'error');
@@ -508,7 +490,7 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
         connection.oldestId = next.done ? undefined : next.value[0];
         connection.oldest = next.done ? undefined : next.value[1];
       }
-      if (connection.pending.size === 0) this.#trigger?.();
+      if (connection.pending.size === 0) this.trigger();
     }
   }
 
@@ -518,7 +500,7 @@ export class WebSocketTracker implements Detector, SocketTarget, AsyncDisposable
       if (connection.awaitingPong) {
         connection.missedPongs++;
         this.#missing.add(connection);
-        this.#trigger?.();
+        this.trigger();
       }
       if (connection.ws.bufferedAmount > this.maxBufferedBytes) this.#slow.add(connection);
       connection.awaitingPong = true;
