@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { BatchWriter } from './batch-writer.js';
-import { chainFor, uniqueName } from './test-support.js';
+import type { BatchWriterOptions } from './batch-writer.js';
+import { chainFor, pgDatabaseForFile, uniqueName } from './test-support.js';
 import type { AnyTables } from './test-support.js';
 
-const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const pgUrl = pgDatabaseForFile('detectors_batch_writer');
 const dir = mkdtempSync(join(tmpdir(), 'guard-detectors-batch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => {
@@ -199,14 +200,17 @@ describe('BatchWriter (C5) on SQLite', () => {
   });
 });
 
+/** A writer with `writeTimeoutMs: 1_000` on a SQLite file of its own, under fake timers (timers only: SQLite I/O stays real). */
+function timedWriter(name: string, options: Pick<BatchWriterOptions<Item>, 'write'> & Partial<BatchWriterOptions<Item>>) {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  const db = sqlite(name);
+  return { db, writer: new BatchWriter<Item>({ db, writeTimeoutMs: 1_000, deadLetterTable: uniqueName('dl'), ...options }) };
+}
+
 describe('BatchWriter (C5) write timeout', () => {
   it('a sink that never settles: each attempt times out, the batch is retried, dead-lettered, and the flush ends', async () => {
-    // timers only: the SQLite dead-letter insert still runs on real I/O callbacks
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const db = sqlite('never');
     const signals: AbortSignal[] = [];
-    const writer = new BatchWriter<Item>({
-      db,
+    const { db, writer } = timedWriter('never', {
       write: (_items, { signal }) => {
         signals.push(signal);
         return new Promise(() => {}); // never settles
@@ -214,8 +218,6 @@ describe('BatchWriter (C5) write timeout', () => {
       maxBatchSize: 5,
       retries: 1,
       retryDelayMs: 100,
-      writeTimeoutMs: 1_000,
-      deadLetterTable: uniqueName('dl'),
     });
     await writer.ensureSchema();
     // the 5th item starts a background flush of the first batch; the forced flush below waits for it first
@@ -249,17 +251,12 @@ describe('BatchWriter (C5) write timeout', () => {
   });
 
   it('a write that answers within writeTimeoutMs is unaffected', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const db = sqlite('slow-ok');
     const written: number[] = [];
-    const writer = new BatchWriter<Item>({
-      db,
+    const { db, writer } = timedWriter('slow-ok', {
       write: async (items) => {
         await new Promise((resolve) => setTimeout(resolve, 900));
         written.push(...items.map((i) => i.n));
       },
-      writeTimeoutMs: 1_000,
-      deadLetterTable: uniqueName('dl'),
     });
     for (let n = 0; n < 3; n++) writer.add({ n });
     const flushing = writer.flush();
@@ -274,7 +271,7 @@ describe('BatchWriter (C5) write timeout', () => {
 
 describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => {
   it('dead-letters the failing items durably', async () => {
-    const db = new Kysely<AnyTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 2 }) }) });
+    const db = new Kysely<AnyTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl(), max: 2 }) }) });
     const table = uniqueName('sink');
     const deadLetterTable = uniqueName('dl');
     const { write, count } = await sink(db, table);
@@ -294,7 +291,7 @@ describe('BatchWriter (C5) dead-letter table on the real local Postgres', () => 
 describe('BatchWriter (C5) schema under concurrency (real Postgres)', () => {
   it('three writers creating the dead-letter table at the same moment all succeed (migration lock)', async () => {
     const deadLetterTable = uniqueName('dl');
-    const dbs = [0, 1, 2].map(() => new Kysely<AnyTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 1 }) }) }));
+    const dbs = [0, 1, 2].map(() => new Kysely<AnyTables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl(), max: 1 }) }) }));
     try {
       // Warm connections, so the three statements reach the server together.
       await Promise.all(dbs.map((db) => sql`select 1`.execute(db)));

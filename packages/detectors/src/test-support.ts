@@ -1,8 +1,11 @@
 import { GuardBus, captureSource, createJsonLogger } from '@guard/core';
 import type { Detection, Logger, SanitizationScheduler } from '@guard/core';
+import { pgTestDatabase } from '@guard/core/testing';
+import type { PgTestDatabase } from '@guard/core/testing';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Registry } from 'prom-client';
+import { afterAll, beforeAll } from 'vitest';
 import { DetectorChain } from './detector-chain.js';
 
 /** `file:line` of the caller (same source line as the call that follows it on that line). */
@@ -56,4 +59,20 @@ export type AnyTables = Record<string, Record<string, unknown>>;
 /** A unique SQL identifier for this test run. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * A Postgres database of the calling test file's own (`pgTestDatabase`): created before its tests, dropped after them,
+ * so files running at once never share tables. Returns its URL (read it inside a test).
+ */
+export function pgDatabaseForFile(prefix: string): () => string {
+  let database: PgTestDatabase | undefined;
+  beforeAll(async () => {
+    database = await pgTestDatabase(prefix);
+  });
+  afterAll(() => database?.drop());
+  return () => {
+    if (database === undefined) throw new Error(`the ${prefix} test database was not created`);
+    return database.url;
+  };
 }

@@ -1,4 +1,4 @@
-import { GuardBus, isGuardError, waitUntil } from '@guard/core';
+import { CloseStack, GuardBus, isGuardError, waitUntil } from '@guard/core';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
@@ -15,23 +15,13 @@ import { wsTestServer } from './ws-test-server.js';
 
 /** A real ws server, a tracker on it in a scan-by-hand chain, and one connected peer that never acks. */
 async function trackedPeer(options: WebSocketTrackerOptions, mode: 'dry_run' | 'detect' | 'full' = 'detect') {
-  const fx = await wsTestServer();
-  const tracker = new WebSocketTracker(fx.wss, options);
+  const closing = new CloseStack();
+  const fx = closing.use(await wsTestServer());
+  const tracker = closing.use(new WebSocketTracker(fx.wss, options));
   const { chain, scheduler } = chainFor(mode);
-  chain.add(tracker);
+  closing.use(chain).add(tracker);
   const peer = await fx.connect();
-  return {
-    ...peer,
-    fx,
-    tracker,
-    chain,
-    scheduler,
-    async [Symbol.asyncDispose]() {
-      await chain.close();
-      await tracker.close();
-      await fx[Symbol.asyncDispose]();
-    },
-  };
+  return { ...peer, fx, tracker, chain, scheduler, [Symbol.asyncDispose]: () => closing.close() };
 }
 
 function autoAck(client: WebSocket): string[] {

@@ -1,11 +1,15 @@
 import { waitUntil } from '@guard/core';
 import type { DbPoolTarget, Detection } from '@guard/core';
+import { pgTestDatabase } from '@guard/core/testing';
+import type { PgTestDatabase } from '@guard/core/testing';
 import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDbSanitizer } from './db-sanitizer.js';
 
-const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** This file's own database (concurrent suites never collide), and a pool on it for checking from outside. */
+let database: PgTestDatabase;
+let admin: pg.Pool;
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
 const TABLE = `sanitizer_orphan_${RUN}`;
 
@@ -23,7 +27,7 @@ class TestPgPoolTracker implements DbPoolTarget {
     this.pool = this.#newPool();
   }
   #newPool(): pg.Pool {
-    return new pg.Pool({ connectionString: PG_URL, max: this.poolMax, application_name: this.applicationName });
+    return new pg.Pool({ connectionString: database.url, max: this.poolMax, application_name: this.applicationName });
   }
   async checkout(): Promise<string> {
     const client = await this.pool.connect();
@@ -58,8 +62,6 @@ class TestPgPoolTracker implements DbPoolTarget {
   }
 }
 
-const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-
 async function backends(applicationName: string): Promise<number> {
   const { rows } = await admin.query<{ n: string }>('select count(*) as n from pg_stat_activity where application_name = $1', [applicationName]);
   return Number(rows[0]!.n);
@@ -72,11 +74,13 @@ function detection(resourceId: string): Detection {
 const signal = new AbortController().signal;
 
 beforeAll(async () => {
+  database = await pgTestDatabase('sanitizer_db');
+  admin = new pg.Pool({ connectionString: database.url, max: 2 });
   await admin.query(`create table ${TABLE} (id serial primary key, note text not null)`);
 });
 afterAll(async () => {
-  await admin.query(`drop table if exists ${TABLE}`);
   await admin.end();
+  await database.drop();
 });
 
 describe('createDbSanitizer against a real Postgres pool', () => {

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuardBus, isGuardError, waitUntil } from '@guard/core';
+import { CloseStack, GuardBus, isGuardError, waitUntil } from '@guard/core';
+import { pgTestDatabase } from '@guard/core/testing';
 import type { SanitizeResult } from '@guard/core';
 import { BatchWriter, DetectorChain, EventBusTracker, WebSocketTracker, trackDialect } from '@guard/detectors';
 import { wsTestServer } from '@guard/detectors/testing';
@@ -18,7 +19,6 @@ import { createWebSocketSanitizer } from './websocket-sanitizer.js';
 
 // The real trackers of @guard/detectors healed by the real DeferredSanitizer, end to end.
 
-const PG_URL = process.env.GUARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const dir = mkdtempSync(join(tmpdir(), 'guard-sanitizer-tracked-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => {
@@ -37,9 +37,10 @@ describe('several trackers of one component in one process', () => {
     await using serverB = await wsTestServer();
     await using socketsA = new WebSocketTracker(serverA.wss, { pingIntervalMs: 0, ackTimeoutMs: 1_000 });
     await using socketsB = new WebSocketTracker(serverB.wss, { pingIntervalMs: 0, ackTimeoutMs: 1_000 });
-    // two unnamed pools: one SQLite file, one the real local Postgres
+    // two unnamed pools: one SQLite file, one the real local Postgres (a database of this test's own)
+    await using database = await pgTestDatabase('sanitizer_tracked');
     const sqlite = trackDialect(new SqliteDialect({ database: new Database(join(dir, 'a.db')) }), { leakThresholdMs: 1_000 });
-    const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+    const pool = new pg.Pool({ connectionString: database.url, max: 4 });
     const postgres = trackDialect(new PostgresDialect({ pool }), { pgPool: pool, leakThresholdMs: 1_000 });
     expect(sqlite.tracker.name).not.toBe(postgres.tracker.name);
     const dbA = new Kysely<Record<string, never>>({ dialect: sqlite });
@@ -103,17 +104,10 @@ function gc(): void {
 function healingEventBus(emitters: EventBusTracker) {
   const bus = new GuardBus();
   const results = collect(bus);
-  const sanitizer = new DeferredSanitizer({ bus, metrics: false, delaysMs: { eventbus: 0 }, sanitizers: [createEventBusSanitizer(emitters)] });
-  const chain = new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus, metrics: false, scheduler: sanitizer, detectors: [emitters] });
-  return {
-    results,
-    sanitizer,
-    chain,
-    async [Symbol.asyncDispose]() {
-      await chain.close();
-      await sanitizer.close();
-    },
-  };
+  const closing = new CloseStack();
+  const sanitizer = closing.use(new DeferredSanitizer({ bus, metrics: false, delaysMs: { eventbus: 0 }, sanitizers: [createEventBusSanitizer(emitters)] }));
+  const chain = closing.use(new DetectorChain({ mode: 'full', scanIntervalMs: 0, bus, metrics: false, scheduler: sanitizer, detectors: [emitters] }));
+  return { results, sanitizer, chain, [Symbol.asyncDispose]: () => closing.close() };
 }
 
 describe('C2 in full mode heals only what is stale', () => {
