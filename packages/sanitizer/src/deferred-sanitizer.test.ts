@@ -234,6 +234,21 @@ describe('DeferredSanitizer queue', () => {
     expect(success.finishedAt - success.startedAt).toBe(200);
   });
 
+  it('parasite_active_sanitizations adds up the sanitizers on one registry; a closed one stops counting', async () => {
+    const registry = new Registry();
+    const [first, second] = [timedSanitizer('db', 1_000), timedSanitizer('db', 1_000)];
+    const a = new DeferredSanitizer({ sanitizers: [first.sanitizer], registry, delaysMs: { db: 0 } });
+    await using b = new DeferredSanitizer({ sanitizers: [second.sanitizer], registry, delaysMs: { db: 0 } });
+    a.schedule(detection('db'));
+    b.schedule(detection('db'));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await metricValue(registry, 'parasite_active_sanitizations', { component: 'db' })).toBe(2);
+    await a.close();
+    expect(await metricValue(registry, 'parasite_active_sanitizations', { component: 'db' })).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await metricValue(registry, 'parasite_active_sanitizations', { component: 'db' })).toBe(0);
+  });
+
   it('shares metrics between instances on one registry and honours the prefix', async () => {
     const registry = new Registry();
     const a = new DeferredSanitizer({ sanitizers: [timedSanitizer('db', 0).sanitizer], registry, delaysMs: { db: 0 } });

@@ -1,69 +1,13 @@
-import {
-  assertNumberOption,
-  closeOnce,
-  counter,
-  errorMessage,
-  gauge,
-  GuardError,
-  histogram,
-  isGuardError,
-  metricName,
-  resolveMetricsPrefix,
-  resolveRegistry,
-  silentLogger,
-  unrefTimeout,
-} from '@guard/core';
-import type {
-  Closeable,
-  ComponentName,
-  Detection,
-  GuardBus,
-  Logger,
-  MetricsOptions,
-  SanitizationScheduler,
-  SanitizeOutcome,
-  SanitizeResult,
-} from '@guard/core';
-import { raceAbort } from '@guard/core';
-import type { Counter, Gauge, Histogram } from 'prom-client';
-import { DEFAULT_DELAYS_MS } from './components.js';
+import { assertNumberOption, closeOnce, errorMessage, GuardError, isGuardError, raceAbort, silentLogger, unrefTimeout } from '@guard/core';
+import type { Closeable, ComponentName, Detection, Env, GuardBus, Logger, SanitizationScheduler, SanitizeOutcome, SanitizeResult } from '@guard/core';
+import { deferredSanitizerSettings } from './deferred-sanitizer-options.js';
+import type { DeferredSanitizerOptions, DeferredSanitizerSettings } from './deferred-sanitizer-options.js';
 import { deferredSanitizerOptionsFromEnv } from './sanitizer-env.js';
-import type { Env } from '@guard/core';
+import { createSanitizerMetrics } from './sanitizer-metrics.js';
+import type { SanitizerMetrics } from './sanitizer-metrics.js';
 import type { SanitizeReport, Sanitizer } from './sanitizer.js';
 
 const OUTCOMES: readonly SanitizeOutcome[] = ['success', 'partial', 'failed', 'skipped', 'timeout'];
-
-/**
- * Options for {@link DeferredSanitizer}.
- *
- * @example
- * const options: DeferredSanitizerOptions = { sanitizers: [createHandleSanitizer()], concurrency: 2, timeoutMs: 10_000 };
- */
-export interface DeferredSanitizerOptions extends MetricsOptions {
-  /**
-   * The sanitizers; detections of components with none are not accepted. One component may have several (one
-   * per tracker: two WebSocket servers, two pools) when each has `owns` (the built-in factories forward their
-   * tracker's): a detection goes to the sanitizer that owns its resource.
-   */
-  readonly sanitizers: readonly Sanitizer[];
-  /** Where each {@link SanitizeResult} is emitted as `sanitization`. */
-  readonly bus?: GuardBus;
-  /** Delay before a job runs, per component (ms). Defaults: {@link DEFAULT_DELAYS_MS}. */
-  readonly delaysMs?: Readonly<Partial<Record<ComponentName, number>>>;
-  /** Delay for components with no entry in `delaysMs` or the defaults (ms). Default 1000. */
-  readonly defaultDelayMs?: number;
-  /** Jobs running at once, over all components. Default 4. */
-  readonly concurrency?: number;
-  /** Per-job time limit; the sanitizer's signal aborts and the outcome is `timeout`. Default 30000. */
-  readonly timeoutMs?: number;
-  /** Jobs waiting (delayed or queued) at most; more are refused. Default 10000. */
-  readonly maxQueued?: number;
-  /** Components whose detections are refused (e.g. from `PARASITE_GUARD_DB_SANITIZATION=false`). */
-  readonly disabledComponents?: readonly ComponentName[];
-  /** `false` registers no metrics. Default true. `metricsPrefix` defaults to `parasite` (`prefix` is its deprecated name). */
-  readonly metrics?: boolean;
-  readonly logger?: Logger;
-}
 
 /**
  * A snapshot of the queue.
@@ -95,36 +39,6 @@ interface Waiter {
   readonly timer: NodeJS.Timeout;
 }
 
-interface SanitizerMetrics {
-  readonly sanitized: Counter<'component' | 'outcome'>;
-  readonly active: Gauge<'component'>;
-  readonly duration: Histogram<'component'>;
-}
-
-function createMetrics(options: DeferredSanitizerOptions): SanitizerMetrics | undefined {
-  if (options.metrics === false) return undefined;
-  const registry = resolveRegistry(options.registry);
-  const prefix = resolveMetricsPrefix(options, 'parasite');
-  return {
-    sanitized: counter(registry, {
-      name: metricName(prefix, 'sanitized_total'),
-      help: 'Sanitizations finished, by component and outcome',
-      labelNames: ['component', 'outcome'],
-    }),
-    active: gauge(registry, {
-      name: metricName(prefix, 'active_sanitizations'),
-      help: 'Sanitizations running now, by component',
-      labelNames: ['component'],
-    }),
-    duration: histogram(registry, {
-      name: metricName(prefix, 'sanitization_duration_seconds'),
-      help: 'How long one sanitization took, by component',
-      labelNames: ['component'],
-      buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    }),
-  };
-}
-
 function keyOf(component: string, resourceId: string): string {
   return `${component}\u0000${resourceId}`;
 }
@@ -145,16 +59,12 @@ function keyOf(component: string, resourceId: string): string {
  * await sanitizer.waitForSanitization(10_000);
  */
 export class DeferredSanitizer implements SanitizationScheduler, Closeable {
-  readonly #sanitizers = new Map<string, Sanitizer[]>();
-  readonly #delaysMs = new Map<string, number>();
-  readonly #defaultDelayMs: number;
-  readonly #concurrency: number;
-  readonly #timeoutMs: number;
-  readonly #maxQueued: number;
-  readonly #disabled: ReadonlySet<string>;
+  readonly #settings: DeferredSanitizerSettings;
   readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
   readonly #metrics: SanitizerMetrics | undefined;
+  /** Aborted by `close()`: the scrape-time reading of the running jobs stops. */
+  readonly #closing = new AbortController();
 
   readonly #jobs = new Map<string, Job>();
   readonly #queue: Job[] = [];
@@ -196,57 +106,24 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
   }
 
   constructor(options: DeferredSanitizerOptions) {
-    if (!options || !Array.isArray(options.sanitizers)) {
-      throw new GuardError('INVALID_OPTION', 'sanitizers must be an array of Sanitizer', { details: { field: 'sanitizers' } });
-    }
-    for (const sanitizer of options.sanitizers) {
-      if (!sanitizer || typeof sanitizer.component !== 'string' || typeof sanitizer.sanitize !== 'function') {
-        throw new GuardError('INVALID_OPTION', 'every sanitizer needs a component and a sanitize function', {
-          details: { field: 'sanitizers' },
-        });
-      }
-      const siblings = this.#sanitizers.get(sanitizer.component) ?? [];
-      if (siblings.includes(sanitizer)) {
-        throw new GuardError('INVALID_OPTION', `the same sanitizer for component ${sanitizer.component} was given twice`, {
-          details: { field: 'sanitizers', component: sanitizer.component },
-        });
-      }
-      siblings.push(sanitizer);
-      this.#sanitizers.set(sanitizer.component, siblings);
-    }
-    for (const [component, siblings] of this.#sanitizers) {
-      // Several sanitizers for one component can only be told apart by the resources their targets own.
-      if (siblings.length > 1 && siblings.some((s) => typeof s.owns !== 'function')) {
-        throw new GuardError(
-          'INVALID_OPTION',
-          `${siblings.length} sanitizers for component ${component}, but not all of them have owns(resourceId) to route detections by: build them from trackers (createXSanitizer(tracker)) or add owns`,
-          { details: { field: 'sanitizers', component } },
-        );
-      }
-    }
-    const delays = { ...DEFAULT_DELAYS_MS, ...options.delaysMs } as Record<string, number | undefined>;
-    for (const [component, ms] of Object.entries(delays)) {
-      if (ms === undefined) continue;
-      assertNumberOption(`delaysMs.${component}`, ms, { min: 0 });
-      this.#delaysMs.set(component, ms);
-    }
-    this.#defaultDelayMs = options.defaultDelayMs ?? 1_000;
-    assertNumberOption('defaultDelayMs', this.#defaultDelayMs, { min: 0 });
-    this.#concurrency = options.concurrency ?? 4;
-    assertNumberOption('concurrency', this.#concurrency, { min: 1, integer: true });
-    this.#timeoutMs = options.timeoutMs ?? 30_000;
-    assertNumberOption('timeoutMs', this.#timeoutMs, { min: 1 });
-    this.#maxQueued = options.maxQueued ?? 10_000;
-    assertNumberOption('maxQueued', this.#maxQueued, { min: 1, integer: true });
-    this.#disabled = new Set(options.disabledComponents ?? []);
+    this.#settings = deferredSanitizerSettings(options);
     this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
-    this.#metrics = createMetrics(options);
+    // through a WeakRef: a sanitizer dropped without close() is not kept alive by the registry
+    const self = new WeakRef(this);
+    this.#metrics = createSanitizerMetrics(
+      options,
+      () => {
+        const sanitizer = self.deref();
+        return sanitizer === undefined ? [] : sanitizer.#runningByComponent();
+      },
+      this.#closing.signal,
+    );
   }
 
   /** The delay (ms) a detection of `component` waits before its sanitizer runs. */
   delayFor(component: ComponentName): number {
-    return this.#delaysMs.get(component) ?? this.#defaultDelayMs;
+    return this.#settings.delaysMs.get(component) ?? this.#settings.defaultDelayMs;
   }
 
   /** True while a job for this resource is delayed, queued or running. */
@@ -267,11 +144,11 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
   schedule(detection: Detection): boolean {
     if (this.#closed) return false;
     const sanitizer = this.#route(detection);
-    if (!sanitizer || this.#disabled.has(detection.component)) return false;
+    if (!sanitizer || this.#settings.disabled.has(detection.component)) return false;
     const key = keyOf(detection.component, detection.resourceId);
     if (this.#jobs.has(key)) return false;
-    if (this.#waiting >= this.#maxQueued) {
-      this.#logger.warn({ component: detection.component, maxQueued: this.#maxQueued }, 'Sanitization queue full');
+    if (this.#waiting >= this.#settings.maxQueued) {
+      this.#logger.warn({ component: detection.component, maxQueued: this.#settings.maxQueued }, 'Sanitization queue full');
       return false;
     }
     const job: Job = { key, detection, sanitizer, state: 'delayed' };
@@ -316,6 +193,7 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
   /** Cancels delayed and queued jobs, aborts running ones (outcome `failed`, error CLOSED) and waits for them. */
   readonly close = closeOnce(async () => {
     this.#closed = true;
+    this.#closing.abort();
     let cancelled = 0;
     for (const job of this.#jobs.values()) {
       if (job.state === 'running') {
@@ -346,7 +224,7 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
 
   /** The component's only sanitizer, or the one whose target owns the resource; undefined when none does. */
   #route(detection: Detection): Sanitizer | undefined {
-    const siblings = this.#sanitizers.get(detection.component);
+    const siblings = this.#settings.sanitizers.get(detection.component);
     if (siblings === undefined) return undefined;
     if (siblings.length === 1) return siblings[0];
     for (const sanitizer of siblings) {
@@ -374,7 +252,7 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
   }
 
   #pump(): void {
-    while (this.#running < this.#concurrency && this.#queueHead < this.#queue.length) {
+    while (this.#running < this.#settings.concurrency && this.#queueHead < this.#queue.length) {
       const job = this.#queue[this.#queueHead]!;
       this.#queue[this.#queueHead++] = undefined as never;
       if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
@@ -395,12 +273,11 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
     const controller = new AbortController();
     job.controller = controller;
     this.#running++;
-    this.#metrics?.active.inc({ component });
     const startedAt = Date.now();
     const started = performance.now();
     const timer = unrefTimeout(
-      () => controller.abort(new GuardError('TIMEOUT', `sanitization exceeded ${this.#timeoutMs} ms`)),
-      this.#timeoutMs,
+      () => controller.abort(new GuardError('TIMEOUT', `sanitization exceeded ${this.#settings.timeoutMs} ms`)),
+      this.#settings.timeoutMs,
     );
     let report: SanitizeReport;
     try {
@@ -429,7 +306,6 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
     this.#running--;
     this.#jobs.delete(job.key);
     if (this.#metrics) {
-      this.#metrics.active.dec({ component });
       this.#metrics.sanitized.inc({ component, outcome: result.outcome });
       this.#metrics.duration.observe({ component }, seconds);
     }
@@ -441,6 +317,16 @@ export class DeferredSanitizer implements SanitizationScheduler, Closeable {
     this.#bus?.emit('sanitization', result);
     if (!this.#closed) this.#pump();
     this.#checkDrained();
+  }
+
+  /** Jobs running now per component, 0 for every component with a sanitizer: `parasite_active_sanitizations`. */
+  #runningByComponent(): Map<string, number> {
+    const running = new Map<string, number>();
+    for (const component of this.#settings.sanitizers.keys()) running.set(component, 0);
+    for (const job of this.#jobs.values()) {
+      if (job.state === 'running') running.set(job.detection.component, (running.get(job.detection.component) ?? 0) + 1);
+    }
+    return running;
   }
 
   #checkDrained(): void {

@@ -1,5 +1,6 @@
 export { DeferredSanitizer } from './deferred-sanitizer.js';
-export type { DeferredSanitizerOptions, DeferredSanitizerStats } from './deferred-sanitizer.js';
+export type { DeferredSanitizerStats } from './deferred-sanitizer.js';
+export type { DeferredSanitizerOptions } from './deferred-sanitizer-options.js';
 export { deferredSanitizerOptionsFromEnv } from './sanitizer-env.js';
 export type { DeferredSanitizerEnvOptions } from './sanitizer-env.js';
 export { SANITIZER_COMPONENTS, DEFAULT_DELAYS_MS } from './components.js';

@@ -2,7 +2,7 @@ import { envReader, GuardError } from '@guard/core';
 import type { ComponentName, Env } from '@guard/core';
 import { COMPONENT_NAMES } from '@guard/core';
 import { DEFAULT_DELAYS_MS } from './components.js';
-import type { DeferredSanitizerOptions } from './deferred-sanitizer.js';
+import type { DeferredSanitizerOptions } from './deferred-sanitizer-options.js';
 
 /**
  * The options {@link deferredSanitizerOptionsFromEnv} can read.
