@@ -20,6 +20,19 @@ const check = (...args) => {
   ok = report(...args) && ok;
 };
 
+/**
+ * Interleaves a bare operation with the same work through a tracker capturing call sites and one that does not, and
+ * reports both against the bare one (the traced ratio against `target`). Work is `(count) => ...`.
+ */
+async function tracingOverhead(title, target, [bareLabel, bare], [trackedLabel, traced, untraced]) {
+  const [tracedLabel, untracedLabel] = [`${trackedLabel} (traceSources: true)`, `${trackedLabel} (traceSources: false)`];
+  const result = await interleave({ [bareLabel]: bare, [tracedLabel]: traced, [untracedLabel]: untraced }, { rounds: ROUNDS });
+  check(title, result, [
+    { label: 'traced / bare', stat: ratio(result, tracedLabel, bareLabel), target },
+    { label: 'untraced / bare', stat: ratio(result, untracedLabel, bareLabel) },
+  ]);
+}
+
 // ---------- per-call: listeners ----------
 {
   const listener = () => {};
@@ -36,18 +49,8 @@ const check = (...args) => {
       emitter.off('x', listener);
     }
   };
-  const result = await interleave(
-    {
-      'emitter.on + off (plain)': pair(plain),
-      'tracked on + off (traceSources: true)': pair(traced),
-      'tracked on + off (traceSources: false)': pair(untraced),
-    },
-    { rounds: ROUNDS },
-  );
-  check('listener on + off, per pair (C2 EventBusTracker, node:events)', result, [
-    { label: 'traced / plain', stat: ratio(result, 'tracked on + off (traceSources: true)', 'emitter.on + off (plain)'), target: 5 },
-    { label: 'untraced / plain', stat: ratio(result, 'tracked on + off (traceSources: false)', 'emitter.on + off (plain)') },
-  ]);
+  const title = 'listener on + off, per pair (C2 EventBusTracker, node:events)';
+  await tracingOverhead(title, 5, ['emitter.on + off (plain)', pair(plain)], ['tracked on + off', pair(traced), pair(untraced)]);
   await tracedTracker.close();
   await untracedTracker.close();
 }
@@ -122,18 +125,8 @@ const check = (...args) => {
   const query = (db) => async (count) => {
     for (let i = 0; i < count; i++) await sql`select 1`.execute(db);
   };
-  const result = await interleave(
-    {
-      'kysely select 1, bare SqliteDialect': query(bare),
-      'through trackDialect (traceSources: true)': query(traced),
-      'through trackDialect (traceSources: false)': query(untraced),
-    },
-    { rounds: ROUNDS },
-  );
-  check('kysely query on in-memory better-sqlite3, per query (C3 trackDialect)', result, [
-    { label: 'traced / bare', stat: ratio(result, 'through trackDialect (traceSources: true)', 'kysely select 1, bare SqliteDialect'), target: 1.3 },
-    { label: 'untraced / bare', stat: ratio(result, 'through trackDialect (traceSources: false)', 'kysely select 1, bare SqliteDialect') },
-  ]);
+  const title = 'kysely query on in-memory better-sqlite3, per query (C3 trackDialect)';
+  await tracingOverhead(title, 1.3, ['kysely select 1, bare SqliteDialect', query(bare)], ['through trackDialect', query(traced), query(untraced)]);
   await bare.destroy();
   await traced.destroy();
   await untraced.destroy();
