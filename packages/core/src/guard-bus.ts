@@ -1,4 +1,4 @@
-import type { BreakerStateChange, ImmuneEventNotice, MemoryAlarm, PlaybookRunNotice, PlaybookStepNotice } from './contract-events.js';
+import type { BreakerStateChange, HeartbeatNotice, ImmuneEventNotice, MemoryAlarm, PlaybookRunNotice, PlaybookStepNotice } from './contract-events.js';
 import { createSubscription, Emitter } from './emitter.js';
 import type { Subscription } from './emitter.js';
 import type { Logger } from './logger.js';
@@ -43,6 +43,7 @@ export interface GuardEvents {
   immuneEvent: [ImmuneEventNotice];
   playbookRun: [PlaybookRunNotice];
   playbookStep: [PlaybookStepNotice];
+  heartbeat: [HeartbeatNotice];
 }
 
 /** Options for {@link GuardBus}. */

@@ -1,4 +1,4 @@
-import type { BreakerStateChange, Detection, GuardBus, GuardEvents, Logger, MemoryAlarm, PlaybookRunNotice, SanitizeResult, Severity } from '@guard/core';
+import type { BreakerStateChange, Detection, GuardBus, GuardEvents, HeartbeatNotice, Logger, MemoryAlarm, PlaybookRunNotice, SanitizeResult, Severity } from '@guard/core';
 import { silentLogger } from '@guard/core';
 import type { ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { EVENT_LIMITS } from './event.js';
@@ -81,18 +81,6 @@ export interface GuardBridge {
  * The shapes of the `@guard/playbooks` bus events the bridge reads. Declared here by structure, because
  * immune does not depend on playbooks; each field is checked at run time before use.
  */
-interface HeartbeatNotice {
-  readonly kind: string;
-  readonly component: string;
-  readonly reason?: string;
-  readonly at?: number;
-  readonly recoveryMs?: number;
-  readonly error?: string;
-  readonly delayMs?: number;
-  readonly attempt?: number;
-  readonly restartsInWindow?: number;
-  readonly windowMs?: number;
-}
 interface PressureNotice {
   readonly resource: string;
   readonly state: string;
@@ -377,7 +365,8 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
   const relayLoose = <T>(event: string, map: (payload: T) => Mapped): void => listenLoose(event, relayed(event, map as (payload: never) => Mapped));
 
   if (options.heartbeats !== false) {
-    relayLoose<HeartbeatNotice>('heartbeat', (e) => {
+    // Core's contract type; the fields are still checked, a producer of another version may send less.
+    relay('heartbeat', (e: HeartbeatNotice) => {
       const component = str(e?.component, 'heartbeat.component');
       const mapped = mapHeartbeat(e, component);
       if (!mapped) return;

@@ -4,7 +4,6 @@
  */
 import type { AclViolation } from './message-bus.js';
 import type { PressureChange } from './resource-pressure-monitor.js';
-import type { HeartbeatEvent } from './heartbeat-watchdog.js';
 import type { AclAlarm } from './acl-violation-monitor.js';
 import type { RunStepSummary } from './playbook-types.js';
 
@@ -40,11 +39,11 @@ declare module '@guard/core' {
     readonly before?: { readonly passed: boolean; readonly checks: readonly RunCheckSummary[] };
     readonly after?: { readonly passed: boolean; readonly checks: readonly RunCheckSummary[] };
   }
+  // `heartbeat` (the watchdog's notice) is declared by core: the immune bridge reads it without depending on this package.
   interface GuardEvents {
     aclViolation: [AclViolation];
     aclAlarm: [AclAlarm];
     resourcePressure: [PressureChange];
-    heartbeat: [HeartbeatEvent];
   }
 }
 

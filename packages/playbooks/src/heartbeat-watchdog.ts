@@ -1,5 +1,5 @@
-import { assertNumberOption, createSubscription, Emitter, envReader, errorMessage, GuardError, linkSignal, raceAbort, silentLogger } from '@guard/core';
-import type { Env, GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
+import { assertNumberOption, BusNotices, createSubscription, envReader, errorMessage, GuardError, linkSignal, raceAbort, silentLogger } from '@guard/core';
+import type { Env, GuardBus, HeartbeatNotice, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksCounter, playbooksGauge, playbooksHistogram } from './metrics.js';
 import type {} from './declarations.js';
 
@@ -59,27 +59,11 @@ export interface ComponentStatus {
   readonly lastError?: string;
 }
 
-/** A watchdog notice, also emitted on the `GuardBus` as `heartbeat`. */
-export interface HeartbeatEvent {
-  /**
-   * `missed` deadline; `restarted` (the hook finished; not yet healthy); `restart_failed`; `backoff` (next
-   * restart scheduled after `delayMs`); `crash_loop` (restarts stopped); `recovered` (first heartbeat after a
-   * restart or a crash loop); `reset` (an operator cleared the crash loop).
-   */
-  readonly kind: 'missed' | 'restarted' | 'restart_failed' | 'backoff' | 'crash_loop' | 'recovered' | 'reset';
-  readonly component: string;
-  readonly reason: string;
-  readonly at: number;
-  readonly recoveryMs?: number;
-  readonly error?: string;
-  /** `backoff`: wait before the next restart. */
-  readonly delayMs?: number;
-  /** `backoff`, `restarted`, `restart_failed`: consecutive restarts so far. */
-  readonly attempt?: number;
-  /** `crash_loop`: restarts within the window. */
-  readonly restartsInWindow?: number;
-  readonly windowMs?: number;
-}
+/**
+ * A watchdog notice, also emitted on the `GuardBus` as `heartbeat`. Its shape is core's `HeartbeatNotice`: a contract
+ * the immune bridge reads without depending on this package.
+ */
+export type HeartbeatEvent = HeartbeatNotice;
 
 /** Options for {@link HeartbeatWatchdog}. */
 export interface HeartbeatWatchdogOptions extends MetricsOptions, RestartPolicy {
@@ -161,11 +145,10 @@ function policyOf(options: RestartPolicy, fallback: Required<RestartPolicy>): Re
 export class HeartbeatWatchdog implements AsyncDisposable {
   readonly #entries = new Map<string, Entry>();
   readonly #recoveries: RecoveryRecord[] = [];
-  readonly #events: Emitter<{ event: [HeartbeatEvent] }>;
+  readonly #notices: BusNotices<'heartbeat'>;
   readonly #restartTimeoutMs: number;
   readonly #historySize: number;
   readonly #policy: Required<RestartPolicy>;
-  readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #restartsMetric;
@@ -180,9 +163,8 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     this.#historySize = options.historySize ?? 100;
     assertNumberOption('historySize', this.#historySize, { min: 1, integer: true });
     this.#policy = policyOf(options, DEFAULT_POLICY);
-    this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
-    this.#events = new Emitter({ onError: (error) => this.#logger.error({ err: error }, 'HeartbeatWatchdog listener threw') });
+    this.#notices = new BusNotices('heartbeat', { bus: options.bus, logger: this.#logger, owner: 'HeartbeatWatchdog' });
     this.#now = options.now ?? Date.now;
     this.#restartsMetric = playbooksCounter(options, 'component_restarts_total', 'Component restarts by outcome', ['component', 'outcome']);
     this.#recoveryMetric = playbooksHistogram(options, 'component_recovery_seconds', 'Time from a missed heartbeat to the first heartbeat after the restart', ['component']);
@@ -308,7 +290,7 @@ export class HeartbeatWatchdog implements AsyncDisposable {
 
   /** Calls `listener` on every watchdog event (see {@link HeartbeatEvent}); a listener that throws or rejects is logged. */
   onEvent(listener: (event: HeartbeatEvent) => unknown): Subscription {
-    return this.#events.on('event', listener);
+    return this.#notices.on(listener);
   }
 
   /** Stops every timer and aborts restarts in flight. */
@@ -319,7 +301,7 @@ export class HeartbeatWatchdog implements AsyncDisposable {
     const pending = [...this.#entries.values()].map((e) => e.restarting?.catch(() => undefined));
     for (const e of this.#entries.values()) this.#clearTimers(e);
     await Promise.all(pending);
-    this.#events.removeAllListeners();
+    this.#notices.removeAllListeners();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -529,8 +511,7 @@ export class HeartbeatWatchdog implements AsyncDisposable {
   }
 
   #emit(event: HeartbeatEvent): void {
-    this.#events.emit('event', event);
-    this.#bus?.emit('heartbeat', event);
+    this.#notices.emit(event);
   }
 }
 

@@ -1,4 +1,4 @@
-import { assertNumberOption, Emitter, envReader, GuardError, sendProblem, silentLogger } from '@guard/core';
+import { assertNumberOption, BusNotices, envReader, GuardError, sendProblem, silentLogger } from '@guard/core';
 import type { Env, GuardBus, HttpHandler, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { playbooksGauge } from './metrics.js';
 import type { PlaybookTrigger } from './playbook-types.js';
@@ -102,9 +102,8 @@ export class ResourcePressureMonitor implements AsyncDisposable {
   readonly #sampler: PressureSampler;
   readonly #closeSampler: (() => void) | undefined;
   readonly #states = new Map<PressureResource, State>();
-  readonly #events: Emitter<{ change: [PressureChange] }>;
+  readonly #notices: BusNotices<'resourcePressure'>;
   readonly #engine: PlaybookTrigger | undefined;
-  readonly #bus: GuardBus | undefined;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #levelGauge;
@@ -147,9 +146,8 @@ export class ResourcePressureMonitor implements AsyncDisposable {
       this.#closeSampler = () => system.close();
     }
     this.#engine = options.engine;
-    this.#bus = options.bus;
     this.#logger = options.logger ?? silentLogger;
-    this.#events = new Emitter({ onError: (error) => this.#logger.error({ err: error }, 'ResourcePressureMonitor listener threw') });
+    this.#notices = new BusNotices('resourcePressure', { bus: options.bus, logger: this.#logger, owner: 'ResourcePressureMonitor' });
     this.#now = options.now ?? Date.now;
     this.#levelGauge = playbooksGauge(options, 'pressure_level_ratio', 'Resource level (0-1) at the last sample', ['resource']);
     this.#alarmGauge = playbooksGauge(options, 'pressure_alarm', '1 while a resource pressure alarm is active', ['resource']);
@@ -268,7 +266,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
 
   /** Calls `listener` on every alarm and clear; a listener that throws or rejects is logged and never stops the others. */
   onChange(listener: (change: PressureChange) => unknown): Subscription {
-    return this.#events.on('change', listener);
+    return this.#notices.on(listener);
   }
 
   /**
@@ -294,7 +292,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
     this.stop();
     await this.#sampling;
     this.#closeSampler?.();
-    this.#events.removeAllListeners();
+    this.#notices.removeAllListeners();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -309,8 +307,7 @@ export class ResourcePressureMonitor implements AsyncDisposable {
       { resource: change.resource, state: change.state, percent: change.percent, thresholdPercent: change.thresholdPercent, sustainedMs: change.sustainedMs, at: change.at },
       `resource pressure ${change.state}: ${change.resource} at ${change.percent.toFixed(1)} %`,
     );
-    this.#events.emit('change', change);
-    this.#bus?.emit('resourcePressure', change);
+    this.#notices.emit(change);
     if (change.state === 'alarm' && this.#engine) {
       const levels: Record<string, number | undefined> = {};
       for (const l of this.levels()) levels[l.resource] = l.percent;
