@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkAdminToken, problemFromError, readJsonBody, sendJson, sendProblem } from './http.js';
+import { checkAdminToken, problemFromError, readJsonBody, requireAdminToken, sendJson, sendProblem } from './http.js';
 
 let base = '';
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -12,6 +12,10 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   if (req.url === '/admin-off') {
     const denied = checkAdminToken(req, undefined);
     return denied ? sendProblem(res, denied) : sendJson(res, 200, { ok: true });
+  }
+  if (req.url === '/required' || req.url === '/required-off') {
+    if (!requireAdminToken(req, res, req.url === '/required' ? 's3cret' : undefined)) return;
+    return void readJsonBody(req).then((body) => sendJson(res, 200, { body }));
   }
   if (req.url?.startsWith('/parsed-')) return preParsed(req, res);
   readJsonBody(req, { limitBytes: 1024 }).then(
@@ -110,5 +114,29 @@ describe('checkAdminToken', () => {
   it('is off (403) when no token is configured', async () => {
     const res = await fetch(`${base}/admin-off`, { headers: { authorization: 'Bearer anything' } });
     expect(res.status).toBe(403);
+  });
+});
+
+describe('requireAdminToken', () => {
+  const post = (path: string, authorization?: string) =>
+    fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: '{"mode":"full"}' });
+
+  it('answers 401 with WWW-Authenticate: Bearer when the token is missing, 403 without it when wrong or off; the route never runs', async () => {
+    const missing = await post('/required');
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('www-authenticate')).toBe('Bearer');
+    expect(await missing.json()).toMatchObject({ title: 'Unauthorized', field: 'authorization' });
+    const wrong = await post('/required', 'Bearer nope');
+    expect(wrong.status).toBe(403);
+    expect(wrong.headers.get('www-authenticate')).toBeNull();
+    const off = await post('/required-off', 'Bearer anything');
+    expect(off.status).toBe(403);
+    expect(await off.json()).toMatchObject({ title: 'Admin endpoints disabled' });
+  });
+
+  it('lets an authorized request through to the route, body unread', async () => {
+    const ok = await post('/required', 'Bearer s3cret');
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ body: { mode: 'full' } });
   });
 });

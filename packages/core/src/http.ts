@@ -140,7 +140,7 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * @returns `undefined` when authorized, else the problem to send (401 missing, 403 wrong or disabled).
  * @example
  * const denied = checkAdminToken(req, process.env.GUARD_ADMIN_TOKEN);
- * if (denied) return sendProblem(res, denied, { 'www-authenticate': 'Bearer' });
+ * if (denied) return sendProblem(res, denied, denied.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
  */
 export function checkAdminToken(req: IncomingMessage, token: string | undefined): Problem | undefined {
   if (!token) return { status: 403, title: 'Admin endpoints disabled', detail: 'set GUARD_ADMIN_TOKEN to enable admin endpoints' };
@@ -151,4 +151,21 @@ export function checkAdminToken(req: IncomingMessage, token: string | undefined)
     return { status: 403, title: 'Forbidden', detail: 'the bearer token is not valid', field: 'authorization' };
   }
   return undefined;
+}
+
+/**
+ * Guards an admin route with {@link checkAdminToken}: when the request is not authorized it answers it (401 with
+ * `WWW-Authenticate: Bearer` for a missing token, 403 for a wrong one or when admin endpoints are off), drains the
+ * unread body so the connection stays usable, and returns false.
+ *
+ * @returns whether the handler may go on.
+ * @example
+ * if (!requireAdminToken(req, res, options.adminToken)) return;
+ */
+export function requireAdminToken(req: IncomingMessage, res: ServerResponse, token: string | undefined): boolean {
+  const denied = checkAdminToken(req, token);
+  if (!denied) return true;
+  req.resume();
+  sendProblem(res, denied, denied.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+  return false;
 }

@@ -35,7 +35,7 @@ export { captureSource, createSourceCapture, parseStackFrames, shouldSampleSourc
 export type { SourceOptions } from './source-frames.js';
 export { closeOnce, assertOpen, unrefInterval, unrefTimeout } from './closeable.js';
 export type { Closeable } from './closeable.js';
-export { sendJson, sendProblem, httpError, problemFromError, readJsonBody, checkAdminToken } from './http.js';
+export { sendJson, sendProblem, httpError, problemFromError, readJsonBody, checkAdminToken, requireAdminToken } from './http.js';
 export type { HttpHandler, Problem, ReadJsonBodyOptions } from './http.js';
 export type {
   WebSocketTarget,

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkAdminToken, envReader, GuardError, isGuardError, problemFromError, readJsonBody, sendJson, sendProblem } from '@guard/core';
+import { envReader, GuardError, isGuardError, problemFromError, readJsonBody, requireAdminToken, sendJson, sendProblem } from '@guard/core';
 import type { Env, HttpHandler, Problem } from '@guard/core';
 import { BYTES_PER_MB } from './memory-snapshot.js';
 import type { MemoryAssessment, MemoryStatus } from './memory-assessment.js';
@@ -117,14 +117,6 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
     sendJson(res, status, { ...body, responseTimeMs }, { 'cache-control': 'no-store', 'server-timing': `self-check;dur=${responseTimeMs}` });
   };
 
-  const denied = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const problem = checkAdminToken(req, adminToken);
-    if (!problem) return false;
-    req.resume();
-    sendProblem(res, problem, problem.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
-    return true;
-  };
-
   const restartView = (a: MemoryAssessment, restart: MemoryReport['restart']) => {
     return {
       advised: a.restartReason !== null,
@@ -215,7 +207,7 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
 
   const writes: Record<string, Route> = {
     [`${basePath}/restart`]: async (req, res, started) => {
-      if (denied(req, res)) return;
+      if (!requireAdminToken(req, res, adminToken)) return;
       const body = await readJsonBody(req, { limitBytes: bodyLimitBytes });
       if (typeof body !== 'object' || body === null || (body as { confirm?: unknown }).confirm !== true) {
         sendProblem(res, {
@@ -246,7 +238,7 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
       }
     },
     [`${basePath}/thresholds`]: async (req, res, started) => {
-      if (denied(req, res)) return;
+      if (!requireAdminToken(req, res, adminToken)) return;
       const body = await readJsonBody(req, { limitBytes: bodyLimitBytes });
       const previous = guardrail.thresholds();
       const remoteAddress = req.socket?.remoteAddress;
@@ -258,7 +250,7 @@ export function createSelfCheckHandler(guardrail: MemoryGuardrail, options: Self
       reply(res, 200, { name: guardrail.name, previous, thresholds, changed }, started);
     },
     [`${basePath}/force-memory-check`]: (req, res, started) => {
-      if (denied(req, res)) return;
+      if (!requireAdminToken(req, res, adminToken)) return;
       req.resume();
       const a = guardrail.check();
       reply(res, 200, overview(a), started);

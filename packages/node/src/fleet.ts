@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import {
-  checkAdminToken,
   envReader,
   GuardError,
   isGuardError,
@@ -11,6 +10,7 @@ import {
   pgPoolTimeoutConfig,
   problemFromError,
   readJsonBody,
+  requireAdminToken,
   resolvePgTimeouts,
   sendJson,
   sendProblem,
@@ -274,13 +274,6 @@ export async function createFleet(options: FleetOptions = {}): Promise<Fleet> {
     isGuardError(error, 'STORE_UNAVAILABLE')
       ? [{ status: 503, title: 'Fleet database unavailable', detail: 'the fleet database cannot be reached; retry later', code: 'STORE_UNAVAILABLE' }, { 'retry-after': '5' }]
       : [problemFromError(error), {}];
-  const admin = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const denied = checkAdminToken(req, adminToken);
-    if (!denied) return true;
-    req.resume();
-    sendProblem(res, denied, denied.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
-    return false;
-  };
 
   function route(req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void {
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
@@ -295,7 +288,7 @@ export async function createFleet(options: FleetOptions = {}): Promise<Fleet> {
       return;
     }
     if (path === `${basePath}/mode` && (method === 'POST' || method === 'DELETE')) {
-      if (!admin(req, res)) return;
+      if (!requireAdminToken(req, res, adminToken)) return;
       if (!decisions) return void sendProblem(res, { status: 503, title: 'Fleet not joined yet' }, { 'retry-after': '1' });
       const d = decisions;
       readJsonBody(req, { limitBytes: 1024 })
@@ -312,7 +305,7 @@ export async function createFleet(options: FleetOptions = {}): Promise<Fleet> {
       return;
     }
     if (path === `${basePath}/blacklist` && (method === 'POST' || method === 'DELETE')) {
-      if (!admin(req, res)) return;
+      if (!requireAdminToken(req, res, adminToken)) return;
       readJsonBody(req, { limitBytes: 1024 })
         .then((body) => {
           const { actor, durationMs, reason } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;

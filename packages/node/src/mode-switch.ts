@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkAdminToken, isGuardMode, problemFromError, readJsonBody, sendJson, sendProblem } from '@guard/core';
+import { isGuardMode, problemFromError, readJsonBody, requireAdminToken, sendJson, sendProblem } from '@guard/core';
 import type { ComponentName } from '@guard/core';
 import type { DetectorChain } from '@guard/detectors';
 
@@ -22,11 +22,7 @@ export function modeSwitch(
       req.resume();
       return sendProblem(res, { status: 405, title: 'Method not allowed', detail: 'use GET or POST' }, { allow: 'GET, HEAD, POST' });
     }
-    const denied = checkAdminToken(req, options.adminToken);
-    if (denied) {
-      req.resume();
-      return sendProblem(res, denied, denied.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
-    }
+    if (!requireAdminToken(req, res, options.adminToken)) return;
     readJsonBody(req, { limitBytes: 1024 }).then(
       (body) => {
         const { mode, component } = (typeof body === 'object' && body !== null ? body : {}) as { mode?: unknown; component?: unknown };
