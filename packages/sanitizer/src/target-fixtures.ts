@@ -1,3 +1,4 @@
+import { BreakerRegistry, CircuitBreaker } from '@guard/circuit';
 import type { ComponentName, Detection } from '@guard/core';
 import { BatchWriter, ContextTracker, EventBusTracker, WebSocketTracker, trackDialect } from '@guard/detectors';
 import { wsTestServer } from '@guard/detectors/testing';
@@ -15,8 +16,9 @@ import { createWebSocketSanitizer } from './websocket-sanitizer.js';
 
 /*
  * One fault per sanitize target, for the contract suite (sanitizer-contract.test.ts): each puts a fault into a real
- * tracker of @guard/detectors (a ws peer that never acks, a transaction never finished, listeners piling up...) or a
- * `./testing` fake, and measures it, so the suite can check the sanitizer really healed it. Test support only.
+ * tracker of @guard/detectors or @guard/circuit (a ws peer that never acks, a transaction never finished, a probe that
+ * hangs...) or a `./testing` fake, and measures it, so the suite can check the sanitizer really healed it. Test
+ * support only.
  */
 
 /** A sanitizer, the fault it must heal, and how the fault is measured. */
@@ -134,82 +136,74 @@ async function context(): Promise<HealFixture> {
   };
 }
 
-async function memoryWebSocket(): Promise<HealFixture> {
-  const target = new MemoryWebSocketTarget();
+/** C4, real: a `BreakerRegistry` of `@guard/circuit` whose breaker hangs in a half-open probe; healed = open again, probe aborted. */
+async function breakers(): Promise<HealFixture> {
+  const registry = new BreakerRegistry();
+  const breaker = registry.add(new CircuitBreaker({ name: 'payments', initialState: { state: 'half_open' }, metrics: false }));
+  let probe: Promise<unknown> | undefined;
   return {
-    sanitizer: createWebSocketSanitizer(target, { graceMs: 0 }),
+    sanitizer: createCircuitSanitizer(registry),
     async inject() {
-      target.add('c1', { pending: 2, ignoresClose: true });
-      return detectionOf('websocket', 'c1', 'no_ack');
+      // the probe's work never settles on its own: only its signal ends it
+      const work = breaker.execute((signal) => new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error))));
+      probe = work.catch(() => undefined);
+      return detectionOf('circuit', breaker.name, 'half_open_orphan');
     },
-    faulty: async () => target.isAlive('c1') || target.owns('c1'),
+    async faulty() {
+      if (breaker.state !== 'half_open') await probe; // reopened: the aborted probe settles before it stops counting
+      return breaker.state === 'half_open' || breaker.probesInFlight > 0;
+    },
+    [Symbol.asyncDispose]: () => registry.close(),
+  };
+}
+
+/** A `./testing` fake's fixture: `put` the fault into it, `present` measures it. */
+function fakeFixture(sanitizer: Sanitizer, fault: Detection, put: () => void, present: () => boolean): HealFixture {
+  return {
+    sanitizer,
+    async inject() {
+      put();
+      return fault;
+    },
+    faulty: async () => present(),
     [Symbol.asyncDispose]: nothing,
   };
+}
+
+async function memoryWebSocket(): Promise<HealFixture> {
+  const target = new MemoryWebSocketTarget();
+  const put = () => target.add('c1', { pending: 2, ignoresClose: true });
+  return fakeFixture(createWebSocketSanitizer(target, { graceMs: 0 }), detectionOf('websocket', 'c1', 'no_ack'), put, () => target.isAlive('c1') || target.owns('c1'));
 }
 
 async function memoryEventBus(): Promise<HealFixture> {
   const target = new MemoryEventBusTarget({ healthy: 3 });
-  return {
-    sanitizer: createEventBusSanitizer(target),
-    async inject() {
-      target.stale.set('h.ts:1', 10);
-      return detectionOf('eventbus', 'h.ts:1', 'subscription_leak');
-    },
-    faulty: async () => target.listenerCount() > 3,
-    [Symbol.asyncDispose]: nothing,
-  };
+  const put = () => target.stale.set('h.ts:1', 10);
+  return fakeFixture(createEventBusSanitizer(target), detectionOf('eventbus', 'h.ts:1', 'subscription_leak'), put, () => target.listenerCount() > 3);
 }
 
 async function memoryDb(): Promise<HealFixture> {
   const target = new MemoryDbPoolTarget({ maxPoolSize: 2 });
-  return {
-    sanitizer: createDbSanitizer(target),
-    async inject() {
-      target.checkedOut.add('conn_1');
-      return detectionOf('db', 'conn_1', 'connection_orphan');
-    },
-    faulty: async () => target.checkedOut.has('conn_1'),
-    [Symbol.asyncDispose]: nothing,
-  };
+  const put = () => target.checkedOut.add('conn_1');
+  return fakeFixture(createDbSanitizer(target), detectionOf('db', 'conn_1', 'connection_orphan'), put, () => target.checkedOut.has('conn_1'));
 }
 
 async function memoryCircuit(): Promise<HealFixture> {
   const target = new MemoryCircuitTarget({ payments: 'closed' });
-  return {
-    sanitizer: createCircuitSanitizer(target),
-    async inject() {
-      target.states.set('payments', 'half_open');
-      return detectionOf('circuit', 'payments', 'half_open_orphan');
-    },
-    faulty: async () => target.states.get('payments') === 'half_open',
-    [Symbol.asyncDispose]: nothing,
-  };
+  const put = () => target.states.set('payments', 'half_open');
+  return fakeFixture(createCircuitSanitizer(target), detectionOf('circuit', 'payments', 'half_open_orphan'), put, () => target.states.get('payments') === 'half_open');
 }
 
 async function memoryBatch(): Promise<HealFixture> {
   const target = new MemoryBatchTarget<number>();
-  return {
-    sanitizer: createBatchSanitizer(target),
-    async inject() {
-      target.buffer.push(1, 2, 3);
-      return detectionOf('batch', 'batch', 'flush_loss');
-    },
-    faulty: async () => target.buffer.length > 0,
-    [Symbol.asyncDispose]: nothing,
-  };
+  const put = () => target.buffer.push(1, 2, 3);
+  return fakeFixture(createBatchSanitizer(target), detectionOf('batch', 'batch', 'flush_loss'), put, () => target.buffer.length > 0);
 }
 
 async function memoryContext(): Promise<HealFixture> {
   const target = new MemoryContextTarget();
-  return {
-    sanitizer: createContextSanitizer(target),
-    async inject() {
-      target.open.set('GET /orders', 4);
-      return detectionOf('context', 'GET /orders', 'context_stack_leak');
-    },
-    faulty: async () => target.open.has('GET /orders'),
-    [Symbol.asyncDispose]: nothing,
-  };
+  const put = () => target.open.set('GET /orders', 4);
+  return fakeFixture(createContextSanitizer(target), detectionOf('context', 'GET /orders', 'context_stack_leak'), put, () => target.open.has('GET /orders'));
 }
 
 /** Every sanitizer against the real trackers of @guard/detectors and against the `./testing` fakes. */
@@ -219,6 +213,7 @@ export const HEAL_FIXTURES: readonly HealFixtureFactory[] = [
   ['db: trackDialect (real SQLite)', sqlitePool],
   ['batch: BatchWriter (real SQLite)', batch],
   ['context: ContextTracker (real AsyncLocalStorage)', context],
+  ['circuit: BreakerRegistry of real CircuitBreakers (@guard/circuit)', breakers],
   ['websocket: MemoryWebSocketTarget (./testing)', memoryWebSocket],
   ['eventbus: MemoryEventBusTarget (./testing)', memoryEventBus],
   ['db: MemoryDbPoolTarget (./testing)', memoryDb],
