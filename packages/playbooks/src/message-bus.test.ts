@@ -154,6 +154,44 @@ describe('MessageBus', () => {
     expect(bus.publish('a', 't')).toBe('no_subscribers');
   });
 
+  it('treats each subscribe as its own subscription, even of the same function', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    const got: number[] = [];
+    const handler = (n: number): void => void got.push(n);
+    const first = bus.subscribe('t', handler);
+    bus.subscribe('t', handler);
+    bus.publish('a', 't', 1);
+    first();
+    first();
+    bus.publish('a', 't', 2);
+    expect(got).toEqual([1, 1, 2]);
+    expect(bus.health().subscribers).toBe(1);
+  });
+
+  it('delivers to a topic whose first subscriber came after a publish found none', async () => {
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] } });
+    expect(bus.publish('a', 't', 1)).toBe('no_subscribers');
+    const got: unknown[] = [];
+    const off = bus.subscribe('t', (n) => got.push(n));
+    expect(bus.publish('a', 't', 2)).toBe('delivered');
+    off();
+    expect(bus.publish('a', 't', 3)).toBe('no_subscribers');
+    bus.subscribe('t', (n) => got.push(-Number(n)));
+    expect(bus.publish('a', 't', 4)).toBe('delivered');
+    expect(got).toEqual([2, -4]);
+  });
+
+  it("counts and logs a handler's rejected promise like a throw, without failing the publish", async () => {
+    let logged!: (entry: { topic: string }) => void;
+    const errorLogged = new Promise<{ topic: string }>((resolve) => (logged = resolve));
+    const logger = { debug() {}, info() {}, warn() {}, error: (entry: object) => logged(entry as { topic: string }) };
+    await using bus = new MessageBus({ registry: new Registry(), acl: { a: ['t'] }, logger });
+    bus.subscribe('t', () => Promise.reject(new Error('async boom')) as unknown as void);
+    expect(bus.publish('a', 't')).toBe('delivered');
+    expect(await errorLogged).toMatchObject({ topic: 't' });
+    expect(bus.health().listenerErrors).toBe(1);
+  });
+
   it('exports message and violation metrics', async () => {
     const registry = new Registry();
     await using bus = new MessageBus({ registry, acl: { a: ['t'] }, name: 'm' });
