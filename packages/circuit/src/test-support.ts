@@ -1,9 +1,7 @@
 // Shared setup of this package's tests (not part of the build: tsup bundles only index.ts).
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { resolveRegistry } from '@guard/core';
 import { vi } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -91,16 +89,6 @@ export async function refusedUrl(): Promise<string> {
   const port = (probe.address() as AddressInfo).port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return `ws://127.0.0.1:${port}`;
-}
-
-/**
- * Runs `script` (an ES module body) in a fresh Node process from the package directory, where `@guard/<pkg>`
- * resolves to the built package through its exports map, and returns what it printed as JSON. The dual-build
- * tests use it to load the ESM and the CommonJS build in one process.
- */
-export function runBuiltPackageScript<T>(script: string): T {
-  const packageDir = fileURLToPath(new URL('..', import.meta.url));
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: packageDir, encoding: 'utf8' })) as T;
 }
 
 /**

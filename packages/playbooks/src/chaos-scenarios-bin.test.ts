@@ -1,21 +1,10 @@
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runNodeBin } from '@guard/core/testing';
 
 // The guard-chaos-scenarios bin as an operator runs it: spawned, real scenarios (S01 takes well under a second).
 const bin = fileURLToPath(new URL('../bin/guard-chaos-scenarios.mjs', import.meta.url));
-const execFileAsync = promisify(execFile);
-
-async function runBin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [bin, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const runBin = (args: string[]) => runNodeBin(bin, args);
 
 describe('guard-chaos-scenarios', () => {
   it('--help prints usage and exits 0', async () => {

@@ -1,33 +1,16 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNodeBin } from '@guard/core/testing';
 import { runLoadTest } from '../load-test.js';
 import type { LoadTestProgress } from '../load-test.js';
 import { loadTargetForSuite } from '../test-support.js';
 import { createProgressPrinter } from './progress-printer.js';
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'guard-loadtest.mjs');
-const execFileAsync = promisify(execFile);
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function runBin(args: string[]): Promise<Outcome> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [bin, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const runBin = (args: string[]) => runNodeBin(bin, args);
 
 describe('guard-loadtest (the committed bin shim)', () => {
   const service = loadTargetForSuite();
