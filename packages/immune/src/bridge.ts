@@ -3,6 +3,8 @@ import { silentLogger } from '@guard/core';
 import type { ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { EVENT_LIMITS } from './event.js';
 import type { ImmuneService } from './immune-service.js';
+import { createAclViolationWindow } from './acl-violation-window.js';
+import type { AclViolationNotice } from './acl-violation-window.js';
 import { clip, compactSteps, fitMeta, fits, num, numbersOf, round1, stepSummary, str } from './event-meta.js';
 
 /**
@@ -90,13 +92,6 @@ interface PressureNotice {
   readonly sustainedMs?: number;
   readonly at?: number;
 }
-interface AclViolationNotice {
-  readonly actor: string;
-  readonly topic: string;
-  readonly control?: boolean;
-  readonly bus?: string;
-  readonly at?: number;
-}
 interface AclAlarmNotice {
   readonly reason: string;
   readonly actor: string;
@@ -134,19 +129,6 @@ const RESTART_SEVERITY: Readonly<Record<string, ImmuneSeverity>> = { started: 'W
 
 /** Events of other packages, subscribed by name (GuardBus is an EventEmitter underneath). */
 type LooseBus = { on(event: string, fn: (payload: never) => void): unknown; off(event: string, fn: (payload: never) => void): unknown };
-
-/** One actor's violations in the open window. */
-interface AclCount {
-  count: number;
-  control: number;
-  readonly topics: Map<string, number>;
-  firstAt: number;
-  lastAt: number;
-  bus?: string;
-}
-
-const MAX_TOPICS_PER_ROW = 20;
-const OTHER_ACTORS = '(other actors)';
 
 const SEVERITY: Record<Severity, ImmuneSeverity> = { info: 'INFO', warning: 'WARNING', critical: 'CRITICAL' };
 const POLICY = /acl|policy|violation|blacklist|rate_limit|forbidden|unauthori[sz]ed/i;
@@ -415,77 +397,9 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
 
   const windowMs = options.aclWindowMs ?? 10_000;
   const maxActors = options.aclMaxActorsPerWindow ?? 100;
-  const acl = new Map<string, AclCount>();
-  let aclTimer: NodeJS.Timeout | undefined;
-  let windowStart = 0;
   const alarmed = new Map<string, number>();
-
-  const flushAcl = (): void => {
-    if (aclTimer) clearTimeout(aclTimer);
-    aclTimer = undefined;
-    if (acl.size === 0) return;
-    const windowEnd = now();
-    for (const [actor, c] of acl) {
-      const topics = [...c.topics].sort((a, b) => b[1] - a[1]);
-      const shown = topics.slice(0, MAX_TOPICS_PER_ROW);
-      const other = actor === OTHER_ACTORS;
-      publish(
-        {
-          ...agent,
-          module: 'message_bus',
-          severity: c.control > 0 ? 'CRITICAL' : 'WARNING',
-          type: 'POLICY_VIOLATION',
-          message:
-            `${other ? 'other actors' : `actor ${actor}`}: ${c.count} ACL violation${c.count === 1 ? '' : 's'} in ${Math.round((windowEnd - windowStart) / 1000)} s` +
-            `${c.control > 0 ? ` (${c.control} on control topics)` : ''} on ${shown.map(([t]) => t).join(', ')}${topics.length > shown.length ? ', …' : ''}`,
-          meta: fitMeta(
-            {
-              source: 'acl_violations',
-              actor: clip(actor, 512),
-              count: c.count,
-              control_count: c.control,
-              topics: Object.fromEntries(shown.map(([t, n]) => [clip(t, 256), n])),
-              distinct_topics: topics.length,
-              first_at: c.firstAt,
-              last_at: c.lastAt,
-              window_start: windowStart,
-              window_end: windowEnd,
-              window_ms: windowMs,
-              ...(c.bus ? { bus: clip(c.bus, 256) } : {}),
-            },
-            ['topics'],
-          ),
-        },
-        'aclViolation',
-      );
-    }
-    acl.clear();
-  };
-
-  if (options.aclViolations !== false) {
-    subscribeLoose<AclViolationNotice>('aclViolation', (v) => {
-      const actor0 = str(v?.actor, 'aclViolation.actor');
-      const topic = str(v.topic, 'aclViolation.topic');
-      const at = num(v.at) ?? now();
-      if (!aclTimer) {
-        windowStart = now();
-        aclTimer = setTimeout(flushAcl, windowMs);
-        aclTimer.unref();
-      }
-      // Bounded: past maxActors distinct actors, the rest share one row.
-      const actor = acl.has(actor0) || acl.size < maxActors ? actor0 : OTHER_ACTORS;
-      let c = acl.get(actor);
-      if (!c) {
-        c = { count: 0, control: 0, topics: new Map(), firstAt: at, lastAt: at };
-        acl.set(actor, c);
-      }
-      c.count++;
-      if (v.control === true) c.control++;
-      c.lastAt = at;
-      if (typeof v.bus === 'string') c.bus = v.bus;
-      if (c.topics.has(topic) || c.topics.size < MAX_TOPICS_PER_ROW * 5) c.topics.set(topic, (c.topics.get(topic) ?? 0) + 1);
-    });
-  }
+  const aclWindow = createAclViolationWindow({ windowMs, maxActors, now, publish: (input) => publish({ ...agent, ...input }, 'aclViolation') });
+  if (options.aclViolations !== false) subscribeLoose<AclViolationNotice>('aclViolation', aclWindow.add);
 
   if (options.aclAlarms !== false) {
     relayLoose<AclAlarmNotice>('aclAlarm', (a) => {
@@ -582,7 +496,7 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
     if (!active) return;
     active = false;
     for (const sub of subs) sub();
-    flushAcl();
+    aclWindow.flush();
   }) as GuardBridge;
   stop[Symbol.dispose] = stop;
   stop.settled = async () => {
@@ -590,7 +504,7 @@ export function bridgeGuardBus(bus: GuardBus, service: ImmuneService, options: G
   };
   stop.flush = () => {
     try {
-      flushAcl();
+      aclWindow.flush();
     } catch (error) {
       logger.warn({ err: error, source: 'aclViolation' }, 'immune bridge could not map an event');
     }
