@@ -6,7 +6,6 @@ describe('the ESM and the CommonJS build in one process', () => {
     // Loads the built package by name (self-reference through the exports map), as `npm i @guard/circuit` would.
     const out = scrapeDualBuild({
       packageDir: new URL('..', import.meta.url),
-      packageName: '@guard/circuit',
       exportName: 'CircuitBreaker',
       metrics: /^guard_circuit_(state|calls_total)\{/,
       body: `

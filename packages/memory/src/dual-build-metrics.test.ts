@@ -6,7 +6,6 @@ describe('the ESM and the CommonJS build in one process', () => {
     // Loads the built package by name (self-reference through the exports map), as `npm i @guard/memory` would.
     const out = scrapeDualBuild({
       packageDir: new URL('..', import.meta.url),
-      packageName: '@guard/memory',
       exportName: 'MemoryGuardrail',
       metrics: /^guard_memory_rss_bytes\{/,
       body: `

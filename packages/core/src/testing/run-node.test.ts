@@ -52,7 +52,6 @@ describe('scrapeDualBuild', () => {
   it('sees metrics made through both builds in one registry, the two copies distinct, and closes what the body returned', () => {
     const out = scrapeDualBuild({
       packageDir,
-      packageName: '@guard/core',
       exportName: 'GuardBus',
       metrics: /^dual_(esm|cjs)_total /,
       body: `

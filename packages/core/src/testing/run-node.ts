@@ -1,4 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** How a spawned Node script ended. */
@@ -61,10 +63,8 @@ export interface DualBuildScrape {
 
 /** Options for {@link scrapeDualBuild}. */
 export interface ScrapeDualBuildOptions {
-  /** The package's directory (its `package.json`), e.g. `new URL('..', import.meta.url)`. */
+  /** The package's directory (its `package.json` names the package), e.g. `new URL('..', import.meta.url)`. */
   readonly packageDir: string | URL;
-  /** The package's name, e.g. `@guard/circuit`. */
-  readonly packageName: string;
   /** An export of both builds that must be two different copies, e.g. `CircuitBreaker`. */
   readonly exportName: string;
   /** Which exposition lines to return, e.g. `/^guard_circuit_state\{/`. */
@@ -84,18 +84,20 @@ export interface ScrapeDualBuildOptions {
  *
  * @example
  * const out = scrapeDualBuild({
- *   packageDir: new URL('..', import.meta.url), packageName: '@guard/circuit', exportName: 'CircuitBreaker',
+ *   packageDir: new URL('..', import.meta.url), exportName: 'CircuitBreaker',
  *   metrics: /^guard_circuit_state\{/,
  *   body: "return [new esm.CircuitBreaker({ name: 'a', registry }), new cjs.CircuitBreaker({ name: 'b', registry })];",
  * });
  * expect(out.distinct).toBe(true);
  */
 export function scrapeDualBuild(options: ScrapeDualBuildOptions): DualBuildScrape {
+  const packageDir = typeof options.packageDir === 'string' ? options.packageDir : fileURLToPath(options.packageDir);
+  const { name } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { name: string };
   const script = `
     import { createRequire } from 'node:module';
     const require = createRequire(process.cwd() + '/package.json');
-    const cjs = require(${JSON.stringify(options.packageName)});
-    const esm = await import(${JSON.stringify(options.packageName)});
+    const cjs = require(${JSON.stringify(name)});
+    const esm = await import(${JSON.stringify(name)});
     const { Registry } = createRequire(require.resolve('@guard/core'))('prom-client');
     const registry = new Registry();
     const opened = (await (async (esm, cjs, registry) => { ${options.body} })(esm, cjs, registry)) ?? [];
@@ -105,5 +107,5 @@ export function scrapeDualBuild(options: ScrapeDualBuildOptions): DualBuildScrap
     console.log(JSON.stringify({ distinct: esm[name] !== undefined && esm[name] !== cjs[name], lines }));
     for (const item of opened) await item.close();
   `;
-  return runPackageScript<DualBuildScrape>(options.packageDir, script);
+  return runPackageScript<DualBuildScrape>(packageDir, script);
 }
