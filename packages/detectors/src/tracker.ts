@@ -38,11 +38,14 @@ export abstract class Tracker<C extends ComponentName, P extends string> impleme
     if (context.metrics !== undefined) this.readMetrics(context.metrics, this.#closing.signal);
   }
 
-  /** Ends the tracking; safe to call twice. What it stops is the subclass's `stopTracking()`. */
-  close(): Promise<void> {
+  /**
+   * Ends the tracking; safe to call twice. What it stops is the subclass's `stopTracking()`. Bound, so it can be
+   * handed on as a callback.
+   */
+  readonly close = (): Promise<void> => {
     this.#closing.abort();
     return this.#close();
-  }
+  };
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
