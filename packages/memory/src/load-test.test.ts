@@ -1,5 +1,6 @@
 import { isGuardError } from '@guard/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { summarizeLatencies } from './latency-summary.js';
 import { formatLoadTestReport, runLoadTest } from './load-test.js';
 import type { LoadTestOptions } from './load-test.js';
 import { loadTargetForSuite, settleWithFakeTime, useFakeTimersWithRealIo } from './test-support.js';
@@ -162,5 +163,15 @@ describe('runLoadTest against a real local server, on fake time', () => {
     const error = await runLoadTest({ url: service.url, ratePerSec: 1, durationMs: 1, ...bad }).catch((e: unknown) => e);
     expect(isGuardError(error, 'INVALID_OPTION')).toBe(true);
     expect((error as { details: { field: string } }).details.field).toBe(field);
+  });
+});
+
+describe('summarizeLatencies', () => {
+  it('gives nearest-rank percentiles of the answered requests only, and null for none', () => {
+    const latencies = new Float64Array(200);
+    for (let i = 0; i < 100; i++) latencies[i] = 100 - i; // 100..1, unsorted; the rest were never answered
+    expect(summarizeLatencies(latencies, 100)).toEqual({ min: 1, mean: 50.5, p50: 50, p90: 90, p95: 95, p99: 99, max: 100 });
+    expect(summarizeLatencies(Float64Array.of(2.345), 1)).toMatchObject({ min: 2.35, p99: 2.35 });
+    expect(summarizeLatencies(new Float64Array(4), 0)).toBeNull();
   });
 });
