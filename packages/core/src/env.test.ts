@@ -67,6 +67,14 @@ describe('envReader', () => {
     expect(() => env.oneOf('BAD', ['disabled', 'full'], 'full')).toThrow(/BAD.*one of disabled, full/);
   });
 
+  it('reads a Prometheus metric-name prefix and rejects one Prometheus would not take', () => {
+    const env = envReader({ P: 'api_v2:', BAD: '2fast', SPACE: 'my prefix' });
+    expect(env.metricsPrefix('P', 'guard')).toBe('api_v2:');
+    expect(env.metricsPrefix('UNSET', 'guard')).toBe('guard');
+    expect(() => env.metricsPrefix('BAD', 'guard')).toThrow(expect.objectContaining({ code: 'INVALID_ENV', details: expect.objectContaining({ variable: 'BAD', value: '2fast' }) }));
+    expect(() => env.metricsPrefix('SPACE', 'guard')).toThrow(/SPACE="my prefix" is invalid: expected a Prometheus name prefix/);
+  });
+
   it('parses key=value thresholds and rejects malformed or unknown keys', () => {
     const env = envReader({ T: 'ack_timeout=3, leak_threshold=1000', BAD: 'ack_timeout', UNKNOWN: 'nope=1' });
     expect(env.thresholds('T')).toEqual({ ack_timeout: 3, leak_threshold: 1000 });

@@ -43,9 +43,13 @@ export interface EnvReader {
   /** A duration in ms as {@link parseDuration} reads it (`250ms`, `5s`, `10min`, `1h`, `1d`), but a bare number is in `unit`. */
   durationMs(names: EnvNames, fallbackMs: number, unit?: DurationUnit, bounds?: EnvNumberBounds): number;
   oneOf<const T extends string>(names: EnvNames, allowed: readonly T[], fallback: NoInfer<T>): T;
+  /** A Prometheus metric-name prefix (`[a-zA-Z_:][a-zA-Z0-9_:]*`), e.g. `PARASITE_METRICS_PREFIX=api`. */
+  metricsPrefix(names: EnvNames, fallback: string): string;
   /** `key=value` pairs separated by commas, e.g. `ack_timeout=3,leak_threshold=1000`. */
   thresholds(names: EnvNames, allowedKeys?: readonly string[]): Readonly<Record<string, number>>;
 }
+
+const PROMETHEUS_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 function invalid(name: string, value: string, expected: string): GuardError {
   return new GuardError('INVALID_ENV', `${name}=${JSON.stringify(value)} is invalid: expected ${expected}`, {
@@ -120,6 +124,13 @@ export function envReader(env: Env = process.env): EnvReader {
       const value = raw.toLowerCase();
       if ((allowed as readonly string[]).includes(value)) return value as (typeof allowed)[number];
       throw invalid(name, raw, `one of ${allowed.join(', ')}`);
+    },
+    metricsPrefix(names, fallback) {
+      const found = lookup(names);
+      if (!found) return fallback;
+      const [name, raw] = found;
+      if (PROMETHEUS_PREFIX.test(raw)) return raw;
+      throw invalid(name, raw, 'a Prometheus name prefix');
     },
     thresholds(names, allowedKeys) {
       const found = lookup(names);

@@ -142,12 +142,7 @@ export function parasiteConfigFromEnv(env: Env = process.env): ParasiteConfig {
     }
     thresholds[component] = merged;
   }
-  const metricsPrefix = read.string('PARASITE_METRICS_PREFIX', 'parasite');
-  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metricsPrefix)) {
-    throw new GuardError('INVALID_ENV', `PARASITE_METRICS_PREFIX=${JSON.stringify(metricsPrefix)} is invalid: expected a Prometheus name prefix`, {
-      details: { variable: 'PARASITE_METRICS_PREFIX', value: metricsPrefix },
-    });
-  }
+  const metricsPrefix = read.metricsPrefix('PARASITE_METRICS_PREFIX', 'parasite');
   return {
     mode,
     components,

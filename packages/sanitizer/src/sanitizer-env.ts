@@ -1,4 +1,4 @@
-import { envReader, GuardError } from '@guard/core';
+import { envReader } from '@guard/core';
 import type { ComponentName, Env } from '@guard/core';
 import { COMPONENT_NAMES } from '@guard/core';
 import { DEFAULT_DELAYS_MS } from './components.js';
@@ -42,12 +42,7 @@ export function deferredSanitizerOptionsFromEnv(env: Env = process.env): Deferre
     delaysMs[component] = read.durationMs(`PARASITE_GUARD_${upper}_ASYNC_DELAY`, DEFAULT_DELAYS_MS[component], 's', { min: 0 });
     if (!read.boolean(`PARASITE_GUARD_${upper}_SANITIZATION`, true)) disabledComponents.push(component);
   }
-  const metricsPrefix = read.string('PARASITE_METRICS_PREFIX', 'parasite');
-  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metricsPrefix)) {
-    throw new GuardError('INVALID_ENV', `PARASITE_METRICS_PREFIX=${JSON.stringify(metricsPrefix)} is invalid: expected a Prometheus name prefix`, {
-      details: { variable: 'PARASITE_METRICS_PREFIX', value: metricsPrefix },
-    });
-  }
+  const metricsPrefix = read.metricsPrefix('PARASITE_METRICS_PREFIX', 'parasite');
   return {
     delaysMs,
     defaultDelayMs: read.durationMs('PARASITE_GUARD_ASYNC_DELAY', 1_000, 's', { min: 0 }),
