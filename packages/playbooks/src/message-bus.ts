@@ -1,4 +1,4 @@
-import { assertNumberOption, GuardError, silentLogger } from '@guard/core';
+import { assertNumberOption, assertOpen, GuardError, silentLogger } from '@guard/core';
 import type { GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
 import { AclRules } from './acl-rules.js';
 import type { AclOption } from './acl-rules.js';
@@ -164,7 +164,7 @@ export class MessageBus implements AsyncDisposable {
    * handler errors are logged and counted.
    */
   publish(actor: string, topic: string, payload?: unknown): PublishOutcome {
-    if (this.#closed) throw new GuardError('CLOSED', 'MessageBus is closed');
+    assertOpen(this.#closed, 'MessageBus');
     if (this.#blacklist.has(actor)) {
       this.#refused++;
       return 'blacklisted';
@@ -194,7 +194,7 @@ export class MessageBus implements AsyncDisposable {
 
   /** Subscribes to one exact topic (no wildcards: ACL patterns are for publishers). Returns a function (also `Disposable`) that unsubscribes. */
   subscribe<T = unknown>(topic: string, handler: MessageHandler<T>): Subscription {
-    this.#assertOpen();
+    assertOpen(this.#closed, 'MessageBus');
     if (typeof topic !== 'string' || topic.length === 0) {
       throw new GuardError('INVALID_INPUT', 'topic must be a non-empty string', { details: { field: 'topic' } });
     }
@@ -230,7 +230,7 @@ export class MessageBus implements AsyncDisposable {
 
   /** Refuses every publish of `actor` for `durationMs` (default: until {@link unblacklist}). */
   blacklist(actor: string, options: { durationMs?: number } = {}): void {
-    this.#assertOpen();
+    assertOpen(this.#closed, 'MessageBus');
     this.#blacklist.add(actor, options.durationMs ?? Infinity);
   }
 
@@ -250,7 +250,7 @@ export class MessageBus implements AsyncDisposable {
    * one offender use {@link limitActor}.
    */
   setRateLimit(topic: string, ratePerSec: number, options: { durationMs?: number } = {}): void {
-    this.#assertOpen();
+    assertOpen(this.#closed, 'MessageBus');
     this.#limits.limitTopic(topic, ratePerSec, options.durationMs ?? Infinity);
   }
 
@@ -263,7 +263,7 @@ export class MessageBus implements AsyncDisposable {
    * bus.limitActor('rogue', 1, { topic: 'orders.*', durationMs: 300_000 });
    */
   limitActor(actor: string, ratePerSec: number, options: { topic?: string; durationMs?: number } = {}): ActorRateLimit {
-    this.#assertOpen();
+    assertOpen(this.#closed, 'MessageBus');
     return this.#limits.limitActor(actor, ratePerSec, options.topic ?? '**', options.durationMs ?? Infinity);
   }
 
@@ -287,7 +287,7 @@ export class MessageBus implements AsyncDisposable {
    * const report = bus.restart(); // { restarts: 1, routesDropped: 12, subscribersReattached: 3, ... }
    */
   restart(): MessageBusRestartReport {
-    this.#assertOpen();
+    assertOpen(this.#closed, 'MessageBus');
     const routesDropped = this.#routes.clear();
     const subscribersReattached = this.#subscriptions.rebuild();
     const now = this.#now();
@@ -395,10 +395,6 @@ export class MessageBus implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new GuardError('CLOSED', 'MessageBus is closed');
   }
 
   #violation(actor: string, topic: string): void {
