@@ -1,7 +1,7 @@
 // Event payloads that are contracts between packages (CONTRIBUTING.md, "Events on the bus"): a payload is declared
 // by the package that produces it, by declaration merging on `GuardEvents`; core declares only those a package
 // consumes without depending on their producer (the C4 detector reads `breakerStateChange`, the immune bridge reads
-// `memoryAlarm`, `immuneEvent`, `playbookRun`/`playbookStep` and `heartbeat`). Nothing else belongs in this file.
+// `memoryAlarm`, `playbookRun`/`playbookStep` and `heartbeat`). Nothing else belongs in this file.
 
 /** The three states of a circuit breaker. */
 export type CircuitState = 'closed' | 'open' | 'half_open';
@@ -24,18 +24,6 @@ export interface MemoryAlarm {
   readonly rssBytes: number;
   readonly growthMbPerMin: number;
   readonly at: number;
-}
-
-/** An immune event was stored (mirrors `@guard/immune`'s event, camelCase). */
-export interface ImmuneEventNotice {
-  readonly id: string;
-  readonly severity: 'INFO' | 'WARNING' | 'CRITICAL';
-  readonly type: 'POLICY_VIOLATION' | 'ERROR_SPIKE' | 'SELF_HEALING_ACTION';
-  readonly message: string;
-  readonly module?: string;
-  readonly agentId?: string;
-  readonly meta?: Readonly<Record<string, unknown>>;
-  readonly createdAt: number;
 }
 
 /** A playbook run started or ended. */

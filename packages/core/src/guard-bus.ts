@@ -1,4 +1,4 @@
-import type { BreakerStateChange, HeartbeatNotice, ImmuneEventNotice, MemoryAlarm, PlaybookRunNotice, PlaybookStepNotice } from './contract-events.js';
+import type { BreakerStateChange, HeartbeatNotice, MemoryAlarm, PlaybookRunNotice, PlaybookStepNotice } from './contract-events.js';
 import { createSubscription, Emitter } from './emitter.js';
 import type { Subscription } from './emitter.js';
 import type { Logger } from './logger.js';
@@ -40,7 +40,6 @@ export interface GuardEvents {
   modeChange: [ModeChange];
   breakerStateChange: [BreakerStateChange];
   memoryAlarm: [MemoryAlarm];
-  immuneEvent: [ImmuneEventNotice];
   playbookRun: [PlaybookRunNotice];
   playbookStep: [PlaybookStepNotice];
   heartbeat: [HeartbeatNotice];

@@ -8,7 +8,7 @@ export { BusNotices } from './bus-notices.js';
 export type { BusNoticesOptions } from './bus-notices.js';
 export { safeEmit } from './safe-emit.js';
 export type { GuardEvents, GuardBusOptions, ModeChange, DetectionCleared } from './guard-bus.js';
-export type { CircuitState, BreakerStateChange, MemoryAlarm, ImmuneEventNotice, PlaybookRunNotice, PlaybookStepNotice, HeartbeatNotice } from './contract-events.js';
+export type { CircuitState, BreakerStateChange, MemoryAlarm, PlaybookRunNotice, PlaybookStepNotice, HeartbeatNotice } from './contract-events.js';
 export { linkSignal, raceAbort } from './signals.js';
 export type { LinkedSignal, LinkSignalOptions } from './signals.js';
 export { sleep, waitUntil } from './time.js';

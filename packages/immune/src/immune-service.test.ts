@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { createJsonLogger, GuardBus, isGuardError } from '@guard/core';
-import type { ImmuneEventNotice } from '@guard/core';
+import type { ImmuneEventNotice } from './bus-events.js';
 import { ImmuneService } from './immune-service.js';
 import type { ImmuneStreamEnvelope } from './immune-service.js';
 import { MemoryEventStore } from './memory-store.js';

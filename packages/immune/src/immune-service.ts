@@ -1,5 +1,6 @@
 import type {} from './errors.js';
-import type { Env, GuardBus, ImmuneEventNotice, Logger, MetricsOptions, Subscription } from '@guard/core';
+import type { Env, GuardBus, Logger, MetricsOptions, Subscription } from '@guard/core';
+import type { ImmuneEventNotice } from './bus-events.js';
 import { assertNumberOption, Emitter, errorMessage, GuardError, isGuardError, silentLogger } from '@guard/core';
 import type { ImmuneEvent, ImmuneEventInput, ImmuneEventType, ImmuneSeverity } from './event.js';
 import { createEventId, IMMUNE_EVENT_TYPES, IMMUNE_SEVERITIES, parseEventInput } from './event.js';

@@ -12,6 +12,7 @@ export {
   createEventId,
 } from './event.js';
 export type { ImmuneSeverity, ImmuneEventType, ImmuneEventInput, ImmuneEvent, ImmuneEventWire } from './event.js';
+export type { ImmuneEventNotice } from './bus-events.js';
 export { emptyCounters } from './event-store.js';
 export type { EventStore, EventQuery, EventCounts } from './event-store.js';
 export { MemoryEventStore, createMemoryStore, newestFirst } from './memory-store.js';
